@@ -1,0 +1,182 @@
+//! The crate's error type: one enum, matched by variant, never by string.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::format::{DecodeError, EncodeError};
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in annals.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file-system call failed.
+    Io {
+        /// What the engine was doing.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Stored bytes are damaged; nothing was repaired or dropped.
+    Corruption {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte position in that file.
+        position: u64,
+        /// What is wrong.
+        detail: Corruption,
+    },
+    /// A read or truncation asked for an offset outside the log.
+    OffsetOutOfRange {
+        /// The requested offset.
+        offset: u64,
+        /// The first offset in the log.
+        log_start_offset: u64,
+        /// The offset the next append gets.
+        log_end_offset: u64,
+    },
+    /// An append of no records.
+    EmptyBatch,
+    /// A record over `max_record_bytes`.
+    RecordTooLarge {
+        /// Its position in the appended batch.
+        index: usize,
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A batch over `max_batch_bytes`.
+    BatchTooLarge {
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A record with a negative timestamp.
+    InvalidTimestamp {
+        /// Its position in the appended batch.
+        index: usize,
+        /// The timestamp given.
+        timestamp_ms: i64,
+    },
+    /// A configuration value out of bounds.
+    InvalidConfig {
+        /// The field.
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+/// What [`Error::Corruption`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// A batch failed to decode (bad CRC, bad length, bad record).
+    Batch(DecodeError),
+    /// A batch does not start at the offset the log expects there.
+    OffsetMismatch {
+        /// The offset expected.
+        expected: u64,
+        /// The base offset found.
+        found: u64,
+    },
+    /// A segment does not end where the next segment begins (a gap or an overlap).
+    SegmentBoundary {
+        /// The offset the segment ends at.
+        next_offset: u64,
+        /// The next segment's base offset.
+        next_base_offset: u64,
+    },
+}
+
+impl Error {
+    pub(crate) fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+        move |source| Error::Io { op, path: path.to_path_buf(), source }
+    }
+
+    pub(crate) fn corruption(path: &Path, position: u64, detail: Corruption) -> Error {
+        Error::Corruption { path: path.to_path_buf(), position, detail }
+    }
+
+    pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Error {
+        Error::InvalidConfig { field, reason: reason.into() }
+    }
+
+    /// The underlying OS error kind, for I/O errors.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Error::Io { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+}
+
+impl From<EncodeError> for Error {
+    fn from(e: EncodeError) -> Error {
+        match e {
+            EncodeError::Empty => Error::EmptyBatch,
+            EncodeError::RecordTooLarge { index, size, max } => Error::RecordTooLarge { index, size, max },
+            EncodeError::BatchTooLarge { size, max } => Error::BatchTooLarge { size, max },
+            EncodeError::InvalidTimestamp { index, timestamp_ms } => {
+                Error::InvalidTimestamp { index, timestamp_ms }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Corruption::Batch(e) => write!(f, "{}", e.kind),
+            Corruption::OffsetMismatch { expected, found } => {
+                write!(f, "batch starts at offset {found}, expected {expected}")
+            }
+            Corruption::SegmentBoundary { next_offset, next_base_offset } => write!(
+                f,
+                "segment ends at offset {next_offset}, but the next segment starts at {next_base_offset}"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
+            Error::Corruption { path, position, detail } => {
+                write!(f, "corruption in {} at byte {position}: {detail}", path.display())
+            }
+            Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset } => {
+                write!(f, "offset {offset} out of range [{log_start_offset}, {log_end_offset}]")
+            }
+            Error::EmptyBatch => write!(f, "empty batch: append at least one record"),
+            Error::RecordTooLarge { index, size, max } => {
+                write!(f, "record {index} is {size} bytes, over max_record_bytes {max}")
+            }
+            Error::BatchTooLarge { size, max } => {
+                write!(f, "batch is {size} bytes, over max_batch_bytes {max}")
+            }
+            Error::InvalidTimestamp { index, timestamp_ms } => {
+                write!(f, "record {index} has negative timestamp {timestamp_ms}")
+            }
+            Error::InvalidConfig { field, reason } => write!(f, "invalid config {field}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Corruption { detail: Corruption::Batch(e), .. } => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+use super::*;
+use crate::format::record::Record;
+use bytes::Bytes;
+use proptest::prelude::*;
+
+const LIMITS: EncodeLimits = EncodeLimits { max_record_bytes: 1 << 20, max_batch_bytes: 8 << 20 };
+
+fn sample() -> Vec<Record> {
+    vec![
+        Record::with_key("k1", "v1").timestamp_ms(1000),
+        Record::new("no key").timestamp_ms(999).header("h", Some(Bytes::from_static(b"x"))),
+        Record::tombstone("k1").header("empty", None),
+        Record::new(vec![7u8; 300]),
+    ]
+}
+
+fn encode(records: &[Record]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_batch(&mut out, 42, BatchMeta::default(), records, 5000, LIMITS).unwrap();
+    out
+}
+
+#[test]
+fn roundtrip_fields() {
+    let records = sample();
+    let buf = encode(&records);
+    let h = check_batch(&buf).unwrap();
+    assert_eq!(h.base_offset, 42);
+    assert_eq!(h.record_count, 4);
+    assert_eq!(h.last_offset(), 45);
+    assert_eq!(h.first_timestamp_ms, 1000);
+    assert_eq!(h.max_timestamp_ms, 5000);
+    assert_eq!(h.batch_len as usize, buf.len());
+    let owner = Bytes::from(buf.clone());
+    let views: Vec<_> = RecordIter::new(&owner, h).collect();
+    assert_eq!(views.len(), 4);
+    for (i, (v, r)) in views.iter().zip(&records).enumerate() {
+        let s = v.to_stored(&owner);
+        assert_eq!(s.offset, 42 + i as u64);
+        assert_eq!(s.timestamp_ms, r.timestamp_ms.unwrap_or(5000));
+        assert_eq!(s.key, r.key);
+        assert_eq!(s.value, r.value);
+        assert_eq!(s.headers, r.headers);
+    }
+}
+
+#[test]
+fn small_records_cost_little() {
+    let records: Vec<_> = (0..100).map(|_| Record::new(vec![1u8; 100]).timestamp_ms(1)).collect();
+    let buf = encode(&records);
+    let overhead = buf.len() - 100 * 100;
+    assert!(overhead <= BATCH_HEADER_BYTES + 100 * 8, "overhead {overhead}");
+}
+
+#[test]
+fn rejects_bad_input() {
+    let mut out = Vec::new();
+    assert_eq!(encode_batch(&mut out, 0, BatchMeta::default(), &[], 0, LIMITS), Err(EncodeError::Empty));
+    let big = [Record::new(vec![0u8; 2 << 20])];
+    assert!(matches!(
+        encode_batch(&mut out, 0, BatchMeta::default(), &big, 0, LIMITS),
+        Err(EncodeError::RecordTooLarge { index: 0, .. })
+    ));
+    let neg = [Record::new("x").timestamp_ms(-5)];
+    assert!(matches!(
+        encode_batch(&mut out, 0, BatchMeta::default(), &neg, 0, LIMITS),
+        Err(EncodeError::InvalidTimestamp { .. })
+    ));
+    let many: Vec<_> = (0..10).map(|_| Record::new(vec![0u8; 1000])).collect();
+    let small = EncodeLimits { max_record_bytes: 2000, max_batch_bytes: 5000 };
+    assert!(matches!(
+        encode_batch(&mut out, 0, BatchMeta::default(), &many, 0, small),
+        Err(EncodeError::BatchTooLarge { .. })
+    ));
+    assert!(out.is_empty(), "failed encodes leave the buffer untouched");
+}
+
+#[test]
+fn every_covered_bit_flip_is_detected() {
+    let buf = encode(&sample());
+    for i in CRC_FROM..buf.len() {
+        for mask in [0x01u8, 0x80, 0xff] {
+            let mut bad = buf.clone();
+            bad[i] ^= mask;
+            assert!(check_batch(&bad).is_err(), "flip {mask:#x} at {i} not detected");
+        }
+    }
+}
+
+#[test]
+fn truncation_is_detected() {
+    let buf = encode(&sample());
+    for len in 0..buf.len() {
+        assert!(check_batch(&buf[..len]).is_err(), "truncated to {len} accepted");
+    }
+}
+
+#[test]
+fn base_offset_is_rewritable() {
+    let mut buf = encode(&sample());
+    set_base_offset(&mut buf, 1000);
+    assert_eq!(check_batch(&buf).unwrap().base_offset, 1000);
+}
+
+proptest! {
+    #[test]
+    fn decode_never_panics(bytes: Vec<u8>) {
+        let _ = check_batch(&bytes);
+    }
+
+    #[test]
+    fn decode_mutated_never_panics(pos in 0usize..400, byte: u8) {
+        let mut buf = encode(&sample());
+        let n = buf.len();
+        buf[pos % n] = byte;
+        if let Ok(h) = check_batch(&buf) {
+            let _: Vec<_> = RecordIter::new(&buf, h).collect();
+        }
+    }
+
+    #[test]
+    fn roundtrip_any(recs in proptest::collection::vec(
+        (proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)),
+         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
+         0i64..1_000_000), 1..20)) {
+        let records: Vec<Record> = recs.iter().map(|(k, v, t)| Record {
+            timestamp_ms: Some(*t),
+            key: k.clone().map(Bytes::from),
+            value: v.clone().map(Bytes::from),
+            headers: vec![],
+        }).collect();
+        let buf = encode(&records);
+        let h = check_batch(&buf).unwrap();
+        let got: Vec<_> = RecordIter::new(&buf, h).map(|v| (v.key.map(<[u8]>::to_vec), v.value.map(<[u8]>::to_vec), v.timestamp_ms)).collect();
+        prop_assert_eq!(got, recs);
+    }
+}

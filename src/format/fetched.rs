@@ -1,0 +1,76 @@
+//! The result of a read: whole batches, already checked, shared zero-copy.
+
+use bytes::Bytes;
+
+use super::batch::{BatchHeader, RecordIter};
+use super::record::{RecordView, StoredRecord};
+
+/// Whole batches returned by a read, CRC-checked when they were read.
+///
+/// The first batch may start before the requested offset (batches are not
+/// split); [`FetchedRecords::records`] skips those records. Keys and values
+/// borrow from one buffer: iterate [`RecordView`]s without any allocation, or
+/// take [`StoredRecord`]s that share the buffer through `Bytes`.
+#[derive(Clone, Debug, Default)]
+pub struct FetchedRecords {
+    data: Bytes,
+    from_offset: u64,
+}
+
+impl FetchedRecords {
+    /// Wraps `data`, which must hold whole batches that passed
+    /// [`check_batch`](super::check_batch).
+    pub(crate) fn new(data: Bytes, from_offset: u64) -> Self {
+        FetchedRecords { data, from_offset }
+    }
+
+    /// True when the read returned nothing (the offset was the log end).
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The raw batches, in the on-disk format (for forwarding as they are).
+    pub fn bytes(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// Headers and bytes of each batch.
+    pub fn batches(&self) -> BatchIter<'_> {
+        BatchIter { rest: &self.data }
+    }
+
+    /// Records at or after the requested offset, borrowing from the buffer.
+    pub fn records(&self) -> impl Iterator<Item = RecordView<'_>> + '_ {
+        let from = self.from_offset;
+        self.batches().flat_map(|(h, b)| RecordIter::new(b, h)).filter(move |r| r.offset >= from)
+    }
+
+    /// Records at or after the requested offset, as owned values sharing the
+    /// buffer.
+    pub fn to_records(&self) -> Vec<StoredRecord> {
+        self.records().map(|r| r.to_stored(&self.data)).collect()
+    }
+
+    /// The offset after the last returned batch: where the next read goes.
+    pub fn next_offset(&self) -> Option<u64> {
+        self.batches().last().map(|(h, _)| h.next_offset())
+    }
+}
+
+/// Iterator over the batches of a [`FetchedRecords`].
+#[derive(Clone, Debug)]
+pub struct BatchIter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for BatchIter<'a> {
+    type Item = (BatchHeader, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // Checked at read time; a failure here ends the iteration, never panics.
+        let header = BatchHeader::parse(self.rest).ok()?;
+        let batch = self.rest.get(..header.batch_len as usize)?;
+        self.rest = &self.rest[batch.len()..];
+        Some((header, batch))
+    }
+}

@@ -1,0 +1,18 @@
+//! Pure encoding and decoding of records and batches: no file I/O here.
+//!
+//! The layouts are documented next to their code (`batch.rs`, `record.rs`)
+//! and in `docs/FORMAT.md`.
+
+pub mod batch;
+pub mod error;
+pub mod fetched;
+pub mod record;
+pub mod varint;
+
+pub use batch::{
+    check_batch, encode_batch, peek_batch_len, BatchHeader, BatchMeta, EncodeError, EncodeLimits, RecordIter,
+    BATCH_HEADER_BYTES,
+};
+pub use error::{DecodeError, DecodeErrorKind};
+pub use fetched::{BatchIter, FetchedRecords};
+pub use record::{Header, HeaderIter, Record, RecordView, StoredRecord};

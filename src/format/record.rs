@@ -1,0 +1,344 @@
+//! Records: what a producer appends and what a consumer reads back, and their
+//! encoding inside a batch.
+//!
+//! Format of one record (all varints LEB128; `zz` = zigzag):
+//! `{ body_len: varint | attributes: u8 = 0 | timestamp_delta: zz varint
+//!    | offset_delta: varint | key: opt_bytes | value: opt_bytes
+//!    | header_count: varint | header_count × { name_len: varint | name: utf-8
+//!    | value: opt_bytes } }`
+//! where `opt_bytes` is `varint n` then `n - 1` bytes, `n = 0` meaning absent
+//! (a null key, a tombstone value, a null header value). `body_len` counts
+//! the bytes after itself. Deltas are relative to the batch header's base
+//! offset and first timestamp.
+
+use bytes::Bytes;
+
+use super::error::{DecodeError, DecodeErrorKind};
+use super::varint;
+
+/// A record to append: the log assigns its offset.
+///
+/// # Examples
+///
+/// ```
+/// use annals::Record;
+/// let r = Record::with_key("user-7", "signed up").timestamp_ms(1_700_000_000_000);
+/// assert!(!r.is_tombstone());
+/// assert!(Record::tombstone("user-7").is_tombstone());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// Create time in milliseconds since the Unix epoch; `None` takes the
+    /// log's clock at append.
+    pub timestamp_ms: Option<i64>,
+    /// Optional key (used by partitioning and compaction).
+    pub key: Option<Bytes>,
+    /// Optional value; `None` is a tombstone.
+    pub value: Option<Bytes>,
+    /// Headers, in order; names may repeat.
+    pub headers: Vec<Header>,
+}
+
+/// A record header: a UTF-8 name and optional bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Header name.
+    pub key: String,
+    /// Header value, possibly absent.
+    pub value: Option<Bytes>,
+}
+
+impl Record {
+    /// A record with a value and no key.
+    pub fn new(value: impl Into<Bytes>) -> Self {
+        Record { value: Some(value.into()), ..Record::default() }
+    }
+
+    /// A record with a key and a value.
+    pub fn with_key(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        Record { key: Some(key.into()), value: Some(value.into()), ..Record::default() }
+    }
+
+    /// A tombstone: a key with no value.
+    pub fn tombstone(key: impl Into<Bytes>) -> Self {
+        Record { key: Some(key.into()), ..Record::default() }
+    }
+
+    /// Sets the create timestamp.
+    pub fn timestamp_ms(mut self, timestamp_ms: i64) -> Self {
+        self.timestamp_ms = Some(timestamp_ms);
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, key: impl Into<String>, value: Option<Bytes>) -> Self {
+        self.headers.push(Header { key: key.into(), value });
+        self
+    }
+
+    /// True when the value is absent.
+    pub fn is_tombstone(&self) -> bool {
+        self.value.is_none()
+    }
+}
+
+/// A record read back from the log; key, value and header values share the
+/// fetched buffer (no copy per record).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// The record's offset in its partition.
+    pub offset: u64,
+    /// Timestamp in milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// Key, if any.
+    pub key: Option<Bytes>,
+    /// Value; `None` for a tombstone.
+    pub value: Option<Bytes>,
+    /// Headers, in order.
+    pub headers: Vec<Header>,
+}
+
+/// A decoded record borrowing from the batch bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// The record's offset.
+    pub offset: u64,
+    /// Timestamp in milliseconds.
+    pub timestamp_ms: i64,
+    /// Key bytes, if any.
+    pub key: Option<&'a [u8]>,
+    /// Value bytes; `None` for a tombstone.
+    pub value: Option<&'a [u8]>,
+    header_count: u32,
+    headers_raw: &'a [u8],
+}
+
+impl<'a> RecordView<'a> {
+    /// Iterates the headers as `(name, value)`.
+    pub fn headers(&self) -> HeaderIter<'a> {
+        HeaderIter { buf: self.headers_raw, left: self.header_count }
+    }
+
+    /// Copies nothing: slices `owner`, the buffer this view was decoded from.
+    ///
+    /// `owner` must be the `Bytes` the view borrows from.
+    pub fn to_stored(&self, owner: &Bytes) -> StoredRecord {
+        StoredRecord {
+            offset: self.offset,
+            timestamp_ms: self.timestamp_ms,
+            key: self.key.map(|k| owner.slice_ref(k)),
+            value: self.value.map(|v| owner.slice_ref(v)),
+            headers: self
+                .headers()
+                .map(|(k, v)| Header { key: k.to_owned(), value: v.map(|v| owner.slice_ref(v)) })
+                .collect(),
+        }
+    }
+}
+
+/// Iterator over a record's headers.
+#[derive(Clone, Debug)]
+pub struct HeaderIter<'a> {
+    buf: &'a [u8],
+    left: u32,
+}
+
+impl<'a> Iterator for HeaderIter<'a> {
+    type Item = (&'a str, Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let mut cur = Cursor { buf: self.buf, pos: 0 };
+        let parsed = cur.header();
+        self.buf = &self.buf[cur.pos.min(self.buf.len())..];
+        match parsed {
+            Ok(h) => Some(h),
+            Err(_) => {
+                // Unreachable for validated batches; stop rather than panic.
+                self.left = 0;
+                None
+            }
+        }
+    }
+}
+
+/// Bytes `opt_bytes` takes for a field of `len` bytes (or absent).
+fn opt_len(field: Option<usize>) -> usize {
+    match field {
+        None => 1,
+        Some(n) => varint::len_u64(n as u64 + 1) + n,
+    }
+}
+
+fn put_opt(out: &mut Vec<u8>, field: Option<&[u8]>) {
+    match field {
+        None => out.push(0),
+        Some(b) => {
+            varint::put_u64(out, b.len() as u64 + 1);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+/// Size of the record body (everything after `body_len`).
+pub(crate) fn body_len(record: &Record, timestamp_delta: i64, offset_delta: u32) -> usize {
+    let mut n = 1 + varint::len_i64(timestamp_delta) + varint::len_u64(u64::from(offset_delta));
+    n += opt_len(record.key.as_ref().map(|k| k.len()));
+    n += opt_len(record.value.as_ref().map(|v| v.len()));
+    n += varint::len_u64(record.headers.len() as u64);
+    for h in &record.headers {
+        n += varint::len_u64(h.key.len() as u64) + h.key.len();
+        n += opt_len(h.value.as_ref().map(|v| v.len()));
+    }
+    n
+}
+
+/// Appends one record; `body` is `body_len(record, ..)`, computed by the caller
+/// (who also checks it against the record size limit).
+pub(crate) fn put_record(
+    out: &mut Vec<u8>,
+    record: &Record,
+    body: usize,
+    timestamp_delta: i64,
+    offset_delta: u32,
+) {
+    let start = out.len();
+    varint::put_u64(out, body as u64);
+    let body_start = out.len();
+    out.push(0); // attributes: reserved
+    varint::put_i64(out, timestamp_delta);
+    varint::put_u64(out, u64::from(offset_delta));
+    put_opt(out, record.key.as_deref());
+    put_opt(out, record.value.as_deref());
+    varint::put_u64(out, record.headers.len() as u64);
+    for h in &record.headers {
+        varint::put_u64(out, h.key.len() as u64);
+        out.extend_from_slice(h.key.as_bytes());
+        put_opt(out, h.value.as_deref());
+    }
+    debug_assert_eq!(out.len() - body_start, body, "record size precomputed wrongly");
+    debug_assert!(out.len() > start);
+}
+
+/// A checked reader over a byte slice.
+pub(crate) struct Cursor<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn err(&self, what: &'static str) -> DecodeError {
+        DecodeError::new(DecodeErrorKind::BadRecord(what), self.pos)
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
+    fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+        let (v, n) = varint::get_u64(self.rest()).ok_or_else(|| self.err(what))?;
+        self.pos += n;
+        Ok(v)
+    }
+
+    fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
+        let (v, n) = varint::get_i64(self.rest()).ok_or_else(|| self.err(what))?;
+        self.pos += n;
+        Ok(v)
+    }
+
+    fn bytes(&mut self, len: u64, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        let rest = self.rest();
+        let len = usize::try_from(len).ok().filter(|&l| l <= rest.len()).ok_or_else(|| self.err(what))?;
+        self.pos += len;
+        Ok(&rest[..len])
+    }
+
+    fn opt_bytes(&mut self, what: &'static str) -> Result<Option<&'a [u8]>, DecodeError> {
+        match self.u64(what)? {
+            0 => Ok(None),
+            n => self.bytes(n - 1, what).map(Some),
+        }
+    }
+
+    fn header(&mut self) -> Result<(&'a str, Option<&'a [u8]>), DecodeError> {
+        let name_len = self.u64("header name length")?;
+        let at = self.pos;
+        let name = self.bytes(name_len, "header name")?;
+        let name = std::str::from_utf8(name)
+            .map_err(|_| DecodeError::new(DecodeErrorKind::BadRecord("header name is not UTF-8"), at))?;
+        let value = self.opt_bytes("header value")?;
+        Ok((name, value))
+    }
+}
+
+/// What a record must agree with in its batch header.
+pub(crate) struct RecordBounds {
+    pub base_offset: u64,
+    pub first_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+    pub last_offset_delta: u32,
+    /// Offset deltas must be strictly increasing: the previous one, if any.
+    pub prev_offset_delta: Option<u32>,
+}
+
+/// Decodes the record at the front of `buf`; returns it and its encoded size.
+///
+/// Every length is checked against `buf`, every value against `bounds`.
+pub(crate) fn decode_record<'a>(
+    buf: &'a [u8],
+    bounds: &RecordBounds,
+) -> Result<(RecordView<'a>, usize), DecodeError> {
+    let mut outer = Cursor { buf, pos: 0 };
+    let body_len = outer.u64("record length")?;
+    let body_at = outer.pos;
+    let body = outer.bytes(body_len, "record length past batch end")?;
+    let mut cur = Cursor { buf: body, pos: 0 };
+    let shift = |e: DecodeError| DecodeError::new(e.kind, e.position + body_at);
+
+    let attributes = *body.first().ok_or_else(|| shift(cur.err("empty record")))?;
+    if attributes != 0 {
+        return Err(shift(cur.err("reserved record attributes set")));
+    }
+    cur.pos = 1;
+    let ts_delta = cur.i64("timestamp delta").map_err(shift)?;
+    let offset_delta = cur.u64("offset delta").map_err(shift)?;
+    let offset_delta = u32::try_from(offset_delta)
+        .ok()
+        .filter(|&d| d <= bounds.last_offset_delta)
+        .ok_or_else(|| shift(cur.err("offset delta beyond last offset delta")))?;
+    if bounds.prev_offset_delta.is_some_and(|p| offset_delta <= p) {
+        return Err(shift(cur.err("offset deltas not increasing")));
+    }
+    let timestamp_ms = bounds
+        .first_timestamp_ms
+        .checked_add(ts_delta)
+        .filter(|&t| t >= 0 && t <= bounds.max_timestamp_ms)
+        .ok_or_else(|| shift(cur.err("timestamp outside the batch's range")))?;
+    let key = cur.opt_bytes("key length").map_err(shift)?;
+    let value = cur.opt_bytes("value length").map_err(shift)?;
+    let header_count = cur.u64("header count").map_err(shift)?;
+    let headers_at = cur.pos;
+    // Bound the loop by the bytes left: a header takes at least two bytes.
+    if header_count > (body.len() - cur.pos) as u64 / 2 {
+        return Err(shift(cur.err("header count exceeds record size")));
+    }
+    for _ in 0..header_count {
+        cur.header().map_err(shift)?;
+    }
+    if cur.pos != body.len() {
+        return Err(shift(cur.err("trailing bytes in record")));
+    }
+    let view = RecordView {
+        offset: bounds.base_offset + u64::from(offset_delta),
+        timestamp_ms,
+        key,
+        value,
+        header_count: header_count as u32,
+        headers_raw: &body[headers_at..],
+    };
+    Ok((view, outer.pos))
+}
