@@ -1,0 +1,97 @@
+//! The I/O seam: the only way the engine reaches files, directories and
+//! memory maps.
+//!
+//! Everything above this module holds a `dyn FileSystem`, so crash tests can
+//! swap [`StdFileSystem`] for a simulated file system that loses unsynced
+//! writes. Nothing outside `io/` touches `std::fs` or `memmap2`.
+//!
+//! Assumptions about the media (see `docs/FORMAT.md`): a successful
+//! `sync_data` makes the bytes written before it durable; `rename` is atomic
+//! and durable once the directory is synced; a write torn by a crash leaves a
+//! prefix of new bytes and possibly zeros or garbage after it, never changes
+//! bytes that were synced before.
+
+mod std_fs;
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use std_fs::StdFileSystem;
+
+/// How [`FileSystem::open`] treats an existing or missing file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Fail if the file exists.
+    CreateNew,
+    /// Create the file if missing.
+    Create,
+    /// Fail if the file is missing.
+    Existing,
+}
+
+/// A directory tree of files: create, open, rename, remove, list, sync.
+pub trait FileSystem: Send + Sync + fmt::Debug {
+    /// Creates `dir` and its parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Opens a file for reading and writing.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Atomically renames `from` to `to`, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// The names of the entries of `dir`.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Makes creations, renames and removals in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Whether `path` exists.
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+}
+
+/// An open file, shared between threads; all I/O is positional.
+pub trait FileHandle: Send + Sync + fmt::Debug {
+    /// Reads up to `buf.len()` bytes at `pos`; returns how many (0 at end).
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+    /// Writes all of `buf` at `pos`.
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
+    /// The file's current size in bytes.
+    fn size(&self) -> io::Result<u64>;
+    /// Grows (with zeros) or shrinks the file.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes the file's data durable (`fdatasync`).
+    fn sync_data(&self) -> io::Result<()>;
+    /// Maps bytes `[0, len)` of the file shared and writable. The file must be
+    /// at least `len` long, and must not shrink below `len` while mapped.
+    fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>>;
+}
+
+/// A writable view of the start of a file (see [`FileHandle::map`]).
+pub trait Mapping: Send + Sync + fmt::Debug {
+    /// The mapped bytes.
+    fn bytes(&self) -> &[u8];
+    /// The mapped bytes, writable; writes reach the file.
+    fn bytes_mut(&mut self) -> &mut [u8];
+    /// Makes writes through the mapping durable (`msync`).
+    fn flush(&self) -> io::Result<()>;
+}
+
+/// Reads exactly `buf.len()` bytes at `pos`, failing with `UnexpectedEof`
+/// when the file is shorter.
+pub fn read_exact_at(file: &dyn FileHandle, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match file.read_at(buf, pos) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                pos += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The shared handle to a file system.
+pub type SharedFs = Arc<dyn FileSystem>;

@@ -1,0 +1,139 @@
+//! The real file system: `std::fs` plus `memmap2`. Unix only (positional
+//! I/O through `FileExt`, directory fsync).
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::{MmapMut, MmapOptions};
+
+use super::{FileHandle, FileSystem, Mapping, OpenMode};
+
+/// The operating system's file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdFileSystem;
+
+impl FileSystem for StdFileSystem {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        match mode {
+            OpenMode::CreateNew => options.create_new(true),
+            OpenMode::Create => options.create(true),
+            OpenMode::Existing => &mut options,
+        };
+        Ok(Arc::new(StdFile { file: options.open(path)? }))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            // Non-UTF-8 names are not ours: skip them rather than fail.
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        path.try_exists()
+    }
+}
+
+#[derive(Debug)]
+struct StdFile {
+    file: File,
+}
+
+impl FileHandle for StdFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.file.read_at(buf, pos)
+    }
+
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, pos)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>> {
+        if len == 0 {
+            return Ok(Box::new(EmptyMapping));
+        }
+        // SAFETY: mapped files are index files owned by one open segment of
+        // one log (the store holds the data directory exclusively). The
+        // segment only shrinks the file after dropping this mapping (see
+        // `segment::index`), and the mapping never extends past the file
+        // length it was created with, so no access can fault. Other writers
+        // to the same file through `write_all_at` do not exist for index files.
+        let map = unsafe { MmapOptions::new().len(len).map_mut(&self.file)? };
+        Ok(Box::new(StdMapping { map }))
+    }
+}
+
+#[derive(Debug)]
+struct StdMapping {
+    map: MmapMut,
+}
+
+impl Mapping for StdMapping {
+    fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.map
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        self.map.flush()
+    }
+}
+
+/// mmap(2) rejects zero lengths; an empty file maps to no bytes.
+#[derive(Debug)]
+struct EmptyMapping;
+
+impl Mapping for EmptyMapping {
+    fn bytes(&self) -> &[u8] {
+        &[]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut []
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
