@@ -1,0 +1,115 @@
+//! Per-partition log configuration.
+
+use crate::error::{Error, Result};
+use crate::format::{EncodeLimits, BATCH_HEADER_BYTES};
+
+/// Settings of one partition log. Each field states its default and bounds;
+/// [`LogConfig::validate`] checks them once, at open.
+///
+/// # Examples
+///
+/// ```
+/// let config = annals::LogConfig { segment_bytes: 64 << 20, ..Default::default() };
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll to a new segment when the active one would grow past this.
+    /// Default 1 GiB; at least 128 bytes, at most 2 GiB - 1 (index positions
+    /// are 32-bit). A batch larger than this still goes into a segment alone.
+    pub segment_bytes: u64,
+    /// Bytes of log data between two sparse offset-index entries. Default
+    /// 4096; at most `segment_bytes`. 0 indexes every batch.
+    pub index_interval_bytes: u64,
+    /// Preallocated size of a segment's offset index; the segment rolls when
+    /// it is full. Default 10 MiB; at least 8 bytes (one entry), rounded down
+    /// to a multiple of 8.
+    pub segment_index_bytes: u64,
+    /// Largest encoded record. Default 1 MiB; at least 64 bytes, at most
+    /// `max_batch_bytes - 64`.
+    pub max_record_bytes: usize,
+    /// Largest encoded batch, header included. Default 8 MiB; at most 1 GiB.
+    pub max_batch_bytes: usize,
+}
+
+/// The largest `segment_bytes`: index positions are `u32`, and a segment may
+/// exceed `segment_bytes` by one batch.
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+/// The largest `max_batch_bytes`.
+pub const MAX_BATCH_BYTES_LIMIT: usize = 1 << 30;
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            index_interval_bytes: 4096,
+            segment_index_bytes: 10 << 20,
+            max_record_bytes: 1 << 20,
+            max_batch_bytes: 8 << 20,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks every field against its bounds.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first field out of bounds.
+    pub fn validate(&self) -> Result<()> {
+        if !(128..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+            return Err(Error::config(
+                "segment_bytes",
+                format!("{} not in [128, {SEGMENT_BYTES_MAX}]", self.segment_bytes),
+            ));
+        }
+        if self.index_interval_bytes > self.segment_bytes {
+            return Err(Error::config("index_interval_bytes", "larger than segment_bytes"));
+        }
+        if self.segment_index_bytes < 8 || self.segment_index_bytes > u64::from(u32::MAX) {
+            return Err(Error::config("segment_index_bytes", "not in [8, 4 GiB)"));
+        }
+        if self.max_batch_bytes > MAX_BATCH_BYTES_LIMIT || self.max_batch_bytes < BATCH_HEADER_BYTES + 64 {
+            return Err(Error::config("max_batch_bytes", format!("not in [128, {MAX_BATCH_BYTES_LIMIT}]")));
+        }
+        if self.max_record_bytes < 64 || self.max_record_bytes > self.max_batch_bytes - BATCH_HEADER_BYTES {
+            return Err(Error::config("max_record_bytes", "not in [64, max_batch_bytes - 64]"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn encode_limits(&self) -> EncodeLimits {
+        EncodeLimits { max_record_bytes: self.max_record_bytes, max_batch_bytes: self.max_batch_bytes }
+    }
+
+    /// Index entries that fit in `segment_index_bytes`.
+    pub(crate) fn index_entries_max(&self) -> usize {
+        (self.segment_index_bytes / 8) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        LogConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn out_of_bounds_fields_are_named() {
+        let cases: [(LogConfig, &str); 5] = [
+            (LogConfig { segment_bytes: 10, ..Default::default() }, "segment_bytes"),
+            (LogConfig { segment_bytes: 1 << 40, ..Default::default() }, "segment_bytes"),
+            (LogConfig { segment_index_bytes: 4, ..Default::default() }, "segment_index_bytes"),
+            (LogConfig { max_batch_bytes: 1 << 31, ..Default::default() }, "max_batch_bytes"),
+            (LogConfig { max_record_bytes: 8 << 20, ..Default::default() }, "max_record_bytes"),
+        ];
+        for (config, field) in cases {
+            match config.validate() {
+                Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+}

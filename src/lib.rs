@@ -1,0 +1,41 @@
+//! annals: an embeddable storage engine for partitioned commit logs.
+//!
+//! A partition is an ordered log of records with dense offsets, stored as
+//! append-only segment files (`{base_offset:020}.log`) with sparse,
+//! memory-mapped offset indexes (`.index`), in the layout Kafka users know.
+//!
+//! Layers, each depending only on those before it:
+//! [`format`] (pure encoding) → [`io`] (the only file-system seam) →
+//! [`segment`] → [`log`] (one partition).
+//!
+//! # Examples
+//!
+//! ```
+//! use annals::{LogConfig, PartitionLog, Record};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let mut log = PartitionLog::open(dir.path().join("orders-0"), LogConfig::default())?;
+//! log.append(&[Record::with_key("order-1", "created"), Record::with_key("order-1", "paid")])?;
+//! log.close()?;
+//!
+//! let log = PartitionLog::open(dir.path().join("orders-0"), LogConfig::default())?;
+//! assert_eq!(log.log_end_offset(), 2);
+//! let values: Vec<_> = log.read(0, 1 << 20)?.records().map(|r| r.value.unwrap().to_vec()).collect();
+//! assert_eq!(values, [b"created".to_vec(), b"paid".to_vec()]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(missing_docs)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod config;
+pub mod error;
+pub mod format;
+pub mod io;
+pub mod log;
+pub mod segment;
+
+pub use config::LogConfig;
+pub use error::{Corruption, Error, Result};
+pub use format::{BatchMeta, FetchedRecords, Header, Record, RecordView, StoredRecord};
+pub use log::{AppendInfo, PartitionLog, RecoveryReport};

@@ -1,0 +1,238 @@
+//! The sparse offset index of one segment, memory-mapped.
+//!
+//! Format of `{base_offset:020}.index`: a flat array of 8-byte entries,
+//! little-endian, no header:
+//! `{ relative_offset: u32 | position: u32 }` where `relative_offset` is a
+//! batch's base offset minus the segment's base offset and `position` the
+//! byte position of that batch in the `.log` file. Entries are strictly
+//! increasing in both fields. One entry is added per `index_interval_bytes`
+//! of log data; the first batch (position 0) needs none.
+//!
+//! The active segment's index file is preallocated to `segment_index_bytes`
+//! (zeros past the last entry) and trimmed to its entries when the segment is
+//! sealed or the log is closed cleanly, so a trimmed file's length says how
+//! many entries it has. The index is derived data: recovery rebuilds it from
+//! the log, and it is never trusted over the log.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use byteorder::{ByteOrder, LittleEndian as LE};
+
+use crate::error::{Error, Result};
+use crate::io::{FileHandle, FileSystem, Mapping, OpenMode};
+
+/// Bytes per index entry.
+pub const INDEX_ENTRY_BYTES: usize = 8;
+const _: () = assert!(INDEX_ENTRY_BYTES == 4 + 4);
+
+/// The offset index of one segment.
+#[derive(Debug)]
+pub struct OffsetIndex {
+    path: PathBuf,
+    file: Arc<dyn FileHandle>,
+    /// Maps `[0, capacity * 8)` of the file.
+    map: Box<dyn Mapping>,
+    base_offset: u64,
+    entries: usize,
+    capacity: usize,
+}
+
+impl OffsetIndex {
+    /// Opens (or creates) the index at `path`, reads its entries from its
+    /// length, and maps it with room for `capacity` entries (0 = exactly its
+    /// current entries, for a sealed segment).
+    ///
+    /// A length that is not a multiple of 8 loses its partial entry; a file
+    /// claiming more than `entries_bound` entries (more than the log could
+    /// need) is garbage and starts empty, so no on-disk length sizes a map
+    /// beyond what the log justifies. Call [`OffsetIndex::sanity_check`]
+    /// before trusting the entries.
+    pub fn open(
+        fs: &dyn FileSystem,
+        path: &Path,
+        base_offset: u64,
+        capacity: usize,
+        entries_bound: usize,
+    ) -> Result<Self> {
+        let file = fs.open(path, OpenMode::Create).map_err(Error::io("open index", path))?;
+        let len = file.size().map_err(Error::io("stat index", path))?;
+        let mut entries = usize::try_from(len / INDEX_ENTRY_BYTES as u64).unwrap_or(usize::MAX);
+        if entries > entries_bound.max(capacity) {
+            entries = 0;
+        }
+        let mut index = OffsetIndex {
+            path: path.to_path_buf(),
+            file,
+            map: Box::new(NoMapping),
+            base_offset,
+            entries: 0,
+            capacity: 0,
+        };
+        index.entries = entries;
+        index.remap(capacity.max(entries))?;
+        Ok(index)
+    }
+
+    /// Resizes the file to `capacity` entries and maps all of it.
+    ///
+    /// SAFETY-relevant ordering: the old mapping is dropped before the file
+    /// shrinks, so no mapping ever extends past the end of the file.
+    fn remap(&mut self, capacity: usize) -> Result<()> {
+        self.map = Box::new(NoMapping);
+        let bytes = capacity * INDEX_ENTRY_BYTES;
+        self.file.set_len(bytes as u64).map_err(Error::io("resize index", &self.path))?;
+        self.map = self.file.map(bytes).map_err(Error::io("map index", &self.path))?;
+        self.capacity = capacity;
+        self.entries = self.entries.min(capacity);
+        Ok(())
+    }
+
+    /// Trims the file to its entries (sealing or clean close).
+    pub fn trim(&mut self) -> Result<()> {
+        if self.capacity != self.entries {
+            self.remap(self.entries)?;
+        }
+        Ok(())
+    }
+
+    /// Grows the file back to `capacity` entries so appends can add entries.
+    pub fn reserve(&mut self, capacity: usize) -> Result<()> {
+        if capacity > self.capacity {
+            self.remap(capacity)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the entries durable.
+    pub fn sync(&self) -> Result<()> {
+        self.map.flush().map_err(Error::io("sync index", &self.path))
+    }
+
+    /// Number of entries.
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// True when no entry can be added.
+    pub fn is_full(&self) -> bool {
+        self.entries >= self.capacity
+    }
+
+    fn entry(&self, i: usize) -> (u32, u32) {
+        let at = i * INDEX_ENTRY_BYTES;
+        let b = &self.map.bytes()[at..at + INDEX_ENTRY_BYTES];
+        (LE::read_u32(b), LE::read_u32(&b[4..]))
+    }
+
+    /// The last entry as `(offset, position)`.
+    pub fn last_entry(&self) -> Option<(u64, u64)> {
+        self.entries.checked_sub(1).map(|i| self.absolute(self.entry(i)))
+    }
+
+    fn absolute(&self, (rel, pos): (u32, u32)) -> (u64, u64) {
+        (self.base_offset + u64::from(rel), u64::from(pos))
+    }
+
+    /// The entry with the largest offset `<= offset`, or the segment start
+    /// `(base_offset, 0)`: where a scan for `offset` begins.
+    pub fn lookup(&self, offset: u64) -> (u64, u64) {
+        let Some(rel) = offset.checked_sub(self.base_offset) else {
+            return (self.base_offset, 0);
+        };
+        let rel = u32::try_from(rel).unwrap_or(u32::MAX);
+        // Binary search for the first entry with relative offset > rel.
+        let (mut lo, mut hi) = (0usize, self.entries);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.entry(mid).0 <= rel {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        match lo.checked_sub(1) {
+            Some(i) => self.absolute(self.entry(i)),
+            None => (self.base_offset, 0),
+        }
+    }
+
+    /// Adds an entry for the batch at `position` starting at `offset`.
+    /// Entries not above the last one are ignored (a rescan may revisit the
+    /// batch of the last entry); so is an entry for a full index (lookups
+    /// then scan further, which is correct, only slower).
+    pub fn append(&mut self, offset: u64, position: u64) {
+        let (Some(rel), Ok(pos)) = (offset.checked_sub(self.base_offset), u32::try_from(position)) else {
+            return;
+        };
+        let Ok(rel) = u32::try_from(rel) else { return };
+        if let Some(last) = self.entries.checked_sub(1).map(|i| self.entry(i)) {
+            if rel <= last.0 || pos <= last.1 {
+                return;
+            }
+        }
+        if self.is_full() {
+            return;
+        }
+        let at = self.entries * INDEX_ENTRY_BYTES;
+        let b = &mut self.map.bytes_mut()[at..at + INDEX_ENTRY_BYTES];
+        LE::write_u32(b, rel);
+        LE::write_u32(&mut b[4..], pos);
+        self.entries += 1;
+    }
+
+    /// Drops every entry whose position is `>= position`.
+    pub fn truncate_to_position(&mut self, position: u64) {
+        while self.entries > 0 && u64::from(self.entry(self.entries - 1).1) >= position {
+            self.entries -= 1;
+        }
+    }
+
+    /// Drops every entry.
+    pub fn clear(&mut self) {
+        self.entries = 0;
+    }
+
+    /// Checks that entries increase strictly and point inside a log of
+    /// `log_bytes`; returns a reason when they do not.
+    pub fn sanity_check(&self, log_bytes: u64) -> Result<(), &'static str> {
+        let mut prev: Option<(u32, u32)> = None;
+        for i in 0..self.entries {
+            let e = self.entry(i);
+            if u64::from(e.1) >= log_bytes {
+                return Err("entry points past the end of the log");
+            }
+            if let Some(p) = prev {
+                if e.0 <= p.0 || e.1 <= p.1 {
+                    return Err("entries not strictly increasing");
+                }
+            } else if e.1 == 0 {
+                return Err("entry at position 0");
+            }
+            prev = Some(e);
+        }
+        Ok(())
+    }
+
+    /// Removes the index file (the mapping is dropped first).
+    pub fn delete(mut self, fs: &dyn FileSystem) -> Result<()> {
+        self.map = Box::new(NoMapping);
+        fs.remove_file(&self.path).map_err(Error::io("remove index", &self.path))
+    }
+}
+
+/// Placeholder while no mapping is held.
+#[derive(Debug)]
+struct NoMapping;
+
+impl Mapping for NoMapping {
+    fn bytes(&self) -> &[u8] {
+        &[]
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut []
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

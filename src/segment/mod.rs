@@ -1,0 +1,66 @@
+//! Segments: the files of a partition log and their sparse indexes.
+
+mod index;
+mod log_segment;
+mod rewrite;
+mod scan;
+
+pub use index::{OffsetIndex, INDEX_ENTRY_BYTES};
+pub use log_segment::{LogSegment, Recovery, SegmentRepair};
+
+/// Digits in a segment file name: Kafka's zero-padded base offset.
+const NAME_DIGITS: usize = 20;
+
+/// `{base_offset:020}.log`
+pub fn log_file_name(base_offset: u64) -> String {
+    format!("{base_offset:020}.log")
+}
+
+/// `{base_offset:020}.index`
+pub fn index_file_name(base_offset: u64) -> String {
+    format!("{base_offset:020}.index")
+}
+
+/// The kinds of file a partition directory holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentFile {
+    /// A `.log` file.
+    Log,
+    /// An `.index` file.
+    Index,
+}
+
+/// Parses `{base_offset:020}.log` / `.index`; anything else is `None`.
+pub fn parse_file_name(name: &str) -> Option<(u64, SegmentFile)> {
+    let (stem, ext) = name.split_once('.')?;
+    let kind = match ext {
+        "log" => SegmentFile::Log,
+        "index" => SegmentFile::Index,
+        _ => return None,
+    };
+    if stem.len() != NAME_DIGITS || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_roundtrip() {
+        assert_eq!(log_file_name(42), "00000000000000000042.log");
+        assert_eq!(parse_file_name(&log_file_name(42)), Some((42, SegmentFile::Log)));
+        assert_eq!(parse_file_name(&index_file_name(u64::MAX)), Some((u64::MAX, SegmentFile::Index)));
+        for bad in [
+            "42.log",
+            "0000000000000000004x.log",
+            "00000000000000000042.txt",
+            "clean_shutdown",
+            "99999999999999999999.log",
+        ] {
+            assert_eq!(parse_file_name(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Scanning a segment's log file: validating batches, rebuilding the index,
+//! and telling a torn tail (truncate it) from corruption in the middle
+//! (report it).
+
+use std::path::Path;
+
+use crate::error::{Corruption, Error, Result};
+use crate::format::{check_batch, peek_batch_len, BatchHeader, DecodeError, BATCH_HEADER_BYTES};
+use crate::io::{read_exact_at, FileHandle};
+
+use super::index::OffsetIndex;
+
+/// Bytes read per refill while scanning.
+const SCAN_CHUNK_BYTES: usize = 1 << 20;
+
+/// Buffered positional reads over `[0, file_len)`.
+pub(crate) struct ChunkReader<'a> {
+    file: &'a dyn FileHandle,
+    path: &'a Path,
+    file_len: u64,
+    buf: Vec<u8>,
+    buf_pos: u64,
+    chunk: usize,
+}
+
+impl<'a> ChunkReader<'a> {
+    pub(crate) fn new(file: &'a dyn FileHandle, path: &'a Path, file_len: u64) -> Self {
+        Self::with_chunk(file, path, file_len, SCAN_CHUNK_BYTES)
+    }
+
+    /// A reader that reads at least `chunk` bytes per refill.
+    pub(crate) fn with_chunk(file: &'a dyn FileHandle, path: &'a Path, file_len: u64, chunk: usize) -> Self {
+        ChunkReader { file, path, file_len, buf: Vec::new(), buf_pos: 0, chunk }
+    }
+
+    /// Bytes `[pos, pos + len)` as owned `Bytes`, reusing the buffer (no
+    /// copy) when it holds them. `len` must not pass the end of the file.
+    pub(crate) fn take(mut self, pos: u64, len: usize) -> Result<bytes::Bytes> {
+        let buf_end = self.buf_pos + self.buf.len() as u64;
+        if pos < self.buf_pos || pos + len as u64 > buf_end {
+            self.chunk = len;
+            self.buf.clear();
+            self.get(pos, len)?;
+        }
+        let at = (pos - self.buf_pos) as usize;
+        Ok(bytes::Bytes::from(std::mem::take(&mut self.buf)).slice(at..at + len))
+    }
+
+    /// Bytes `[pos, pos + len)`, or `None` when they pass the end of the file.
+    pub(crate) fn get(&mut self, pos: u64, len: usize) -> Result<Option<&[u8]>> {
+        let Some(end) = pos.checked_add(len as u64).filter(|&e| e <= self.file_len) else {
+            return Ok(None);
+        };
+        let buf_end = self.buf_pos + self.buf.len() as u64;
+        if pos < self.buf_pos || end > buf_end {
+            // `len` is bounded by the file length checked above.
+            let want = (len.max(self.chunk) as u64).min(self.file_len - pos) as usize;
+            self.buf.resize(want, 0);
+            read_exact_at(self.file, &mut self.buf, pos).map_err(Error::io("read log", self.path))?;
+            self.buf_pos = pos;
+        }
+        let at = (pos - self.buf_pos) as usize;
+        Ok(Some(&self.buf[at..at + len]))
+    }
+}
+
+/// Where a scan starts: a batch boundary known to hold `offset`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ScanStart {
+    pub position: u64,
+    pub offset: u64,
+}
+
+/// What a scan found.
+#[derive(Debug)]
+pub(crate) struct ScanEnd {
+    /// Bytes of valid batches from the start of the file.
+    pub valid_bytes: u64,
+    /// Offset after the last valid batch.
+    pub next_offset: u64,
+    /// Log bytes since the last index entry.
+    pub bytes_since_index: u64,
+    /// Set when invalid bytes follow `valid_bytes` and nothing valid follows
+    /// them: a torn tail, safe to truncate. Holds what was wrong.
+    pub torn: Option<Corruption>,
+}
+
+/// Validates every batch from `start` to the end of the file, adding index
+/// entries every `index_interval_bytes`.
+///
+/// Fails with [`Error::Corruption`] when an invalid batch is followed by a
+/// valid one: that is damage in the middle of the log, not a torn write.
+pub(crate) fn scan(
+    file: &dyn FileHandle,
+    path: &Path,
+    file_len: u64,
+    start: ScanStart,
+    index: &mut OffsetIndex,
+    index_interval_bytes: u64,
+) -> Result<ScanEnd> {
+    let mut reader = ChunkReader::new(file, path, file_len);
+    let (mut pos, mut next_offset) = (start.position, start.offset);
+    let mut bytes_since_index = 0u64;
+    // Bounded: every iteration advances `pos` by at least a header.
+    while pos < file_len {
+        let problem = match read_batch(&mut reader, pos)? {
+            Err(e) => Corruption::Batch(e),
+            Ok(h) if h.base_offset != next_offset => {
+                Corruption::OffsetMismatch { expected: next_offset, found: h.base_offset }
+            }
+            Ok(h) => {
+                if bytes_since_index >= index_interval_bytes {
+                    index.append(h.base_offset, pos);
+                    bytes_since_index = 0;
+                }
+                bytes_since_index += u64::from(h.batch_len);
+                pos += u64::from(h.batch_len);
+                next_offset = h.next_offset();
+                continue;
+            }
+        };
+        if find_valid_batch_after(&mut reader, pos, file_len)?.is_some() {
+            // A valid batch after the damage proves it is not a torn tail.
+            return Err(Error::corruption(path, pos, problem));
+        }
+        return Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, torn: Some(problem) });
+    }
+    Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, torn: None })
+}
+
+/// Reads and fully checks the batch at `pos`. The outer `Result` is I/O, the
+/// inner one the batch's validity (a batch passing the end of the file is
+/// `Truncated`).
+pub(crate) fn read_batch(reader: &mut ChunkReader<'_>, pos: u64) -> Result<Result<BatchHeader, DecodeError>> {
+    use crate::format::DecodeErrorKind::Truncated;
+    let remaining = reader.file_len.saturating_sub(pos);
+    let Some(head) = reader.get(pos, BATCH_HEADER_BYTES.min(remaining as usize))? else {
+        return Ok(Err(DecodeError { kind: Truncated, position: 0 }));
+    };
+    if let Err(e) = BatchHeader::parse(head) {
+        return Ok(Err(e));
+    }
+    let len = peek_batch_len(head).unwrap_or(0);
+    if u64::from(len) > remaining {
+        // The header is whole but the batch runs past the end of the file.
+        return Ok(Err(DecodeError { kind: Truncated, position: 0 }));
+    }
+    let Some(batch) = reader.get(pos, len as usize)? else {
+        return Ok(Err(DecodeError { kind: Truncated, position: 0 }));
+    };
+    Ok(check_batch(batch))
+}
+
+/// Looks for any CRC-valid batch starting after `pos`. Conservative: when the
+/// search budget runs out, it answers as if one were found, so damage is
+/// reported rather than truncated away.
+fn find_valid_batch_after(reader: &mut ChunkReader<'_>, pos: u64, file_len: u64) -> Result<Option<u64>> {
+    // CRC work allowed for the search: enough for any real file, bounded for
+    // hostile ones (a file full of plausible headers would be quadratic).
+    let mut budget = file_len.saturating_mul(8).max(64 << 20);
+    let magic_at = 20u64;
+    let mut q = pos + 1;
+    while q + BATCH_HEADER_BYTES as u64 <= file_len {
+        let Some(head) = reader.get(q, BATCH_HEADER_BYTES)? else { break };
+        // Cheap filters before a CRC: magic byte and a header that parses.
+        if head[magic_at as usize] == crate::format::batch::MAGIC && BatchHeader::parse(head).is_ok() {
+            let len = u64::from(peek_batch_len(head).unwrap_or(0));
+            if q + len <= file_len {
+                if budget < len {
+                    return Ok(Some(q));
+                }
+                budget -= len;
+                if let Ok(Ok(_)) = read_batch(reader, q) {
+                    return Ok(Some(q));
+                }
+            }
+        }
+        q += 1;
+    }
+    Ok(None)
+}

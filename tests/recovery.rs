@@ -1,0 +1,182 @@
+//! Recovery: torn tails are cut, damage in the middle is reported, derived
+//! files (indexes) are rebuilt, garbage is repaired without losing records.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use annals::{Corruption, Error, PartitionLog};
+use common::*;
+
+const MARKER: &str = annals::log::CLEAN_SHUTDOWN_FILE;
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// A closed log of `n` records in batches of `batch`; returns the size of
+/// the last segment before its last batch.
+fn fixture(dir: &Path, n: u64, batch: u64) -> u64 {
+    let mut log = PartitionLog::open(dir, small_config()).unwrap();
+    append_range(&mut log, 0, n - batch, batch);
+    let before_last = fs::metadata(log_files(dir).last().unwrap()).unwrap().len();
+    append_range(&mut log, n - batch, n, batch);
+    assert_eq!(log_files(dir).len(), log.segment_count());
+    log.close().unwrap();
+    before_last
+}
+
+#[test]
+fn torn_last_batch_is_cut_at_every_byte() {
+    let template = tempfile::tempdir().unwrap();
+    let (n, batch) = (120, 4);
+    let before_last = fixture(template.path(), n, batch);
+    let last = log_files(template.path()).pop().unwrap();
+    let full = fs::metadata(&last).unwrap().len();
+    assert!(full > before_last);
+    for clean_marker in [false, true] {
+        for cut in before_last..full {
+            let dir = tempfile::tempdir().unwrap();
+            copy_dir(template.path(), dir.path());
+            if !clean_marker {
+                fs::remove_file(dir.path().join(MARKER)).unwrap();
+            }
+            let seg = dir.path().join(last.file_name().unwrap());
+            fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut).unwrap();
+            let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
+            assert_eq!(log.recovery_report().bytes_truncated, cut - before_last, "cut {cut}");
+            assert_holds(&log, n - batch);
+            // The log goes on from the cut, with no gap or duplicate.
+            append_range(&mut log, n - batch, n, 2);
+            assert_holds(&log, n);
+        }
+    }
+}
+
+#[test]
+fn flipped_byte_in_middle_of_active_segment_is_reported() {
+    let template = tempfile::tempdir().unwrap();
+    fixture(template.path(), 40, 4);
+    let last = log_files(template.path()).pop().unwrap();
+    let len = fs::metadata(&last).unwrap().len();
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(template.path(), dir.path());
+    fs::remove_file(dir.path().join(MARKER)).unwrap(); // unclean: full scan
+    let seg = dir.path().join(last.file_name().unwrap());
+    let mut bytes = fs::read(&seg).unwrap();
+    let at = (len / 3) as usize + 70; // inside an early batch, past its header
+    bytes[at] ^= 0x01;
+    fs::write(&seg, &bytes).unwrap();
+    match PartitionLog::open(dir.path(), small_config()) {
+        Err(Error::Corruption { path, position, detail: Corruption::Batch(_) }) => {
+            assert_eq!(path, seg);
+            assert!(position <= at as u64);
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    // Nothing was cut: the damaged file is intact for inspection or repair.
+    assert_eq!(fs::read(&seg).unwrap(), bytes);
+}
+
+#[test]
+fn flipped_byte_in_sealed_segment_fails_the_read_not_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), 200, 5);
+    let first = log_files(dir.path()).remove(0);
+    let mut bytes = fs::read(&first).unwrap();
+    bytes[100] ^= 0x80;
+    fs::write(&first, &bytes).unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert!(matches!(log.read(0, 1 << 20), Err(Error::Corruption { .. })));
+    // Later segments are still readable.
+    let second = log.segment_base_offsets()[1];
+    assert_eq!(log.read(second, 10).unwrap().to_records()[0].offset, second);
+}
+
+#[test]
+fn garbage_appended_to_segments_is_cut() {
+    for segment in [0usize, 1, usize::MAX] {
+        let dir = tempfile::tempdir().unwrap();
+        fixture(dir.path(), 200, 5);
+        let files = log_files(dir.path());
+        let target = files.get(segment).unwrap_or_else(|| files.last().unwrap());
+        let mut bytes = fs::read(target).unwrap();
+        bytes.extend((0..777u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
+        fs::write(target, &bytes).unwrap();
+        let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+        assert_eq!(log.recovery_report().bytes_truncated, 777);
+        assert_holds(&log, 200);
+    }
+}
+
+#[test]
+fn missing_empty_or_garbage_indexes_are_rebuilt() {
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 4] = [
+        ("missing", |p| fs::remove_file(p).unwrap()),
+        ("empty", |p| fs::write(p, b"").unwrap()),
+        ("garbage", |p| {
+            let len = fs::metadata(p).unwrap().len() as usize;
+            fs::write(p, (0..len).map(|i| (i * 7 + 3) as u8).collect::<Vec<_>>()).unwrap()
+        }),
+        ("shifted", |p| {
+            // Plausible (increasing) entries pointing one byte off.
+            let mut b = fs::read(p).unwrap();
+            for e in b.chunks_mut(8) {
+                e[4] = e[4].wrapping_add(1);
+            }
+            fs::write(p, b).unwrap()
+        }),
+    ];
+    for (name, damage) in damages {
+        let dir = tempfile::tempdir().unwrap();
+        fixture(dir.path(), 400, 3);
+        let index = log_files(dir.path())[0].with_extension("index");
+        assert!(fs::metadata(&index).unwrap().len() > 0, "fixture has index entries");
+        damage(&index);
+        let log = PartitionLog::open(dir.path(), small_config()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_holds(&log, 400);
+        for offset in 0..50 {
+            assert_eq!(log.read(offset, 1).unwrap().to_records()[0].offset, offset, "{name}");
+        }
+    }
+}
+
+#[test]
+fn orphan_index_is_removed_and_missing_segment_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), 200, 5);
+    let orphan = dir.path().join(format!("{:020}.index", 999_999));
+    fs::write(&orphan, [1u8; 16]).unwrap();
+    drop(PartitionLog::open(dir.path(), small_config()).unwrap());
+    assert!(!orphan.exists());
+
+    let files = log_files(dir.path());
+    fs::remove_file(&files[1]).unwrap();
+    match PartitionLog::open(dir.path(), small_config()) {
+        Err(Error::Corruption { detail: Corruption::SegmentBoundary { .. }, .. }) => {}
+        other => panic!("expected a segment gap, got {other:?}"),
+    }
+}
+
+#[test]
+fn unclean_stop_with_preallocated_index_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    append_range(&mut log, 0, 90, 3);
+    crash(log);
+    assert!(!dir.path().join(MARKER).exists());
+    let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert!(!log.recovery_report().clean_shutdown);
+    assert_holds(&log, 90);
+    append_range(&mut log, 90, 100, 3);
+    log.close().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert!(log.recovery_report().clean_shutdown);
+    assert_holds(&log, 100);
+}
