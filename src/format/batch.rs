@@ -58,6 +58,9 @@ const RESERVED2_AT: usize = PRODUCER_EPOCH_AT + 2;
 const BASE_SEQUENCE_AT: usize = RESERVED2_AT + 2;
 const _: () = assert!(BASE_SEQUENCE_AT + 4 == BATCH_HEADER_BYTES);
 
+/// The most an encode reserves up front (it still grows past this).
+const RESERVE_BYTES_MAX: usize = 64 << 20;
+
 /// Attribute bits for the compression codec (only 0, none, is implemented).
 pub const ATTR_CODEC_MASK: u16 = 0b111;
 /// Attribute bits this build understands.
@@ -175,10 +178,30 @@ fn compute_crc(batch: &[u8]) -> u32 {
 
 /// Checks one whole batch: header ranges, length, CRC, and every record's
 /// framing. `buf` must start at the batch; it may hold more bytes after it.
+/// Every batch passes this before it enters a log (append and recovery).
 ///
 /// # Errors
 /// [`DecodeError`] for any malformed byte; never panics.
 pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
+    let header = check_batch_crc(buf)?;
+    let mut records = RecordIter::new(&buf[..header.batch_len as usize], header);
+    for _ in 0..header.record_count {
+        records.next_checked()?;
+    }
+    if records.pos != header.batch_len as usize {
+        let kind = DecodeErrorKind::BadRecord("bytes after the last record");
+        return Err(DecodeError::new(kind, records.pos));
+    }
+    Ok(header)
+}
+
+/// Checks a batch's header, length and CRC, not its records: what the read
+/// path verifies. A batch already in the log passed [`check_batch`] on the
+/// way in, so a matching CRC proves its records are the checked ones.
+///
+/// # Errors
+/// [`DecodeError`] for a bad header, a short buffer or a CRC mismatch.
+pub fn check_batch_crc(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     let header = BatchHeader::parse(buf)?;
     let batch = buf
         .get(..header.batch_len as usize)
@@ -188,14 +211,6 @@ pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
         let kind = DecodeErrorKind::CrcMismatch { stored: header.crc, computed };
         return Err(DecodeError::new(kind, CRC_AT));
     }
-    let mut records = RecordIter::new(batch, header);
-    for _ in 0..header.record_count {
-        records.next_checked()?;
-    }
-    if records.pos != batch.len() {
-        let kind = DecodeErrorKind::BadRecord("bytes after the last record");
-        return Err(DecodeError::new(kind, records.pos));
-    }
     Ok(header)
 }
 
@@ -203,7 +218,7 @@ pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
 #[derive(Clone, Debug)]
 pub struct RecordIter<'a> {
     batch: &'a [u8],
-    header: BatchHeader,
+    bounds: RecordBounds,
     pos: usize,
     left: u32,
     prev_offset_delta: Option<u32>,
@@ -212,29 +227,23 @@ pub struct RecordIter<'a> {
 impl<'a> RecordIter<'a> {
     /// Records of `batch`, whose header is `header`.
     pub fn new(batch: &'a [u8], header: BatchHeader) -> Self {
-        RecordIter {
-            batch,
-            header,
-            pos: BATCH_HEADER_BYTES,
-            left: header.record_count,
-            prev_offset_delta: None,
-        }
+        let bounds = RecordBounds {
+            base_offset: header.base_offset,
+            first_timestamp_ms: header.first_timestamp_ms,
+            max_timestamp_ms: header.max_timestamp_ms,
+            last_offset_delta: header.last_offset_delta,
+        };
+        RecordIter { batch, bounds, pos: BATCH_HEADER_BYTES, left: header.record_count, prev_offset_delta: None }
     }
 
+    #[inline]
     fn next_checked(&mut self) -> Result<RecordView<'a>, DecodeError> {
-        let bounds = RecordBounds {
-            base_offset: self.header.base_offset,
-            first_timestamp_ms: self.header.first_timestamp_ms,
-            max_timestamp_ms: self.header.max_timestamp_ms,
-            last_offset_delta: self.header.last_offset_delta,
-            prev_offset_delta: self.prev_offset_delta,
-        };
         let rest = self.batch.get(self.pos..).unwrap_or(&[]);
-        let (view, used) =
-            decode_record(rest, &bounds).map_err(|e| DecodeError::new(e.kind, e.position + self.pos))?;
+        let (view, used) = decode_record(rest, &self.bounds, self.prev_offset_delta)
+            .map_err(|e| DecodeError::new(e.kind, e.position + self.pos))?;
         self.pos += used;
         self.left -= 1;
-        self.prev_offset_delta = Some((view.offset - self.header.base_offset) as u32);
+        self.prev_offset_delta = Some((view.offset - self.bounds.base_offset) as u32);
         Ok(view)
     }
 }
@@ -242,6 +251,7 @@ impl<'a> RecordIter<'a> {
 impl<'a> Iterator for RecordIter<'a> {
     type Item = RecordView<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<RecordView<'a>> {
         if self.left == 0 {
             return None;
@@ -367,30 +377,43 @@ pub(crate) fn encode_with_deltas(
     let limits = layout.limits;
     let ts = |r: &Record| r.timestamp_ms.unwrap_or(layout.now_ms);
     let first_timestamp_ms = records.first().map_or(layout.now_ms, ts);
+    let start = out.len();
+    // Restore `out` on any refusal: the caller's buffer is left as it was.
+    let refuse = |out: &mut Vec<u8>, e: EncodeError| {
+        out.truncate(start);
+        Err(e)
+    };
+    out.resize(start + BATCH_HEADER_BYTES, 0);
     let mut max_timestamp_ms = first_timestamp_ms;
-    let mut total = BATCH_HEADER_BYTES;
+    // One pass: size each record once, check it, write it.
     for (index, r) in records.iter().enumerate() {
         let t = ts(r);
         if t < 0 {
-            return Err(EncodeError::InvalidTimestamp { index, timestamp_ms: t });
+            return refuse(out, EncodeError::InvalidTimestamp { index, timestamp_ms: t });
         }
         max_timestamp_ms = max_timestamp_ms.max(t);
-        let body = body_len(r, t - first_timestamp_ms, delta_of(index));
+        let delta = t - first_timestamp_ms;
+        let body = body_len(r, delta, delta_of(index));
         let size = crate::format::varint::len_u64(body as u64) + body;
         if size > limits.max_record_bytes {
-            return Err(EncodeError::RecordTooLarge { index, size, max: limits.max_record_bytes });
+            return refuse(out, EncodeError::RecordTooLarge { index, size, max: limits.max_record_bytes });
         }
-        total += size;
+        let total = out.len() - start + size;
         if total > limits.max_batch_bytes {
-            return Err(EncodeError::BatchTooLarge { size: total, max: limits.max_batch_bytes });
+            return refuse(out, EncodeError::BatchTooLarge { size: total, max: limits.max_batch_bytes });
         }
+        if index == 0 {
+            // Most batches hold records of similar size: one reservation.
+            out.reserve(size.saturating_mul(records.len()).min(limits.max_batch_bytes).min(RESERVE_BYTES_MAX));
+        }
+        put_record(out, r, body, delta, delta_of(index));
     }
     debug_assert!(records.is_empty() || delta_of(records.len() - 1) <= layout.last_offset_delta);
+    let total = out.len() - start;
     let header = BatchHeader {
         base_offset: layout.base_offset,
         leader_epoch: layout.meta.leader_epoch,
         crc: 0,
-        // total <= max_batch_bytes, which config caps far below u32::MAX.
         batch_len: u32::try_from(total)
             .map_err(|_| EncodeError::BatchTooLarge { size: total, max: limits.max_batch_bytes })?,
         magic: MAGIC,
@@ -403,15 +426,6 @@ pub(crate) fn encode_with_deltas(
         producer_epoch: layout.meta.producer_epoch,
         base_sequence: layout.meta.base_sequence,
     };
-    let start = out.len();
-    out.reserve(total);
-    out.resize(start + BATCH_HEADER_BYTES, 0);
-    for (index, r) in records.iter().enumerate() {
-        let delta = ts(r) - first_timestamp_ms;
-        let body = body_len(r, delta, delta_of(index));
-        put_record(out, r, body, delta, delta_of(index));
-    }
-    debug_assert_eq!(out.len() - start, total);
     let batch = &mut out[start..];
     write_header(batch, &header);
     let crc = compute_crc(batch);

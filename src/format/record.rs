@@ -223,40 +223,62 @@ pub(crate) fn put_record(
     debug_assert!(out.len() > start);
 }
 
-/// A checked reader over a byte slice.
+/// A checked reader over a byte slice: every read is bounds-checked and a
+/// failure names the byte position. The one-byte varint case is inlined;
+/// everything else is out of line.
 pub(crate) struct Cursor<'a> {
     pub(crate) buf: &'a [u8],
     pub(crate) pos: usize,
 }
 
 impl<'a> Cursor<'a> {
+    #[cold]
+    #[inline(never)]
     fn err(&self, what: &'static str) -> DecodeError {
         DecodeError::new(DecodeErrorKind::BadRecord(what), self.pos)
     }
 
-    fn rest(&self) -> &'a [u8] {
-        self.buf.get(self.pos..).unwrap_or(&[])
-    }
-
+    #[inline(always)]
     fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
-        let (v, n) = varint::get_u64(self.rest()).ok_or_else(|| self.err(what))?;
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.u64_long(what),
+        }
+    }
+
+    #[inline(never)]
+    fn u64_long(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+        let rest = self.buf.get(self.pos..).unwrap_or(&[]);
+        let (v, n) = varint::get_u64(rest).ok_or_else(|| self.err(what))?;
         self.pos += n;
         Ok(v)
     }
 
+    #[inline(always)]
     fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
-        let (v, n) = varint::get_i64(self.rest()).ok_or_else(|| self.err(what))?;
-        self.pos += n;
-        Ok(v)
+        let raw = self.u64(what)?;
+        Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
 
+    #[inline(always)]
     fn bytes(&mut self, len: u64, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        let rest = self.rest();
-        let len = usize::try_from(len).ok().filter(|&l| l <= rest.len()).ok_or_else(|| self.err(what))?;
-        self.pos += len;
-        Ok(&rest[..len])
+        let slice = usize::try_from(len)
+            .ok()
+            .and_then(|len| self.pos.checked_add(len))
+            .and_then(|end| self.buf.get(self.pos..end));
+        match slice {
+            Some(s) => {
+                self.pos += s.len();
+                Ok(s)
+            }
+            None => Err(self.err(what)),
+        }
     }
 
+    #[inline(always)]
     fn opt_bytes(&mut self, what: &'static str) -> Result<Option<&'a [u8]>, DecodeError> {
         match self.u64(what)? {
             0 => Ok(None),
@@ -276,61 +298,64 @@ impl<'a> Cursor<'a> {
 }
 
 /// What a record must agree with in its batch header.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct RecordBounds {
     pub base_offset: u64,
     pub first_timestamp_ms: i64,
     pub max_timestamp_ms: i64,
     pub last_offset_delta: u32,
-    /// Offset deltas must be strictly increasing: the previous one, if any.
-    pub prev_offset_delta: Option<u32>,
 }
 
 /// Decodes the record at the front of `buf`; returns it and its encoded size.
+/// `prev_offset_delta` is the previous record's (deltas strictly increase).
 ///
-/// Every length is checked against `buf`, every value against `bounds`.
+/// Every length is checked against `buf`, every value against `bounds`;
+/// error positions are relative to `buf`.
+#[inline]
 pub(crate) fn decode_record<'a>(
     buf: &'a [u8],
     bounds: &RecordBounds,
+    prev_offset_delta: Option<u32>,
 ) -> Result<(RecordView<'a>, usize), DecodeError> {
-    let mut outer = Cursor { buf, pos: 0 };
-    let body_len = outer.u64("record length")?;
-    let body_at = outer.pos;
-    let body = outer.bytes(body_len, "record length past batch end")?;
-    let mut cur = Cursor { buf: body, pos: 0 };
-    let shift = |e: DecodeError| DecodeError::new(e.kind, e.position + body_at);
-
-    let attributes = *body.first().ok_or_else(|| shift(cur.err("empty record")))?;
+    let mut cur = Cursor { buf, pos: 0 };
+    let body_len = cur.u64("record length")?;
+    let body_end = usize::try_from(body_len)
+        .ok()
+        .and_then(|l| l.checked_add(cur.pos))
+        .filter(|&end| end <= buf.len())
+        .ok_or_else(|| cur.err("record length past batch end"))?;
+    // From here on the cursor cannot read past this record.
+    cur.buf = &buf[..body_end];
+    let attributes = cur.bytes(1, "empty record")?[0];
     if attributes != 0 {
-        return Err(shift(cur.err("reserved record attributes set")));
+        return Err(cur.err("reserved record attributes set"));
     }
-    cur.pos = 1;
-    let ts_delta = cur.i64("timestamp delta").map_err(shift)?;
-    let offset_delta = cur.u64("offset delta").map_err(shift)?;
+    let ts_delta = cur.i64("timestamp delta")?;
+    let offset_delta = cur.u64("offset delta")?;
     let offset_delta = u32::try_from(offset_delta)
         .ok()
-        .filter(|&d| d <= bounds.last_offset_delta)
-        .ok_or_else(|| shift(cur.err("offset delta beyond last offset delta")))?;
-    if bounds.prev_offset_delta.is_some_and(|p| offset_delta <= p) {
-        return Err(shift(cur.err("offset deltas not increasing")));
-    }
+        .filter(|&d| d <= bounds.last_offset_delta && prev_offset_delta.is_none_or(|p| d > p))
+        .ok_or_else(|| cur.err("offset delta out of order or past the batch"))?;
     let timestamp_ms = bounds
         .first_timestamp_ms
         .checked_add(ts_delta)
         .filter(|&t| t >= 0 && t <= bounds.max_timestamp_ms)
-        .ok_or_else(|| shift(cur.err("timestamp outside the batch's range")))?;
-    let key = cur.opt_bytes("key length").map_err(shift)?;
-    let value = cur.opt_bytes("value length").map_err(shift)?;
-    let header_count = cur.u64("header count").map_err(shift)?;
+        .ok_or_else(|| cur.err("timestamp outside the batch's range"))?;
+    let key = cur.opt_bytes("key length")?;
+    let value = cur.opt_bytes("value length")?;
+    let header_count = cur.u64("header count")?;
     let headers_at = cur.pos;
-    // Bound the loop by the bytes left: a header takes at least two bytes.
-    if header_count > (body.len() - cur.pos) as u64 / 2 {
-        return Err(shift(cur.err("header count exceeds record size")));
+    if header_count > 0 {
+        // Bound the loop by the bytes left: a header takes at least two bytes.
+        if header_count > (body_end - cur.pos) as u64 / 2 {
+            return Err(cur.err("header count exceeds record size"));
+        }
+        for _ in 0..header_count {
+            cur.header()?;
+        }
     }
-    for _ in 0..header_count {
-        cur.header().map_err(shift)?;
-    }
-    if cur.pos != body.len() {
-        return Err(shift(cur.err("trailing bytes in record")));
+    if cur.pos != body_end {
+        return Err(cur.err("trailing bytes in record"));
     }
     let view = RecordView {
         offset: bounds.base_offset + u64::from(offset_delta),
@@ -338,7 +363,7 @@ pub(crate) fn decode_record<'a>(
         key,
         value,
         header_count: header_count as u32,
-        headers_raw: &body[headers_at..],
+        headers_raw: &buf[headers_at..body_end],
     };
-    Ok((view, outer.pos))
+    Ok((view, body_end))
 }

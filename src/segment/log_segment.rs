@@ -286,7 +286,7 @@ impl LogSegment {
             if len as usize > buf.len() - at {
                 break;
             }
-            let header = crate::format::check_batch(&buf[at..])
+            let header = crate::format::batch::check_batch_crc(&buf[at..])
                 .map_err(|e| Error::corruption(&self.log_path, pos + at as u64, Corruption::Batch(e)))?;
             if header.base_offset != expected {
                 let detail = Corruption::OffsetMismatch { expected, found: header.base_offset };
