@@ -36,6 +36,11 @@ pub mod log;
 pub mod segment;
 
 pub use config::LogConfig;
+
+/// The README's example runs as a doc test, so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 pub use error::{Corruption, Error, Result};
 pub use format::{BatchMeta, FetchedRecords, Header, Record, RecordView, StoredRecord};
 pub use log::{AppendInfo, PartitionLog, RecoveryReport};

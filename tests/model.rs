@@ -30,7 +30,12 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn config() -> LogConfig {
-    LogConfig { segment_bytes: 1024, index_interval_bytes: 128, segment_index_bytes: 64, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 128,
+        segment_index_bytes: 64,
+        ..LogConfig::default()
+    }
 }
 
 fn make(key: Option<u8>, value_len: Option<u16>, seed: u8, n: usize) -> Record {

@@ -233,7 +233,13 @@ impl<'a> RecordIter<'a> {
             max_timestamp_ms: header.max_timestamp_ms,
             last_offset_delta: header.last_offset_delta,
         };
-        RecordIter { batch, bounds, pos: BATCH_HEADER_BYTES, left: header.record_count, prev_offset_delta: None }
+        RecordIter {
+            batch,
+            bounds,
+            pos: BATCH_HEADER_BYTES,
+            left: header.record_count,
+            prev_offset_delta: None,
+        }
     }
 
     #[inline]
@@ -404,7 +410,9 @@ pub(crate) fn encode_with_deltas(
         }
         if index == 0 {
             // Most batches hold records of similar size: one reservation.
-            out.reserve(size.saturating_mul(records.len()).min(limits.max_batch_bytes).min(RESERVE_BYTES_MAX));
+            out.reserve(
+                size.saturating_mul(records.len()).min(limits.max_batch_bytes).min(RESERVE_BYTES_MAX),
+            );
         }
         put_record(out, r, body, delta, delta_of(index));
     }
