@@ -26,7 +26,7 @@
 //! ```
 
 #![deny(missing_docs)]
-#![forbid(unsafe_op_in_unsafe_fn)]
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod error;

@@ -61,6 +61,9 @@ fn reopen(log: PartitionLog, dir: &Path, clean: bool) -> PartitionLog {
     let log = PartitionLog::open(dir, config()).unwrap();
     assert_eq!(log.recovery_report().clean_shutdown, clean);
     assert_eq!(log.recovery_report().bytes_truncated, 0);
+    if clean {
+        assert_eq!(log.recovery_report().indexes_rebuilt, 0, "a clean index is trusted");
+    }
     log
 }
 

@@ -95,18 +95,20 @@ fn unclean_reopen_scans_only_the_active_segment() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
     append_range(&mut log, 0, 300, 5);
-    let active_size = log.size_bytes() - {
-        let all = log.size_bytes();
-        log.roll().unwrap();
-        append_range(&mut log, 300, 310, 5);
-        all
-    };
-    let _ = active_size;
+    log.roll().unwrap();
+    append_range(&mut log, 300, 310, 5);
+    let sealed = log.segment_count() - 1;
+    let total = log.size_bytes();
     crash(log);
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     let report = log.recovery_report();
     assert!(!report.clean_shutdown);
-    assert!(report.bytes_scanned < 4096 * 2, "scanned {}", report.bytes_scanned);
+    // The whole active segment, plus each sealed segment's tail after its
+    // last index entry (under an index interval plus a batch).
+    let active = log_files(dir.path()).pop().map(|p| std::fs::metadata(p).unwrap().len()).unwrap();
+    let bound = active + sealed as u64 * (256 + 400);
+    assert!(report.bytes_scanned <= bound, "scanned {} of {total}, bound {bound}", report.bytes_scanned);
+    assert!(report.bytes_scanned < total / 2);
     assert_holds(&log, 310);
 }
 
@@ -144,4 +146,47 @@ fn records_keep_keys_headers_and_tombstones() {
     assert!(got.iter().any(|r| r.value.is_none() && r.key.is_some()), "a tombstone survives");
     assert!(got.iter().any(|r| !r.headers.is_empty()));
     assert_holds(&log, 30);
+}
+
+#[test]
+fn full_index_rolls_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for 2 entries, one per batch after the first: 3 batches a segment.
+    let config = LogConfig { index_interval_bytes: 0, segment_index_bytes: 16, ..LogConfig::default() };
+    let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    append_range(&mut log, 0, 20, 2);
+    assert_eq!(log.segment_base_offsets(), [0, 6, 12, 18]);
+    log.close().unwrap();
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    assert_eq!(log.recovery_report().indexes_rebuilt, 0);
+    assert_holds(&log, 20);
+}
+
+#[test]
+fn max_bytes_bounds_a_read_but_returns_at_least_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    append_range(&mut log, 0, 100, 10);
+    let one = log.read(15, 0).unwrap();
+    assert_eq!(one.batches().count(), 1, "whole first batch even over max_bytes");
+    assert_eq!(one.to_records().first().unwrap().offset, 15, "records before the offset are skipped");
+    assert_eq!(one.next_offset(), Some(20));
+    let some = log.read(0, 2000).unwrap();
+    assert!(some.bytes().len() <= 2000 && some.batches().count() >= 1);
+    let all = log.read(0, 1 << 20).unwrap();
+    assert_eq!(all.to_records().len(), 100);
+}
+
+#[test]
+fn fetched_records_outlive_truncation_and_segment_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    append_range(&mut log, 0, 200, 5);
+    let fetched = log.read(0, 1 << 20).unwrap();
+    let before = fetched.to_records();
+    log.truncate_to(0).unwrap();
+    append_range(&mut log, 0, 50, 5);
+    // The buffer is the reader's own: nothing the log does changes it.
+    assert_eq!(fetched.to_records(), before);
+    assert_eq!(before[3].value, record(3).value);
 }

@@ -86,6 +86,7 @@ impl FileHandle for StdFile {
         self.file.sync_data()
     }
 
+    #[expect(unsafe_code, reason = "mmap is the crate's one unsafe call; its contract is below")]
     fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>> {
         if len == 0 {
             return Ok(Box::new(EmptyMapping));

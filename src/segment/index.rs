@@ -158,6 +158,7 @@ impl OffsetIndex {
     }
 
     /// Adds an entry for the batch at `position` starting at `offset`.
+    /// Position 0 needs no entry (a lookup with no entry starts there).
     /// Entries not above the last one are ignored (a rescan may revisit the
     /// batch of the last entry); so is an entry for a full index (lookups
     /// then scan further, which is correct, only slower).
@@ -166,6 +167,9 @@ impl OffsetIndex {
             return;
         };
         let Ok(rel) = u32::try_from(rel) else { return };
+        if pos == 0 {
+            return;
+        }
         if let Some(last) = self.entries.checked_sub(1).map(|i| self.entry(i)) {
             if rel <= last.0 || pos <= last.1 {
                 return;
@@ -234,5 +238,96 @@ impl Mapping for NoMapping {
     }
     fn flush(&self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::StdFileSystem;
+
+    fn open(dir: &Path, capacity: usize) -> OffsetIndex {
+        OffsetIndex::open(&StdFileSystem, &dir.join("i.index"), 1000, capacity, 1 << 20).unwrap()
+    }
+
+    #[test]
+    fn lookup_finds_the_floor_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = open(dir.path(), 16);
+        assert_eq!(index.lookup(1500), (1000, 0), "empty index starts at the segment start");
+        index.append(1000, 0); // the segment start needs no entry
+        assert_eq!(index.entries(), 0);
+        for (rel, pos) in [(10, 100), (20, 250), (35, 400)] {
+            index.append(1000 + rel, pos);
+        }
+        assert_eq!(index.lookup(999), (1000, 0));
+        assert_eq!(index.lookup(1009), (1000, 0));
+        assert_eq!(index.lookup(1010), (1010, 100));
+        assert_eq!(index.lookup(1034), (1020, 250));
+        assert_eq!(index.lookup(u64::MAX), (1035, 400));
+    }
+
+    #[test]
+    fn append_keeps_entries_strictly_increasing_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = open(dir.path(), 2);
+        index.append(1010, 100);
+        index.append(1010, 200); // same offset: ignored
+        index.append(1005, 300); // going back: ignored
+        index.append(1020, 50); // position going back: ignored
+        assert_eq!(index.entries(), 1);
+        index.append(1020, 200);
+        assert!(index.is_full());
+        index.append(1030, 300); // full: ignored, lookups just walk further
+        assert_eq!(index.entries(), 2);
+        assert_eq!(index.last_entry(), Some((1020, 200)));
+    }
+
+    #[test]
+    fn trim_and_reopen_keeps_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = open(dir.path(), 100);
+        assert_eq!(std::fs::metadata(dir.path().join("i.index")).unwrap().len(), 800, "preallocated");
+        index.append(1001, 10);
+        index.append(1002, 20);
+        index.trim().unwrap();
+        index.sync().unwrap();
+        drop(index);
+        assert_eq!(std::fs::metadata(dir.path().join("i.index")).unwrap().len(), 16);
+        let index = open(dir.path(), 0);
+        assert_eq!(index.entries(), 2);
+        assert_eq!(index.sanity_check(21), Ok(()));
+        assert!(index.sanity_check(20).is_err(), "entry at the log end points past it");
+    }
+
+    #[test]
+    fn truncate_drops_entries_at_and_past_a_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = open(dir.path(), 10);
+        for i in 1..=5u64 {
+            index.append(1000 + i, i * 100);
+        }
+        index.truncate_to_position(300);
+        assert_eq!(index.last_entry(), Some((1002, 200)));
+        index.clear();
+        assert_eq!(index.entries(), 0);
+    }
+
+    #[test]
+    fn oversized_or_unsorted_files_are_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.index");
+        std::fs::write(&path, vec![0xAB; 8 * 1000]).unwrap();
+        let index = OffsetIndex::open(&StdFileSystem, &path, 0, 0, 10).unwrap();
+        assert_eq!(index.entries(), 0, "more entries than the log could need: ignored");
+        let mut unsorted = Vec::new();
+        for (rel, pos) in [(5u32, 50u32), (3, 60)] {
+            unsorted.extend(rel.to_le_bytes());
+            unsorted.extend(pos.to_le_bytes());
+        }
+        std::fs::write(&path, unsorted).unwrap();
+        let index = OffsetIndex::open(&StdFileSystem, &path, 0, 0, 10).unwrap();
+        assert_eq!(index.entries(), 2);
+        assert!(index.sanity_check(1000).is_err());
     }
 }

@@ -295,6 +295,10 @@ impl LogSegment {
             expected = header.next_offset();
             at += len as usize;
         }
+        if at == 0 {
+            // The batch holding `offset` claims to run past the segment's end.
+            return Err(self.damaged(pos, crate::format::DecodeErrorKind::Truncated));
+        }
         Ok(Some(FetchedRecords::new(buf.slice(..at), offset)))
     }
 
@@ -350,6 +354,10 @@ impl LogSegment {
         let keep_entry_at_pos = new_size > pos;
         self.index.truncate_to_position(if keep_entry_at_pos { pos + 1 } else { pos });
         self.log.set_len(new_size).map_err(Error::io("truncate", &self.log_path))?;
+        // ORDER: make the new length durable now, or a crash could bring the
+        // truncated batches back (they are still contiguous, so recovery
+        // would accept them).
+        self.log.sync_data().map_err(Error::io("sync after truncate", &self.log_path))?;
         self.size = new_size;
         self.next_offset = offset;
         self.bytes_since_index = new_size - self.index.last_entry().map_or(0, |(_, p)| p);
