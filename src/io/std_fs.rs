@@ -138,3 +138,51 @@ impl Mapping for EmptyMapping {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::read_exact_at;
+
+    #[test]
+    fn positional_io_modes_and_directory_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = StdFileSystem;
+        let path = dir.path().join("a");
+        assert!(fs.open(&path, OpenMode::Existing).is_err(), "missing file");
+        let file = fs.open(&path, OpenMode::CreateNew).unwrap();
+        assert!(fs.open(&path, OpenMode::CreateNew).is_err(), "already exists");
+        file.write_all_at(b"hello world", 0).unwrap();
+        file.write_all_at(b"W", 6).unwrap();
+        let mut buf = [0u8; 5];
+        read_exact_at(&*file, &mut buf, 6).unwrap();
+        assert_eq!(&buf, b"World");
+        let mut past = [0u8; 4];
+        let err = read_exact_at(&*file, &mut past, 9).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        file.set_len(5).unwrap();
+        file.sync_data().unwrap();
+        assert_eq!(file.size().unwrap(), 5);
+        fs.rename(&path, &dir.path().join("b")).unwrap();
+        fs.sync_dir(dir.path()).unwrap();
+        assert_eq!(fs.list_dir(dir.path()).unwrap(), ["b"]);
+        assert!(!fs.exists(&path).unwrap());
+        fs.remove_file(&dir.path().join("b")).unwrap();
+        assert!(fs.list_dir(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn mapping_writes_reach_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = StdFileSystem;
+        let file = fs.open(&dir.path().join("m"), OpenMode::Create).unwrap();
+        assert!(file.map(0).unwrap().bytes().is_empty(), "empty maps need no mmap");
+        file.set_len(16).unwrap();
+        let mut map = file.map(16).unwrap();
+        map.bytes_mut()[3] = 7;
+        map.flush().unwrap();
+        let mut buf = [0u8; 1];
+        read_exact_at(&*file, &mut buf, 3).unwrap();
+        assert_eq!(buf[0], 7);
+    }
+}

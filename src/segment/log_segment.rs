@@ -364,3 +364,60 @@ impl LogSegment {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{encode_batch, BatchMeta, Record};
+    use crate::io::StdFileSystem;
+
+    fn append(segment: &mut LogSegment, n: usize, config: &LogConfig) {
+        let records: Vec<_> = (0..n).map(|i| Record::new(vec![i as u8; 50]).timestamp_ms(1)).collect();
+        let mut buf = Vec::new();
+        let header = encode_batch(
+            &mut buf,
+            segment.next_offset(),
+            BatchMeta::default(),
+            &records,
+            0,
+            config.encode_limits(),
+        )
+        .unwrap();
+        segment.append(&buf, &header, config).unwrap();
+    }
+
+    #[test]
+    fn append_read_seal_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { index_interval_bytes: 100, ..LogConfig::default() };
+        let mut segment = LogSegment::create(&StdFileSystem, dir.path(), 500, &config).unwrap();
+        for n in 1..=10 {
+            append(&mut segment, n, &config);
+        }
+        assert_eq!(segment.next_offset(), 555);
+        let fetched = segment.read(520, 0, &config).unwrap().unwrap();
+        let first = fetched.records().next().unwrap();
+        assert_eq!(first.offset, 520);
+        assert!(segment.read(555, 100, &config).unwrap().is_none(), "past the end");
+        segment.seal().unwrap();
+        let size = segment.size_bytes();
+        drop(segment);
+        let (segment, repair) =
+            LogSegment::open(&StdFileSystem, dir.path(), 500, &config, Recovery::FromIndex, false).unwrap();
+        assert_eq!((segment.size_bytes(), segment.next_offset()), (size, 555));
+        assert!(!repair.index_rebuilt && repair.bytes_truncated == 0);
+        assert!(repair.bytes_scanned < size / 2, "only the tail after the last entry");
+    }
+
+    #[test]
+    fn needs_roll_by_size_and_relative_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { segment_bytes: 1000, ..LogConfig::default() };
+        let mut segment = LogSegment::create(&StdFileSystem, dir.path(), 0, &config).unwrap();
+        assert!(!segment.needs_roll(5000, 0, &config), "an empty segment takes any batch");
+        append(&mut segment, 5, &config);
+        assert!(segment.needs_roll(1000, 10, &config));
+        assert!(!segment.needs_roll(10, 10, &config));
+        assert!(segment.needs_roll(10, u64::from(u32::MAX) + 1, &config));
+    }
+}
