@@ -31,7 +31,7 @@ fn append(c: &mut Criterion) {
     let records = batch();
 
     let dir = tempfile::tempdir().unwrap();
-    let mut log = PartitionLog::open(dir.path().join("p-0"), LogConfig::default()).unwrap();
+    let log = PartitionLog::open(dir.path().join("p-0"), LogConfig::default()).unwrap();
     group.bench_function("annals", |b| {
         b.iter_custom(|iters| {
             let mut busy = Duration::ZERO;
@@ -82,7 +82,7 @@ fn append(c: &mut Criterion) {
 
 fn sequential_read(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = PartitionLog::open(dir.path().join("p-0"), LogConfig::default()).unwrap();
+    let log = PartitionLog::open(dir.path().join("p-0"), LogConfig::default()).unwrap();
     let records = batch();
     let raw_path = dir.path().join("raw.bin");
     let mut raw = std::io::BufWriter::with_capacity(RAW_IO_BYTES, File::create(&raw_path).unwrap());

@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let dir = std::env::current_dir()?.join("annals-data").join("quickstart-0");
     println!("data directory: {}", dir.display());
 
-    let mut log = PartitionLog::open(&dir, LogConfig::default())?;
+    let log = PartitionLog::open(&dir, LogConfig::default())?;
     if log.log_end_offset() > log.log_start_offset() {
         println!(
             "reset: truncating the {} records of the last run",

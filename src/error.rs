@@ -65,6 +65,8 @@ pub enum Error {
         /// The timestamp given.
         timestamp_ms: i64,
     },
+    /// The log or store was closed.
+    Closed,
     /// A configuration value out of bounds.
     InvalidConfig {
         /// The field.
@@ -167,6 +169,7 @@ impl fmt::Display for Error {
                 write!(f, "record {index} has negative timestamp {timestamp_ms}")
             }
             Error::InvalidConfig { field, reason } => write!(f, "invalid config {field}: {reason}"),
+            Error::Closed => write!(f, "closed"),
         }
     }
 }

@@ -14,7 +14,7 @@
 //! use annals::{LogConfig, PartitionLog, Record};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let mut log = PartitionLog::open(dir.path().join("orders-0"), LogConfig::default())?;
+//! let log = PartitionLog::open(dir.path().join("orders-0"), LogConfig::default())?;
 //! log.append(&[Record::with_key("order-1", "created"), Record::with_key("order-1", "paid")])?;
 //! log.close()?;
 //!

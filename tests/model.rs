@@ -45,7 +45,7 @@ fn make(key: Option<u8>, value_len: Option<u16>, seed: u8, n: usize) -> Record {
         value: value_len.map(|l| Bytes::from(vec![seed; l as usize])),
         headers: Vec::new(),
     };
-    if seed % 4 == 0 {
+    if seed.is_multiple_of(4) {
         r = r.header(format!("h{seed}"), Some(Bytes::from(vec![seed; 3])));
     }
     r

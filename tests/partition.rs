@@ -8,8 +8,8 @@ use common::*;
 #[test]
 fn append_read_across_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
-    append_range(&mut log, 0, 500, 7);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    append_range(&log, 0, 500, 7);
     assert!(log.segment_count() > 3, "rolled into {} segments", log.segment_count());
     assert_holds(&log, 500);
     // Random single-record reads land on the right record.
@@ -28,9 +28,9 @@ fn append_read_across_segments() {
 #[test]
 fn read_at_end_is_empty_and_beyond_is_out_of_range() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert!(log.read(0, 100).unwrap().is_empty());
-    append_range(&mut log, 0, 10, 3);
+    append_range(&log, 0, 10, 3);
     assert!(log.read(10, 100).unwrap().is_empty());
     match log.read(11, 100) {
         Err(Error::OffsetOutOfRange { offset: 11, log_start_offset: 0, log_end_offset: 10 }) => {}
@@ -43,8 +43,8 @@ fn read_at_end_is_empty_and_beyond_is_out_of_range() {
 fn bad_appends_are_refused_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig { max_record_bytes: 1000, max_batch_bytes: 4000, ..small_config() };
-    let mut log = PartitionLog::open(dir.path(), config).unwrap();
-    append_range(&mut log, 0, 5, 5);
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    append_range(&log, 0, 5, 5);
     assert!(matches!(log.append(&[]), Err(Error::EmptyBatch)));
     let big = Record::new(vec![0u8; 2000]);
     assert!(matches!(log.append(&[record(5), big]), Err(Error::RecordTooLarge { index: 1, .. })));
@@ -53,7 +53,7 @@ fn bad_appends_are_refused_and_store_nothing() {
     let neg = Record::new("x").timestamp_ms(-1);
     assert!(matches!(log.append(&[neg]), Err(Error::InvalidTimestamp { index: 0, timestamp_ms: -1 })));
     assert_holds(&log, 5);
-    append_range(&mut log, 5, 8, 3);
+    append_range(&log, 5, 8, 3);
     assert_holds(&log, 8);
 }
 
@@ -71,8 +71,8 @@ fn invalid_config_is_refused() {
 fn clean_reopen_does_not_scan() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig { segment_bytes: 64 << 10, index_interval_bytes: 1024, ..LogConfig::default() };
-    let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
-    append_range(&mut log, 0, 5000, 10);
+    let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    append_range(&log, 0, 5000, 10);
     let size = log.size_bytes();
     log.close().unwrap();
     let log = PartitionLog::open(dir.path(), config).unwrap();
@@ -93,10 +93,10 @@ fn clean_reopen_does_not_scan() {
 #[test]
 fn unclean_reopen_scans_only_the_active_segment() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
-    append_range(&mut log, 0, 300, 5);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    append_range(&log, 0, 300, 5);
     log.roll().unwrap();
-    append_range(&mut log, 300, 310, 5);
+    append_range(&log, 300, 310, 5);
     let sealed = log.segment_count() - 1;
     let total = log.size_bytes();
     crash(log);
@@ -115,33 +115,33 @@ fn unclean_reopen_scans_only_the_active_segment() {
 #[test]
 fn truncate_inside_batches_across_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
-    append_range(&mut log, 0, 400, 9);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    append_range(&log, 0, 400, 9);
     // Mid-batch: offsets 0..=349 stay, including the start of 349's batch.
     log.truncate_to(350).unwrap();
     assert_holds(&log, 350);
-    append_range(&mut log, 350, 380, 4);
+    append_range(&log, 350, 380, 4);
     assert_holds(&log, 380);
     // Into an older segment, at a batch boundary.
     log.truncate_to(99).unwrap();
     assert_holds(&log, 99);
     log.close().unwrap();
-    let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert_holds(&log, 99);
-    append_range(&mut log, 99, 120, 6);
+    append_range(&log, 99, 120, 6);
     // Everything.
     log.truncate_to(0).unwrap();
     assert_eq!(log.segment_count(), 1);
     assert_holds(&log, 0);
-    append_range(&mut log, 0, 20, 6);
+    append_range(&log, 0, 20, 6);
     assert_holds(&log, 20);
 }
 
 #[test]
 fn records_keep_keys_headers_and_tombstones() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
-    append_range(&mut log, 0, 30, 30);
+    let log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    append_range(&log, 0, 30, 30);
     let got = log.read(0, 1 << 20).unwrap().to_records();
     assert!(got.iter().any(|r| r.value.is_none() && r.key.is_some()), "a tombstone survives");
     assert!(got.iter().any(|r| !r.headers.is_empty()));
@@ -153,8 +153,8 @@ fn full_index_rolls_the_segment() {
     let dir = tempfile::tempdir().unwrap();
     // Room for 2 entries, one per batch after the first: 3 batches a segment.
     let config = LogConfig { index_interval_bytes: 0, segment_index_bytes: 16, ..LogConfig::default() };
-    let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
-    append_range(&mut log, 0, 20, 2);
+    let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    append_range(&log, 0, 20, 2);
     assert_eq!(log.segment_base_offsets(), [0, 6, 12, 18]);
     log.close().unwrap();
     let log = PartitionLog::open(dir.path(), config).unwrap();
@@ -165,8 +165,8 @@ fn full_index_rolls_the_segment() {
 #[test]
 fn max_bytes_bounds_a_read_but_returns_at_least_one_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
-    append_range(&mut log, 0, 100, 10);
+    let log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    append_range(&log, 0, 100, 10);
     let one = log.read(15, 0).unwrap();
     assert_eq!(one.batches().count(), 1, "whole first batch even over max_bytes");
     assert_eq!(one.to_records().first().unwrap().offset, 15, "records before the offset are skipped");
@@ -180,12 +180,12 @@ fn max_bytes_bounds_a_read_but_returns_at_least_one_batch() {
 #[test]
 fn fetched_records_outlive_truncation_and_segment_deletion() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
-    append_range(&mut log, 0, 200, 5);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    append_range(&log, 0, 200, 5);
     let fetched = log.read(0, 1 << 20).unwrap();
     let before = fetched.to_records();
     log.truncate_to(0).unwrap();
-    append_range(&mut log, 0, 50, 5);
+    append_range(&log, 0, 50, 5);
     // The buffer is the reader's own: nothing the log does changes it.
     assert_eq!(fetched.to_records(), before);
     assert_eq!(before[3].value, record(3).value);

@@ -22,10 +22,10 @@ fn copy_dir(from: &Path, to: &Path) {
 /// A closed log of `n` records in batches of `batch`; returns the size of
 /// the last segment before its last batch.
 fn fixture(dir: &Path, n: u64, batch: u64) -> u64 {
-    let mut log = PartitionLog::open(dir, small_config()).unwrap();
-    append_range(&mut log, 0, n - batch, batch);
+    let log = PartitionLog::open(dir, small_config()).unwrap();
+    append_range(&log, 0, n - batch, batch);
     let before_last = fs::metadata(log_files(dir).last().unwrap()).unwrap().len();
-    append_range(&mut log, n - batch, n, batch);
+    append_range(&log, n - batch, n, batch);
     assert_eq!(log_files(dir).len(), log.segment_count());
     log.close().unwrap();
     before_last
@@ -48,11 +48,11 @@ fn torn_last_batch_is_cut_at_every_byte() {
             }
             let seg = dir.path().join(last.file_name().unwrap());
             fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut).unwrap();
-            let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
+            let log = PartitionLog::open(dir.path(), small_config()).unwrap();
             assert_eq!(log.recovery_report().bytes_truncated, cut - before_last, "cut {cut}");
             assert_holds(&log, n - batch);
             // The log goes on from the cut, with no gap or duplicate.
-            append_range(&mut log, n - batch, n, 2);
+            append_range(&log, n - batch, n, 2);
             assert_holds(&log, n);
         }
     }
@@ -167,14 +167,14 @@ fn orphan_index_is_removed_and_missing_segment_is_reported() {
 #[test]
 fn unclean_stop_with_preallocated_index_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
-    append_range(&mut log, 0, 90, 3);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    append_range(&log, 0, 90, 3);
     crash(log);
     assert!(!dir.path().join(MARKER).exists());
-    let mut log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert!(!log.recovery_report().clean_shutdown);
     assert_holds(&log, 90);
-    append_range(&mut log, 90, 100, 3);
+    append_range(&log, 90, 100, 3);
     log.close().unwrap();
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert!(log.recovery_report().clean_shutdown);

@@ -1,5 +1,9 @@
-//! The partition log: segments in order, append, read, truncate, recovery.
+//! The partition log: segments in order, append, read, truncate, recovery,
+//! and waiting for appends.
 
+mod notify;
 mod partition;
+mod wait;
 
 pub use partition::{AppendInfo, PartitionLog, RecoveryReport, CLEAN_SHUTDOWN_FILE};
+pub use wait::WaitForOffset;

@@ -3,14 +3,20 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
 
 use crate::config::LogConfig;
 use crate::error::{Corruption, Error, Result};
 use crate::format::{encode_batch, BatchMeta, FetchedRecords, Record};
 use crate::io::{FileSystem, OpenMode, SharedFs, StdFileSystem};
 use crate::segment::{parse_file_name, LogSegment, Recovery, SegmentFile};
+
+use super::notify::Notifier;
+use super::wait::WaitForOffset;
 
 /// Present in a partition directory only while the log is cleanly closed:
 /// its presence lets the next open skip scanning the active segment.
@@ -42,14 +48,20 @@ pub struct RecoveryReport {
     pub indexes_rebuilt: usize,
 }
 
-/// The log of one partition.
+/// The log of one partition, safe to share between threads (`Arc`).
+///
+/// One writer at a time appends, rolls or truncates (a mutex serializes
+/// them); readers never take that mutex. A reader snapshots the segment
+/// list, reads bytes below the published size of a segment with positional
+/// reads, and so never waits for an append nor sees a partial batch. Only
+/// `truncate_to` excludes readers, while it cuts bytes.
 ///
 /// # Examples
 ///
 /// ```
 /// use annals::{LogConfig, PartitionLog, Record};
 /// let dir = tempfile::tempdir()?;
-/// let mut log = PartitionLog::open(dir.path(), LogConfig::default())?;
+/// let log = PartitionLog::open(dir.path(), LogConfig::default())?;
 /// let info = log.append(&[Record::new("a"), Record::with_key("k", "b")])?;
 /// assert_eq!((info.first_offset, info.last_offset), (0, 1));
 /// let fetched = log.read(1, 1 << 20)?;
@@ -63,12 +75,26 @@ pub struct PartitionLog {
     fs: SharedFs,
     dir: PathBuf,
     config: LogConfig,
-    /// By base offset; never empty, the last one is active.
-    segments: BTreeMap<u64, LogSegment>,
-    log_end_offset: u64,
+    writer: Mutex<Writer>,
+    /// By base offset; never empty, the last one is active. Replaced whole
+    /// (copy on write) by roll and truncation; readers clone the `Arc`.
+    segments: RwLock<Arc<SegmentMap>>,
+    /// Published after a batch is fully written (`SeqCst`: see `notify`).
+    log_end_offset: AtomicU64,
+    /// Readers share it; `truncate_to` takes it alone, so no reader is inside
+    /// a segment while its bytes are cut or rewritten.
+    truncation: RwLock<()>,
+    notifier: Notifier,
+    report: RecoveryReport,
+}
+
+type SegmentMap = BTreeMap<u64, Arc<LogSegment>>;
+
+/// State only the writer touches.
+#[derive(Debug)]
+struct Writer {
     /// Reused encode buffer: appends allocate nothing in steady state.
     scratch: Vec<u8>,
-    report: RecoveryReport,
     closed: bool,
 }
 
@@ -116,10 +142,10 @@ impl PartitionLog {
                     return Err(Error::corruption(segment.log_path(), segment.size_bytes(), detail));
                 }
             }
-            segments.insert(base, segment);
+            segments.insert(base, Arc::new(segment));
         }
         if segments.is_empty() {
-            segments.insert(0, LogSegment::create(&*fs, &dir, 0, &config)?);
+            segments.insert(0, Arc::new(LogSegment::create(&*fs, &dir, 0, &config)?));
             fs.sync_dir(&dir).map_err(Error::io("sync directory", &dir))?;
         }
         if clean {
@@ -128,16 +154,17 @@ impl PartitionLog {
             fs.remove_file(&marker).map_err(Error::io("remove clean-shutdown marker", &marker))?;
             fs.sync_dir(&dir).map_err(Error::io("sync directory", &dir))?;
         }
-        let log_end_offset = segments.values().next_back().map_or(0, LogSegment::next_offset);
+        let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
         Ok(PartitionLog {
             fs,
             dir,
             config,
-            segments,
-            log_end_offset,
-            scratch: Vec::new(),
+            writer: Mutex::new(Writer { scratch: Vec::new(), closed: false }),
+            segments: RwLock::new(Arc::new(segments)),
+            log_end_offset: AtomicU64::new(log_end_offset),
+            truncation: RwLock::new(()),
+            notifier: Notifier::default(),
             report,
-            closed: false,
         })
     }
 
@@ -162,8 +189,8 @@ impl PartitionLog {
     /// # Errors
     /// [`Error::EmptyBatch`], [`Error::RecordTooLarge`],
     /// [`Error::BatchTooLarge`], [`Error::InvalidTimestamp`] (nothing is
-    /// written), or [`Error::Io`].
-    pub fn append(&mut self, records: &[Record]) -> Result<AppendInfo> {
+    /// written), [`Error::Closed`], or [`Error::Io`].
+    pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
         self.append_with(records, BatchMeta::default())
     }
 
@@ -171,18 +198,23 @@ impl PartitionLog {
     ///
     /// # Errors
     /// As [`PartitionLog::append`].
-    pub fn append_with(&mut self, records: &[Record], meta: BatchMeta) -> Result<AppendInfo> {
-        let base = self.log_end_offset;
-        self.scratch.clear();
-        let limits = self.config.encode_limits();
-        let header = encode_batch(&mut self.scratch, base, meta, records, now_ms(), limits)?;
-        if self.active().needs_roll(u64::from(header.batch_len), header.last_offset(), &self.config) {
-            self.roll()?;
+    pub fn append_with(&self, records: &[Record], meta: BatchMeta) -> Result<AppendInfo> {
+        let mut writer = self.writer.lock();
+        if writer.closed {
+            return Err(Error::Closed);
         }
-        let config = &self.config;
-        let active = self.segments.values_mut().next_back().expect("a log always has a segment");
-        active.append(&self.scratch, &header, config)?;
-        self.log_end_offset = header.next_offset();
+        let base = self.log_end_offset();
+        writer.scratch.clear();
+        let limits = self.config.encode_limits();
+        let header = encode_batch(&mut writer.scratch, base, meta, records, now_ms(), limits)?;
+        let mut active = self.active();
+        if active.needs_roll(u64::from(header.batch_len), header.last_offset(), &self.config) {
+            active = self.roll_locked()?;
+        }
+        active.append(&writer.scratch, &header, &self.config)?;
+        self.log_end_offset.store(header.next_offset(), Ordering::SeqCst);
+        drop(writer);
+        self.notifier.notify();
         Ok(AppendInfo {
             first_offset: base,
             last_offset: header.last_offset(),
@@ -190,29 +222,44 @@ impl PartitionLog {
         })
     }
 
-    fn active(&self) -> &LogSegment {
-        self.segments.values().next_back().expect("a log always has a segment")
+    fn snapshot(&self) -> Arc<SegmentMap> {
+        self.segments.read().clone()
+    }
+
+    fn active(&self) -> Arc<LogSegment> {
+        self.segments.read().values().next_back().cloned().expect("a log always has a segment")
     }
 
     /// Seals the active segment and starts a new one at the log end offset.
     /// Does nothing when the active segment is empty.
     ///
     /// # Errors
-    /// [`Error::Io`].
-    pub fn roll(&mut self) -> Result<()> {
-        let base = self.log_end_offset;
-        let active = self.segments.values_mut().next_back().expect("a log always has a segment");
-        if active.is_empty() {
-            return Ok(());
+    /// [`Error::Closed`], [`Error::Io`].
+    pub fn roll(&self) -> Result<()> {
+        let writer = self.writer.lock();
+        if writer.closed {
+            return Err(Error::Closed);
         }
+        self.roll_locked().map(drop)
+    }
+
+    /// Roll with the writer lock held; returns the (new) active segment.
+    fn roll_locked(&self) -> Result<Arc<LogSegment>> {
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(active);
+        }
+        let base = self.log_end_offset();
         // ORDER: seal (trim index, fsync log and index), create the new
         // segment's files, fsync the directory. Sealed segments are durable,
         // so recovery after a crash scans only the active one.
         active.seal()?;
-        let segment = LogSegment::create(&*self.fs, &self.dir, base, &self.config)?;
+        let segment = Arc::new(LogSegment::create(&*self.fs, &self.dir, base, &self.config)?);
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
-        self.segments.insert(base, segment);
-        Ok(())
+        let mut map = (*self.snapshot()).clone();
+        map.insert(base, segment.clone());
+        *self.segments.write() = Arc::new(map);
+        Ok(segment)
     }
 
     /// Reads whole batches from the one holding `offset`, up to about
@@ -223,13 +270,15 @@ impl PartitionLog {
     /// [`Error::OffsetOutOfRange`] outside `[log_start_offset,
     /// log_end_offset]`; [`Error::Corruption`] for damaged bytes.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
-        self.check_range(offset)?;
-        if offset == self.log_end_offset {
+        let _no_truncation = self.truncation.read();
+        let segments = self.snapshot();
+        let end = self.log_end_offset();
+        check_range(offset, &segments, end)?;
+        if offset == end {
             return Ok(FetchedRecords::default());
         }
-        for (_, segment) in
-            self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..))
-        {
+        let from = segments.range(..=offset).next_back().into_iter().chain(segments.range(offset + 1..));
+        for (_, segment) in from {
             if let Some(fetched) = segment.read(offset, max_bytes, &self.config)? {
                 return Ok(fetched);
             }
@@ -237,47 +286,60 @@ impl PartitionLog {
         Ok(FetchedRecords::default())
     }
 
-    fn check_range(&self, offset: u64) -> Result<()> {
-        if offset < self.log_start_offset() || offset > self.log_end_offset {
-            return Err(Error::OffsetOutOfRange {
-                offset,
-                log_start_offset: self.log_start_offset(),
-                log_end_offset: self.log_end_offset,
-            });
-        }
-        Ok(())
+    /// Blocks until a record at `offset` can be read (the log end offset is
+    /// above it) or `timeout` passes; returns whether it can.
+    pub fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        self.notifier.wait_until(deadline, || self.log_end_offset() > offset)
+    }
+
+    /// A future resolving once a record at `offset` can be read. Woken by
+    /// appends; runtime-agnostic.
+    pub fn wait_for_async(log: &Arc<PartitionLog>, offset: u64) -> WaitForOffset {
+        WaitForOffset::new(log.clone(), offset)
+    }
+
+    pub(super) fn notifier(&self) -> &Notifier {
+        &self.notifier
     }
 
     /// Drops every record at or above `offset` (across segments); the log end
-    /// offset becomes `offset`.
+    /// offset becomes `offset`. Waits for in-flight reads to finish.
     ///
     /// # Errors
     /// [`Error::OffsetOutOfRange`] outside `[log_start_offset,
-    /// log_end_offset]`; [`Error::Io`].
-    pub fn truncate_to(&mut self, offset: u64) -> Result<()> {
-        self.check_range(offset)?;
-        if offset == self.log_end_offset {
+    /// log_end_offset]`; [`Error::Closed`]; [`Error::Io`].
+    pub fn truncate_to(&self, offset: u64) -> Result<()> {
+        let mut writer = self.writer.lock();
+        if writer.closed {
+            return Err(Error::Closed);
+        }
+        let _no_readers = self.truncation.write();
+        let segments = self.snapshot();
+        let end = self.log_end_offset();
+        check_range(offset, &segments, end)?;
+        if offset == end {
             return Ok(());
         }
-        let doomed: Vec<u64> = self.segments.range(offset..).map(|(&b, _)| b).collect();
-        let keep_first = doomed.len() == self.segments.len();
+        let mut map = (*segments).clone();
+        let doomed: Vec<u64> = map.range(offset..).map(|(&b, _)| b).collect();
+        let keep_none = doomed.len() == map.len();
         for base in doomed.into_iter().rev() {
-            if let Some(segment) = self.segments.remove(&base) {
+            if let Some(segment) = map.remove(&base) {
                 segment.delete(&*self.fs)?;
             }
         }
-        if keep_first {
+        if keep_none {
             // Everything went: start over, empty, at `offset`.
             let segment = LogSegment::create(&*self.fs, &self.dir, offset, &self.config)?;
-            self.segments.insert(offset, segment);
-        } else {
-            let config = &self.config;
-            let active = self.segments.values_mut().next_back().expect("a log always has a segment");
-            active.truncate_to(offset, &mut self.scratch)?;
-            active.activate(config)?;
+            map.insert(offset, Arc::new(segment));
+        } else if let Some(active) = map.values().next_back() {
+            active.truncate_to(offset, &mut writer.scratch)?;
+            active.activate(&self.config)?;
         }
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
-        self.log_end_offset = offset;
+        *self.segments.write() = Arc::new(map);
+        self.log_end_offset.store(offset, Ordering::SeqCst);
         Ok(())
     }
 
@@ -291,27 +353,27 @@ impl PartitionLog {
 
     /// The first offset in the log.
     pub fn log_start_offset(&self) -> u64 {
-        self.segments.keys().next().copied().unwrap_or(0)
+        self.snapshot().keys().next().copied().unwrap_or(0)
     }
 
     /// The offset the next append gets.
     pub fn log_end_offset(&self) -> u64 {
-        self.log_end_offset
+        self.log_end_offset.load(Ordering::SeqCst)
     }
 
     /// Bytes of log data in all segments.
     pub fn size_bytes(&self) -> u64 {
-        self.segments.values().map(LogSegment::size_bytes).sum()
+        self.snapshot().values().map(|s| s.size_bytes()).sum()
     }
 
     /// Number of segments.
     pub fn segment_count(&self) -> usize {
-        self.segments.len()
+        self.snapshot().len()
     }
 
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<u64> {
-        self.segments.keys().copied().collect()
+        self.snapshot().keys().copied().collect()
     }
 
     /// What the last open found and repaired.
@@ -325,19 +387,24 @@ impl PartitionLog {
     }
 
     /// Closes cleanly: seals the active segment's index, syncs, and leaves
-    /// the clean-shutdown marker so the next open skips the full scan.
+    /// the clean-shutdown marker so the next open skips the full scan. Later
+    /// appends fail with [`Error::Closed`]; reads still work. Closing twice
+    /// does nothing.
     ///
     /// # Errors
     /// [`Error::Io`]; the log is then left to be recovered at the next open.
-    pub fn close(mut self) -> Result<()> {
-        self.closed = true;
+    pub fn close(&self) -> Result<()> {
+        let mut writer = self.writer.lock();
+        if writer.closed {
+            return Ok(());
+        }
+        writer.closed = true;
         self.shutdown()
     }
 
-    fn shutdown(&mut self) -> Result<()> {
+    fn shutdown(&self) -> Result<()> {
         // ORDER: data and index durable, then the marker, then the directory.
-        let active = self.segments.values_mut().next_back().expect("a log always has a segment");
-        active.seal()?;
+        self.active().seal()?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         let file = self
             .fs
@@ -348,9 +415,17 @@ impl PartitionLog {
     }
 }
 
+fn check_range(offset: u64, segments: &SegmentMap, log_end_offset: u64) -> Result<()> {
+    let log_start_offset = segments.keys().next().copied().unwrap_or(0);
+    if offset < log_start_offset || offset > log_end_offset {
+        return Err(Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset });
+    }
+    Ok(())
+}
+
 impl Drop for PartitionLog {
     fn drop(&mut self) {
-        if !self.closed {
+        if !self.writer.get_mut().closed {
             // Best effort; on failure the next open recovers by scanning.
             let _ = self.shutdown();
         }

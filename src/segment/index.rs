@@ -218,10 +218,9 @@ impl OffsetIndex {
         Ok(())
     }
 
-    /// Removes the index file (the mapping is dropped first).
-    pub fn delete(mut self, fs: &dyn FileSystem) -> Result<()> {
-        self.map = Box::new(NoMapping);
-        fs.remove_file(&self.path).map_err(Error::io("remove index", &self.path))
+    /// The index file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 

@@ -2,7 +2,10 @@
 //! its sparse `{base_offset:020}.index`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use crate::config::LogConfig;
 use crate::error::{Corruption, Error, Result};
@@ -10,7 +13,7 @@ use crate::format::{BatchHeader, FetchedRecords, BATCH_HEADER_BYTES};
 use crate::io::{FileHandle, FileSystem, OpenMode};
 
 use super::index::OffsetIndex;
-use super::scan::{scan, ChunkReader, ScanStart};
+use super::scan::ChunkReader;
 use super::{index_file_name, log_file_name};
 
 /// Extra bytes read past `max_bytes + index_interval_bytes`, so the batch
@@ -51,17 +54,26 @@ pub struct SegmentRepair {
     pub index_rebuilt: bool,
 }
 
-/// A segment of a partition log.
+/// A segment of a partition log, shared between one writer and any number
+/// of readers.
+///
+/// Only the partition's writer (holding its writer lock) calls the `&self`
+/// methods that change the segment (`append`, `truncate_to`, `seal`,
+/// `activate`). It publishes an append by storing `next_offset` and then
+/// `size` with `Release` after the bytes are written; readers load `size`
+/// with `Acquire` and never read past it, so they never see a partial batch.
 #[derive(Debug)]
 pub struct LogSegment {
-    base_offset: u64,
-    log_path: PathBuf,
-    log: Arc<dyn FileHandle>,
-    index: OffsetIndex,
+    pub(super) base_offset: u64,
+    pub(super) log_path: PathBuf,
+    pub(super) log: Arc<dyn FileHandle>,
+    /// Readers hold the read lock only for a lookup.
+    pub(super) index: RwLock<OffsetIndex>,
     /// Bytes of valid batches; the file is never read past this.
-    size: u64,
-    next_offset: u64,
-    bytes_since_index: u64,
+    pub(super) size: AtomicU64,
+    pub(super) next_offset: AtomicU64,
+    /// Writer-only bookkeeping: log bytes since the last index entry.
+    pub(super) bytes_since_index: AtomicU64,
 }
 
 impl LogSegment {
@@ -76,82 +88,27 @@ impl LogSegment {
         let index_path = dir.join(index_file_name(base_offset));
         let mut index = OffsetIndex::open(fs, &index_path, base_offset, config.index_entries_max(), 0)?;
         index.clear();
-        Ok(LogSegment {
-            base_offset,
-            log_path,
-            log,
-            index,
-            size: 0,
-            next_offset: base_offset,
-            bytes_since_index: 0,
-        })
+        Ok(LogSegment::new(base_offset, log_path, log, index, 0, base_offset, 0))
     }
 
-    /// Opens an existing segment, validating its tail (or all of it, with
-    /// [`Recovery::Full`]) and cutting off a torn tail. An `active` segment's
-    /// index gets room for appends; a sealed one's stays trimmed.
-    ///
-    /// # Errors
-    /// [`Error::Corruption`] when damaged bytes are followed by valid ones.
-    pub fn open(
-        fs: &dyn FileSystem,
-        dir: &Path,
+    pub(super) fn new(
         base_offset: u64,
-        config: &LogConfig,
-        recovery: Recovery,
-        active: bool,
-    ) -> Result<(Self, SegmentRepair)> {
-        let log_path = dir.join(log_file_name(base_offset));
-        let log = fs.open(&log_path, OpenMode::Existing).map_err(Error::io("open segment", &log_path))?;
-        let file_len = log.size().map_err(Error::io("stat segment", &log_path))?;
-        let capacity = if active { config.index_entries_max() } else { 0 };
-        let bound = usize::try_from(file_len / BATCH_HEADER_BYTES as u64 + 1).unwrap_or(usize::MAX);
-        let index_path = dir.join(index_file_name(base_offset));
-        let mut index = OffsetIndex::open(fs, &index_path, base_offset, capacity, bound)?;
-        let mut repair = SegmentRepair::default();
-        let trusted = recovery == Recovery::FromIndex && index.sanity_check(file_len).is_ok();
-        let start = match index.last_entry().filter(|_| trusted) {
-            Some((offset, position)) => ScanStart { offset, position },
-            None => {
-                repair.index_rebuilt = index.entries() > 0 || recovery == Recovery::Full;
-                index.clear();
-                ScanStart { offset: base_offset, position: 0 }
-            }
-        };
-        let interval = config.index_interval_bytes;
-        let rescan = |index: &mut OffsetIndex, repair: &mut SegmentRepair| {
-            repair.index_rebuilt = true;
-            index.clear();
-            let from_start = ScanStart { offset: base_offset, position: 0 };
-            scan(&*log, &log_path, file_len, from_start, index, interval)
-        };
-        // A scan that fails right at the index's last entry means the index
-        // pointed at something that is not a batch: distrust it, not the log.
-        let end = match scan(&*log, &log_path, file_len, start, &mut index, interval) {
-            Ok(end) if start.position == 0 || end.valid_bytes > start.position => end,
-            Ok(_) => rescan(&mut index, &mut repair)?,
-            Err(Error::Corruption { position, .. }) if position == start.position && position > 0 => {
-                rescan(&mut index, &mut repair)?
-            }
-            Err(e) => return Err(e),
-        };
-        repair.bytes_scanned = file_len - if repair.index_rebuilt { 0 } else { start.position };
-        if end.torn.is_some() {
-            // ORDER: the index never points past the log, so cut it first.
-            index.truncate_to_position(end.valid_bytes);
-            log.set_len(end.valid_bytes).map_err(Error::io("truncate torn tail", &log_path))?;
-            repair.bytes_truncated = file_len - end.valid_bytes;
-        }
-        let segment = LogSegment {
+        log_path: PathBuf,
+        log: Arc<dyn FileHandle>,
+        index: OffsetIndex,
+        size: u64,
+        next_offset: u64,
+        bytes_since_index: u64,
+    ) -> Self {
+        LogSegment {
             base_offset,
             log_path,
             log,
-            index,
-            size: end.valid_bytes,
-            next_offset: end.next_offset,
-            bytes_since_index: end.bytes_since_index,
-        };
-        Ok((segment, repair))
+            index: RwLock::new(index),
+            size: AtomicU64::new(size),
+            next_offset: AtomicU64::new(next_offset),
+            bytes_since_index: AtomicU64::new(bytes_since_index),
+        }
     }
 
     /// The first offset this segment can hold.
@@ -161,12 +118,12 @@ impl LogSegment {
 
     /// The offset after the last batch (the base offset when empty).
     pub fn next_offset(&self) -> u64 {
-        self.next_offset
+        self.next_offset.load(Ordering::Acquire)
     }
 
     /// Bytes of log data.
     pub fn size_bytes(&self) -> u64 {
-        self.size
+        self.size.load(Ordering::Acquire)
     }
 
     /// The log file's path.
@@ -176,7 +133,7 @@ impl LogSegment {
 
     /// True when no batch has been appended.
     pub fn is_empty(&self) -> bool {
-        self.size == 0
+        self.size_bytes() == 0
     }
 
     /// Whether a batch of `batch_bytes` ending at `last_offset` must go to a
@@ -184,37 +141,48 @@ impl LogSegment {
     /// 32-bit relative range. An empty segment takes any batch.
     pub fn needs_roll(&self, batch_bytes: u64, last_offset: u64, config: &LogConfig) -> bool {
         !self.is_empty()
-            && (self.size + batch_bytes > config.segment_bytes
-                || self.index.is_full()
+            && (self.size_bytes() + batch_bytes > config.segment_bytes
+                || self.index.read().is_full()
                 || last_offset - self.base_offset > u64::from(u32::MAX))
     }
 
     /// Appends one encoded, checked batch with a single positional write.
+    /// Writer only.
     ///
     /// On a write error nothing changes: bytes past `size` are never read and
     /// the next append overwrites them.
-    pub fn append(&mut self, batch: &[u8], header: &BatchHeader, config: &LogConfig) -> Result<()> {
-        debug_assert_eq!(header.base_offset, self.next_offset, "append must be contiguous");
+    pub fn append(&self, batch: &[u8], header: &BatchHeader, config: &LogConfig) -> Result<()> {
+        let position = self.size_bytes();
+        debug_assert_eq!(header.base_offset, self.next_offset(), "append must be contiguous");
         debug_assert_eq!(header.batch_len as usize, batch.len());
-        self.log.write_all_at(batch, self.size).map_err(Error::io("append", &self.log_path))?;
-        if self.bytes_since_index >= config.index_interval_bytes {
-            self.index.append(header.base_offset, self.size);
-            self.bytes_since_index = 0;
+        self.log.write_all_at(batch, position).map_err(Error::io("append", &self.log_path))?;
+        let mut since = self.bytes_since_index.load(Ordering::Relaxed);
+        if since >= config.index_interval_bytes {
+            self.index.write().append(header.base_offset, position);
+            since = 0;
         }
-        self.bytes_since_index += batch.len() as u64;
-        self.size += batch.len() as u64;
-        self.next_offset = header.next_offset();
+        self.bytes_since_index.store(since + batch.len() as u64, Ordering::Relaxed);
+        // ORDER (publication): bytes written, index entry added, then the
+        // next offset, then the size readers bound their reads by.
+        self.next_offset.store(header.next_offset(), Ordering::Release);
+        self.size.store(position + batch.len() as u64, Ordering::Release);
         Ok(())
     }
 
     /// Position and header of the batch holding `offset` (the first batch
     /// ending at or after it), or `None` when it is past this segment.
-    fn find_batch(&self, offset: u64, reader: &mut ChunkReader<'_>) -> Result<Option<(u64, BatchHeader)>> {
-        let (entry_offset, entry_pos) = self.index.lookup(offset);
-        match self.walk_from(entry_pos, offset, reader, Some(entry_offset)) {
+    /// `size` bounds the walk: the reader's snapshot of the segment size.
+    fn find_batch(
+        &self,
+        offset: u64,
+        size: u64,
+        reader: &mut ChunkReader<'_>,
+    ) -> Result<Option<(u64, BatchHeader)>> {
+        let (entry_offset, entry_pos) = self.index.read().lookup(offset);
+        match self.walk_from(entry_pos, offset, size, reader, Some(entry_offset)) {
             // The index is derived data: if its entry does not point at the
             // batch it names, walk from the segment start instead.
-            Err(WalkError::IndexMismatch) => match self.walk_from(0, offset, reader, None) {
+            Err(WalkError::IndexMismatch) => match self.walk_from(0, offset, size, reader, None) {
                 Ok(found) => Ok(found),
                 Err(WalkError::Failed(e)) => Err(e),
                 Err(WalkError::IndexMismatch) => unreachable!("no entry to mismatch"),
@@ -230,11 +198,12 @@ impl LogSegment {
         &self,
         mut pos: u64,
         offset: u64,
+        size: u64,
         reader: &mut ChunkReader<'_>,
         mut expect_first: Option<u64>,
     ) -> Result<Option<(u64, BatchHeader)>, WalkError> {
         // Bounded: each step advances by at least one header.
-        while pos < self.size {
+        while pos < size {
             let head = reader
                 .get(pos, BATCH_HEADER_BYTES)?
                 .ok_or_else(|| self.damaged(pos, crate::format::DecodeErrorKind::Truncated));
@@ -274,11 +243,12 @@ impl LogSegment {
         // the target lies within about one index interval of the entry.
         let window =
             max_bytes.saturating_add(config.index_interval_bytes as usize).saturating_add(READ_SLACK_BYTES);
-        let mut reader = ChunkReader::with_chunk(&*self.log, &self.log_path, self.size, window);
-        let Some((pos, first)) = self.find_batch(offset, &mut reader)? else {
+        let size = self.size_bytes();
+        let mut reader = ChunkReader::with_chunk(&*self.log, &self.log_path, size, window);
+        let Some((pos, first)) = self.find_batch(offset, size, &mut reader)? else {
             return Ok(None);
         };
-        let want = (max_bytes as u64).max(u64::from(first.batch_len)).min(self.size - pos);
+        let want = (max_bytes as u64).max(u64::from(first.batch_len)).min(size - pos);
         let buf = reader.take(pos, want as usize)?;
         // Keep whole, valid batches; stop before one that does not fit.
         let (mut at, mut expected) = (0usize, first.base_offset);
@@ -305,37 +275,39 @@ impl LogSegment {
     /// Makes the log data and index durable.
     pub fn sync(&self) -> Result<()> {
         self.log.sync_data().map_err(Error::io("sync segment", &self.log_path))?;
-        self.index.sync()
+        self.index.read().sync()
     }
 
     /// Seals the segment (on roll or clean close): trims the index to its
     /// entries, then syncs log and index.
-    pub fn seal(&mut self) -> Result<()> {
-        self.index.trim()?;
+    pub fn seal(&self) -> Result<()> {
+        self.index.write().trim()?;
         self.sync()
     }
 
     /// Gives a (re)active segment room for index entries.
-    pub fn activate(&mut self, config: &LogConfig) -> Result<()> {
-        self.index.reserve(config.index_entries_max())
+    pub fn activate(&self, config: &LogConfig) -> Result<()> {
+        self.index.write().reserve(config.index_entries_max())
     }
 
-    /// Removes the segment's files.
-    pub fn delete(self, fs: &dyn FileSystem) -> Result<()> {
-        let LogSegment { log_path, log, index, .. } = self;
-        drop(log);
-        index.delete(fs)?;
-        fs.remove_file(&log_path).map_err(Error::io("remove segment", &log_path))
+    /// Removes the segment's files. Readers still holding the segment keep
+    /// reading the unlinked files through their open handles.
+    pub fn delete(&self, fs: &dyn FileSystem) -> Result<()> {
+        let index_path = self.index.read().path().to_path_buf();
+        fs.remove_file(&index_path).map_err(Error::io("remove index", &index_path))?;
+        fs.remove_file(&self.log_path).map_err(Error::io("remove segment", &self.log_path))
     }
 
     /// Drops every record at or above `offset`, keeping the records below it
-    /// that share its batch (that batch is rewritten without them).
-    pub fn truncate_to(&mut self, offset: u64, scratch: &mut Vec<u8>) -> Result<()> {
-        if offset >= self.next_offset {
+    /// that share its batch (that batch is rewritten without them). Writer
+    /// only, with no reader inside this segment (the partition excludes them).
+    pub fn truncate_to(&self, offset: u64, scratch: &mut Vec<u8>) -> Result<()> {
+        if offset >= self.next_offset() {
             return Ok(());
         }
-        let mut reader = ChunkReader::new(&*self.log, &self.log_path, self.size);
-        let Some((pos, header)) = self.find_batch(offset, &mut reader)? else {
+        let size = self.size_bytes();
+        let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
+        let Some((pos, header)) = self.find_batch(offset, size, &mut reader)? else {
             return Ok(());
         };
         let mut new_size = pos;
@@ -350,17 +322,18 @@ impl LogSegment {
             self.log.write_all_at(scratch, pos).map_err(Error::io("truncate", &self.log_path))?;
             new_size = pos + scratch.len() as u64;
         }
-        // Entries at `pos` stay valid when the rewritten batch starts there.
-        let keep_entry_at_pos = new_size > pos;
-        self.index.truncate_to_position(if keep_entry_at_pos { pos + 1 } else { pos });
+        let mut index = self.index.write();
+        // An entry at `pos` stays valid when the rewritten batch starts there.
+        index.truncate_to_position(if new_size > pos { pos + 1 } else { pos });
         self.log.set_len(new_size).map_err(Error::io("truncate", &self.log_path))?;
         // ORDER: make the new length durable now, or a crash could bring the
         // truncated batches back (they are still contiguous, so recovery
         // would accept them).
         self.log.sync_data().map_err(Error::io("sync after truncate", &self.log_path))?;
-        self.size = new_size;
-        self.next_offset = offset;
-        self.bytes_since_index = new_size - self.index.last_entry().map_or(0, |(_, p)| p);
+        let since = new_size - index.last_entry().map_or(0, |(_, p)| p);
+        self.bytes_since_index.store(since, Ordering::Relaxed);
+        self.next_offset.store(offset, Ordering::Release);
+        self.size.store(new_size, Ordering::Release);
         Ok(())
     }
 }
@@ -371,7 +344,7 @@ mod tests {
     use crate::format::{encode_batch, BatchMeta, Record};
     use crate::io::StdFileSystem;
 
-    fn append(segment: &mut LogSegment, n: usize, config: &LogConfig) {
+    fn append(segment: &LogSegment, n: usize, config: &LogConfig) {
         let records: Vec<_> = (0..n).map(|i| Record::new(vec![i as u8; 50]).timestamp_ms(1)).collect();
         let mut buf = Vec::new();
         let header = encode_batch(
@@ -390,9 +363,9 @@ mod tests {
     fn append_read_seal_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig { index_interval_bytes: 100, ..LogConfig::default() };
-        let mut segment = LogSegment::create(&StdFileSystem, dir.path(), 500, &config).unwrap();
+        let segment = LogSegment::create(&StdFileSystem, dir.path(), 500, &config).unwrap();
         for n in 1..=10 {
-            append(&mut segment, n, &config);
+            append(&segment, n, &config);
         }
         assert_eq!(segment.next_offset(), 555);
         let fetched = segment.read(520, 0, &config).unwrap().unwrap();
@@ -413,9 +386,9 @@ mod tests {
     fn needs_roll_by_size_and_relative_offset() {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig { segment_bytes: 1000, ..LogConfig::default() };
-        let mut segment = LogSegment::create(&StdFileSystem, dir.path(), 0, &config).unwrap();
+        let segment = LogSegment::create(&StdFileSystem, dir.path(), 0, &config).unwrap();
         assert!(!segment.needs_roll(5000, 0, &config), "an empty segment takes any batch");
-        append(&mut segment, 5, &config);
+        append(&segment, 5, &config);
         assert!(segment.needs_roll(1000, 10, &config));
         assert!(!segment.needs_roll(10, 10, &config));
         assert!(segment.needs_roll(10, u64::from(u32::MAX) + 1, &config));

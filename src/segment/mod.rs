@@ -2,6 +2,7 @@
 
 mod index;
 mod log_segment;
+mod recover;
 mod rewrite;
 mod scan;
 

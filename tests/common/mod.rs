@@ -16,19 +16,19 @@ pub fn record(i: u64) -> Record {
     let value = format!("value-{i}-{}", "x".repeat((i % 50) as usize));
     let mut r = if i % 7 == 6 {
         Record::tombstone(format!("key-{}", i % 11))
-    } else if i % 3 == 0 {
+    } else if i.is_multiple_of(3) {
         Record::with_key(format!("key-{}", i % 11), value)
     } else {
         Record::new(value)
     };
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         r = r.header("h", Some(bytes::Bytes::from(format!("hv{i}"))));
     }
     r.timestamp_ms(1_700_000_000_000 + i as i64)
 }
 
 /// Appends records `from..to` in batches of `batch`.
-pub fn append_range(log: &mut PartitionLog, from: u64, to: u64, batch: u64) {
+pub fn append_range(log: &PartitionLog, from: u64, to: u64, batch: u64) {
     let mut i = from;
     while i < to {
         let end = (i + batch).min(to);
