@@ -67,6 +67,57 @@ pub enum Error {
     },
     /// The log or store was closed.
     Closed,
+    /// A file the engine did not write sits where it keeps its data; it is
+    /// left alone, and nothing is opened over it.
+    UnexpectedFile {
+        /// The file or directory.
+        path: PathBuf,
+    },
+    /// No topic of that name.
+    UnknownTopic {
+        /// The name asked for.
+        topic: String,
+    },
+    /// A topic of that name exists already.
+    TopicExists {
+        /// The name.
+        topic: String,
+    },
+    /// A topic name that is not `[A-Za-z0-9._-]{1,249}`, or is `.` or `..`.
+    InvalidTopicName {
+        /// The name given.
+        topic: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A partition number at or above the topic's partition count.
+    PartitionOutOfRange {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// The topic's partition count.
+        partitions: u32,
+    },
+    /// A partition count of 0 or over the limit.
+    InvalidPartitionCount {
+        /// The count given.
+        partitions: u32,
+        /// The largest allowed.
+        max: u32,
+    },
+    /// The data directory is open in another `Store` (this or another process).
+    StoreLocked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A metadata file that does not parse or fails its checksum.
+    InvalidMetadata {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A configuration value out of bounds.
     InvalidConfig {
         /// The field.
@@ -170,6 +221,24 @@ impl fmt::Display for Error {
             }
             Error::InvalidConfig { field, reason } => write!(f, "invalid config {field}: {reason}"),
             Error::Closed => write!(f, "closed"),
+            Error::UnexpectedFile { path } => {
+                write!(f, "unexpected file {} in a data directory (left untouched)", path.display())
+            }
+            Error::UnknownTopic { topic } => write!(f, "unknown topic {topic:?}"),
+            Error::TopicExists { topic } => write!(f, "topic {topic:?} exists already"),
+            Error::InvalidTopicName { topic, reason } => write!(f, "invalid topic name {topic:?}: {reason}"),
+            Error::PartitionOutOfRange { topic, partition, partitions } => {
+                write!(f, "partition {partition} out of range: topic {topic:?} has {partitions}")
+            }
+            Error::InvalidPartitionCount { partitions, max } => {
+                write!(f, "invalid partition count {partitions}: must be 1..={max}")
+            }
+            Error::StoreLocked { path } => {
+                write!(f, "data directory is already open (lock {} is held)", path.display())
+            }
+            Error::InvalidMetadata { path, reason } => {
+                write!(f, "invalid metadata {}: {reason}", path.display())
+            }
         }
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! Layers, each depending only on those before it:
 //! [`format`] (pure encoding) → [`io`] (the only file-system seam) →
-//! [`segment`] → [`log`] (one partition).
+//! [`segment`] → [`log`] (one partition) → [`store`] (topics, partitions,
+//! consumers).
 //!
 //! # Examples
 //!
@@ -34,6 +35,7 @@ pub mod format;
 pub mod io;
 pub mod log;
 pub mod segment;
+pub mod store;
 
 pub use config::LogConfig;
 
@@ -43,4 +45,8 @@ pub use config::LogConfig;
 pub struct ReadmeDoctests;
 pub use error::{Corruption, Error, Result};
 pub use format::{BatchMeta, FetchedRecords, Header, Record, RecordView, StoredRecord};
-pub use log::{AppendInfo, PartitionLog, RecoveryReport};
+pub use log::{AppendInfo, PartitionLog, RecoveryReport, WaitForOffset};
+pub use store::{
+    murmur2, partition_for_key, validate_topic_name, Partition, PartitionAppend, PartitionDescription,
+    Reader, StartAt, Store, StoreConfig, Topic, TopicConfig, TopicDescription,
+};

@@ -180,3 +180,18 @@ fn unclean_stop_with_preallocated_index_recovers() {
     assert!(log.recovery_report().clean_shutdown);
     assert_holds(&log, 100);
 }
+
+#[test]
+fn unexpected_file_in_partition_dir_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), 50, 5);
+    let stray = dir.path().join("notes.txt");
+    fs::write(&stray, b"mine").unwrap();
+    match PartitionLog::open(dir.path(), small_config()) {
+        Err(Error::UnexpectedFile { path }) => assert_eq!(path, stray),
+        other => panic!("expected UnexpectedFile, got {other:?}"),
+    }
+    assert_eq!(fs::read(&stray).unwrap(), b"mine");
+    fs::remove_file(&stray).unwrap();
+    assert_holds(&PartitionLog::open(dir.path(), small_config()).unwrap(), 50);
+}

@@ -47,7 +47,16 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Whether `path` exists.
     fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// Removes a directory and everything in it.
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock on `path` (created if missing), held until the
+    /// returned guard drops. Fails with `WouldBlock` when another holder,
+    /// in this process or another, has it.
+    fn lock_exclusive(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
 }
+
+/// A held exclusive lock (see [`FileSystem::lock_exclusive`]).
+pub trait FileLock: Send + Sync + fmt::Debug {}
 
 /// An open file, shared between threads; all I/O is positional.
 pub trait FileHandle: Send + Sync + fmt::Debug {
@@ -91,6 +100,34 @@ pub fn read_exact_at(file: &dyn FileHandle, mut buf: &mut [u8], mut pos: u64) ->
         }
     }
     Ok(())
+}
+
+/// Reads a whole small file, refusing one over `max_bytes` (the length on
+/// disk never sizes an allocation beyond what the caller allows).
+pub fn read_small_file(fs: &dyn FileSystem, path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
+    let file = fs.open(path, OpenMode::Existing)?;
+    let len = file.size()?;
+    if len > max_bytes {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{len} bytes, over {max_bytes}")));
+    }
+    let mut buf = vec![0u8; len as usize];
+    read_exact_at(&*file, &mut buf, 0)?;
+    Ok(buf)
+}
+
+/// Replaces `dir/name` with `bytes` atomically and durably.
+///
+/// ORDER: write `name.tmp`, fsync it, rename over `name`, fsync `dir`. A
+/// crash leaves either the old or the new file (and maybe a stray `.tmp`).
+pub fn write_file_atomic(fs: &dyn FileSystem, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let file = fs.open(&tmp, OpenMode::Create)?;
+    file.set_len(0)?;
+    file.write_all_at(bytes, 0)?;
+    file.sync_data()?;
+    drop(file);
+    fs.rename(&tmp, &dir.join(name))?;
+    fs.sync_dir(dir)
 }
 
 /// The shared handle to a file system.

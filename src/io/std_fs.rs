@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use memmap2::{MmapMut, MmapOptions};
 
-use super::{FileHandle, FileSystem, Mapping, OpenMode};
+use super::{FileHandle, FileLock, FileSystem, Mapping, OpenMode};
 
 /// The operating system's file system.
 #[derive(Clone, Copy, Debug, Default)]
@@ -58,7 +58,30 @@ impl FileSystem for StdFileSystem {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         path.try_exists()
     }
+
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::remove_dir_all(dir)
+    }
+
+    fn lock_exclusive(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        // flock(2): held per open file description, so a second open of the
+        // same directory in this process conflicts too.
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(StdLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
 }
+
+/// Holds the locked file open; closing it releases the lock.
+#[derive(Debug)]
+struct StdLock {
+    _file: File,
+}
+
+impl FileLock for StdLock {}
 
 #[derive(Debug)]
 struct StdFile {
@@ -169,6 +192,29 @@ mod tests {
         assert!(!fs.exists(&path).unwrap());
         fs.remove_file(&dir.path().join("b")).unwrap();
         assert!(fs.list_dir(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn exclusive_lock_conflicts_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = StdFileSystem;
+        let path = dir.path().join(".lock");
+        let held = fs.lock_exclusive(&path).unwrap();
+        let err = fs.lock_exclusive(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(held);
+        fs.lock_exclusive(&path).unwrap();
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_small_read_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = StdFileSystem;
+        crate::io::write_file_atomic(&fs, dir.path(), "meta", b"one").unwrap();
+        crate::io::write_file_atomic(&fs, dir.path(), "meta", b"two!").unwrap();
+        assert_eq!(crate::io::read_small_file(&fs, &dir.path().join("meta"), 10).unwrap(), b"two!");
+        assert!(crate::io::read_small_file(&fs, &dir.path().join("meta"), 3).is_err());
+        assert_eq!(fs.list_dir(dir.path()).unwrap(), ["meta"], "no temp file left");
     }
 
     #[test]

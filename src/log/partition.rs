@@ -169,9 +169,14 @@ impl PartitionLog {
     }
 
     /// Base offsets of the segments in `dir`, sorted; removes index files
-    /// whose log file is gone (an index is derived data).
+    /// whose log file is gone (an index is derived data). Any file the log
+    /// does not write is an error: it is not ours to delete or ignore.
     fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
         let names = fs.list_dir(dir).map_err(Error::io("list log directory", dir))?;
+        if let Some(stray) = names.iter().find(|n| parse_file_name(n).is_none() && *n != CLEAN_SHUTDOWN_FILE)
+        {
+            return Err(Error::UnexpectedFile { path: dir.join(stray) });
+        }
         let parsed: Vec<(u64, SegmentFile)> = names.iter().filter_map(|n| parse_file_name(n)).collect();
         let mut logs: Vec<u64> = parsed.iter().filter(|p| p.1 == SegmentFile::Log).map(|p| p.0).collect();
         logs.sort_unstable();

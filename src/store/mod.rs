@@ -1,0 +1,16 @@
+//! Topics and the store: the public API users embed.
+
+mod metadata;
+mod name;
+mod partitioner;
+mod reader;
+#[expect(clippy::module_inception, reason = "the store module's main type lives in store.rs")]
+mod store;
+mod topic;
+
+pub use metadata::TopicConfig;
+pub use name::{validate_topic_name, TOPIC_NAME_MAX};
+pub use partitioner::{murmur2, partition_for_key};
+pub use reader::{Reader, StartAt, DEFAULT_FETCH_BYTES};
+pub use store::{PartitionDescription, Store, StoreConfig, TopicDescription};
+pub use topic::{Partition, PartitionAppend, Topic};

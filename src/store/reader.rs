@@ -1,0 +1,114 @@
+//! A consumer of one partition that keeps its position across calls.
+
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::format::FetchedRecords;
+use crate::log::WaitForOffset;
+
+use super::topic::Partition;
+
+/// Where a [`Reader`] starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAt {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset: only records appended from now on.
+    Latest,
+    /// A given offset.
+    Offset(u64),
+}
+
+/// Default bytes fetched per poll.
+pub const DEFAULT_FETCH_BYTES: usize = 1 << 20;
+
+/// A consumer of one partition. Each poll returns the records after the
+/// previous poll's; [`Reader::poll_wait`] and [`Reader::wait`] tail the log.
+///
+/// # Examples
+///
+/// ```
+/// use annals::{Record, StartAt, Store, StoreConfig, TopicConfig};
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path(), StoreConfig::default())?;
+/// let topic = store.create_topic("events", TopicConfig::with_partitions(1))?;
+/// let partition = topic.partition(0)?;
+/// let mut reader = partition.reader(StartAt::Earliest);
+/// partition.append(&[Record::new("a"), Record::new("b")])?;
+/// let got: Vec<_> = reader.poll()?.records().map(|r| r.offset).collect();
+/// assert_eq!(got, [0, 1]);
+/// assert_eq!(reader.position(), 2);
+/// assert!(reader.poll()?.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Reader {
+    partition: Partition,
+    position: u64,
+    max_bytes: usize,
+}
+
+impl Reader {
+    pub(super) fn new(partition: Partition, start: StartAt) -> Self {
+        let position = match start {
+            StartAt::Earliest => partition.log_start_offset(),
+            StartAt::Latest => partition.log_end_offset(),
+            StartAt::Offset(o) => o,
+        };
+        Reader { partition, position, max_bytes: DEFAULT_FETCH_BYTES }
+    }
+
+    /// Bytes to fetch per poll (at least one batch is always returned).
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// The offset the next poll reads from.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Moves the position.
+    pub fn seek(&mut self, offset: u64) {
+        self.position = offset;
+    }
+
+    /// The partition read.
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    /// Records from the position on (empty at the log end), advancing past
+    /// them.
+    ///
+    /// # Errors
+    /// [`crate::Error::OffsetOutOfRange`] when the position is outside the
+    /// log (seek to recover); [`crate::Error::Corruption`]; [`crate::Error::Io`].
+    pub fn poll(&mut self) -> Result<FetchedRecords> {
+        let fetched = self.partition.read(self.position, self.max_bytes)?;
+        if let Some(next) = fetched.next_offset() {
+            self.position = next;
+        }
+        Ok(fetched)
+    }
+
+    /// Like [`Reader::poll`], but at the log end waits up to `timeout` for an
+    /// append first.
+    ///
+    /// # Errors
+    /// As [`Reader::poll`].
+    pub fn poll_wait(&mut self, timeout: Duration) -> Result<FetchedRecords> {
+        let fetched = self.poll()?;
+        if fetched.is_empty() && self.partition.wait_for(self.position, timeout) {
+            return self.poll();
+        }
+        Ok(fetched)
+    }
+
+    /// A future resolving once a record at the position exists; then
+    /// [`Reader::poll`] returns it.
+    pub fn wait(&self) -> WaitForOffset {
+        self.partition.wait_for_async(self.position)
+    }
+}

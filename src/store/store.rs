@@ -1,0 +1,341 @@
+//! The store: a data directory of topics, locked by one process at a time.
+//!
+//! Layout:
+//!
+//! ```text
+//! <dir>/.lock                  held (flock) while a Store is open
+//! <dir>/topics/<topic>.meta    topic metadata (see metadata.rs)
+//! <dir>/topics/<topic>.deleting  a delete in progress (finished at open)
+//! <dir>/<topic>-<partition>/   each partition's log (Kafka's layout)
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::io::{read_small_file, write_file_atomic, FileLock, SharedFs, StdFileSystem};
+use crate::log::PartitionLog;
+
+use super::metadata::{self, TopicConfig, METADATA_BYTES_MAX};
+use super::name::{parse_partition_dir, partition_dir_name, validate_topic_name};
+use super::topic::Topic;
+
+const LOCK_FILE: &str = ".lock";
+const TOPICS_DIR: &str = "topics";
+const META_SUFFIX: &str = ".meta";
+const DELETING_SUFFIX: &str = ".deleting";
+
+/// Store-wide settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Most partitions a topic may have. Default 10,000; at least 1. Each
+    /// partition holds two open files and a mapped index.
+    pub max_partitions: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { max_partitions: 10_000 }
+    }
+}
+
+/// What [`Store::describe_topic`] reports of a partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionDescription {
+    /// Partition number.
+    pub partition: u32,
+    /// First offset.
+    pub log_start_offset: u64,
+    /// Next offset to be assigned.
+    pub log_end_offset: u64,
+    /// Bytes of log data.
+    pub size_bytes: u64,
+    /// Number of segments.
+    pub segments: usize,
+}
+
+/// What [`Store::describe_topic`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicDescription {
+    /// Topic name.
+    pub name: String,
+    /// Its configuration.
+    pub config: TopicConfig,
+    /// Each partition, in order.
+    pub partitions: Vec<PartitionDescription>,
+}
+
+/// A data directory of topics. Cheap to clone and share between threads.
+///
+/// # Examples
+///
+/// ```
+/// use annals::{Record, Store, StoreConfig, TopicConfig};
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path(), StoreConfig::default())?;
+/// let orders = store.create_topic("orders", TopicConfig::with_partitions(3))?;
+/// let appended = orders.append(&[Record::with_key("customer-7", "order placed")])?;
+/// assert_eq!(appended[0].partition, annals::partition_for_key(b"customer-7", 3));
+/// assert_eq!(store.list_topics(), ["orders"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+#[derive(Debug)]
+struct StoreInner {
+    fs: SharedFs,
+    dir: PathBuf,
+    config: StoreConfig,
+    lock: Arc<dyn FileLock>,
+    topics: RwLock<BTreeMap<String, Topic>>,
+    /// Serializes metadata changes (create, delete, close).
+    admin: Mutex<bool>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` on the real file system.
+    ///
+    /// # Errors
+    /// [`Error::StoreLocked`] when it is open elsewhere;
+    /// [`Error::InvalidMetadata`], [`Error::UnexpectedFile`], or any error of
+    /// opening a partition log.
+    pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
+        Store::open_with(Arc::new(StdFileSystem), dir, config)
+    }
+
+    /// Opens the store in `dir` through `fs`.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with(fs: SharedFs, dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
+        if config.max_partitions == 0 {
+            return Err(Error::config("max_partitions", "must be at least 1"));
+        }
+        let dir = dir.as_ref().to_path_buf();
+        fs.create_dir_all(&dir).map_err(Error::io("create data directory", &dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = fs.lock_exclusive(&lock_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => Error::StoreLocked { path: lock_path.clone() },
+            _ => Error::io("lock data directory", &lock_path)(e),
+        })?;
+        let lock: Arc<dyn FileLock> = Arc::from(lock);
+        let topics_dir = dir.join(TOPICS_DIR);
+        fs.create_dir_all(&topics_dir).map_err(Error::io("create topics directory", &topics_dir))?;
+        let configs = load_topic_configs(&*fs, &dir)?;
+        check_partition_dirs(&*fs, &dir, &configs)?;
+        let mut topics = BTreeMap::new();
+        for (name, config) in configs {
+            let topic = open_topic(&fs, &dir, &name, config, &lock)?;
+            topics.insert(name, topic);
+        }
+        let inner =
+            StoreInner { fs, dir, config, lock, topics: RwLock::new(topics), admin: Mutex::new(false) };
+        Ok(Store { inner: Arc::new(inner) })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Creates a topic.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTopicName`], [`Error::InvalidPartitionCount`],
+    /// [`Error::InvalidConfig`], [`Error::TopicExists`], [`Error::Closed`],
+    /// [`Error::Io`].
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        validate_topic_name(name)?;
+        let max = self.inner.config.max_partitions;
+        if config.partitions == 0 || config.partitions > max {
+            return Err(Error::InvalidPartitionCount { partitions: config.partitions, max });
+        }
+        config.log.validate()?;
+        let closed = self.inner.admin.lock();
+        if *closed {
+            return Err(Error::Closed);
+        }
+        if self.inner.topics.read().contains_key(name) {
+            return Err(Error::TopicExists { topic: name.to_owned() });
+        }
+        let (fs, dir) = (&self.inner.fs, &self.inner.dir);
+        // ORDER: metadata first (atomic, durable), then the partition logs,
+        // whose directories open creates; a crash in between leaves a topic
+        // whose missing partitions the next open creates empty.
+        let topics_dir = dir.join(TOPICS_DIR);
+        let meta = format!("{name}{META_SUFFIX}");
+        write_file_atomic(&**fs, &topics_dir, &meta, &metadata::encode(&config))
+            .map_err(Error::io("write topic metadata", &topics_dir.join(&meta)))?;
+        let topic = open_topic(fs, dir, name, config, &self.inner.lock)?;
+        fs.sync_dir(dir).map_err(Error::io("sync data directory", dir))?;
+        self.inner.topics.write().insert(name.to_owned(), topic.clone());
+        Ok(topic)
+    }
+
+    /// A handle to a topic.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`].
+    pub fn topic(&self, name: &str) -> Result<Topic> {
+        self.inner
+            .topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })
+    }
+
+    /// Names of all topics, sorted.
+    pub fn list_topics(&self) -> Vec<String> {
+        self.inner.topics.read().keys().cloned().collect()
+    }
+
+    /// A topic's configuration and each partition's offsets and size.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`].
+    pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        let topic = self.topic(name)?;
+        let partitions = topic
+            .logs()
+            .iter()
+            .enumerate()
+            .map(|(i, log)| PartitionDescription {
+                partition: i as u32,
+                log_start_offset: log.log_start_offset(),
+                log_end_offset: log.log_end_offset(),
+                size_bytes: log.size_bytes(),
+                segments: log.segment_count(),
+            })
+            .collect();
+        Ok(TopicDescription { name: name.to_owned(), config: topic.config().clone(), partitions })
+    }
+
+    /// Deletes a topic and its data. Handles to it fail with
+    /// [`Error::Closed`] from then on.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::Closed`], [`Error::Io`].
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let closed = self.inner.admin.lock();
+        if *closed {
+            return Err(Error::Closed);
+        }
+        let topic = self.topic(name)?;
+        let (fs, dir) = (&*self.inner.fs, &self.inner.dir);
+        let topics_dir = dir.join(TOPICS_DIR);
+        let meta = topics_dir.join(format!("{name}{META_SUFFIX}"));
+        let deleting = topics_dir.join(format!("{name}{DELETING_SUFFIX}"));
+        // ORDER: mark the delete durably first; from then on an open finishes
+        // it instead of finding a topic with missing partitions.
+        fs.rename(&meta, &deleting).map_err(Error::io("mark topic deleted", &meta))?;
+        fs.sync_dir(&topics_dir).map_err(Error::io("sync topics directory", &topics_dir))?;
+        self.inner.topics.write().remove(name);
+        for log in topic.logs() {
+            log.close()?;
+        }
+        finish_delete(fs, dir, name, topic.partition_count())
+    }
+
+    /// Closes every partition cleanly (so the next open skips recovery
+    /// scans). Later calls on this store or its handles fail with
+    /// [`Error::Closed`]; the directory lock is released when the last
+    /// handle is dropped.
+    ///
+    /// # Errors
+    /// The first error of closing a partition (the others are still closed).
+    pub fn close(&self) -> Result<()> {
+        let mut closed = self.inner.admin.lock();
+        *closed = true;
+        let mut first_error = None;
+        for topic in self.inner.topics.read().values() {
+            for log in topic.logs() {
+                if let Err(e) = log.close() {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Reads every topic's metadata; finishes deletes a crash interrupted and
+/// removes temp files an interrupted metadata write left.
+fn load_topic_configs(fs: &dyn crate::io::FileSystem, dir: &Path) -> Result<BTreeMap<String, TopicConfig>> {
+    let topics_dir = dir.join(TOPICS_DIR);
+    let names = fs.list_dir(&topics_dir).map_err(Error::io("list topics", &topics_dir))?;
+    let mut configs = BTreeMap::new();
+    for file in names {
+        let path = topics_dir.join(&file);
+        if file.ends_with(".tmp") {
+            fs.remove_file(&path).map_err(Error::io("remove temp file", &path))?;
+        } else if let Some(name) =
+            file.strip_suffix(DELETING_SUFFIX).filter(|n| validate_topic_name(n).is_ok())
+        {
+            let bytes = read_small_file(fs, &path, METADATA_BYTES_MAX).map_err(Error::io("read", &path))?;
+            let config = metadata::decode(&bytes, &path)?;
+            finish_delete(fs, dir, name, config.partitions)?;
+        } else if let Some(name) = file.strip_suffix(META_SUFFIX).filter(|n| validate_topic_name(n).is_ok()) {
+            let bytes = read_small_file(fs, &path, METADATA_BYTES_MAX).map_err(Error::io("read", &path))?;
+            configs.insert(name.to_owned(), metadata::decode(&bytes, &path)?);
+        } else {
+            return Err(Error::UnexpectedFile { path });
+        }
+    }
+    Ok(configs)
+}
+
+/// Every `<topic>-<n>` directory must belong to a known topic: data of no
+/// topic is reported, never opened over or deleted.
+fn check_partition_dirs(
+    fs: &dyn crate::io::FileSystem,
+    dir: &Path,
+    configs: &BTreeMap<String, TopicConfig>,
+) -> Result<()> {
+    for name in fs.list_dir(dir).map_err(Error::io("list data directory", dir))? {
+        if let Some((topic, partition)) = parse_partition_dir(&name) {
+            if configs.get(topic).is_none_or(|c| partition >= c.partitions) {
+                return Err(Error::UnexpectedFile { path: dir.join(name) });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn open_topic(
+    fs: &SharedFs,
+    dir: &Path,
+    name: &str,
+    config: TopicConfig,
+    lock: &Arc<dyn FileLock>,
+) -> Result<Topic> {
+    let logs = (0..config.partitions)
+        .map(|p| {
+            let path = dir.join(partition_dir_name(name, p));
+            PartitionLog::open_with(fs.clone(), path, config.log.clone()).map(Arc::new)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Topic::new(name.to_owned(), config, logs, lock.clone()))
+}
+
+/// Removes a deleted topic's partition directories, then its `.deleting`
+/// marker (ORDER: data gone durably before the marker is).
+fn finish_delete(fs: &dyn crate::io::FileSystem, dir: &Path, name: &str, partitions: u32) -> Result<()> {
+    for p in 0..partitions {
+        let path = dir.join(partition_dir_name(name, p));
+        if fs.exists(&path).map_err(Error::io("stat", &path))? {
+            fs.remove_dir_all(&path).map_err(Error::io("remove partition directory", &path))?;
+        }
+    }
+    fs.sync_dir(dir).map_err(Error::io("sync data directory", dir))?;
+    let topics_dir = dir.join(TOPICS_DIR);
+    let deleting = topics_dir.join(format!("{name}{DELETING_SUFFIX}"));
+    fs.remove_file(&deleting).map_err(Error::io("remove delete marker", &deleting))?;
+    fs.sync_dir(&topics_dir).map_err(Error::io("sync topics directory", &topics_dir))
+}

@@ -1,0 +1,221 @@
+//! Topic and partition handles: cheap to clone, `Send + Sync`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format::{FetchedRecords, Record};
+use crate::io::FileLock;
+use crate::log::{AppendInfo, PartitionLog, WaitForOffset};
+
+use super::metadata::TopicConfig;
+use super::partitioner::partition_for_key;
+use super::reader::{Reader, StartAt};
+
+/// A topic: N partitions, each an independent log.
+#[derive(Clone, Debug)]
+pub struct Topic {
+    inner: Arc<TopicInner>,
+}
+
+#[derive(Debug)]
+pub(super) struct TopicInner {
+    pub(super) name: String,
+    pub(super) config: TopicConfig,
+    pub(super) logs: Vec<Arc<PartitionLog>>,
+    /// Where the next unkeyed batch goes (round robin, one partition per call).
+    next_unkeyed: AtomicU32,
+    /// Keeps the data directory locked while any handle lives.
+    _lock: Arc<dyn FileLock>,
+}
+
+/// Where part of a topic append landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionAppend {
+    /// The partition.
+    pub partition: u32,
+    /// The offsets assigned there.
+    pub info: AppendInfo,
+}
+
+impl Topic {
+    pub(super) fn new(
+        name: String,
+        config: TopicConfig,
+        logs: Vec<Arc<PartitionLog>>,
+        lock: Arc<dyn FileLock>,
+    ) -> Self {
+        let inner = TopicInner { name, config, logs, next_unkeyed: AtomicU32::new(0), _lock: lock };
+        Topic { inner: Arc::new(inner) }
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The topic's configuration.
+    pub fn config(&self) -> &TopicConfig {
+        &self.inner.config
+    }
+
+    /// Number of partitions.
+    pub fn partition_count(&self) -> u32 {
+        self.inner.config.partitions
+    }
+
+    /// A handle to one partition.
+    ///
+    /// # Errors
+    /// [`Error::PartitionOutOfRange`].
+    pub fn partition(&self, partition: u32) -> Result<Partition> {
+        self.log(partition)?;
+        Ok(Partition { topic: self.inner.clone(), id: partition })
+    }
+
+    /// Handles to every partition, in order.
+    pub fn partitions(&self) -> Vec<Partition> {
+        (0..self.partition_count()).map(|id| Partition { topic: self.inner.clone(), id }).collect()
+    }
+
+    fn log(&self, partition: u32) -> Result<&Arc<PartitionLog>> {
+        self.inner.logs.get(partition as usize).ok_or_else(|| Error::PartitionOutOfRange {
+            topic: self.inner.name.clone(),
+            partition,
+            partitions: self.partition_count(),
+        })
+    }
+
+    /// The partition a record goes to: Kafka's default partitioner for a
+    /// keyed record; `None` for an unkeyed one (see [`Topic::append`]).
+    pub fn partition_for(&self, record: &Record) -> Option<u32> {
+        record.key.as_ref().map(|k| partition_for_key(k, self.partition_count()))
+    }
+
+    /// Appends records, choosing partitions as Kafka's default partitioner
+    /// does: a keyed record goes to `(murmur2(key) & 0x7fffffff) % partitions`;
+    /// the unkeyed records of one call all go to one partition, chosen round
+    /// robin from call to call (sticky per batch, so a batch stays one write).
+    /// Records for one partition keep their order and form one batch.
+    ///
+    /// Partitions are appended in order; when one fails, those before it
+    /// have been appended (as with any Kafka producer, a topic append is not
+    /// atomic across partitions).
+    ///
+    /// # Errors
+    /// As [`PartitionLog::append`]; [`Error::EmptyBatch`] for no records.
+    pub fn append(&self, records: &[Record]) -> Result<Vec<PartitionAppend>> {
+        if records.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        let partitions = self.partition_count();
+        let mut unkeyed = None;
+        let mut groups: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
+        for record in records {
+            let p = self.partition_for(record).unwrap_or_else(|| {
+                *unkeyed.get_or_insert_with(|| {
+                    self.inner.next_unkeyed.fetch_add(1, Ordering::Relaxed) % partitions
+                })
+            });
+            groups.entry(p).or_default().push(record.clone());
+        }
+        let mut appended = Vec::with_capacity(groups.len());
+        for (partition, batch) in groups {
+            let info = self.log(partition)?.append(&batch)?;
+            appended.push(PartitionAppend { partition, info });
+        }
+        Ok(appended)
+    }
+
+    /// Appends records to one given partition, as one batch.
+    ///
+    /// # Errors
+    /// [`Error::PartitionOutOfRange`]; as [`PartitionLog::append`].
+    pub fn append_to(&self, partition: u32, records: &[Record]) -> Result<AppendInfo> {
+        self.log(partition)?.append(records)
+    }
+
+    pub(super) fn logs(&self) -> &[Arc<PartitionLog>] {
+        &self.inner.logs
+    }
+}
+
+/// A handle to one partition of a topic.
+#[derive(Clone, Debug)]
+pub struct Partition {
+    topic: Arc<TopicInner>,
+    id: u32,
+}
+
+impl Partition {
+    fn log(&self) -> &Arc<PartitionLog> {
+        // `id` was checked when the handle was made.
+        &self.topic.logs[self.id as usize]
+    }
+
+    /// The partition number.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The topic's name.
+    pub fn topic(&self) -> &str {
+        &self.topic.name
+    }
+
+    /// Appends `records` as one batch.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::append`].
+    pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
+        self.log().append(records)
+    }
+
+    /// Reads whole batches from `offset`, up to about `max_bytes`.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::read`].
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
+        self.log().read(offset, max_bytes)
+    }
+
+    /// A consumer positioned at `start`.
+    pub fn reader(&self, start: StartAt) -> Reader {
+        Reader::new(self.clone(), start)
+    }
+
+    /// The first offset in the partition.
+    pub fn log_start_offset(&self) -> u64 {
+        self.log().log_start_offset()
+    }
+
+    /// The offset the next append gets.
+    pub fn log_end_offset(&self) -> u64 {
+        self.log().log_end_offset()
+    }
+
+    /// Blocks until a record at `offset` exists or `timeout` passes.
+    pub fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
+        self.log().wait_for(offset, timeout)
+    }
+
+    /// A future resolving once a record at `offset` exists.
+    pub fn wait_for_async(&self, offset: u64) -> WaitForOffset {
+        PartitionLog::wait_for_async(self.log(), offset)
+    }
+
+    /// Makes every appended record durable.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn flush(&self) -> Result<()> {
+        self.log().flush()
+    }
+
+    /// The underlying log.
+    pub fn log_handle(&self) -> &Arc<PartitionLog> {
+        self.log()
+    }
+}

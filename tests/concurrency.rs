@@ -1,0 +1,202 @@
+//! Many producers and consumers on one topic; tailing consumers wake on
+//! append.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use annals::{Record, StartAt, Store, StoreConfig, TopicConfig};
+
+const PRODUCERS: usize = 4;
+const CONSUMERS: usize = 4;
+const BATCHES: usize = 150;
+const PARTITIONS: u32 = 3;
+
+/// Value `producer:seq`; keyed records carry the producer as key so one
+/// producer's keyed records all land in one partition, in order.
+fn parse(value: &[u8]) -> (usize, usize) {
+    let s = std::str::from_utf8(value).unwrap();
+    let (p, n) = s.split_once(':').unwrap();
+    (p.parse().unwrap(), n.parse().unwrap())
+}
+
+#[test]
+fn every_record_read_once_per_consumer_in_order_without_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let small =
+        annals::LogConfig { segment_bytes: 64 << 10, index_interval_bytes: 512, ..Default::default() };
+    let topic = store.create_topic("t", TopicConfig { partitions: PARTITIONS, log: small }).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+
+    let consumers: Vec<_> = (0..CONSUMERS)
+        .map(|_| {
+            let (topic, done) = (topic.clone(), done.clone());
+            thread::spawn(move || {
+                let mut readers: Vec<_> = topic
+                    .partitions()
+                    .iter()
+                    .map(|p| p.reader(StartAt::Earliest).with_max_bytes(4096))
+                    .collect();
+                let mut seen: Vec<Vec<(u64, (usize, usize))>> = vec![Vec::new(); PARTITIONS as usize];
+                loop {
+                    let finished = done.load(Ordering::SeqCst);
+                    let mut got_any = false;
+                    for (p, reader) in readers.iter_mut().enumerate() {
+                        let fetched = reader.poll_wait(Duration::from_millis(2)).unwrap();
+                        for r in fetched.records() {
+                            seen[p].push((r.offset, parse(r.value.unwrap())));
+                            got_any = true;
+                        }
+                    }
+                    // Producers finished before this pass began and it found
+                    // nothing: everything has been read.
+                    if finished && !got_any {
+                        return seen;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|id| {
+            let topic = topic.clone();
+            thread::spawn(move || {
+                let mut seq = 0;
+                for b in 0..BATCHES {
+                    let n = 1 + (b * 7 + id) % 9;
+                    let batch: Vec<Record> = (0..n)
+                        .map(|i| {
+                            let value = format!("{id}:{}", seq + i);
+                            if b % 2 == 0 {
+                                Record::with_key(format!("producer-{id}"), value)
+                            } else {
+                                Record::new(value)
+                            }
+                        })
+                        .collect();
+                    seq += n;
+                    topic.append(&batch).unwrap();
+                }
+                seq
+            })
+        })
+        .collect();
+    let produced: Vec<usize> = producers.into_iter().map(|h| h.join().unwrap()).collect();
+    done.store(true, Ordering::SeqCst);
+
+    let total: usize = produced.iter().sum();
+    let ends: Vec<u64> = topic.partitions().iter().map(|p| p.log_end_offset()).collect();
+    assert_eq!(ends.iter().sum::<u64>() as usize, total);
+    for handle in consumers {
+        let seen = handle.join().unwrap();
+        let mut per_producer: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (p, records) in seen.iter().enumerate() {
+            // Dense offsets from 0 to the end: no gap, no duplicate.
+            let offsets: Vec<u64> = records.iter().map(|r| r.0).collect();
+            assert_eq!(offsets, (0..ends[p]).collect::<Vec<_>>(), "partition {p}");
+            // Within a partition, each producer's records keep their order.
+            let mut last: BTreeMap<usize, usize> = BTreeMap::new();
+            for &(_, (producer, seq)) in records {
+                if let Some(prev) = last.insert(producer, seq) {
+                    assert!(seq > prev, "producer {producer} out of order in partition {p}");
+                }
+                per_producer.entry(producer).or_default().push(seq);
+            }
+        }
+        for (producer, mut seqs) in per_producer {
+            seqs.sort_unstable();
+            assert_eq!(seqs, (0..produced[producer]).collect::<Vec<_>>(), "producer {producer}: each once");
+        }
+    }
+}
+
+#[test]
+fn a_blocked_consumer_wakes_on_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let partition = store.create_topic("t", TopicConfig::default()).unwrap().partition(0).unwrap();
+    let waiter = {
+        let partition = partition.clone();
+        thread::spawn(move || {
+            let mut reader = partition.reader(StartAt::Latest);
+            let fetched = reader.poll_wait(Duration::from_secs(30)).unwrap();
+            (Instant::now(), fetched.to_records().len())
+        })
+    };
+    thread::sleep(Duration::from_millis(100));
+    partition.append(&[Record::new("wake up")]).unwrap();
+    let appended = Instant::now();
+    let (woke, n) = waiter.join().unwrap();
+    assert_eq!(n, 1);
+    let latency = woke.saturating_duration_since(appended);
+    eprintln!("blocking wake-up latency: {latency:?}");
+    // Far below the 30 s timeout: woken by the append, not by the clock.
+    assert!(latency < Duration::from_secs(2), "{latency:?}");
+}
+
+struct ThreadWaker(thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// A minimal executor: no async runtime is needed to drive the future.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let waker = Arc::new(ThreadWaker(thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+        thread::park_timeout(Duration::from_secs(30));
+    }
+}
+
+#[test]
+fn the_async_wait_is_woken_by_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let partition = store.create_topic("t", TopicConfig::default()).unwrap().partition(0).unwrap();
+    let waiter = {
+        let partition = partition.clone();
+        thread::spawn(move || {
+            let reader = partition.reader(StartAt::Latest);
+            let end = block_on(reader.wait());
+            (Instant::now(), end)
+        })
+    };
+    thread::sleep(Duration::from_millis(100));
+    partition.append(&[Record::new("a"), Record::new("b")]).unwrap();
+    let appended = Instant::now();
+    let (woke, end) = waiter.join().unwrap();
+    assert_eq!(end, 2);
+    let latency = woke.saturating_duration_since(appended);
+    eprintln!("future wake-up latency: {latency:?}");
+    assert!(latency < Duration::from_secs(2), "{latency:?}");
+}
+
+#[test]
+fn waits_time_out_and_dropped_futures_are_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let partition = store.create_topic("t", TopicConfig::default()).unwrap().partition(0).unwrap();
+    let start = Instant::now();
+    assert!(!partition.wait_for(0, Duration::from_millis(20)), "times out on an empty log");
+    assert!(start.elapsed() >= Duration::from_millis(20));
+    for _ in 0..100 {
+        let mut f = Box::pin(partition.wait_for_async(0));
+        let waker = std::task::Waker::noop();
+        assert!(f.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
+    }
+    partition.append(&[Record::new("x")]).unwrap();
+    assert!(partition.wait_for(0, Duration::ZERO));
+}

@@ -1,0 +1,244 @@
+//! The store: topics, metadata, the directory lock, partitioning, bad input.
+
+use std::fs;
+
+use annals::{
+    partition_for_key, Error, Partition, Reader, Record, StartAt, Store, StoreConfig, Topic, TopicConfig,
+};
+use bytes::Bytes;
+
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(dir, StoreConfig::default()).unwrap()
+}
+
+#[test]
+fn handles_are_send_sync_and_clone() {
+    fn check<T: Send + Sync + Clone>() {}
+    check::<Store>();
+    check::<Topic>();
+    check::<Partition>();
+    check::<Reader>();
+}
+
+#[test]
+fn topics_persist_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let config = TopicConfig {
+        partitions: 4,
+        log: annals::LogConfig { segment_bytes: 1 << 20, ..Default::default() },
+    };
+    store.create_topic("orders", config.clone()).unwrap();
+    store.create_topic("audit.log_v2", TopicConfig::with_partitions(1)).unwrap();
+    store.topic("orders").unwrap().append_to(2, &[Record::new("x"), Record::new("y")]).unwrap();
+    assert!(dir.path().join("orders-3").is_dir(), "Kafka's <topic>-<partition> layout");
+    store.close().unwrap();
+    drop(store);
+
+    let store = open(dir.path());
+    assert_eq!(store.list_topics(), ["audit.log_v2", "orders"]);
+    let d = store.describe_topic("orders").unwrap();
+    assert_eq!(d.config, config);
+    assert_eq!(d.partitions.len(), 4);
+    assert_eq!((d.partitions[2].log_start_offset, d.partitions[2].log_end_offset), (0, 2));
+    assert_eq!(d.partitions[0].log_end_offset, 0);
+}
+
+#[test]
+fn second_open_is_refused_while_any_handle_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let topic = store.create_topic("t", TopicConfig::default()).unwrap();
+    assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::StoreLocked { .. })));
+    drop(store);
+    // A topic handle still writes to these files: the lock must still hold.
+    assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::StoreLocked { .. })));
+    topic.append_to(0, &[Record::new("still mine")]).unwrap();
+    drop(topic);
+    let store = open(dir.path());
+    assert_eq!(store.topic("t").unwrap().partition(0).unwrap().log_end_offset(), 1);
+}
+
+#[test]
+fn bad_names_counts_and_lookups_get_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for bad in ["", ".", "..", "../escape", "a/b", "white space", &"x".repeat(250)] {
+        assert!(
+            matches!(store.create_topic(bad, TopicConfig::default()), Err(Error::InvalidTopicName { .. })),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        store.create_topic("t", TopicConfig::with_partitions(0)),
+        Err(Error::InvalidPartitionCount { partitions: 0, .. })
+    ));
+    assert!(matches!(
+        store.create_topic("t", TopicConfig::with_partitions(1_000_000)),
+        Err(Error::InvalidPartitionCount { .. })
+    ));
+    let bad_log =
+        TopicConfig { partitions: 1, log: annals::LogConfig { segment_bytes: 1, ..Default::default() } };
+    assert!(matches!(store.create_topic("t", bad_log), Err(Error::InvalidConfig { .. })));
+    assert!(store.list_topics().is_empty(), "refused creates leave nothing");
+    let t = store.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+    assert!(matches!(store.create_topic("t", TopicConfig::default()), Err(Error::TopicExists { .. })));
+    assert!(matches!(store.topic("nope"), Err(Error::UnknownTopic { .. })));
+    assert!(matches!(t.partition(2), Err(Error::PartitionOutOfRange { partition: 2, partitions: 2, .. })));
+    assert!(matches!(t.append_to(9, &[Record::new("x")]), Err(Error::PartitionOutOfRange { .. })));
+    assert!(matches!(t.append(&[]), Err(Error::EmptyBatch)));
+    // Nothing escaped the data directory.
+    let parent: Vec<_> = fs::read_dir(dir.path().parent().unwrap()).unwrap().collect();
+    assert!(parent.iter().all(|e| !e.as_ref().unwrap().file_name().to_string_lossy().contains("escape")));
+}
+
+#[test]
+fn keyed_records_land_where_kafka_puts_them_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = (0..200).map(|i| format!("customer-{i}")).collect();
+    let placed = |store: &Store| -> Vec<u32> {
+        let topic = store.topic("orders").unwrap();
+        keys.iter().map(|k| topic.append(&[Record::with_key(k.clone(), "v")]).unwrap()[0].partition).collect()
+    };
+    let store = open(dir.path());
+    store.create_topic("orders", TopicConfig::with_partitions(7)).unwrap();
+    let first = placed(&store);
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(placed(&store), first);
+    for (k, p) in keys.iter().zip(&first) {
+        assert_eq!(*p, partition_for_key(k.as_bytes(), 7));
+    }
+    let used: std::collections::BTreeSet<_> = first.iter().collect();
+    assert_eq!(used.len(), 7, "200 keys spread over every partition");
+}
+
+#[test]
+fn a_keyed_batch_is_grouped_by_partition_and_unkeyed_batches_rotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let topic = store.create_topic("t", TopicConfig::with_partitions(3)).unwrap();
+    let records: Vec<_> = (0..30).map(|i| Record::with_key(format!("k{i}"), format!("{i}"))).collect();
+    let appended = topic.append(&records).unwrap();
+    assert!(appended.len() > 1);
+    let total: u64 = appended.iter().map(|a| a.info.last_offset - a.info.first_offset + 1).sum();
+    assert_eq!(total, 30);
+    // Order within each partition is the order given.
+    for p in topic.partitions() {
+        let values: Vec<u32> = p
+            .read(0, 1 << 20)
+            .unwrap()
+            .records()
+            .map(|r| std::str::from_utf8(r.value.unwrap()).unwrap().parse().unwrap())
+            .collect();
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
+    }
+    // Unkeyed: each call goes whole to one partition, the next call to the next.
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let a = topic.append(&[Record::new("a"), Record::new("b")]).unwrap();
+        assert_eq!(a.len(), 1, "sticky: one partition per call");
+        seen.push(a[0].partition);
+    }
+    assert_eq!(seen, [0, 1, 2, 0, 1, 2]);
+}
+
+#[test]
+fn records_round_trip_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let p = store.create_topic("t", TopicConfig::default()).unwrap().partition(0).unwrap();
+    let given = vec![
+        Record::with_key("k", "v")
+            .timestamp_ms(1_234)
+            .header("trace", Some(Bytes::from_static(b"abc")))
+            .header("trace", None)
+            .header("empty", Some(Bytes::new())),
+        Record::tombstone("k").timestamp_ms(5_678),
+        Record { key: Some(Bytes::new()), value: Some(Bytes::new()), ..Record::default() },
+    ];
+    let before =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    p.append(&given).unwrap();
+    let after =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let got = p.read(0, 1 << 20).unwrap().to_records();
+    assert_eq!(got.len(), 3);
+    for (g, w) in got.iter().zip(&given) {
+        assert_eq!((&g.key, &g.value, &g.headers), (&w.key, &w.value, &w.headers));
+    }
+    assert_eq!((got[0].timestamp_ms, got[1].timestamp_ms), (1_234, 5_678));
+    assert!((before..=after).contains(&got[2].timestamp_ms), "append time when none is given");
+    assert_eq!(got[2].value.as_deref(), Some(&b""[..]), "empty is not absent");
+    assert_eq!(got[1].value, None, "tombstone");
+}
+
+#[test]
+fn readers_start_earliest_latest_or_at_an_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let p = store.create_topic("t", TopicConfig::default()).unwrap().partition(0).unwrap();
+    p.append(&(0..10).map(|i| Record::new(format!("{i}"))).collect::<Vec<_>>()).unwrap();
+    let offsets = |r: &mut Reader| r.poll().unwrap().records().map(|r| r.offset).collect::<Vec<_>>();
+    assert_eq!(offsets(&mut p.reader(StartAt::Earliest)).len(), 10);
+    assert_eq!(offsets(&mut p.reader(StartAt::Offset(7))), [7, 8, 9]);
+    let mut latest = p.reader(StartAt::Latest);
+    assert!(offsets(&mut latest).is_empty());
+    p.append(&[Record::new("new")]).unwrap();
+    assert_eq!(offsets(&mut latest), [10]);
+    let mut past = p.reader(StartAt::Offset(99));
+    assert!(matches!(past.poll(), Err(Error::OffsetOutOfRange { offset: 99, .. })));
+    past.seek(11);
+    assert!(past.poll().unwrap().is_empty());
+}
+
+#[test]
+fn interrupted_delete_is_finished_and_strays_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.create_topic("gone", TopicConfig::with_partitions(2)).unwrap();
+    store.create_topic("kept", TopicConfig::default()).unwrap();
+    store.delete_topic("gone").unwrap();
+    assert!(!dir.path().join("gone-0").exists());
+    assert!(matches!(store.delete_topic("gone"), Err(Error::UnknownTopic { .. })));
+    let kept = store.topic("kept").unwrap();
+    store
+        .create_topic("half", TopicConfig::with_partitions(2))
+        .unwrap()
+        .append_to(1, &[Record::new("x")])
+        .unwrap();
+    drop((store, kept));
+
+    // A crash after the delete was marked: the next open finishes it.
+    let topics = dir.path().join("topics");
+    fs::rename(topics.join("half.meta"), topics.join("half.deleting")).unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.list_topics(), ["kept"]);
+    assert!(!dir.path().join("half-1").exists());
+    drop(store);
+
+    // Data of no topic is reported, not opened over and not deleted.
+    fs::create_dir(dir.path().join("orphan-0")).unwrap();
+    fs::write(dir.path().join("orphan-0").join("00000000000000000000.log"), b"data").unwrap();
+    assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::UnexpectedFile { .. })));
+    assert!(dir.path().join("orphan-0").join("00000000000000000000.log").exists());
+    fs::remove_dir_all(dir.path().join("orphan-0")).unwrap();
+
+    // Damaged metadata is reported.
+    let meta = topics.join("kept.meta");
+    let mut bytes = fs::read(&meta).unwrap();
+    bytes[20] ^= 0x04;
+    fs::write(&meta, bytes).unwrap();
+    assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::InvalidMetadata { .. })));
+}
+
+#[test]
+fn deleted_topic_handles_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let topic = store.create_topic("t", TopicConfig::default()).unwrap();
+    store.delete_topic("t").unwrap();
+    assert!(matches!(topic.append_to(0, &[Record::new("x")]), Err(Error::Closed)));
+    let again = store.create_topic("t", TopicConfig::default()).unwrap();
+    assert_eq!(again.partition(0).unwrap().log_end_offset(), 0, "a new topic starts empty");
+}
