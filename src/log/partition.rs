@@ -11,12 +11,21 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::LogConfig;
 use crate::error::{Corruption, Error, Result};
-use crate::format::{encode_batch, BatchMeta, FetchedRecords, Record};
+use crate::format::batch::set_base_offset;
+use crate::format::{encode_batch, BatchHeader, BatchMeta, FetchedRecords, Record};
 use crate::io::{FileSystem, OpenMode, SharedFs, StdFileSystem};
 use crate::segment::{parse_file_name, LogSegment, Recovery, SegmentFile};
 
 use super::notify::Notifier;
 use super::wait::WaitForOffset;
+
+thread_local! {
+    /// Per-thread encode buffer: steady-state appends allocate nothing.
+    static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An encode buffer grown past this is released after use.
+const ENCODE_BUFFER_KEEP_BYTES: usize = 4 << 20;
 
 /// Present in a partition directory only while the log is cleanly closed:
 /// its presence lets the next open skip scanning the active segment.
@@ -93,7 +102,7 @@ type SegmentMap = BTreeMap<u64, Arc<LogSegment>>;
 /// State only the writer touches.
 #[derive(Debug)]
 struct Writer {
-    /// Reused encode buffer: appends allocate nothing in steady state.
+    /// Buffer for rewriting a batch during truncation.
     scratch: Vec<u8>,
     closed: bool,
 }
@@ -204,27 +213,45 @@ impl PartitionLog {
     /// # Errors
     /// As [`PartitionLog::append`].
     pub fn append_with(&self, records: &[Record], meta: BatchMeta) -> Result<AppendInfo> {
-        let mut writer = self.writer.lock();
+        // Encode outside the writer lock, at base offset 0: the base offset
+        // sits outside the CRC precisely so it can be stamped afterwards.
+        // Producers to one partition then serialize only on the write.
+        ENCODE_BUFFER.with_borrow_mut(|buf| {
+            buf.clear();
+            let limits = self.config.encode_limits();
+            let encoded = encode_batch(buf, 0, meta, records, now_ms(), limits)?;
+            let result = self.append_encoded(buf, encoded);
+            if buf.capacity() > ENCODE_BUFFER_KEEP_BYTES {
+                *buf = Vec::new(); // do not pin a rare huge batch's memory per thread
+            }
+            result
+        })
+    }
+
+    /// Stamps the base offset on a batch encoded at 0 and writes it.
+    fn append_encoded(&self, batch: &mut [u8], encoded: BatchHeader) -> Result<AppendInfo> {
+        let writer = self.writer.lock();
         if writer.closed {
             return Err(Error::Closed);
         }
         let base = self.log_end_offset();
-        writer.scratch.clear();
-        let limits = self.config.encode_limits();
-        let header = encode_batch(&mut writer.scratch, base, meta, records, now_ms(), limits)?;
+        let end = base.checked_add(encoded.next_offset()).ok_or(Error::OffsetOutOfRange {
+            offset: base,
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: base,
+        })?;
+        set_base_offset(batch, base);
+        let header = BatchHeader { base_offset: base, ..encoded };
+        debug_assert_eq!(header.next_offset(), end);
         let mut active = self.active();
         if active.needs_roll(u64::from(header.batch_len), header.last_offset(), &self.config) {
             active = self.roll_locked()?;
         }
-        active.append(&writer.scratch, &header, &self.config)?;
-        self.log_end_offset.store(header.next_offset(), Ordering::SeqCst);
+        active.append(batch, &header, &self.config)?;
+        self.log_end_offset.store(end, Ordering::SeqCst);
         drop(writer);
         self.notifier.notify();
-        Ok(AppendInfo {
-            first_offset: base,
-            last_offset: header.last_offset(),
-            max_timestamp_ms: header.max_timestamp_ms,
-        })
+        Ok(AppendInfo { first_offset: base, last_offset: end - 1, max_timestamp_ms: header.max_timestamp_ms })
     }
 
     fn snapshot(&self) -> Arc<SegmentMap> {

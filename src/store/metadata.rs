@@ -77,8 +77,13 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<TopicConfig> {
     let bad = |reason: String| Error::InvalidMetadata { path: path.to_path_buf(), reason };
     let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8".into()))?;
     let body_end = text.rfind("crc32=").ok_or_else(|| bad("no crc32 line".into()))?;
-    let stored = text[body_end + 6..].trim_end();
-    let stored = u32::from_str_radix(stored, 16).map_err(|_| bad(format!("bad crc32 {stored:?}")))?;
+    // Exactly `crc32=` + 8 lowercase hex digits + '\n': nothing else may end the file.
+    let stored = &text[body_end + 6..];
+    let hex = stored
+        .strip_suffix('\n')
+        .filter(|h| h.len() == 8 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .ok_or_else(|| bad(format!("bad crc32 line {stored:?}")))?;
+    let stored = u32::from_str_radix(hex, 16).map_err(|_| bad(format!("bad crc32 {hex:?}")))?;
     let computed = crc32fast::hash(&bytes[..body_end]);
     if stored != computed {
         return Err(bad(format!("checksum mismatch: stored {stored:08x}, computed {computed:08x}")));
