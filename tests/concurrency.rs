@@ -116,25 +116,36 @@ fn every_record_read_once_per_consumer_in_order_without_gaps() {
     }
 }
 
-#[test]
-fn a_blocked_consumer_wakes_on_append() {
+/// Starts `wait` on a fresh partition in another thread, appends 100 ms
+/// later, and returns how long after the append the waiter woke, with what
+/// `wait` returned.
+fn wake_latency<T: Send + 'static>(
+    wait: impl FnOnce(annals::Partition) -> T + Send + 'static,
+) -> (Duration, T) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let partition = store.create_topic("t", TopicConfig::default()).unwrap().partition(0).unwrap();
     let waiter = {
         let partition = partition.clone();
         thread::spawn(move || {
-            let mut reader = partition.reader(StartAt::Latest);
-            let fetched = reader.poll_wait(Duration::from_secs(30)).unwrap();
-            (Instant::now(), fetched.to_records().len())
+            let got = wait(partition);
+            (Instant::now(), got)
         })
     };
     thread::sleep(Duration::from_millis(100));
-    partition.append(&[Record::new("wake up")]).unwrap();
+    partition.append(&[Record::new("a"), Record::new("b")]).unwrap();
     let appended = Instant::now();
-    let (woke, n) = waiter.join().unwrap();
-    assert_eq!(n, 1);
-    let latency = woke.saturating_duration_since(appended);
+    let (woke, got) = waiter.join().unwrap();
+    (woke.saturating_duration_since(appended), got)
+}
+
+#[test]
+fn a_blocked_consumer_wakes_on_append() {
+    let (latency, n) = wake_latency(|partition| {
+        let mut reader = partition.reader(StartAt::Latest);
+        reader.poll_wait(Duration::from_secs(30)).unwrap().to_records().len()
+    });
+    assert_eq!(n, 2);
     eprintln!("blocking wake-up latency: {latency:?}");
     // Far below the 30 s timeout: woken by the append, not by the clock.
     assert!(latency < Duration::from_secs(2), "{latency:?}");
@@ -163,23 +174,8 @@ fn block_on<F: Future>(future: F) -> F::Output {
 
 #[test]
 fn the_async_wait_is_woken_by_append() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    let partition = store.create_topic("t", TopicConfig::default()).unwrap().partition(0).unwrap();
-    let waiter = {
-        let partition = partition.clone();
-        thread::spawn(move || {
-            let reader = partition.reader(StartAt::Latest);
-            let end = block_on(reader.wait());
-            (Instant::now(), end)
-        })
-    };
-    thread::sleep(Duration::from_millis(100));
-    partition.append(&[Record::new("a"), Record::new("b")]).unwrap();
-    let appended = Instant::now();
-    let (woke, end) = waiter.join().unwrap();
+    let (latency, end) = wake_latency(|partition| block_on(partition.reader(StartAt::Latest).wait()));
     assert_eq!(end, 2);
-    let latency = woke.saturating_duration_since(appended);
     eprintln!("future wake-up latency: {latency:?}");
     assert!(latency < Duration::from_secs(2), "{latency:?}");
 }

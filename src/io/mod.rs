@@ -85,6 +85,25 @@ pub trait Mapping: Send + Sync + fmt::Debug {
     fn flush(&self) -> io::Result<()>;
 }
 
+/// A mapping of no bytes: what an empty file maps to (mmap(2) rejects zero
+/// lengths), and a placeholder while no mapping is held.
+#[derive(Debug)]
+pub struct EmptyMapping;
+
+impl Mapping for EmptyMapping {
+    fn bytes(&self) -> &[u8] {
+        &[]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut []
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Reads exactly `buf.len()` bytes at `pos`, failing with `UnexpectedEof`
 /// when the file is shorter.
 pub fn read_exact_at(file: &dyn FileHandle, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use memmap2::{MmapMut, MmapOptions};
 
-use super::{FileHandle, FileLock, FileSystem, Mapping, OpenMode};
+use super::{EmptyMapping, FileHandle, FileLock, FileSystem, Mapping, OpenMode};
 
 /// The operating system's file system.
 #[derive(Clone, Copy, Debug, Default)]
@@ -141,24 +141,6 @@ impl Mapping for StdMapping {
 
     fn flush(&self) -> io::Result<()> {
         self.map.flush()
-    }
-}
-
-/// mmap(2) rejects zero lengths; an empty file maps to no bytes.
-#[derive(Debug)]
-struct EmptyMapping;
-
-impl Mapping for EmptyMapping {
-    fn bytes(&self) -> &[u8] {
-        &[]
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut []
-    }
-
-    fn flush(&self) -> io::Result<()> {
-        Ok(())
     }
 }
 

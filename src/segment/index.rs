@@ -20,7 +20,7 @@ use std::sync::Arc;
 use byteorder::{ByteOrder, LittleEndian as LE};
 
 use crate::error::{Error, Result};
-use crate::io::{FileHandle, FileSystem, Mapping, OpenMode};
+use crate::io::{EmptyMapping, FileHandle, FileSystem, Mapping, OpenMode};
 
 /// Bytes per index entry.
 pub const INDEX_ENTRY_BYTES: usize = 8;
@@ -64,7 +64,7 @@ impl OffsetIndex {
         let mut index = OffsetIndex {
             path: path.to_path_buf(),
             file,
-            map: Box::new(NoMapping),
+            map: Box::new(EmptyMapping),
             base_offset,
             entries: 0,
             capacity: 0,
@@ -79,7 +79,7 @@ impl OffsetIndex {
     /// SAFETY-relevant ordering: the old mapping is dropped before the file
     /// shrinks, so no mapping ever extends past the end of the file.
     fn remap(&mut self, capacity: usize) -> Result<()> {
-        self.map = Box::new(NoMapping);
+        self.map = Box::new(EmptyMapping);
         let bytes = capacity * INDEX_ENTRY_BYTES;
         self.file.set_len(bytes as u64).map_err(Error::io("resize index", &self.path))?;
         self.map = self.file.map(bytes).map_err(Error::io("map index", &self.path))?;
@@ -221,22 +221,6 @@ impl OffsetIndex {
     /// The index file's path.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-}
-
-/// Placeholder while no mapping is held.
-#[derive(Debug)]
-struct NoMapping;
-
-impl Mapping for NoMapping {
-    fn bytes(&self) -> &[u8] {
-        &[]
-    }
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut []
-    }
-    fn flush(&self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
