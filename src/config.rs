@@ -30,6 +30,65 @@ pub struct LogConfig {
     pub max_record_bytes: usize,
     /// Largest encoded batch, header included. Default 8 MiB; at most 1 GiB.
     pub max_batch_bytes: usize,
+    /// When appends are fsynced. Default [`Durability::None`] (Kafka's
+    /// default: the OS flushes; replication or `flush()` gives durability).
+    pub durability: Durability,
+}
+
+/// When an append's bytes are made durable (fsynced).
+///
+/// Whatever the policy, [`crate::PartitionLog::flush`] makes everything
+/// appended so far durable, and a failed fsync poisons the partition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Appends reach the page cache; the OS writes them back. A power cut
+    /// loses what it had not written; a process crash loses nothing.
+    #[default]
+    None,
+    /// Kafka's `flush.messages` / `flush.ms`: an append that brings the
+    /// unflushed records to `flush_messages`, or comes `flush_ms` or more
+    /// after the last flush, flushes before it returns. (Without appends no
+    /// flush happens; call `flush()` for that.) Both at least 1.
+    Interval {
+        /// Unflushed records that trigger a flush.
+        flush_messages: u64,
+        /// Milliseconds since the last flush that trigger one.
+        flush_ms: u64,
+    },
+    /// An append returns only after its bytes are fsynced. Concurrent
+    /// appenders share fsyncs (group commit).
+    Always,
+}
+
+impl Durability {
+    pub(crate) fn to_pairs(self) -> Vec<(&'static str, String)> {
+        match self {
+            Durability::None => vec![("durability", "none".into())],
+            Durability::Always => vec![("durability", "always".into())],
+            Durability::Interval { flush_messages, flush_ms } => vec![
+                ("durability", "interval".into()),
+                ("flush_messages", flush_messages.to_string()),
+                ("flush_ms", flush_ms.to_string()),
+            ],
+        }
+    }
+
+    pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> std::result::Result<Durability, String> {
+        let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        let number = |key: &str| {
+            let value = get(key).ok_or_else(|| format!("durability=interval needs {key}"))?;
+            crate::format::kv::number(key, value)
+        };
+        match get("durability") {
+            None | Some("none") => Ok(Durability::None),
+            Some("always") => Ok(Durability::Always),
+            Some("interval") => Ok(Durability::Interval {
+                flush_messages: number("flush_messages")?,
+                flush_ms: number("flush_ms")?,
+            }),
+            Some(other) => Err(format!("unknown durability {other:?}")),
+        }
+    }
 }
 
 /// The largest `segment_bytes`: index positions are `u32`, and a segment may
@@ -46,6 +105,7 @@ impl Default for LogConfig {
             segment_index_bytes: 10 << 20,
             max_record_bytes: 1 << 20,
             max_batch_bytes: 8 << 20,
+            durability: Durability::None,
         }
     }
 }
@@ -73,6 +133,11 @@ impl LogConfig {
         }
         if self.max_record_bytes < 64 || self.max_record_bytes > self.max_batch_bytes - BATCH_HEADER_BYTES {
             return Err(Error::config("max_record_bytes", "not in [64, max_batch_bytes - 64]"));
+        }
+        if let Durability::Interval { flush_messages, flush_ms } = self.durability {
+            if flush_messages == 0 || flush_ms == 0 {
+                return Err(Error::config("durability", "flush_messages and flush_ms must be at least 1"));
+            }
         }
         Ok(())
     }

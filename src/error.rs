@@ -67,6 +67,20 @@ pub enum Error {
     },
     /// The log or store was closed.
     Closed,
+    /// An fsync or write failed earlier; the partition refuses appends and
+    /// flushes until it is reopened (which runs recovery).
+    Poisoned {
+        /// The partition directory.
+        dir: PathBuf,
+        /// The first failure.
+        cause: String,
+    },
+    /// The disk is full. Nothing was acknowledged; the log is unchanged and
+    /// appends work again once space is freed.
+    DiskFull {
+        /// The file being written.
+        path: PathBuf,
+    },
     /// A file the engine did not write sits where it keeps its data; it is
     /// left alone, and nothing is opened over it.
     UnexpectedFile {
@@ -221,6 +235,14 @@ impl fmt::Display for Error {
             }
             Error::InvalidConfig { field, reason } => write!(f, "invalid config {field}: {reason}"),
             Error::Closed => write!(f, "closed"),
+            Error::Poisoned { dir, cause } => {
+                write!(
+                    f,
+                    "partition {} is poisoned by an earlier failure ({cause}); reopen it",
+                    dir.display()
+                )
+            }
+            Error::DiskFull { path } => write!(f, "disk full writing {}", path.display()),
             Error::UnexpectedFile { path } => {
                 write!(f, "unexpected file {} in a data directory (left untouched)", path.display())
             }

@@ -37,7 +37,7 @@ pub mod log;
 pub mod segment;
 pub mod store;
 
-pub use config::LogConfig;
+pub use config::{Durability, LogConfig};
 
 /// The README's example runs as a doc test, so it cannot rot.
 #[doc = include_str!("../README.md")]

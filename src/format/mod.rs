@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod error;
 pub mod fetched;
+pub mod kv;
 pub mod record;
 pub mod varint;
 

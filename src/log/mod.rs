@@ -1,6 +1,7 @@
 //! The partition log: segments in order, append, read, truncate, recovery,
 //! and waiting for appends.
 
+mod durability;
 mod notify;
 mod partition;
 mod wait;

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::config::LogConfig;
+use crate::config::{Durability, LogConfig};
 use crate::error::{Corruption, Error, Result};
 use crate::format::batch::set_base_offset;
 use crate::format::{encode_batch, BatchHeader, BatchMeta, FetchedRecords, Record};
 use crate::io::{FileSystem, OpenMode, SharedFs, StdFileSystem};
 use crate::segment::{parse_file_name, LogSegment, Recovery, SegmentFile};
 
+use super::durability::Syncer;
 use super::notify::Notifier;
 use super::wait::WaitForOffset;
 
@@ -94,6 +95,8 @@ pub struct PartitionLog {
     /// a segment while its bytes are cut or rewritten.
     truncation: RwLock<()>,
     notifier: Notifier,
+    /// Group commit and poisoning.
+    syncer: Syncer,
     report: RecoveryReport,
 }
 
@@ -173,6 +176,9 @@ impl PartitionLog {
             log_end_offset: AtomicU64::new(log_end_offset),
             truncation: RwLock::new(()),
             notifier: Notifier::default(),
+            // Nothing is known durable until the first flush (after an
+            // unclean stop the recovered bytes may sit only in the page cache).
+            syncer: Syncer::new(0),
             report,
         })
     }
@@ -216,16 +222,61 @@ impl PartitionLog {
         // Encode outside the writer lock, at base offset 0: the base offset
         // sits outside the CRC precisely so it can be stamped afterwards.
         // Producers to one partition then serialize only on the write.
-        ENCODE_BUFFER.with_borrow_mut(|buf| {
-            buf.clear();
-            let limits = self.config.encode_limits();
-            let encoded = encode_batch(buf, 0, meta, records, now_ms(), limits)?;
-            let result = self.append_encoded(buf, encoded);
-            if buf.capacity() > ENCODE_BUFFER_KEEP_BYTES {
-                *buf = Vec::new(); // do not pin a rare huge batch's memory per thread
+        ENCODE_BUFFER
+            .with_borrow_mut(|buf| {
+                buf.clear();
+                let limits = self.config.encode_limits();
+                let encoded = encode_batch(buf, 0, meta, records, now_ms(), limits)?;
+                let result = self.append_encoded(buf, encoded);
+                if buf.capacity() > ENCODE_BUFFER_KEEP_BYTES {
+                    *buf = Vec::new(); // do not pin a rare huge batch's memory per thread
+                }
+                result
+            })
+            .and_then(|info| self.make_durable(info))
+    }
+
+    /// Applies the durability policy to an append that was written.
+    fn make_durable(&self, info: AppendInfo) -> Result<AppendInfo> {
+        match self.config.durability {
+            Durability::None => {}
+            Durability::Always => self.sync_to(info.last_offset + 1)?,
+            Durability::Interval { flush_messages, flush_ms } => {
+                let records = info.last_offset + 1 - info.first_offset;
+                if self.syncer.note_appended(records, flush_messages, flush_ms) {
+                    self.flush()?;
+                }
             }
-            result
+        }
+        Ok(info)
+    }
+
+    /// Group commit: returns once offsets below `target` are durable.
+    fn sync_to(&self, target: u64) -> Result<()> {
+        self.syncer.sync_to(&self.dir, target, || {
+            // Read the end first: the fsync then covers every batch below it.
+            // A roll in between fsynced the segment it sealed.
+            let covered = self.log_end_offset();
+            self.active().sync_log()?;
+            Ok(covered)
         })
+    }
+
+    /// Turns a failed write into the caller's error: a full disk changes
+    /// nothing (bytes past the published size are never read and the next
+    /// append overwrites them); any other I/O failure poisons the partition.
+    /// Refusals (bad offsets, corruption found) change nothing either.
+    fn write_failed(&self, e: Error) -> Error {
+        match e {
+            Error::Io { source, path, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+                Error::DiskFull { path }
+            }
+            e @ Error::Io { .. } => {
+                self.syncer.poison(&e);
+                e
+            }
+            e => e,
+        }
     }
 
     /// Stamps the base offset on a batch encoded at 0 and writes it.
@@ -234,6 +285,7 @@ impl PartitionLog {
         if writer.closed {
             return Err(Error::Closed);
         }
+        self.syncer.check(&self.dir)?;
         let base = self.log_end_offset();
         let end = base.checked_add(encoded.next_offset()).ok_or(Error::OffsetOutOfRange {
             offset: base,
@@ -245,9 +297,9 @@ impl PartitionLog {
         debug_assert_eq!(header.next_offset(), end);
         let mut active = self.active();
         if active.needs_roll(u64::from(header.batch_len), header.last_offset(), &self.config) {
-            active = self.roll_locked()?;
+            active = self.roll_locked().map_err(|e| self.write_failed(e))?;
         }
-        active.append(batch, &header, &self.config)?;
+        active.append(batch, &header, &self.config).map_err(|e| self.write_failed(e))?;
         self.log_end_offset.store(end, Ordering::SeqCst);
         drop(writer);
         self.notifier.notify();
@@ -272,7 +324,8 @@ impl PartitionLog {
         if writer.closed {
             return Err(Error::Closed);
         }
-        self.roll_locked().map(drop)
+        self.syncer.check(&self.dir)?;
+        self.roll_locked().map(drop).map_err(|e| self.write_failed(e))
     }
 
     /// Roll with the writer lock held; returns the (new) active segment.
@@ -346,7 +399,12 @@ impl PartitionLog {
         if writer.closed {
             return Err(Error::Closed);
         }
+        self.syncer.check(&self.dir)?;
         let _no_readers = self.truncation.write();
+        self.truncate_locked(offset, &mut writer.scratch).map_err(|e| self.write_failed(e))
+    }
+
+    fn truncate_locked(&self, offset: u64, scratch: &mut Vec<u8>) -> Result<()> {
         let segments = self.snapshot();
         let end = self.log_end_offset();
         check_range(offset, &segments, end)?;
@@ -366,21 +424,30 @@ impl PartitionLog {
             let segment = LogSegment::create(&*self.fs, &self.dir, offset, &self.config)?;
             map.insert(offset, Arc::new(segment));
         } else if let Some(active) = map.values().next_back() {
-            active.truncate_to(offset, &mut writer.scratch)?;
+            active.truncate_to(offset, scratch)?;
             active.activate(&self.config)?;
         }
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         *self.segments.write() = Arc::new(map);
         self.log_end_offset.store(offset, Ordering::SeqCst);
+        self.syncer.lower_synced_offset(offset);
         Ok(())
     }
 
-    /// Makes every appended batch durable (fsync of the active segment).
+    /// Makes every batch appended so far durable, whatever the policy
+    /// (one group fsync of the active segment; sealed segments were fsynced
+    /// when they rolled).
     ///
     /// # Errors
-    /// [`Error::Io`].
+    /// [`Error::Poisoned`] (this failure poisons too); [`Error::Io`].
     pub fn flush(&self) -> Result<()> {
-        self.active().sync()
+        self.syncer.check(&self.dir)?;
+        self.sync_to(self.log_end_offset())
+    }
+
+    /// Offsets below this are known durable (fsynced).
+    pub fn durable_offset(&self) -> u64 {
+        self.syncer.synced_offset()
     }
 
     /// The first offset in the log.
@@ -435,6 +502,9 @@ impl PartitionLog {
     }
 
     fn shutdown(&self) -> Result<()> {
+        // A poisoned log must not claim a clean shutdown: its next open
+        // has to run recovery.
+        self.syncer.check(&self.dir)?;
         // ORDER: data and index durable, then the marker, then the directory.
         self.active().seal()?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);

@@ -272,6 +272,12 @@ impl LogSegment {
         Ok(Some(FetchedRecords::new(buf.slice(..at), offset)))
     }
 
+    /// Makes the log data durable (`fdatasync`); the index is derived data
+    /// and recovery rebuilds it.
+    pub fn sync_log(&self) -> Result<()> {
+        self.log.sync_data().map_err(Error::io("sync segment", &self.log_path))
+    }
+
     /// Makes the log data and index durable.
     pub fn sync(&self) -> Result<()> {
         self.log.sync_data().map_err(Error::io("sync segment", &self.log_path))?;
