@@ -11,6 +11,7 @@
 //! prefix of new bytes and possibly zeros or garbage after it, never changes
 //! bytes that were synced before.
 
+pub mod sim;
 mod std_fs;
 
 use std::fmt;
