@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use annals::{Corruption, Error, PartitionLog};
+use annals::{Corruption, Error, LogConfig, PartitionLog};
 use common::*;
 
 const MARKER: &str = annals::log::CLEAN_SHUTDOWN_FILE;
@@ -59,20 +59,19 @@ fn torn_last_batch_is_cut_at_every_byte() {
 }
 
 #[test]
-fn flipped_byte_in_middle_of_active_segment_is_reported() {
-    let template = tempfile::tempdir().unwrap();
-    fixture(template.path(), 40, 4);
-    let last = log_files(template.path()).pop().unwrap();
-    let len = fs::metadata(&last).unwrap().len();
+fn flipped_byte_in_middle_of_a_durable_segment_is_reported_at_open() {
+    // No index entries: a clean open checks the whole (durable) segment.
+    let config = LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 1 << 20, ..LogConfig::default() };
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(template.path(), dir.path());
-    fs::remove_file(dir.path().join(MARKER)).unwrap(); // unclean: full scan
-    let seg = dir.path().join(last.file_name().unwrap());
+    let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    append_range(&log, 0, 40, 4);
+    log.close().unwrap();
+    let seg = log_files(dir.path()).pop().unwrap();
     let mut bytes = fs::read(&seg).unwrap();
-    let at = (len / 3) as usize + 70; // inside an early batch, past its header
+    let at = bytes.len() / 3 + 70; // inside an early batch, past its header
     bytes[at] ^= 0x01;
     fs::write(&seg, &bytes).unwrap();
-    match PartitionLog::open(dir.path(), small_config()) {
+    match PartitionLog::open(dir.path(), config) {
         Err(Error::Corruption { path, position, detail: Corruption::Batch(_) }) => {
             assert_eq!(path, seg);
             assert!(position <= at as u64);
@@ -80,6 +79,32 @@ fn flipped_byte_in_middle_of_active_segment_is_reported() {
         other => panic!("expected corruption, got {other:?}"),
     }
     // Nothing was cut: the damaged file is intact for inspection or repair.
+    assert_eq!(fs::read(&seg).unwrap(), bytes);
+}
+
+#[test]
+fn flipped_byte_below_the_recovery_point_fails_the_read_not_the_log() {
+    let template = tempfile::tempdir().unwrap();
+    fixture(template.path(), 40, 4);
+    let last = log_files(template.path()).pop().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(template.path(), dir.path());
+    fs::remove_file(dir.path().join(MARKER)).unwrap(); // unclean, but all below the recovery point
+    let seg = dir.path().join(last.file_name().unwrap());
+    let mut bytes = fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    fs::write(&seg, &bytes).unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_end_offset(), 40, "durable bytes are never cut");
+    let mut errors = 0;
+    for offset in log.log_start_offset()..40 {
+        if let Err(e) = log.read(offset, 1) {
+            assert!(matches!(e, Error::Corruption { .. }), "{e}");
+            errors += 1;
+        }
+    }
+    assert!(errors > 0, "the damaged batch is reported when read");
     assert_eq!(fs::read(&seg).unwrap(), bytes);
 }
 

@@ -1,10 +1,12 @@
 //! The partition log: segments in order, append, read, truncate, recovery,
 //! and waiting for appends.
 
+mod checkpoint;
 mod durability;
 mod notify;
 mod partition;
 mod wait;
 
+pub use checkpoint::RECOVERY_POINT_FILE;
 pub use partition::{AppendInfo, PartitionLog, RecoveryReport, CLEAN_SHUTDOWN_FILE};
 pub use wait::WaitForOffset;

@@ -16,6 +16,7 @@ use crate::format::{encode_batch, BatchHeader, BatchMeta, FetchedRecords, Record
 use crate::io::{FileSystem, OpenMode, SharedFs, StdFileSystem};
 use crate::segment::{parse_file_name, LogSegment, Recovery, SegmentFile};
 
+use super::checkpoint::{self, RecoveryPoint, RECOVERY_POINT_FILE};
 use super::durability::Syncer;
 use super::notify::Notifier;
 use super::wait::WaitForOffset;
@@ -97,6 +98,10 @@ pub struct PartitionLog {
     notifier: Notifier,
     /// Group commit and poisoning.
     syncer: Syncer,
+    /// The last recovery point written, and a counter of truncations (a
+    /// flush must not write a point it took before a truncation).
+    /// Lock order: `writer`, then this.
+    recovery_point: Mutex<(Option<RecoveryPoint>, u64)>,
     report: RecoveryReport,
 }
 
@@ -135,12 +140,18 @@ impl PartitionLog {
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = fs.exists(&marker).map_err(Error::io("stat", &marker))?;
         let bases = Self::list_segments(&*fs, &dir)?;
+        let recovery_point = checkpoint::read(&*fs, &dir);
         let mut report =
             RecoveryReport { clean_shutdown: clean, segments: bases.len(), ..Default::default() };
         let mut segments = BTreeMap::new();
         for (i, &base) in bases.iter().enumerate() {
             let active = i + 1 == bases.len();
-            let recovery = if active && !clean { Recovery::Full } else { Recovery::FromIndex };
+            let recovery = if active && !clean {
+                let point = recovery_point.filter(|p| p.segment == base).map(|p| (p.position, p.offset));
+                Recovery::Crash { recovery_point: point }
+            } else {
+                Recovery::Durable
+            };
             let (segment, repair) = LogSegment::open(&*fs, &dir, base, &config, recovery, active)?;
             report.bytes_scanned += repair.bytes_scanned;
             report.bytes_truncated += repair.bytes_truncated;
@@ -179,6 +190,7 @@ impl PartitionLog {
             // Nothing is known durable until the first flush (after an
             // unclean stop the recovered bytes may sit only in the page cache).
             syncer: Syncer::new(0),
+            recovery_point: Mutex::new((recovery_point, 0)),
             report,
         })
     }
@@ -188,8 +200,16 @@ impl PartitionLog {
     /// does not write is an error: it is not ours to delete or ignore.
     fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
         let names = fs.list_dir(dir).map_err(Error::io("list log directory", dir))?;
-        if let Some(stray) = names.iter().find(|n| parse_file_name(n).is_none() && *n != CLEAN_SHUTDOWN_FILE)
-        {
+        let tmp = format!("{RECOVERY_POINT_FILE}.tmp");
+        if names.contains(&tmp) {
+            // An interrupted checkpoint write; the previous checkpoint stands.
+            let path = dir.join(&tmp);
+            fs.remove_file(&path).map_err(Error::io("remove temp file", &path))?;
+        }
+        let ours = |n: &String| {
+            parse_file_name(n).is_some() || n == CLEAN_SHUTDOWN_FILE || n == RECOVERY_POINT_FILE || *n == tmp
+        };
+        if let Some(stray) = names.iter().find(|n| !ours(n)) {
             return Err(Error::UnexpectedFile { path: dir.join(stray) });
         }
         let parsed: Vec<(u64, SegmentFile)> = names.iter().filter_map(|n| parse_file_name(n)).collect();
@@ -344,6 +364,8 @@ impl PartitionLog {
         let mut map = (*self.snapshot()).clone();
         map.insert(base, segment.clone());
         *self.segments.write() = Arc::new(map);
+        // Everything below the new segment is durable now.
+        self.set_recovery_point(RecoveryPoint { segment: base, position: 0, offset: base }, false)?;
         Ok(segment)
     }
 
@@ -428,10 +450,17 @@ impl PartitionLog {
             active.activate(&self.config)?;
         }
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
+        let active = map.values().next_back().cloned().expect("a log always has a segment");
         *self.segments.write() = Arc::new(map);
         self.log_end_offset.store(offset, Ordering::SeqCst);
         self.syncer.lower_synced_offset(offset);
-        Ok(())
+        // The cut was fsynced: the recovery point is the new end.
+        let point = RecoveryPoint {
+            segment: active.base_offset(),
+            position: active.size_bytes(),
+            offset: active.next_offset(),
+        };
+        self.set_recovery_point(point, true)
     }
 
     /// Makes every batch appended so far durable, whatever the policy
@@ -442,7 +471,40 @@ impl PartitionLog {
     /// [`Error::Poisoned`] (this failure poisons too); [`Error::Io`].
     pub fn flush(&self) -> Result<()> {
         self.syncer.check(&self.dir)?;
-        self.sync_to(self.log_end_offset())
+        // Snapshot what this flush will cover, then fsync it, then record it.
+        let (active, point, truncations) = {
+            let _writer = self.writer.lock();
+            let active = self.active();
+            let point = RecoveryPoint {
+                segment: active.base_offset(),
+                position: active.size_bytes(),
+                offset: active.next_offset(),
+            };
+            (active, point, self.recovery_point.lock().1)
+        };
+        self.sync_to(point.offset)?;
+        // The index entries below the point become durable with it.
+        active.sync().map_err(|e| self.write_failed(e))?;
+        let mut last = self.recovery_point.lock();
+        if last.1 == truncations
+            && last.0.is_none_or(|l| (l.segment, l.position) < (point.segment, point.position))
+        {
+            checkpoint::write(&*self.fs, &self.dir, point).map_err(|e| self.write_failed(e))?;
+            last.0 = Some(point);
+        }
+        Ok(())
+    }
+
+    /// Records `point` as the recovery point, with the writer lock held
+    /// (roll, truncation, close: the bytes it covers are already durable).
+    fn set_recovery_point(&self, point: RecoveryPoint, truncated: bool) -> Result<()> {
+        let mut last = self.recovery_point.lock();
+        if truncated {
+            last.1 += 1;
+        }
+        checkpoint::write(&*self.fs, &self.dir, point)?;
+        last.0 = Some(point);
+        Ok(())
     }
 
     /// Offsets below this are known durable (fsynced).
@@ -505,8 +567,16 @@ impl PartitionLog {
         // A poisoned log must not claim a clean shutdown: its next open
         // has to run recovery.
         self.syncer.check(&self.dir)?;
-        // ORDER: data and index durable, then the marker, then the directory.
-        self.active().seal()?;
+        // ORDER: data and index durable, recovery point, the marker, then the
+        // directory.
+        let active = self.active();
+        active.seal()?;
+        let point = RecoveryPoint {
+            segment: active.base_offset(),
+            position: active.size_bytes(),
+            offset: active.next_offset(),
+        };
+        self.set_recovery_point(point, false)?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         let file = self
             .fs

@@ -34,13 +34,21 @@ impl From<Error> for WalkError {
     }
 }
 
-/// How much of an existing segment [`LogSegment::open`] checks.
+/// What [`LogSegment::open`] may assume about a segment's bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recovery {
-    /// Rebuild the index from the whole log file (after an unclean stop).
-    Full,
-    /// Trust a sane index and check only the batches after its last entry.
-    FromIndex,
+    /// The whole file was made durable (a sealed segment, or a clean
+    /// close): trust a sane index, check the batches after its last entry,
+    /// and report damage followed by valid data as corruption.
+    Durable,
+    /// The process stopped uncleanly. Bytes below `position` (a recovery
+    /// point: durable, index entries included, ending at `offset`) are
+    /// trusted; from there on the first invalid batch is a torn tail. With
+    /// no recovery point the whole segment is scanned and its index rebuilt.
+    Crash {
+        /// The recovery point in this segment, if any.
+        recovery_point: Option<(u64, u64)>,
+    },
 }
 
 /// What opening a segment repaired.
@@ -382,7 +390,7 @@ mod tests {
         let size = segment.size_bytes();
         drop(segment);
         let (segment, repair) =
-            LogSegment::open(&StdFileSystem, dir.path(), 500, &config, Recovery::FromIndex, false).unwrap();
+            LogSegment::open(&StdFileSystem, dir.path(), 500, &config, Recovery::Durable, false).unwrap();
         assert_eq!((segment.size_bytes(), segment.next_offset()), (size, 555));
         assert!(!repair.index_rebuilt && repair.bytes_truncated == 0);
         assert!(repair.bytes_scanned < size / 2, "only the tail after the last entry");

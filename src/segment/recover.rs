@@ -14,7 +14,7 @@ use super::{index_file_name, log_file_name};
 
 impl LogSegment {
     /// Opens an existing segment, validating its tail (or all of it, with
-    /// [`Recovery::Full`]) and cutting off a torn tail. An `active` segment's
+    /// [`Recovery::Crash`]) and cutting off a torn tail. An `active` segment's
     /// index gets room for appends; a sealed one's stays trimmed.
     ///
     /// # Errors
@@ -35,28 +35,45 @@ impl LogSegment {
         let index_path = dir.join(index_file_name(base_offset));
         let mut index = OffsetIndex::open(fs, &index_path, base_offset, capacity, bound)?;
         let mut repair = SegmentRepair::default();
-        let trusted = recovery == Recovery::FromIndex && index.sanity_check(file_len).is_ok();
-        let start = match index.last_entry().filter(|_| trusted) {
-            Some((offset, position)) => ScanStart { offset, position },
-            None => {
-                repair.index_rebuilt = index.entries() > 0 || recovery == Recovery::Full;
-                index.clear();
-                ScanStart { offset: base_offset, position: 0 }
+        let sane = index.sanity_check(file_len).is_ok();
+        let start = match recovery {
+            Recovery::Durable => match index.last_entry().filter(|_| sane) {
+                Some((offset, position)) => ScanStart { offset, position, durable_below: u64::MAX },
+                None => ScanStart { offset: base_offset, position: 0, durable_below: u64::MAX },
+            },
+            // A recovery point past the end of the file is not ours to trust
+            // (the file was cut): scan it all.
+            Recovery::Crash { recovery_point: Some((position, offset)) } if sane && position <= file_len => {
+                index.truncate_to_position(position);
+                ScanStart { offset, position, durable_below: position }
+            }
+            // No usable index: rebuild it from the start, still reporting
+            // damage below the recovery point.
+            Recovery::Crash { recovery_point } => {
+                let durable_below = recovery_point.filter(|&(p, _)| p <= file_len).map_or(0, |(p, _)| p);
+                ScanStart { offset: base_offset, position: 0, durable_below }
             }
         };
+        if start.position == 0 && index.entries() > 0 {
+            repair.index_rebuilt = true;
+            index.clear();
+        }
         let interval = config.index_interval_bytes;
         let rescan = |index: &mut OffsetIndex, repair: &mut SegmentRepair| {
             repair.index_rebuilt = true;
             index.clear();
-            let from_start = ScanStart { offset: base_offset, position: 0 };
+            let from_start =
+                ScanStart { offset: base_offset, position: 0, durable_below: start.durable_below };
             scan(&*log, &log_path, file_len, from_start, index, interval)
         };
-        // A scan that fails right at the index's last entry means the index
-        // pointed at something that is not a batch: distrust it, not the log.
+        // In a durable file, a scan that fails right at the index's last
+        // entry means the index pointed at something that is not a batch:
+        // distrust it, not the log.
+        let index_start = recovery == Recovery::Durable && start.position > 0;
         let end = match scan(&*log, &log_path, file_len, start, &mut index, interval) {
-            Ok(end) if start.position == 0 || end.valid_bytes > start.position => end,
+            Ok(end) if !index_start || end.valid_bytes > start.position => end,
             Ok(_) => rescan(&mut index, &mut repair)?,
-            Err(Error::Corruption { position, .. }) if position == start.position && position > 0 => {
+            Err(Error::Corruption { position, .. }) if index_start && position == start.position => {
                 rescan(&mut index, &mut repair)?
             }
             Err(e) => return Err(e),

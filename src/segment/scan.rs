@@ -69,6 +69,10 @@ impl<'a> ChunkReader<'a> {
 pub(crate) struct ScanStart {
     pub position: u64,
     pub offset: u64,
+    /// Bytes below this were made durable; damage there is reported when
+    /// valid data follows it. At or past it, the first invalid batch is
+    /// where a crash cut the log: it and everything after are a torn tail.
+    pub durable_below: u64,
 }
 
 /// What a scan found.
@@ -88,8 +92,11 @@ pub(crate) struct ScanEnd {
 /// Validates every batch from `start` to the end of the file, adding index
 /// entries every `index_interval_bytes`.
 ///
-/// Fails with [`Error::Corruption`] when an invalid batch is followed by a
-/// valid one: that is damage in the middle of the log, not a torn write.
+/// Fails with [`Error::Corruption`] when an invalid batch in the durable part
+/// (below `start.durable_below`) is followed by a valid one: that is damage
+/// in the middle of the log, not a torn write. Past the durable part, a
+/// crash may have persisted later pages and not earlier ones, so the first
+/// invalid batch ends the log there.
 pub(crate) fn scan(
     file: &dyn FileHandle,
     path: &Path,
@@ -119,7 +126,7 @@ pub(crate) fn scan(
                 continue;
             }
         };
-        if find_valid_batch_after(&mut reader, pos, file_len)?.is_some() {
+        if pos < start.durable_below && find_valid_batch_after(&mut reader, pos, file_len)?.is_some() {
             // A valid batch after the damage proves it is not a torn tail.
             return Err(Error::corruption(path, pos, problem));
         }
