@@ -150,5 +150,27 @@ pub fn write_file_atomic(fs: &dyn FileSystem, dir: &Path, name: &str, bytes: &[u
     fs.sync_dir(dir)
 }
 
+/// Creates `dir` and any missing parents durably: each directory created is
+/// followed by an fsync of its parent, so it survives a crash.
+pub fn create_dir_all_durable(fs: &dyn FileSystem, dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    // Bounded by the path's depth.
+    while let Some(d) = at {
+        if d.as_os_str().is_empty() || fs.exists(d)? {
+            break;
+        }
+        missing.push(d);
+        at = d.parent();
+    }
+    for d in missing.into_iter().rev() {
+        fs.create_dir_all(d)?;
+        if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs.sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
 /// The shared handle to a file system.
 pub type SharedFs = Arc<dyn FileSystem>;

@@ -136,7 +136,7 @@ impl PartitionLog {
     pub fn open_with(fs: SharedFs, dir: impl AsRef<Path>, config: LogConfig) -> Result<Self> {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
-        fs.create_dir_all(&dir).map_err(Error::io("create log directory", &dir))?;
+        crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create log directory", &dir))?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = fs.exists(&marker).map_err(Error::io("stat", &marker))?;
         let bases = Self::list_segments(&*fs, &dir)?;
@@ -216,9 +216,20 @@ impl PartitionLog {
         let mut logs: Vec<u64> = parsed.iter().filter(|p| p.1 == SegmentFile::Log).map(|p| p.0).collect();
         logs.sort_unstable();
         for &(base, kind) in &parsed {
-            if kind == SegmentFile::Index && logs.binary_search(&base).is_err() {
-                let path = dir.join(crate::segment::index_file_name(base));
-                fs.remove_file(&path).map_err(Error::io("remove orphan index", &path))?;
+            let has_log = logs.binary_search(&base).is_ok();
+            match kind {
+                SegmentFile::Index if !has_log => {
+                    let path = dir.join(crate::segment::index_file_name(base));
+                    fs.remove_file(&path).map_err(Error::io("remove orphan index", &path))?;
+                }
+                SegmentFile::Rewrite if !has_log => {
+                    let path = dir.join(format!("{base:020}.rewrite"));
+                    fs.remove_file(&path).map_err(Error::io("remove orphan rewrite", &path))?;
+                }
+                SegmentFile::Rewrite => {
+                    crate::segment::finish_rewrite(fs, dir, base)?;
+                }
+                _ => {}
             }
         }
         Ok(logs)
@@ -446,7 +457,7 @@ impl PartitionLog {
             let segment = LogSegment::create(&*self.fs, &self.dir, offset, &self.config)?;
             map.insert(offset, Arc::new(segment));
         } else if let Some(active) = map.values().next_back() {
-            active.truncate_to(offset, scratch)?;
+            active.truncate_to(&*self.fs, offset, scratch)?;
             active.activate(&self.config)?;
         }
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;

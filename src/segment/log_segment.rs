@@ -315,7 +315,7 @@ impl LogSegment {
     /// Drops every record at or above `offset`, keeping the records below it
     /// that share its batch (that batch is rewritten without them). Writer
     /// only, with no reader inside this segment (the partition excludes them).
-    pub fn truncate_to(&self, offset: u64, scratch: &mut Vec<u8>) -> Result<()> {
+    pub fn truncate_to(&self, fs: &dyn FileSystem, offset: u64, scratch: &mut Vec<u8>) -> Result<()> {
         if offset >= self.next_offset() {
             return Ok(());
         }
@@ -325,12 +325,15 @@ impl LogSegment {
             return Ok(());
         };
         let mut new_size = pos;
-        if header.base_offset < offset {
+        let rewriting = header.base_offset < offset;
+        if rewriting {
             scratch.clear();
             super::rewrite::prefix_batch(&mut reader, &self.log_path, pos, offset, scratch)?;
-            // ORDER: cut later batches, overwrite the batch, cut its leftover
-            // tail. A crash between the last two leaves a valid batch then
-            // garbage with nothing valid after: recovery cuts the garbage.
+            // ORDER: the rewritten batch is first made durable beside the
+            // segment (an intent recovery re-applies), then it overwrites
+            // the old batch in place. A crash mid-overwrite would otherwise
+            // tear a batch whose first records are kept, and lose them.
+            super::rewrite::write_intent(fs, &self.log_path, pos, scratch)?;
             let batch_end = pos + u64::from(header.batch_len);
             self.log.set_len(batch_end).map_err(Error::io("truncate", &self.log_path))?;
             self.log.write_all_at(scratch, pos).map_err(Error::io("truncate", &self.log_path))?;
@@ -344,6 +347,11 @@ impl LogSegment {
         // truncated batches back (they are still contiguous, so recovery
         // would accept them).
         self.log.sync_data().map_err(Error::io("sync after truncate", &self.log_path))?;
+        if rewriting {
+            // ORDER: gone durably before anything is appended after it, or
+            // a later recovery would re-apply it over newer data.
+            super::rewrite::remove_intent(fs, &self.log_path)?;
+        }
         let since = new_size - index.last_entry().map_or(0, |(_, p)| p);
         self.bytes_since_index.store(since, Ordering::Relaxed);
         self.next_offset.store(offset, Ordering::Release);

@@ -9,6 +9,20 @@ mod scan;
 pub use index::{OffsetIndex, INDEX_ENTRY_BYTES};
 pub use log_segment::{LogSegment, Recovery, SegmentRepair};
 
+/// Finishes a truncation inside a batch that a crash interrupted (see
+/// `rewrite.rs`); call before opening the segment. Returns whether there
+/// was one.
+///
+/// # Errors
+/// [`crate::Error::Io`].
+pub fn finish_rewrite(
+    fs: &dyn crate::io::FileSystem,
+    dir: &std::path::Path,
+    base_offset: u64,
+) -> crate::Result<bool> {
+    rewrite::finish_intent(fs, &dir.join(log_file_name(base_offset)))
+}
+
 /// Digits in a segment file name: Kafka's zero-padded base offset.
 const NAME_DIGITS: usize = 20;
 
@@ -29,6 +43,8 @@ pub enum SegmentFile {
     Log,
     /// An `.index` file.
     Index,
+    /// A `.rewrite` intent (see `rewrite.rs`).
+    Rewrite,
 }
 
 /// Parses `{base_offset:020}.log` / `.index`; anything else is `None`.
@@ -37,6 +53,7 @@ pub fn parse_file_name(name: &str) -> Option<(u64, SegmentFile)> {
     let kind = match ext {
         "log" => SegmentFile::Log,
         "index" => SegmentFile::Index,
+        "rewrite" => SegmentFile::Rewrite,
         _ => return None,
     };
     if stem.len() != NAME_DIGITS || !stem.bytes().all(|b| b.is_ascii_digit()) {

@@ -118,7 +118,7 @@ impl Store {
             return Err(Error::config("max_partitions", "must be at least 1"));
         }
         let dir = dir.as_ref().to_path_buf();
-        fs.create_dir_all(&dir).map_err(Error::io("create data directory", &dir))?;
+        crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create data directory", &dir))?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = fs.lock_exclusive(&lock_path).map_err(|e| match e.kind() {
             std::io::ErrorKind::WouldBlock => Error::StoreLocked { path: lock_path.clone() },
@@ -126,7 +126,8 @@ impl Store {
         })?;
         let lock: Arc<dyn FileLock> = Arc::from(lock);
         let topics_dir = dir.join(TOPICS_DIR);
-        fs.create_dir_all(&topics_dir).map_err(Error::io("create topics directory", &topics_dir))?;
+        crate::io::create_dir_all_durable(&*fs, &topics_dir)
+            .map_err(Error::io("create topics directory", &topics_dir))?;
         let configs = load_topic_configs(&*fs, &dir)?;
         check_partition_dirs(&*fs, &dir, &configs)?;
         let mut topics = BTreeMap::new();

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod crash;
+
 use std::path::Path;
 
 use annals::{LogConfig, PartitionLog, Record};

@@ -1,0 +1,282 @@
+//! The crash-enumeration harness: run a workload on the simulated file
+//! system, kill it at every mutating I/O operation, build several disk
+//! images per kill point, recover each, and check it against a model.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use annals::io::sim::{CrashMode, SimFs};
+use annals::{Durability, LogConfig, PartitionLog, Record};
+use bytes::Bytes;
+
+pub const DIR: &str = "/data/p-0";
+
+/// A record as the model compares it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rec {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub timestamp_ms: i64,
+}
+
+/// What the log may hold: `records`, of which the first `durable` must
+/// survive any crash.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub records: Vec<Rec>,
+    pub durable: usize,
+}
+
+/// Follows the workload: the state after each completed operation, and
+/// the states a crash during the operation in flight may leave.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    pub current: State,
+    in_flight: Option<State>,
+}
+
+impl Tracker {
+    /// States a recovered log may match.
+    pub fn allowed(&self) -> Vec<State> {
+        let mut v = vec![self.current.clone()];
+        v.extend(self.in_flight.clone());
+        v
+    }
+
+    fn run<T>(&mut self, after: State, op: impl FnOnce() -> annals::Result<T>) -> annals::Result<T> {
+        self.in_flight = Some(after.clone());
+        let result = op()?;
+        self.current = after;
+        self.in_flight = None;
+        Ok(result)
+    }
+
+    pub fn append(
+        &mut self,
+        log: &PartitionLog,
+        records: &[Record],
+        policy: Durability,
+    ) -> annals::Result<()> {
+        let mut after = self.current.clone();
+        after.records.extend(records.iter().map(|r| Rec {
+            key: r.key.clone(),
+            value: r.value.clone(),
+            timestamp_ms: r.timestamp_ms.unwrap(),
+        }));
+        // Only an acknowledged append is promised; while in flight the
+        // durable prefix stays as it was.
+        let in_flight = State { durable: self.current.durable, ..after.clone() };
+        self.in_flight = Some(in_flight);
+        log.append(records)?;
+        if policy == Durability::Always {
+            after.durable = after.records.len();
+        }
+        self.current = after;
+        self.in_flight = None;
+        Ok(())
+    }
+
+    pub fn flush(&mut self, log: &PartitionLog) -> annals::Result<()> {
+        let after = State { durable: self.current.records.len(), ..self.current.clone() };
+        // While the flush runs nothing new is promised.
+        self.in_flight = Some(self.current.clone());
+        log.flush()?;
+        self.current = after;
+        self.in_flight = None;
+        Ok(())
+    }
+
+    pub fn truncate(&mut self, log: &PartitionLog, offset: u64) -> annals::Result<()> {
+        let mut after = self.current.clone();
+        after.records.truncate(offset as usize);
+        after.durable = after.durable.min(offset as usize);
+        // A crash mid-truncation may leave any length between the new end
+        // and the old one (the old records, cut somewhere past `offset`),
+        // but never fewer than `offset` of the durable ones.
+        self.in_flight = Some(State { records: self.current.records.clone(), durable: after.durable });
+        log.truncate_to(offset)?;
+        self.current = after;
+        self.in_flight = None;
+        Ok(())
+    }
+
+    pub fn roll(&mut self, log: &PartitionLog) -> annals::Result<()> {
+        self.run(self.current.clone(), || log.roll())
+    }
+
+    pub fn close(&mut self, log: &PartitionLog) -> annals::Result<()> {
+        let after = State { durable: self.current.records.len(), ..self.current.clone() };
+        self.in_flight = Some(self.current.clone());
+        log.close()?;
+        self.current = after;
+        self.in_flight = None;
+        Ok(())
+    }
+}
+
+pub fn record(i: u64) -> Record {
+    let value = Bytes::from(format!("v{i}-{}", "x".repeat((i % 37) as usize)));
+    let r = if i.is_multiple_of(5) { Record::tombstone(format!("k{}", i % 3)) } else { Record::new(value) };
+    r.timestamp_ms(1_000 + i as i64)
+}
+
+pub fn config(durability: Durability) -> LogConfig {
+    LogConfig {
+        segment_bytes: 700,
+        index_interval_bytes: 128,
+        segment_index_bytes: 256,
+        durability,
+        ..LogConfig::default()
+    }
+}
+
+pub fn open(fs: &SimFs, config: &LogConfig) -> annals::Result<PartitionLog> {
+    PartitionLog::open_with(Arc::new(fs.clone()), Path::new(DIR), config.clone())
+}
+
+/// A workload: drives a log and tells the tracker what it did.
+pub type Workload = fn(&SimFs, &mut Tracker) -> annals::Result<()>;
+
+/// What one recovered image held.
+fn recover(fs: &SimFs, config: &LogConfig) -> Result<Vec<Rec>, String> {
+    let log = open(fs, config).map_err(|e| format!("recovery failed: {e}"))?;
+    if log.log_start_offset() != 0 {
+        return Err(format!("log start moved to {}", log.log_start_offset()));
+    }
+    let mut out = Vec::new();
+    while (out.len() as u64) < log.log_end_offset() {
+        let fetched = log.read(out.len() as u64, 4096).map_err(|e| format!("read failed: {e}"))?;
+        for r in fetched.records() {
+            if r.offset != out.len() as u64 {
+                return Err(format!("offset {} where {} was due: not contiguous", r.offset, out.len()));
+            }
+            out.push(Rec {
+                key: r.key.map(Bytes::copy_from_slice),
+                value: r.value.map(Bytes::copy_from_slice),
+                timestamp_ms: r.timestamp_ms,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Checks `got` against the allowed states; counts lost and corrupt records.
+fn judge(got: &[Rec], allowed: &[State], report: &mut Report) -> Result<(), String> {
+    for s in allowed {
+        let matches = got.len() <= s.records.len() && got == &s.records[..got.len()];
+        if matches && got.len() >= s.durable {
+            return Ok(());
+        }
+    }
+    let best = &allowed[0];
+    let corrupt = got.iter().zip(&best.records).filter(|(g, w)| g != w).count()
+        + got.len().saturating_sub(allowed.iter().map(|s| s.records.len()).max().unwrap_or(0));
+    let lost = allowed.iter().map(|s| s.durable.saturating_sub(got.len())).min().unwrap_or(0);
+    report.records_lost += lost;
+    report.corrupt_records += corrupt;
+    Err(format!(
+        "recovered {} records; allowed {:?}",
+        got.len(),
+        allowed.iter().map(|s| (s.durable, s.records.len())).collect::<Vec<_>>()
+    ))
+}
+
+/// Totals of an enumeration.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub crash_points: u64,
+    pub images: u64,
+    pub recovery_crash_points: u64,
+    pub records_lost: usize,
+    pub corrupt_records: usize,
+    pub failures: Vec<String>,
+}
+
+/// How hard to look.
+#[derive(Clone, Copy, Debug)]
+pub struct Depth {
+    /// Seeded images per crash point (plus durable-only and all-pending).
+    pub seeds: u64,
+    /// Crash points (every `n`th) at which recovery itself is crashed at
+    /// each of its operations.
+    pub recovery_crash_every: u64,
+}
+
+/// Crashes `workload` at every mutating operation and checks every image.
+pub fn enumerate(
+    workload: Workload,
+    config: &LogConfig,
+    depth: Depth,
+    negative: Option<fn(&SimFs)>,
+) -> Report {
+    let dry = SimFs::new();
+    let mut t = Tracker::default();
+    workload(&dry, &mut t).expect("the workload runs without a crash");
+    let total = dry.op_count();
+    let mut report = Report::default();
+    for point in 0..=total {
+        let fs = SimFs::new();
+        if let Some(weaken) = negative {
+            weaken(&fs);
+        }
+        fs.crash_at(point);
+        let mut tracker = Tracker::default();
+        let _ = workload(&fs, &mut tracker);
+        let allowed = tracker.allowed();
+        report.crash_points += 1;
+        let modes = [CrashMode::DurableOnly, CrashMode::AllPending]
+            .into_iter()
+            .chain((0..depth.seeds).map(|s| CrashMode::Seeded(point * 1000 + s)));
+        for mode in modes {
+            report.images += 1;
+            let image = fs.crash_image(mode);
+            let outcome = recover(&image, config).and_then(|got| {
+                judge(&got, &allowed, &mut report)?;
+                // Recovering again (after a crash right after recovery)
+                // gives the same log.
+                let again = recover(&image.crash_image(CrashMode::DurableOnly), config)?;
+                if again != got {
+                    return Err(format!("second recovery differs: {} vs {} records", again.len(), got.len()));
+                }
+                Ok(())
+            });
+            if let Err(e) = outcome {
+                report.failures.push(format!("crash at op {point} ({mode:?}): {e}"));
+            }
+            if depth.recovery_crash_every > 0 && point % depth.recovery_crash_every == 0 {
+                crash_during_recovery(&image, config, &allowed, point, &mut report);
+            }
+        }
+    }
+    report
+}
+
+/// Crashes recovery of `image` at each of its operations, then recovers the
+/// result and checks it.
+fn crash_during_recovery(
+    image: &SimFs,
+    config: &LogConfig,
+    allowed: &[State],
+    point: u64,
+    report: &mut Report,
+) {
+    let probe = image.crash_image(CrashMode::AllPending);
+    let start = probe.op_count();
+    drop(open(&probe, config));
+    let ops = probe.op_count() - start;
+    for k in 0..ops {
+        let fs = image.crash_image(CrashMode::AllPending);
+        fs.crash_at(fs.op_count() + k);
+        drop(open(&fs, config));
+        report.recovery_crash_points += 1;
+        for mode in [CrashMode::DurableOnly, CrashMode::Seeded(k)] {
+            report.images += 1;
+            let outcome = recover(&fs.crash_image(mode), config).and_then(|got| judge(&got, allowed, report));
+            if let Err(e) = outcome {
+                report
+                    .failures
+                    .push(format!("crash at op {point}, then in recovery at op {k} ({mode:?}): {e}"));
+            }
+        }
+    }
+}
