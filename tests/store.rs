@@ -26,11 +26,19 @@ fn topics_persist_across_reopen() {
     let store = open(dir.path());
     let config = TopicConfig {
         partitions: 4,
-        log: annals::LogConfig { segment_bytes: 1 << 20, ..Default::default() },
+        log: annals::LogConfig {
+            segment_bytes: 1 << 20,
+            durability: annals::Durability::Interval { flush_messages: 100, flush_ms: 500 },
+            ..Default::default()
+        },
     };
     store.create_topic("orders", config.clone()).unwrap();
     store.create_topic("audit.log_v2", TopicConfig::with_partitions(1)).unwrap();
     store.topic("orders").unwrap().append_to(2, &[Record::new("x"), Record::new("y")]).unwrap();
+    store.flush().unwrap();
+    let p2 = store.topic("orders").unwrap().partition(2).unwrap();
+    assert_eq!(p2.log_handle().durable_offset(), 2, "flush made both records durable");
+    drop(p2); // a live handle would keep the directory locked
     assert!(dir.path().join("orders-3").is_dir(), "Kafka's <topic>-<partition> layout");
     store.close().unwrap();
     drop(store);

@@ -244,6 +244,22 @@ impl Store {
         finish_delete(fs, dir, name, topic.partition_count())
     }
 
+    /// Makes everything appended to every topic so far durable (a group
+    /// fsync per partition, whatever its policy).
+    ///
+    /// # Errors
+    /// The first error of flushing a partition (all are attempted).
+    pub fn flush(&self) -> Result<()> {
+        let topics: Vec<Topic> = self.inner.topics.read().values().cloned().collect();
+        let mut first_error = None;
+        for topic in topics {
+            if let Err(e) = topic.flush() {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// Closes every partition cleanly (so the next open skips recovery
     /// scans). Later calls on this store or its handles fail with
     /// [`Error::Closed`]; the directory lock is released when the last

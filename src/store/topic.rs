@@ -137,6 +137,20 @@ impl Topic {
         self.log(partition)?.append(records)
     }
 
+    /// Makes everything appended to this topic so far durable.
+    ///
+    /// # Errors
+    /// The first error of flushing a partition (all are attempted).
+    pub fn flush(&self) -> Result<()> {
+        let mut first_error = None;
+        for log in &self.inner.logs {
+            if let Err(e) = log.flush() {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     pub(super) fn logs(&self) -> &[Arc<PartitionLog>] {
         &self.inner.logs
     }
