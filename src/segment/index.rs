@@ -8,19 +8,17 @@
 //! increasing in both fields. One entry is added per `index_interval_bytes`
 //! of log data; the first batch (position 0) needs none.
 //!
-//! The active segment's index file is preallocated to `segment_index_bytes`
-//! (zeros past the last entry) and trimmed to its entries when the segment is
-//! sealed or the log is closed cleanly, so a trimmed file's length says how
-//! many entries it has. The index is derived data: recovery rebuilds it from
+//! Stored as an `EntryFile` (preallocated, trimmed at seal; see
+//! `entry_file.rs`). The index is derived data: recovery rebuilds it from
 //! the log, and it is never trusted over the log.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
-use crate::error::{Error, Result};
-use crate::io::{EmptyMapping, FileHandle, FileSystem, Mapping, OpenMode};
+use super::entry_file::EntryFile;
+use crate::error::Result;
+use crate::io::FileSystem;
 
 /// Bytes per index entry.
 pub const INDEX_ENTRY_BYTES: usize = 8;
@@ -29,25 +27,15 @@ const _: () = assert!(INDEX_ENTRY_BYTES == 4 + 4);
 /// The offset index of one segment.
 #[derive(Debug)]
 pub struct OffsetIndex {
-    path: PathBuf,
-    file: Arc<dyn FileHandle>,
-    /// Maps `[0, capacity * 8)` of the file.
-    map: Box<dyn Mapping>,
+    file: EntryFile<INDEX_ENTRY_BYTES>,
     base_offset: u64,
-    entries: usize,
-    capacity: usize,
 }
 
 impl OffsetIndex {
-    /// Opens (or creates) the index at `path`, reads its entries from its
-    /// length, and maps it with room for `capacity` entries (0 = exactly its
-    /// current entries, for a sealed segment).
-    ///
-    /// A length that is not a multiple of 8 loses its partial entry; a file
-    /// claiming more than `entries_bound` entries (more than the log could
-    /// need) is garbage and starts empty, so no on-disk length sizes a map
-    /// beyond what the log justifies. Call [`OffsetIndex::sanity_check`]
-    /// before trusting the entries.
+    /// Opens (or creates) the index at `path` with room for `capacity`
+    /// entries (0 = exactly its current entries, for a sealed segment); see
+    /// `EntryFile::open` for how a damaged length is handled. Call
+    /// [`OffsetIndex::sanity_check`] before trusting the entries.
     pub fn open(
         fs: &dyn FileSystem,
         path: &Path,
@@ -55,79 +43,42 @@ impl OffsetIndex {
         capacity: usize,
         entries_bound: usize,
     ) -> Result<Self> {
-        let file = fs.open(path, OpenMode::Create).map_err(Error::io("open index", path))?;
-        let len = file.size().map_err(Error::io("stat index", path))?;
-        let mut entries = usize::try_from(len / INDEX_ENTRY_BYTES as u64).unwrap_or(usize::MAX);
-        if entries > entries_bound.max(capacity) {
-            entries = 0;
-        }
-        let mut index = OffsetIndex {
-            path: path.to_path_buf(),
-            file,
-            map: Box::new(EmptyMapping),
-            base_offset,
-            entries: 0,
-            capacity: 0,
-        };
-        index.entries = entries;
-        index.remap(capacity.max(entries))?;
-        Ok(index)
-    }
-
-    /// Resizes the file to `capacity` entries and maps all of it.
-    ///
-    /// SAFETY-relevant ordering: the old mapping is dropped before the file
-    /// shrinks, so no mapping ever extends past the end of the file.
-    fn remap(&mut self, capacity: usize) -> Result<()> {
-        self.map = Box::new(EmptyMapping);
-        let bytes = capacity * INDEX_ENTRY_BYTES;
-        self.file.set_len(bytes as u64).map_err(Error::io("resize index", &self.path))?;
-        self.map = self.file.map(bytes).map_err(Error::io("map index", &self.path))?;
-        self.capacity = capacity;
-        self.entries = self.entries.min(capacity);
-        Ok(())
+        Ok(OffsetIndex { file: EntryFile::open(fs, path, capacity, entries_bound)?, base_offset })
     }
 
     /// Trims the file to its entries (sealing or clean close).
     pub fn trim(&mut self) -> Result<()> {
-        if self.capacity != self.entries {
-            self.remap(self.entries)?;
-        }
-        Ok(())
+        self.file.trim()
     }
 
     /// Grows the file back to `capacity` entries so appends can add entries.
     pub fn reserve(&mut self, capacity: usize) -> Result<()> {
-        if capacity > self.capacity {
-            self.remap(capacity)?;
-        }
-        Ok(())
+        self.file.reserve(capacity)
     }
 
     /// Makes the entries durable.
     pub fn sync(&self) -> Result<()> {
-        self.map.flush().map_err(Error::io("sync index", &self.path))
+        self.file.sync()
     }
 
     /// Number of entries.
     pub fn entries(&self) -> usize {
-        self.entries
+        self.file.len()
     }
 
     /// True when no entry can be added.
     pub fn is_full(&self) -> bool {
-        self.entries >= self.capacity
+        self.file.is_full()
     }
 
     fn entry(&self, i: usize) -> (u32, u32) {
-        let at = i * INDEX_ENTRY_BYTES;
-        let b = &self.map.bytes()[at..at + INDEX_ENTRY_BYTES];
+        let b = self.file.get(i);
         (LE::read_u32(b), LE::read_u32(&b[4..]))
     }
 
     /// The last entry as `(offset, position)`.
     pub fn last_entry(&self) -> Option<(u64, u64)> {
-        self.entries.checked_sub(1).map(|i| self.absolute(self.entry(i)))
+        self.entries().checked_sub(1).map(|i| self.absolute(self.entry(i)))
     }
 
     fn absolute(&self, (rel, pos): (u32, u32)) -> (u64, u64) {
@@ -142,7 +93,7 @@ impl OffsetIndex {
         };
         let rel = u32::try_from(rel).unwrap_or(u32::MAX);
         // Binary search for the first entry with relative offset > rel.
-        let (mut lo, mut hi) = (0usize, self.entries);
+        let (mut lo, mut hi) = (0usize, self.entries());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if self.entry(mid).0 <= rel {
@@ -170,38 +121,48 @@ impl OffsetIndex {
         if pos == 0 {
             return;
         }
-        if let Some(last) = self.entries.checked_sub(1).map(|i| self.entry(i)) {
+        if let Some(last) = self.entries().checked_sub(1).map(|i| self.entry(i)) {
             if rel <= last.0 || pos <= last.1 {
                 return;
             }
         }
-        if self.is_full() {
-            return;
-        }
-        let at = self.entries * INDEX_ENTRY_BYTES;
-        let b = &mut self.map.bytes_mut()[at..at + INDEX_ENTRY_BYTES];
-        LE::write_u32(b, rel);
-        LE::write_u32(&mut b[4..], pos);
-        self.entries += 1;
+        let mut entry = [0u8; INDEX_ENTRY_BYTES];
+        LE::write_u32(&mut entry, rel);
+        LE::write_u32(&mut entry[4..], pos);
+        self.file.push(&entry);
     }
 
     /// Drops every entry whose position is `>= position`.
     pub fn truncate_to_position(&mut self, position: u64) {
-        while self.entries > 0 && u64::from(self.entry(self.entries - 1).1) >= position {
-            self.entries -= 1;
+        let keep = self.entries_before(|(_, pos)| u64::from(pos) >= position);
+        self.file.truncate(keep);
+    }
+
+    /// The number of leading entries before the first one `past` holds for
+    /// (entries increase, so `past` flips once).
+    fn entries_before(&self, past: impl Fn((u32, u32)) -> bool) -> usize {
+        let (mut lo, mut hi) = (0usize, self.entries());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if past(self.entry(mid)) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
         }
+        lo
     }
 
     /// Drops every entry.
     pub fn clear(&mut self) {
-        self.entries = 0;
+        self.file.truncate(0);
     }
 
     /// Checks that entries increase strictly and point inside a log of
     /// `log_bytes`; returns a reason when they do not.
     pub fn sanity_check(&self, log_bytes: u64) -> Result<(), &'static str> {
         let mut prev: Option<(u32, u32)> = None;
-        for i in 0..self.entries {
+        for i in 0..self.entries() {
             let e = self.entry(i);
             if u64::from(e.1) >= log_bytes {
                 return Err("entry points past the end of the log");
@@ -220,7 +181,7 @@ impl OffsetIndex {
 
     /// The index file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 }
 

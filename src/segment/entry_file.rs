@@ -1,0 +1,112 @@
+//! A memory-mapped file of fixed-size entries: the storage of the offset
+//! and time indexes.
+//!
+//! An active segment's file is preallocated to its capacity (zeros past the
+//! last entry) and trimmed to its entries when the segment is sealed or the
+//! log closes cleanly, so a trimmed file's length says how many entries it
+//! has. Everything in it is derived data that recovery can rebuild.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::io::{EmptyMapping, FileHandle, FileSystem, Mapping, OpenMode};
+
+/// `N`-byte entries in a mapped file.
+#[derive(Debug)]
+pub(crate) struct EntryFile<const N: usize> {
+    path: PathBuf,
+    file: Arc<dyn FileHandle>,
+    /// Maps `[0, capacity * N)` of the file.
+    map: Box<dyn Mapping>,
+    entries: usize,
+    capacity: usize,
+}
+
+impl<const N: usize> EntryFile<N> {
+    /// Opens (or creates) the file, reads its entry count from its length,
+    /// and maps it with room for `capacity` entries (0 = exactly its current
+    /// entries). A partial last entry is dropped; a file claiming more than
+    /// `entries_bound` entries is garbage and starts empty, so no on-disk
+    /// length sizes a map beyond what the log justifies.
+    pub(crate) fn open(fs: &dyn FileSystem, path: &Path, capacity: usize, entries_bound: usize) -> Result<Self> {
+        let file = fs.open(path, OpenMode::Create).map_err(Error::io("open index", path))?;
+        let len = file.size().map_err(Error::io("stat index", path))?;
+        let mut entries = usize::try_from(len / N as u64).unwrap_or(usize::MAX);
+        if entries > entries_bound.max(capacity) {
+            entries = 0;
+        }
+        let mut f =
+            EntryFile { path: path.to_path_buf(), file, map: Box::new(EmptyMapping), entries, capacity: 0 };
+        f.remap(capacity.max(entries))?;
+        Ok(f)
+    }
+
+    /// Resizes the file to `capacity` entries and maps all of it.
+    ///
+    /// ORDER (mapping safety): the old mapping is dropped before the file
+    /// changes length, so no mapping ever extends past the end of the file.
+    fn remap(&mut self, capacity: usize) -> Result<()> {
+        self.map = Box::new(EmptyMapping);
+        let bytes = capacity * N;
+        self.file.set_len(bytes as u64).map_err(Error::io("resize index", &self.path))?;
+        self.map = self.file.map(bytes).map_err(Error::io("map index", &self.path))?;
+        self.capacity = capacity;
+        self.entries = self.entries.min(capacity);
+        Ok(())
+    }
+
+    /// Trims the file to its entries.
+    pub(crate) fn trim(&mut self) -> Result<()> {
+        if self.capacity != self.entries {
+            self.remap(self.entries)?;
+        }
+        Ok(())
+    }
+
+    /// Grows the file back to `capacity` entries.
+    pub(crate) fn reserve(&mut self, capacity: usize) -> Result<()> {
+        if capacity > self.capacity {
+            self.remap(capacity)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the entries durable.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.map.flush().map_err(Error::io("sync index", &self.path))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.entries >= self.capacity
+    }
+
+    /// Entry `i` (`i < len()`).
+    pub(crate) fn get(&self, i: usize) -> &[u8] {
+        &self.map.bytes()[i * N..(i + 1) * N]
+    }
+
+    /// Appends an entry; false (and nothing written) when full.
+    pub(crate) fn push(&mut self, entry: &[u8; N]) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        let at = self.entries * N;
+        self.map.bytes_mut()[at..at + N].copy_from_slice(entry);
+        self.entries += 1;
+        true
+    }
+
+    /// Keeps the first `n` entries.
+    pub(crate) fn truncate(&mut self, n: usize) {
+        self.entries = self.entries.min(n);
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
