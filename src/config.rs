@@ -30,6 +30,16 @@ pub struct LogConfig {
     pub max_record_bytes: usize,
     /// Largest encoded batch, header included. Default 8 MiB; at most 1 GiB.
     pub max_batch_bytes: usize,
+    /// Roll the active segment once it is this old (counted from its first
+    /// append, or its first record's timestamp after a reopen). Default 7
+    /// days; at least 1.
+    pub segment_ms: i64,
+    /// Delete sealed segments whose largest timestamp is older than this.
+    /// Default 7 days; -1 keeps them forever; otherwise at least 0.
+    pub retention_ms: i64,
+    /// Delete the oldest sealed segments while the partition is larger than
+    /// this. Default -1 (no size limit); otherwise at least 0.
+    pub retention_bytes: i64,
     /// When appends are fsynced. Default [`Durability::None`] (Kafka's
     /// default: the OS flushes; replication or `flush()` gives durability).
     pub durability: Durability,
@@ -94,6 +104,8 @@ impl Durability {
 /// The largest `segment_bytes`: index positions are `u32`, and a segment may
 /// exceed `segment_bytes` by one batch.
 pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+const WEEK_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
 /// The largest `max_batch_bytes`.
 pub const MAX_BATCH_BYTES_LIMIT: usize = 1 << 30;
 
@@ -105,6 +117,9 @@ impl Default for LogConfig {
             segment_index_bytes: 10 << 20,
             max_record_bytes: 1 << 20,
             max_batch_bytes: 8 << 20,
+            segment_ms: WEEK_MS,
+            retention_ms: WEEK_MS,
+            retention_bytes: -1,
             durability: Durability::None,
         }
     }
@@ -133,6 +148,21 @@ impl LogConfig {
         }
         if self.max_record_bytes < 64 || self.max_record_bytes > self.max_batch_bytes - BATCH_HEADER_BYTES {
             return Err(Error::config("max_record_bytes", "not in [64, max_batch_bytes - 64]"));
+        }
+        if self.segment_ms < 1 {
+            return Err(Error::config("segment_ms", format!("{} is not at least 1", self.segment_ms)));
+        }
+        if self.retention_ms < -1 {
+            return Err(Error::config(
+                "retention_ms",
+                format!("{} is not -1 (forever) or >= 0", self.retention_ms),
+            ));
+        }
+        if self.retention_bytes < -1 {
+            return Err(Error::config(
+                "retention_bytes",
+                format!("{} is not -1 (no limit) or >= 0", self.retention_bytes),
+            ));
         }
         if let Durability::Interval { flush_messages, flush_ms } = self.durability {
             if flush_messages == 0 || flush_ms == 0 {

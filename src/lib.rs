@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod format;
@@ -37,6 +38,7 @@ pub mod log;
 pub mod segment;
 pub mod store;
 
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{Durability, LogConfig};
 
 /// The README's example runs as a doc test, so it cannot rot.

@@ -56,3 +56,26 @@ pub(crate) fn write(fs: &dyn FileSystem, dir: &Path, point: RecoveryPoint) -> Re
     write_file_atomic(fs, dir, RECOVERY_POINT_FILE, &bytes)
         .map_err(Error::io("write recovery point", &dir.join(RECOVERY_POINT_FILE)))
 }
+
+/// The log start offset checkpoint's file name.
+pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+const LOG_START_HEADER: &str = "annals-log-start-offset 1";
+
+/// The persisted log start offset (0 when missing or invalid: the first
+/// segment's base offset then bounds it from below anyway).
+pub(crate) fn read_log_start(fs: &dyn FileSystem, dir: &Path) -> u64 {
+    let parse = || {
+        let bytes = read_small_file(fs, &dir.join(LOG_START_OFFSET_FILE), 4096).ok()?;
+        let pairs = kv::decode(&bytes, LOG_START_HEADER).ok()?;
+        let (k, v) = pairs.iter().find(|(k, _)| *k == "offset")?;
+        kv::number(k, v).ok()
+    };
+    parse().unwrap_or(0)
+}
+
+/// Persists the log start offset (atomically, durably).
+pub(crate) fn write_log_start(fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<()> {
+    let bytes = kv::encode(LOG_START_HEADER, &[("offset", offset.to_string())]);
+    write_file_atomic(fs, dir, LOG_START_OFFSET_FILE, &bytes)
+        .map_err(Error::io("write log start offset", &dir.join(LOG_START_OFFSET_FILE)))
+}

@@ -5,8 +5,10 @@ mod checkpoint;
 mod durability;
 mod notify;
 mod partition;
+mod retention;
 mod wait;
 
-pub use checkpoint::RECOVERY_POINT_FILE;
+pub use checkpoint::{LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 pub use partition::{AppendInfo, PartitionLog, RecoveryReport, CLEAN_SHUTDOWN_FILE};
+pub use retention::RetentionReport;
 pub use wait::WaitForOffset;

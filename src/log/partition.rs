@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Durability, LogConfig};
 use crate::error::{Corruption, Error, Result};
 use crate::format::batch::set_base_offset;
@@ -16,7 +17,7 @@ use crate::format::{encode_batch, BatchHeader, BatchMeta, FetchedRecords, Record
 use crate::io::{FileSystem, OpenMode, SharedFs, StdFileSystem};
 use crate::segment::{parse_file_name, LogSegment, Recovery, SegmentFile};
 
-use super::checkpoint::{self, RecoveryPoint, RECOVERY_POINT_FILE};
+use super::checkpoint::{self, RecoveryPoint, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use super::durability::Syncer;
 use super::notify::Notifier;
 use super::wait::WaitForOffset;
@@ -83,18 +84,23 @@ pub struct RecoveryReport {
 /// ```
 #[derive(Debug)]
 pub struct PartitionLog {
-    fs: SharedFs,
-    dir: PathBuf,
-    config: LogConfig,
-    writer: Mutex<Writer>,
+    pub(super) fs: SharedFs,
+    pub(super) clock: SharedClock,
+    pub(super) dir: PathBuf,
+    pub(super) config: LogConfig,
+    pub(super) writer: Mutex<Writer>,
+    /// The checkpointed log start offset (raised by retention and
+    /// `delete_records_before`, never lowered); the first segment's base
+    /// offset bounds the log start from below too.
+    pub(super) log_start_offset: AtomicU64,
     /// By base offset; never empty, the last one is active. Replaced whole
     /// (copy on write) by roll and truncation; readers clone the `Arc`.
-    segments: RwLock<Arc<SegmentMap>>,
+    pub(super) segments: RwLock<Arc<SegmentMap>>,
     /// Published after a batch is fully written (`SeqCst`: see `notify`).
     log_end_offset: AtomicU64,
     /// Readers share it; `truncate_to` takes it alone, so no reader is inside
     /// a segment while its bytes are cut or rewritten.
-    truncation: RwLock<()>,
+    pub(super) truncation: RwLock<()>,
     notifier: Notifier,
     /// Group commit and poisoning.
     syncer: Syncer,
@@ -105,18 +111,14 @@ pub struct PartitionLog {
     report: RecoveryReport,
 }
 
-type SegmentMap = BTreeMap<u64, Arc<LogSegment>>;
+pub(super) type SegmentMap = BTreeMap<u64, Arc<LogSegment>>;
 
 /// State only the writer touches.
 #[derive(Debug)]
-struct Writer {
+pub(super) struct Writer {
     /// Buffer for rewriting a batch during truncation.
     scratch: Vec<u8>,
-    closed: bool,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    pub(super) closed: bool,
 }
 
 impl PartitionLog {
@@ -134,6 +136,19 @@ impl PartitionLog {
     /// # Errors
     /// As [`PartitionLog::open`].
     pub fn open_with(fs: SharedFs, dir: impl AsRef<Path>, config: LogConfig) -> Result<Self> {
+        Self::open_with_clock(fs, Arc::new(SystemClock), dir, config)
+    }
+
+    /// Opens the log in `dir` through `fs`, reading time from `clock`.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::open`].
+    pub fn open_with_clock(
+        fs: SharedFs,
+        clock: SharedClock,
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+    ) -> Result<Self> {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create log directory", &dir))?;
@@ -178,8 +193,11 @@ impl PartitionLog {
             fs.sync_dir(&dir).map_err(Error::io("sync directory", &dir))?;
         }
         let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
-        Ok(PartitionLog {
+        let log_start_offset = checkpoint::read_log_start(&*fs, &dir);
+        let log = PartitionLog {
             fs,
+            clock,
+            log_start_offset: AtomicU64::new(log_start_offset),
             dir,
             config,
             writer: Mutex::new(Writer { scratch: Vec::new(), closed: false }),
@@ -192,7 +210,9 @@ impl PartitionLog {
             syncer: Syncer::new(0),
             recovery_point: Mutex::new((recovery_point, 0)),
             report,
-        })
+        };
+        log.apply_log_start_at_open()?;
+        Ok(log)
     }
 
     /// Base offsets of the segments in `dir`, sorted; removes index files
@@ -206,8 +226,16 @@ impl PartitionLog {
             let path = dir.join(&tmp);
             fs.remove_file(&path).map_err(Error::io("remove temp file", &path))?;
         }
+        let start_tmp = format!("{LOG_START_OFFSET_FILE}.tmp");
+        if names.contains(&start_tmp) {
+            let path = dir.join(&start_tmp);
+            fs.remove_file(&path).map_err(Error::io("remove temp file", &path))?;
+        }
         let ours = |n: &String| {
-            parse_file_name(n).is_some() || n == CLEAN_SHUTDOWN_FILE || n == RECOVERY_POINT_FILE || *n == tmp
+            parse_file_name(n).is_some()
+                || [CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE].contains(&n.as_str())
+                || *n == tmp
+                || *n == start_tmp
         };
         if let Some(stray) = names.iter().find(|n| !ours(n)) {
             return Err(Error::UnexpectedFile { path: dir.join(stray) });
@@ -221,6 +249,10 @@ impl PartitionLog {
                 SegmentFile::Index if !has_log => {
                     let path = dir.join(crate::segment::index_file_name(base));
                     fs.remove_file(&path).map_err(Error::io("remove orphan index", &path))?;
+                }
+                SegmentFile::TimeIndex if !has_log => {
+                    let path = dir.join(crate::segment::time_index_file_name(base));
+                    fs.remove_file(&path).map_err(Error::io("remove orphan time index", &path))?;
                 }
                 SegmentFile::Rewrite if !has_log => {
                     let path = dir.join(format!("{base:020}.rewrite"));
@@ -257,7 +289,7 @@ impl PartitionLog {
             .with_borrow_mut(|buf| {
                 buf.clear();
                 let limits = self.config.encode_limits();
-                let encoded = encode_batch(buf, 0, meta, records, now_ms(), limits)?;
+                let encoded = encode_batch(buf, 0, meta, records, self.clock.now_ms(), limits)?;
                 let result = self.append_encoded(buf, encoded);
                 if buf.capacity() > ENCODE_BUFFER_KEEP_BYTES {
                     *buf = Vec::new(); // do not pin a rare huge batch's memory per thread
@@ -297,7 +329,7 @@ impl PartitionLog {
     /// nothing (bytes past the published size are never read and the next
     /// append overwrites them); any other I/O failure poisons the partition.
     /// Refusals (bad offsets, corruption found) change nothing either.
-    fn write_failed(&self, e: Error) -> Error {
+    pub(super) fn write_failed(&self, e: Error) -> Error {
         match e {
             Error::Io { source, path, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
                 Error::DiskFull { path }
@@ -326,22 +358,23 @@ impl PartitionLog {
         set_base_offset(batch, base);
         let header = BatchHeader { base_offset: base, ..encoded };
         debug_assert_eq!(header.next_offset(), end);
+        let now_ms = self.clock.now_ms();
         let mut active = self.active();
-        if active.needs_roll(u64::from(header.batch_len), header.last_offset(), &self.config) {
+        if active.needs_roll(u64::from(header.batch_len), header.last_offset(), &self.config, now_ms) {
             active = self.roll_locked().map_err(|e| self.write_failed(e))?;
         }
-        active.append(batch, &header, &self.config).map_err(|e| self.write_failed(e))?;
+        active.append(batch, &header, &self.config, now_ms).map_err(|e| self.write_failed(e))?;
         self.log_end_offset.store(end, Ordering::SeqCst);
         drop(writer);
         self.notifier.notify();
         Ok(AppendInfo { first_offset: base, last_offset: end - 1, max_timestamp_ms: header.max_timestamp_ms })
     }
 
-    fn snapshot(&self) -> Arc<SegmentMap> {
+    pub(super) fn snapshot(&self) -> Arc<SegmentMap> {
         self.segments.read().clone()
     }
 
-    fn active(&self) -> Arc<LogSegment> {
+    pub(super) fn active(&self) -> Arc<LogSegment> {
         self.segments.read().values().next_back().cloned().expect("a log always has a segment")
     }
 
@@ -360,7 +393,7 @@ impl PartitionLog {
     }
 
     /// Roll with the writer lock held; returns the (new) active segment.
-    fn roll_locked(&self) -> Result<Arc<LogSegment>> {
+    pub(super) fn roll_locked(&self) -> Result<Arc<LogSegment>> {
         let active = self.active();
         if active.is_empty() {
             return Ok(active);
@@ -391,7 +424,7 @@ impl PartitionLog {
         let _no_truncation = self.truncation.read();
         let segments = self.snapshot();
         let end = self.log_end_offset();
-        check_range(offset, &segments, end)?;
+        check_range(offset, self.log_start_offset(), end)?;
         if offset == end {
             return Ok(FetchedRecords::default());
         }
@@ -440,7 +473,7 @@ impl PartitionLog {
     fn truncate_locked(&self, offset: u64, scratch: &mut Vec<u8>) -> Result<()> {
         let segments = self.snapshot();
         let end = self.log_end_offset();
-        check_range(offset, &segments, end)?;
+        check_range(offset, self.log_start_offset(), end)?;
         if offset == end {
             return Ok(());
         }
@@ -518,6 +551,26 @@ impl PartitionLog {
         Ok(())
     }
 
+    pub(super) fn check_poisoned(&self) -> Result<()> {
+        self.syncer.check(&self.dir)
+    }
+
+    /// Drops every segment and starts an empty one at `offset` (the log
+    /// start moved past everything on disk). Writer lock held.
+    pub(super) fn restart_at(&self, offset: u64) -> Result<()> {
+        let old = self.snapshot();
+        let segment = Arc::new(LogSegment::create(&*self.fs, &self.dir, offset, &self.config)?);
+        let mut map = SegmentMap::new();
+        map.insert(offset, segment);
+        *self.segments.write() = Arc::new(map);
+        for s in old.values().filter(|s| s.base_offset() != offset) {
+            s.delete(&*self.fs)?;
+        }
+        self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
+        self.log_end_offset.store(offset, Ordering::SeqCst);
+        self.set_recovery_point(RecoveryPoint { segment: offset, position: 0, offset }, true)
+    }
+
     /// Offsets below this are known durable (fsynced).
     pub fn durable_offset(&self) -> u64 {
         self.syncer.synced_offset()
@@ -525,7 +578,8 @@ impl PartitionLog {
 
     /// The first offset in the log.
     pub fn log_start_offset(&self) -> u64 {
-        self.snapshot().keys().next().copied().unwrap_or(0)
+        let first_base = self.snapshot().keys().next().copied().unwrap_or(0);
+        first_base.max(self.log_start_offset.load(Ordering::SeqCst)).min(self.log_end_offset())
     }
 
     /// The offset the next append gets.
@@ -598,8 +652,7 @@ impl PartitionLog {
     }
 }
 
-fn check_range(offset: u64, segments: &SegmentMap, log_end_offset: u64) -> Result<()> {
-    let log_start_offset = segments.keys().next().copied().unwrap_or(0);
+fn check_range(offset: u64, log_start_offset: u64, log_end_offset: u64) -> Result<()> {
     if offset < log_start_offset || offset > log_end_offset {
         return Err(Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset });
     }

@@ -29,7 +29,12 @@ impl<const N: usize> EntryFile<N> {
     /// entries). A partial last entry is dropped; a file claiming more than
     /// `entries_bound` entries is garbage and starts empty, so no on-disk
     /// length sizes a map beyond what the log justifies.
-    pub(crate) fn open(fs: &dyn FileSystem, path: &Path, capacity: usize, entries_bound: usize) -> Result<Self> {
+    pub(crate) fn open(
+        fs: &dyn FileSystem,
+        path: &Path,
+        capacity: usize,
+        entries_bound: usize,
+    ) -> Result<Self> {
         let file = fs.open(path, OpenMode::Create).map_err(Error::io("open index", path))?;
         let len = file.size().map_err(Error::io("stat index", path))?;
         let mut entries = usize::try_from(len / N as u64).unwrap_or(usize::MAX);
@@ -48,11 +53,17 @@ impl<const N: usize> EntryFile<N> {
     /// changes length, so no mapping ever extends past the end of the file.
     fn remap(&mut self, capacity: usize) -> Result<()> {
         self.map = Box::new(EmptyMapping);
+        // Until the new mapping is in place the file holds no usable entry:
+        // if resizing or mapping fails (a full disk), it stays that way,
+        // which is correct (lookups walk from the segment start) and makes
+        // the segment roll instead of indexing into a missing mapping.
+        let entries = std::mem::take(&mut self.entries);
+        self.capacity = 0;
         let bytes = capacity * N;
         self.file.set_len(bytes as u64).map_err(Error::io("resize index", &self.path))?;
         self.map = self.file.map(bytes).map_err(Error::io("map index", &self.path))?;
         self.capacity = capacity;
-        self.entries = self.entries.min(capacity);
+        self.entries = entries.min(capacity);
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! its sparse `{base_offset:020}.index`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -14,7 +14,8 @@ use crate::io::{FileHandle, FileSystem, OpenMode};
 
 use super::index::OffsetIndex;
 use super::scan::ChunkReader;
-use super::{index_file_name, log_file_name};
+use super::time_index::TimeIndex;
+use super::{index_file_name, log_file_name, time_index_file_name};
 
 /// Extra bytes read past `max_bytes + index_interval_bytes`, so the batch
 /// straddling the end of an index interval usually comes in the same read.
@@ -82,6 +83,13 @@ pub struct LogSegment {
     pub(super) next_offset: AtomicU64,
     /// Writer-only bookkeeping: log bytes since the last index entry.
     pub(super) bytes_since_index: AtomicU64,
+    /// Lock order: `index`, then `time_index`.
+    pub(super) time_index: RwLock<TimeIndex>,
+    /// Largest record timestamp (-1 while empty).
+    pub(super) max_timestamp_ms: AtomicI64,
+    /// What time-based roll counts from: the first append's clock time, or
+    /// for a segment opened from disk its first batch's timestamp (-1: empty).
+    pub(super) roll_base_ms: AtomicI64,
 }
 
 impl LogSegment {
@@ -93,20 +101,25 @@ impl LogSegment {
         let log_path = dir.join(log_file_name(base_offset));
         let log = fs.open(&log_path, OpenMode::Create).map_err(Error::io("create segment", &log_path))?;
         log.set_len(0).map_err(Error::io("create segment", &log_path))?;
-        let index_path = dir.join(index_file_name(base_offset));
-        let mut index = OffsetIndex::open(fs, &index_path, base_offset, config.index_entries_max(), 0)?;
+        let capacity = config.index_entries_max();
+        let mut index =
+            OffsetIndex::open(fs, &dir.join(index_file_name(base_offset)), base_offset, capacity, 0)?;
         index.clear();
-        Ok(LogSegment::new(base_offset, log_path, log, index, 0, base_offset, 0))
+        // One spare time-index slot for the entry sealing adds.
+        let mut times =
+            TimeIndex::open(fs, &dir.join(time_index_file_name(base_offset)), base_offset, capacity + 1, 0)?;
+        times.clear();
+        Ok(LogSegment::new(base_offset, log_path, log, (index, times), (0, base_offset, 0), (-1, -1)))
     }
 
+    /// `(size, next_offset, bytes_since_index)`, `(max_timestamp_ms, roll_base_ms)`.
     pub(super) fn new(
         base_offset: u64,
         log_path: PathBuf,
         log: Arc<dyn FileHandle>,
-        index: OffsetIndex,
-        size: u64,
-        next_offset: u64,
-        bytes_since_index: u64,
+        (index, time_index): (OffsetIndex, TimeIndex),
+        (size, next_offset, bytes_since_index): (u64, u64, u64),
+        (max_timestamp_ms, roll_base_ms): (i64, i64),
     ) -> Self {
         LogSegment {
             base_offset,
@@ -116,7 +129,15 @@ impl LogSegment {
             size: AtomicU64::new(size),
             next_offset: AtomicU64::new(next_offset),
             bytes_since_index: AtomicU64::new(bytes_since_index),
+            time_index: RwLock::new(time_index),
+            max_timestamp_ms: AtomicI64::new(max_timestamp_ms),
+            roll_base_ms: AtomicI64::new(roll_base_ms),
         }
+    }
+
+    /// The largest record timestamp (-1 while empty).
+    pub fn max_timestamp_ms(&self) -> i64 {
+        self.max_timestamp_ms.load(Ordering::Acquire)
     }
 
     /// The first offset this segment can hold.
@@ -144,14 +165,18 @@ impl LogSegment {
         self.size_bytes() == 0
     }
 
-    /// Whether a batch of `batch_bytes` ending at `last_offset` must go to a
-    /// new segment instead: full by size, full index, or offsets beyond the
-    /// 32-bit relative range. An empty segment takes any batch.
-    pub fn needs_roll(&self, batch_bytes: u64, last_offset: u64, config: &LogConfig) -> bool {
+    /// Whether a batch of `batch_bytes` ending at `last_offset`, appended
+    /// at clock time `now_ms`, must go to a new segment instead: full by
+    /// size, a full index, offsets beyond the 32-bit relative range, or
+    /// older than `segment_ms`. An empty segment takes any batch.
+    pub fn needs_roll(&self, batch_bytes: u64, last_offset: u64, config: &LogConfig, now_ms: i64) -> bool {
+        let roll_base = self.roll_base_ms.load(Ordering::Relaxed);
         !self.is_empty()
             && (self.size_bytes() + batch_bytes > config.segment_bytes
                 || self.index.read().is_full()
-                || last_offset - self.base_offset > u64::from(u32::MAX))
+                || self.time_index.read().entries() >= config.index_entries_max()
+                || last_offset - self.base_offset > u64::from(u32::MAX)
+                || (roll_base >= 0 && now_ms.saturating_sub(roll_base) >= config.segment_ms))
     }
 
     /// Appends one encoded, checked batch with a single positional write.
@@ -159,16 +184,23 @@ impl LogSegment {
     ///
     /// On a write error nothing changes: bytes past `size` are never read and
     /// the next append overwrites them.
-    pub fn append(&self, batch: &[u8], header: &BatchHeader, config: &LogConfig) -> Result<()> {
+    pub fn append(&self, batch: &[u8], header: &BatchHeader, config: &LogConfig, now_ms: i64) -> Result<()> {
         let position = self.size_bytes();
         debug_assert_eq!(header.base_offset, self.next_offset(), "append must be contiguous");
         debug_assert_eq!(header.batch_len as usize, batch.len());
         self.log.write_all_at(batch, position).map_err(Error::io("append", &self.log_path))?;
+        if position == 0 {
+            self.roll_base_ms.store(now_ms, Ordering::Relaxed);
+        }
+        let max_timestamp_ms = self.max_timestamp_ms().max(header.max_timestamp_ms);
         let mut since = self.bytes_since_index.load(Ordering::Relaxed);
-        if since >= config.index_interval_bytes {
+        // The segment start needs no entry: a lookup with none starts there.
+        if since >= config.index_interval_bytes && position > 0 {
             self.index.write().append(header.base_offset, position);
+            self.time_index.write().append(max_timestamp_ms, header.last_offset());
             since = 0;
         }
+        self.max_timestamp_ms.store(max_timestamp_ms, Ordering::Release);
         self.bytes_since_index.store(since + batch.len() as u64, Ordering::Relaxed);
         // ORDER (publication): bytes written, index entry added, then the
         // next offset, then the size readers bound their reads by.
@@ -286,30 +318,82 @@ impl LogSegment {
         self.log.sync_data().map_err(Error::io("sync segment", &self.log_path))
     }
 
-    /// Makes the log data and index durable.
+    /// Makes the log data and both indexes durable, the time index with an
+    /// entry covering the whole segment (so recovery from this point knows
+    /// its largest timestamp). Writer only.
     pub fn sync(&self) -> Result<()> {
         self.log.sync_data().map_err(Error::io("sync segment", &self.log_path))?;
-        self.index.read().sync()
+        let index = self.index.read();
+        let mut times = self.time_index.write();
+        if !self.is_empty() {
+            times.append(self.max_timestamp_ms(), self.next_offset() - 1);
+        }
+        index.sync()?;
+        times.sync()
     }
 
-    /// Seals the segment (on roll or clean close): trims the index to its
-    /// entries, then syncs log and index.
+    /// Seals the segment (on roll or clean close): trims the indexes to
+    /// their entries, then syncs log and indexes.
     pub fn seal(&self) -> Result<()> {
+        {
+            let mut times = self.time_index.write();
+            if !self.is_empty() {
+                times.append(self.max_timestamp_ms(), self.next_offset() - 1);
+            }
+            times.trim()?;
+        }
         self.index.write().trim()?;
         self.sync()
     }
 
     /// Gives a (re)active segment room for index entries.
     pub fn activate(&self, config: &LogConfig) -> Result<()> {
-        self.index.write().reserve(config.index_entries_max())
+        self.index.write().reserve(config.index_entries_max())?;
+        self.time_index.write().reserve(config.index_entries_max() + 1)
     }
 
     /// Removes the segment's files. Readers still holding the segment keep
-    /// reading the unlinked files through their open handles.
+    /// reading the unlinked files through their open handles (log data is
+    /// read, never mapped; an unlinked index stays mapped until dropped).
     pub fn delete(&self, fs: &dyn FileSystem) -> Result<()> {
         let index_path = self.index.read().path().to_path_buf();
+        let time_path = self.time_index.read().path().to_path_buf();
         fs.remove_file(&index_path).map_err(Error::io("remove index", &index_path))?;
+        fs.remove_file(&time_path).map_err(Error::io("remove time index", &time_path))?;
         fs.remove_file(&self.log_path).map_err(Error::io("remove segment", &self.log_path))
+    }
+
+    /// The first offset at or after `from_offset` whose record has a
+    /// timestamp of at least `target_ms`, if this segment holds one.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] for a damaged batch on the way.
+    pub fn offset_for_timestamp(&self, target_ms: i64, from_offset: u64) -> Result<Option<u64>> {
+        if self.max_timestamp_ms() < target_ms || from_offset >= self.next_offset() {
+            return Ok(None);
+        }
+        let start = self.time_index.read().lookup(target_ms).max(from_offset);
+        let size = self.size_bytes();
+        let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
+        let Some((mut pos, _)) = self.find_batch(start, size, &mut reader)? else {
+            return Ok(None);
+        };
+        // Bounded: each step advances by one batch.
+        while pos < size {
+            let header = super::scan::read_batch(&mut reader, pos)?
+                .map_err(|e| Error::corruption(&self.log_path, pos, Corruption::Batch(e)))?;
+            if header.max_timestamp_ms >= target_ms {
+                let bytes = reader.get(pos, header.batch_len as usize)?.unwrap_or(&[]);
+                let found = crate::format::RecordIter::new(bytes, header)
+                    .find(|r| r.offset >= start && r.timestamp_ms >= target_ms)
+                    .map(|r| r.offset);
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+            pos += u64::from(header.batch_len);
+        }
+        Ok(None)
     }
 
     /// Drops every record at or above `offset`, keeping the records below it
@@ -342,6 +426,8 @@ impl LogSegment {
         let mut index = self.index.write();
         // An entry at `pos` stays valid when the rewritten batch starts there.
         index.truncate_to_position(if new_size > pos { pos + 1 } else { pos });
+        let mut times = self.time_index.write();
+        times.truncate_to_offset(offset);
         self.log.set_len(new_size).map_err(Error::io("truncate", &self.log_path))?;
         // ORDER: make the new length durable now, or a crash could bring the
         // truncated batches back (they are still contiguous, so recovery
@@ -352,10 +438,29 @@ impl LogSegment {
             // a later recovery would re-apply it over newer data.
             super::rewrite::remove_intent(fs, &self.log_path)?;
         }
-        let since = new_size - index.last_entry().map_or(0, |(_, p)| p);
+        let last_entry_pos = index.last_entry().map_or(0, |(_, p)| p);
+        let since = new_size - last_entry_pos;
+        // The largest timestamp left: the time index's, and the batches after
+        // the last offset-index entry.
+        let mut reader = ChunkReader::new(&*self.log, &self.log_path, new_size);
+        let mut max_timestamp_ms = times.last_entry().map_or(-1, |(t, _)| t);
+        let mut at = last_entry_pos;
+        while at < new_size {
+            let header = super::scan::read_batch(&mut reader, at)?
+                .map_err(|e| Error::corruption(&self.log_path, at, Corruption::Batch(e)))?;
+            max_timestamp_ms = max_timestamp_ms.max(header.max_timestamp_ms);
+            at += u64::from(header.batch_len);
+        }
+        if new_size > 0 {
+            times.append(max_timestamp_ms, offset - 1);
+        }
+        self.max_timestamp_ms.store(max_timestamp_ms, Ordering::Release);
         self.bytes_since_index.store(since, Ordering::Relaxed);
         self.next_offset.store(offset, Ordering::Release);
         self.size.store(new_size, Ordering::Release);
+        if new_size == 0 {
+            self.roll_base_ms.store(-1, Ordering::Relaxed);
+        }
         Ok(())
     }
 }
@@ -378,7 +483,7 @@ mod tests {
             config.encode_limits(),
         )
         .unwrap();
-        segment.append(&buf, &header, config).unwrap();
+        segment.append(&buf, &header, config, 0).unwrap();
     }
 
     #[test]
@@ -409,10 +514,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig { segment_bytes: 1000, ..LogConfig::default() };
         let segment = LogSegment::create(&StdFileSystem, dir.path(), 0, &config).unwrap();
-        assert!(!segment.needs_roll(5000, 0, &config), "an empty segment takes any batch");
+        assert!(!segment.needs_roll(5000, 0, &config, 0), "an empty segment takes any batch");
         append(&segment, 5, &config);
-        assert!(segment.needs_roll(1000, 10, &config));
-        assert!(!segment.needs_roll(10, 10, &config));
-        assert!(segment.needs_roll(10, u64::from(u32::MAX) + 1, &config));
+        assert!(segment.needs_roll(1000, 10, &config, 0));
+        assert!(!segment.needs_roll(10, 10, &config, 0));
+        assert!(segment.needs_roll(10, 10, &config, config.segment_ms), "old enough to roll by time");
+        assert!(segment.needs_roll(10, u64::from(u32::MAX) + 1, &config, 0));
     }
 }

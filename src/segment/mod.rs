@@ -6,9 +6,11 @@ mod log_segment;
 mod recover;
 mod rewrite;
 mod scan;
+mod time_index;
 
 pub use index::{OffsetIndex, INDEX_ENTRY_BYTES};
 pub use log_segment::{LogSegment, Recovery, SegmentRepair};
+pub use time_index::{TimeIndex, TIME_INDEX_ENTRY_BYTES};
 
 /// Finishes a truncation inside a batch that a crash interrupted (see
 /// `rewrite.rs`); call before opening the segment. Returns whether there
@@ -37,6 +39,11 @@ pub fn index_file_name(base_offset: u64) -> String {
     format!("{base_offset:020}.index")
 }
 
+/// `{base_offset:020}.timeindex`
+pub fn time_index_file_name(base_offset: u64) -> String {
+    format!("{base_offset:020}.timeindex")
+}
+
 /// The kinds of file a partition directory holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SegmentFile {
@@ -44,6 +51,8 @@ pub enum SegmentFile {
     Log,
     /// An `.index` file.
     Index,
+    /// A `.timeindex` file.
+    TimeIndex,
     /// A `.rewrite` intent (see `rewrite.rs`).
     Rewrite,
 }
@@ -54,6 +63,7 @@ pub fn parse_file_name(name: &str) -> Option<(u64, SegmentFile)> {
     let kind = match ext {
         "log" => SegmentFile::Log,
         "index" => SegmentFile::Index,
+        "timeindex" => SegmentFile::TimeIndex,
         "rewrite" => SegmentFile::Rewrite,
         _ => return None,
     };

@@ -1,21 +1,22 @@
-//! Opening an existing segment: recovery of its tail and its index.
+//! Opening an existing segment: recovery of its tail and its indexes.
 
 use std::path::Path;
 
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
-use crate::format::BATCH_HEADER_BYTES;
-use crate::io::{FileSystem, OpenMode};
+use crate::format::{BatchHeader, BATCH_HEADER_BYTES};
+use crate::io::{read_exact_at, FileHandle, FileSystem, OpenMode};
 
 use super::index::OffsetIndex;
 use super::log_segment::{LogSegment, Recovery, SegmentRepair};
-use super::scan::{scan, ScanStart};
-use super::{index_file_name, log_file_name};
+use super::scan::{scan, ScanEnd, ScanStart};
+use super::time_index::TimeIndex;
+use super::{index_file_name, log_file_name, time_index_file_name};
 
 impl LogSegment {
     /// Opens an existing segment, validating its tail (or all of it, with
     /// [`Recovery::Crash`]) and cutting off a torn tail. An `active` segment's
-    /// index gets room for appends; a sealed one's stays trimmed.
+    /// indexes get room for appends; a sealed one's stay trimmed.
     ///
     /// # Errors
     /// [`Error::Corruption`] when damaged bytes are followed by valid ones.
@@ -31,69 +32,109 @@ impl LogSegment {
         let log = fs.open(&log_path, OpenMode::Existing).map_err(Error::io("open segment", &log_path))?;
         let file_len = log.size().map_err(Error::io("stat segment", &log_path))?;
         let capacity = if active { config.index_entries_max() } else { 0 };
-        let bound = usize::try_from(file_len / BATCH_HEADER_BYTES as u64 + 1).unwrap_or(usize::MAX);
-        let index_path = dir.join(index_file_name(base_offset));
-        let mut index = OffsetIndex::open(fs, &index_path, base_offset, capacity, bound)?;
+        let bound = usize::try_from(file_len / BATCH_HEADER_BYTES as u64 + 2).unwrap_or(usize::MAX);
+        let mut index =
+            OffsetIndex::open(fs, &dir.join(index_file_name(base_offset)), base_offset, capacity, bound)?;
+        let time_capacity = if active { capacity + 1 } else { 0 };
+        let mut times = TimeIndex::open(
+            fs,
+            &dir.join(time_index_file_name(base_offset)),
+            base_offset,
+            time_capacity,
+            bound,
+        )?;
         let mut repair = SegmentRepair::default();
         let sane = index.sanity_check(file_len).is_ok();
+        let from_zero = |durable_below| ScanStart {
+            offset: base_offset,
+            position: 0,
+            durable_below,
+            max_timestamp_ms: -1,
+        };
         let start = match recovery {
             Recovery::Durable => match index.last_entry().filter(|_| sane) {
-                Some((offset, position)) => ScanStart { offset, position, durable_below: u64::MAX },
-                None => ScanStart { offset: base_offset, position: 0, durable_below: u64::MAX },
+                Some((offset, position)) => {
+                    times.truncate_to_offset(offset);
+                    let max_timestamp_ms = times.last_entry().map_or(-1, |(t, _)| t);
+                    ScanStart { offset, position, durable_below: u64::MAX, max_timestamp_ms }
+                }
+                None => from_zero(u64::MAX),
             },
             // A recovery point past the end of the file is not ours to trust
             // (the file was cut): scan it all.
             Recovery::Crash { recovery_point: Some((position, offset)) } if sane && position <= file_len => {
                 index.truncate_to_position(position);
-                ScanStart { offset, position, durable_below: position }
+                times.truncate_to_offset(offset);
+                let max_timestamp_ms = times.last_entry().map_or(-1, |(t, _)| t);
+                ScanStart { offset, position, durable_below: position, max_timestamp_ms }
             }
             // No usable index: rebuild it from the start, still reporting
             // damage below the recovery point.
             Recovery::Crash { recovery_point } => {
-                let durable_below = recovery_point.filter(|&(p, _)| p <= file_len).map_or(0, |(p, _)| p);
-                ScanStart { offset: base_offset, position: 0, durable_below }
+                from_zero(recovery_point.filter(|&(p, _)| p <= file_len).map_or(0, |(p, _)| p))
             }
         };
         if start.position == 0 && index.entries() > 0 {
-            repair.index_rebuilt = true;
-            index.clear();
+            repair.index_rebuilt = true; // an offset index we could not use
         }
         let interval = config.index_interval_bytes;
-        let rescan = |index: &mut OffsetIndex, repair: &mut SegmentRepair| {
-            repair.index_rebuilt = true;
-            index.clear();
-            let from_start =
-                ScanStart { offset: base_offset, position: 0, durable_below: start.durable_below };
-            scan(&*log, &log_path, file_len, from_start, index, interval)
+        let run = |from: ScanStart, index: &mut OffsetIndex, times: &mut TimeIndex| {
+            if from.position == 0 {
+                index.clear();
+                times.clear();
+            }
+            scan(&*log, &log_path, file_len, from, index, times, interval)
         };
         // In a durable file, a scan that fails right at the index's last
-        // entry means the index pointed at something that is not a batch:
-        // distrust it, not the log.
+        // entry, or indexes that disagree with the log, mean the indexes are
+        // wrong, not the log: rebuild them from the start.
         let index_start = recovery == Recovery::Durable && start.position > 0;
-        let end = match scan(&*log, &log_path, file_len, start, &mut index, interval) {
-            Ok(end) if !index_start || end.valid_bytes > start.position => end,
-            Ok(_) => rescan(&mut index, &mut repair)?,
-            Err(Error::Corruption { position, .. }) if index_start && position == start.position => {
-                rescan(&mut index, &mut repair)?
-            }
+        let first = match run(start, &mut index, &mut times) {
+            Err(Error::Corruption { position, .. }) if index_start && position == start.position => None,
             Err(e) => return Err(e),
+            Ok(end) if index_start && end.valid_bytes == start.position => None,
+            Ok(end) if times.sanity_check(end.next_offset.max(base_offset + 1)).is_err() => None,
+            Ok(end) => Some(end),
+        };
+        let end: ScanEnd = match first {
+            Some(end) => end,
+            None => {
+                repair.index_rebuilt = true;
+                run(from_zero(start.durable_below), &mut index, &mut times)?
+            }
         };
         repair.bytes_scanned = file_len - if repair.index_rebuilt { 0 } else { start.position };
         if end.torn.is_some() {
-            // ORDER: the index never points past the log, so cut it first.
+            // ORDER: the indexes never point past the log, so cut them first.
             index.truncate_to_position(end.valid_bytes);
+            times.truncate_to_offset(end.next_offset);
             log.set_len(end.valid_bytes).map_err(Error::io("truncate torn tail", &log_path))?;
             repair.bytes_truncated = file_len - end.valid_bytes;
         }
+        if end.valid_bytes > 0 {
+            // The last entry covers the whole segment (see time_index.rs).
+            times.append(end.max_timestamp_ms, end.next_offset - 1);
+        }
+        let roll_base_ms = first_timestamp(&*log, &log_path, end.valid_bytes)?;
         let segment = LogSegment::new(
             base_offset,
             log_path,
             log,
-            index,
-            end.valid_bytes,
-            end.next_offset,
-            end.bytes_since_index,
+            (index, times),
+            (end.valid_bytes, end.next_offset, end.bytes_since_index),
+            (end.max_timestamp_ms, roll_base_ms),
         );
         Ok((segment, repair))
     }
+}
+
+/// The first batch's first timestamp (what time-based roll counts from for
+/// a segment opened from disk), or -1 for an empty segment.
+fn first_timestamp(log: &dyn FileHandle, path: &Path, size: u64) -> Result<i64> {
+    if size < BATCH_HEADER_BYTES as u64 {
+        return Ok(-1);
+    }
+    let mut head = [0u8; BATCH_HEADER_BYTES];
+    read_exact_at(log, &mut head, 0).map_err(Error::io("read segment", path))?;
+    Ok(BatchHeader::parse(&head).map_or(-1, |h| h.first_timestamp_ms))
 }

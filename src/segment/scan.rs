@@ -9,6 +9,7 @@ use crate::format::{check_batch, peek_batch_len, BatchHeader, DecodeError, BATCH
 use crate::io::{read_exact_at, FileHandle};
 
 use super::index::OffsetIndex;
+use super::time_index::TimeIndex;
 
 /// Bytes read per refill while scanning.
 const SCAN_CHUNK_BYTES: usize = 1 << 20;
@@ -73,6 +74,8 @@ pub(crate) struct ScanStart {
     /// valid data follows it. At or past it, the first invalid batch is
     /// where a crash cut the log: it and everything after are a torn tail.
     pub durable_below: u64,
+    /// Largest timestamp of the records before `position` (-1: none).
+    pub max_timestamp_ms: i64,
 }
 
 /// What a scan found.
@@ -84,6 +87,8 @@ pub(crate) struct ScanEnd {
     pub next_offset: u64,
     /// Log bytes since the last index entry.
     pub bytes_since_index: u64,
+    /// Largest record timestamp in the valid bytes (-1: none).
+    pub max_timestamp_ms: i64,
     /// Set when invalid bytes follow `valid_bytes` and nothing valid follows
     /// them: a torn tail, safe to truncate. Holds what was wrong.
     pub torn: Option<Corruption>,
@@ -103,11 +108,13 @@ pub(crate) fn scan(
     file_len: u64,
     start: ScanStart,
     index: &mut OffsetIndex,
+    time_index: &mut TimeIndex,
     index_interval_bytes: u64,
 ) -> Result<ScanEnd> {
     let mut reader = ChunkReader::new(file, path, file_len);
     let (mut pos, mut next_offset) = (start.position, start.offset);
     let mut bytes_since_index = 0u64;
+    let mut max_timestamp_ms = start.max_timestamp_ms;
     // Bounded: every iteration advances `pos` by at least a header.
     while pos < file_len {
         let problem = match read_batch(&mut reader, pos)? {
@@ -116,8 +123,10 @@ pub(crate) fn scan(
                 Corruption::OffsetMismatch { expected: next_offset, found: h.base_offset }
             }
             Ok(h) => {
-                if bytes_since_index >= index_interval_bytes {
+                max_timestamp_ms = max_timestamp_ms.max(h.max_timestamp_ms);
+                if bytes_since_index >= index_interval_bytes && pos > 0 {
                     index.append(h.base_offset, pos);
+                    time_index.append(max_timestamp_ms, h.last_offset());
                     bytes_since_index = 0;
                 }
                 bytes_since_index += u64::from(h.batch_len);
@@ -130,9 +139,10 @@ pub(crate) fn scan(
             // A valid batch after the damage proves it is not a torn tail.
             return Err(Error::corruption(path, pos, problem));
         }
-        return Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, torn: Some(problem) });
+        let torn = Some(problem);
+        return Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, max_timestamp_ms, torn });
     }
-    Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, torn: None })
+    Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, max_timestamp_ms, torn: None })
 }
 
 /// Reads and fully checks the batch at `pos`. The outer `Result` is I/O, the

@@ -1,0 +1,182 @@
+//! Retention and time lookups: deleting old segments by time, size or a
+//! raised log start offset, and finding the first offset at a timestamp.
+//!
+//! Retention only ever deletes whole sealed segments, oldest first, and
+//! never the active one by time or size. ORDER: the new log start offset is
+//! checkpointed (atomically, durably) first; then the segments leave the
+//! segment map, so new reads cannot reach them; then their files are
+//! removed and the directory fsynced. A crash in between leaves segments
+//! below the log start, which the next open deletes. Readers that took a
+//! snapshot before keep reading the unlinked files through their open
+//! handles (log data is read, never mapped): they finish, or their next
+//! read below the new log start gets `OffsetOutOfRange`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+use super::checkpoint;
+use super::partition::PartitionLog;
+
+/// What one [`PartitionLog::enforce_retention`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Segments deleted.
+    pub segments_deleted: usize,
+    /// Bytes of log data deleted.
+    pub bytes_deleted: u64,
+}
+
+impl RetentionReport {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: RetentionReport) {
+        self.segments_deleted += other.segments_deleted;
+        self.bytes_deleted += other.bytes_deleted;
+    }
+}
+
+impl PartitionLog {
+    /// The earliest offset whose record has a timestamp at or after
+    /// `timestamp_ms` (Kafka's ListOffsets), at or after the log start
+    /// offset; `None` when every record is older. Correct when timestamps
+    /// are not monotonic.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] for a damaged batch on the way.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>> {
+        let _no_truncation = self.truncation.read();
+        let start = self.log_start_offset();
+        for segment in self.snapshot().values() {
+            if let Some(offset) = segment.offset_for_timestamp(timestamp_ms, start)? {
+                return Ok(Some(offset));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Raises the log start offset to `offset` (Kafka's DeleteRecords):
+    /// records below it can no longer be read, and segments wholly below it
+    /// are deleted. A lower offset than the current log start changes
+    /// nothing. Returns the log start offset.
+    ///
+    /// # Errors
+    /// [`Error::OffsetOutOfRange`] past the log end offset; [`Error::Closed`];
+    /// [`Error::Poisoned`]; [`Error::Io`].
+    pub fn delete_records_before(&self, offset: u64) -> Result<u64> {
+        let writer = self.writer.lock();
+        if writer.closed {
+            return Err(Error::Closed);
+        }
+        self.check_poisoned()?;
+        let end = self.log_end_offset();
+        if offset > end {
+            let log_start_offset = self.log_start_offset();
+            return Err(Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset: end });
+        }
+        if offset <= self.log_start_offset() {
+            return Ok(self.log_start_offset());
+        }
+        self.raise_log_start(offset)?;
+        // The active segment goes too once everything in it is below the
+        // log start: roll so there is an empty one to append to.
+        let active = self.active();
+        if !active.is_empty() && active.next_offset() <= offset {
+            self.roll_locked().map_err(|e| self.write_failed(e))?;
+        }
+        self.delete_below_log_start()?;
+        Ok(self.log_start_offset())
+    }
+
+    /// Deletes sealed segments oldest first while one of these holds: its
+    /// largest timestamp is more than `retention_ms` before now, the
+    /// partition would still be at least `retention_bytes` without it, or it
+    /// lies wholly below the log start offset.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn enforce_retention(&self) -> Result<RetentionReport> {
+        let writer = self.writer.lock();
+        if writer.closed {
+            return Ok(RetentionReport::default());
+        }
+        let now_ms = self.clock.now_ms();
+        let (retention_ms, retention_bytes) = (self.config.retention_ms, self.config.retention_bytes);
+        let segments = self.snapshot();
+        let log_start = self.log_start_offset();
+        let mut remaining = segments.values().map(|s| s.size_bytes()).sum::<u64>();
+        let mut new_start = None;
+        // Bounded by the number of sealed segments (the active one is last).
+        for segment in segments.values().take(segments.len().saturating_sub(1)) {
+            let below_start = segment.next_offset() <= log_start;
+            let expired =
+                retention_ms >= 0 && now_ms.saturating_sub(segment.max_timestamp_ms()) > retention_ms;
+            let oversized =
+                retention_bytes >= 0 && remaining - segment.size_bytes() >= retention_bytes as u64;
+            if !(below_start || expired || oversized) {
+                break;
+            }
+            remaining -= segment.size_bytes();
+            new_start = Some(segment.next_offset());
+        }
+        let Some(new_start) = new_start else {
+            return Ok(RetentionReport::default());
+        };
+        if new_start > log_start {
+            self.raise_log_start(new_start)?;
+        }
+        self.delete_below_log_start()
+    }
+
+    /// Persists and publishes a higher log start offset.
+    fn raise_log_start(&self, offset: u64) -> Result<()> {
+        // ORDER: durable before any segment is deleted because of it.
+        checkpoint::write_log_start(&*self.fs, &self.dir, offset).map_err(|e| self.write_failed(e))?;
+        self.log_start_offset.fetch_max(offset, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Removes the sealed segments wholly below the log start offset. Writer
+    /// lock held.
+    fn delete_below_log_start(&self) -> Result<RetentionReport> {
+        let log_start = self.log_start_offset.load(Ordering::SeqCst);
+        let mut map = (*self.snapshot()).clone();
+        let last = map.keys().next_back().copied();
+        let doomed: Vec<u64> = map
+            .iter()
+            .filter(|(&base, s)| Some(base) != last && s.next_offset() <= log_start)
+            .map(|(&base, _)| base)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(RetentionReport::default());
+        }
+        let mut removed = Vec::with_capacity(doomed.len());
+        for base in doomed {
+            removed.extend(map.remove(&base));
+        }
+        *self.segments.write() = Arc::new(map);
+        let mut report = RetentionReport::default();
+        for segment in removed {
+            report.segments_deleted += 1;
+            report.bytes_deleted += segment.size_bytes();
+            segment.delete(&*self.fs).map_err(|e| self.write_failed(e))?;
+        }
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| self.write_failed(Error::io("sync directory", &self.dir)(e)))?;
+        Ok(report)
+    }
+
+    /// At open: segments below a checkpointed log start are deleted (a crash
+    /// interrupted retention), and a log whose end fell below its log start
+    /// (data after the checkpoint was lost) starts over, empty, at the log
+    /// start, so the log start never moves backwards.
+    pub(super) fn apply_log_start_at_open(&self) -> Result<()> {
+        let _writer = self.writer.lock();
+        let log_start = self.log_start_offset.load(Ordering::SeqCst);
+        if log_start > self.log_end_offset() {
+            self.restart_at(log_start)?;
+        }
+        self.delete_below_log_start().map(drop)
+    }
+}
