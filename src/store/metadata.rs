@@ -11,6 +11,9 @@
 //! segment_index_bytes=10485760
 //! max_record_bytes=1048576
 //! max_batch_bytes=8388608
+//! segment_ms=604800000
+//! retention_ms=604800000
+//! retention_bytes=-1
 //! durability=interval
 //! flush_messages=10000
 //! flush_ms=1000
@@ -67,6 +70,9 @@ pub fn encode(config: &TopicConfig) -> Vec<u8> {
         ("segment_index_bytes", l.segment_index_bytes.to_string()),
         ("max_record_bytes", l.max_record_bytes.to_string()),
         ("max_batch_bytes", l.max_batch_bytes.to_string()),
+        ("segment_ms", l.segment_ms.to_string()),
+        ("retention_ms", l.retention_ms.to_string()),
+        ("retention_bytes", l.retention_bytes.to_string()),
     ];
     pairs.extend(l.durability.to_pairs());
     kv::encode(HEADER, &pairs)
@@ -86,6 +92,15 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<TopicConfig> {
         match key {
             "durability" | "flush_messages" | "flush_ms" => {
                 durability.push((key, value));
+                continue;
+            }
+            "segment_ms" | "retention_ms" | "retention_bytes" => {
+                let n: i64 = value.parse().map_err(|_| bad(format!("{key}: not a number: {value:?}")))?;
+                match key {
+                    "segment_ms" => config.log.segment_ms = n,
+                    "retention_ms" => config.log.retention_ms = n,
+                    _ => config.log.retention_bytes = n,
+                }
                 continue;
             }
             _ => {}

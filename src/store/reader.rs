@@ -17,6 +17,9 @@ pub enum StartAt {
     Latest,
     /// A given offset.
     Offset(u64),
+    /// The first record with a timestamp at or after this (milliseconds);
+    /// the log end when every record is older.
+    Timestamp(i64),
 }
 
 /// Default bytes fetched per poll.
@@ -54,6 +57,13 @@ impl Reader {
             StartAt::Earliest => partition.log_start_offset(),
             StartAt::Latest => partition.log_end_offset(),
             StartAt::Offset(o) => o,
+            StartAt::Timestamp(ts) => match partition.offset_for_timestamp(ts) {
+                Ok(Some(offset)) => offset,
+                Ok(None) => partition.log_end_offset(),
+                // A damaged batch on the way: start at the log start, so the
+                // first poll that reaches it reports the corruption.
+                Err(_) => partition.log_start_offset(),
+            },
         };
         Reader { partition, position, max_bytes: DEFAULT_FETCH_BYTES }
     }

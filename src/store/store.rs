@@ -13,11 +13,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::io::{read_small_file, write_file_atomic, FileLock, SharedFs, StdFileSystem};
-use crate::log::PartitionLog;
+use crate::clock::{SharedClock, SystemClock};
+use crate::log::{PartitionLog, RetentionReport};
+
+use super::maintenance::Maintenance;
 
 use super::metadata::{self, TopicConfig, METADATA_BYTES_MAX};
 use super::name::{parse_partition_dir, partition_dir_name, validate_topic_name};
@@ -32,13 +37,16 @@ const DELETING_SUFFIX: &str = ".deleting";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreConfig {
     /// Most partitions a topic may have. Default 10,000; at least 1. Each
-    /// partition holds two open files and a mapped index.
+    /// partition holds three open files and two mapped indexes.
     pub max_partitions: u32,
+    /// Run retention on a background thread this often (milliseconds).
+    /// Default `None`: only [`Store::enforce_retention`] runs it. At least 1.
+    pub retention_check_interval_ms: Option<u64>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { max_partitions: 10_000 }
+        StoreConfig { max_partitions: 10_000, retention_check_interval_ms: None }
     }
 }
 
@@ -88,14 +96,39 @@ pub struct Store {
 }
 
 #[derive(Debug)]
-struct StoreInner {
+pub(super) struct StoreInner {
     fs: SharedFs,
+    clock: SharedClock,
     dir: PathBuf,
     config: StoreConfig,
     lock: Arc<dyn FileLock>,
     topics: RwLock<BTreeMap<String, Topic>>,
     /// Serializes metadata changes (create, delete, close).
     admin: Mutex<bool>,
+    maintenance: Maintenance,
+}
+
+impl StoreInner {
+    pub(super) fn enforce_retention(&self) -> Result<RetentionReport> {
+        let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
+        let mut report = RetentionReport::default();
+        let mut first_error = None;
+        for log in topics.iter().flat_map(|t| t.logs().iter()) {
+            match log.enforce_retention() {
+                Ok(r) => report.add(r),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(report), Err)
+    }
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        self.maintenance.stop();
+    }
 }
 
 impl Store {
@@ -114,8 +147,25 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub fn open_with(fs: SharedFs, dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
+        Store::open_with_clock(fs, Arc::new(SystemClock), dir, config)
+    }
+
+    /// Opens the store in `dir` through `fs`, reading time from `clock`
+    /// (append timestamps, time-based roll and retention).
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with_clock(
+        fs: SharedFs,
+        clock: SharedClock,
+        dir: impl AsRef<Path>,
+        config: StoreConfig,
+    ) -> Result<Store> {
         if config.max_partitions == 0 {
             return Err(Error::config("max_partitions", "must be at least 1"));
+        }
+        if config.retention_check_interval_ms == Some(0) {
+            return Err(Error::config("retention_check_interval_ms", "must be at least 1"));
         }
         let dir = dir.as_ref().to_path_buf();
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create data directory", &dir))?;
@@ -132,12 +182,39 @@ impl Store {
         check_partition_dirs(&*fs, &dir, &configs)?;
         let mut topics = BTreeMap::new();
         for (name, config) in configs {
-            let topic = open_topic(&fs, &dir, &name, config, &lock)?;
+            let topic = open_topic(&fs, &clock, &dir, &name, config, &lock)?;
             topics.insert(name, topic);
         }
-        let inner =
-            StoreInner { fs, dir, config, lock, topics: RwLock::new(topics), admin: Mutex::new(false) };
-        Ok(Store { inner: Arc::new(inner) })
+        let interval = config.retention_check_interval_ms;
+        let inner = StoreInner {
+            fs,
+            clock,
+            dir,
+            config,
+            lock,
+            topics: RwLock::new(topics),
+            admin: Mutex::new(false),
+            maintenance: Maintenance::default(),
+        };
+        let store = Store { inner: Arc::new(inner) };
+        if let Some(ms) = interval {
+            store.inner.maintenance.start(Arc::downgrade(&store.inner), Duration::from_millis(ms));
+        }
+        Ok(store)
+    }
+
+    /// Runs retention on every partition now (see
+    /// [`PartitionLog::enforce_retention`]).
+    ///
+    /// # Errors
+    /// The first error (every partition is still tried).
+    pub fn enforce_retention(&self) -> Result<RetentionReport> {
+        self.inner.enforce_retention()
+    }
+
+    /// Whether the background retention thread is running.
+    pub fn maintenance_running(&self) -> bool {
+        self.inner.maintenance.is_running()
     }
 
     /// The data directory.
@@ -173,7 +250,7 @@ impl Store {
         let meta = format!("{name}{META_SUFFIX}");
         write_file_atomic(&**fs, &topics_dir, &meta, &metadata::encode(&config))
             .map_err(Error::io("write topic metadata", &topics_dir.join(&meta)))?;
-        let topic = open_topic(fs, dir, name, config, &self.inner.lock)?;
+        let topic = open_topic(fs, &self.inner.clock, dir, name, config, &self.inner.lock)?;
         fs.sync_dir(dir).map_err(Error::io("sync data directory", dir))?;
         self.inner.topics.write().insert(name.to_owned(), topic.clone());
         Ok(topic)
@@ -268,6 +345,7 @@ impl Store {
     /// # Errors
     /// The first error of closing a partition (the others are still closed).
     pub fn close(&self) -> Result<()> {
+        self.inner.maintenance.stop();
         let mut closed = self.inner.admin.lock();
         *closed = true;
         let mut first_error = None;
@@ -327,6 +405,7 @@ fn check_partition_dirs(
 
 fn open_topic(
     fs: &SharedFs,
+    clock: &SharedClock,
     dir: &Path,
     name: &str,
     config: TopicConfig,
@@ -335,7 +414,7 @@ fn open_topic(
     let logs = (0..config.partitions)
         .map(|p| {
             let path = dir.join(partition_dir_name(name, p));
-            PartitionLog::open_with(fs.clone(), path, config.log.clone()).map(Arc::new)
+            PartitionLog::open_with_clock(fs.clone(), clock.clone(), path, config.log.clone()).map(Arc::new)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Topic::new(name.to_owned(), config, logs, lock.clone()))

@@ -195,9 +195,27 @@ impl Partition {
         self.log().read(offset, max_bytes)
     }
 
-    /// A consumer positioned at `start`.
+    /// A consumer positioned at `start` (a timestamp with no record at or
+    /// after it positions at the log end).
     pub fn reader(&self, start: StartAt) -> Reader {
         Reader::new(self.clone(), start)
+    }
+
+    /// The earliest offset whose record has a timestamp at or after
+    /// `timestamp_ms`, if any (see [`PartitionLog::offset_for_timestamp`]).
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] for a damaged batch on the way.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>> {
+        self.log().offset_for_timestamp(timestamp_ms)
+    }
+
+    /// Raises the log start offset (see [`PartitionLog::delete_records_before`]).
+    ///
+    /// # Errors
+    /// As [`PartitionLog::delete_records_before`].
+    pub fn delete_records_before(&self, offset: u64) -> Result<u64> {
+        self.log().delete_records_before(offset)
     }
 
     /// The first offset in the partition.
