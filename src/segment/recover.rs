@@ -54,7 +54,8 @@ impl LogSegment {
         let start = match recovery {
             Recovery::Durable => match index.last_entry().filter(|_| sane) {
                 Some((offset, position)) => {
-                    times.truncate_to_offset(offset);
+                    // A durable segment's last time entry covers it whole
+                    // (sealing and clean close add it); the scan only adds.
                     let max_timestamp_ms = times.last_entry().map_or(-1, |(t, _)| t);
                     ScanStart { offset, position, durable_below: u64::MAX, max_timestamp_ms }
                 }

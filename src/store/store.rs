@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::clock::{SharedClock, SystemClock};
 use crate::error::{Error, Result};
 use crate::io::{read_small_file, write_file_atomic, FileLock, SharedFs, StdFileSystem};
-use crate::clock::{SharedClock, SystemClock};
 use crate::log::{PartitionLog, RetentionReport};
 
 use super::maintenance::Maintenance;
