@@ -87,6 +87,32 @@ fn close_and_reopen(fs: &SimFs, t: &mut Tracker) -> annals::Result<()> {
     t.append(&log, &batch(15, 2), policy)
 }
 
+fn retention_config() -> annals::LogConfig {
+    annals::LogConfig { retention_bytes: 1200, retention_ms: -1, ..config(Durability::Always) }
+}
+
+fn retention_and_delete_records(fs: &SimFs, t: &mut Tracker) -> annals::Result<()> {
+    let policy = Durability::Always;
+    let log = open(fs, &retention_config())?;
+    let mut next = 0;
+    for i in 0..14 {
+        let n = 1 + i % 3;
+        t.append(&log, &batch(next, n), policy)?;
+        next += n;
+        if i % 4 == 3 {
+            t.enforce_retention(&log)?;
+        }
+        if i == 9 {
+            t.delete_records_before(&log, next - 2)?;
+        }
+    }
+    t.close(&log)?;
+    drop(log);
+    let log = open(fs, &retention_config())?;
+    t.append(&log, &batch(next, 2), policy)?;
+    t.enforce_retention(&log)
+}
+
 fn run(name: &str, workload: Workload, policy: Durability) -> Report {
     let report = enumerate(workload, &config(policy), depth(), None);
     eprintln!(
@@ -134,6 +160,24 @@ fn rolls_truncations_and_reopen_survive_every_crash() {
 #[test]
 fn close_and_reopen_survive_every_crash() {
     assert_clean(&run("close+reopen", close_and_reopen, Durability::None));
+}
+
+#[test]
+fn retention_and_raised_log_start_survive_every_crash() {
+    let report = enumerate(retention_and_delete_records, &retention_config(), depth(), None);
+    eprintln!(
+        "retention: {} crash points, {} recovery crash points, {} images, {} records lost, {} corrupt records, {} failures",
+        report.crash_points,
+        report.recovery_crash_points,
+        report.images,
+        report.records_lost,
+        report.corrupt_records,
+        report.failures.len()
+    );
+    for f in report.failures.iter().take(5) {
+        eprintln!("  {f}");
+    }
+    assert_clean(&report);
 }
 
 /// Negative control: without directory fsyncs, new segment files can vanish

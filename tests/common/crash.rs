@@ -19,12 +19,16 @@ pub struct Rec {
     pub timestamp_ms: i64,
 }
 
-/// What the log may hold: `records`, of which the first `durable` must
-/// survive any crash.
+/// What the log may hold: `records` (by offset), of which those below
+/// `durable` must survive any crash unless below the log start, which is
+/// somewhere in `start..=start_max` (retention may have moved it that far,
+/// and no further).
 #[derive(Clone, Debug, Default)]
 pub struct State {
     pub records: Vec<Rec>,
     pub durable: usize,
+    pub start: usize,
+    pub start_max: usize,
 }
 
 /// Follows the workload: the state after each completed operation, and
@@ -93,7 +97,11 @@ impl Tracker {
         // A crash mid-truncation may leave any length between the new end
         // and the old one (the old records, cut somewhere past `offset`),
         // but never fewer than `offset` of the durable ones.
-        self.in_flight = Some(State { records: self.current.records.clone(), durable: after.durable });
+        self.in_flight = Some(State {
+            records: self.current.records.clone(),
+            durable: after.durable,
+            ..self.current.clone()
+        });
         log.truncate_to(offset)?;
         self.current = after;
         self.in_flight = None;
@@ -102,6 +110,28 @@ impl Tracker {
 
     pub fn roll(&mut self, log: &PartitionLog) -> annals::Result<()> {
         self.run(self.current.clone(), || log.roll())
+    }
+
+    pub fn delete_records_before(&mut self, log: &PartitionLog, offset: u64) -> annals::Result<()> {
+        let target = self.current.start.max(offset as usize);
+        self.in_flight = Some(State { start_max: target, ..self.current.clone() });
+        log.delete_records_before(offset)?;
+        self.current.start = target;
+        self.current.start_max = target;
+        self.in_flight = None;
+        Ok(())
+    }
+
+    pub fn enforce_retention(&mut self, log: &PartitionLog) -> annals::Result<()> {
+        // Which segments go depends on their sizes: while in flight, any
+        // log start up to the end may result; once done, the log says.
+        self.in_flight = Some(State { start_max: self.current.records.len(), ..self.current.clone() });
+        log.enforce_retention()?;
+        let start = log.log_start_offset() as usize;
+        self.current.start = start;
+        self.current.start_max = start;
+        self.in_flight = None;
+        Ok(())
     }
 
     pub fn close(&mut self, log: &PartitionLog) -> annals::Result<()> {
@@ -137,18 +167,17 @@ pub fn open(fs: &SimFs, config: &LogConfig) -> annals::Result<PartitionLog> {
 /// A workload: drives a log and tells the tracker what it did.
 pub type Workload = fn(&SimFs, &mut Tracker) -> annals::Result<()>;
 
-/// What one recovered image held.
-fn recover(fs: &SimFs, config: &LogConfig) -> Result<Vec<Rec>, String> {
+/// What one recovered image held: its log start and the records from there.
+fn recover(fs: &SimFs, config: &LogConfig) -> Result<(usize, Vec<Rec>), String> {
     let log = open(fs, config).map_err(|e| format!("recovery failed: {e}"))?;
-    if log.log_start_offset() != 0 {
-        return Err(format!("log start moved to {}", log.log_start_offset()));
-    }
+    let start = log.log_start_offset();
     let mut out = Vec::new();
-    while (out.len() as u64) < log.log_end_offset() {
-        let fetched = log.read(out.len() as u64, 4096).map_err(|e| format!("read failed: {e}"))?;
+    while start + (out.len() as u64) < log.log_end_offset() {
+        let next = start + out.len() as u64;
+        let fetched = log.read(next, 4096).map_err(|e| format!("read failed: {e}"))?;
         for r in fetched.records() {
-            if r.offset != out.len() as u64 {
-                return Err(format!("offset {} where {} was due: not contiguous", r.offset, out.len()));
+            if r.offset != start + out.len() as u64 {
+                return Err(format!("offset {} where {} was due: not contiguous", r.offset, next));
             }
             out.push(Rec {
                 key: r.key.map(Bytes::copy_from_slice),
@@ -157,28 +186,32 @@ fn recover(fs: &SimFs, config: &LogConfig) -> Result<Vec<Rec>, String> {
             });
         }
     }
-    Ok(out)
+    Ok((start as usize, out))
 }
 
-/// Checks `got` against the allowed states; counts lost and corrupt records.
-fn judge(got: &[Rec], allowed: &[State], report: &mut Report) -> Result<(), String> {
+/// Checks a recovered log (log start, records from it) against the allowed
+/// states; counts lost and corrupt records.
+fn judge(
+    &(start, ref got): &(usize, Vec<Rec>),
+    allowed: &[State],
+    report: &mut Report,
+) -> Result<(), String> {
+    let end = start + got.len();
     for s in allowed {
-        let matches = got.len() <= s.records.len() && got == &s.records[..got.len()];
-        if matches && got.len() >= s.durable {
+        let start_ok = (s.start..=s.start_max).contains(&start);
+        let matches = end <= s.records.len() && got[..] == s.records[start.min(end)..end];
+        if start_ok && matches && end >= s.durable.max(start) {
             return Ok(());
         }
     }
     let best = &allowed[0];
-    let corrupt = got.iter().zip(&best.records).filter(|(g, w)| g != w).count()
-        + got.len().saturating_sub(allowed.iter().map(|s| s.records.len()).max().unwrap_or(0));
-    let lost = allowed.iter().map(|s| s.durable.saturating_sub(got.len())).min().unwrap_or(0);
+    let corrupt = got.iter().zip(best.records.iter().skip(start)).filter(|(g, w)| g != w).count()
+        + end.saturating_sub(allowed.iter().map(|s| s.records.len()).max().unwrap_or(0));
+    let lost = allowed.iter().map(|s| s.durable.saturating_sub(end.max(start))).min().unwrap_or(0);
     report.records_lost += lost;
     report.corrupt_records += corrupt;
-    Err(format!(
-        "recovered {} records; allowed {:?}",
-        got.len(),
-        allowed.iter().map(|s| (s.durable, s.records.len())).collect::<Vec<_>>()
-    ))
+    let shapes: Vec<_> = allowed.iter().map(|s| (s.start, s.start_max, s.durable, s.records.len())).collect();
+    Err(format!("recovered offsets {start}..{end}; allowed (start, start max, durable, len) {shapes:?}"))
 }
 
 /// Totals of an enumeration.
@@ -236,7 +269,13 @@ pub fn enumerate(
                 // gives the same log.
                 let again = recover(&image.crash_image(CrashMode::DurableOnly), config)?;
                 if again != got {
-                    return Err(format!("second recovery differs: {} vs {} records", again.len(), got.len()));
+                    return Err(format!(
+                        "second recovery differs: start {} + {} vs start {} + {} records",
+                        again.0,
+                        again.1.len(),
+                        got.0,
+                        got.1.len()
+                    ));
                 }
                 Ok(())
             });
