@@ -250,3 +250,35 @@ fn deleted_topic_handles_fail_cleanly() {
     let again = store.create_topic("t", TopicConfig::default()).unwrap();
     assert_eq!(again.partition(0).unwrap().log_end_offset(), 0, "a new topic starts empty");
 }
+
+#[test]
+fn background_retention_runs_and_stops_with_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(annals::ManualClock::new(1_000_000));
+    let config = StoreConfig { retention_check_interval_ms: Some(5), ..StoreConfig::default() };
+    let fs = std::sync::Arc::new(annals::io::StdFileSystem);
+    let store = Store::open_with_clock(fs.clone(), clock.clone(), dir.path(), config.clone()).unwrap();
+    assert!(store.maintenance_running());
+    let log = annals::LogConfig { retention_ms: 60_000, ..annals::LogConfig::default() };
+    let topic = store.create_topic("t", TopicConfig { partitions: 1, log }).unwrap();
+    let partition = topic.partition(0).unwrap();
+    for _ in 0..5 {
+        partition.append(&[Record::new("old")]).unwrap();
+        partition.log_handle().roll().unwrap();
+    }
+    partition.append(&[Record::new("new")]).unwrap();
+    clock.advance(120_000);
+    // The thread, not this test, deletes the expired segments.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while partition.log_start_offset() < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(partition.log_start_offset(), 5);
+    store.close().unwrap();
+    assert!(!store.maintenance_running(), "close stops the thread");
+    drop((partition, topic, store));
+    // Dropping a store with a running thread does not hang or leak the lock.
+    let store = Store::open_with_clock(fs.clone(), clock.clone(), dir.path(), config.clone()).unwrap();
+    drop(store);
+    Store::open_with_clock(fs, clock, dir.path(), config).unwrap();
+}

@@ -368,13 +368,21 @@ impl LogSegment {
     ///
     /// # Errors
     /// [`Error::Corruption`] for a damaged batch on the way.
-    pub fn offset_for_timestamp(&self, target_ms: i64, from_offset: u64) -> Result<Option<u64>> {
+    pub fn offset_for_timestamp(
+        &self,
+        target_ms: i64,
+        from_offset: u64,
+        config: &LogConfig,
+    ) -> Result<Option<u64>> {
         if self.max_timestamp_ms() < target_ms || from_offset >= self.next_offset() {
             return Ok(None);
         }
         let start = self.time_index.read().lookup(target_ms).max(from_offset);
         let size = self.size_bytes();
-        let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
+        // The target is usually within an index interval of where the
+        // search starts: read about that much at a time, not a scan chunk.
+        let window = (config.index_interval_bytes as usize).saturating_add(READ_SLACK_BYTES);
+        let mut reader = ChunkReader::with_chunk(&*self.log, &self.log_path, size, window);
         let Some((mut pos, _)) = self.find_batch(start, size, &mut reader)? else {
             return Ok(None);
         };
