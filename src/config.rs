@@ -40,9 +40,61 @@ pub struct LogConfig {
     /// Delete the oldest sealed segments while the partition is larger than
     /// this. Default -1 (no size limit); otherwise at least 0.
     pub retention_bytes: i64,
+    /// What happens to old records: deleted by retention, compacted to the
+    /// latest per key, or both. Default [`CleanupPolicy::Delete`].
+    pub cleanup_policy: CleanupPolicy,
+    /// How long a tombstone outlives compaction of its segment, counted from
+    /// its timestamp. Default 1 day; at least 0.
+    pub delete_retention_ms: i64,
+    /// Compact when the not-yet-cleaned share of the sealed segments reaches
+    /// this percentage. Default 50 (Kafka's 0.5); 0 to 100.
+    pub min_cleanable_dirty_percent: u32,
+    /// Memory for the cleaner's key map (fixed-size key digests). Default
+    /// 16 MiB; at least 64 KiB. Keys that do not fit are cleaned in more
+    /// passes.
+    pub cleaner_memory_bytes: usize,
     /// When appends are fsynced. Default [`Durability::None`] (Kafka's
     /// default: the OS flushes; replication or `flush()` gives durability).
     pub durability: Durability,
+}
+
+/// Kafka's `cleanup.policy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    /// Retention deletes old segments by time, size or log start.
+    #[default]
+    Delete,
+    /// Compaction keeps the latest record per key (retention by time and
+    /// size does not apply). Appending a record without a key is refused.
+    Compact,
+    /// Both: compaction, and retention by time and size.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Whether compaction applies.
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    /// Whether retention by time and size applies.
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<CleanupPolicy> {
+        [CleanupPolicy::Delete, CleanupPolicy::Compact, CleanupPolicy::CompactDelete]
+            .into_iter()
+            .find(|p| p.name() == s)
+    }
 }
 
 /// When an append's bytes are made durable (fsynced).
@@ -120,6 +172,10 @@ impl Default for LogConfig {
             segment_ms: WEEK_MS,
             retention_ms: WEEK_MS,
             retention_bytes: -1,
+            cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_cleanable_dirty_percent: 50,
+            cleaner_memory_bytes: 16 << 20,
             durability: Durability::None,
         }
     }
@@ -163,6 +219,15 @@ impl LogConfig {
                 "retention_bytes",
                 format!("{} is not -1 (no limit) or >= 0", self.retention_bytes),
             ));
+        }
+        if self.delete_retention_ms < 0 {
+            return Err(Error::config("delete_retention_ms", "must be at least 0"));
+        }
+        if self.min_cleanable_dirty_percent > 100 {
+            return Err(Error::config("min_cleanable_dirty_percent", "must be 0 to 100"));
+        }
+        if self.cleaner_memory_bytes < 64 << 10 {
+            return Err(Error::config("cleaner_memory_bytes", "must be at least 64 KiB"));
         }
         if let Durability::Interval { flush_messages, flush_ms } = self.durability {
             if flush_messages == 0 || flush_ms == 0 {

@@ -67,6 +67,26 @@ pub enum Error {
     },
     /// The log or store was closed.
     Closed,
+    /// A record without a key appended to a compacted topic (compaction
+    /// keeps the latest record per key, so a keyless record has no place).
+    UnkeyedRecordInCompactedLog {
+        /// Its position in the appended batch.
+        index: usize,
+    },
+    /// Compaction asked of a log whose cleanup policy is `delete`.
+    NotCompacted,
+    /// The cleaner's memory budget cannot hold the keys of one segment.
+    CleanerMemoryTooSmall {
+        /// The segment that does not fit.
+        segment_base_offset: u64,
+        /// The budget.
+        cleaner_memory_bytes: usize,
+    },
+    /// A consumer group name that is empty or too long.
+    InvalidGroupName {
+        /// The name given.
+        group: String,
+    },
     /// An fsync or write failed earlier; the partition refuses appends and
     /// flushes until it is reopened (which runs recovery).
     Poisoned {
@@ -235,6 +255,15 @@ impl fmt::Display for Error {
             }
             Error::InvalidConfig { field, reason } => write!(f, "invalid config {field}: {reason}"),
             Error::Closed => write!(f, "closed"),
+            Error::UnkeyedRecordInCompactedLog { index } => {
+                write!(f, "record {index} has no key: a compacted topic needs one")
+            }
+            Error::NotCompacted => write!(f, "the topic's cleanup policy is delete: nothing to compact"),
+            Error::CleanerMemoryTooSmall { segment_base_offset, cleaner_memory_bytes } => write!(
+                f,
+                "cleaner_memory_bytes {cleaner_memory_bytes} cannot hold the keys of segment {segment_base_offset}"
+            ),
+            Error::InvalidGroupName { group } => write!(f, "invalid consumer group name {group:?}"),
             Error::Poisoned { dir, cause } => {
                 write!(
                     f,

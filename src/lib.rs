@@ -39,7 +39,7 @@ pub mod segment;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use config::{Durability, LogConfig};
+pub use config::{CleanupPolicy, Durability, LogConfig};
 
 /// The README's example runs as a doc test, so it cannot rot.
 #[doc = include_str!("../README.md")]
@@ -47,7 +47,7 @@ pub use config::{Durability, LogConfig};
 pub struct ReadmeDoctests;
 pub use error::{Corruption, Error, Result};
 pub use format::{BatchMeta, FetchedRecords, Header, Record, RecordView, StoredRecord};
-pub use log::{AppendInfo, PartitionLog, RecoveryReport, WaitForOffset};
+pub use log::{AppendInfo, CompactionReport, PartitionLog, RecoveryReport, RetentionReport, WaitForOffset};
 pub use store::{
     murmur2, partition_for_key, validate_topic_name, Partition, PartitionAppend, PartitionDescription,
     Reader, StartAt, Store, StoreConfig, Topic, TopicConfig, TopicDescription,

@@ -24,6 +24,11 @@ impl FetchedRecords {
         FetchedRecords { data, from_offset }
     }
 
+    /// The same batches, with records below `offset` skipped.
+    pub(crate) fn starting_at(self, offset: u64) -> Self {
+        FetchedRecords { from_offset: offset, ..self }
+    }
+
     /// True when the read returned nothing (the offset was the log end).
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()

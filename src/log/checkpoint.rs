@@ -79,3 +79,26 @@ pub(crate) fn write_log_start(fs: &dyn FileSystem, dir: &Path, offset: u64) -> R
     write_file_atomic(fs, dir, LOG_START_OFFSET_FILE, &bytes)
         .map_err(Error::io("write log start offset", &dir.join(LOG_START_OFFSET_FILE)))
 }
+
+/// The cleaner checkpoint's file name: the first offset not yet cleaned.
+pub const CLEANER_OFFSET_FILE: &str = "cleaner-offset";
+const CLEANER_HEADER: &str = "annals-cleaner-offset 1";
+
+/// The persisted first dirty offset (0 when missing or invalid: everything
+/// counts as dirty, which only costs a longer clean).
+pub(crate) fn read_cleaner_offset(fs: &dyn FileSystem, dir: &Path) -> u64 {
+    let parse = || {
+        let bytes = read_small_file(fs, &dir.join(CLEANER_OFFSET_FILE), 4096).ok()?;
+        let pairs = kv::decode(&bytes, CLEANER_HEADER).ok()?;
+        let (k, v) = pairs.iter().find(|(k, _)| *k == "offset")?;
+        kv::number(k, v).ok()
+    };
+    parse().unwrap_or(0)
+}
+
+/// Persists the first dirty offset (atomically, durably).
+pub(crate) fn write_cleaner_offset(fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<()> {
+    let bytes = kv::encode(CLEANER_HEADER, &[("offset", offset.to_string())]);
+    write_file_atomic(fs, dir, CLEANER_OFFSET_FILE, &bytes)
+        .map_err(Error::io("write cleaner offset", &dir.join(CLEANER_OFFSET_FILE)))
+}

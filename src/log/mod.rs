@@ -2,13 +2,15 @@
 //! and waiting for appends.
 
 mod checkpoint;
+mod cleaner;
 mod durability;
 mod notify;
 mod partition;
 mod retention;
 mod wait;
 
-pub use checkpoint::{LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+pub use checkpoint::{CLEANER_OFFSET_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+pub use cleaner::CompactionReport;
 pub use partition::{AppendInfo, PartitionLog, RecoveryReport, CLEAN_SHUTDOWN_FILE};
 pub use retention::RetentionReport;
 pub use wait::WaitForOffset;

@@ -17,7 +17,9 @@ use crate::format::{encode_batch, BatchHeader, BatchMeta, FetchedRecords, Record
 use crate::io::{FileSystem, OpenMode, SharedFs, StdFileSystem};
 use crate::segment::{parse_file_name, LogSegment, Recovery, SegmentFile};
 
-use super::checkpoint::{self, RecoveryPoint, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use super::checkpoint::{
+    self, RecoveryPoint, CLEANER_OFFSET_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
+};
 use super::durability::Syncer;
 use super::notify::Notifier;
 use super::wait::WaitForOffset;
@@ -104,6 +106,10 @@ pub struct PartitionLog {
     notifier: Notifier,
     /// Group commit and poisoning.
     syncer: Syncer,
+    /// One compaction at a time.
+    pub(super) cleaner: Mutex<()>,
+    /// The first offset not yet cleaned (the cleaner checkpoint).
+    pub(super) cleaned_to: AtomicU64,
     /// The last recovery point written, and a counter of truncations (a
     /// flush must not write a point it took before a truncation).
     /// Lock order: `writer`, then this.
@@ -154,6 +160,8 @@ impl PartitionLog {
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create log directory", &dir))?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = fs.exists(&marker).map_err(Error::io("stat", &marker))?;
+        // A compaction swap a crash interrupted is finished or undone first.
+        crate::segment::clean::recover_swaps(&*fs, &dir)?;
         let bases = Self::list_segments(&*fs, &dir)?;
         let recovery_point = checkpoint::read(&*fs, &dir);
         let mut report =
@@ -194,6 +202,7 @@ impl PartitionLog {
         }
         let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
         let log_start_offset = checkpoint::read_log_start(&*fs, &dir);
+        let cleaned_to = checkpoint::read_cleaner_offset(&*fs, &dir);
         let log = PartitionLog {
             fs,
             clock,
@@ -209,6 +218,8 @@ impl PartitionLog {
             // unclean stop the recovered bytes may sit only in the page cache).
             syncer: Syncer::new(0),
             recovery_point: Mutex::new((recovery_point, 0)),
+            cleaner: Mutex::new(()),
+            cleaned_to: AtomicU64::new(cleaned_to),
             report,
         };
         log.apply_log_start_at_open()?;
@@ -226,6 +237,11 @@ impl PartitionLog {
             let path = dir.join(&tmp);
             fs.remove_file(&path).map_err(Error::io("remove temp file", &path))?;
         }
+        let cleaner_tmp = format!("{CLEANER_OFFSET_FILE}.tmp");
+        if names.contains(&cleaner_tmp) {
+            let path = dir.join(&cleaner_tmp);
+            fs.remove_file(&path).map_err(Error::io("remove temp file", &path))?;
+        }
         let start_tmp = format!("{LOG_START_OFFSET_FILE}.tmp");
         if names.contains(&start_tmp) {
             let path = dir.join(&start_tmp);
@@ -233,9 +249,11 @@ impl PartitionLog {
         }
         let ours = |n: &String| {
             parse_file_name(n).is_some()
-                || [CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE].contains(&n.as_str())
+                || [CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, CLEANER_OFFSET_FILE]
+                    .contains(&n.as_str())
                 || *n == tmp
                 || *n == start_tmp
+                || *n == cleaner_tmp
         };
         if let Some(stray) = names.iter().find(|n| !ours(n)) {
             return Err(Error::UnexpectedFile { path: dir.join(stray) });
@@ -282,6 +300,11 @@ impl PartitionLog {
     /// # Errors
     /// As [`PartitionLog::append`].
     pub fn append_with(&self, records: &[Record], meta: BatchMeta) -> Result<AppendInfo> {
+        if self.config.cleanup_policy.compacts() {
+            if let Some(index) = records.iter().position(|r| r.key.is_none()) {
+                return Err(Error::UnkeyedRecordInCompactedLog { index });
+            }
+        }
         // Encode outside the writer lock, at base offset 0: the base offset
         // sits outside the CRC precisely so it can be stamped afterwards.
         // Producers to one partition then serialize only on the write.
@@ -428,13 +451,28 @@ impl PartitionLog {
         if offset == end {
             return Ok(FetchedRecords::default());
         }
-        let from = segments.range(..=offset).next_back().into_iter().chain(segments.range(offset + 1..));
-        for (_, segment) in from {
-            if let Some(fetched) = segment.read(offset, max_bytes, &self.config)? {
-                return Ok(fetched);
+        // Compaction can leave batches with no record at or after `offset`:
+        // read on until one has some, so a read below the end returns a
+        // record. Bounded by the log end.
+        let mut at = offset;
+        let mut empty = FetchedRecords::default();
+        while at < end {
+            let from = segments.range(..=at).next_back().into_iter().chain(segments.range(at + 1..));
+            let mut next = None;
+            for (_, segment) in from {
+                if let Some(fetched) = segment.read(at, max_bytes, &self.config)? {
+                    next = Some(fetched);
+                    break;
+                }
             }
+            let Some(fetched) = next else { break };
+            if fetched.records().any(|r| r.offset >= offset) {
+                return Ok(fetched.starting_at(offset));
+            }
+            at = fetched.next_offset().unwrap_or(end);
+            empty = fetched;
         }
-        Ok(FetchedRecords::default())
+        Ok(empty)
     }
 
     /// Blocks until a record at `offset` can be read (the log end offset is
@@ -498,6 +536,7 @@ impl PartitionLog {
         *self.segments.write() = Arc::new(map);
         self.log_end_offset.store(offset, Ordering::SeqCst);
         self.syncer.lower_synced_offset(offset);
+        self.cleaned_to.fetch_min(offset, Ordering::SeqCst);
         // The cut was fsynced: the recovery point is the new end.
         let point = RecoveryPoint {
             segment: active.base_offset(),
@@ -549,6 +588,11 @@ impl PartitionLog {
         checkpoint::write(&*self.fs, &self.dir, point)?;
         last.0 = Some(point);
         Ok(())
+    }
+
+    /// Truncations so far (the cleaner refuses to swap across one).
+    pub(super) fn truncation_count(&self) -> u64 {
+        self.recovery_point.lock().1
     }
 
     pub(super) fn check_poisoned(&self) -> Result<()> {

@@ -101,7 +101,11 @@ impl PartitionLog {
             return Ok(RetentionReport::default());
         }
         let now_ms = self.clock.now_ms();
-        let (retention_ms, retention_bytes) = (self.config.retention_ms, self.config.retention_bytes);
+        // A compact-only topic keeps its (compacted) history whatever its age
+        // or size; only a raised log start deletes from it.
+        let deletes = self.config.cleanup_policy.deletes();
+        let retention_ms = if deletes { self.config.retention_ms } else { -1 };
+        let retention_bytes = if deletes { self.config.retention_bytes } else { -1 };
         let segments = self.snapshot();
         let log_start = self.log_start_offset();
         let mut remaining = segments.values().map(|s| s.size_bytes()).sum::<u64>();

@@ -363,6 +363,28 @@ impl LogSegment {
         fs.remove_file(&self.log_path).map_err(Error::io("remove segment", &self.log_path))
     }
 
+    /// Calls `f` with every batch in order, each fully checked (CRC and
+    /// records), as the cleaner needs them.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] for a damaged batch; `f`'s errors.
+    pub fn for_each_batch(&self, mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<()>) -> Result<()> {
+        let size = self.size_bytes();
+        let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
+        let mut pos = 0;
+        // Bounded: each step advances by one batch.
+        while pos < size {
+            let header = super::scan::read_batch(&mut reader, pos)?
+                .map_err(|e| Error::corruption(&self.log_path, pos, Corruption::Batch(e)))?;
+            let bytes = reader
+                .get(pos, header.batch_len as usize)?
+                .ok_or_else(|| self.damaged(pos, crate::format::DecodeErrorKind::Truncated))?;
+            f(&header, bytes)?;
+            pos += u64::from(header.batch_len);
+        }
+        Ok(())
+    }
+
     /// The first offset at or after `from_offset` whose record has a
     /// timestamp of at least `target_ms`, if this segment holds one.
     ///

@@ -1,5 +1,6 @@
 //! Segments: the files of a partition log and their sparse indexes.
 
+pub(crate) mod clean;
 mod entry_file;
 mod index;
 mod log_segment;

@@ -1,4 +1,5 @@
-//! The background maintenance thread: retention every interval, stopped
+//! The background maintenance thread: retention and compaction every
+//! interval, stopped
 //! cleanly when the store closes or is dropped.
 
 use std::sync::{Arc, Weak};
@@ -40,6 +41,7 @@ impl Maintenance {
                     // Errors are for the next explicit call to report; the
                     // partition stays as it was.
                     let _ = store.enforce_retention();
+                    let _ = store.compact();
                     drop(store);
                     next = Instant::now() + every;
                 }

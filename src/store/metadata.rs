@@ -29,7 +29,7 @@
 
 use std::path::Path;
 
-use crate::config::{Durability, LogConfig};
+use crate::config::{CleanupPolicy, Durability, LogConfig};
 use crate::error::{Error, Result};
 use crate::format::kv;
 
@@ -73,6 +73,10 @@ pub fn encode(config: &TopicConfig) -> Vec<u8> {
         ("segment_ms", l.segment_ms.to_string()),
         ("retention_ms", l.retention_ms.to_string()),
         ("retention_bytes", l.retention_bytes.to_string()),
+        ("cleanup_policy", l.cleanup_policy.name().to_string()),
+        ("delete_retention_ms", l.delete_retention_ms.to_string()),
+        ("min_cleanable_dirty_percent", l.min_cleanable_dirty_percent.to_string()),
+        ("cleaner_memory_bytes", l.cleaner_memory_bytes.to_string()),
     ];
     pairs.extend(l.durability.to_pairs());
     kv::encode(HEADER, &pairs)
@@ -94,11 +98,17 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<TopicConfig> {
                 durability.push((key, value));
                 continue;
             }
-            "segment_ms" | "retention_ms" | "retention_bytes" => {
+            "cleanup_policy" => {
+                config.log.cleanup_policy = CleanupPolicy::parse(value)
+                    .ok_or_else(|| bad(format!("unknown cleanup_policy {value:?}")))?;
+                continue;
+            }
+            "segment_ms" | "retention_ms" | "retention_bytes" | "delete_retention_ms" => {
                 let n: i64 = value.parse().map_err(|_| bad(format!("{key}: not a number: {value:?}")))?;
                 match key {
                     "segment_ms" => config.log.segment_ms = n,
                     "retention_ms" => config.log.retention_ms = n,
+                    "delete_retention_ms" => config.log.delete_retention_ms = n,
                     _ => config.log.retention_bytes = n,
                 }
                 continue;
@@ -113,6 +123,12 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<TopicConfig> {
             "segment_index_bytes" => config.log.segment_index_bytes = n,
             "max_record_bytes" => config.log.max_record_bytes = usize::try_from(n).map_err(|_| too_big())?,
             "max_batch_bytes" => config.log.max_batch_bytes = usize::try_from(n).map_err(|_| too_big())?,
+            "min_cleanable_dirty_percent" => {
+                config.log.min_cleanable_dirty_percent = u32::try_from(n).map_err(|_| too_big())?
+            }
+            "cleaner_memory_bytes" => {
+                config.log.cleaner_memory_bytes = usize::try_from(n).map_err(|_| too_big())?
+            }
             _ => return Err(bad(format!("unknown key {key:?} (written by a newer annals?)"))),
         }
     }

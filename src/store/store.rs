@@ -20,7 +20,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::{Error, Result};
 use crate::io::{read_small_file, write_file_atomic, FileLock, SharedFs, StdFileSystem};
-use crate::log::{PartitionLog, RetentionReport};
+use crate::log::{CompactionReport, PartitionLog, RetentionReport};
 
 use super::maintenance::Maintenance;
 
@@ -109,6 +109,28 @@ pub(super) struct StoreInner {
 }
 
 impl StoreInner {
+    pub(super) fn compact(&self) -> Result<CompactionReport> {
+        let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
+        let mut report = CompactionReport::default();
+        let mut first_error = None;
+        for log in topics.iter().flat_map(|t| t.logs().iter()) {
+            match log.maybe_compact() {
+                Ok(r) => {
+                    report.passes += r.passes;
+                    report.segments_cleaned += r.segments_cleaned;
+                    report.bytes_read += r.bytes_read;
+                    report.bytes_written += r.bytes_written;
+                    report.records_removed += r.records_removed;
+                    report.map_memory_bytes = report.map_memory_bytes.max(r.map_memory_bytes);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(report), Err)
+    }
+
     pub(super) fn enforce_retention(&self) -> Result<RetentionReport> {
         let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
         let mut report = RetentionReport::default();
@@ -210,6 +232,16 @@ impl Store {
     /// The first error (every partition is still tried).
     pub fn enforce_retention(&self) -> Result<RetentionReport> {
         self.inner.enforce_retention()
+    }
+
+    /// Compacts every partition of every compacted topic whose dirty share
+    /// reached its `min_cleanable_dirty_percent` (the maintenance thread
+    /// does this too).
+    ///
+    /// # Errors
+    /// The first error (every partition is still tried).
+    pub fn compact(&self) -> Result<CompactionReport> {
+        self.inner.compact()
     }
 
     /// Whether the background retention thread is running.

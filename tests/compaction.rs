@@ -1,0 +1,157 @@
+//! Compaction against a model: the latest value per key survives at its
+//! original offset, in order; tombstones remove keys and go once old.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use annals::io::StdFileSystem;
+use annals::{CleanupPolicy, Error, LogConfig, ManualClock, PartitionLog, Record};
+use proptest::prelude::*;
+
+const HOUR: i64 = 3_600_000;
+
+fn config(memory: usize) -> LogConfig {
+    LogConfig {
+        segment_bytes: 700,
+        index_interval_bytes: 128,
+        cleanup_policy: CleanupPolicy::Compact,
+        delete_retention_ms: HOUR,
+        cleaner_memory_bytes: memory,
+        ..LogConfig::default()
+    }
+}
+
+fn open(dir: &std::path::Path, clock: &Arc<ManualClock>, config: LogConfig) -> PartitionLog {
+    PartitionLog::open_with_clock(Arc::new(StdFileSystem), clock.clone(), dir, config).unwrap()
+}
+
+/// (offset, key, value) of every record readable from the log start.
+fn contents(log: &PartitionLog) -> Vec<(u64, Vec<u8>, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        let fetched = log.read(next, 4096).unwrap();
+        for r in fetched.records() {
+            out.push((r.offset, r.key.unwrap().to_vec(), r.value.map(<[u8]>::to_vec)));
+        }
+        next = fetched.next_offset().unwrap();
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn compaction_keeps_the_latest_per_key(
+        ops in proptest::collection::vec((0u8..12, proptest::option::weighted(0.8, 0u16..500), 1usize..4), 5..80),
+        compact_every in 3usize..20,
+        small_memory in any::<bool>(),
+        reopen in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(10 * HOUR));
+        let memory = if small_memory { 64 << 10 } else { 16 << 20 };
+        let mut log = open(dir.path(), &clock, config(memory));
+        // Model: every record ever written, by offset.
+        let mut written: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for (i, &(key, value, repeat)) in ops.iter().enumerate() {
+            let batch: Vec<Record> = (0..repeat).map(|j| {
+                let k = vec![b'k', key.wrapping_add(j as u8) % 12];
+                match value {
+                    Some(v) => Record::with_key(k, format!("{v}-{i}-{j}")),
+                    None => Record::tombstone(k),
+                }
+            }).collect();
+            written.extend(batch.iter().map(|r| (r.key.as_ref().unwrap().to_vec(), r.value.as_ref().map(|v| v.to_vec()))));
+            log.append(&batch).unwrap();
+            if i % compact_every == compact_every - 1 {
+                log.compact().unwrap();
+            }
+            if reopen && i % 17 == 16 {
+                log.close().unwrap();
+                drop(log);
+                log = open(dir.path(), &clock, config(memory));
+            }
+        }
+        log.compact().unwrap();
+        let got = contents(&log);
+        // Offsets only grow, and every record returned is the one written there.
+        for w in got.windows(2) { prop_assert!(w[0].0 < w[1].0); }
+        for (offset, key, value) in &got {
+            prop_assert_eq!(&written[*offset as usize], &(key.clone(), value.clone()), "offset {}", offset);
+        }
+        // The latest record of every key is there (tombstones too: they are young).
+        let mut latest: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        for (offset, (key, _)) in written.iter().enumerate() { latest.insert(key.clone(), offset as u64); }
+        for (key, &offset) in &latest {
+            prop_assert!(got.iter().any(|g| g.0 == offset), "latest of {:?} at {} missing", key, offset);
+        }
+        // In the sealed (compacted) part, no record survives that a later
+        // sealed record of its key supersedes (the active segment is not
+        // compacted, so its records supersede nothing yet).
+        let sealed_end = *log.segment_base_offsets().last().unwrap();
+        let mut latest_sealed: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        for (offset, (key, _)) in written.iter().enumerate().take(sealed_end as usize) {
+            latest_sealed.insert(key.clone(), offset as u64);
+        }
+        for (offset, key, _) in &got {
+            if *offset < sealed_end {
+                prop_assert_eq!(latest_sealed[key], *offset, "superseded record at {} survived", offset);
+            }
+        }
+        // Once tombstones are old, compaction drops them too.
+        clock.advance(2 * HOUR);
+        log.roll().unwrap();
+        log.compact().unwrap();
+        for (offset, _key, value) in contents(&log) {
+            prop_assert!(value.is_some(), "old tombstone at {} survived", offset);
+        }
+    }
+}
+
+#[test]
+fn compaction_refuses_delete_topics_and_keyless_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let log = open(dir.path(), &clock, LogConfig::default());
+    assert!(matches!(log.compact(), Err(Error::NotCompacted)));
+    drop(log);
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), &clock, config(1 << 20));
+    assert!(matches!(
+        log.append(&[Record::with_key("k", "v"), Record::new("no key")]),
+        Err(Error::UnkeyedRecordInCompactedLog { index: 1 })
+    ));
+    assert_eq!(log.log_end_offset(), 0, "nothing written");
+}
+
+#[test]
+fn reads_and_lookups_skip_the_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(HOUR));
+    let log = open(dir.path(), &clock, config(1 << 20));
+    for i in 0..60u64 {
+        log.append(
+            &[Record::with_key(format!("k{}", i % 3), format!("v{i}")).timestamp_ms(1_000 + i as i64)],
+        )
+        .unwrap();
+    }
+    log.roll().unwrap();
+    let report = log.compact().unwrap();
+    assert!(report.records_removed >= 50, "{report:?}");
+    let got = contents(&log);
+    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [57, 58, 59]);
+    // A read at a removed offset returns the next survivor.
+    assert_eq!(log.read(10, 1).unwrap().records().next().unwrap().offset, 57);
+    assert_eq!(log.offset_for_timestamp(1_020).unwrap(), Some(57));
+    // Small cleaned segments were merged.
+    assert!(log.segment_count() <= 3, "{:?}", log.segment_base_offsets());
+    // A reopen sees the same.
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path(), &clock, config(1 << 20));
+    assert_eq!(contents(&log), got);
+}
