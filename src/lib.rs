@@ -49,6 +49,6 @@ pub use error::{Corruption, Error, Result};
 pub use format::{BatchMeta, FetchedRecords, Header, Record, RecordView, StoredRecord};
 pub use log::{AppendInfo, CompactionReport, PartitionLog, RecoveryReport, RetentionReport, WaitForOffset};
 pub use store::{
-    murmur2, partition_for_key, validate_topic_name, Partition, PartitionAppend, PartitionDescription,
-    Reader, StartAt, Store, StoreConfig, Topic, TopicConfig, TopicDescription,
+    murmur2, partition_for_key, validate_topic_name, ConsumerOffsets, Partition, PartitionAppend,
+    PartitionDescription, Reader, StartAt, Store, StoreConfig, Topic, TopicConfig, TopicDescription,
 };

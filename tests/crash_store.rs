@@ -48,8 +48,18 @@ impl Run {
     }
 }
 
+/// A store whose internal offsets topic is small, so images stay small.
+pub fn store_config() -> StoreConfig {
+    let mut config = StoreConfig::default();
+    config.offsets_topic.partitions = 1;
+    config.offsets_topic.log.segment_bytes = 600;
+    config.offsets_topic.log.index_interval_bytes = 128;
+    config.offsets_topic.log.segment_index_bytes = 256;
+    config
+}
+
 fn workload(fs: &SimFs, run: &mut Run) -> annals::Result<()> {
-    let store = Store::open_with(Arc::new(fs.clone()), "/data", StoreConfig::default())?;
+    let store = Store::open_with(Arc::new(fs.clone()), "/data", store_config())?;
     let create = |run: &mut Run, name: &str, partitions: u32| {
         let mut after = run.current.clone();
         after.insert(name.to_owned(), vec![Vec::new(); partitions as usize]);
@@ -127,7 +137,7 @@ fn enumerate(weaken: Option<fn(&SimFs)>) -> (u64, u64, Vec<String>) {
         for mode in modes {
             images += 1;
             let image = fs.crash_image(mode);
-            let store = match Store::open_with(Arc::new(image), "/data", StoreConfig::default()) {
+            let store = match Store::open_with(Arc::new(image), "/data", store_config()) {
                 Ok(store) => store,
                 Err(e) => {
                     failures.push(format!("op {point} {mode:?}: open failed: {e}"));

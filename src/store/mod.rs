@@ -3,6 +3,7 @@
 mod maintenance;
 mod metadata;
 mod name;
+mod offsets;
 mod partitioner;
 mod reader;
 #[expect(clippy::module_inception, reason = "the store module's main type lives in store.rs")]
@@ -11,6 +12,7 @@ mod topic;
 
 pub use metadata::TopicConfig;
 pub use name::{validate_topic_name, TOPIC_NAME_MAX};
+pub use offsets::{ConsumerOffsets, GROUP_NAME_MAX, OFFSETS_TOPIC};
 pub use partitioner::{murmur2, partition_for_key};
 pub use reader::{Reader, StartAt, DEFAULT_FETCH_BYTES};
 pub use store::{PartitionDescription, Store, StoreConfig, TopicDescription};

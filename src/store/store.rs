@@ -23,6 +23,8 @@ use crate::io::{read_small_file, write_file_atomic, FileLock, SharedFs, StdFileS
 use crate::log::{CompactionReport, PartitionLog, RetentionReport};
 
 use super::maintenance::Maintenance;
+use super::offsets::{load as load_offsets, ConsumerOffsets, OffsetTable, OFFSETS_TOPIC};
+use crate::config::{CleanupPolicy, LogConfig};
 
 use super::metadata::{self, TopicConfig, METADATA_BYTES_MAX};
 use super::name::{parse_partition_dir, partition_dir_name, validate_topic_name};
@@ -42,11 +44,26 @@ pub struct StoreConfig {
     /// Run retention on a background thread this often (milliseconds).
     /// Default `None`: only [`Store::enforce_retention`] runs it. At least 1.
     pub retention_check_interval_ms: Option<u64>,
+    /// The internal consumer-offsets topic, when it is first created.
+    /// Default: 4 partitions, 16 MiB segments, `Always` durability; its
+    /// cleanup policy is always `Compact`.
+    pub offsets_topic: TopicConfig,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { max_partitions: 10_000, retention_check_interval_ms: None }
+        let log = LogConfig {
+            segment_bytes: 16 << 20,
+            segment_index_bytes: 1 << 20,
+            durability: crate::config::Durability::Always,
+            cleanup_policy: CleanupPolicy::Compact,
+            ..LogConfig::default()
+        };
+        StoreConfig {
+            max_partitions: 10_000,
+            retention_check_interval_ms: None,
+            offsets_topic: TopicConfig { partitions: 4, log },
+        }
     }
 }
 
@@ -106,6 +123,8 @@ pub(super) struct StoreInner {
     /// Serializes metadata changes (create, delete, close).
     admin: Mutex<bool>,
     maintenance: Maintenance,
+    /// Committed consumer offsets, rebuilt from the offsets topic at open.
+    offsets: Mutex<OffsetTable>,
 }
 
 impl StoreInner {
@@ -217,8 +236,19 @@ impl Store {
             topics: RwLock::new(topics),
             admin: Mutex::new(false),
             maintenance: Maintenance::default(),
+            offsets: Mutex::new(OffsetTable::new()),
         };
         let store = Store { inner: Arc::new(inner) };
+        let offsets_topic = match store.topic_internal(OFFSETS_TOPIC) {
+            Ok(topic) => topic,
+            Err(Error::UnknownTopic { .. }) => {
+                let mut config = store.inner.config.offsets_topic.clone();
+                config.log.cleanup_policy = CleanupPolicy::Compact;
+                store.create_topic_unchecked(OFFSETS_TOPIC, config)?
+            }
+            Err(e) => return Err(e),
+        };
+        *store.inner.offsets.lock() = load_offsets(&offsets_topic)?;
         if let Some(ms) = interval {
             store.inner.maintenance.start(Arc::downgrade(&store.inner), Duration::from_millis(ms));
         }
@@ -254,13 +284,47 @@ impl Store {
         &self.inner.dir
     }
 
+    /// Committed consumer-group offsets.
+    pub fn offsets(&self) -> ConsumerOffsets {
+        ConsumerOffsets { store: self.clone() }
+    }
+
+    pub(super) fn offset_table(&self) -> &Mutex<OffsetTable> {
+        &self.inner.offsets
+    }
+
+    pub(super) fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// A topic by name, internal ones included.
+    pub(super) fn topic_internal(&self, name: &str) -> Result<Topic> {
+        self.inner
+            .topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })
+    }
+
     /// Creates a topic.
     ///
     /// # Errors
-    /// [`Error::InvalidTopicName`], [`Error::InvalidPartitionCount`],
+    /// [`Error::InvalidTopicName`] (also for the reserved
+    /// `__consumer_offsets`), [`Error::InvalidPartitionCount`],
     /// [`Error::InvalidConfig`], [`Error::TopicExists`], [`Error::Closed`],
     /// [`Error::Io`].
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        if name == OFFSETS_TOPIC {
+            return Err(Error::InvalidTopicName {
+                topic: name.to_owned(),
+                reason: "reserved for consumer offsets",
+            });
+        }
+        self.create_topic_unchecked(name, config)
+    }
+
+    fn create_topic_unchecked(&self, name: &str, config: TopicConfig) -> Result<Topic> {
         validate_topic_name(name)?;
         let max = self.inner.config.max_partitions;
         if config.partitions == 0 || config.partitions > max {
@@ -293,17 +357,16 @@ impl Store {
     /// # Errors
     /// [`Error::UnknownTopic`].
     pub fn topic(&self, name: &str) -> Result<Topic> {
-        self.inner
-            .topics
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })
+        if name == OFFSETS_TOPIC {
+            return Err(Error::UnknownTopic { topic: name.to_owned() });
+        }
+        self.topic_internal(name)
     }
 
-    /// Names of all topics, sorted.
+    /// Names of all topics, sorted (the internal consumer-offsets topic is
+    /// not listed).
     pub fn list_topics(&self) -> Vec<String> {
-        self.inner.topics.read().keys().cloned().collect()
+        self.inner.topics.read().keys().filter(|n| *n != OFFSETS_TOPIC).cloned().collect()
     }
 
     /// A topic's configuration and each partition's offsets and size.
