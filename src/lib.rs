@@ -51,4 +51,5 @@ pub use log::{AppendInfo, CompactionReport, PartitionLog, RecoveryReport, Retent
 pub use store::{
     murmur2, partition_for_key, validate_topic_name, ConsumerOffsets, Partition, PartitionAppend,
     PartitionDescription, Reader, StartAt, Store, StoreConfig, Topic, TopicConfig, TopicDescription,
+    OFFSETS_TOPIC,
 };

@@ -284,6 +284,11 @@ impl Store {
         &self.inner.dir
     }
 
+    /// Bytes of the internal consumer-offsets topic (all partitions).
+    pub fn offsets_topic_size(&self) -> u64 {
+        self.topic_internal(OFFSETS_TOPIC).map_or(0, |t| t.logs().iter().map(|l| l.size_bytes()).sum())
+    }
+
     /// Committed consumer-group offsets.
     pub fn offsets(&self) -> ConsumerOffsets {
         ConsumerOffsets { store: self.clone() }
