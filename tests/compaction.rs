@@ -155,3 +155,48 @@ fn reads_and_lookups_skip_the_gaps() {
     let log = open(dir.path(), &clock, config(1 << 20));
     assert_eq!(contents(&log), got);
 }
+
+#[test]
+fn keys_beyond_the_memory_budget_take_several_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(HOUR));
+    // 64 KiB holds about 1,000 key digests; write 4,000 keys twice.
+    let config = LogConfig { segment_bytes: 16 << 10, index_interval_bytes: 1024, ..config(64 << 10) };
+    let log = open(dir.path(), &clock, config);
+    for round in 0..2 {
+        for chunk in 0..40 {
+            let batch: Vec<Record> = (0..100)
+                .map(|i| Record::with_key(format!("key-{}", chunk * 100 + i), format!("r{round}")))
+                .collect();
+            log.append(&batch).unwrap();
+        }
+    }
+    log.roll().unwrap();
+    assert_eq!(log.dirty_ratio(), 1.0);
+    let report = log.compact().unwrap();
+    assert!(report.passes >= 4, "{report:?}");
+    assert!(report.map_memory_bytes <= 64 << 10, "{report:?}");
+    assert_eq!(report.records_removed, 4000, "{report:?}");
+    let got = contents(&log);
+    assert_eq!(got.len(), 4000);
+    assert!(got.iter().all(|(o, _, v)| *o >= 4000 && v.as_deref() == Some(&b"r1"[..])));
+    assert_eq!(log.dirty_ratio(), 0.0, "the cleaner checkpoint reached the end");
+}
+
+#[test]
+fn maybe_compact_waits_for_the_dirty_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(HOUR));
+    let log = open(dir.path(), &clock, LogConfig { min_cleanable_dirty_percent: 60, ..config(1 << 20) });
+    for i in 0..40u64 {
+        log.append(&[Record::with_key(format!("k{}", i % 4), "v")]).unwrap();
+    }
+    log.roll().unwrap();
+    assert!(log.maybe_compact().unwrap().passes > 0, "all dirty: compacts");
+    for i in 0..4u64 {
+        log.append(&[Record::with_key(format!("k{i}"), "w")]).unwrap();
+    }
+    log.roll().unwrap();
+    assert!(log.dirty_ratio() < 0.6, "{}", log.dirty_ratio());
+    assert_eq!(log.maybe_compact().unwrap().passes, 0, "below the ratio: waits");
+}
