@@ -220,3 +220,31 @@ fn unexpected_file_in_partition_dir_is_refused_and_kept() {
     fs::remove_file(&stray).unwrap();
     assert_holds(&PartitionLog::open(dir.path(), small_config()).unwrap(), 50);
 }
+
+/// Regression (found by the byte sweep): a batch's base offset sits outside
+/// the CRC; a flipped one used to be trusted by reads, which then reported
+/// its records at the wrong offsets.
+#[test]
+fn regression_flipped_base_offset_never_misplaces_records() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), 40, 4);
+    let first = log_files(dir.path()).remove(0);
+    let mut bytes = fs::read(&first).unwrap();
+    let second_batch = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
+    bytes[second_batch] ^= 0x02; // base offset of the second batch: 4 -> 6
+    fs::write(&first, &bytes).unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for offset in 0..12 {
+        match log.read(offset, 1) {
+            Ok(fetched) => {
+                for r in fetched.records() {
+                    assert_eq!(r.value, record(r.offset).value.as_deref(), "record at {}", r.offset);
+                }
+            }
+            Err(e) => assert!(
+                matches!(e, Error::Corruption { detail: Corruption::OffsetMismatch { .. }, .. }),
+                "{e}"
+            ),
+        }
+    }
+}

@@ -242,6 +242,10 @@ impl LogSegment {
         reader: &mut ChunkReader<'_>,
         mut expect_first: Option<u64>,
     ) -> Result<Option<(u64, BatchHeader)>, WalkError> {
+        // Base offsets sit outside the CRC: each batch must start where the
+        // previous one ended (the first where the index entry or the
+        // segment name says), or a damaged one would misplace its records.
+        let mut expected = expect_first.unwrap_or(self.base_offset);
         // Bounded: each step advances by at least one header.
         while pos < size {
             let head = reader
@@ -256,9 +260,14 @@ impl LogSegment {
                 (Err(_), Some(_)) if pos > 0 => return Err(WalkError::IndexMismatch),
                 (h, _) => h?,
             };
+            if header.base_offset != expected {
+                let detail = Corruption::OffsetMismatch { expected, found: header.base_offset };
+                return Err(WalkError::Failed(Error::corruption(&self.log_path, pos, detail)));
+            }
             if header.last_offset() >= offset {
                 return Ok(Some((pos, header)));
             }
+            expected = header.next_offset();
             pos += u64::from(header.batch_len);
         }
         Ok(None)
@@ -371,11 +380,16 @@ impl LogSegment {
     pub fn for_each_batch(&self, mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<()>) -> Result<()> {
         let size = self.size_bytes();
         let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
-        let mut pos = 0;
+        let (mut pos, mut expected) = (0, self.base_offset);
         // Bounded: each step advances by one batch.
         while pos < size {
             let header = super::scan::read_batch(&mut reader, pos)?
                 .map_err(|e| Error::corruption(&self.log_path, pos, Corruption::Batch(e)))?;
+            if header.base_offset != expected {
+                let detail = Corruption::OffsetMismatch { expected, found: header.base_offset };
+                return Err(Error::corruption(&self.log_path, pos, detail));
+            }
+            expected = header.next_offset();
             let bytes = reader
                 .get(pos, header.batch_len as usize)?
                 .ok_or_else(|| self.damaged(pos, crate::format::DecodeErrorKind::Truncated))?;
@@ -405,13 +419,19 @@ impl LogSegment {
         // search starts: read about that much at a time, not a scan chunk.
         let window = (config.index_interval_bytes as usize).saturating_add(READ_SLACK_BYTES);
         let mut reader = ChunkReader::with_chunk(&*self.log, &self.log_path, size, window);
-        let Some((mut pos, _)) = self.find_batch(start, size, &mut reader)? else {
+        let Some((mut pos, first)) = self.find_batch(start, size, &mut reader)? else {
             return Ok(None);
         };
+        let mut expected = first.base_offset;
         // Bounded: each step advances by one batch.
         while pos < size {
             let header = super::scan::read_batch(&mut reader, pos)?
                 .map_err(|e| Error::corruption(&self.log_path, pos, Corruption::Batch(e)))?;
+            if header.base_offset != expected {
+                let detail = Corruption::OffsetMismatch { expected, found: header.base_offset };
+                return Err(Error::corruption(&self.log_path, pos, detail));
+            }
+            expected = header.next_offset();
             if header.max_timestamp_ms >= target_ms {
                 let bytes = reader.get(pos, header.batch_len as usize)?.unwrap_or(&[]);
                 let found = crate::format::RecordIter::new(bytes, header)
