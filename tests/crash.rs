@@ -114,7 +114,11 @@ fn retention_and_delete_records(fs: &SimFs, t: &mut Tracker) -> annals::Result<(
 }
 
 fn run(name: &str, workload: Workload, policy: Durability) -> Report {
-    let report = enumerate(workload, &config(policy), depth(), None);
+    run_with(name, workload, &config(policy))
+}
+
+fn run_with(name: &str, workload: Workload, config: &annals::LogConfig) -> Report {
+    let report = enumerate(workload, config, depth(), None);
     eprintln!(
         "{name}: {} crash points, {} recovery crash points, {} images, {} records lost, {} corrupt records, {} failures",
         report.crash_points,
@@ -164,20 +168,7 @@ fn close_and_reopen_survive_every_crash() {
 
 #[test]
 fn retention_and_raised_log_start_survive_every_crash() {
-    let report = enumerate(retention_and_delete_records, &retention_config(), depth(), None);
-    eprintln!(
-        "retention: {} crash points, {} recovery crash points, {} images, {} records lost, {} corrupt records, {} failures",
-        report.crash_points,
-        report.recovery_crash_points,
-        report.images,
-        report.records_lost,
-        report.corrupt_records,
-        report.failures.len()
-    );
-    for f in report.failures.iter().take(5) {
-        eprintln!("  {f}");
-    }
-    assert_clean(&report);
+    assert_clean(&run_with("retention", retention_and_delete_records, &retention_config()));
 }
 
 /// Negative control: without directory fsyncs, new segment files can vanish

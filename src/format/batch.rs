@@ -441,6 +441,34 @@ pub(crate) fn encode_with_deltas(
     Ok(BatchHeader { crc, ..header })
 }
 
+/// Re-encodes the batch `header` describes with only `kept` (records of
+/// it, in order), at their own offsets, over offsets up to
+/// `last_offset_delta` (an empty batch when nothing is kept). Producer and
+/// leader-epoch fields carry over; no size limit applies (the records fit
+/// once already).
+pub(crate) fn reencode(
+    out: &mut Vec<u8>,
+    header: &BatchHeader,
+    kept: &[RecordView<'_>],
+    last_offset_delta: u32,
+) -> Result<BatchHeader, EncodeError> {
+    let records: Vec<Record> = kept.iter().map(RecordView::to_record).collect();
+    let layout = BatchLayout {
+        base_offset: header.base_offset,
+        meta: BatchMeta {
+            leader_epoch: header.leader_epoch,
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+            base_sequence: header.base_sequence,
+        },
+        last_offset_delta,
+        now_ms: header.first_timestamp_ms,
+        limits: EncodeLimits { max_record_bytes: usize::MAX, max_batch_bytes: usize::MAX },
+    };
+    let deltas: Vec<u32> = kept.iter().map(|r| (r.offset - header.base_offset) as u32).collect();
+    encode_with_deltas(out, &layout, &records, |i| deltas[i])
+}
+
 fn write_header(h: &mut [u8], header: &BatchHeader) {
     LE::write_u64(&mut h[BASE_OFFSET_AT..], header.base_offset);
     LE::write_i32(&mut h[LEADER_EPOCH_AT..], header.leader_epoch);

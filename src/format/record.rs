@@ -119,6 +119,19 @@ impl<'a> RecordView<'a> {
         HeaderIter { buf: self.headers_raw, left: self.header_count }
     }
 
+    /// An owned copy, as a record to append again (the timestamp kept).
+    pub fn to_record(&self) -> Record {
+        Record {
+            timestamp_ms: Some(self.timestamp_ms),
+            key: self.key.map(Bytes::copy_from_slice),
+            value: self.value.map(Bytes::copy_from_slice),
+            headers: self
+                .headers()
+                .map(|(k, v)| Header { key: k.to_owned(), value: v.map(Bytes::copy_from_slice) })
+                .collect(),
+        }
+    }
+
     /// Copies nothing: slices `owner`, the buffer this view was decoded from.
     ///
     /// `owner` must be the `Bytes` the view borrows from.

@@ -64,20 +64,29 @@ const LOG_START_HEADER: &str = "annals-log-start-offset 1";
 /// The persisted log start offset (0 when missing or invalid: the first
 /// segment's base offset then bounds it from below anyway).
 pub(crate) fn read_log_start(fs: &dyn FileSystem, dir: &Path) -> u64 {
+    read_offset_file(fs, dir, LOG_START_OFFSET_FILE, LOG_START_HEADER)
+}
+
+/// Persists the log start offset (atomically, durably).
+pub(crate) fn write_log_start(fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<()> {
+    write_offset_file(fs, dir, LOG_START_OFFSET_FILE, LOG_START_HEADER, offset)
+}
+
+/// An `offset=` checkpoint file; 0 when missing or invalid.
+fn read_offset_file(fs: &dyn FileSystem, dir: &Path, name: &str, header: &str) -> u64 {
     let parse = || {
-        let bytes = read_small_file(fs, &dir.join(LOG_START_OFFSET_FILE), 4096).ok()?;
-        let pairs = kv::decode(&bytes, LOG_START_HEADER).ok()?;
+        let bytes = read_small_file(fs, &dir.join(name), 4096).ok()?;
+        let pairs = kv::decode(&bytes, header).ok()?;
         let (k, v) = pairs.iter().find(|(k, _)| *k == "offset")?;
         kv::number(k, v).ok()
     };
     parse().unwrap_or(0)
 }
 
-/// Persists the log start offset (atomically, durably).
-pub(crate) fn write_log_start(fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<()> {
-    let bytes = kv::encode(LOG_START_HEADER, &[("offset", offset.to_string())]);
-    write_file_atomic(fs, dir, LOG_START_OFFSET_FILE, &bytes)
-        .map_err(Error::io("write log start offset", &dir.join(LOG_START_OFFSET_FILE)))
+/// Writes an `offset=` checkpoint file atomically and durably.
+fn write_offset_file(fs: &dyn FileSystem, dir: &Path, name: &str, header: &str, offset: u64) -> Result<()> {
+    let bytes = kv::encode(header, &[("offset", offset.to_string())]);
+    write_file_atomic(fs, dir, name, &bytes).map_err(Error::io("write checkpoint", &dir.join(name)))
 }
 
 /// The cleaner checkpoint's file name: the first offset not yet cleaned.
@@ -87,18 +96,10 @@ const CLEANER_HEADER: &str = "annals-cleaner-offset 1";
 /// The persisted first dirty offset (0 when missing or invalid: everything
 /// counts as dirty, which only costs a longer clean).
 pub(crate) fn read_cleaner_offset(fs: &dyn FileSystem, dir: &Path) -> u64 {
-    let parse = || {
-        let bytes = read_small_file(fs, &dir.join(CLEANER_OFFSET_FILE), 4096).ok()?;
-        let pairs = kv::decode(&bytes, CLEANER_HEADER).ok()?;
-        let (k, v) = pairs.iter().find(|(k, _)| *k == "offset")?;
-        kv::number(k, v).ok()
-    };
-    parse().unwrap_or(0)
+    read_offset_file(fs, dir, CLEANER_OFFSET_FILE, CLEANER_HEADER)
 }
 
 /// Persists the first dirty offset (atomically, durably).
 pub(crate) fn write_cleaner_offset(fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<()> {
-    let bytes = kv::encode(CLEANER_HEADER, &[("offset", offset.to_string())]);
-    write_file_atomic(fs, dir, CLEANER_OFFSET_FILE, &bytes)
-        .map_err(Error::io("write cleaner offset", &dir.join(CLEANER_OFFSET_FILE)))
+    write_offset_file(fs, dir, CLEANER_OFFSET_FILE, CLEANER_HEADER, offset)
 }

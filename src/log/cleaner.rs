@@ -26,11 +26,9 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::error::{Error, Result};
-use crate::format::batch::{encode_with_deltas, BatchLayout};
-use crate::format::{BatchHeader, BatchMeta, EncodeLimits, Header, Record, RecordIter, RecordView};
+use crate::format::batch::reencode;
+use crate::format::{BatchHeader, RecordIter, RecordView};
 use crate::segment::clean::{discard_cleaned, swap_in, CleanedWriter};
 use crate::segment::{LogSegment, Recovery};
 
@@ -317,30 +315,5 @@ struct Pass<'a> {
 /// Re-encodes `header`'s batch with only `kept`, at their own offsets, over
 /// the same offset range (empty if nothing is kept).
 fn thin_batch(header: &BatchHeader, kept: &[RecordView<'_>], out: &mut Vec<u8>) -> Result<BatchHeader> {
-    let records: Vec<Record> = kept
-        .iter()
-        .map(|r| Record {
-            timestamp_ms: Some(r.timestamp_ms),
-            key: r.key.map(Bytes::copy_from_slice),
-            value: r.value.map(Bytes::copy_from_slice),
-            headers: r
-                .headers()
-                .map(|(k, v)| Header { key: k.to_owned(), value: v.map(Bytes::copy_from_slice) })
-                .collect(),
-        })
-        .collect();
-    let layout = BatchLayout {
-        base_offset: header.base_offset,
-        meta: BatchMeta {
-            leader_epoch: header.leader_epoch,
-            producer_id: header.producer_id,
-            producer_epoch: header.producer_epoch,
-            base_sequence: header.base_sequence,
-        },
-        last_offset_delta: header.last_offset_delta,
-        now_ms: header.first_timestamp_ms,
-        limits: EncodeLimits { max_record_bytes: usize::MAX, max_batch_bytes: usize::MAX },
-    };
-    let deltas: Vec<u32> = kept.iter().map(|r| (r.offset - header.base_offset) as u32).collect();
-    encode_with_deltas(out, &layout, &records, |i| deltas[i]).map_err(Error::from)
+    reencode(out, header, kept, header.last_offset_delta).map_err(Error::from)
 }

@@ -131,21 +131,24 @@ impl CleanedWriter {
         if self.since_index >= self.index_interval_bytes && self.position > 0 {
             self.index.extend_from_slice(&rel(header.base_offset).to_le_bytes());
             self.index.extend_from_slice(&(self.position as u32).to_le_bytes());
-            let last_time = self
-                .time_index
-                .len()
-                .checked_sub(12)
-                .map(|at| i64::from_le_bytes(self.time_index[at..at + 8].try_into().unwrap_or([0; 8])));
-            if last_time.is_none_or(|t| self.max_timestamp_ms > t) {
-                self.time_index.extend_from_slice(&self.max_timestamp_ms.to_le_bytes());
-                self.time_index.extend_from_slice(&rel(header.last_offset()).to_le_bytes());
-            }
+            self.push_time_entry(header.last_offset());
             self.since_index = 0;
         }
         self.since_index += batch.len() as u64;
         self.position += batch.len() as u64;
         self.next_offset = header.next_offset();
         Ok(())
+    }
+
+    /// A time-index entry `(largest timestamp so far, offset)`, if the
+    /// timestamp grew since the last one.
+    fn push_time_entry(&mut self, offset: u64) {
+        let last =
+            self.time_index.len().checked_sub(12).and_then(|at| self.time_index[at..at + 8].try_into().ok());
+        if last.map(i64::from_le_bytes).is_none_or(|t| self.max_timestamp_ms > t) {
+            self.time_index.extend_from_slice(&self.max_timestamp_ms.to_le_bytes());
+            self.time_index.extend_from_slice(&((offset - self.base) as u32).to_le_bytes());
+        }
     }
 
     /// Bytes written so far (a pending merged empty batch not counted).
@@ -158,15 +161,7 @@ impl CleanedWriter {
     pub(crate) fn finish(mut self, fs: &dyn FileSystem) -> Result<u64> {
         self.flush_empty()?;
         if self.position > 0 {
-            let last_time = self
-                .time_index
-                .len()
-                .checked_sub(12)
-                .map(|at| i64::from_le_bytes(self.time_index[at..at + 8].try_into().unwrap_or([0; 8])));
-            if last_time.is_none_or(|t| self.max_timestamp_ms > t) {
-                self.time_index.extend_from_slice(&self.max_timestamp_ms.to_le_bytes());
-                self.time_index.extend_from_slice(&((self.next_offset - 1 - self.base) as u32).to_le_bytes());
-            }
+            self.push_time_entry(self.next_offset - 1);
         }
         let log_path = path(&self.dir, self.base, "log", CLEANED);
         self.log.sync_data().map_err(Error::io("sync cleaned segment", &log_path))?;

@@ -13,11 +13,9 @@ use std::path::{Path, PathBuf};
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
-use bytes::Bytes;
-
 use crate::error::{Corruption, Error, Result};
-use crate::format::batch::{encode_with_deltas, BatchLayout};
-use crate::format::{BatchMeta, Header, Record, RecordIter};
+use crate::format::batch::reencode;
+use crate::format::RecordIter;
 
 use super::scan::{read_batch, ChunkReader};
 use crate::format::check_batch;
@@ -97,37 +95,10 @@ pub(crate) fn prefix_batch(
     let bytes = reader
         .get(pos, header.batch_len as usize)?
         .ok_or_else(|| Error::corruption(path, pos, Corruption::Batch(truncated())))?;
-    let mut deltas = Vec::new();
-    let mut records = Vec::new();
-    for view in RecordIter::new(bytes, header).take_while(|r| r.offset < offset) {
-        deltas.push((view.offset - header.base_offset) as u32);
-        records.push(Record {
-            timestamp_ms: Some(view.timestamp_ms),
-            key: view.key.map(Bytes::copy_from_slice),
-            value: view.value.map(Bytes::copy_from_slice),
-            headers: view
-                .headers()
-                .map(|(k, v)| Header { key: k.to_owned(), value: v.map(Bytes::copy_from_slice) })
-                .collect(),
-        });
-    }
-    let layout = BatchLayout {
-        base_offset: header.base_offset,
-        meta: BatchMeta {
-            leader_epoch: header.leader_epoch,
-            producer_id: header.producer_id,
-            producer_epoch: header.producer_epoch,
-            base_sequence: header.base_sequence,
-        },
-        last_offset_delta: (offset - 1 - header.base_offset) as u32,
-        now_ms: header.first_timestamp_ms,
-        // The records already fit these limits once; do not refuse them now
-        // because the configuration shrank.
-        limits: crate::format::EncodeLimits { max_record_bytes: usize::MAX, max_batch_bytes: usize::MAX },
-    };
+    let kept: Vec<_> = RecordIter::new(bytes, header).take_while(|r| r.offset < offset).collect();
     // With no record kept (possible once compaction thins batches) this is
     // an empty batch that still covers its offsets, keeping them contiguous.
-    encode_with_deltas(out, &layout, &records, |i| deltas[i]).map_err(Error::from)?;
+    reencode(out, &header, &kept, (offset - 1 - header.base_offset) as u32).map_err(Error::from)?;
     Ok(())
 }
 
