@@ -110,6 +110,11 @@ impl LogSegment {
             index.truncate_to_position(end.valid_bytes);
             times.truncate_to_offset(end.next_offset);
             log.set_len(end.valid_bytes).map_err(Error::io("truncate torn tail", &log_path))?;
+            // ORDER: the cut is made durable before anything is appended
+            // after it. Otherwise a later crash could lose the cut but keep
+            // a new batch written over its start, and the old batches after
+            // it, contiguous with the new one, would come back as records.
+            log.sync_data().map_err(Error::io("sync after truncating torn tail", &log_path))?;
             repair.bytes_truncated = file_len - end.valid_bytes;
         }
         if end.valid_bytes > 0 {
