@@ -277,6 +277,28 @@ pub fn enumerate(
                         got.1.len()
                     ));
                 }
+                // Recover, append, power cut again: whatever recovery cut
+                // must stay cut (nothing from before comes back behind the
+                // new batch).
+                let copy = image.crash_image(CrashMode::AllPending);
+                let log = open(&copy, config).map_err(|e| format!("reopen: {e}"))?;
+                let marker = Record::with_key("marker", "after recovery").timestamp_ms(7);
+                log.append(std::slice::from_ref(&marker)).map_err(|e| format!("append after recovery: {e}"))?;
+                let cut = copy.crash_image(CrashMode::Seeded(point ^ 0x5eed));
+                drop(log);
+                let third = recover(&cut, config)?;
+                let marker_rec = Rec { key: marker.key.clone(), value: marker.value.clone(), timestamp_ms: 7 };
+                let mut with_marker = got.1.clone();
+                with_marker.push(marker_rec);
+                if third.0 != got.0 || (third.1 != got.1 && third.1 != with_marker) {
+                    return Err(format!(
+                        "after recovery, an append and a crash: start {} + {} records, expected start {} + {} (+1)",
+                        third.0,
+                        third.1.len(),
+                        got.0,
+                        got.1.len()
+                    ));
+                }
                 Ok(())
             });
             if let Err(e) = outcome {
