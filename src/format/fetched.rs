@@ -56,6 +56,18 @@ impl FetchedRecords {
         self.records().map(|r| r.to_stored(&self.data)).collect()
     }
 
+    /// Whether any record at or after `offset` was returned. Reads only
+    /// headers unless a batch was thinned by compaction: a batch holding a
+    /// record for every offset of its range answers by its range alone.
+    pub(crate) fn has_record_from(&self, offset: u64) -> bool {
+        self.batches().filter(|(h, _)| h.last_offset() >= offset).any(|(h, b)| {
+            if u64::from(h.record_count) == u64::from(h.last_offset_delta) + 1 {
+                return true;
+            }
+            RecordIter::new(b, h).any(|r| r.offset >= offset)
+        })
+    }
+
     /// The offset after the last returned batch: where the next read goes.
     pub fn next_offset(&self) -> Option<u64> {
         self.batches().last().map(|(h, _)| h.next_offset())

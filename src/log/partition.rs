@@ -466,7 +466,7 @@ impl PartitionLog {
                 }
             }
             let Some(fetched) = next else { break };
-            if fetched.records().any(|r| r.offset >= offset) {
+            if fetched.has_record_from(offset) {
                 return Ok(fetched.starting_at(offset));
             }
             at = fetched.next_offset().unwrap_or(end);
