@@ -17,8 +17,9 @@ use super::scan::ChunkReader;
 use super::time_index::TimeIndex;
 use super::{index_file_name, log_file_name, time_index_file_name};
 
-/// Extra bytes read past `max_bytes + index_interval_bytes`, so the batch
-/// straddling the end of an index interval usually comes in the same read.
+/// Extra bytes a timestamp lookup reads past `index_interval_bytes`, so the
+/// batch straddling the end of an index interval usually comes in the same
+/// read.
 const READ_SLACK_BYTES: usize = 16 << 10;
 
 /// Why a walk over batch headers stopped.
@@ -288,10 +289,12 @@ impl LogSegment {
     /// # Errors
     /// [`Error::Corruption`] when a batch fails its checks.
     pub fn read(&self, offset: u64, max_bytes: usize, config: &LogConfig) -> Result<Option<FetchedRecords>> {
-        // One read usually serves both the index-to-target scan and the data:
-        // the target lies within about one index interval of the entry.
-        let window =
-            max_bytes.saturating_add(config.index_interval_bytes as usize).saturating_add(READ_SLACK_BYTES);
+        // The target's batch starts within about one index interval of the
+        // entry: the first read covers that walk (and `max_bytes`), and
+        // `take` then reads only what of the batches it did not cover. Each
+        // byte is copied once; nothing past what is returned is read but a
+        // header's worth.
+        let window = max_bytes.max(config.index_interval_bytes as usize).saturating_add(BATCH_HEADER_BYTES);
         let size = self.size_bytes();
         let mut reader = ChunkReader::with_chunk(&*self.log, &self.log_path, size, window);
         let Some((pos, first)) = self.find_batch(offset, size, &mut reader)? else {

@@ -38,7 +38,14 @@ impl<'a> ChunkReader<'a> {
     /// copy) when it holds them. `len` must not pass the end of the file.
     pub(crate) fn take(mut self, pos: u64, len: usize) -> Result<bytes::Bytes> {
         let buf_end = self.buf_pos + self.buf.len() as u64;
-        if pos < self.buf_pos || pos + len as u64 > buf_end {
+        let end = pos + len as u64;
+        if (self.buf_pos..=buf_end).contains(&pos) && end > buf_end && end <= self.file_len {
+            // Starts in the buffer: read only the missing tail after it.
+            let have = self.buf.len();
+            self.buf.resize(have + (end - buf_end) as usize, 0);
+            read_exact_at(self.file, &mut self.buf[have..], buf_end)
+                .map_err(Error::io("read log", self.path))?;
+        } else if pos < self.buf_pos || end > buf_end {
             self.chunk = len;
             self.buf.clear();
             self.get(pos, len)?;
