@@ -1,153 +1,274 @@
-//! Append and sequential-read throughput of one partition, each next to the
-//! raw limit on the same data: `len u32 | crc32 u32 | value` frames written
-//! to (and read back from) a plain file with 64 KiB `write()`/`read()` calls.
+//! Append and sequential-read throughput of one partition, and the limit
+//! benchmark: annals next to the raw framed file on identical data, in the
+//! same process and run.
 //!
-//! Run: `cargo bench --bench append_read`. Compare the annals and raw lines
-//! of one group: they run in the same process, on the same disk.
+//! - `append/{100B,1KiB}_x{1,10,100,1000}_{unkeyed,keyed}`: one partition,
+//!   no fsync, records/s and bytes/s (keys and values).
+//! - `limit_append`: annals (100 B values, batches of 100, unkeyed) next to
+//!   the same payloads framed `len u32 | crc32 u32 | value` and written to a
+//!   plain file with 64 KiB `write()` calls, and with one `write()` per
+//!   batch (what an engine that writes each batch as it is appended can at
+//!   best do). Prints annals / raw as ratios, medians of alternating rounds.
+//! - `limit_read`: sequential read of 1M records from offset 0, every batch's
+//!   CRC checked, next to reading the raw file back with 64 KiB `read()`s
+//!   and checking each frame's CRC; prints the ratio too.
+//!
+//! Run: `cargo bench --bench append_read`; quick: add `-- --quick`.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use annals::{LogConfig, PartitionLog, Record};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-const VALUE_BYTES: usize = 100;
-const BATCH: usize = 100;
-/// Log size at which the append bench truncates (untimed) to start over, so
-/// a long run does not fill the disk.
+/// Log size at which append benches truncate (untimed) to start over, so a
+/// long run does not fill the disk.
 const RESET_BYTES: u64 = 512 << 20;
 const READ_RECORDS: u64 = 1_000_000;
 const RAW_IO_BYTES: usize = 64 << 10;
+/// Alternating rounds per side in the ratio measurements (median taken).
+const ROUNDS: usize = 9;
 
-fn batch() -> Vec<Record> {
-    (0..BATCH).map(|i| Record::new(vec![i as u8; VALUE_BYTES]).timestamp_ms(1_700_000_000_000)).collect()
+fn records(n: usize, value_bytes: usize, keyed: bool) -> Vec<Record> {
+    (0..n)
+        .map(|i| {
+            let value = vec![i as u8; value_bytes];
+            let r = if keyed {
+                Record::with_key(format!("key-{:012}", i % 1000).into_bytes(), value)
+            } else {
+                Record::new(value)
+            };
+            r.timestamp_ms(1_700_000_000_000)
+        })
+        .collect()
+}
+
+fn payload_bytes(records: &[Record]) -> u64 {
+    records
+        .iter()
+        .map(|r| r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()))
+        .sum::<usize>() as u64
+}
+
+/// One untimed-reset append of `batch` to `log`.
+fn append_once(log: &PartitionLog, batch: &[Record]) -> Duration {
+    if log.size_bytes() > RESET_BYTES {
+        log.truncate_to(log.log_start_offset()).unwrap();
+    }
+    let start = Instant::now();
+    log.append(batch).unwrap();
+    start.elapsed()
 }
 
 fn append(c: &mut Criterion) {
-    let mut group = c.benchmark_group("append_100B_x100");
-    group.throughput(Throughput::Elements(BATCH as u64));
-    group.measurement_time(Duration::from_secs(8));
-    let records = batch();
+    let mut group = c.benchmark_group("append");
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    let dir = tempfile::tempdir().unwrap();
+    for (value_bytes, label) in [(100, "100B"), (1024, "1KiB")] {
+        for batch in [1, 10, 100, 1000] {
+            for keyed in [false, true] {
+                let records = records(batch, value_bytes, keyed);
+                group.throughput(Throughput::ElementsAndBytes {
+                    elements: batch as u64,
+                    bytes: payload_bytes(&records),
+                });
+                let id = format!("{label}_x{batch}_{}", if keyed { "keyed" } else { "unkeyed" });
+                let log = PartitionLog::open(dir.path().join(&id), LogConfig::default()).unwrap();
+                group.bench_function(BenchmarkId::from_parameter(&id), |b| {
+                    b.iter_custom(|iters| (0..iters).map(|_| append_once(&log, &records)).sum())
+                });
+            }
+        }
+    }
+    group.finish();
+}
 
+/// Frames `records` as `len | crc32 | value` into `buf`.
+fn frame(buf: &mut Vec<u8>, records: &[Record]) {
+    for r in records {
+        let value = r.value.as_deref().unwrap();
+        buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&crc32fast::hash(value).to_le_bytes());
+        buf.extend_from_slice(value);
+    }
+}
+
+/// The raw framed writer: frames each batch and writes whenever `flush_at`
+/// bytes are pending (64 KiB: the limit; 0: one `write()` per batch).
+struct RawWriter {
+    path: std::path::PathBuf,
+    file: File,
+    buf: Vec<u8>,
+    written: u64,
+    flush_at: usize,
+}
+
+impl RawWriter {
+    fn new(path: std::path::PathBuf, flush_at: usize) -> Self {
+        let file = File::create(&path).unwrap();
+        RawWriter { path, file, buf: Vec::with_capacity(RAW_IO_BYTES * 2), written: 0, flush_at }
+    }
+
+    fn append(&mut self, records: &[Record]) -> Duration {
+        if self.written > RESET_BYTES {
+            self.file = File::create(&self.path).unwrap();
+            self.written = 0;
+        }
+        let start = Instant::now();
+        frame(&mut self.buf, records);
+        if self.buf.len() >= self.flush_at {
+            self.file.write_all(&self.buf).unwrap();
+            self.written += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        start.elapsed()
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Nanoseconds per call of each side, medians over alternating rounds of
+/// `calls` calls: the sides see the same machine state, round by round.
+fn alternate<const N: usize>(calls: u64, sides: &mut [&mut dyn FnMut() -> Duration; N]) -> [f64; N] {
+    let mut per_side: Vec<Vec<f64>> = vec![Vec::new(); N];
+    for _ in 0..ROUNDS {
+        for (side, f) in sides.iter_mut().enumerate() {
+            let busy: Duration = (0..calls).map(|_| f()).sum();
+            per_side[side].push(busy.as_nanos() as f64 / calls as f64);
+        }
+    }
+    let mut out = [0.0; N];
+    for (o, v) in out.iter_mut().zip(per_side) {
+        *o = median(v);
+    }
+    out
+}
+
+fn limit_append(c: &mut Criterion) {
+    let records = records(100, 100, false);
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path().join("p-0"), LogConfig::default()).unwrap();
-    group.bench_function("annals", |b| {
-        b.iter_custom(|iters| {
-            let mut busy = Duration::ZERO;
-            for _ in 0..iters {
-                if log.size_bytes() > RESET_BYTES {
-                    log.truncate_to(log.log_start_offset()).unwrap();
-                }
-                let start = Instant::now();
-                log.append(&records).unwrap();
-                busy += start.elapsed();
-            }
-            busy
-        })
-    });
+    let mut raw = RawWriter::new(dir.path().join("raw.bin"), RAW_IO_BYTES);
+    let mut raw_per_batch = RawWriter::new(dir.path().join("raw-per-batch.bin"), 0);
 
-    let path = dir.path().join("raw.bin");
-    let mut file = File::create(&path).unwrap();
-    let mut buf: Vec<u8> = Vec::with_capacity(RAW_IO_BYTES * 2);
-    let mut written = 0u64;
+    let [annals, limit, per_batch] = alternate(
+        2_000,
+        &mut [&mut || append_once(&log, &records), &mut || raw.append(&records), &mut || {
+            raw_per_batch.append(&records)
+        }],
+    );
+    eprintln!(
+        "limit_append (100 x 100 B, no fsync): annals {:.2} us/batch, raw 64 KiB writes {:.2} us, raw one write per batch {:.2} us",
+        annals / 1e3,
+        limit / 1e3,
+        per_batch / 1e3
+    );
+    eprintln!(
+        "limit_append ratio: annals / raw framed write = {:.2}x; annals / raw one-write-per-batch = {:.2}x",
+        limit / annals,
+        per_batch / annals
+    );
+
+    let mut group = c.benchmark_group("limit_append");
+    group.throughput(Throughput::ElementsAndBytes { elements: 100, bytes: payload_bytes(&records) });
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("annals", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| append_once(&log, &records)).sum())
+    });
     group.bench_function("raw_framed_write", |b| {
-        b.iter_custom(|iters| {
-            let mut busy = Duration::ZERO;
-            for _ in 0..iters {
-                if written > RESET_BYTES {
-                    file.set_len(0).unwrap();
-                    file = File::create(&path).unwrap();
-                    written = 0;
-                }
-                let start = Instant::now();
-                for r in &records {
-                    let value = r.value.as_deref().unwrap();
-                    buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                    buf.extend_from_slice(&crc32fast::hash(value).to_le_bytes());
-                    buf.extend_from_slice(value);
-                }
-                if buf.len() >= RAW_IO_BYTES {
-                    file.write_all(&buf).unwrap();
-                    written += buf.len() as u64;
-                    buf.clear();
-                }
-                busy += start.elapsed();
-            }
-            busy
-        })
+        b.iter_custom(|iters| (0..iters).map(|_| raw.append(&records)).sum())
+    });
+    group.bench_function("raw_one_write_per_batch", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| raw_per_batch.append(&records)).sum())
     });
     group.finish();
 }
 
-fn sequential_read(c: &mut Criterion) {
+fn read_annals(log: &PartitionLog) -> usize {
+    let (mut offset, mut seen, mut bytes) = (0u64, 0u64, 0usize);
+    while offset < log.log_end_offset() {
+        let fetched = log.read(offset, 1 << 20).unwrap();
+        for r in fetched.records() {
+            bytes += r.value.map_or(0, <[u8]>::len);
+            seen += 1;
+        }
+        offset = fetched.next_offset().unwrap();
+    }
+    assert_eq!(seen, READ_RECORDS);
+    bytes
+}
+
+fn read_raw(path: &std::path::Path) -> usize {
+    let mut file = File::open(path).unwrap();
+    let mut buf = vec![0u8; RAW_IO_BYTES];
+    let (mut filled, mut seen, mut bytes) = (0usize, 0u64, 0usize);
+    loop {
+        let n = file.read(&mut buf[filled..]).unwrap();
+        filled += n;
+        let mut at = 0;
+        while filled - at >= 8 {
+            let len = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+            let crc = u32::from_le_bytes(buf[at + 4..at + 8].try_into().unwrap());
+            if filled - at < 8 + len {
+                break;
+            }
+            assert_eq!(crc32fast::hash(&buf[at + 8..at + 8 + len]), crc);
+            bytes += len;
+            seen += 1;
+            at += 8 + len;
+        }
+        buf.copy_within(at..filled, 0);
+        filled -= at;
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(seen, READ_RECORDS);
+    bytes
+}
+
+fn limit_read(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path().join("p-0"), LogConfig::default()).unwrap();
-    let records = batch();
+    let batch = records(100, 100, false);
     let raw_path = dir.path().join("raw.bin");
     let mut raw = std::io::BufWriter::with_capacity(RAW_IO_BYTES, File::create(&raw_path).unwrap());
-    for _ in 0..READ_RECORDS / BATCH as u64 {
-        log.append(&records).unwrap();
-        for r in &records {
-            let value = r.value.as_deref().unwrap();
-            raw.write_all(&(value.len() as u32).to_le_bytes()).unwrap();
-            raw.write_all(&crc32fast::hash(value).to_le_bytes()).unwrap();
-            raw.write_all(value).unwrap();
-        }
+    let mut framed = Vec::new();
+    for _ in 0..READ_RECORDS / 100 {
+        log.append(&batch).unwrap();
+        framed.clear();
+        frame(&mut framed, &batch);
+        raw.write_all(&framed).unwrap();
     }
     raw.flush().unwrap();
     drop(raw);
+    let timed = |f: &mut dyn FnMut() -> usize| {
+        let start = Instant::now();
+        std::hint::black_box(f());
+        start.elapsed()
+    };
+    let [annals, limit] = alternate(
+        1,
+        &mut [&mut || timed(&mut || read_annals(&log)), &mut || timed(&mut || read_raw(&raw_path))],
+    );
+    eprintln!(
+        "limit_read (1M x 100 B from offset 0, CRC checked): annals {:.1} ms, raw {:.1} ms; ratio annals / raw framed read = {:.2}x",
+        annals / 1e6,
+        limit / 1e6,
+        limit / annals
+    );
 
-    let mut group = c.benchmark_group("sequential_read_1M_x_100B");
-    group.throughput(Throughput::Elements(READ_RECORDS));
+    let mut group = c.benchmark_group("limit_read_1M_x_100B");
+    group.throughput(Throughput::ElementsAndBytes { elements: READ_RECORDS, bytes: READ_RECORDS * 100 });
     group.sample_size(20);
-    group.bench_function("annals", |b| {
-        b.iter(|| {
-            let (mut offset, mut seen, mut bytes) = (0u64, 0u64, 0usize);
-            while offset < log.log_end_offset() {
-                let fetched = log.read(offset, 1 << 20).unwrap();
-                for r in fetched.records() {
-                    bytes += r.value.map_or(0, <[u8]>::len);
-                    seen += 1;
-                }
-                offset = fetched.next_offset().unwrap();
-            }
-            assert_eq!(seen, READ_RECORDS);
-            bytes
-        })
-    });
-    group.bench_function("raw_framed_read", |b| {
-        b.iter(|| {
-            let mut file = File::open(&raw_path).unwrap();
-            let mut buf = vec![0u8; RAW_IO_BYTES];
-            let (mut filled, mut seen, mut bytes) = (0usize, 0u64, 0usize);
-            loop {
-                let n = file.read(&mut buf[filled..]).unwrap();
-                filled += n;
-                let mut at = 0;
-                while filled - at >= 8 {
-                    let len = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
-                    let crc = u32::from_le_bytes(buf[at + 4..at + 8].try_into().unwrap());
-                    if filled - at < 8 + len {
-                        break;
-                    }
-                    assert_eq!(crc32fast::hash(&buf[at + 8..at + 8 + len]), crc);
-                    bytes += len;
-                    seen += 1;
-                    at += 8 + len;
-                }
-                buf.copy_within(at..filled, 0);
-                filled -= at;
-                if n == 0 {
-                    break;
-                }
-            }
-            assert_eq!(seen, READ_RECORDS);
-            bytes
-        })
-    });
+    group.bench_function("annals", |b| b.iter(|| read_annals(&log)));
+    group.bench_function("raw_framed_read", |b| b.iter(|| read_raw(&raw_path)));
     group.finish();
 }
 
-criterion_group!(benches, append, sequential_read);
+criterion_group!(benches, limit_append, limit_read, append);
 criterion_main!(benches);

@@ -51,7 +51,7 @@ fn compaction(c: &mut Criterion) {
     drop(log);
 
     let mut group = c.benchmark_group("compaction_200k_x_100B_10pct_live");
-    group.throughput(Throughput::Bytes(input));
+    group.throughput(Throughput::ElementsAndBytes { elements: RECORDS, bytes: input });
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
     group.bench_function("compact", |b| {

@@ -34,7 +34,10 @@ fn concurrent_produce(c: &mut Criterion) {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
         let topic = store.create_topic("bench", TopicConfig::with_partitions(partitions)).unwrap();
         for threads in [1usize, 2, 4] {
-            group.throughput(Throughput::Elements((threads * BATCH) as u64));
+            group.throughput(Throughput::ElementsAndBytes {
+                elements: (threads * BATCH) as u64,
+                bytes: (threads * BATCH * VALUE_BYTES) as u64,
+            });
             let id = BenchmarkId::new(format!("{partitions}_partitions"), format!("{threads}_threads"));
             group.bench_with_input(id, &threads, |b, &threads| {
                 b.iter_custom(|iters| {

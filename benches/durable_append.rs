@@ -23,7 +23,7 @@ fn durable_append(c: &mut Criterion) {
     let path = dir.path().join("bare.bin");
     let mut file = OpenOptions::new().create(true).append(true).open(&path).unwrap();
     let payload = [7u8; 100];
-    group.throughput(Throughput::Elements(1));
+    group.throughput(Throughput::ElementsAndBytes { elements: 1, bytes: 100 });
     group.bench_function("bare_write_fdatasync", |b| {
         b.iter(|| {
             file.write_all(&payload).unwrap();
@@ -36,7 +36,10 @@ fn durable_append(c: &mut Criterion) {
     let topic = store.create_topic("durable", TopicConfig { partitions: 1, log }).unwrap();
     let record = [Record::new(payload.to_vec())];
     for producers in [1usize, 8, 32] {
-        group.throughput(Throughput::Elements(producers as u64));
+        group.throughput(Throughput::ElementsAndBytes {
+            elements: producers as u64,
+            bytes: 100 * producers as u64,
+        });
         group.bench_with_input(BenchmarkId::new("annals_always", producers), &producers, |b, &producers| {
             b.iter_custom(|iters| {
                 let barrier = Barrier::new(producers + 1);
