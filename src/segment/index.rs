@@ -88,8 +88,15 @@ impl OffsetIndex {
     /// The entry with the largest offset `<= offset`, or the segment start
     /// `(base_offset, 0)`: where a scan for `offset` begins.
     pub fn lookup(&self, offset: u64) -> (u64, u64) {
+        self.lookup_span(offset).0
+    }
+
+    /// [`OffsetIndex::lookup`], and the position of the next entry if there
+    /// is one. That entry starts a batch above `offset`, so the batch
+    /// holding `offset` ends at or before it: one read of the span covers it.
+    pub fn lookup_span(&self, offset: u64) -> ((u64, u64), Option<u64>) {
         let Some(rel) = offset.checked_sub(self.base_offset) else {
-            return (self.base_offset, 0);
+            return ((self.base_offset, 0), self.first_position());
         };
         let rel = u32::try_from(rel).unwrap_or(u32::MAX);
         // Binary search for the first entry with relative offset > rel.
@@ -102,10 +109,15 @@ impl OffsetIndex {
                 hi = mid;
             }
         }
+        let next = (lo < self.entries()).then(|| u64::from(self.entry(lo).1));
         match lo.checked_sub(1) {
-            Some(i) => self.absolute(self.entry(i)),
-            None => (self.base_offset, 0),
+            Some(i) => (self.absolute(self.entry(i)), next),
+            None => ((self.base_offset, 0), next),
         }
+    }
+
+    fn first_position(&self) -> Option<u64> {
+        (self.entries() > 0).then(|| u64::from(self.entry(0).1))
     }
 
     /// Adds an entry for the batch at `position` starting at `offset`.
@@ -209,6 +221,12 @@ mod tests {
         assert_eq!(index.lookup(1010), (1010, 100));
         assert_eq!(index.lookup(1034), (1020, 250));
         assert_eq!(index.lookup(u64::MAX), (1035, 400));
+        // The span to the next entry bounds the batch holding the offset.
+        assert_eq!(index.lookup_span(999), ((1000, 0), Some(100)));
+        assert_eq!(index.lookup_span(1009), ((1000, 0), Some(100)));
+        assert_eq!(index.lookup_span(1010), ((1010, 100), Some(250)));
+        assert_eq!(index.lookup_span(1034), ((1020, 250), Some(400)));
+        assert_eq!(index.lookup_span(1035), ((1035, 400), None));
     }
 
     #[test]

@@ -219,7 +219,18 @@ impl LogSegment {
         size: u64,
         reader: &mut ChunkReader<'_>,
     ) -> Result<Option<(u64, BatchHeader)>> {
-        let (entry_offset, entry_pos) = self.index.read().lookup(offset);
+        let entry = self.index.read().lookup(offset);
+        self.find_batch_from(entry, offset, size, reader)
+    }
+
+    /// [`LogSegment::find_batch`] from a looked-up index entry.
+    fn find_batch_from(
+        &self,
+        (entry_offset, entry_pos): (u64, u64),
+        offset: u64,
+        size: u64,
+        reader: &mut ChunkReader<'_>,
+    ) -> Result<Option<(u64, BatchHeader)>> {
         match self.walk_from(entry_pos, offset, size, reader, Some(entry_offset)) {
             // The index is derived data: if its entry does not point at the
             // batch it names, walk from the segment start instead.
@@ -289,15 +300,24 @@ impl LogSegment {
     /// # Errors
     /// [`Error::Corruption`] when a batch fails its checks.
     pub fn read(&self, offset: u64, max_bytes: usize, config: &LogConfig) -> Result<Option<FetchedRecords>> {
-        // The target's batch starts within about one index interval of the
-        // entry: the first read covers that walk (and `max_bytes`), and
-        // `take` then reads only what of the batches it did not cover. Each
-        // byte is copied once; nothing past what is returned is read but a
-        // header's worth.
-        let window = max_bytes.max(config.index_interval_bytes as usize).saturating_add(BATCH_HEADER_BYTES);
+        // The batch holding `offset` lies between its index entry and the
+        // next one: when there is a next entry (and the span is sane: the
+        // index is derived data), one read of the span plus `max_bytes`
+        // covers the walk and the data. Otherwise the first read covers
+        // about an index interval and `take` reads only the rest. Each byte
+        // is copied once.
+        let (entry, next) = self.index.read().lookup_span(offset);
+        let interval = config.index_interval_bytes as usize;
+        let span = next
+            .and_then(|p| usize::try_from(p.checked_sub(entry.1)?).ok())
+            .filter(|&s| s <= interval.saturating_add(config.max_batch_bytes));
+        let window = match span {
+            Some(span) => span.saturating_add(max_bytes),
+            None => max_bytes.max(interval).saturating_add(BATCH_HEADER_BYTES),
+        };
         let size = self.size_bytes();
         let mut reader = ChunkReader::with_chunk(&*self.log, &self.log_path, size, window);
-        let Some((pos, first)) = self.find_batch(offset, size, &mut reader)? else {
+        let Some((pos, first)) = self.find_batch_from(entry, offset, size, &mut reader)? else {
             return Ok(None);
         };
         let want = (max_bytes as u64).max(u64::from(first.batch_len)).min(size - pos);
