@@ -22,13 +22,20 @@ use std::time::{Duration, Instant};
 use annals::{LogConfig, PartitionLog, Record};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-/// Log size at which append benches truncate (untimed) to start over, so a
-/// long run does not fill the disk.
-const RESET_BYTES: u64 = 512 << 20;
+/// Log size at which append benches truncate (untimed) to start over. Kept
+/// small so the dirty page cache stays far below the kernel's background
+/// writeback threshold: writeback kicking in mid-run slows both sides by
+/// the same amount and flatters the ratio.
+const RESET_BYTES: u64 = 64 << 20;
 const READ_RECORDS: u64 = 1_000_000;
 const RAW_IO_BYTES: usize = 64 << 10;
-/// Alternating rounds per side in the ratio measurements (median taken).
+/// Alternating rounds per side in the ratio measurements (median taken),
+/// after `WARM_ROUNDS` discarded ones: right after a process starts (or
+/// another bench freed its files) the kernel's page allocation is slower
+/// for a while, which adds the same cost to both sides and flatters the
+/// ratio.
 const ROUNDS: usize = 9;
+const WARM_ROUNDS: usize = 4;
 
 fn records(n: usize, value_bytes: usize, keyed: bool) -> Vec<Record> {
     (0..n)
@@ -51,14 +58,43 @@ fn payload_bytes(records: &[Record]) -> u64 {
         .sum::<usize>() as u64
 }
 
-/// One untimed-reset append of `batch` to `log`.
-fn append_once(log: &PartitionLog, batch: &[Record]) -> Duration {
-    if log.size_bytes() > RESET_BYTES {
-        log.truncate_to(log.log_start_offset()).unwrap();
+/// A partition log that starts over in a new directory (untimed) once it
+/// holds `RESET_BYTES`: the old one is closed (synced) and deleted, so no
+/// writeback of it runs while the next appends are timed.
+struct FreshLog {
+    root: std::path::PathBuf,
+    generation: u32,
+    log: Option<PartitionLog>,
+}
+
+impl FreshLog {
+    fn new(root: std::path::PathBuf) -> Self {
+        let mut fresh = FreshLog { root, generation: 0, log: None };
+        fresh.reset();
+        fresh
     }
-    let start = Instant::now();
-    log.append(batch).unwrap();
-    start.elapsed()
+
+    fn reset(&mut self) {
+        if let Some(log) = self.log.take() {
+            log.close().unwrap();
+            drop(log);
+            std::fs::remove_dir_all(self.root.join(self.generation.to_string())).unwrap();
+        }
+        self.generation += 1;
+        let dir = self.root.join(self.generation.to_string());
+        self.log = Some(PartitionLog::open(dir, LogConfig::default()).unwrap());
+    }
+
+    /// One append of `batch`, timed.
+    fn append(&mut self, batch: &[Record]) -> Duration {
+        if self.log.as_ref().unwrap().size_bytes() > RESET_BYTES {
+            self.reset();
+        }
+        let log = self.log.as_ref().unwrap();
+        let start = Instant::now();
+        log.append(batch).unwrap();
+        start.elapsed()
+    }
 }
 
 fn append(c: &mut Criterion) {
@@ -74,9 +110,9 @@ fn append(c: &mut Criterion) {
                     bytes: payload_bytes(&records),
                 });
                 let id = format!("{label}_x{batch}_{}", if keyed { "keyed" } else { "unkeyed" });
-                let log = PartitionLog::open(dir.path().join(&id), LogConfig::default()).unwrap();
+                let mut log = FreshLog::new(dir.path().join(&id));
                 group.bench_function(BenchmarkId::from_parameter(&id), |b| {
-                    b.iter_custom(|iters| (0..iters).map(|_| append_once(&log, &records)).sum())
+                    b.iter_custom(|iters| (0..iters).map(|_| log.append(&records)).sum())
                 });
             }
         }
@@ -112,6 +148,9 @@ impl RawWriter {
 
     fn append(&mut self, records: &[Record]) -> Duration {
         if self.written > RESET_BYTES {
+            // As FreshLog: synced, deleted, and a new file.
+            self.file.sync_all().unwrap();
+            std::fs::remove_file(&self.path).unwrap();
             self.file = File::create(&self.path).unwrap();
             self.written = 0;
         }
@@ -135,10 +174,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// `calls` calls: the sides see the same machine state, round by round.
 fn alternate<const N: usize>(calls: u64, sides: &mut [&mut dyn FnMut() -> Duration; N]) -> [f64; N] {
     let mut per_side: Vec<Vec<f64>> = vec![Vec::new(); N];
-    for _ in 0..ROUNDS {
+    for round in 0..WARM_ROUNDS + ROUNDS {
         for (side, f) in sides.iter_mut().enumerate() {
             let busy: Duration = (0..calls).map(|_| f()).sum();
-            per_side[side].push(busy.as_nanos() as f64 / calls as f64);
+            if round >= WARM_ROUNDS {
+                per_side[side].push(busy.as_nanos() as f64 / calls as f64);
+            }
         }
     }
     let mut out = [0.0; N];
@@ -151,13 +192,13 @@ fn alternate<const N: usize>(calls: u64, sides: &mut [&mut dyn FnMut() -> Durati
 fn limit_append(c: &mut Criterion) {
     let records = records(100, 100, false);
     let dir = tempfile::tempdir().unwrap();
-    let log = PartitionLog::open(dir.path().join("p-0"), LogConfig::default()).unwrap();
+    let mut log = FreshLog::new(dir.path().join("p-0"));
     let mut raw = RawWriter::new(dir.path().join("raw.bin"), RAW_IO_BYTES);
     let mut raw_per_batch = RawWriter::new(dir.path().join("raw-per-batch.bin"), 0);
 
     let [annals, limit, per_batch] = alternate(
-        2_000,
-        &mut [&mut || append_once(&log, &records), &mut || raw.append(&records), &mut || {
+        5_000,
+        &mut [&mut || log.append(&records), &mut || raw.append(&records), &mut || {
             raw_per_batch.append(&records)
         }],
     );
@@ -176,9 +217,7 @@ fn limit_append(c: &mut Criterion) {
     let mut group = c.benchmark_group("limit_append");
     group.throughput(Throughput::ElementsAndBytes { elements: 100, bytes: payload_bytes(&records) });
     group.measurement_time(Duration::from_secs(5));
-    group.bench_function("annals", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| append_once(&log, &records)).sum())
-    });
+    group.bench_function("annals", |b| b.iter_custom(|iters| (0..iters).map(|_| log.append(&records)).sum()));
     group.bench_function("raw_framed_write", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| raw.append(&records)).sum())
     });
