@@ -196,3 +196,84 @@ fn waits_time_out_and_dropped_futures_are_harmless() {
     partition.append(&[Record::new("x")]).unwrap();
     assert!(partition.wait_for(0, Duration::ZERO));
 }
+
+/// Reads are copied out of a mapping of each segment file (`mmap_reads`):
+/// readers racing truncation (into the active and into sealed segments),
+/// rolls, re-appends and retention only ever get records carrying their
+/// own offset, or `OffsetOutOfRange`; and records a reader still holds keep
+/// their bytes after the segment under them was truncated and rewritten.
+#[test]
+fn mapped_reads_race_truncation_and_keep_held_records_intact() {
+    use annals::{Error, LogConfig, PartitionLog};
+
+    fn value(offset: u64, generation: u64) -> Vec<u8> {
+        let mut v = offset.to_le_bytes().to_vec();
+        v.extend(generation.to_le_bytes());
+        v.resize(64 + (offset % 50) as usize, b'.');
+        v
+    }
+    fn check(r: &annals::StoredRecord) {
+        let v = r.value.as_ref().unwrap();
+        assert_eq!(u64::from_le_bytes(v[..8].try_into().unwrap()), r.offset, "record at a wrong offset");
+        assert_eq!(v.len(), 64 + (r.offset % 50) as usize);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { segment_bytes: 16 << 10, index_interval_bytes: 512, ..LogConfig::default() };
+    assert!(config.mmap_reads, "the default");
+    let log = Arc::new(PartitionLog::open(dir.path(), config).unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|seed| {
+            let (log, done) = (log.clone(), done.clone());
+            thread::spawn(move || {
+                let mut held = Vec::new();
+                let mut x = 0x9E37_79B9_7F4A_7C15u64 + seed;
+                let mut reads = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+                    let offset = start + x % (end - start + 1);
+                    match log.read(offset, 1 + (x % 4096) as usize) {
+                        Ok(fetched) => {
+                            let records = fetched.to_records();
+                            records.iter().for_each(check);
+                            if x.is_multiple_of(16) {
+                                held.extend(records); // keep some across truncations
+                            }
+                        }
+                        Err(Error::OffsetOutOfRange { .. }) => {}
+                        Err(e) => panic!("read at {offset}: {e}"),
+                    }
+                    reads += 1;
+                }
+                held.iter().for_each(check);
+                (reads, held.len())
+            })
+        })
+        .collect();
+
+    for round in 0..200u64 {
+        let generation = round;
+        let mut next = log.log_end_offset();
+        for _ in 0..20 {
+            let batch: Vec<Record> = (next..next + 10).map(|o| Record::new(value(o, generation))).collect();
+            next = log.append(&batch).unwrap().last_offset + 1;
+        }
+        // Back into the active segment, or several segments back.
+        let back = if round % 3 == 0 { 150 } else { 25 };
+        log.truncate_to(log.log_end_offset().saturating_sub(back).max(log.log_start_offset())).unwrap();
+        if round % 10 == 9 {
+            log.delete_records_before(log.log_end_offset().saturating_sub(500).max(log.log_start_offset()))
+                .unwrap();
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    for r in readers {
+        let (reads, held) = r.join().unwrap();
+        assert!(reads > 100, "the readers ran ({reads} reads)");
+        assert!(held > 0);
+    }
+}

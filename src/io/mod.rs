@@ -11,6 +11,7 @@
 //! prefix of new bytes and possibly zeros or garbage after it, never changes
 //! bytes that were synced before.
 
+mod read_map;
 pub mod sim;
 mod std_fs;
 
@@ -71,6 +72,23 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes the file's data durable (`fdatasync`).
     fn sync_data(&self) -> io::Result<()>;
+    /// A hint that `read_at` will be called often on this file, below
+    /// `capacity` bytes: the standard file system then copies reads out of
+    /// a read-only mapping instead of calling `pread` per read (same bytes,
+    /// the same errors at the end of the file; see `io/read_map.rs`). Only
+    /// for files that change through this handle alone.
+    fn map_for_reads(&self, capacity: u64) {
+        let _ = capacity;
+    }
+    /// Appends exactly `len` bytes read at `pos` to `buf` (`UnexpectedEof`
+    /// when the file is shorter; `buf` may then hold part of them). The
+    /// standard file system copies straight from its read mapping, without
+    /// zeroing the space first.
+    fn read_exact_into(&self, buf: &mut Vec<u8>, pos: u64, len: usize) -> io::Result<()> {
+        let have = buf.len();
+        buf.resize(have + len, 0);
+        read_exact_at(self, &mut buf[have..], pos)
+    }
     /// Maps bytes `[0, len)` of the file shared and writable. The file must be
     /// at least `len` long, and must not shrink below `len` while mapped.
     fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>>;
@@ -107,7 +125,7 @@ impl Mapping for EmptyMapping {
 
 /// Reads exactly `buf.len()` bytes at `pos`, failing with `UnexpectedEof`
 /// when the file is shorter.
-pub fn read_exact_at(file: &dyn FileHandle, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
+pub fn read_exact_at<F: FileHandle + ?Sized>(file: &F, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
     while !buf.is_empty() {
         match file.read_at(buf, pos) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use memmap2::{MmapMut, MmapOptions};
 
+use super::read_map::ReadMap;
 use super::{EmptyMapping, FileHandle, FileLock, FileSystem, Mapping, OpenMode};
 
 /// The operating system's file system.
@@ -28,7 +29,9 @@ impl FileSystem for StdFileSystem {
             OpenMode::Create => options.create(true),
             OpenMode::Existing => &mut options,
         };
-        Ok(Arc::new(StdFile { file: options.open(path)? }))
+        let file = options.open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Arc::new(StdFile { file, reads: ReadMap::new(len) }))
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -86,15 +89,24 @@ impl FileLock for StdLock {}
 #[derive(Debug)]
 struct StdFile {
     file: File,
+    /// The known length, and the mapping reads may be copied from.
+    reads: ReadMap,
 }
 
 impl FileHandle for StdFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-        self.file.read_at(buf, pos)
+        self.reads.read_at(&self.file, buf, pos)
     }
 
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
-        self.file.write_all_at(buf, pos)
+        let result = self.file.write_all_at(buf, pos);
+        if result.is_ok() {
+            self.reads.wrote(pos + buf.len() as u64);
+        } else if let Ok(m) = self.file.metadata() {
+            // A failed write may still have extended the file.
+            self.reads.wrote(m.len());
+        }
+        result
     }
 
     fn size(&self) -> io::Result<u64> {
@@ -102,7 +114,21 @@ impl FileHandle for StdFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
+        self.reads.set_len(&self.file, len)
+    }
+
+    fn map_for_reads(&self, capacity: u64) {
+        self.reads.enable(capacity);
+    }
+
+    fn read_exact_into(&self, buf: &mut Vec<u8>, pos: u64, len: usize) -> io::Result<()> {
+        if self.reads.extend_from(buf, pos, len) {
+            return Ok(());
+        }
+        // Not mapped yet (or not covered): read (mapping it on the way).
+        let have = buf.len();
+        buf.resize(have + len, 0);
+        crate::io::read_exact_at(self, &mut buf[have..], pos)
     }
 
     fn sync_data(&self) -> io::Result<()> {

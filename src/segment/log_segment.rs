@@ -2,7 +2,7 @@
 //! its sparse `{base_offset:020}.index`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -88,6 +88,8 @@ pub struct LogSegment {
     pub(super) time_index: RwLock<TimeIndex>,
     /// Largest record timestamp (-1 while empty).
     pub(super) max_timestamp_ms: AtomicI64,
+    /// Whether reads of the log file go through a mapping.
+    maps_reads: AtomicBool,
     /// What time-based roll counts from: the first append's clock time, or
     /// for a segment opened from disk its first batch's timestamp (-1: empty).
     pub(super) roll_base_ms: AtomicI64,
@@ -110,7 +112,12 @@ impl LogSegment {
         let mut times =
             TimeIndex::open(fs, &dir.join(time_index_file_name(base_offset)), base_offset, capacity + 1, 0)?;
         times.clear();
-        Ok(LogSegment::new(base_offset, log_path, log, (index, times), (0, base_offset, 0), (-1, -1)))
+        let segment =
+            LogSegment::new(base_offset, log_path, log, (index, times), (0, base_offset, 0), (-1, -1));
+        if config.mmap_reads {
+            segment.map_reads(config.segment_bytes);
+        }
+        Ok(segment)
     }
 
     /// `(size, next_offset, bytes_since_index)`, `(max_timestamp_ms, roll_base_ms)`.
@@ -133,7 +140,16 @@ impl LogSegment {
             time_index: RwLock::new(time_index),
             max_timestamp_ms: AtomicI64::new(max_timestamp_ms),
             roll_base_ms: AtomicI64::new(roll_base_ms),
+            maps_reads: AtomicBool::new(false),
         }
+    }
+
+    /// Serves reads of the log file below `capacity` from a read-only
+    /// mapping (see [`FileHandle::map_for_reads`]); sealing then narrows it
+    /// to the sealed bytes.
+    pub(super) fn map_reads(&self, capacity: u64) {
+        self.maps_reads.store(true, Ordering::Relaxed);
+        self.log.map_for_reads(capacity);
     }
 
     /// The largest record timestamp (-1 while empty).
@@ -367,6 +383,11 @@ impl LogSegment {
     /// Seals the segment (on roll or clean close): trims the indexes to
     /// their entries, then syncs log and indexes.
     pub fn seal(&self) -> Result<()> {
+        if self.maps_reads.load(Ordering::Relaxed) {
+            // Just the sealed bytes (an active segment maps up to
+            // `segment_bytes`, more address space than it may ever fill).
+            self.log.map_for_reads(self.size_bytes());
+        }
         {
             let mut times = self.time_index.write();
             if !self.is_empty() {

@@ -130,6 +130,15 @@ impl LogSegment {
             (end.valid_bytes, end.next_offset, end.bytes_since_index),
             (end.max_timestamp_ms, roll_base_ms),
         );
+        if config.mmap_reads {
+            // Of the sealed bytes, or for the active segment, of all it can
+            // grow to.
+            segment.map_reads(if active {
+                end.valid_bytes.max(config.segment_bytes)
+            } else {
+                end.valid_bytes
+            });
+        }
         Ok((segment, repair))
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::{Corruption, Error, Result};
 use crate::format::{check_batch, peek_batch_len, BatchHeader, DecodeError, BATCH_HEADER_BYTES};
-use crate::io::{read_exact_at, FileHandle};
+use crate::io::FileHandle;
 
 use super::index::OffsetIndex;
 use super::time_index::TimeIndex;
@@ -41,9 +41,8 @@ impl<'a> ChunkReader<'a> {
         let end = pos + len as u64;
         if (self.buf_pos..=buf_end).contains(&pos) && end > buf_end && end <= self.file_len {
             // Starts in the buffer: read only the missing tail after it.
-            let have = self.buf.len();
-            self.buf.resize(have + (end - buf_end) as usize, 0);
-            read_exact_at(self.file, &mut self.buf[have..], buf_end)
+            self.file
+                .read_exact_into(&mut self.buf, buf_end, (end - buf_end) as usize)
                 .map_err(Error::io("read log", self.path))?;
         } else if pos < self.buf_pos || end > buf_end {
             self.chunk = len;
@@ -63,8 +62,11 @@ impl<'a> ChunkReader<'a> {
         if pos < self.buf_pos || end > buf_end {
             // `len` is bounded by the file length checked above.
             let want = (len.max(self.chunk) as u64).min(self.file_len - pos) as usize;
-            self.buf.resize(want, 0);
-            read_exact_at(self.file, &mut self.buf, pos).map_err(Error::io("read log", self.path))?;
+            self.buf.clear();
+            if let Err(e) = self.file.read_exact_into(&mut self.buf, pos, want) {
+                self.buf.clear(); // holds nothing valid
+                return Err(Error::io("read log", self.path)(e));
+            }
             self.buf_pos = pos;
         }
         let at = (pos - self.buf_pos) as usize;

@@ -77,6 +77,7 @@ pub fn encode(config: &TopicConfig) -> Vec<u8> {
         ("delete_retention_ms", l.delete_retention_ms.to_string()),
         ("min_cleanable_dirty_percent", l.min_cleanable_dirty_percent.to_string()),
         ("cleaner_memory_bytes", l.cleaner_memory_bytes.to_string()),
+        ("mmap_reads", u8::from(l.mmap_reads).to_string()),
     ];
     pairs.extend(l.durability.to_pairs());
     kv::encode(HEADER, &pairs)
@@ -129,6 +130,13 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<TopicConfig> {
             "cleaner_memory_bytes" => {
                 config.log.cleaner_memory_bytes = usize::try_from(n).map_err(|_| too_big())?
             }
+            "mmap_reads" => {
+                config.log.mmap_reads = match n {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(too_big()),
+                }
+            }
             _ => return Err(bad(format!("unknown key {key:?} (written by a newer annals?)"))),
         }
     }
@@ -147,6 +155,11 @@ mod tests {
         let bytes = encode(&config);
         let path = Path::new("t.meta");
         assert_eq!(decode(&bytes, path).unwrap(), config);
+        let pread =
+            TopicConfig { log: LogConfig { mmap_reads: false, ..config.log.clone() }, ..config.clone() };
+        assert_eq!(decode(&encode(&pread), path).unwrap(), pread);
+        let bad_flag = kv::encode(HEADER, &[("mmap_reads", "2".into())]);
+        assert!(decode(&bad_flag, path).is_err());
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x01;
