@@ -121,3 +121,35 @@ impl<const N: usize> EntryFile<N> {
         &self.path
     }
 }
+
+/// A full check of an index's entries deferred to its first lookup, so a
+/// clean open does O(1) work per index (Kafka checks only an index's last
+/// entry; this still checks all of them, once, before a lookup trusts
+/// them). Covers the entries present when deferred, against a bound
+/// known then; entries appended later come from this process's appends.
+#[derive(Debug, Default)]
+pub(super) struct LazyCheck {
+    pending: Option<(usize, u64)>,
+    result: std::sync::OnceLock<bool>,
+}
+
+impl LazyCheck {
+    /// Defers a check of the first `entries` entries against `bound`.
+    pub(super) fn defer(&mut self, entries: usize, bound: u64) {
+        *self = LazyCheck { pending: Some((entries, bound)), result: std::sync::OnceLock::new() };
+    }
+
+    /// Nothing deferred (entries rebuilt, cleared, or checked at open).
+    pub(super) fn clear(&mut self) {
+        *self = LazyCheck::default();
+    }
+
+    /// Whether the entries may be trusted: runs `check(entries, bound)`
+    /// the first time, then remembers its answer.
+    pub(super) fn passed(&self, check: impl FnOnce(usize, u64) -> bool) -> bool {
+        match self.pending {
+            None => true,
+            Some((entries, bound)) => *self.result.get_or_init(|| check(entries, bound)),
+        }
+    }
+}

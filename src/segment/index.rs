@@ -16,7 +16,7 @@ use std::path::Path;
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
-use super::entry_file::EntryFile;
+use super::entry_file::{EntryFile, LazyCheck};
 use crate::error::Result;
 use crate::io::FileSystem;
 
@@ -29,6 +29,8 @@ const _: () = assert!(INDEX_ENTRY_BYTES == 4 + 4);
 pub struct OffsetIndex {
     file: EntryFile<INDEX_ENTRY_BYTES>,
     base_offset: u64,
+    /// A full check deferred to the first lookup (see [`OffsetIndex::defer_check`]).
+    lazy: LazyCheck,
 }
 
 impl OffsetIndex {
@@ -43,7 +45,11 @@ impl OffsetIndex {
         capacity: usize,
         entries_bound: usize,
     ) -> Result<Self> {
-        Ok(OffsetIndex { file: EntryFile::open(fs, path, capacity, entries_bound)?, base_offset })
+        Ok(OffsetIndex {
+            file: EntryFile::open(fs, path, capacity, entries_bound)?,
+            base_offset,
+            lazy: LazyCheck::default(),
+        })
     }
 
     /// Trims the file to its entries (sealing or clean close).
@@ -95,6 +101,10 @@ impl OffsetIndex {
     /// is one. That entry starts a batch above `offset`, so the batch
     /// holding `offset` ends at or before it: one read of the span covers it.
     pub fn lookup_span(&self, offset: u64) -> ((u64, u64), Option<u64>) {
+        if !self.lazy.passed(|n, bytes| self.check_entries(n.min(self.entries()), bytes).is_ok()) {
+            // Entries that failed their check: scan from the segment start.
+            return ((self.base_offset, 0), None);
+        }
         let Some(rel) = offset.checked_sub(self.base_offset) else {
             return ((self.base_offset, 0), self.first_position());
         };
@@ -168,13 +178,42 @@ impl OffsetIndex {
     /// Drops every entry.
     pub fn clear(&mut self) {
         self.file.truncate(0);
+        self.lazy.clear();
     }
 
     /// Checks that entries increase strictly and point inside a log of
     /// `log_bytes`; returns a reason when they do not.
     pub fn sanity_check(&self, log_bytes: u64) -> Result<(), &'static str> {
+        self.check_entries(self.entries(), log_bytes)
+    }
+
+    /// The O(1) part of [`OffsetIndex::sanity_check`]: the first and last
+    /// entries only. Pair it with [`OffsetIndex::defer_check`].
+    pub fn quick_check(&self, log_bytes: u64) -> Result<(), &'static str> {
+        let Some(last) = self.entries().checked_sub(1) else { return Ok(()) };
+        let (first, last) = (self.entry(0), self.entry(last));
+        if first.1 == 0 {
+            return Err("entry at position 0");
+        }
+        if u64::from(last.1) >= log_bytes {
+            return Err("entry points past the end of the log");
+        }
+        if self.entries() > 1 && (last.0 <= first.0 || last.1 <= first.1) {
+            return Err("entries not strictly increasing");
+        }
+        Ok(())
+    }
+
+    /// Defers the full check of the current entries (against a log of
+    /// `log_bytes`) to the first lookup; if it fails then, lookups scan
+    /// from the segment start instead of trusting the entries.
+    pub fn defer_check(&mut self, log_bytes: u64) {
+        self.lazy.defer(self.entries(), log_bytes);
+    }
+
+    fn check_entries(&self, entries: usize, log_bytes: u64) -> Result<(), &'static str> {
         let mut prev: Option<(u32, u32)> = None;
-        for i in 0..self.entries() {
+        for i in 0..entries {
             let e = self.entry(i);
             if u64::from(e.1) >= log_bytes {
                 return Err("entry points past the end of the log");
@@ -291,5 +330,35 @@ mod tests {
         let index = OffsetIndex::open(&StdFileSystem, &path, 0, 0, 10).unwrap();
         assert_eq!(index.entries(), 2);
         assert!(index.sanity_check(1000).is_err());
+    }
+
+    #[test]
+    fn a_deferred_check_catches_a_bad_middle_entry_at_the_first_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.index");
+        let mut bytes = Vec::new();
+        // The middle entry goes backwards; first and last look fine.
+        for (rel, pos) in [(10u32, 100u32), (40, 50), (30, 400)] {
+            bytes.extend(rel.to_le_bytes());
+            bytes.extend(pos.to_le_bytes());
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let mut index = OffsetIndex::open(&StdFileSystem, &path, 1000, 0, 10).unwrap();
+        assert!(index.quick_check(1000).is_ok(), "only first and last are read");
+        index.defer_check(1000);
+        assert_eq!(index.lookup_span(1035), ((1000, 0), None), "untrusted: scan from the start");
+        assert_eq!(index.lookup(1031), (1000, 0));
+
+        let mut sound = Vec::new();
+        for (rel, pos) in [(10u32, 100u32), (20, 250), (30, 400)] {
+            sound.extend(rel.to_le_bytes());
+            sound.extend(pos.to_le_bytes());
+        }
+        std::fs::write(&path, &sound).unwrap();
+        let mut index = OffsetIndex::open(&StdFileSystem, &path, 1000, 0, 10).unwrap();
+        index.defer_check(1000);
+        assert_eq!(index.lookup_span(1025), ((1020, 250), Some(400)), "checked once, then trusted");
+        index.defer_check(300); // an entry past a 300-byte log
+        assert_eq!(index.lookup(1035), (1000, 0));
     }
 }

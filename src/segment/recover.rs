@@ -44,7 +44,18 @@ impl LogSegment {
             bound,
         )?;
         let mut repair = SegmentRepair::default();
-        let sane = index.sanity_check(file_len).is_ok();
+        // A durable segment's index gets the O(1) check now and the full one
+        // at its first lookup, so a clean open does not read every entry
+        // of every index (time independent of the log's size). After a
+        // crash, indexes are checked whole before anything relies on them.
+        let sane = match recovery {
+            Recovery::Durable => {
+                let quick = index.quick_check(file_len).is_ok();
+                index.defer_check(file_len);
+                quick
+            }
+            Recovery::Crash { .. } => index.sanity_check(file_len).is_ok(),
+        };
         let from_zero = |durable_below| ScanStart {
             offset: base_offset,
             position: 0,
@@ -94,7 +105,7 @@ impl LogSegment {
             Err(Error::Corruption { position, .. }) if index_start && position == start.position => None,
             Err(e) => return Err(e),
             Ok(end) if index_start && end.valid_bytes == start.position => None,
-            Ok(end) if times.sanity_check(end.next_offset.max(base_offset + 1)).is_err() => None,
+            Ok(end) if !times_sane(&mut times, recovery, end.next_offset.max(base_offset + 1)) => None,
             Ok(end) => Some(end),
         };
         let end: ScanEnd = match first {
@@ -140,6 +151,18 @@ impl LogSegment {
             });
         }
         Ok((segment, repair))
+    }
+}
+
+/// The time index's check: O(1) now and the full one at the first lookup
+/// for a durable segment, the full one now after a crash.
+fn times_sane(times: &mut TimeIndex, recovery: Recovery, next_offset: u64) -> bool {
+    match recovery {
+        Recovery::Durable => {
+            times.defer_check(next_offset);
+            times.quick_check(next_offset).is_ok()
+        }
+        Recovery::Crash { .. } => times.sanity_check(next_offset).is_ok(),
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
-use super::entry_file::EntryFile;
+use super::entry_file::{EntryFile, LazyCheck};
 use crate::error::Result;
 use crate::io::FileSystem;
 
@@ -29,6 +29,8 @@ const _: () = assert!(TIME_INDEX_ENTRY_BYTES == 8 + 4);
 pub struct TimeIndex {
     file: EntryFile<TIME_INDEX_ENTRY_BYTES>,
     base_offset: u64,
+    /// A full check deferred to the first lookup (see [`TimeIndex::defer_check`]).
+    lazy: LazyCheck,
 }
 
 impl TimeIndex {
@@ -40,7 +42,11 @@ impl TimeIndex {
         capacity: usize,
         entries_bound: usize,
     ) -> Result<Self> {
-        Ok(TimeIndex { file: EntryFile::open(fs, path, capacity, entries_bound)?, base_offset })
+        Ok(TimeIndex {
+            file: EntryFile::open(fs, path, capacity, entries_bound)?,
+            base_offset,
+            lazy: LazyCheck::default(),
+        })
     }
 
     fn entry(&self, i: usize) -> (i64, u64) {
@@ -80,6 +86,9 @@ impl TimeIndex {
     /// least `target_ms` may start from: just after the last entry whose
     /// timestamp is below the target (everything up to it is older).
     pub fn lookup(&self, target_ms: i64) -> u64 {
+        if !self.lazy.passed(|n, next| self.check_entries(n.min(self.entries()), next).is_ok()) {
+            return self.base_offset; // entries that failed their check: scan it all
+        }
         let (mut lo, mut hi) = (0usize, self.entries());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -105,12 +114,37 @@ impl TimeIndex {
     /// Drops every entry.
     pub fn clear(&mut self) {
         self.file.truncate(0);
+        self.lazy.clear();
     }
 
     /// Checks entries increase strictly and stay below `next_offset`.
     pub fn sanity_check(&self, next_offset: u64) -> Result<(), &'static str> {
+        self.check_entries(self.entries(), next_offset)
+    }
+
+    /// The O(1) part of [`TimeIndex::sanity_check`]: first and last entries.
+    pub fn quick_check(&self, next_offset: u64) -> Result<(), &'static str> {
+        let Some(last) = self.entries().checked_sub(1) else { return Ok(()) };
+        let (first, last) = (self.entry(0), self.entry(last));
+        if last.1 >= next_offset || first.0 < 0 {
+            return Err("time index entry past the log");
+        }
+        if self.entries() > 1 && (last.0 <= first.0 || last.1 <= first.1) {
+            return Err("time index entries not strictly increasing");
+        }
+        Ok(())
+    }
+
+    /// Defers the full check of the current entries (against
+    /// `next_offset`) to the first lookup; if it fails then, lookups scan
+    /// the whole segment instead of trusting the entries.
+    pub fn defer_check(&mut self, next_offset: u64) {
+        self.lazy.defer(self.entries(), next_offset);
+    }
+
+    fn check_entries(&self, entries: usize, next_offset: u64) -> Result<(), &'static str> {
         let mut prev: Option<(i64, u64)> = None;
-        for i in 0..self.entries() {
+        for i in 0..entries {
             let e = self.entry(i);
             if e.1 >= next_offset || e.0 < 0 {
                 return Err("time index entry past the log");
