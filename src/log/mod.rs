@@ -7,10 +7,12 @@ mod durability;
 mod notify;
 mod partition;
 mod retention;
+pub mod verify;
 mod wait;
 
 pub use checkpoint::{CLEANER_OFFSET_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 pub use cleaner::CompactionReport;
 pub use partition::{AppendInfo, PartitionLog, RecoveryReport, CLEAN_SHUTDOWN_FILE};
 pub use retention::RetentionReport;
+pub use verify::{verify_partition, VerifyReport};
 pub use wait::WaitForOffset;

@@ -8,6 +8,7 @@ mod recover;
 mod rewrite;
 mod scan;
 mod time_index;
+pub mod verify;
 
 pub use index::{OffsetIndex, INDEX_ENTRY_BYTES};
 pub use log_segment::{LogSegment, Recovery, SegmentRepair};

@@ -1,0 +1,213 @@
+//! Read-only verification of one segment's files: every batch whole and
+//! CRC-valid, offsets continuous from the segment's base offset, every
+//! offset-index entry naming the batch at its position, the time index's
+//! entries increasing and each naming the largest timestamp up to the end
+//! of a batch. Nothing is repaired or written (unlike opening a log, which
+//! cuts torn tails and rebuilds indexes).
+
+use std::path::{Path, PathBuf};
+
+use byteorder::{ByteOrder, LE};
+
+use crate::error::{Error, Result};
+use crate::format::{check_batch, peek_batch_len, BATCH_HEADER_BYTES};
+use crate::io::{read_small_file, FileSystem, OpenMode};
+
+use super::scan::ChunkReader;
+use super::{
+    index_file_name, log_file_name, time_index_file_name, INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
+};
+
+/// Index files larger than this are reported rather than read.
+const INDEX_FILE_MAX_BYTES: u64 = 1 << 30;
+
+/// One thing found wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The file it is in.
+    pub path: PathBuf,
+    /// Byte position in that file.
+    pub position: u64,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// What verifying a segment found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SegmentCheck {
+    /// Batches checked.
+    pub batches: u64,
+    /// Records in them.
+    pub records: u64,
+    /// Bytes of the log file.
+    pub bytes: u64,
+    /// The offset after the last valid batch (the base offset if none).
+    pub next_offset: u64,
+    /// Whether the log was read to its end without damage (if not,
+    /// `next_offset` is where the damage begins, not the segment's end).
+    pub complete: bool,
+    /// Problems found (none: the segment is sound).
+    pub problems: Vec<Problem>,
+}
+
+/// Checks the segment at `base_offset` in `dir`; `progress` is called with
+/// log bytes checked as it goes. Stops reading the log at the first bad
+/// batch (nothing after it can be placed), reports it, and still checks
+/// the indexes against the batches before it.
+///
+/// # Errors
+/// [`Error::Io`] when a file cannot be read at all.
+pub fn verify_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    base_offset: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SegmentCheck> {
+    let log_path = dir.join(log_file_name(base_offset));
+    let log = fs.open(&log_path, OpenMode::Existing).map_err(Error::io("open segment", &log_path))?;
+    let len = log.size().map_err(Error::io("stat segment", &log_path))?;
+    let mut reader = ChunkReader::new(&*log, &log_path, len);
+    let mut check = SegmentCheck { bytes: len, next_offset: base_offset, ..SegmentCheck::default() };
+    let problem =
+        |path: &Path, position: u64, detail: String| Problem { path: path.to_path_buf(), position, detail };
+    // (base offset, position, last offset, running max timestamp) per batch.
+    let mut batches: Vec<(u64, u64, u64, i64)> = Vec::new();
+    let (mut pos, mut max_ts) = (0u64, -1i64);
+    // Bounded: each step advances by at least one header.
+    while pos < len {
+        let Some(head) = reader.get(pos, BATCH_HEADER_BYTES.min((len - pos) as usize))? else { break };
+        let Some(batch_len) = peek_batch_len(head).filter(|&l| l as usize >= BATCH_HEADER_BYTES) else {
+            check.problems.push(problem(&log_path, pos, "truncated or zeroed batch header".into()));
+            break;
+        };
+        let Some(bytes) = reader.get(pos, batch_len as usize)? else {
+            let detail = format!("batch of {batch_len} bytes runs past the end of the file ({len})");
+            check.problems.push(problem(&log_path, pos, detail));
+            break;
+        };
+        let header = match check_batch(bytes) {
+            Ok(h) => h,
+            Err(e) => {
+                check.problems.push(problem(&log_path, pos, format!("invalid batch: {e}")));
+                break;
+            }
+        };
+        if header.base_offset != check.next_offset {
+            let detail =
+                format!("batch starts at offset {}, expected {}", header.base_offset, check.next_offset);
+            check.problems.push(problem(&log_path, pos, detail));
+            break;
+        }
+        max_ts = max_ts.max(header.max_timestamp_ms);
+        batches.push((header.base_offset, pos, header.last_offset(), max_ts));
+        check.batches += 1;
+        check.records += u64::from(header.record_count);
+        check.next_offset = header.next_offset();
+        pos += u64::from(batch_len);
+        progress(u64::from(batch_len));
+    }
+    // Past damage in the log nothing can be placed: index entries there
+    // are not checked (the damage is already reported).
+    let damaged = !check.problems.is_empty();
+    check.complete = !damaged;
+    let (end_pos, end_offset) = if damaged { (pos, check.next_offset) } else { (u64::MAX, u64::MAX) };
+    let mut index_problems = Vec::new();
+    check_offset_index(fs, dir, base_offset, &batches, end_pos, &mut index_problems)?;
+    check_time_index(fs, dir, base_offset, &batches, end_offset, &mut index_problems)?;
+    check.problems.extend(index_problems);
+    Ok(check)
+}
+
+/// Reads an index file, or `None` (reported) when it is missing or huge.
+fn read_index(fs: &dyn FileSystem, path: &Path, problems: &mut Vec<Problem>) -> Result<Option<Vec<u8>>> {
+    if !fs.exists(path).map_err(Error::io("stat index", path))? {
+        problems.push(Problem { path: path.to_path_buf(), position: 0, detail: "missing".into() });
+        return Ok(None);
+    }
+    match read_small_file(fs, path, INDEX_FILE_MAX_BYTES) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            problems.push(Problem { path: path.to_path_buf(), position: 0, detail: e.to_string() });
+            Ok(None)
+        }
+        Err(e) => Err(Error::io("read index", path)(e)),
+    }
+}
+
+/// Entries end at the first all-zero one (an active segment's index is
+/// preallocated with zeros).
+fn entries(bytes: &[u8], size: usize) -> impl Iterator<Item = (u64, &[u8])> {
+    bytes
+        .chunks_exact(size)
+        .enumerate()
+        .take_while(|(_, e)| e.iter().any(|&b| b != 0))
+        .map(move |(i, e)| ((i * size) as u64, e))
+}
+
+fn check_offset_index(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    base_offset: u64,
+    batches: &[(u64, u64, u64, i64)],
+    end_pos: u64,
+    problems: &mut Vec<Problem>,
+) -> Result<()> {
+    let path = dir.join(index_file_name(base_offset));
+    let Some(bytes) = read_index(fs, &path, problems)? else { return Ok(()) };
+    let mut previous = None;
+    for (at, e) in entries(&bytes, INDEX_ENTRY_BYTES) {
+        let (offset, position) = (base_offset + u64::from(LE::read_u32(e)), u64::from(LE::read_u32(&e[4..])));
+        let bad = |detail: String| Problem { path: path.clone(), position: at, detail };
+        if previous.is_some_and(|(o, p)| offset <= o || position <= p) {
+            problems.push(bad(format!("entry ({offset}, {position}) not above the one before")));
+            return Ok(());
+        }
+        previous = Some((offset, position));
+        if position >= end_pos {
+            break;
+        }
+        match batches.binary_search_by_key(&position, |b| b.1) {
+            Ok(i) if batches[i].0 == offset => {}
+            Ok(i) => problems.push(bad(format!(
+                "entry names offset {offset} at position {position}, where the batch starts at {}",
+                batches[i].0
+            ))),
+            Err(_) => problems.push(bad(format!("entry points at position {position}, not a batch start"))),
+        }
+    }
+    Ok(())
+}
+
+fn check_time_index(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    base_offset: u64,
+    batches: &[(u64, u64, u64, i64)],
+    end_offset: u64,
+    problems: &mut Vec<Problem>,
+) -> Result<()> {
+    let path = dir.join(time_index_file_name(base_offset));
+    let Some(bytes) = read_index(fs, &path, problems)? else { return Ok(()) };
+    let mut previous: Option<(i64, u64)> = None;
+    for (at, e) in entries(&bytes, TIME_INDEX_ENTRY_BYTES) {
+        let (ts, offset) = (LE::read_i64(e), base_offset + u64::from(LE::read_u32(&e[8..])));
+        let bad = |detail: String| Problem { path: path.clone(), position: at, detail };
+        if previous.is_some_and(|(t, o)| ts <= t || offset <= o) {
+            problems.push(bad(format!("entry ({ts}, {offset}) not above the one before")));
+            return Ok(());
+        }
+        previous = Some((ts, offset));
+        if offset >= end_offset {
+            break;
+        }
+        match batches.binary_search_by_key(&offset, |b| b.2) {
+            Ok(i) if batches[i].3 == ts => {}
+            Ok(i) => problems.push(bad(format!(
+                "entry says timestamp {ts} up to offset {offset}; the batches say {}",
+                batches[i].3
+            ))),
+            Err(_) => problems.push(bad(format!("entry names offset {offset}, not the end of a batch"))),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! `log::verify_partition`: read-only checks of a partition directory.
+
+mod common;
+
+use annals::io::StdFileSystem;
+use annals::log::verify_partition;
+use annals::PartitionLog;
+use common::*;
+
+fn verify(dir: &std::path::Path) -> annals::log::VerifyReport {
+    let mut progressed = 0;
+    let report = verify_partition(&StdFileSystem, dir, &mut |n| progressed += n).unwrap();
+    assert_eq!(progressed, report.bytes.min(progressed), "progress never passes the log bytes");
+    report
+}
+
+#[test]
+fn a_sound_log_has_no_problems_and_damage_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    append_range(&log, 0, 600, 7);
+    let segments = log.segment_count() as u64;
+    log.close().unwrap();
+    drop(log);
+    let before: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+
+    let report = verify(dir.path());
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!((report.segments, report.records), (segments, 600));
+    for (path, bytes) in &before {
+        assert_eq!(&std::fs::read(path).unwrap(), bytes, "verify changed {}", path.display());
+    }
+
+    // A flipped byte in a middle segment's log: named with its position.
+    let logs = log_files(dir.path());
+    let mid = &logs[logs.len() / 2];
+    let mut bytes = std::fs::read(mid).unwrap();
+    bytes[200] ^= 0x08;
+    std::fs::write(mid, &bytes).unwrap();
+    let report = verify(dir.path());
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(&report.problems[0].path, mid);
+    std::fs::write(mid, before.iter().find(|(p, _)| p == mid).unwrap().1.clone()).unwrap();
+
+    // An index entry pointing into the middle of a batch.
+    let index = mid.with_extension("index");
+    let mut bytes = std::fs::read(&index).unwrap();
+    assert!(bytes.len() >= 16, "the fixture has index entries");
+    bytes[4] = bytes[4].wrapping_add(1); // first entry's position
+    std::fs::write(&index, &bytes).unwrap();
+    let report = verify(dir.path());
+    assert!(report.problems.iter().any(|p| p.path == index), "{:?}", report.problems);
+
+    // A missing middle segment: the next one does not start where the
+    // one before ends.
+    let dir2 = tempfile::tempdir().unwrap();
+    for (path, bytes) in &before {
+        std::fs::write(dir2.path().join(path.file_name().unwrap()), bytes).unwrap();
+    }
+    std::fs::remove_file(dir2.path().join(mid.file_name().unwrap())).unwrap();
+    let report = verify(dir2.path());
+    assert!(
+        report.problems.iter().any(|p| p.detail.contains("but the one before ends")),
+        "{:?}",
+        report.problems
+    );
+}
