@@ -1,0 +1,104 @@
+//! `annals`: the operator's tools, after Kafka's: producer and consumer
+//! perf tests, topics, a segment dump, a read-only verifier, and consumer
+//! group offsets.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The data directory the perf commands use when none is given.
+const DEFAULT_DIR: &str = "annals-perf-data";
+
+#[derive(Parser)]
+#[command(name = "annals", version, about = "Tools for annals partitioned commit logs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Producer and consumer performance tests.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
+    /// List, create, describe and delete topics.
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
+    /// Print every batch (and with --print-data every record) of a segment file.
+    Dump(dump::DumpArgs),
+    /// Check every segment of a store without changing anything.
+    Verify(verify::VerifyArgs),
+    /// Committed consumer-group offsets and lag per partition.
+    Offsets(topics::OffsetsArgs),
+}
+
+/// `--dir` for commands that need an existing store.
+#[derive(Args, Clone)]
+struct StoreDir {
+    /// The store's data directory.
+    #[arg(long, default_value = DEFAULT_DIR)]
+    dir: PathBuf,
+}
+
+/// A one-line error for the user.
+type CliResult<T = ()> = Result<T, String>;
+
+/// The error of a write to a closed pipe (`annals dump ... | head`): the
+/// reader has what it wanted, so the command stops quietly.
+const BROKEN_PIPE: &str = "\0broken pipe";
+
+/// Writes one line to stdout; a closed pipe ends the command quietly
+/// instead of panicking as `println!` would.
+fn write_line(args: std::fmt::Arguments<'_>) -> CliResult {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args).and_then(|()| out.write_all(b"\n")).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            BROKEN_PIPE.to_string()
+        } else {
+            format!("writing output: {e}")
+        }
+    })
+}
+
+/// `println!` that returns a closed pipe or write error to the caller.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::write_line(format_args!($($arg)*))?
+    };
+}
+
+mod dump;
+mod perf;
+mod topics;
+mod verify;
+
+/// Fails unless `dir` is an existing directory (opening a store would
+/// create it).
+fn existing_dir(dir: &Path) -> CliResult {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(format!("{}: no such data directory", dir.display()))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Perf(c) => perf::run(c),
+        Command::Topics(c) => topics::run(c),
+        Command::Dump(a) => dump::run(&a),
+        Command::Verify(a) => verify::run(&a),
+        Command::Offsets(a) => topics::offsets(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) if message == BROKEN_PIPE => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

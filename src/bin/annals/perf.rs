@@ -1,0 +1,342 @@
+//! `annals perf produce|consume`: Kafka's producer and consumer perf tests
+//! on an embedded store.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use annals::{Durability, LogConfig, Record, StartAt, Store, StoreConfig, TopicConfig};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::{existing_dir, CliResult, DEFAULT_DIR};
+
+/// Seconds between progress lines.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Subcommand)]
+pub enum PerfCommand {
+    /// Append records and report throughput and latency percentiles.
+    Produce(ProduceArgs),
+    /// Read records and report throughput.
+    Consume(ConsumeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    None,
+    Interval,
+    Always,
+}
+
+#[derive(Args)]
+pub struct ProduceArgs {
+    /// Data directory (created if missing).
+    #[arg(long, default_value = DEFAULT_DIR)]
+    dir: PathBuf,
+    /// Topic (created if missing).
+    #[arg(long, default_value = "perf")]
+    topic: String,
+    /// Records to append.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Bytes of each record's value.
+    #[arg(long, default_value_t = 100)]
+    record_size: usize,
+    /// Partitions of the topic if it is created.
+    #[arg(long, default_value_t = 3)]
+    partitions: u32,
+    /// Records per append call.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Distinct keys (records are keyed round robin and placed by Kafka's
+    /// partitioner); 0 for unkeyed records, spread round robin by batch.
+    #[arg(long, default_value_t = 0)]
+    keys: u64,
+    /// When appends are fsynced, if the topic is created.
+    #[arg(long, value_enum, default_value = "none")]
+    durability: DurabilityArg,
+    /// Producer threads.
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct ConsumeArgs {
+    /// Data directory.
+    #[arg(long, default_value = DEFAULT_DIR)]
+    dir: PathBuf,
+    /// Topic.
+    #[arg(long, default_value = "perf")]
+    topic: String,
+    /// Where to start in each partition: earliest, latest, an offset, or
+    /// `ts:<milliseconds>` for the first record at or after a timestamp.
+    #[arg(long, default_value = "earliest")]
+    from: String,
+    /// Stop after this many records (default: all there are).
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(command: PerfCommand) -> CliResult<ExitCode> {
+    match command {
+        PerfCommand::Produce(a) => produce(&a),
+        PerfCommand::Consume(a) => consume(&a),
+    }
+    .map(|()| ExitCode::SUCCESS)
+}
+
+/// The `p` quantile of sorted microseconds, in milliseconds.
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p) as usize).min(sorted.len() - 1);
+    sorted[i] as f64 / 1000.0
+}
+
+/// What a window of the run (or all of it) did.
+struct Window {
+    records: u64,
+    bytes: u64,
+    elapsed: Duration,
+    sum_micros: u64,
+    max_micros: u64,
+}
+
+impl Window {
+    fn line(&self) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let avg = if self.records == 0 { 0.0 } else { self.sum_micros as f64 / 1000.0 / self.records as f64 };
+        format!(
+            "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency",
+            self.records,
+            self.records as f64 / secs,
+            self.bytes as f64 / secs / (1024.0 * 1024.0),
+            avg,
+            self.max_micros as f64 / 1000.0
+        )
+    }
+}
+
+fn check_produce_args(a: &ProduceArgs) -> CliResult {
+    let limit = LogConfig::default().max_record_bytes.saturating_sub(64);
+    if a.records == 0 {
+        return Err("--records must be at least 1".into());
+    }
+    if a.record_size == 0 || a.record_size > limit {
+        return Err(format!("--record-size must be 1..={limit} bytes"));
+    }
+    if a.batch == 0 || a.batch as u64 > 100_000 {
+        return Err("--batch must be 1..=100000".into());
+    }
+    if a.producers == 0 || a.producers > 256 {
+        return Err("--producers must be 1..=256".into());
+    }
+    if a.partitions == 0 {
+        return Err("--partitions must be at least 1".into());
+    }
+    Ok(())
+}
+
+fn produce(a: &ProduceArgs) -> CliResult {
+    check_produce_args(a)?;
+    let store =
+        Store::open(&a.dir, StoreConfig::default()).map_err(|e| format!("{}: {e}", a.dir.display()))?;
+    let topic = match store.topic(&a.topic) {
+        Ok(t) => t,
+        Err(annals::Error::UnknownTopic { .. }) => {
+            let durability = match a.durability {
+                DurabilityArg::None => Durability::None,
+                DurabilityArg::Interval => Durability::Interval { flush_messages: 10_000, flush_ms: 1000 },
+                DurabilityArg::Always => Durability::Always,
+            };
+            let log = LogConfig { durability, ..LogConfig::default() };
+            store
+                .create_topic(&a.topic, TopicConfig { partitions: a.partitions, log })
+                .map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let partitions = topic.partition_count();
+    let value = bytes::Bytes::from(vec![b'x'; a.record_size]); // shared, not copied per record
+    let next = AtomicU64::new(0);
+    let progress = Mutex::new((Instant::now(), 0u64, 0u64, 0u64)); // window start, records, sum, max
+    let started = Instant::now();
+    let per_thread: Vec<Result<Vec<u64>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..a.producers)
+            .map(|_| {
+                let (topic, value, next, progress) = (&topic, &value, &next, &progress);
+                s.spawn(move || -> Result<Vec<u64>, String> {
+                    let mut latencies = Vec::new();
+                    let mut batch: Vec<Record> = Vec::with_capacity(a.batch);
+                    loop {
+                        let first = next.fetch_add(a.batch as u64, Ordering::Relaxed);
+                        if first >= a.records {
+                            return Ok(latencies);
+                        }
+                        let n = (a.records - first).min(a.batch as u64);
+                        batch.clear();
+                        batch.extend((first..first + n).map(|i| {
+                            if a.keys == 0 {
+                                Record::new(value.clone())
+                            } else {
+                                Record::with_key(format!("key-{}", i % a.keys), value.clone())
+                            }
+                        }));
+                        let t = Instant::now();
+                        if a.keys == 0 {
+                            let partition = ((first / a.batch as u64) % u64::from(partitions)) as u32;
+                            topic.append_to(partition, &batch).map_err(|e| e.to_string())?;
+                        } else {
+                            topic.append(&batch).map_err(|e| e.to_string())?;
+                        }
+                        let micros = t.elapsed().as_micros() as u64;
+                        latencies.push(micros);
+                        let mut p = progress.lock().unwrap();
+                        p.1 += n;
+                        p.2 += micros * n;
+                        p.3 = p.3.max(micros);
+                        if p.0.elapsed() >= PROGRESS_EVERY {
+                            let w = Window {
+                                records: p.1,
+                                bytes: p.1 * a.record_size as u64,
+                                elapsed: p.0.elapsed(),
+                                sum_micros: p.2,
+                                max_micros: p.3,
+                            };
+                            eprintln!("{}.", w.line());
+                            *p = (Instant::now(), 0, 0, 0);
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a producer thread panicked".into())))
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    let mut micros = Vec::new();
+    for r in per_thread {
+        micros.extend(r?);
+    }
+    store.close().map_err(|e| e.to_string())?;
+    micros.sort_unstable();
+    // Every call but the last appended `batch` records: weigh per call.
+    let sum: u64 = micros.iter().sum::<u64>().saturating_mul(a.batch as u64);
+    let window = Window {
+        records: a.records,
+        bytes: a.records * a.record_size as u64,
+        elapsed,
+        sum_micros: sum,
+        max_micros: micros.last().copied().unwrap_or(0),
+    };
+    let (p50, p95, p99, p999) = (
+        percentile(&micros, 0.50),
+        percentile(&micros, 0.95),
+        percentile(&micros, 0.99),
+        percentile(&micros, 0.999),
+    );
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    if a.json {
+        outln!(
+            "{{\"records\":{},\"records_per_sec\":{:.1},\"mb_per_sec\":{:.2},\"avg_latency_ms\":{:.3},\"max_latency_ms\":{:.3},\"p50_ms\":{p50:.3},\"p95_ms\":{p95:.3},\"p99_ms\":{p99:.3},\"p999_ms\":{p999:.3},\"elapsed_ms\":{:.1},\"partitions\":{partitions},\"producers\":{}}}",
+            a.records,
+            a.records as f64 / secs,
+            window.bytes as f64 / secs / (1024.0 * 1024.0),
+            sum as f64 / 1000.0 / a.records as f64,
+            window.max_micros as f64 / 1000.0,
+            secs * 1000.0,
+            a.producers
+        );
+    } else {
+        outln!(
+            "{}, {p50:.2} ms 50th, {p95:.2} ms 95th, {p99:.2} ms 99th, {p999:.2} ms 99.9th.",
+            window.line()
+        );
+    }
+    Ok(())
+}
+
+fn parse_from(from: &str) -> CliResult<StartAt> {
+    match from {
+        "earliest" => Ok(StartAt::Earliest),
+        "latest" => Ok(StartAt::Latest),
+        _ => {
+            if let Some(ts) = from.strip_prefix("ts:") {
+                let ms = ts.parse::<i64>().ok().filter(|&m| m >= 0);
+                return ms.map(StartAt::Timestamp).ok_or_else(|| format!("--from {from}: bad timestamp"));
+            }
+            from.parse().map(StartAt::Offset).map_err(|_| {
+                format!("--from {from}: expected earliest, latest, an offset or ts:<milliseconds>")
+            })
+        }
+    }
+}
+
+fn consume(a: &ConsumeArgs) -> CliResult {
+    existing_dir(&a.dir)?;
+    let start_at = parse_from(&a.from)?;
+    if a.messages == Some(0) {
+        return Err("--messages must be at least 1".into());
+    }
+    let store =
+        Store::open(&a.dir, StoreConfig::default()).map_err(|e| format!("{}: {e}", a.dir.display()))?;
+    let topic = store.topic(&a.topic).map_err(|e| e.to_string())?;
+    let limit = a.messages.unwrap_or(u64::MAX);
+    let started = Instant::now();
+    let (mut records, mut bytes, mut fetches) = (0u64, 0u64, 0u64);
+    'partitions: for partition in topic.partitions() {
+        if let StartAt::Offset(o) = start_at {
+            if o >= partition.log_end_offset() {
+                continue; // nothing there yet in this partition
+            }
+        }
+        let mut reader = partition.reader(start_at);
+        loop {
+            let fetched = reader.poll().map_err(|e| e.to_string())?;
+            if fetched.is_empty() {
+                break;
+            }
+            fetches += 1;
+            for r in fetched.records() {
+                records += 1;
+                bytes += (r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len)) as u64;
+                if records >= limit {
+                    break 'partitions;
+                }
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let mb = bytes as f64 / (1024.0 * 1024.0);
+    if a.json {
+        outln!(
+            "{{\"records\":{records},\"mb\":{mb:.4},\"mb_per_sec\":{:.2},\"records_per_sec\":{:.1},\"fetches\":{fetches},\"elapsed_ms\":{:.1}}}",
+            mb / secs,
+            records as f64 / secs,
+            secs * 1000.0
+        );
+    } else {
+        outln!("data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, fetches, fetch.time.ms");
+        outln!(
+            "{mb:.4}, {:.4}, {records}, {:.4}, {fetches}, {:.0}",
+            mb / secs,
+            records as f64 / secs,
+            secs * 1000.0
+        );
+    }
+    if let Some(n) = a.messages.filter(|&n| records < n) {
+        return Err(format!("only {records} of the {n} records asked for are in topic {}", a.topic));
+    }
+    Ok(())
+}
