@@ -159,6 +159,30 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// An append carries a leader epoch below the partition's latest one
+    /// (a deposed leader, or replicated batches out of order).
+    StaleLeaderEpoch {
+        /// The append's epoch.
+        epoch: i32,
+        /// The latest epoch the partition has.
+        latest: i32,
+    },
+    /// A replicated batch does not start at the offset that continues the
+    /// log (leader and follower disagree: find the divergence with
+    /// `end_offset_for_epoch` and truncate first).
+    NonContiguousBatch {
+        /// The offset the log needs next.
+        expected: u64,
+        /// The batch's base offset.
+        found: u64,
+    },
+    /// A replicated batch failed its checks (CRC, framing, records).
+    InvalidBatch {
+        /// Byte position of the batch in the bytes given.
+        position: usize,
+        /// What is wrong.
+        error: crate::format::DecodeError,
+    },
 }
 
 /// What [`Error::Corruption`] found.
@@ -283,6 +307,15 @@ impl fmt::Display for Error {
             }
             Error::InvalidPartitionCount { partitions, max } => {
                 write!(f, "invalid partition count {partitions}: must be 1..={max}")
+            }
+            Error::StaleLeaderEpoch { epoch, latest } => {
+                write!(f, "leader epoch {epoch} is below the partition's latest epoch {latest}")
+            }
+            Error::NonContiguousBatch { expected, found } => {
+                write!(f, "replicated batch starts at offset {found}, the log continues at {expected}")
+            }
+            Error::InvalidBatch { position, error } => {
+                write!(f, "invalid replicated batch at byte {position}: {error}")
             }
             Error::StoreLocked { path } => {
                 write!(f, "data directory is already open (lock {} is held)", path.display())

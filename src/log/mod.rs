@@ -4,14 +4,17 @@
 mod checkpoint;
 mod cleaner;
 mod durability;
+mod epochs;
 mod notify;
 mod partition;
+mod replica;
 mod retention;
 pub mod verify;
 mod wait;
 
 pub use checkpoint::{CLEANER_OFFSET_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 pub use cleaner::CompactionReport;
+pub use epochs::LEADER_EPOCH_FILE;
 pub use partition::{AppendInfo, PartitionLog, RecoveryReport, CLEAN_SHUTDOWN_FILE};
 pub use retention::RetentionReport;
 pub use verify::{verify_partition, VerifyReport};

@@ -21,6 +21,7 @@ use super::checkpoint::{
     self, RecoveryPoint, CLEANER_OFFSET_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
 };
 use super::durability::Syncer;
+use super::epochs::{EpochCache, ReadError as EpochReadError};
 use super::notify::Notifier;
 use super::wait::WaitForOffset;
 
@@ -105,7 +106,7 @@ pub struct PartitionLog {
     pub(super) truncation: RwLock<()>,
     notifier: Notifier,
     /// Group commit and poisoning.
-    syncer: Syncer,
+    pub(super) syncer: Syncer,
     /// One compaction at a time.
     pub(super) cleaner: Mutex<()>,
     /// The first offset not yet cleaned (the cleaner checkpoint).
@@ -114,6 +115,9 @@ pub struct PartitionLog {
     /// flush must not write a point it took before a truncation).
     /// Lock order: `writer`, then this.
     recovery_point: Mutex<(Option<RecoveryPoint>, u64)>,
+    /// Leader epochs and their start offsets (KIP-101; see `epochs.rs`).
+    /// Changed only with the writer lock held. Lock order: `writer`, then this.
+    pub(super) epochs: Mutex<EpochCache>,
     report: RecoveryReport,
 }
 
@@ -202,6 +206,7 @@ impl PartitionLog {
         }
         let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
         let log_start_offset = checkpoint::read_log_start(&*fs, &dir);
+        let epochs = load_epochs(&*fs, &dir, &segments, (log_start_offset, log_end_offset))?;
         let cleaned_to = checkpoint::read_cleaner_offset(&*fs, &dir);
         let log = PartitionLog {
             fs,
@@ -220,6 +225,7 @@ impl PartitionLog {
             recovery_point: Mutex::new((recovery_point, 0)),
             cleaner: Mutex::new(()),
             cleaned_to: AtomicU64::new(cleaned_to),
+            epochs: Mutex::new(epochs),
             report,
         };
         log.apply_log_start_at_open()?;
@@ -231,29 +237,19 @@ impl PartitionLog {
     /// does not write is an error: it is not ours to delete or ignore.
     fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
         let names = fs.list_dir(dir).map_err(Error::io("list log directory", dir))?;
-        let tmp = format!("{RECOVERY_POINT_FILE}.tmp");
-        if names.contains(&tmp) {
+        let checkpoints =
+            [RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, CLEANER_OFFSET_FILE, super::LEADER_EPOCH_FILE];
+        let temps: Vec<String> = checkpoints.iter().map(|c| format!("{c}.tmp")).collect();
+        for tmp in temps.iter().filter(|t| names.contains(t)) {
             // An interrupted checkpoint write; the previous checkpoint stands.
-            let path = dir.join(&tmp);
-            fs.remove_file(&path).map_err(Error::io("remove temp file", &path))?;
-        }
-        let cleaner_tmp = format!("{CLEANER_OFFSET_FILE}.tmp");
-        if names.contains(&cleaner_tmp) {
-            let path = dir.join(&cleaner_tmp);
-            fs.remove_file(&path).map_err(Error::io("remove temp file", &path))?;
-        }
-        let start_tmp = format!("{LOG_START_OFFSET_FILE}.tmp");
-        if names.contains(&start_tmp) {
-            let path = dir.join(&start_tmp);
+            let path = dir.join(tmp);
             fs.remove_file(&path).map_err(Error::io("remove temp file", &path))?;
         }
         let ours = |n: &String| {
             parse_file_name(n).is_some()
-                || [CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, CLEANER_OFFSET_FILE]
-                    .contains(&n.as_str())
-                || *n == tmp
-                || *n == start_tmp
-                || *n == cleaner_tmp
+                || *n == CLEAN_SHUTDOWN_FILE
+                || checkpoints.contains(&n.as_str())
+                || temps.contains(n)
         };
         if let Some(stray) = names.iter().find(|n| !ours(n)) {
             return Err(Error::UnexpectedFile { path: dir.join(stray) });
@@ -323,7 +319,7 @@ impl PartitionLog {
     }
 
     /// Applies the durability policy to an append that was written.
-    fn make_durable(&self, info: AppendInfo) -> Result<AppendInfo> {
+    pub(super) fn make_durable(&self, info: AppendInfo) -> Result<AppendInfo> {
         match self.config.durability {
             Durability::None => {}
             Durability::Always => self.sync_to(info.last_offset + 1)?,
@@ -381,15 +377,42 @@ impl PartitionLog {
         set_base_offset(batch, base);
         let header = BatchHeader { base_offset: base, ..encoded };
         debug_assert_eq!(header.next_offset(), end);
+        let info = self.write_batch_locked(batch, &header)?;
+        drop(writer);
+        self.notify_appended();
+        Ok(info)
+    }
+
+    /// Wakes readers waiting for new records (after the writer lock is
+    /// released).
+    pub(super) fn notify_appended(&self) {
+        self.notifier.notify();
+    }
+
+    /// Writes one checked batch at the log end: notes its leader epoch
+    /// (durably, before the batch, when it is a new one), rolls if needed,
+    /// appends, publishes (the caller wakes waiters after releasing the
+    /// writer lock). Writer lock held.
+    pub(super) fn write_batch_locked(&self, batch: &[u8], header: &BatchHeader) -> Result<AppendInfo> {
+        let (base, end) = (header.base_offset, header.next_offset());
+        if header.leader_epoch >= 0 {
+            let mut epochs = self.epochs.lock();
+            if epochs.latest() != Some(header.leader_epoch) {
+                let mut next = epochs.clone();
+                if next.assign(header.leader_epoch, base)? {
+                    // ORDER: the epoch's entry is durable before its first batch.
+                    next.write(&*self.fs, &self.dir).map_err(|e| self.write_failed(e))?;
+                    *epochs = next;
+                }
+            }
+        }
         let now_ms = self.clock.now_ms();
         let mut active = self.active();
         if active.needs_roll(u64::from(header.batch_len), header.last_offset(), &self.config, now_ms) {
             active = self.roll_locked().map_err(|e| self.write_failed(e))?;
         }
-        active.append(batch, &header, &self.config, now_ms).map_err(|e| self.write_failed(e))?;
+        active.append(batch, header, &self.config, now_ms).map_err(|e| self.write_failed(e))?;
         self.log_end_offset.store(end, Ordering::SeqCst);
-        drop(writer);
-        self.notifier.notify();
         Ok(AppendInfo { first_offset: base, last_offset: end - 1, max_timestamp_ms: header.max_timestamp_ms })
     }
 
@@ -537,6 +560,15 @@ impl PartitionLog {
         self.log_end_offset.store(offset, Ordering::SeqCst);
         self.syncer.lower_synced_offset(offset);
         self.cleaned_to.fetch_min(offset, Ordering::SeqCst);
+        // Epochs that began at or past the cut are gone with it. (A crash
+        // before this write is repaired at open, which drops entries at or
+        // past the log end.)
+        {
+            let mut epochs = self.epochs.lock();
+            if epochs.truncate_from_end(offset) {
+                epochs.write(&*self.fs, &self.dir)?;
+            }
+        }
         // The cut was fsynced: the recovery point is the new end.
         let point = RecoveryPoint {
             segment: active.base_offset(),
@@ -701,6 +733,39 @@ fn check_range(offset: u64, log_start_offset: u64, log_end_offset: u64) -> Resul
         return Err(Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset });
     }
     Ok(())
+}
+
+/// The leader-epoch cache at open: the checkpoint, rebuilt from the
+/// batches' epochs if it is damaged, without entries at or past the log end
+/// (an epoch whose first batch a crash lost), starting at the log start.
+fn load_epochs(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    segments: &SegmentMap,
+    (log_start, log_end): (u64, u64),
+) -> Result<EpochCache> {
+    let (mut cache, mut dirty) = match EpochCache::read(fs, dir) {
+        Ok(cache) => (cache, false),
+        Err(EpochReadError::Missing) => (EpochCache::default(), false),
+        Err(EpochReadError::Damaged) => {
+            let mut batches = Vec::new();
+            for segment in segments.values() {
+                segment.for_each_batch(|h, _| {
+                    if batches.last().is_none_or(|&(e, _)| e != h.leader_epoch) {
+                        batches.push((h.leader_epoch, h.base_offset));
+                    }
+                    Ok(())
+                })?;
+            }
+            (EpochCache::rebuild(batches), true)
+        }
+    };
+    dirty |= cache.truncate_from_end(log_end);
+    dirty |= cache.truncate_from_start(log_start);
+    if dirty {
+        cache.write(fs, dir)?;
+    }
+    Ok(cache)
 }
 
 impl Drop for PartitionLog {

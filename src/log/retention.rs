@@ -137,6 +137,14 @@ impl PartitionLog {
         // ORDER: durable before any segment is deleted because of it.
         checkpoint::write_log_start(&*self.fs, &self.dir, offset).map_err(|e| self.write_failed(e))?;
         self.log_start_offset.fetch_max(offset, Ordering::SeqCst);
+        // The epoch holding the new start now begins there (Kafka's
+        // truncateFromStart); a crash before this write leaves an older
+        // start, which only makes end_offset_for_epoch answer for records
+        // already gone, as Kafka's cache may.
+        let mut epochs = self.epochs.lock();
+        if epochs.truncate_from_start(offset) {
+            epochs.write(&*self.fs, &self.dir).map_err(|e| self.write_failed(e))?;
+        }
         Ok(())
     }
 

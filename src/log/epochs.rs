@@ -1,0 +1,228 @@
+//! The leader-epoch cache (Kafka's KIP-101): for each partition leader
+//! epoch seen in the log, the first offset written in it. A follower asks
+//! the leader `end_offset_for_epoch(its latest epoch)` and truncates to the
+//! answer, instead of trusting its high watermark, so two replicas never
+//! keep different records at the same offset.
+//!
+//! File `leader-epoch-checkpoint` in the partition directory (`format::kv`):
+//!
+//! ```text
+//! annals-leader-epoch-checkpoint 1
+//! entries=<n>
+//! epoch.0=<epoch> start.0=<offset>   (one key=value per line: epoch.i, start.i)
+//! crc32=...
+//! ```
+//!
+//! ORDER: an entry for a new epoch is written (atomically and durably)
+//! before the first batch of that epoch, so the file never lacks an epoch
+//! the log holds. After a crash it may name an epoch whose first batch was
+//! lost: opening drops entries at or past the log end. Truncation drops
+//! entries past the cut, and raising the log start moves the first entries
+//! up to it, each written before the call returns. A missing file means no
+//! batch with an epoch was ever appended; a damaged one is rebuilt from the
+//! epochs stamped in the batch headers.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::format::kv;
+use crate::io::{read_small_file, write_file_atomic, FileSystem};
+
+/// The checkpoint's file name.
+pub const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
+const HEADER: &str = "annals-leader-epoch-checkpoint 1";
+/// Entries beyond this in a file are not believed (the file is rebuilt).
+const MAX_ENTRIES: u64 = 1 << 20;
+
+/// `(epoch, start offset)` pairs, both strictly increasing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct EpochCache {
+    entries: Vec<(i32, u64)>,
+}
+
+/// Why the checkpoint could not be used.
+pub(crate) enum ReadError {
+    /// No file: no epoch was ever recorded.
+    Missing,
+    /// A file that does not parse: rebuild from the log.
+    Damaged,
+}
+
+impl EpochCache {
+    /// Reads the checkpoint.
+    pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> std::result::Result<EpochCache, ReadError> {
+        let path = dir.join(LEADER_EPOCH_FILE);
+        if !fs.exists(&path).map_err(|_| ReadError::Damaged)? {
+            return Err(ReadError::Missing);
+        }
+        let bytes = read_small_file(fs, &path, 64 * MAX_ENTRIES).map_err(|_| ReadError::Damaged)?;
+        let pairs = kv::decode(&bytes, HEADER).map_err(|_| ReadError::Damaged)?;
+        let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).and_then(|(k, v)| kv::number(k, v).ok());
+        let n = get("entries").filter(|&n| n <= MAX_ENTRIES).ok_or(ReadError::Damaged)?;
+        let mut cache = EpochCache::default();
+        for i in 0..n {
+            let epoch =
+                get(&format!("epoch.{i}")).and_then(|e| i32::try_from(e).ok()).ok_or(ReadError::Damaged)?;
+            let start = get(&format!("start.{i}")).ok_or(ReadError::Damaged)?;
+            if cache.entries.last().is_some_and(|&(e, s)| epoch <= e || start <= s) {
+                return Err(ReadError::Damaged);
+            }
+            cache.entries.push((epoch, start));
+        }
+        Ok(cache)
+    }
+
+    /// Writes the checkpoint durably.
+    pub(crate) fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+        let mut pairs = vec![("entries".to_string(), self.entries.len().to_string())];
+        for (i, &(epoch, start)) in self.entries.iter().enumerate() {
+            pairs.push((format!("epoch.{i}"), epoch.to_string()));
+            pairs.push((format!("start.{i}"), start.to_string()));
+        }
+        let pairs: Vec<(&str, String)> = pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        write_file_atomic(fs, dir, LEADER_EPOCH_FILE, &kv::encode(HEADER, &pairs))
+            .map_err(Error::io("write leader epoch checkpoint", &dir.join(LEADER_EPOCH_FILE)))
+    }
+
+    /// The entries, oldest first.
+    pub(crate) fn entries(&self) -> &[(i32, u64)] {
+        &self.entries
+    }
+
+    /// The latest epoch, if any.
+    pub(crate) fn latest(&self) -> Option<i32> {
+        self.entries.last().map(|&(e, _)| e)
+    }
+
+    /// Notes a batch of leader epoch `epoch` at `offset` (epochs below 0:
+    /// none, nothing to note). `Ok(true)`: a new entry, to be written out
+    /// before the batch. `epoch` below the latest is refused.
+    pub(crate) fn assign(&mut self, epoch: i32, offset: u64) -> Result<bool> {
+        if epoch < 0 {
+            return Ok(false);
+        }
+        match self.entries.last() {
+            Some(&(latest, _)) if epoch < latest => Err(Error::StaleLeaderEpoch { epoch, latest }),
+            Some(&(latest, _)) if epoch == latest => Ok(false),
+            Some(&(_, start)) if offset <= start => {
+                // A new epoch cannot start at or before the previous one's
+                // first offset (the log below it is never rewritten).
+                Err(Error::StaleLeaderEpoch { epoch, latest: self.latest().unwrap_or(-1) })
+            }
+            _ => {
+                self.entries.push((epoch, offset));
+                Ok(true)
+            }
+        }
+    }
+
+    /// Kafka's `endOffsetFor`: the largest epoch at or below `epoch` and
+    /// the offset after its last record (the start of the next epoch, or
+    /// `log_end` for the latest epoch). For an epoch below the first one,
+    /// `epoch` itself and the first epoch's start offset. `None` when no
+    /// epoch is known at or above it.
+    pub(crate) fn end_offset_for(&self, epoch: i32, log_end: u64) -> Option<(i32, u64)> {
+        if epoch < 0 {
+            return None;
+        }
+        if self.latest() == Some(epoch) {
+            return Some((epoch, log_end));
+        }
+        let higher = self.entries.iter().position(|&(e, _)| e > epoch)?;
+        let end = self.entries[higher].1;
+        match higher.checked_sub(1) {
+            Some(floor) => Some((self.entries[floor].0, end)),
+            None => Some((epoch, end)),
+        }
+    }
+
+    /// Drops entries starting at or past `offset` (the log was cut there).
+    /// `true` when anything changed.
+    pub(crate) fn truncate_from_end(&mut self, offset: u64) -> bool {
+        let keep = self.entries.iter().take_while(|&&(_, s)| s < offset).count();
+        let changed = keep < self.entries.len();
+        self.entries.truncate(keep);
+        changed
+    }
+
+    /// The log now starts at `offset`: entries wholly below it go, and the
+    /// epoch holding `offset` starts there. `true` when anything changed.
+    pub(crate) fn truncate_from_start(&mut self, offset: u64) -> bool {
+        let below = self.entries.iter().take_while(|&&(_, s)| s <= offset).count();
+        if below == 0 {
+            return false;
+        }
+        let floor = self.entries[below - 1];
+        let changed = below > 1 || floor.1 != offset;
+        self.entries.drain(..below - 1);
+        self.entries[0].1 = offset;
+        changed
+    }
+
+    /// Rebuilds the cache from the epochs of the log's batches, given as
+    /// `(leader_epoch, base_offset)` in log order.
+    pub(crate) fn rebuild(batches: impl IntoIterator<Item = (i32, u64)>) -> EpochCache {
+        let mut cache = EpochCache::default();
+        for (epoch, offset) in batches {
+            // Out-of-order epochs in a damaged log are skipped, not fatal.
+            let _ = cache.assign(epoch, offset);
+        }
+        cache
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::sim::SimFs;
+
+    fn cache(entries: &[(i32, u64)]) -> EpochCache {
+        EpochCache { entries: entries.to_vec() }
+    }
+
+    #[test]
+    fn end_offset_for_follows_kafka() {
+        let c = cache(&[(1, 0), (3, 10), (4, 25)]);
+        assert_eq!(c.end_offset_for(4, 40), Some((4, 40)), "latest: the log end");
+        assert_eq!(c.end_offset_for(3, 40), Some((3, 25)));
+        assert_eq!(c.end_offset_for(2, 40), Some((1, 10)), "an epoch never seen: the one below it");
+        assert_eq!(c.end_offset_for(0, 40), Some((0, 0)), "below the first epoch");
+        assert_eq!(c.end_offset_for(5, 40), None, "above the latest");
+        assert_eq!(c.end_offset_for(-1, 40), None);
+        assert_eq!(EpochCache::default().end_offset_for(0, 7), None);
+    }
+
+    #[test]
+    fn assign_truncate_and_persist() {
+        let mut c = EpochCache::default();
+        assert!(!c.assign(-1, 0).unwrap(), "no epoch");
+        assert!(c.assign(1, 0).unwrap());
+        assert!(!c.assign(1, 5).unwrap(), "same epoch");
+        assert!(matches!(c.assign(0, 6), Err(Error::StaleLeaderEpoch { epoch: 0, latest: 1 })));
+        assert!(c.assign(3, 10).unwrap());
+        assert!(c.assign(4, 25).unwrap());
+        assert!(!c.truncate_from_end(26), "nothing starts at or past 26");
+        assert_eq!(c.entries(), [(1, 0), (3, 10), (4, 25)]);
+        assert!(c.truncate_from_end(25));
+        assert_eq!(c.entries(), [(1, 0), (3, 10)]);
+        assert!(!c.truncate_from_end(30));
+        assert!(c.truncate_from_start(12));
+        assert_eq!(c.entries(), [(3, 12)]);
+        assert!(!c.truncate_from_start(12));
+
+        let fs = SimFs::new();
+        let dir = Path::new("/p");
+        fs.create_dir_all(dir).unwrap();
+        assert!(matches!(EpochCache::read(&fs, dir), Err(ReadError::Missing)));
+        let c = cache(&[(1, 0), (3, 10), (7, 99)]);
+        c.write(&fs, dir).unwrap();
+        assert_eq!(EpochCache::read(&fs, dir).ok(), Some(c));
+        let f = fs.open(&dir.join(LEADER_EPOCH_FILE), crate::io::OpenMode::Existing).unwrap();
+        f.write_all_at(b"x", 40).unwrap();
+        assert!(matches!(EpochCache::read(&fs, dir), Err(ReadError::Damaged)));
+        assert_eq!(
+            EpochCache::rebuild([(-1, 0), (1, 3), (1, 5), (0, 7), (2, 9)]).entries(),
+            [(1, 3), (2, 9)]
+        );
+    }
+}

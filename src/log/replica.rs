@@ -1,0 +1,97 @@
+//! What a replication layer needs of a partition log: appending batches
+//! whose offsets a leader assigned, and the leader-epoch queries a follower
+//! uses to find where its log diverges (Kafka's KIP-101).
+
+use crate::error::{Error, Result};
+use crate::format::{check_batch, peek_batch_len, BATCH_HEADER_BYTES};
+
+use super::partition::{AppendInfo, PartitionLog};
+
+impl PartitionLog {
+    /// Appends batches as a leader wrote them, offsets and leader epochs
+    /// kept: `batches` holds whole batches in the on-disk format (what
+    /// [`FetchedRecords::bytes`](crate::FetchedRecords::bytes) returns on
+    /// the leader). The first must start at the log end offset and each
+    /// must continue the one before; each is fully checked (CRC, framing,
+    /// every record) before anything is written. Returns the offsets of
+    /// all of them, after applying the durability policy.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBatch`] (nothing written); [`Error::NonContiguousBatch`]
+    /// (nothing written); [`Error::BatchTooLarge`]; [`Error::StaleLeaderEpoch`]
+    /// for a batch whose epoch is below the log's latest (the batches before
+    /// it stay appended); [`Error::Closed`]; [`Error::Io`].
+    pub fn append_replica(&self, batches: &[u8]) -> Result<AppendInfo> {
+        let writer = self.writer.lock();
+        if writer.closed {
+            return Err(Error::Closed);
+        }
+        self.syncer.check(&self.dir)?;
+        // Check everything first: a bad batch anywhere writes nothing.
+        let mut headers = Vec::new();
+        let (mut at, mut expected) = (0usize, self.log_end_offset());
+        while at < batches.len() {
+            let invalid = |error| Error::InvalidBatch { position: at, error };
+            let rest = &batches[at..];
+            let len = peek_batch_len(rest).map_or(rest.len(), |l| l as usize);
+            if len > self.config.max_batch_bytes {
+                return Err(Error::BatchTooLarge { size: len, max: self.config.max_batch_bytes });
+            }
+            let header = check_batch(rest).map_err(invalid)?;
+            if header.base_offset != expected {
+                return Err(Error::NonContiguousBatch { expected, found: header.base_offset });
+            }
+            expected = header.next_offset();
+            headers.push((at, header));
+            at += header.batch_len as usize;
+        }
+        let Some(&(_, first)) = headers.first() else { return Err(Error::EmptyBatch) };
+        debug_assert!(headers.iter().all(|(_, h)| h.batch_len as usize >= BATCH_HEADER_BYTES));
+        let mut last = None;
+        for (at, header) in &headers {
+            let bytes = &batches[*at..*at + header.batch_len as usize];
+            match self.write_batch_locked(bytes, header) {
+                Ok(info) => last = Some(info),
+                Err(e) => {
+                    drop(writer);
+                    if last.is_some() {
+                        self.notify_appended();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        drop(writer);
+        self.notify_appended();
+        let last = last.expect("at least one batch");
+        let info = AppendInfo {
+            first_offset: first.base_offset,
+            last_offset: last.last_offset,
+            max_timestamp_ms: headers.iter().map(|(_, h)| h.max_timestamp_ms).max().unwrap_or(-1),
+        };
+        self.make_durable(info)
+    }
+
+    /// The latest leader epoch in the log (`None`: no batch carried one).
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.lock().latest()
+    }
+
+    /// Kafka's `OffsetsForLeaderEpoch`: the largest epoch at or below
+    /// `epoch` that this log has, and the offset after its last record (the
+    /// first offset of the next epoch; the log end offset for the latest
+    /// epoch). A follower whose latest epoch is `epoch` truncates to the
+    /// returned offset (if below its own end) before fetching: the records
+    /// after it were never the leader's. For an epoch below the first one,
+    /// `epoch` and the first epoch's start offset; `None` when the log has
+    /// no epoch at or above `epoch`.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, u64)> {
+        let _writer = self.writer.lock(); // a consistent (epochs, end) pair
+        self.epochs.lock().end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// The leader-epoch cache: `(epoch, first offset)` pairs, oldest first.
+    pub fn leader_epochs(&self) -> Vec<(i32, u64)> {
+        self.epochs.lock().entries().to_vec()
+    }
+}

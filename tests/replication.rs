@@ -1,0 +1,229 @@
+//! Replica appends and leader epochs (KIP-101): followers find where their
+//! log diverges from the leader's with `end_offset_for_epoch`, truncate
+//! there, and end up with the leader's records at every offset.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use annals::io::sim::{CrashMode, SimFs};
+use annals::{BatchMeta, Error, LogConfig, PartitionLog, Record};
+
+fn config() -> LogConfig {
+    LogConfig { segment_bytes: 2048, index_interval_bytes: 256, ..LogConfig::default() }
+}
+
+fn open(dir: &Path) -> PartitionLog {
+    PartitionLog::open(dir, config()).unwrap()
+}
+
+/// A leader append of `n` records tagged `tag` in leader epoch `epoch`.
+fn lead(log: &PartitionLog, epoch: i32, tag: &str, n: usize) {
+    let records: Vec<Record> = (0..n).map(|i| Record::new(format!("{tag}-{i}"))).collect();
+    log.append_with(&records, BatchMeta { leader_epoch: epoch, ..BatchMeta::default() }).unwrap();
+}
+
+/// Copies the leader's batches from the follower's log end (what a fetch
+/// does), appending them as a replica.
+fn fetch(follower: &PartitionLog, leader: &PartitionLog) {
+    while follower.log_end_offset() < leader.log_end_offset() {
+        let fetched = leader.read(follower.log_end_offset(), 4096).unwrap();
+        follower.append_replica(fetched.bytes()).unwrap();
+    }
+}
+
+/// KIP-101's follower step: truncate to the leader's end offset for the
+/// follower's latest epoch, then fetch.
+fn catch_up(follower: &PartitionLog, leader: &PartitionLog) {
+    if let Some(epoch) = follower.latest_epoch() {
+        let (_, end) = leader.end_offset_for_epoch(epoch).expect("the leader knows the epoch");
+        if end < follower.log_end_offset() {
+            follower.truncate_to(end).unwrap();
+        }
+    }
+    fetch(follower, leader);
+}
+
+fn values(log: &PartitionLog) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let fetched = log.read(offset, 1 << 20).unwrap();
+        for r in fetched.records() {
+            out.push((r.offset, String::from_utf8(r.value.unwrap().to_vec()).unwrap()));
+        }
+        offset = fetched.next_offset().unwrap();
+    }
+    out
+}
+
+#[test]
+fn replica_appends_keep_offsets_and_epochs_and_refuse_gaps_and_damage() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (leader, follower) = (open(a.path()), open(b.path()));
+    lead(&leader, 1, "a", 30);
+    lead(&leader, 1, "b", 5);
+    lead(&leader, 4, "c", 20);
+    fetch(&follower, &leader);
+    assert_eq!(values(&follower), values(&leader));
+    assert_eq!(follower.leader_epochs(), [(1, 0), (4, 35)]);
+    assert_eq!(leader.leader_epochs(), follower.leader_epochs());
+
+    // A batch that does not continue the log, or a damaged one: refused,
+    // nothing written.
+    let end = follower.log_end_offset();
+    let again = leader.read(10, 1).unwrap();
+    assert!(matches!(
+        follower.append_replica(again.bytes()),
+        Err(Error::NonContiguousBatch { expected, found: 0 }) if expected == end
+    ));
+    lead(&leader, 4, "d", 3);
+    let next = leader.read(end, 4096).unwrap();
+    let mut bad = next.bytes().to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x20;
+    assert!(matches!(follower.append_replica(&bad), Err(Error::InvalidBatch { .. })));
+    assert!(matches!(follower.append_replica(&bad[..bad.len() - 3]), Err(Error::InvalidBatch { .. })));
+    assert!(matches!(follower.append_replica(&[]), Err(Error::EmptyBatch)));
+    assert_eq!(follower.log_end_offset(), end);
+    follower.append_replica(next.bytes()).unwrap();
+    assert_eq!(values(&follower), values(&leader));
+
+    // A deposed leader's stale epoch is refused; the same epoch is fine.
+    let records = [Record::new("late")];
+    let stale = BatchMeta { leader_epoch: 3, ..BatchMeta::default() };
+    assert!(matches!(
+        leader.append_with(&records, stale),
+        Err(Error::StaleLeaderEpoch { epoch: 3, latest: 4 })
+    ));
+    assert_eq!(leader.end_offset_for_epoch(1), Some((1, 35)));
+    assert_eq!(leader.end_offset_for_epoch(2), Some((1, 35)), "never-seen epoch: the one below");
+    assert_eq!(leader.end_offset_for_epoch(4), Some((4, leader.log_end_offset())));
+    assert_eq!(leader.end_offset_for_epoch(5), None);
+}
+
+/// KIP-101's first scenario: the follower's high watermark would have
+/// truncated away acknowledged records; the epoch does not.
+#[test]
+fn a_restarted_follower_keeps_what_the_new_leader_has() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (old_leader, follower) = (open(a.path()), open(b.path()));
+    lead(&old_leader, 1, "m", 2);
+    fetch(&follower, &old_leader);
+    // The old leader dies; the follower becomes leader in epoch 2 and
+    // keeps both records (a high-watermark truncation would have cut one).
+    drop(old_leader);
+    lead(&follower, 2, "n", 1);
+    let old_leader = open(a.path());
+    catch_up(&old_leader, &follower);
+    assert_eq!(values(&old_leader), values(&follower));
+    assert_eq!(values(&follower).len(), 3);
+}
+
+/// KIP-101's second scenario, the back-to-back failure: both replicas
+/// crash, the one with fewer records comes back first and leads a new
+/// epoch, writing different records at the offsets the other one has. The
+/// other must not keep its own record at that offset.
+#[test]
+fn back_to_back_failures_never_leave_two_different_records_at_one_offset() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (first, second) = (open(a.path()), open(b.path()));
+    lead(&first, 1, "x", 1); // offset 0, replicated
+    fetch(&second, &first);
+    lead(&first, 1, "y", 1); // offset 1, only on the leader
+    drop((first, second)); // both crash
+    let second = open(b.path());
+    lead(&second, 2, "z", 1); // the new leader writes its own offset 1
+    let first = open(a.path());
+    assert_eq!(first.latest_epoch(), Some(1));
+    assert_eq!(second.end_offset_for_epoch(1), Some((1, 1)), "epoch 1 ended at offset 1 on the leader");
+    catch_up(&first, &second);
+    assert_eq!(values(&first), [(0, "x-0".to_string()), (1, "z-0".to_string())]);
+    assert_eq!(first.leader_epochs(), [(1, 0), (2, 1)]);
+}
+
+#[test]
+fn the_epoch_cache_follows_truncation_retention_reopen_and_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    lead(&log, 1, "a", 40);
+    lead(&log, 3, "b", 40);
+    lead(&log, 7, "c", 40);
+    assert_eq!(log.leader_epochs(), [(1, 0), (3, 40), (7, 80)]);
+    log.truncate_to(85).unwrap();
+    assert_eq!(log.leader_epochs(), [(1, 0), (3, 40), (7, 80)]);
+    log.truncate_to(80).unwrap();
+    assert_eq!(log.leader_epochs(), [(1, 0), (3, 40)], "epoch 7 began at the cut");
+    assert_eq!(log.end_offset_for_epoch(3), Some((3, 80)));
+    log.delete_records_before(50).unwrap();
+    assert_eq!(log.leader_epochs(), [(3, 50)], "the log now starts inside epoch 3");
+    lead(&log, 9, "d", 5);
+    drop(log); // unclean
+    let log = open(dir.path());
+    assert_eq!(log.leader_epochs(), [(3, 50), (9, 80)]);
+
+    // A damaged checkpoint is rebuilt from the epochs in the batch headers
+    // (from the first batch still in the log).
+    drop(log);
+    let file = dir.path().join(annals::log::LEADER_EPOCH_FILE);
+    std::fs::write(&file, b"garbage").unwrap();
+    let log = open(dir.path());
+    let rebuilt = log.leader_epochs();
+    assert_eq!(rebuilt.last(), Some(&(9, 80)));
+    assert!(rebuilt.iter().all(|&(e, _)| e == 3 || e == 9), "{rebuilt:?}");
+    assert!(std::fs::read(&file).unwrap() != b"garbage", "rewritten");
+}
+
+/// A crash at every I/O operation while epochs change: after recovery the
+/// cache never names an epoch at or past the log end, and every epoch of a
+/// record that is in the log is in the cache at or below its offset.
+#[test]
+fn crash_anywhere_leaves_the_epoch_cache_consistent_with_the_log() {
+    let workload = |fs: &SimFs| -> annals::Result<()> {
+        let log = PartitionLog::open_with(Arc::new(fs.clone()), "/p", config())?;
+        for (epoch, n) in [(1, 12), (2, 6), (5, 9)] {
+            let records: Vec<Record> = (0..n).map(|i| Record::new(format!("e{epoch}-{i}"))).collect();
+            log.append_with(&records, BatchMeta { leader_epoch: epoch, ..BatchMeta::default() })?;
+            log.flush()?;
+        }
+        log.truncate_to(15)?;
+        let records = [Record::new("after")];
+        log.append_with(&records, BatchMeta { leader_epoch: 6, ..BatchMeta::default() })?;
+        log.delete_records_before(4)?;
+        log.close()
+    };
+    let probe = SimFs::new();
+    workload(&probe).unwrap();
+    let ops = probe.op_count();
+    let mut checked = 0;
+    for crash_at in 1..=ops {
+        let fs = SimFs::new();
+        fs.crash_at(crash_at);
+        let _ = workload(&fs);
+        for mode in [CrashMode::DurableOnly, CrashMode::AllPending] {
+            let image = fs.crash_image(mode);
+            let log = PartitionLog::open_with(Arc::new(image), "/p", config()).unwrap();
+            let epochs = log.leader_epochs();
+            let end = log.log_end_offset();
+            assert!(epochs.iter().all(|&(_, s)| s < end), "crash at {crash_at}: {epochs:?} past end {end}");
+            // Every batch's epoch is the cache's epoch at its offset.
+            let mut offset = log.log_start_offset();
+            while offset < end {
+                let fetched = log.read(offset, 1 << 20).unwrap();
+                for (h, _) in fetched.batches() {
+                    let cached = epochs.iter().rev().find(|&&(_, s)| s <= h.base_offset.max(epochs[0].1));
+                    assert_eq!(
+                        cached.map(|&(e, _)| e),
+                        Some(h.leader_epoch),
+                        "crash at {crash_at}, batch {}",
+                        h.base_offset
+                    );
+                }
+                offset = fetched.next_offset().unwrap();
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "{checked} images");
+}
