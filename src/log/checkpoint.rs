@@ -103,3 +103,22 @@ pub(crate) fn read_cleaner_offset(fs: &dyn FileSystem, dir: &Path) -> u64 {
 pub(crate) fn write_cleaner_offset(fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<()> {
     write_offset_file(fs, dir, CLEANER_OFFSET_FILE, CLEANER_HEADER, offset)
 }
+
+/// The high watermark checkpoint's file name.
+pub const HIGH_WATERMARK_FILE: &str = "high-watermark";
+const HIGH_WATERMARK_HEADER: &str = "annals-high-watermark 1";
+
+/// The persisted high watermark; `None` when no replication layer ever set
+/// one (or the file is damaged: the high watermark then follows the log end
+/// until it is set again, as for a log without replication).
+pub(crate) fn read_high_watermark(fs: &dyn FileSystem, dir: &Path) -> Option<u64> {
+    let bytes = read_small_file(fs, &dir.join(HIGH_WATERMARK_FILE), 4096).ok()?;
+    let pairs = kv::decode(&bytes, HIGH_WATERMARK_HEADER).ok()?;
+    let (k, v) = pairs.iter().find(|(k, _)| *k == "offset")?;
+    kv::number(k, v).ok()
+}
+
+/// Persists the high watermark (atomically, durably).
+pub(crate) fn write_high_watermark(fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<()> {
+    write_offset_file(fs, dir, HIGH_WATERMARK_FILE, HIGH_WATERMARK_HEADER, offset)
+}

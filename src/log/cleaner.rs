@@ -145,8 +145,15 @@ impl PartitionLog {
     /// One pass; returns whether the log is clean up to the active segment.
     fn clean_pass(&self, report: &mut CompactionReport) -> Result<bool> {
         let segments = self.snapshot();
-        let sealed: Vec<Arc<LogSegment>> =
-            segments.values().take(segments.len().saturating_sub(1)).cloned().collect();
+        // Sealed segments wholly below the high watermark: nothing a replica
+        // may still truncate is rewritten.
+        let committed = self.committed_end();
+        let sealed: Vec<Arc<LogSegment>> = segments
+            .values()
+            .take(segments.len().saturating_sub(1))
+            .take_while(|s| s.next_offset() <= committed)
+            .cloned()
+            .collect();
         let log_start = self.log_start_offset();
         let first_dirty = self.cleaned_to.load(Ordering::SeqCst).max(log_start);
         let dirty: Vec<&Arc<LogSegment>> = sealed.iter().filter(|s| s.next_offset() > first_dirty).collect();

@@ -11,8 +11,9 @@ mod replica;
 mod retention;
 pub mod verify;
 mod wait;
+mod watermark;
 
-pub use checkpoint::{CLEANER_OFFSET_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+pub use checkpoint::{CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 pub use cleaner::CompactionReport;
 pub use epochs::LEADER_EPOCH_FILE;
 pub use partition::{AppendInfo, PartitionLog, RecoveryReport, CLEAN_SHUTDOWN_FILE};

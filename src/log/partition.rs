@@ -18,7 +18,7 @@ use crate::io::{FileSystem, OpenMode, SharedFs, StdFileSystem};
 use crate::segment::{parse_file_name, LogSegment, Recovery, SegmentFile};
 
 use super::checkpoint::{
-    self, RecoveryPoint, CLEANER_OFFSET_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
+    self, RecoveryPoint, CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
 };
 use super::durability::Syncer;
 use super::epochs::{EpochCache, ReadError as EpochReadError};
@@ -115,6 +115,8 @@ pub struct PartitionLog {
     /// flush must not write a point it took before a truncation).
     /// Lock order: `writer`, then this.
     recovery_point: Mutex<(Option<RecoveryPoint>, u64)>,
+    /// The high watermark, or `FOLLOWS_LOG_END` (see `watermark.rs`).
+    pub(super) high_watermark: AtomicU64,
     /// Leader epochs and their start offsets (KIP-101; see `epochs.rs`).
     /// Changed only with the writer lock held. Lock order: `writer`, then this.
     pub(super) epochs: Mutex<EpochCache>,
@@ -205,6 +207,8 @@ impl PartitionLog {
             fs.sync_dir(&dir).map_err(Error::io("sync directory", &dir))?;
         }
         let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
+        let high_watermark = checkpoint::read_high_watermark(&*fs, &dir)
+            .map_or(super::watermark::FOLLOWS_LOG_END, |hw| hw.min(log_end_offset));
         let log_start_offset = checkpoint::read_log_start(&*fs, &dir);
         let epochs = load_epochs(&*fs, &dir, &segments, (log_start_offset, log_end_offset))?;
         let cleaned_to = checkpoint::read_cleaner_offset(&*fs, &dir);
@@ -226,6 +230,7 @@ impl PartitionLog {
             cleaner: Mutex::new(()),
             cleaned_to: AtomicU64::new(cleaned_to),
             epochs: Mutex::new(epochs),
+            high_watermark: AtomicU64::new(high_watermark),
             report,
         };
         log.apply_log_start_at_open()?;
@@ -237,8 +242,13 @@ impl PartitionLog {
     /// does not write is an error: it is not ours to delete or ignore.
     fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
         let names = fs.list_dir(dir).map_err(Error::io("list log directory", dir))?;
-        let checkpoints =
-            [RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, CLEANER_OFFSET_FILE, super::LEADER_EPOCH_FILE];
+        let checkpoints = [
+            RECOVERY_POINT_FILE,
+            LOG_START_OFFSET_FILE,
+            CLEANER_OFFSET_FILE,
+            super::LEADER_EPOCH_FILE,
+            HIGH_WATERMARK_FILE,
+        ];
         let temps: Vec<String> = checkpoints.iter().map(|c| format!("{c}.tmp")).collect();
         for tmp in temps.iter().filter(|t| names.contains(t)) {
             // An interrupted checkpoint write; the previous checkpoint stands.
@@ -560,6 +570,10 @@ impl PartitionLog {
         self.log_end_offset.store(offset, Ordering::SeqCst);
         self.syncer.lower_synced_offset(offset);
         self.cleaned_to.fetch_min(offset, Ordering::SeqCst);
+        // A set high watermark above the cut comes down to it.
+        let _ = self.high_watermark.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |hw| {
+            (hw != super::watermark::FOLLOWS_LOG_END && hw > offset).then_some(offset)
+        });
         // Epochs that began at or past the cut are gone with it. (A crash
         // before this write is repaired at open, which drops entries at or
         // past the log end.)
@@ -718,6 +732,7 @@ impl PartitionLog {
             offset: active.next_offset(),
         };
         self.set_recovery_point(point, false)?;
+        self.checkpoint_high_watermark()?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         let file = self
             .fs

@@ -69,7 +69,9 @@ impl PartitionLog {
             return Err(Error::Closed);
         }
         self.check_poisoned()?;
-        let end = self.log_end_offset();
+        // Not past the high watermark (the log end without replication):
+        // records a replica may still lack are not deleted.
+        let end = self.committed_end();
         if offset > end {
             let log_start_offset = self.log_start_offset();
             return Err(Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset: end });
@@ -108,6 +110,7 @@ impl PartitionLog {
         let retention_bytes = if deletes { self.config.retention_bytes } else { -1 };
         let segments = self.snapshot();
         let log_start = self.log_start_offset();
+        let committed = self.committed_end();
         let mut remaining = segments.values().map(|s| s.size_bytes()).sum::<u64>();
         let mut new_start = None;
         // Bounded by the number of sealed segments (the active one is last).
@@ -117,7 +120,8 @@ impl PartitionLog {
                 retention_ms >= 0 && now_ms.saturating_sub(segment.max_timestamp_ms()) > retention_ms;
             let oversized =
                 retention_bytes >= 0 && remaining - segment.size_bytes() >= retention_bytes as u64;
-            if !(below_start || expired || oversized) {
+            // Never a segment holding records at or above the high watermark.
+            if !(below_start || expired || oversized) || segment.next_offset() > committed {
                 break;
             }
             remaining -= segment.size_bytes();

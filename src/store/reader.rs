@@ -49,6 +49,7 @@ pub struct Reader {
     partition: Partition,
     position: u64,
     max_bytes: usize,
+    committed_only: bool,
 }
 
 impl Reader {
@@ -65,12 +66,19 @@ impl Reader {
                 Err(_) => partition.log_start_offset(),
             },
         };
-        Reader { partition, position, max_bytes: DEFAULT_FETCH_BYTES }
+        Reader { partition, position, max_bytes: DEFAULT_FETCH_BYTES, committed_only: false }
     }
 
     /// Bytes to fetch per poll (at least one batch is always returned).
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
         self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Reads only records below the partition's high watermark (those a
+    /// replication layer marked committed); polls at it return nothing.
+    pub fn committed_only(mut self) -> Self {
+        self.committed_only = true;
         self
     }
 
@@ -96,7 +104,11 @@ impl Reader {
     /// [`crate::Error::OffsetOutOfRange`] when the position is outside the
     /// log (seek to recover); [`crate::Error::Corruption`]; [`crate::Error::Io`].
     pub fn poll(&mut self) -> Result<FetchedRecords> {
-        let fetched = self.partition.read(self.position, self.max_bytes)?;
+        let fetched = if self.committed_only {
+            self.partition.read_committed(self.position, self.max_bytes)?
+        } else {
+            self.partition.read(self.position, self.max_bytes)?
+        };
         if let Some(next) = fetched.next_offset() {
             self.position = next;
         }

@@ -195,6 +195,14 @@ impl Partition {
         self.log().read(offset, max_bytes)
     }
 
+    /// Like [`Partition::read`], only below the high watermark.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::read_committed`].
+    pub fn read_committed(&self, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
+        self.log().read_committed(offset, max_bytes)
+    }
+
     /// A consumer positioned at `start` (a timestamp with no record at or
     /// after it positions at the log end).
     pub fn reader(&self, start: StartAt) -> Reader {
