@@ -187,9 +187,12 @@ fn crash_anywhere_leaves_the_epoch_cache_consistent_with_the_log() {
             log.append_with(&records, BatchMeta { leader_epoch: epoch, ..BatchMeta::default() })?;
             log.flush()?;
         }
+        log.set_high_watermark(20)?;
+        log.checkpoint_high_watermark()?;
         log.truncate_to(15)?;
         let records = [Record::new("after")];
         log.append_with(&records, BatchMeta { leader_epoch: 6, ..BatchMeta::default() })?;
+        log.set_high_watermark(16)?;
         log.delete_records_before(4)?;
         log.close()
     };
@@ -206,6 +209,13 @@ fn crash_anywhere_leaves_the_epoch_cache_consistent_with_the_log() {
             let log = PartitionLog::open_with(Arc::new(image), "/p", config()).unwrap();
             let epochs = log.leader_epochs();
             let end = log.log_end_offset();
+            // The high watermark never comes back above the log end, nor
+            // above any value the workload set.
+            let hw = log.high_watermark();
+            assert!(
+                hw <= end && (hw <= 20 || hw == end),
+                "crash at {crash_at}: high watermark {hw}, end {end}"
+            );
             assert!(epochs.iter().all(|&(_, s)| s < end), "crash at {crash_at}: {epochs:?} past end {end}");
             // Every batch's epoch is the cache's epoch at its offset.
             let mut offset = log.log_start_offset();
