@@ -176,6 +176,26 @@ pub enum Error {
         /// The batch's base offset.
         found: u64,
     },
+    /// An idempotent producer's batch does not continue its sequence (a
+    /// batch was lost in between, or a retry older than the last five).
+    OutOfOrderSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The sequence the partition expects next.
+        expected: i32,
+        /// The batch's first sequence.
+        found: i32,
+    },
+    /// An idempotent producer's batch carries an epoch below the producer's
+    /// current one: a newer instance of the producer took over.
+    ProducerFenced {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's producer epoch.
+        epoch: i16,
+        /// The producer's current epoch.
+        current: i16,
+    },
     /// A replicated batch failed its checks (CRC, framing, records).
     InvalidBatch {
         /// Byte position of the batch in the bytes given.
@@ -313,6 +333,12 @@ impl fmt::Display for Error {
             }
             Error::NonContiguousBatch { expected, found } => {
                 write!(f, "replicated batch starts at offset {found}, the log continues at {expected}")
+            }
+            Error::OutOfOrderSequence { producer_id, expected, found } => {
+                write!(f, "producer {producer_id}: batch sequence {found} out of order, expected {expected}")
+            }
+            Error::ProducerFenced { producer_id, epoch, current } => {
+                write!(f, "producer {producer_id}: epoch {epoch} is fenced by epoch {current}")
             }
             Error::InvalidBatch { position, error } => {
                 write!(f, "invalid replicated batch at byte {position}: {error}")

@@ -7,6 +7,7 @@ mod durability;
 mod epochs;
 mod notify;
 mod partition;
+mod producers;
 mod replica;
 mod retention;
 pub mod verify;
@@ -17,6 +18,7 @@ pub use checkpoint::{CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_
 pub use cleaner::CompactionReport;
 pub use epochs::LEADER_EPOCH_FILE;
 pub use partition::{AppendInfo, PartitionLog, RecoveryReport, CLEAN_SHUTDOWN_FILE};
+pub use producers::PRODUCER_SNAPSHOT_FILE;
 pub use retention::RetentionReport;
 pub use verify::{verify_partition, VerifyReport};
 pub use wait::WaitForOffset;

@@ -23,6 +23,7 @@ use super::checkpoint::{
 use super::durability::Syncer;
 use super::epochs::{EpochCache, ReadError as EpochReadError};
 use super::notify::Notifier;
+use super::producers::{Check, ProducerStates};
 use super::wait::WaitForOffset;
 
 thread_local! {
@@ -117,6 +118,9 @@ pub struct PartitionLog {
     recovery_point: Mutex<(Option<RecoveryPoint>, u64)>,
     /// The high watermark, or `FOLLOWS_LOG_END` (see `watermark.rs`).
     pub(super) high_watermark: AtomicU64,
+    /// Idempotent producers' recent batches (see `producers.rs`). Changed
+    /// only with the writer lock held. Lock order: `writer`, then this.
+    pub(super) producers: Mutex<ProducerStates>,
     /// Leader epochs and their start offsets (KIP-101; see `epochs.rs`).
     /// Changed only with the writer lock held. Lock order: `writer`, then this.
     pub(super) epochs: Mutex<EpochCache>,
@@ -211,6 +215,7 @@ impl PartitionLog {
             .map_or(super::watermark::FOLLOWS_LOG_END, |hw| hw.min(log_end_offset));
         let log_start_offset = checkpoint::read_log_start(&*fs, &dir);
         let epochs = load_epochs(&*fs, &dir, &segments, (log_start_offset, log_end_offset))?;
+        let producers = load_producers(&*fs, &dir, &segments, log_end_offset)?;
         let cleaned_to = checkpoint::read_cleaner_offset(&*fs, &dir);
         let log = PartitionLog {
             fs,
@@ -230,6 +235,7 @@ impl PartitionLog {
             cleaner: Mutex::new(()),
             cleaned_to: AtomicU64::new(cleaned_to),
             epochs: Mutex::new(epochs),
+            producers: Mutex::new(producers),
             high_watermark: AtomicU64::new(high_watermark),
             report,
         };
@@ -248,6 +254,7 @@ impl PartitionLog {
             CLEANER_OFFSET_FILE,
             super::LEADER_EPOCH_FILE,
             HIGH_WATERMARK_FILE,
+            super::PRODUCER_SNAPSHOT_FILE,
         ];
         let temps: Vec<String> = checkpoints.iter().map(|c| format!("{c}.tmp")).collect();
         for tmp in temps.iter().filter(|t| names.contains(t)) {
@@ -387,6 +394,9 @@ impl PartitionLog {
         set_base_offset(batch, base);
         let header = BatchHeader { base_offset: base, ..encoded };
         debug_assert_eq!(header.next_offset(), end);
+        if let Check::Duplicate(info) = self.producers.lock().check(&header)? {
+            return Ok(info); // a retry: already in the log at these offsets
+        }
         let info = self.write_batch_locked(batch, &header)?;
         drop(writer);
         self.notify_appended();
@@ -423,6 +433,7 @@ impl PartitionLog {
         }
         active.append(batch, header, &self.config, now_ms).map_err(|e| self.write_failed(e))?;
         self.log_end_offset.store(end, Ordering::SeqCst);
+        self.producers.lock().update(header);
         Ok(AppendInfo { first_offset: base, last_offset: end - 1, max_timestamp_ms: header.max_timestamp_ms })
     }
 
@@ -466,6 +477,8 @@ impl PartitionLog {
         *self.segments.write() = Arc::new(map);
         // Everything below the new segment is durable now.
         self.set_recovery_point(RecoveryPoint { segment: base, position: 0, offset: base }, false)?;
+        // Recovery replays producer state only from here on.
+        self.producers.lock().write(&*self.fs, &self.dir, base)?;
         Ok(segment)
     }
 
@@ -570,6 +583,13 @@ impl PartitionLog {
         self.log_end_offset.store(offset, Ordering::SeqCst);
         self.syncer.lower_synced_offset(offset);
         self.cleaned_to.fetch_min(offset, Ordering::SeqCst);
+        // Producer state as of the new end: the snapshot (if it is not past
+        // the cut) and the batches after it, replayed; then a snapshot here.
+        {
+            let mut producers = self.producers.lock();
+            *producers = load_producers(&*self.fs, &self.dir, &self.snapshot(), offset)?;
+            producers.write(&*self.fs, &self.dir, offset)?;
+        }
         // A set high watermark above the cut comes down to it.
         let _ = self.high_watermark.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |hw| {
             (hw != super::watermark::FOLLOWS_LOG_END && hw > offset).then_some(offset)
@@ -733,6 +753,7 @@ impl PartitionLog {
         };
         self.set_recovery_point(point, false)?;
         self.checkpoint_high_watermark()?;
+        self.producers.lock().write(&*self.fs, &self.dir, active.next_offset())?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         let file = self
             .fs
@@ -748,6 +769,30 @@ fn check_range(offset: u64, log_start_offset: u64, log_end_offset: u64) -> Resul
         return Err(Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset });
     }
     Ok(())
+}
+
+/// Producer state as of `log_end`: the snapshot if it is not past it, then
+/// the producer fields of every batch after the snapshot, replayed (all of
+/// them without a usable snapshot).
+fn load_producers(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    segments: &SegmentMap,
+    log_end: u64,
+) -> Result<ProducerStates> {
+    let (from, mut states) = match ProducerStates::read(fs, dir) {
+        Some((offset, states)) if offset <= log_end => (offset, states),
+        _ => (0, ProducerStates::default()),
+    };
+    for segment in segments.values().filter(|s| s.next_offset() > from && s.base_offset() < log_end) {
+        segment.for_each_batch(|h, _| {
+            if h.base_offset >= from && h.base_offset < log_end {
+                states.update(h);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(states)
 }
 
 /// The leader-epoch cache at open: the checkpoint, rebuilt from the

@@ -1,0 +1,136 @@
+//! Idempotent producers: retries get their original offsets, sequence gaps
+//! and fenced epochs are refused, and the state survives reopen, truncation
+//! and a crash at any point.
+
+mod common;
+
+use std::sync::Arc;
+
+use annals::io::sim::{CrashMode, SimFs};
+use annals::{AppendInfo, BatchMeta, Durability, Error, LogConfig, PartitionLog, Record};
+
+fn config() -> LogConfig {
+    LogConfig { segment_bytes: 1024, index_interval_bytes: 256, ..LogConfig::default() }
+}
+
+fn meta(pid: i64, epoch: i16, seq: i32) -> BatchMeta {
+    BatchMeta { producer_id: pid, producer_epoch: epoch, base_sequence: seq, ..BatchMeta::default() }
+}
+
+fn batch(seq: i32, n: usize) -> Vec<Record> {
+    (0..n).map(|i| Record::new(format!("s{seq}-{i}"))).collect()
+}
+
+fn send(log: &PartitionLog, pid: i64, epoch: i16, seq: i32, n: usize) -> annals::Result<AppendInfo> {
+    log.append_with(&batch(seq, n), meta(pid, epoch, seq))
+}
+
+#[test]
+fn retries_dedup_and_bad_sequences_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), config()).unwrap();
+    let first = send(&log, 7, 0, 0, 3).unwrap();
+    let second = send(&log, 7, 0, 3, 2).unwrap();
+    log.append(&[Record::new("plain")]).unwrap(); // no producer id: never deduplicated
+    assert_eq!(send(&log, 7, 0, 0, 3).unwrap(), first, "a retry gets its original offsets");
+    assert_eq!(send(&log, 7, 0, 3, 2).unwrap(), second);
+    assert_eq!(log.log_end_offset(), 6, "nothing appended twice");
+    assert!(matches!(
+        send(&log, 7, 0, 9, 1),
+        Err(Error::OutOfOrderSequence { producer_id: 7, expected: 5, found: 9 })
+    ));
+    assert!(matches!(send(&log, 7, 1, 5, 1), Err(Error::OutOfOrderSequence { expected: 0, found: 5, .. })));
+    send(&log, 7, 1, 0, 1).unwrap(); // a new epoch starts at 0
+    assert!(matches!(send(&log, 7, 0, 5, 1), Err(Error::ProducerFenced { epoch: 0, current: 1, .. })));
+    // Another producer is independent.
+    send(&log, 8, 0, 100, 1).unwrap();
+    assert_eq!(log.log_end_offset(), 8);
+}
+
+#[test]
+fn producer_state_survives_reopen_roll_and_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), config()).unwrap();
+    let mut acked = Vec::new();
+    for k in 0..40 {
+        acked.push(send(&log, 7, 0, k * 2, 2).unwrap());
+    }
+    assert!(log.segment_count() > 3, "rolled, so snapshots were written");
+    log.close().unwrap();
+    drop(log);
+    let log = PartitionLog::open(dir.path(), config()).unwrap();
+    assert_eq!(send(&log, 7, 0, 78, 2).unwrap(), acked[39], "after a clean reopen");
+    assert_eq!(send(&log, 7, 0, 74, 2).unwrap(), acked[37]);
+    common::crash(log);
+    let log = PartitionLog::open(dir.path(), config()).unwrap();
+    assert_eq!(send(&log, 7, 0, 78, 2).unwrap(), acked[39], "after an unclean reopen");
+
+    // Truncating away the last two batches: their retries append again,
+    // at the new end, and are then deduplicated in turn.
+    log.truncate_to(acked[38].first_offset).unwrap();
+    let again = send(&log, 7, 0, 76, 2).unwrap();
+    assert_eq!(again.first_offset, acked[38].first_offset);
+    assert_eq!(send(&log, 7, 0, 76, 2).unwrap(), again);
+    assert!(matches!(send(&log, 7, 0, 80, 2), Err(Error::OutOfOrderSequence { expected: 78, .. })));
+
+    // A damaged snapshot: the state is replayed from every batch.
+    log.close().unwrap();
+    drop(log);
+    std::fs::write(dir.path().join(annals::log::PRODUCER_SNAPSHOT_FILE), b"junk").unwrap();
+    let log = PartitionLog::open(dir.path(), config()).unwrap();
+    assert_eq!(send(&log, 7, 0, 76, 2).unwrap(), again);
+}
+
+/// A crash at every I/O operation of an idempotent producer's run (fsync
+/// on every append): after recovery, retrying the last acknowledged batch
+/// returns its original offsets, and retrying the one in flight either
+/// finds it or appends it; never an error, never a second copy.
+#[test]
+fn crash_anywhere_then_retry_never_duplicates_an_acknowledged_batch() {
+    let config = LogConfig { durability: Durability::Always, ..config() };
+    let run = |fs: &SimFs, acked: &mut Vec<AppendInfo>| -> annals::Result<()> {
+        let log = PartitionLog::open_with(Arc::new(fs.clone()), "/p", config.clone())?;
+        for k in 0..11 {
+            let info = send(&log, 7, 0, k * 3, 3)?;
+            acked.push(info);
+            if k == 8 {
+                // Truncated away on purpose (no longer acknowledged, from the
+                // moment it is asked): the state rebuilds, the retry appends.
+                acked.pop();
+                log.truncate_to(info.first_offset)?;
+                acked.push(send(&log, 7, 0, k * 3, 3)?);
+            }
+        }
+        log.close()
+    };
+    let probe = SimFs::new();
+    run(&probe, &mut Vec::new()).unwrap();
+    let mut images = 0;
+    for crash_at in 1..=probe.op_count() {
+        let fs = SimFs::new();
+        fs.crash_at(crash_at);
+        let mut acked = Vec::new();
+        let _ = run(&fs, &mut acked);
+        for mode in [CrashMode::DurableOnly, CrashMode::AllPending] {
+            let log = PartitionLog::open_with(Arc::new(fs.crash_image(mode)), "/p", config.clone()).unwrap();
+            let end = log.log_end_offset();
+            if let Some(last) = acked.last() {
+                let k = acked.len() as i32 - 1;
+                let retried =
+                    send(&log, 7, 0, k * 3, 3).unwrap_or_else(|e| panic!("crash at {crash_at}: {e}"));
+                assert_eq!(&retried, last, "crash at {crash_at}: the acknowledged batch keeps its offsets");
+                assert_eq!(log.log_end_offset(), end, "crash at {crash_at}: nothing appended twice");
+            }
+            // The batch in flight at the crash (if any): found, or appended.
+            let next = acked.len() as i32;
+            if next < 11 {
+                let info =
+                    send(&log, 7, 0, next * 3, 3).unwrap_or_else(|e| panic!("crash at {crash_at}: {e}"));
+                assert!(info.first_offset <= log.log_end_offset());
+                assert_eq!(send(&log, 7, 0, next * 3, 3).unwrap(), info, "crash at {crash_at}");
+            }
+            images += 1;
+        }
+    }
+    assert!(images > 100, "{images} images");
+}
