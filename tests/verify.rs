@@ -10,7 +10,10 @@ use common::*;
 fn verify(dir: &std::path::Path) -> annals::log::VerifyReport {
     let mut progressed = 0;
     let report = verify_partition(&StdFileSystem, dir, &mut |n| progressed += n).unwrap();
-    assert_eq!(progressed, report.bytes.min(progressed), "progress never passes the log bytes");
+    assert!(progressed <= report.bytes, "progress past the log bytes");
+    if report.problems.is_empty() {
+        assert_eq!(progressed, report.bytes, "a sound log: every byte checked and reported");
+    }
     report
 }
 

@@ -85,9 +85,7 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     /// standard file system copies straight from its read mapping, without
     /// zeroing the space first.
     fn read_exact_into(&self, buf: &mut Vec<u8>, pos: u64, len: usize) -> io::Result<()> {
-        let have = buf.len();
-        buf.resize(have + len, 0);
-        read_exact_at(self, &mut buf[have..], pos)
+        read_exact_appending(self, buf, pos, len)
     }
     /// Maps bytes `[0, len)` of the file shared and writable. The file must be
     /// at least `len` long, and must not shrink below `len` while mapped.
@@ -138,6 +136,19 @@ pub fn read_exact_at<F: FileHandle + ?Sized>(file: &F, mut buf: &mut [u8], mut p
         }
     }
     Ok(())
+}
+
+/// Appends exactly `len` bytes read at `pos` to `buf` through `read_at`
+/// (the space is zeroed first).
+pub fn read_exact_appending<F: FileHandle + ?Sized>(
+    file: &F,
+    buf: &mut Vec<u8>,
+    pos: u64,
+    len: usize,
+) -> io::Result<()> {
+    let have = buf.len();
+    buf.resize(have + len, 0);
+    read_exact_at(file, &mut buf[have..], pos)
 }
 
 /// Reads a whole small file, refusing one over `max_bytes` (the length on

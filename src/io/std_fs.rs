@@ -126,9 +126,7 @@ impl FileHandle for StdFile {
             return Ok(());
         }
         // Not mapped yet (or not covered): read (mapping it on the way).
-        let have = buf.len();
-        buf.resize(have + len, 0);
-        crate::io::read_exact_at(self, &mut buf[have..], pos)
+        crate::io::read_exact_appending(self, buf, pos, len)
     }
 
     fn sync_data(&self) -> io::Result<()> {

@@ -64,7 +64,7 @@ const LOG_START_HEADER: &str = "annals-log-start-offset 1";
 /// The persisted log start offset (0 when missing or invalid: the first
 /// segment's base offset then bounds it from below anyway).
 pub(crate) fn read_log_start(fs: &dyn FileSystem, dir: &Path) -> u64 {
-    read_offset_file(fs, dir, LOG_START_OFFSET_FILE, LOG_START_HEADER)
+    read_offset_file(fs, dir, LOG_START_OFFSET_FILE, LOG_START_HEADER).unwrap_or(0)
 }
 
 /// Persists the log start offset (atomically, durably).
@@ -72,15 +72,12 @@ pub(crate) fn write_log_start(fs: &dyn FileSystem, dir: &Path, offset: u64) -> R
     write_offset_file(fs, dir, LOG_START_OFFSET_FILE, LOG_START_HEADER, offset)
 }
 
-/// An `offset=` checkpoint file; 0 when missing or invalid.
-fn read_offset_file(fs: &dyn FileSystem, dir: &Path, name: &str, header: &str) -> u64 {
-    let parse = || {
-        let bytes = read_small_file(fs, &dir.join(name), 4096).ok()?;
-        let pairs = kv::decode(&bytes, header).ok()?;
-        let (k, v) = pairs.iter().find(|(k, _)| *k == "offset")?;
-        kv::number(k, v).ok()
-    };
-    parse().unwrap_or(0)
+/// An `offset=` checkpoint file; `None` when missing or invalid.
+fn read_offset_file(fs: &dyn FileSystem, dir: &Path, name: &str, header: &str) -> Option<u64> {
+    let bytes = read_small_file(fs, &dir.join(name), 4096).ok()?;
+    let pairs = kv::decode(&bytes, header).ok()?;
+    let (k, v) = pairs.iter().find(|(k, _)| *k == "offset")?;
+    kv::number(k, v).ok()
 }
 
 /// Writes an `offset=` checkpoint file atomically and durably.
@@ -96,7 +93,7 @@ const CLEANER_HEADER: &str = "annals-cleaner-offset 1";
 /// The persisted first dirty offset (0 when missing or invalid: everything
 /// counts as dirty, which only costs a longer clean).
 pub(crate) fn read_cleaner_offset(fs: &dyn FileSystem, dir: &Path) -> u64 {
-    read_offset_file(fs, dir, CLEANER_OFFSET_FILE, CLEANER_HEADER)
+    read_offset_file(fs, dir, CLEANER_OFFSET_FILE, CLEANER_HEADER).unwrap_or(0)
 }
 
 /// Persists the first dirty offset (atomically, durably).
@@ -112,10 +109,7 @@ const HIGH_WATERMARK_HEADER: &str = "annals-high-watermark 1";
 /// one (or the file is damaged: the high watermark then follows the log end
 /// until it is set again, as for a log without replication).
 pub(crate) fn read_high_watermark(fs: &dyn FileSystem, dir: &Path) -> Option<u64> {
-    let bytes = read_small_file(fs, &dir.join(HIGH_WATERMARK_FILE), 4096).ok()?;
-    let pairs = kv::decode(&bytes, HIGH_WATERMARK_HEADER).ok()?;
-    let (k, v) = pairs.iter().find(|(k, _)| *k == "offset")?;
-    kv::number(k, v).ok()
+    read_offset_file(fs, dir, HIGH_WATERMARK_FILE, HIGH_WATERMARK_HEADER)
 }
 
 /// Persists the high watermark (atomically, durably).

@@ -394,8 +394,10 @@ impl PartitionLog {
         set_base_offset(batch, base);
         let header = BatchHeader { base_offset: base, ..encoded };
         debug_assert_eq!(header.next_offset(), end);
-        if let Check::Duplicate(info) = self.producers.lock().check(&header)? {
-            return Ok(info); // a retry: already in the log at these offsets
+        if header.producer_id >= 0 {
+            if let Check::Duplicate(info) = self.producers.lock().check(&header)? {
+                return Ok(info); // a retry: already in the log at these offsets
+            }
         }
         let info = self.write_batch_locked(batch, &header)?;
         drop(writer);
@@ -433,7 +435,9 @@ impl PartitionLog {
         }
         active.append(batch, header, &self.config, now_ms).map_err(|e| self.write_failed(e))?;
         self.log_end_offset.store(end, Ordering::SeqCst);
-        self.producers.lock().update(header);
+        if header.producer_id >= 0 {
+            self.producers.lock().update(header);
+        }
         Ok(AppendInfo { first_offset: base, last_offset: end - 1, max_timestamp_ms: header.max_timestamp_ms })
     }
 

@@ -3,7 +3,7 @@
 //! uses to find where its log diverges (Kafka's KIP-101).
 
 use crate::error::{Error, Result};
-use crate::format::{check_batch, peek_batch_len, BATCH_HEADER_BYTES};
+use crate::format::{check_batch, peek_batch_len};
 
 use super::partition::{AppendInfo, PartitionLog};
 
@@ -46,7 +46,6 @@ impl PartitionLog {
             at += header.batch_len as usize;
         }
         let Some(&(_, first)) = headers.first() else { return Err(Error::EmptyBatch) };
-        debug_assert!(headers.iter().all(|(_, h)| h.batch_len as usize >= BATCH_HEADER_BYTES));
         let mut last = None;
         for (at, header) in &headers {
             let bytes = &batches[*at..*at + header.batch_len as usize];

@@ -187,21 +187,12 @@ impl OffsetIndex {
         self.check_entries(self.entries(), log_bytes)
     }
 
-    /// The O(1) part of [`OffsetIndex::sanity_check`]: the first and last
-    /// entries only. Pair it with [`OffsetIndex::defer_check`].
+    /// The O(1) part of [`OffsetIndex::sanity_check`]: the same rules on
+    /// the first and last entries only. Pair it with [`OffsetIndex::defer_check`].
     pub fn quick_check(&self, log_bytes: u64) -> Result<(), &'static str> {
-        let Some(last) = self.entries().checked_sub(1) else { return Ok(()) };
-        let (first, last) = (self.entry(0), self.entry(last));
-        if first.1 == 0 {
-            return Err("entry at position 0");
-        }
-        if u64::from(last.1) >= log_bytes {
-            return Err("entry points past the end of the log");
-        }
-        if self.entries() > 1 && (last.0 <= first.0 || last.1 <= first.1) {
-            return Err("entries not strictly increasing");
-        }
-        Ok(())
+        let last = self.entries().checked_sub(1);
+        let ends = last.into_iter().flat_map(|l| std::iter::once(0).chain((l > 0).then_some(l)));
+        self.check(ends, log_bytes)
     }
 
     /// Defers the full check of the current entries (against a log of
@@ -212,8 +203,14 @@ impl OffsetIndex {
     }
 
     fn check_entries(&self, entries: usize, log_bytes: u64) -> Result<(), &'static str> {
+        self.check(0..entries, log_bytes)
+    }
+
+    /// Checks the entries at `indexes` (ascending): each inside the log,
+    /// the first not at position 0, each above the one checked before.
+    fn check(&self, indexes: impl Iterator<Item = usize>, log_bytes: u64) -> Result<(), &'static str> {
         let mut prev: Option<(u32, u32)> = None;
-        for i in 0..entries {
+        for i in indexes {
             let e = self.entry(i);
             if u64::from(e.1) >= log_bytes {
                 return Err("entry points past the end of the log");
@@ -360,5 +357,10 @@ mod tests {
         assert_eq!(index.lookup_span(1025), ((1020, 250), Some(400)), "checked once, then trusted");
         index.defer_check(300); // an entry past a 300-byte log
         assert_eq!(index.lookup(1035), (1000, 0));
+
+        std::fs::write(&path, &sound[..8]).unwrap();
+        let index = OffsetIndex::open(&StdFileSystem, &path, 1000, 0, 10).unwrap();
+        assert!(index.quick_check(1000).is_ok(), "one entry is its own first and last");
+        assert!(index.quick_check(100).is_err(), "and must lie inside the log");
     }
 }

@@ -122,17 +122,12 @@ impl TimeIndex {
         self.check_entries(self.entries(), next_offset)
     }
 
-    /// The O(1) part of [`TimeIndex::sanity_check`]: first and last entries.
+    /// The O(1) part of [`TimeIndex::sanity_check`]: the same rules on the
+    /// first and last entries only.
     pub fn quick_check(&self, next_offset: u64) -> Result<(), &'static str> {
-        let Some(last) = self.entries().checked_sub(1) else { return Ok(()) };
-        let (first, last) = (self.entry(0), self.entry(last));
-        if last.1 >= next_offset || first.0 < 0 {
-            return Err("time index entry past the log");
-        }
-        if self.entries() > 1 && (last.0 <= first.0 || last.1 <= first.1) {
-            return Err("time index entries not strictly increasing");
-        }
-        Ok(())
+        let last = self.entries().checked_sub(1);
+        let ends = last.into_iter().flat_map(|l| std::iter::once(0).chain((l > 0).then_some(l)));
+        self.check(ends, next_offset)
     }
 
     /// Defers the full check of the current entries (against
@@ -143,8 +138,14 @@ impl TimeIndex {
     }
 
     fn check_entries(&self, entries: usize, next_offset: u64) -> Result<(), &'static str> {
+        self.check(0..entries, next_offset)
+    }
+
+    /// Checks the entries at `indexes` (ascending): each below
+    /// `next_offset` with a timestamp >= 0, each above the one before.
+    fn check(&self, indexes: impl Iterator<Item = usize>, next_offset: u64) -> Result<(), &'static str> {
         let mut prev: Option<(i64, u64)> = None;
-        for i in 0..entries {
+        for i in indexes {
             let e = self.entry(i);
             if e.1 >= next_offset || e.0 < 0 {
                 return Err("time index entry past the log");
