@@ -133,7 +133,7 @@ pub(super) type SegmentMap = BTreeMap<u64, Arc<LogSegment>>;
 #[derive(Debug)]
 pub(super) struct Writer {
     /// Buffer for rewriting a batch during truncation.
-    scratch: Vec<u8>,
+    pub(super) scratch: Vec<u8>,
     pub(super) closed: bool,
 }
 
@@ -558,7 +558,7 @@ impl PartitionLog {
         self.truncate_locked(offset, &mut writer.scratch).map_err(|e| self.write_failed(e))
     }
 
-    fn truncate_locked(&self, offset: u64, scratch: &mut Vec<u8>) -> Result<()> {
+    pub(super) fn truncate_locked(&self, offset: u64, scratch: &mut Vec<u8>) -> Result<()> {
         let segments = self.snapshot();
         let end = self.log_end_offset();
         check_range(offset, self.log_start_offset(), end)?;
@@ -671,15 +671,21 @@ impl PartitionLog {
 
     /// Drops every segment and starts an empty one at `offset` (the log
     /// start moved past everything on disk). Writer lock held.
+    ///
+    /// ORDER: the old segments are deleted oldest first, then the new one
+    /// is created: a crash in between leaves a contiguous suffix of the old
+    /// log (or nothing), still below the durable log start, so the next
+    /// open restarts the same way (never two segments with a gap between).
+    /// Readers are excluded (open, or the truncation lock held).
     pub(super) fn restart_at(&self, offset: u64) -> Result<()> {
         let old = self.snapshot();
+        for s in old.values().filter(|s| s.base_offset() != offset) {
+            s.delete(&*self.fs)?;
+        }
         let segment = Arc::new(LogSegment::create(&*self.fs, &self.dir, offset, &self.config)?);
         let mut map = SegmentMap::new();
         map.insert(offset, segment);
         *self.segments.write() = Arc::new(map);
-        for s in old.values().filter(|s| s.base_offset() != offset) {
-            s.delete(&*self.fs)?;
-        }
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         self.log_end_offset.store(offset, Ordering::SeqCst);
         self.set_recovery_point(RecoveryPoint { segment: offset, position: 0, offset }, true)
@@ -826,6 +832,12 @@ fn load_epochs(
     };
     dirty |= cache.truncate_from_end(log_end);
     dirty |= cache.truncate_from_start(log_start);
+    // A log without records holds no epoch (a crash inside
+    // `truncate_fully_and_start_at` may leave one behind).
+    if log_start >= log_end && !cache.entries().is_empty() {
+        cache = EpochCache::default();
+        dirty = true;
+    }
     if dirty {
         cache.write(fs, dir)?;
     }

@@ -2,10 +2,15 @@
 //! whose offsets a leader assigned, and the leader-epoch queries a follower
 //! uses to find where its log diverges (Kafka's KIP-101).
 
+use std::sync::atomic::Ordering;
+
 use crate::error::{Error, Result};
 use crate::format::{check_batch, peek_batch_len};
 
+use super::epochs::EpochCache;
 use super::partition::{AppendInfo, PartitionLog};
+use super::producers::ProducerStates;
+use super::watermark::FOLLOWS_LOG_END;
 
 impl PartitionLog {
     /// Appends batches as a leader wrote them, offsets and leader epochs
@@ -69,6 +74,68 @@ impl PartitionLog {
             max_timestamp_ms: headers.iter().map(|(_, h)| h.max_timestamp_ms).max().unwrap_or(-1),
         };
         self.make_durable(info)
+    }
+
+    /// Drops every record and starts the log over, empty, at `offset`
+    /// (Kafka's `truncateFullyAndStartAt`): for a follower whose log ends
+    /// below the leader's log start, or a consensus layer installing a
+    /// snapshot that covers more than this log holds. The log start and end
+    /// offsets become `offset`, the leader-epoch cache and producer state
+    /// are cleared, and a set high watermark becomes `offset`.
+    ///
+    /// Crash-safe: after a crash anywhere inside, the log reopens either as
+    /// it was or empty at its old log start (every record cut), or empty
+    /// at `offset`; never with records below `offset` but not others.
+    ///
+    /// # Errors
+    /// [`Error::OffsetOutOfRange`] below the log end offset (cut with
+    /// [`PartitionLog::truncate_to`] first: offsets below the end are
+    /// never reused here); [`Error::Closed`]; [`Error::Poisoned`];
+    /// [`Error::Io`].
+    pub fn truncate_fully_and_start_at(&self, offset: u64) -> Result<()> {
+        let mut writer = self.writer.lock();
+        if writer.closed {
+            return Err(Error::Closed);
+        }
+        self.syncer.check(&self.dir)?;
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if offset < end {
+            return Err(Error::OffsetOutOfRange { offset, log_start_offset: start, log_end_offset: end });
+        }
+        let _no_readers = self.truncation.write();
+        // ORDER: first every record is cut (the crash-safe truncation: the
+        // epochs and producers of the cut records go with them), then the
+        // cache is emptied (an empty log holds no epoch: open drops any left
+        // behind), then the log start moves up, durably, before the empty
+        // segment at `offset` replaces the old one (a crash between the two
+        // reopens through the same restart).
+        let result = (|| {
+            self.truncate_locked(start, &mut writer.scratch)?;
+            {
+                let mut epochs = self.epochs.lock();
+                if *epochs != EpochCache::default() {
+                    *epochs = EpochCache::default();
+                    epochs.write(&*self.fs, &self.dir)?;
+                }
+            }
+            if offset > start {
+                self.raise_log_start(offset)?;
+                self.restart_at(offset)?;
+                let mut producers = self.producers.lock();
+                *producers = ProducerStates::default();
+                producers.write(&*self.fs, &self.dir, offset)?;
+            }
+            Ok(())
+        })();
+        result.map_err(|e| self.write_failed(e))?;
+        let _ = self
+            .high_watermark
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |hw| (hw != FOLLOWS_LOG_END).then_some(offset));
+        self.cleaned_to.fetch_max(offset, Ordering::SeqCst);
+        drop(writer);
+        // Waiters for offsets below the new end can give up waiting.
+        self.notify_appended();
+        Ok(())
     }
 
     /// The latest leader epoch in the log (`None`: no batch carried one).

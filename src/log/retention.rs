@@ -137,7 +137,7 @@ impl PartitionLog {
     }
 
     /// Persists and publishes a higher log start offset.
-    fn raise_log_start(&self, offset: u64) -> Result<()> {
+    pub(super) fn raise_log_start(&self, offset: u64) -> Result<()> {
         // ORDER: durable before any segment is deleted because of it.
         checkpoint::write_log_start(&*self.fs, &self.dir, offset).map_err(|e| self.write_failed(e))?;
         self.log_start_offset.fetch_max(offset, Ordering::SeqCst);
