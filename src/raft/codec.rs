@@ -1,0 +1,47 @@
+//! A raft entry as a record.
+//!
+//! One record per entry, at the offset equal to the entry's log index, so
+//! the log's dense offsets are raft's dense indexes. The value is
+//! openraft's serde form of the whole entry as JSON (its log id included,
+//! so every record says which term and leader wrote it); no key, no
+//! headers. The batch's partition leader epoch is the entry's term, so the
+//! leader-epoch cache, `end_offset_for_epoch` and `annals verify` see raft
+//! terms as Kafka sees leader epochs (raft terms never decrease along a
+//! log, as epochs must not).
+
+use openraft::RaftLogId;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::format::{Record, RecordView};
+
+use super::error::RaftStoreError;
+
+/// The record for `entry`.
+pub(super) fn to_record<E: Serialize>(entry: &E, index: u64) -> Result<Record, RaftStoreError> {
+    let value = serde_json::to_vec(entry)
+        .map_err(|e| RaftStoreError::InvalidEntry { offset: index, reason: e.to_string() })?;
+    Ok(Record::new(value))
+}
+
+/// The leader epoch a batch of entries of `term` carries.
+pub(super) fn epoch_of(term: u64) -> Result<i32, RaftStoreError> {
+    i32::try_from(term).map_err(|_| RaftStoreError::TermTooLarge { term })
+}
+
+/// The entry a record holds; checks it is the entry for the record's offset.
+pub(super) fn from_record<NID, E>(record: &RecordView<'_>) -> Result<E, RaftStoreError>
+where
+    NID: openraft::NodeId,
+    E: DeserializeOwned + RaftLogId<NID>,
+{
+    let offset = record.offset;
+    let invalid = |reason: String| RaftStoreError::InvalidEntry { offset, reason };
+    let value = record.value.ok_or_else(|| invalid("no value (a tombstone)".into()))?;
+    let entry: E = serde_json::from_slice(value).map_err(|e| invalid(e.to_string()))?;
+    let index = entry.get_log_id().index;
+    if index != offset {
+        return Err(invalid(format!("it holds entry {index}")));
+    }
+    Ok(entry)
+}

@@ -1,0 +1,200 @@
+//! openraft's own storage test suite (`openraft::testing::Suite::test_all`)
+//! on an annals-backed `LogStore` and the example state machine, plus what
+//! the suite does not check: reopening, purging past the log end, damaged
+//! state files and refused appends.
+
+use std::sync::Arc;
+
+use annals::io::sim::{CrashMode, SimFs};
+use annals::raft::{KvConfig, KvStateMachine, LogStore, RaftStoreError};
+use annals::LogConfig;
+use openraft::entry::RaftEntry;
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::{CommittedLeaderId, Entry, LogId, StorageError, Vote};
+use tempfile::TempDir;
+
+type Store = LogStore<KvConfig>;
+
+fn config() -> LogConfig {
+    LogConfig { segment_bytes: 4096, segment_index_bytes: 4096, ..LogConfig::default() }
+}
+
+struct Builder;
+
+impl StoreBuilder<KvConfig, Store, KvStateMachine, TempDir> for Builder {
+    async fn build(&self) -> Result<(TempDir, Store, KvStateMachine), StorageError<u64>> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path().join("raft"), config()).expect("open store");
+        Ok((dir, store, KvStateMachine::default()))
+    }
+}
+
+#[test]
+fn openraft_storage_suite_passes() {
+    Suite::test_all(Builder).unwrap();
+}
+
+fn id(term: u64, index: u64) -> LogId<u64> {
+    LogId::new(CommittedLeaderId::new(term, 1), index)
+}
+
+fn blanks(term: u64, range: std::ops::Range<u64>) -> Vec<Entry<KvConfig>> {
+    range.map(|i| Entry::new_blank(id(term, i))).collect()
+}
+
+fn indexes(store: &Store) -> Vec<(u64, u64)> {
+    store.entries(..).unwrap().iter().map(|e| (e.log_id.leader_id.term, e.log_id.index)).collect()
+}
+
+#[test]
+fn state_and_entries_survive_reopen_and_terms_become_leader_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path(), config()).unwrap();
+    store.write_vote(&Vote::new_committed(3, 1)).unwrap();
+    store.append_entries(blanks(1, 0..4)).unwrap();
+    store.append_entries(blanks(1, 4..6).into_iter().chain(blanks(3, 6..9))).unwrap();
+    store.write_committed(Some(id(3, 6))).unwrap();
+    assert_eq!(store.log().high_watermark(), 7, "committed entries end at 7");
+    assert_eq!(store.log().leader_epochs(), [(1, 0), (3, 6)]);
+    store.truncate_since(8).unwrap();
+    drop(store);
+
+    let store = Store::open(dir.path(), config()).unwrap();
+    assert_eq!(store.vote(), Some(&Vote::new_committed(3, 1)));
+    assert_eq!(store.committed(), Some(&id(3, 6)));
+    assert_eq!(store.last_log_id().unwrap(), Some(id(3, 7)));
+    assert_eq!(indexes(&store).len(), 8);
+    assert_eq!(store.log().high_watermark(), 7);
+    let committed: Vec<u64> =
+        store.log().read_committed(0, 1 << 20).unwrap().records().map(|r| r.offset).collect();
+    assert_eq!(committed, (0..6).collect::<Vec<_>>(), "whole batches below the high watermark");
+}
+
+#[test]
+fn purging_past_the_last_entry_starts_the_log_over_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path(), config()).unwrap();
+    store.append_entries(blanks(2, 0..5)).unwrap();
+    store.purge_upto(id(4, 20)).unwrap();
+    assert_eq!(store.last_log_id().unwrap(), None);
+    assert!(store.log().leader_epochs().is_empty());
+    // A term below the cut entries' is fine after a snapshot past them.
+    store.append_entries(blanks(3, 21..23)).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), config()).unwrap();
+    assert_eq!(store.last_purged_log_id(), Some(&id(4, 20)));
+    assert_eq!(indexes(&store), [(3, 21), (3, 22)]);
+    assert_eq!(store.log().log_start_offset(), 21);
+}
+
+#[test]
+fn bad_appends_and_damaged_state_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path(), config()).unwrap();
+    store.append_entries(blanks(1, 0..3)).unwrap();
+    let gap = store.append_entries(blanks(1, 4..5));
+    assert!(matches!(gap, Err(RaftStoreError::NonContiguous { expected: 3, found: 4 })), "{gap:?}");
+    let again = store.append_entries(blanks(1, 2..3));
+    assert!(matches!(again, Err(RaftStoreError::NonContiguous { expected: 3, found: 2 })), "{again:?}");
+    let huge = store.append_entries(blanks(1 << 40, 3..4));
+    assert!(matches!(huge, Err(RaftStoreError::TermTooLarge { .. })), "{huge:?}");
+    // Entries before a gap in one call are appended; the rest is not.
+    let partial = store.append_entries(blanks(1, 3..5).into_iter().chain(blanks(1, 6..7)));
+    assert!(matches!(partial, Err(RaftStoreError::NonContiguous { expected: 5, found: 6 })));
+    assert_eq!(store.last_log_id().unwrap(), Some(id(1, 4)));
+    assert!(matches!(store.truncate_since(0), Ok(())));
+    store.write_vote(&Vote::new(2, 1)).unwrap();
+    drop(store);
+
+    std::fs::write(dir.path().join("vote"), b"annals-raft-vote 1\njson={}\ncrc32=00000000\n").unwrap();
+    let damaged = Store::open(dir.path(), config());
+    assert!(matches!(damaged, Err(RaftStoreError::InvalidState { .. })), "{damaged:?}");
+
+    let compacted = LogConfig { cleanup_policy: annals::CleanupPolicy::Compact, ..config() };
+    let other = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        Store::open(other.path(), compacted),
+        Err(RaftStoreError::Log(annals::Error::InvalidConfig { .. }))
+    ));
+}
+
+/// A crash at every I/O operation of a store's life (votes, appends across
+/// terms, commits, a truncated suffix, a purge inside the log and one past
+/// its end): every image reopens; the vote is the last one saved or the
+/// one before; every entry acknowledged durable and not since truncated or
+/// purged is there, with the log id it was written with; entries are dense
+/// and never below the last purged id.
+#[test]
+fn crash_anywhere_keeps_every_durable_entry_and_the_vote() {
+    #[derive(Default, Clone)]
+    struct Acked {
+        vote: Option<Vote<u64>>,
+        prev_vote: Option<Vote<u64>>,
+        /// Log ids acknowledged durable and not being truncated or purged.
+        entries: Vec<LogId<u64>>,
+        /// The last purge that returned.
+        purged: Option<u64>,
+    }
+    fn workload(fs: &SimFs, acked: &mut Acked) -> Result<(), RaftStoreError> {
+        let mut store = Store::open_with(Arc::new(fs.clone()), "/raft", config())?;
+        let vote = |acked: &mut Acked, store: &mut Store, v: Vote<u64>| -> Result<(), RaftStoreError> {
+            acked.prev_vote = acked.vote.replace(v);
+            store.write_vote(&v)?;
+            Ok(())
+        };
+        let append = |acked: &mut Acked, store: &mut Store, e: Vec<Entry<KvConfig>>| {
+            let ids: Vec<_> = e.iter().map(|e| e.log_id).collect();
+            store.append_entries(e)?;
+            acked.entries.extend(ids);
+            Ok::<(), RaftStoreError>(())
+        };
+        vote(acked, &mut store, Vote::new(1, 1))?;
+        append(acked, &mut store, blanks(1, 0..6))?;
+        store.write_committed(Some(id(1, 3)))?;
+        vote(acked, &mut store, Vote::new(2, 2))?;
+        acked.entries.truncate(4);
+        store.truncate_since(4)?;
+        append(acked, &mut store, blanks(2, 4..9))?;
+        acked.entries.retain(|e| e.index > 5);
+        store.purge_upto(id(2, 5))?;
+        acked.purged = Some(5);
+        vote(acked, &mut store, Vote::new_committed(3, 2))?;
+        acked.entries.clear();
+        store.purge_upto(id(3, 12))?;
+        acked.purged = Some(12);
+        append(acked, &mut store, blanks(3, 13..15))?;
+        Ok(())
+    }
+    let probe = SimFs::new();
+    workload(&probe, &mut Acked::default()).unwrap();
+    let ops = probe.op_count();
+    let mut images = 0;
+    for crash_at in 1..=ops {
+        let fs = SimFs::new();
+        fs.crash_at(crash_at);
+        let mut acked = Acked::default();
+        let _ = workload(&fs, &mut acked);
+        for mode in [CrashMode::DurableOnly, CrashMode::AllPending, CrashMode::Seeded(crash_at)] {
+            images += 1;
+            let image = fs.crash_image(mode);
+            let at = format!("crash at {crash_at}/{ops} ({mode:?})");
+            let store =
+                Store::open_with(Arc::new(image), "/raft", config()).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let vote = store.vote().copied();
+            assert!(vote == acked.vote || vote == acked.prev_vote, "{at}: vote {vote:?}");
+            let got: Vec<LogId<u64>> = store.entries(..).unwrap().iter().map(|e| e.log_id).collect();
+            for (i, w) in got.windows(2).enumerate() {
+                assert_eq!(w[0].index + 1, w[1].index, "{at}: gap after entry {i}");
+            }
+            for want in &acked.entries {
+                assert!(got.contains(want), "{at}: acknowledged {want:?} lost; have {got:?}");
+            }
+            let purged = store.last_purged_log_id().map(|p| p.index);
+            assert!(purged >= acked.purged, "{at}: purged {purged:?}, acknowledged {:?}", acked.purged);
+            if let (Some(p), Some(first)) = (purged, got.first()) {
+                assert!(first.index > p, "{at}: entry {} at or below purged {p}", first.index);
+            }
+        }
+    }
+    assert!(images > 100, "{images} images");
+}
