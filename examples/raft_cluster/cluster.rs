@@ -1,0 +1,200 @@
+//! A 3-node openraft cluster in one process over an in-memory network,
+//! each node's log in an annals `LogStore`. Shared by the `raft_cluster`
+//! example and `tests/raft_cluster.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use annals::raft::{KvConfig, KvRequest, KvStateMachine, LogStore};
+use annals::{LogConfig, PartitionLog};
+use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Config, EntryPayload, Raft, RaftNetwork, RaftNetworkFactory};
+
+pub type NodeId = u64;
+type Rpc<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, BasicNode, E>>;
+
+/// The in-memory network: which nodes are up, by id.
+#[derive(Clone, Default)]
+pub struct Router {
+    nodes: Arc<Mutex<BTreeMap<NodeId, Raft<KvConfig>>>>,
+}
+
+impl Router {
+    fn get(&self, id: NodeId) -> Result<Raft<KvConfig>, Unreachable> {
+        let nodes = self.nodes.lock().unwrap();
+        nodes
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Unreachable::new(&io::Error::other(format!("node {id} is down"))))
+    }
+}
+
+/// A connection from one node to `target`.
+pub struct Connection {
+    target: NodeId,
+    router: Router,
+}
+
+impl RaftNetworkFactory<KvConfig> for Router {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Connection {
+        Connection { target, router: self.clone() }
+    }
+}
+
+impl RaftNetwork<KvConfig> for Connection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<KvConfig>,
+        _option: RPCOption,
+    ) -> Rpc<AppendEntriesResponse<NodeId>> {
+        let raft = self.router.get(self.target)?;
+        raft.append_entries(rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<KvConfig>,
+        _option: RPCOption,
+    ) -> Rpc<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        let raft = self.router.get(self.target)?;
+        raft.install_snapshot(rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<NodeId>, _option: RPCOption) -> Rpc<VoteResponse<NodeId>> {
+        let raft = self.router.get(self.target)?;
+        raft.vote(rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+/// One running node: its raft handle, its state machine, its log.
+pub struct Node {
+    pub raft: Raft<KvConfig>,
+    pub state_machine: KvStateMachine,
+    pub log: Arc<PartitionLog>,
+}
+
+/// Three nodes with their data under one directory.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub router: Router,
+    pub nodes: BTreeMap<NodeId, Node>,
+    config: Arc<Config>,
+}
+
+impl Cluster {
+    /// Starts nodes 1, 2 and 3 (each opening, or reopening, its log under
+    /// `dir/node-<id>`) and initializes the cluster with node 1.
+    pub async fn start(dir: &Path) -> Cluster {
+        let config = Config {
+            heartbeat_interval: 100,
+            election_timeout_min: 400,
+            election_timeout_max: 800,
+            ..Config::default()
+        };
+        let mut cluster = Cluster {
+            dir: dir.to_path_buf(),
+            router: Router::default(),
+            nodes: BTreeMap::new(),
+            config: Arc::new(config.validate().expect("valid raft config")),
+        };
+        for id in 1..=3 {
+            cluster.start_node(id).await;
+        }
+        let members: BTreeMap<NodeId, BasicNode> = (1..=3).map(|id| (id, BasicNode::default())).collect();
+        cluster.nodes[&1].raft.initialize(members).await.expect("initialize");
+        cluster
+    }
+
+    /// Starts node `id` from its directory (a restart reopens its log).
+    pub async fn start_node(&mut self, id: NodeId) {
+        let store = LogStore::<KvConfig>::open(self.dir.join(format!("node-{id}")), LogConfig::default())
+            .expect("open the node's log");
+        let log = store.log().clone();
+        let state_machine = KvStateMachine::default();
+        let raft = Raft::new(id, self.config.clone(), self.router.clone(), store, state_machine.clone())
+            .await
+            .expect("start raft");
+        self.router.nodes.lock().unwrap().insert(id, raft.clone());
+        self.nodes.insert(id, Node { raft, state_machine, log });
+    }
+
+    /// Kills node `id`: unreachable at once, then shut down (its log is
+    /// closed as the process would leave it; every acknowledged append was
+    /// already fsynced).
+    pub async fn kill(&mut self, id: NodeId) {
+        self.router.nodes.lock().unwrap().remove(&id);
+        if let Some(node) = self.nodes.remove(&id) {
+            node.raft.shutdown().await.expect("shutdown");
+        }
+    }
+
+    /// The leader the live nodes agree on, waiting up to `timeout`.
+    pub async fn leader(&self, timeout: Duration) -> Option<NodeId> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let seen: BTreeSet<Option<NodeId>> =
+                self.nodes.values().map(|n| n.raft.metrics().borrow().current_leader).collect();
+            if let [Some(leader)] = seen.into_iter().collect::<Vec<_>>()[..] {
+                if self.nodes.contains_key(&leader) {
+                    return Some(leader);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// Writes `key = value` through the current leader; `Ok` only when the
+    /// entry is committed (acknowledged).
+    pub async fn write(&self, key: &str, value: &str) -> Result<u64, String> {
+        let leader = self.leader(Duration::from_secs(5)).await.ok_or("no leader")?;
+        let request = KvRequest::Set { key: key.into(), value: value.into() };
+        let write = self.nodes[&leader].raft.client_write(request);
+        match tokio::time::timeout(Duration::from_secs(2), write).await {
+            Ok(Ok(response)) => Ok(response.log_id.index),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
+    /// Waits until every live node has applied up to `index`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.nodes.values().all(|n| n.state_machine.last_applied().is_some_and(|a| a.index >= index)) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+}
+
+/// The `Set` requests of `log`'s committed entries (below its high
+/// watermark), read straight from the annals partition.
+pub fn committed_sets(log: &PartitionLog) -> BTreeMap<String, String> {
+    let mut sets = BTreeMap::new();
+    let (mut offset, hw) = (log.log_start_offset(), log.high_watermark());
+    while offset < hw {
+        let fetched = log.read(offset, 1 << 20).expect("read the log");
+        for record in fetched.records().take_while(|r| r.offset < hw) {
+            let entry: openraft::Entry<KvConfig> =
+                serde_json::from_slice(record.value.expect("an entry")).expect("a raft entry");
+            if let EntryPayload::Normal(KvRequest::Set { key, value }) = entry.payload {
+                sets.insert(key, value);
+            }
+        }
+        offset = fetched.next_offset().expect("records below the high watermark");
+    }
+    sets
+}
