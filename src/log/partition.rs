@@ -535,7 +535,7 @@ impl PartitionLog {
     /// A future resolving once a record at `offset` can be read. Woken by
     /// appends; runtime-agnostic.
     pub fn wait_for_async(log: &Arc<PartitionLog>, offset: u64) -> WaitForOffset {
-        WaitForOffset::new(log.clone(), offset)
+        WaitForOffset::new(log.clone(), offset, false)
     }
 
     pub(super) fn notifier(&self) -> &Notifier {

@@ -1,4 +1,5 @@
-//! A runtime-agnostic future that resolves when a partition log grows.
+//! A runtime-agnostic future that resolves when a partition log grows (or
+//! its high watermark rises).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,8 +9,10 @@ use std::task::{Context, Poll};
 use super::partition::PartitionLog;
 
 /// Resolves (to the log end offset) once the log end offset is above
-/// `offset`, i.e. a record at `offset` can be read. Woken by appends; needs
-/// no async runtime.
+/// `offset`, i.e. a record at `offset` can be read; or, made by
+/// [`PartitionLog::wait_for_committed_async`], (to the high watermark) once
+/// the high watermark is above it. Woken by appends and high-watermark
+/// moves; needs no async runtime.
 ///
 /// # Examples
 ///
@@ -36,12 +39,23 @@ pub struct WaitForOffset {
     offset: u64,
     id: u64,
     registered: bool,
+    /// Waits for the high watermark instead of the log end.
+    committed: bool,
 }
 
 impl WaitForOffset {
-    pub(super) fn new(log: Arc<PartitionLog>, offset: u64) -> Self {
+    pub(super) fn new(log: Arc<PartitionLog>, offset: u64, committed: bool) -> Self {
         let id = log.notifier().new_waiter_id();
-        WaitForOffset { log, offset, id, registered: false }
+        WaitForOffset { log, offset, id, registered: false, committed }
+    }
+
+    /// The log end offset, or the high watermark for a committed wait.
+    fn bound(&self) -> u64 {
+        if self.committed {
+            self.log.high_watermark()
+        } else {
+            self.log.log_end_offset()
+        }
     }
 }
 
@@ -49,7 +63,7 @@ impl Future for WaitForOffset {
     type Output = u64;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
-        let end = self.log.log_end_offset();
+        let end = self.bound();
         if end > self.offset {
             return Poll::Ready(end);
         }
@@ -58,7 +72,7 @@ impl Future for WaitForOffset {
         self.log.notifier().register(self.id, cx.waker(), first);
         // Re-check after registering: an append in between has either been
         // seen here or will wake the waker just registered.
-        let end = self.log.log_end_offset();
+        let end = self.bound();
         if end > self.offset {
             return Poll::Ready(end);
         }

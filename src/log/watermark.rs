@@ -12,12 +12,15 @@
 //! end), possibly lower than last set, never higher.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::format::FetchedRecords;
 
 use super::checkpoint;
 use super::partition::PartitionLog;
+use super::wait::WaitForOffset;
 
 /// The `high_watermark` field's value while nobody has set one.
 pub(super) const FOLLOWS_LOG_END: u64 = u64::MAX;
@@ -48,10 +51,30 @@ impl PartitionLog {
             });
         }
         let current = self.high_watermark.load(Ordering::SeqCst);
-        if current == FOLLOWS_LOG_END || offset > current {
+        let raised = current == FOLLOWS_LOG_END || offset > current;
+        if raised {
             self.high_watermark.store(offset, Ordering::SeqCst);
         }
+        drop(writer);
+        if raised {
+            // Committed-only readers wait for this, not for appends.
+            self.notify_appended();
+        }
         Ok(self.high_watermark())
+    }
+
+    /// Blocks until the high watermark is above `offset` (a committed read
+    /// at `offset` can return a record once its batch is wholly below it)
+    /// or `timeout` passes; returns whether it is.
+    pub fn wait_for_committed(&self, offset: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        self.notifier().wait_until(deadline, || self.high_watermark() > offset)
+    }
+
+    /// A future resolving once the high watermark is above `offset`. Woken
+    /// by high-watermark moves; runtime-agnostic.
+    pub fn wait_for_committed_async(log: &Arc<PartitionLog>, offset: u64) -> WaitForOffset {
+        WaitForOffset::new(log.clone(), offset, true)
     }
 
     /// Persists the high watermark (atomically and durably), if one was set.

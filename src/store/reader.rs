@@ -1,6 +1,6 @@
 //! A consumer of one partition that keeps its position across calls.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::format::FetchedRecords;
@@ -116,21 +116,47 @@ impl Reader {
     }
 
     /// Like [`Reader::poll`], but at the log end waits up to `timeout` for an
-    /// append first.
+    /// append first (a committed-only reader waits for the high watermark to
+    /// move past the position's batch).
     ///
     /// # Errors
     /// As [`Reader::poll`].
     pub fn poll_wait(&mut self, timeout: Duration) -> Result<FetchedRecords> {
         let fetched = self.poll()?;
-        if fetched.is_empty() && self.partition.wait_for(self.position, timeout) {
-            return self.poll();
+        if !fetched.is_empty() {
+            return Ok(fetched);
         }
-        Ok(fetched)
+        if !self.committed_only {
+            if self.partition.wait_for(self.position, timeout) {
+                return self.poll();
+            }
+            return Ok(fetched);
+        }
+        // The position's batch may straddle the high watermark: wait for it
+        // to move past where it is now. Bounded by the deadline.
+        let deadline = Instant::now() + timeout;
+        loop {
+            let target = self.position.max(self.partition.high_watermark());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !self.partition.wait_for_committed(target, left) {
+                return Ok(FetchedRecords::default());
+            }
+            let fetched = self.poll()?;
+            if !fetched.is_empty() {
+                return Ok(fetched);
+            }
+        }
     }
 
     /// A future resolving once a record at the position exists; then
-    /// [`Reader::poll`] returns it.
+    /// [`Reader::poll`] returns it. For a committed-only reader: once the
+    /// high watermark is past the position (a poll returns nothing while
+    /// the position's batch still straddles it).
     pub fn wait(&self) -> WaitForOffset {
-        self.partition.wait_for_async(self.position)
+        if self.committed_only {
+            self.partition.wait_for_committed_async(self.position)
+        } else {
+            self.partition.wait_for_async(self.position)
+        }
     }
 }

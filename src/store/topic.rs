@@ -246,6 +246,22 @@ impl Partition {
         PartitionLog::wait_for_async(self.log(), offset)
     }
 
+    /// The high watermark (the log end offset unless a replication layer
+    /// set one).
+    pub fn high_watermark(&self) -> u64 {
+        self.log().high_watermark()
+    }
+
+    /// As [`PartitionLog::wait_for_committed`].
+    pub fn wait_for_committed(&self, offset: u64, timeout: Duration) -> bool {
+        self.log().wait_for_committed(offset, timeout)
+    }
+
+    /// As [`PartitionLog::wait_for_committed_async`].
+    pub fn wait_for_committed_async(&self, offset: u64) -> WaitForOffset {
+        PartitionLog::wait_for_committed_async(self.log(), offset)
+    }
+
     /// Makes every appended record durable.
     ///
     /// # Errors
