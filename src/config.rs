@@ -64,6 +64,12 @@ pub struct LogConfig {
     /// [`Error::Io`](crate::Error::Io) (as with Lucene's or LMDB's mapped
     /// reads). Set `false` to have such errors returned.
     pub mmap_reads: bool,
+    /// Forget an idempotent producer whose last batch's timestamp is more
+    /// than this before now (Kafka's `producer.id.expiration.ms`): its
+    /// next batch then starts a fresh sequence. Checked by
+    /// `enforce_retention` and at open. Default 1 day; -1 never; otherwise
+    /// at least 1.
+    pub producer_id_expiration_ms: i64,
 }
 
 /// Kafka's `cleanup.policy`.
@@ -186,6 +192,7 @@ impl Default for LogConfig {
             cleaner_memory_bytes: 16 << 20,
             durability: Durability::None,
             mmap_reads: true,
+            producer_id_expiration_ms: 24 * 60 * 60 * 1000,
         }
     }
 }
@@ -229,6 +236,12 @@ impl LogConfig {
                 format!("{} is not -1 (no limit) or >= 0", self.retention_bytes),
             ));
         }
+        if self.producer_id_expiration_ms < -1 || self.producer_id_expiration_ms == 0 {
+            return Err(Error::config(
+                "producer_id_expiration_ms",
+                format!("{} is not -1 (never) or >= 1", self.producer_id_expiration_ms),
+            ));
+        }
         if self.delete_retention_ms < 0 {
             return Err(Error::config("delete_retention_ms", "must be at least 0"));
         }
@@ -267,7 +280,8 @@ mod tests {
 
     #[test]
     fn out_of_bounds_fields_are_named() {
-        let cases: [(LogConfig, &str); 5] = [
+        let cases: [(LogConfig, &str); 6] = [
+            (LogConfig { producer_id_expiration_ms: 0, ..Default::default() }, "producer_id_expiration_ms"),
             (LogConfig { segment_bytes: 10, ..Default::default() }, "segment_bytes"),
             (LogConfig { segment_bytes: 1 << 40, ..Default::default() }, "segment_bytes"),
             (LogConfig { segment_index_bytes: 4, ..Default::default() }, "segment_index_bytes"),

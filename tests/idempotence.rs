@@ -7,10 +7,15 @@ mod common;
 use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
-use annals::{AppendInfo, BatchMeta, Durability, Error, LogConfig, PartitionLog, Record};
+use annals::{AppendInfo, BatchMeta, Durability, Error, LogConfig, ManualClock, PartitionLog, Record};
 
 fn config() -> LogConfig {
-    LogConfig { segment_bytes: 1024, index_interval_bytes: 256, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 256,
+        segment_index_bytes: 4096,
+        ..LogConfig::default()
+    }
 }
 
 fn meta(pid: i64, epoch: i16, seq: i32) -> BatchMeta {
@@ -45,6 +50,43 @@ fn retries_dedup_and_bad_sequences_are_refused() {
     // Another producer is independent.
     send(&log, 8, 0, 100, 1).unwrap();
     assert_eq!(log.log_end_offset(), 8);
+}
+
+/// Kafka's `producer.id.expiration.ms`: an idle producer is forgotten by
+/// retention and at open; one still sending is kept, and the state of
+/// forgotten producers no longer grows the map.
+#[test]
+fn idle_producers_expire_and_active_ones_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let config = LogConfig { producer_id_expiration_ms: 60_000, ..config() };
+    let open = || {
+        let fs = Arc::new(annals::io::StdFileSystem);
+        PartitionLog::open_with_clock(fs, clock.clone(), dir.path(), config.clone()).unwrap()
+    };
+    let log = open();
+    let idle = send(&log, 1, 0, 0, 2).unwrap();
+    send(&log, 2, 0, 0, 2).unwrap();
+    clock.advance(40_000);
+    send(&log, 2, 0, 2, 2).unwrap(); // producer 2 keeps sending
+    assert_eq!(log.enforce_retention().unwrap().producers_expired, 0);
+    clock.advance(30_000); // producer 1 idle 70 s, producer 2 idle 30 s
+    let report = log.enforce_retention().unwrap();
+    assert_eq!((report.producers_expired, log.producer_count()), (1, 1));
+    // Forgotten: its retry is a new batch now (as for an unknown producer
+    // id in Kafka), while producer 2's retry is still deduplicated.
+    let end = log.log_end_offset();
+    let retried = send(&log, 1, 0, 0, 2).unwrap();
+    assert_ne!(retried, idle);
+    assert_eq!(retried.first_offset, end);
+    assert_eq!(send(&log, 2, 0, 2, 2).unwrap().first_offset, 4);
+    log.close().unwrap();
+    drop(log);
+
+    // At open, producers idle past the expiration are not loaded back.
+    clock.advance(61_000);
+    let log = open();
+    assert_eq!(log.producer_count(), 0);
 }
 
 #[test]

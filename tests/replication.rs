@@ -11,7 +11,12 @@ use annals::io::sim::{CrashMode, SimFs};
 use annals::{BatchMeta, Error, LogConfig, PartitionLog, Record};
 
 fn config() -> LogConfig {
-    LogConfig { segment_bytes: 2048, index_interval_bytes: 256, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 2048,
+        index_interval_bytes: 256,
+        segment_index_bytes: 4096,
+        ..LogConfig::default()
+    }
 }
 
 fn open(dir: &Path) -> PartitionLog {

@@ -215,7 +215,8 @@ impl PartitionLog {
             .map_or(super::watermark::FOLLOWS_LOG_END, |hw| hw.min(log_end_offset));
         let log_start_offset = checkpoint::read_log_start(&*fs, &dir);
         let epochs = load_epochs(&*fs, &dir, &segments, (log_start_offset, log_end_offset))?;
-        let producers = load_producers(&*fs, &dir, &segments, log_end_offset)?;
+        let mut producers = load_producers(&*fs, &dir, &segments, log_end_offset)?;
+        producers.expire(clock.now_ms(), config.producer_id_expiration_ms);
         let cleaned_to = checkpoint::read_cleaner_offset(&*fs, &dir);
         let log = PartitionLog {
             fs,
@@ -592,6 +593,7 @@ impl PartitionLog {
         {
             let mut producers = self.producers.lock();
             *producers = load_producers(&*self.fs, &self.dir, &self.snapshot(), offset)?;
+            producers.expire(self.clock.now_ms(), self.config.producer_id_expiration_ms);
             producers.write(&*self.fs, &self.dir, offset)?;
         }
         // A set high watermark above the cut comes down to it.

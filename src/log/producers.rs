@@ -11,6 +11,10 @@
 //! loads it and replays the producer fields of the batches after its offset
 //! (normally part of the active segment); without a usable snapshot every
 //! batch is replayed. Truncation rebuilds the state the same way.
+//!
+//! A producer whose last batch is older than `producer_id_expiration_ms`
+//! is forgotten (at open and by `enforce_retention`), so the state stays
+//! bounded by the producers active in that window, as in Kafka.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -108,6 +112,25 @@ impl ProducerStates {
             return Err(Error::OutOfOrderSequence { producer_id, expected, found: h.base_sequence });
         }
         Ok(Check::Append)
+    }
+
+    /// Forgets producers whose last batch's timestamp is more than
+    /// `expiration_ms` before `now_ms` (-1: never). Returns how many.
+    pub(crate) fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        if expiration_ms < 0 {
+            return 0;
+        }
+        let before = self.map.len();
+        self.map.retain(|_, e| {
+            let last_ms = e.batches.back().map_or(i64::MIN, |b| b.max_timestamp_ms);
+            now_ms.saturating_sub(last_ms) <= expiration_ms
+        });
+        before - self.map.len()
+    }
+
+    /// Producers remembered.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
     }
 
     /// Records a batch now in the log (appended, replicated or replayed).

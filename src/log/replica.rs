@@ -138,6 +138,12 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Idempotent producers whose state the log keeps (see
+    /// `LogConfig::producer_id_expiration_ms`).
+    pub fn producer_count(&self) -> usize {
+        self.producers.lock().len()
+    }
+
     /// The latest leader epoch in the log (`None`: no batch carried one).
     pub fn latest_epoch(&self) -> Option<i32> {
         self.epochs.lock().latest()

@@ -26,6 +26,8 @@ pub struct RetentionReport {
     pub segments_deleted: usize,
     /// Bytes of log data deleted.
     pub bytes_deleted: u64,
+    /// Idempotent producers forgotten (`producer_id_expiration_ms`).
+    pub producers_expired: usize,
 }
 
 impl RetentionReport {
@@ -33,6 +35,7 @@ impl RetentionReport {
     pub fn add(&mut self, other: RetentionReport) {
         self.segments_deleted += other.segments_deleted;
         self.bytes_deleted += other.bytes_deleted;
+        self.producers_expired += other.producers_expired;
     }
 }
 
@@ -93,7 +96,8 @@ impl PartitionLog {
     /// Deletes sealed segments oldest first while one of these holds: its
     /// largest timestamp is more than `retention_ms` before now, the
     /// partition would still be at least `retention_bytes` without it, or it
-    /// lies wholly below the log start offset.
+    /// lies wholly below the log start offset. Also forgets idempotent
+    /// producers idle for `producer_id_expiration_ms`.
     ///
     /// # Errors
     /// [`Error::Io`].
@@ -103,6 +107,14 @@ impl PartitionLog {
             return Ok(RetentionReport::default());
         }
         let now_ms = self.clock.now_ms();
+        let producers_expired = self.producers.lock().expire(now_ms, self.config.producer_id_expiration_ms);
+        let mut report = self.delete_retained_segments(now_ms)?;
+        report.producers_expired = producers_expired;
+        Ok(report)
+    }
+
+    /// The segment part of `enforce_retention`. Writer lock held.
+    fn delete_retained_segments(&self, now_ms: i64) -> Result<RetentionReport> {
         // A compact-only topic keeps its (compacted) history whatever its age
         // or size; only a raised log start deletes from it.
         let deletes = self.config.cleanup_policy.deletes();

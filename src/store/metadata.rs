@@ -78,6 +78,7 @@ pub fn encode(config: &TopicConfig) -> Vec<u8> {
         ("min_cleanable_dirty_percent", l.min_cleanable_dirty_percent.to_string()),
         ("cleaner_memory_bytes", l.cleaner_memory_bytes.to_string()),
         ("mmap_reads", u8::from(l.mmap_reads).to_string()),
+        ("producer_id_expiration_ms", l.producer_id_expiration_ms.to_string()),
     ];
     pairs.extend(l.durability.to_pairs());
     kv::encode(HEADER, &pairs)
@@ -104,12 +105,17 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<TopicConfig> {
                     .ok_or_else(|| bad(format!("unknown cleanup_policy {value:?}")))?;
                 continue;
             }
-            "segment_ms" | "retention_ms" | "retention_bytes" | "delete_retention_ms" => {
+            "segment_ms"
+            | "retention_ms"
+            | "retention_bytes"
+            | "delete_retention_ms"
+            | "producer_id_expiration_ms" => {
                 let n: i64 = value.parse().map_err(|_| bad(format!("{key}: not a number: {value:?}")))?;
                 match key {
                     "segment_ms" => config.log.segment_ms = n,
                     "retention_ms" => config.log.retention_ms = n,
                     "delete_retention_ms" => config.log.delete_retention_ms = n,
+                    "producer_id_expiration_ms" => config.log.producer_id_expiration_ms = n,
                     _ => config.log.retention_bytes = n,
                 }
                 continue;
@@ -155,8 +161,10 @@ mod tests {
         let bytes = encode(&config);
         let path = Path::new("t.meta");
         assert_eq!(decode(&bytes, path).unwrap(), config);
-        let pread =
-            TopicConfig { log: LogConfig { mmap_reads: false, ..config.log.clone() }, ..config.clone() };
+        let pread = TopicConfig {
+            log: LogConfig { mmap_reads: false, producer_id_expiration_ms: -1, ..config.log.clone() },
+            ..config.clone()
+        };
         assert_eq!(decode(&encode(&pread), path).unwrap(), pread);
         let bad_flag = kv::encode(HEADER, &[("mmap_reads", "2".into())]);
         assert!(decode(&bad_flag, path).is_err());
