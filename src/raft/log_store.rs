@@ -176,6 +176,11 @@ where
         read_entries::<C>(&self.log, range)
     }
 
+    /// A reader for other threads (what openraft's replication tasks get).
+    pub fn reader(&self) -> LogReader<C> {
+        LogReader { log: self.log.clone(), _types: PhantomData }
+    }
+
     /// Saves the vote, durably, before returning.
     ///
     /// # Errors
@@ -353,9 +358,27 @@ where
     let mut at = start.max(log.log_start_offset());
     let end = end.min(log.log_end_offset());
     let mut entries = Vec::with_capacity(end.saturating_sub(at).min(4096) as usize);
-    // Bounded: every pass takes at least one entry or stops.
+    // Bounded: every pass takes at least one entry, moves `at` up to a
+    // raised log start (which only rises, once per purge), or stops.
     while at < end {
-        let fetched = log.read(at, READ_BYTES)?;
+        let fetched = match log.read(at, READ_BYTES) {
+            Ok(fetched) => fetched,
+            // A purge or truncation since `at` was chosen: the answer is
+            // the log as it is after it (a purge: read again from the new
+            // first entry; a truncation: stop at the new end).
+            Err(Error::OffsetOutOfRange { log_start_offset, log_end_offset, .. }) => {
+                if at < log_start_offset {
+                    entries.clear();
+                    at = log_start_offset.max(start);
+                    continue;
+                }
+                if at >= log_end_offset {
+                    break;
+                }
+                return Err(Error::OffsetOutOfRange { offset: at, log_start_offset, log_end_offset }.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let before = at;
         for record in fetched.records().take_while(|r| r.offset < end) {
             if record.offset != at {
@@ -370,6 +393,21 @@ where
         }
     }
     Ok(entries)
+}
+
+impl<C> LogReader<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: DeserializeOwned,
+{
+    /// The entries with indexes in `range` that the log holds, in order
+    /// (entries purged or truncated meanwhile are left out).
+    ///
+    /// # Errors
+    /// [`RaftStoreError::Log`]; [`RaftStoreError::InvalidEntry`].
+    pub fn entries(&self, range: impl RangeBounds<u64>) -> Result<Vec<C::Entry>, RaftStoreError> {
+        read_entries::<C>(&self.log, range)
+    }
 }
 
 impl<C: RaftTypeConfig> Clone for LogReader<C> {
@@ -424,7 +462,7 @@ where
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        LogReader { log: self.log.clone(), _types: PhantomData }
+        self.reader()
     }
 
     async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {

@@ -1,0 +1,91 @@
+//! openraft's log storage on annals (`annals::raft::LogStore`, feature
+//! `openraft`): durable appends of N entries per call (a raft node's flush:
+//! one fsync covers the call), next to the bare limit of the same disk (the
+//! entries' encoded bytes written with one `write` plus `fdatasync` per
+//! call to a plain file), and reading entries back (JSON decode included).
+//!
+//! Run: `cargo bench --features openraft --bench raft_append`. Each element
+//! is one entry: a `Set` of a 16-byte key and a 64-byte value.
+
+use std::cell::Cell;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::time::Duration;
+
+use annals::raft::{KvConfig, KvRequest, LogStore};
+use annals::LogConfig;
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+fn entries(from: u64, n: u64) -> Vec<Entry<KvConfig>> {
+    (from..from + n)
+        .map(|i| Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
+            payload: EntryPayload::Normal(KvRequest::Set {
+                key: format!("key-{i:012}"),
+                value: "v".repeat(64),
+            }),
+        })
+        .collect()
+}
+
+fn encoded_bytes(entries: &[Entry<KvConfig>]) -> Vec<u8> {
+    entries.iter().flat_map(|e| serde_json::to_vec(e).unwrap()).collect()
+}
+
+fn raft_append(c: &mut Criterion) {
+    let mut group = c.benchmark_group("raft_append");
+    group.measurement_time(Duration::from_secs(6));
+    group.sample_size(10);
+    let dir = tempfile::tempdir().unwrap();
+    let mut bare = OpenOptions::new().create(true).append(true).open(dir.path().join("bare.bin")).unwrap();
+    let mut store = LogStore::<KvConfig>::open(dir.path().join("raft"), LogConfig::default()).unwrap();
+    let next = Cell::new(0u64);
+    for n in [1u64, 16, 256] {
+        let bytes = encoded_bytes(&entries(0, n));
+        group.throughput(Throughput::ElementsAndBytes { elements: n, bytes: bytes.len() as u64 });
+        group.bench_with_input(BenchmarkId::new("bare_write_fdatasync", n), &bytes, |b, bytes| {
+            b.iter(|| {
+                bare.write_all(bytes).unwrap();
+                bare.sync_data().unwrap();
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("annals_log_store", n), &n, |b, &n| {
+            b.iter_batched(
+                || {
+                    let from = next.get();
+                    next.set(from + n);
+                    entries(from, n)
+                },
+                |batch| store.append_entries(batch).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn raft_read(c: &mut Criterion) {
+    let mut group = c.benchmark_group("raft_read");
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LogStore::<KvConfig>::open(dir.path(), LogConfig::default()).unwrap();
+    const TOTAL: u64 = 100_000;
+    for from in (0..TOTAL).step_by(1000) {
+        store.append_entries(entries(from, 1000)).unwrap();
+    }
+    const READ: u64 = 256;
+    group.throughput(Throughput::Elements(READ));
+    let mut start = 0u64;
+    group.bench_function("entries_256", |b| {
+        b.iter(|| {
+            // A stride through the log, so reads are not all cache-hot.
+            start = (start + 7919) % (TOTAL - READ);
+            let got = store.entries(start..start + READ).unwrap();
+            assert_eq!(got.len() as u64, READ);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, raft_append, raft_read);
+criterion_main!(benches);
