@@ -87,5 +87,36 @@ fn raft_read(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, raft_append, raft_read);
+/// The share of the JSON codec: 256 entries encoded into one buffer (what
+/// an append does before writing) and decoded back (what a read does).
+fn raft_codec(c: &mut Criterion) {
+    let mut group = c.benchmark_group("raft_codec");
+    let batch = entries(0, 256);
+    let bytes = encoded_bytes(&batch);
+    group.throughput(Throughput::Elements(256));
+    let mut buf = Vec::with_capacity(bytes.len());
+    group.bench_function("json_encode_256", |b| {
+        b.iter(|| {
+            buf.clear();
+            for e in &batch {
+                serde_json::to_writer(&mut buf, e).unwrap();
+            }
+            buf.len()
+        })
+    });
+    let lens: Vec<usize> = batch.iter().map(|e| serde_json::to_vec(e).unwrap().len()).collect();
+    group.bench_function("json_decode_256", |b| {
+        b.iter(|| {
+            let mut at = 0;
+            for &len in &lens {
+                let e: Entry<KvConfig> = serde_json::from_slice(&bytes[at..at + len]).unwrap();
+                at += len;
+                std::hint::black_box(e);
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, raft_append, raft_read, raft_codec);
 criterion_main!(benches);

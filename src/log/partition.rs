@@ -618,9 +618,25 @@ impl PartitionLog {
         self.set_recovery_point(point, true)
     }
 
-    /// Makes every batch appended so far durable, whatever the policy
-    /// (one group fsync of the active segment; sealed segments were fsynced
-    /// when they rolled).
+    /// Makes every batch appended so far durable, whatever the policy: one
+    /// group fsync of the active segment's log file (shared with concurrent
+    /// callers; sealed segments were fsynced when they rolled), as an
+    /// append under `Durability::Always` does. Unlike [`PartitionLog::flush`]
+    /// it neither syncs the index nor moves the recovery point, so it costs
+    /// one fsync, and a crash later rescans more of the active segment.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] (this failure poisons too); [`Error::Io`].
+    pub fn sync(&self) -> Result<()> {
+        self.syncer.check(&self.dir)?;
+        self.sync_to(self.log_end_offset())
+    }
+
+    /// Makes every batch appended so far durable, whatever the policy, and
+    /// moves the recovery point up to it: one group fsync of the active
+    /// segment (sealed segments were fsynced when they rolled), an fsync of
+    /// its index, and the recovery-point checkpoint, so recovery after a
+    /// crash starts scanning there.
     ///
     /// # Errors
     /// [`Error::Poisoned`] (this failure poisons too); [`Error::Io`].

@@ -13,15 +13,18 @@ use openraft::RaftLogId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::format::{Record, RecordView};
+use crate::format::RecordView;
 
 use super::error::RaftStoreError;
 
-/// The record for `entry`.
-pub(super) fn to_record<E: Serialize>(entry: &E, index: u64) -> Result<Record, RaftStoreError> {
-    let value = serde_json::to_vec(entry)
-        .map_err(|e| RaftStoreError::InvalidEntry { offset: index, reason: e.to_string() })?;
-    Ok(Record::new(value))
+/// Appends the record value for `entry` (entry `index`) to `buf`.
+pub(super) fn encode_into<E: Serialize>(
+    entry: &E,
+    index: u64,
+    buf: &mut Vec<u8>,
+) -> Result<(), RaftStoreError> {
+    serde_json::to_writer(&mut *buf, entry)
+        .map_err(|e| RaftStoreError::InvalidEntry { offset: index, reason: e.to_string() })
 }
 
 /// The leader epoch a batch of entries of `term` carries.

@@ -9,6 +9,7 @@ use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
     LogId, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError, StorageIOError, Vote,
@@ -32,6 +33,8 @@ pub const LOG_DIR: &str = "log";
 /// Bytes a record adds to its value in a batch, at most (length, attributes,
 /// timestamp and offset deltas, null key, value length, header count).
 const RECORD_OVERHEAD_BYTES: usize = 32;
+/// Log bytes appended between two recovery-point checkpoints.
+const RECOVERY_POINT_BYTES: u64 = 64 << 20;
 /// Bytes asked of one read while collecting entries.
 const READ_BYTES: usize = 1 << 20;
 
@@ -39,8 +42,9 @@ const READ_BYTES: usize = 1 << 20;
 /// at offset `i` (see `codec.rs`), and the vote and the committed and
 /// purged log ids are files beside the log.
 ///
-/// Every append is flushed (fsynced) before openraft is told it is
-/// durable, whatever `LogConfig::durability` says; truncation and purging
+/// Every append is fsynced before openraft is told it is durable, whatever
+/// `LogConfig::durability` says (one fsync per call; the recovery point
+/// moves every 64 MiB); truncation and purging
 /// are the log's crash-safe `truncate_to`, `delete_records_before` and
 /// `truncate_fully_and_start_at`. The partition's high watermark follows
 /// the committed log id, so `PartitionLog::read_committed` (or a
@@ -80,6 +84,8 @@ pub struct LogStore<C: RaftTypeConfig> {
     fs: SharedFs,
     dir: PathBuf,
     max_batch_bytes: usize,
+    /// The log's size at the last flush (recovery point).
+    flushed_bytes: u64,
     vote: Option<Vote<C::NodeId>>,
     committed: Option<LogId<C::NodeId>>,
     purged: Option<LogId<C::NodeId>>,
@@ -125,7 +131,17 @@ where
         let purged = state::read(&*fs, &dir, PURGED)?;
         let max_batch_bytes = config.max_batch_bytes;
         let log = Arc::new(PartitionLog::open_with(fs.clone(), dir.join(LOG_DIR), config)?);
-        let store = LogStore { log, fs, dir, max_batch_bytes, vote, committed: committed.flatten(), purged };
+        let flushed_bytes = log.size_bytes();
+        let store = LogStore {
+            log,
+            fs,
+            dir,
+            max_batch_bytes,
+            flushed_bytes,
+            vote,
+            committed: committed.flatten(),
+            purged,
+        };
         // A crash may have come between writing `purged` and deleting.
         store.apply_purge()?;
         if let Some(committed) = &store.committed {
@@ -237,27 +253,49 @@ where
         {
             self.log.truncate_fully_and_start_at(first)?;
         }
-        let (mut batch, mut batch_term, mut batch_bytes) = (Vec::new(), 0, 0);
+        // Every entry into one buffer (one allocation, not one per entry),
+        // checked contiguous; the entries before a gap are still written.
+        let (mut buf, mut encoded, mut gap) = (Vec::new(), Vec::new(), None);
         for (expected, entry) in (self.log.log_end_offset()..).zip(entries) {
             let id = entry.get_log_id();
             if id.index != expected {
-                self.write_batch(&batch, batch_term)?;
-                return Err(RaftStoreError::NonContiguous { expected, found: id.index });
+                gap = Some(RaftStoreError::NonContiguous { expected, found: id.index });
+                break;
             }
-            let term = id.leader_id.term;
-            let record = codec::to_record(&entry, id.index)?;
-            let size = record.value.as_ref().map_or(0, |v| v.len()) + RECORD_OVERHEAD_BYTES;
+            let at = buf.len();
+            codec::encode_into(&entry, id.index, &mut buf)?;
+            encoded.push((id.leader_id.term, at..buf.len()));
+        }
+        let buf = Bytes::from(buf);
+        // Batches: runs of one term, each within max_batch_bytes.
+        let (mut batch, mut batch_term, mut batch_bytes) = (Vec::new(), 0, 0);
+        for (term, range) in encoded {
+            let size = range.len() + RECORD_OVERHEAD_BYTES;
             if !batch.is_empty() && (term != batch_term || batch_bytes + size > budget) {
                 self.write_batch(&batch, batch_term)?;
                 batch.clear();
                 batch_bytes = 0;
             }
             batch_term = term;
-            batch.push(record);
+            batch.push(Record::new(buf.slice(range)));
             batch_bytes += size;
         }
         self.write_batch(&batch, batch_term)?;
-        self.log.flush()?;
+        self.make_durable()?;
+        gap.map_or(Ok(()), Err)
+    }
+
+    /// One fsync makes the appended entries durable; the recovery point
+    /// (an index fsync and a checkpoint: three more fsyncs) moves only every
+    /// `RECOVERY_POINT_BYTES`, which bounds the scan after a crash.
+    fn make_durable(&mut self) -> Result<(), RaftStoreError> {
+        let size = self.log.size_bytes();
+        if size.saturating_sub(self.flushed_bytes) >= RECOVERY_POINT_BYTES || size < self.flushed_bytes {
+            self.log.flush()?;
+            self.flushed_bytes = size;
+        } else {
+            self.log.sync()?;
+        }
         Ok(())
     }
 
