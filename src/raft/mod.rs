@@ -24,8 +24,10 @@ mod codec;
 mod error;
 mod kv;
 mod log_store;
+mod reader;
 mod state;
 
 pub use error::RaftStoreError;
 pub use kv::{KvConfig, KvRequest, KvResponse, KvStateMachine};
-pub use log_store::{LogReader, LogStore, LOG_DIR};
+pub use log_store::{LogStore, LOG_DIR};
+pub use reader::LogReader;
