@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use annals::io::sim::{CrashMode, SimFs};
+use annals::io::{SharedFs, StdFileSystem};
 use annals::raft::{KvConfig, KvRequest, KvStateMachine, LogStore};
 use annals::{LogConfig, PartitionLog};
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
@@ -83,9 +85,18 @@ pub struct Node {
     pub log: Arc<PartitionLog>,
 }
 
-/// Three nodes with their data under one directory.
+/// Where the nodes keep their logs.
+pub enum Disks {
+    /// Real directories under one directory.
+    Real(PathBuf),
+    /// One simulated file system per node (`annals::io::sim`), so a power
+    /// cut can keep exactly what was fsynced.
+    Simulated(BTreeMap<NodeId, SimFs>),
+}
+
+/// Three nodes with their logs on `disks`.
 pub struct Cluster {
-    pub dir: PathBuf,
+    pub disks: Disks,
     pub router: Router,
     pub nodes: BTreeMap<NodeId, Node>,
     config: Arc<Config>,
@@ -95,6 +106,15 @@ impl Cluster {
     /// Starts nodes 1, 2 and 3 (each opening, or reopening, its log under
     /// `dir/node-<id>`) and initializes the cluster with node 1.
     pub async fn start(dir: &Path) -> Cluster {
+        Cluster::start_on(Disks::Real(dir.to_path_buf())).await
+    }
+
+    /// As [`Cluster::start`], each node on its own simulated disk.
+    pub async fn start_simulated() -> Cluster {
+        Cluster::start_on(Disks::Simulated(BTreeMap::new())).await
+    }
+
+    async fn start_on(disks: Disks) -> Cluster {
         let config = Config {
             heartbeat_interval: 100,
             election_timeout_min: 400,
@@ -102,7 +122,7 @@ impl Cluster {
             ..Config::default()
         };
         let mut cluster = Cluster {
-            dir: dir.to_path_buf(),
+            disks,
             router: Router::default(),
             nodes: BTreeMap::new(),
             config: Arc::new(config.validate().expect("valid raft config")),
@@ -117,8 +137,13 @@ impl Cluster {
 
     /// Starts node `id` from its directory (a restart reopens its log).
     pub async fn start_node(&mut self, id: NodeId) {
-        let store = LogStore::<KvConfig>::open(self.dir.join(format!("node-{id}")), LogConfig::default())
-            .expect("open the node's log");
+        let (fs, dir): (SharedFs, PathBuf) = match &mut self.disks {
+            Disks::Real(dir) => (Arc::new(StdFileSystem), dir.join(format!("node-{id}"))),
+            Disks::Simulated(disks) => (Arc::new(disks.entry(id).or_default().clone()), "/raft".into()),
+        };
+        // Small index preallocation: a simulated disk holds it in memory.
+        let config = LogConfig { segment_index_bytes: 64 << 10, ..LogConfig::default() };
+        let store = LogStore::<KvConfig>::open_with(fs, dir, config).expect("open the node's log");
         let log = store.log().clone();
         let state_machine = KvStateMachine::default();
         let raft = Raft::new(id, self.config.clone(), self.router.clone(), store, state_machine.clone())
@@ -133,6 +158,21 @@ impl Cluster {
     /// already fsynced).
     pub async fn kill(&mut self, id: NodeId) {
         self.router.nodes.lock().unwrap().remove(&id);
+        if let Some(node) = self.nodes.remove(&id) {
+            node.raft.shutdown().await.expect("shutdown");
+        }
+    }
+
+    /// Cuts the power of node `id` (on simulated disks): its disk keeps
+    /// only what was fsynced (`mode` picks how unsynced writes fare), and
+    /// the node is gone until [`Cluster::start_node`] boots it from that.
+    pub async fn power_cut(&mut self, id: NodeId, mode: CrashMode) {
+        let Disks::Simulated(disks) = &mut self.disks else { panic!("power cuts need simulated disks") };
+        // The image is taken while the node still runs: whatever it does
+        // after this instant is lost with the power.
+        let image = disks[&id].crash_image(mode);
+        self.router.nodes.lock().unwrap().remove(&id);
+        disks.insert(id, image);
         if let Some(node) = self.nodes.remove(&id) {
             node.raft.shutdown().await.expect("shutdown");
         }

@@ -1,8 +1,10 @@
 //! Three openraft nodes in one process, each storing its raft log in an
 //! annals partition: write through the leader, kill it mid-stream, keep
-//! writing through the new leader, restart the old one from its directory,
-//! and check that every acknowledged entry is in every node's log and state
-//! machine.
+//! writing through the new leader, restart the old one, and check that
+//! every acknowledged entry is in every node's log and state machine.
+//! Twice: first on real directories with the leader stopped, then on
+//! simulated disks with the leader's power cut (its disk keeps only what
+//! was fsynced) and the node booted from that image.
 //!
 //! ```text
 //! cargo run --release --features openraft --example raft_cluster [DATA_DIR]
@@ -16,7 +18,26 @@ mod cluster;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use annals::io::sim::CrashMode;
 use cluster::{committed_sets, Cluster};
+
+/// How the leader goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kill {
+    /// Unreachable at once, then shut down.
+    Stop,
+    /// Its simulated disk keeps only what was fsynced; the node is gone.
+    PowerCut,
+}
+
+impl Kill {
+    fn verb(self) -> &'static str {
+        match self {
+            Kill::Stop => "stopped",
+            Kill::PowerCut => "cut the power of",
+        }
+    }
+}
 
 const WRITES_BEFORE_KILL: usize = 200;
 const WRITES_TOTAL: usize = 500;
@@ -25,7 +46,11 @@ const WRITES_TOTAL: usize = 500;
 async fn main() {
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = std::env::args().nth(1).map_or_else(|| temp.path().to_path_buf(), Into::into);
-    match run(&dir).await {
+    println!("== real disks: 3 nodes, logs under {}; the leader is stopped", dir.display());
+    let stopped = run(Cluster::start(&dir).await, Kill::Stop).await;
+    println!("== simulated disks: 3 nodes; the leader's power is cut (only fsynced bytes survive)");
+    let cut = run(Cluster::start_simulated().await, Kill::PowerCut).await;
+    match stopped.and(cut) {
         Ok(()) => println!("ok: no acknowledged entry lost"),
         Err(e) => {
             eprintln!("error: {e}");
@@ -34,9 +59,7 @@ async fn main() {
     }
 }
 
-async fn run(dir: &std::path::Path) -> Result<(), String> {
-    println!("3 nodes in one process, logs under {}", dir.display());
-    let mut cluster = Cluster::start(dir).await;
+async fn run(mut cluster: Cluster, kill: Kill) -> Result<(), String> {
     let first = cluster.leader(Duration::from_secs(10)).await.ok_or("no leader elected")?;
     println!("leader: node {first} (term {})", term(&cluster, first));
 
@@ -67,16 +90,27 @@ async fn run(dir: &std::path::Path) -> Result<(), String> {
                     .map(|_| (key, value))
             });
             tokio::task::yield_now().await;
-            cluster.kill(leader).await;
+            match kill {
+                Kill::Stop => cluster.kill(leader).await,
+                Kill::PowerCut => cluster.power_cut(leader, CrashMode::DurableOnly).await,
+            }
             killed_at = Some(Instant::now());
             match write.await {
                 Ok(Ok((key, value))) => {
                     acked.insert(key, value);
-                    println!("killed node {leader} (the leader) after {} acknowledged writes; the write in flight was acknowledged", acked.len() - 1);
+                    println!(
+                        "{} node {leader} (the leader) after {} acknowledged writes; the write in flight was acknowledged",
+                        kill.verb(),
+                        acked.len() - 1
+                    );
                 }
                 _ => {
                     failed += 1;
-                    println!("killed node {leader} (the leader) after {} acknowledged writes; the write in flight failed (not acknowledged)", acked.len());
+                    println!(
+                        "{} node {leader} (the leader) after {} acknowledged writes; the write in flight failed (not acknowledged)",
+                        kill.verb(),
+                        acked.len()
+                    );
                 }
             }
             let next = cluster.leader(Duration::from_secs(10)).await.ok_or("no new leader")?;
@@ -91,11 +125,15 @@ async fn run(dir: &std::path::Path) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
 
-    // The killed node comes back from its directory and catches up.
+    // The killed node comes back from its disk and catches up.
     let down: Vec<u64> = (1..=3).filter(|id| !cluster.nodes.contains_key(id)).collect();
     for id in down {
         cluster.start_node(id).await;
-        println!("restarted node {id} from {}", dir.join(format!("node-{id}")).display());
+        let r = cluster.nodes[&id].log.recovery_report();
+        println!(
+            "restarted node {id} from its disk: clean shutdown {}, {} segment(s), {} bytes checked, {} bytes of torn tail cut",
+            r.clean_shutdown, r.segments, r.bytes_scanned, r.bytes_truncated
+        );
     }
     let last = cluster.nodes[&leader].raft.metrics().borrow().last_log_index.unwrap_or(0);
     if !cluster.wait_applied(last, Duration::from_secs(20)).await {
