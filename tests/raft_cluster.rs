@@ -55,6 +55,9 @@ async fn assert_all_hold(cluster: &Cluster, acked: &Acked, context: &str) {
         // leader's term and the next one's, on every node.
         let epochs = node.log.leader_epochs();
         assert!(epochs.len() >= 2, "{context}: node {id}: {epochs:?}");
+        let verified = cluster.verify(*id);
+        assert!(verified.problems.is_empty(), "{context}: node {id}: {:?}", verified.problems);
+        assert!(verified.records >= acked.len() as u64, "{context}: node {id} verified {}", verified.records);
     }
 }
 

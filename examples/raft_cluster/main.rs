@@ -146,9 +146,10 @@ async fn run(mut cluster: Cluster, kill: Kill) -> Result<(), String> {
         let data = node.state_machine.data();
         let missing_log = acked.iter().filter(|(k, v)| in_log.get(*k) != Some(v)).count();
         let missing_sm = acked.iter().filter(|(k, v)| data.get(*k) != Some(v)).count();
-        lost += missing_log + missing_sm;
+        let verified = cluster.verify(*id);
+        lost += missing_log + missing_sm + verified.problems.len();
         println!(
-            "node {id}: log [{}, {}), high watermark {}, leader epochs {:?}; acknowledged entries in its log {}/{}, in its state machine {}/{}",
+            "node {id}: log [{}, {}), high watermark {}, leader epochs {:?}; acknowledged entries in its log {}/{}, in its state machine {}/{}; verify: {} batches, {} problems",
             node.log.log_start_offset(),
             node.log.log_end_offset(),
             node.log.high_watermark(),
@@ -157,13 +158,15 @@ async fn run(mut cluster: Cluster, kill: Kill) -> Result<(), String> {
             acked.len(),
             acked.len() - missing_sm,
             acked.len(),
+            verified.batches,
+            verified.problems.len(),
         );
     }
     for id in 1..=3 {
         cluster.kill(id).await;
     }
     if lost > 0 {
-        return Err(format!("{lost} acknowledged entries missing"));
+        return Err(format!("{lost} acknowledged entries missing or problems found"));
     }
     Ok(())
 }
