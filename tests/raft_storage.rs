@@ -25,13 +25,54 @@ impl StoreBuilder<KvConfig, Store, KvStateMachine, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, Store, KvStateMachine), StorageError<u64>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path().join("raft"), config()).expect("open store");
-        Ok((dir, store, KvStateMachine::default()))
+        let fs = Arc::new(annals::io::StdFileSystem);
+        let machine = KvStateMachine::open(fs, dir.path().join("sm")).expect("open state machine");
+        Ok((dir, store, machine))
     }
 }
 
 #[test]
 fn openraft_storage_suite_passes() {
     Suite::test_all(Builder).unwrap();
+}
+
+/// The example state machine keeps its last snapshot on disk and starts
+/// from it; a damaged snapshot file is an error, not an empty state.
+#[test]
+fn a_persistent_state_machine_starts_from_its_last_snapshot() {
+    use openraft::storage::RaftStateMachine;
+    use openraft::RaftSnapshotBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let fs: annals::io::SharedFs = Arc::new(annals::io::StdFileSystem);
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        let mut machine = KvStateMachine::open(fs.clone(), dir.path()).unwrap();
+        let set = |i: u64| Entry {
+            log_id: id(1, i),
+            payload: openraft::EntryPayload::Normal(annals::raft::KvRequest::Set {
+                key: format!("k{i}"),
+                value: format!("v{i}"),
+            }),
+        };
+        machine.apply((0..5).map(set)).await.unwrap();
+        let snapshot = machine.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        assert_eq!(snapshot.meta.last_log_id, Some(id(1, 4)));
+        machine.apply((5..7).map(set)).await.unwrap(); // after the snapshot: not kept
+        drop(machine);
+
+        let mut machine = KvStateMachine::open(fs.clone(), dir.path()).unwrap();
+        assert_eq!(machine.last_applied(), Some(id(1, 4)));
+        assert_eq!(machine.get("k4").as_deref(), Some("v4"));
+        assert_eq!(machine.get("k5"), None);
+        let current = machine.get_current_snapshot().await.unwrap().expect("the snapshot");
+        assert_eq!(current.meta, snapshot.meta);
+    });
+    let file = dir.path().join("snapshot");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    assert!(matches!(KvStateMachine::open(fs, dir.path()), Err(RaftStoreError::InvalidState { .. })));
 }
 
 fn id(term: u64, index: u64) -> LogId<u64> {

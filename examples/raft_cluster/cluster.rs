@@ -18,7 +18,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, Config, EntryPayload, Raft, RaftNetwork, RaftNetworkFactory};
+use openraft::{BasicNode, Config, EntryPayload, Raft, RaftNetwork, RaftNetworkFactory, SnapshotPolicy};
 
 pub type NodeId = u64;
 type Rpc<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, BasicNode, E>>;
@@ -119,6 +119,12 @@ impl Cluster {
             heartbeat_interval: 100,
             election_timeout_min: 400,
             election_timeout_max: 800,
+            // A snapshot every 100 entries, and only 20 covered entries
+            // kept: logs are purged as writes go on, and a node that comes
+            // back behind the purge gets a snapshot (its log then starts
+            // over past its end: `truncate_fully_and_start_at`).
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(100),
+            max_in_snapshot_log_to_keep: 20,
             ..Config::default()
         };
         let mut cluster = Cluster {
@@ -135,17 +141,20 @@ impl Cluster {
         cluster
     }
 
-    /// Starts node `id` from its directory (a restart reopens its log).
+    /// Starts node `id` from its disk (a restart reopens its log and its
+    /// state machine's last snapshot): `<dir>/node-<id>/{raft,sm}`, or
+    /// `/raft` and `/sm` on its simulated disk.
     pub async fn start_node(&mut self, id: NodeId) {
         let (fs, dir): (SharedFs, PathBuf) = match &mut self.disks {
             Disks::Real(dir) => (Arc::new(StdFileSystem), dir.join(format!("node-{id}"))),
-            Disks::Simulated(disks) => (Arc::new(disks.entry(id).or_default().clone()), "/raft".into()),
+            Disks::Simulated(disks) => (Arc::new(disks.entry(id).or_default().clone()), "/".into()),
         };
         // Small index preallocation: a simulated disk holds it in memory.
         let config = LogConfig { segment_index_bytes: 64 << 10, ..LogConfig::default() };
-        let store = LogStore::<KvConfig>::open_with(fs, dir, config).expect("open the node's log");
+        let store = LogStore::<KvConfig>::open_with(fs.clone(), dir.join("raft"), config)
+            .expect("open the node's log");
         let log = store.log().clone();
-        let state_machine = KvStateMachine::default();
+        let state_machine = KvStateMachine::open(fs, dir.join("sm")).expect("open the state machine");
         let raft = Raft::new(id, self.config.clone(), self.router.clone(), store, state_machine.clone())
             .await
             .expect("start raft");
@@ -230,6 +239,22 @@ impl Cluster {
         }
         false
     }
+}
+
+/// Acknowledged writes: key -> (value, log index of the write).
+pub type Acked = BTreeMap<String, (String, u64)>;
+
+/// How many of `acked` a node lacks: in its state machine, and in its
+/// committed log among those written at or after its log start (earlier
+/// ones are covered by its snapshot). Also returns how many were expected
+/// in the log.
+pub fn missing(node: &Node, acked: &Acked) -> (usize, usize, usize) {
+    let (in_log, data, start) =
+        (committed_sets(&node.log), node.state_machine.data(), node.log.log_start_offset());
+    let in_range: Vec<_> = acked.iter().filter(|(_, (_, index))| *index >= start).collect();
+    let missing_log = in_range.iter().filter(|(k, (v, _))| in_log.get(*k) != Some(v)).count();
+    let missing_sm = acked.iter().filter(|(k, (v, _))| data.get(*k) != Some(v)).count();
+    (missing_log, in_range.len(), missing_sm)
 }
 
 /// The `Set` requests of `log`'s committed entries (below its high

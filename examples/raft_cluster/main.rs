@@ -15,11 +15,11 @@
 
 mod cluster;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use annals::io::sim::CrashMode;
-use cluster::{committed_sets, Cluster};
+use annals::raft::KvRequest;
+use cluster::{missing, Acked, Cluster};
 
 /// How the leader goes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -63,59 +63,22 @@ async fn run(mut cluster: Cluster, kill: Kill) -> Result<(), String> {
     let first = cluster.leader(Duration::from_secs(10)).await.ok_or("no leader elected")?;
     println!("leader: node {first} (term {})", term(&cluster, first));
 
-    // Writes go on in one task; the leader is killed while they do.
-    let mut acked: BTreeMap<String, String> = BTreeMap::new();
-    let (mut failed, mut killed_at) = (0, None);
+    let mut acked = Acked::new();
+    let (mut failed, mut i) = (0, 0);
+    let mut killed = None;
     let started = Instant::now();
-    let mut i = 0;
     while acked.len() < WRITES_TOTAL {
         let (key, value) = (format!("key-{i:04}"), format!("value-{i}"));
+        i += 1;
         match cluster.write(&key, &value).await {
-            Ok(_) => {
-                acked.insert(key, value);
+            Ok(index) => {
+                acked.insert(key, (value, index));
             }
             Err(_) => failed += 1, // not acknowledged: the client moves on
         }
-        i += 1;
-        if acked.len() == WRITES_BEFORE_KILL && killed_at.is_none() {
-            // Start the next write, then kill the leader under it.
-            let leader = cluster.leader(Duration::from_secs(5)).await.ok_or("no leader")?;
-            let in_flight = cluster.nodes[&leader].raft.clone();
-            let (key, value) = (format!("key-{i:04}"), format!("value-{i}"));
-            i += 1;
-            let write = tokio::spawn(async move {
-                in_flight
-                    .client_write(annals::raft::KvRequest::Set { key: key.clone(), value: value.clone() })
-                    .await
-                    .map(|_| (key, value))
-            });
-            tokio::task::yield_now().await;
-            match kill {
-                Kill::Stop => cluster.kill(leader).await,
-                Kill::PowerCut => cluster.power_cut(leader, CrashMode::DurableOnly).await,
-            }
-            killed_at = Some(Instant::now());
-            match write.await {
-                Ok(Ok((key, value))) => {
-                    acked.insert(key, value);
-                    println!(
-                        "{} node {leader} (the leader) after {} acknowledged writes; the write in flight was acknowledged",
-                        kill.verb(),
-                        acked.len() - 1
-                    );
-                }
-                _ => {
-                    failed += 1;
-                    println!(
-                        "{} node {leader} (the leader) after {} acknowledged writes; the write in flight failed (not acknowledged)",
-                        kill.verb(),
-                        acked.len()
-                    );
-                }
-            }
-            let next = cluster.leader(Duration::from_secs(10)).await.ok_or("no new leader")?;
-            let took = killed_at.map_or(0.0, |t| t.elapsed().as_secs_f64());
-            println!("new leader: node {next} (term {}), {took:.2} s after the kill", term(&cluster, next));
+        if acked.len() == WRITES_BEFORE_KILL && killed.is_none() {
+            killed = Some(kill_leader_under_a_write(&mut cluster, kill, &mut acked, &mut i).await?);
+            failed += usize::from(acked.len() == WRITES_BEFORE_KILL);
         }
     }
     let leader = cluster.leader(Duration::from_secs(5)).await.ok_or("no leader")?;
@@ -125,14 +88,18 @@ async fn run(mut cluster: Cluster, kill: Kill) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
 
-    // The killed node comes back from its disk and catches up.
-    let down: Vec<u64> = (1..=3).filter(|id| !cluster.nodes.contains_key(id)).collect();
-    for id in down {
+    // The killed node comes back from its disk and catches up (from a
+    // snapshot when the others purged the entries it lacks).
+    if let Some(id) = killed {
         cluster.start_node(id).await;
-        let r = cluster.nodes[&id].log.recovery_report();
+        let (log, r) = (&cluster.nodes[&id].log, cluster.nodes[&id].log.recovery_report());
         println!(
-            "restarted node {id} from its disk: clean shutdown {}, {} segment(s), {} bytes checked, {} bytes of torn tail cut",
-            r.clean_shutdown, r.segments, r.bytes_scanned, r.bytes_truncated
+            "restarted node {id} from its disk: clean shutdown {}, {} bytes checked, {} bytes of torn tail cut; log [{}, {})",
+            r.clean_shutdown,
+            r.bytes_scanned,
+            r.bytes_truncated,
+            log.log_start_offset(),
+            log.log_end_offset()
         );
     }
     let last = cluster.nodes[&leader].raft.metrics().borrow().last_log_index.unwrap_or(0);
@@ -142,20 +109,18 @@ async fn run(mut cluster: Cluster, kill: Kill) -> Result<(), String> {
 
     let mut lost = 0;
     for (id, node) in &cluster.nodes {
-        let in_log = committed_sets(&node.log);
-        let data = node.state_machine.data();
-        let missing_log = acked.iter().filter(|(k, v)| in_log.get(*k) != Some(v)).count();
-        let missing_sm = acked.iter().filter(|(k, v)| data.get(*k) != Some(v)).count();
+        let (missing_log, in_log, missing_sm) = missing(node, &acked);
         let verified = cluster.verify(*id);
         lost += missing_log + missing_sm + verified.problems.len();
         println!(
-            "node {id}: log [{}, {}), high watermark {}, leader epochs {:?}; acknowledged entries in its log {}/{}, in its state machine {}/{}; verify: {} batches, {} problems",
+            "node {id}: log [{}, {}), high watermark {}, leader epochs {:?}, snapshot at {:?}; acknowledged writes in its log {}/{} (the rest in its snapshot), in its state machine {}/{}; verify: {} batches, {} problems",
             node.log.log_start_offset(),
             node.log.log_end_offset(),
             node.log.high_watermark(),
             node.log.leader_epochs(),
-            acked.len() - missing_log,
-            acked.len(),
+            node.state_machine.snapshot_index(),
+            in_log - missing_log,
+            in_log,
             acked.len() - missing_sm,
             acked.len(),
             verified.batches,
@@ -169,6 +134,45 @@ async fn run(mut cluster: Cluster, kill: Kill) -> Result<(), String> {
         return Err(format!("{lost} acknowledged entries missing or problems found"));
     }
     Ok(())
+}
+
+/// Starts a write on the leader, kills the leader under it, waits for a
+/// new one; returns the killed node.
+async fn kill_leader_under_a_write(
+    cluster: &mut Cluster,
+    kill: Kill,
+    acked: &mut Acked,
+    i: &mut usize,
+) -> Result<u64, String> {
+    let leader = cluster.leader(Duration::from_secs(5)).await.ok_or("no leader")?;
+    let in_flight = cluster.nodes[&leader].raft.clone();
+    let (key, value) = (format!("key-{i:04}"), format!("value-{i}"));
+    *i += 1;
+    let write = tokio::spawn(async move {
+        let request = KvRequest::Set { key: key.clone(), value: value.clone() };
+        in_flight.client_write(request).await.map(|r| (key, value, r.log_id.index))
+    });
+    tokio::task::yield_now().await;
+    match kill {
+        Kill::Stop => cluster.kill(leader).await,
+        Kill::PowerCut => cluster.power_cut(leader, CrashMode::DurableOnly).await,
+    }
+    let killed_at = Instant::now();
+    let outcome = match write.await {
+        Ok(Ok((key, value, index))) => {
+            acked.insert(key, (value, index));
+            "was acknowledged"
+        }
+        _ => "failed (not acknowledged)",
+    };
+    println!(
+        "{} node {leader} (the leader) after {WRITES_BEFORE_KILL} acknowledged writes; the write in flight {outcome}",
+        kill.verb()
+    );
+    let next = cluster.leader(Duration::from_secs(10)).await.ok_or("no new leader")?;
+    let took = killed_at.elapsed().as_secs_f64();
+    println!("new leader: node {next} (term {}), {took:.2} s after the kill", term(cluster, next));
+    Ok(leader)
 }
 
 fn term(cluster: &Cluster, id: u64) -> u64 {

@@ -1,13 +1,17 @@
-//! A small key-value state machine, in memory, for tests and examples:
-//! `Set` requests write a key, every entry moves the last applied log id,
-//! membership entries are kept, and a snapshot is the whole map as JSON.
-//! It persists nothing itself: after a restart openraft re-applies the
-//! committed entries from the log (and a purged log needs a snapshot that
-//! this machine keeps only in memory, so don't purge under it across
-//! restarts).
+//! A small key-value state machine for tests and examples: `Set` requests
+//! write a key, every entry moves the last applied log id, membership
+//! entries are kept, and a snapshot is the whole map as JSON.
+//!
+//! The state lives in memory. Made with [`KvStateMachine::default`] it
+//! persists nothing: after a restart openraft re-applies the committed
+//! entries from the log, so the log must not be purged under it. Made with
+//! [`KvStateMachine::open`] it keeps its last snapshot in a file (written
+//! atomically and durably through the I/O seam, before openraft hears of
+//! it) and starts from it, so openraft may purge the log it covers.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
@@ -17,6 +21,12 @@ use openraft::{
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::io::{create_dir_all_durable, SharedFs};
+
+use super::error::RaftStoreError;
+use super::state::{self, SNAPSHOT};
 
 openraft::declare_raft_types!(
     /// The type configuration of the key-value example: string requests and
@@ -60,15 +70,69 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
+/// The snapshot file's content.
+#[derive(Serialize, Deserialize)]
+struct PersistedSnapshot {
+    meta: SnapshotMeta<u64, BasicNode>,
+    state: KvState,
+}
+
+/// Where a persistent machine keeps its snapshot.
+#[derive(Clone, Debug)]
+struct SnapshotDir {
+    fs: SharedFs,
+    dir: PathBuf,
+}
+
 /// The key-value state machine (clones share the state).
 #[derive(Clone, Debug, Default)]
 pub struct KvStateMachine {
     state: Arc<Mutex<KvState>>,
     snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
     snapshots_built: Arc<Mutex<u64>>,
+    persist: Option<SnapshotDir>,
 }
 
 impl KvStateMachine {
+    /// A machine keeping its last snapshot in `dir` (created if needed)
+    /// through `fs`, starting from that snapshot when there is one.
+    ///
+    /// # Errors
+    /// [`RaftStoreError::Log`] (I/O); [`RaftStoreError::InvalidState`] for a
+    /// damaged snapshot file.
+    pub fn open(fs: SharedFs, dir: impl AsRef<Path>) -> Result<Self, RaftStoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        create_dir_all_durable(&*fs, &dir).map_err(Error::io("create state machine directory", &dir))?;
+        state::remove_temps(&*fs, &dir, &[SNAPSHOT])?;
+        let machine = KvStateMachine { persist: Some(SnapshotDir { fs, dir }), ..KvStateMachine::default() };
+        let persist = machine.persist.as_ref().expect("just set");
+        if let Some(saved) = state::read::<PersistedSnapshot>(&*persist.fs, &persist.dir, SNAPSHOT)? {
+            let data = serde_json::to_vec(&saved.state).map_err(|e| RaftStoreError::InvalidState {
+                path: persist.dir.join(SNAPSHOT.name),
+                reason: e.to_string(),
+            })?;
+            *machine.state.lock() = saved.state;
+            *machine.snapshot.lock() = Some(StoredSnapshot { meta: saved.meta, data });
+        }
+        Ok(machine)
+    }
+
+    /// Makes `state` as of `meta` the current snapshot: durably first when
+    /// the machine is persistent.
+    fn keep_snapshot(
+        &self,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        state: &KvState,
+        data: Vec<u8>,
+    ) -> Result<(), Box<StorageError<u64>>> {
+        if let Some(p) = &self.persist {
+            let saved = PersistedSnapshot { meta: meta.clone(), state: state.clone() };
+            state::write(&*p.fs, &p.dir, SNAPSHOT, &saved).map_err(|e| write_error(meta, &e))?;
+        }
+        *self.snapshot.lock() = Some(StoredSnapshot { meta: meta.clone(), data });
+        Ok(())
+    }
+
     /// The value of `key`, as applied so far.
     pub fn get(&self, key: &str) -> Option<String> {
         self.state.lock().data.get(key).cloned()
@@ -83,6 +147,15 @@ impl KvStateMachine {
     pub fn last_applied(&self) -> Option<LogId<u64>> {
         self.state.lock().last_applied
     }
+
+    /// The index of the last entry the current snapshot covers.
+    pub fn snapshot_index(&self) -> Option<u64> {
+        self.snapshot.lock().as_ref().and_then(|s| s.meta.last_log_id).map(|id| id.index)
+    }
+}
+
+fn write_error(meta: &SnapshotMeta<u64, BasicNode>, e: &RaftStoreError) -> Box<StorageError<u64>> {
+    Box::new(StorageIOError::write_snapshot(Some(meta.signature()), e).into())
 }
 
 fn snapshot_error(meta: Option<&SnapshotMeta<u64, BasicNode>>, e: &serde_json::Error) -> StorageError<u64> {
@@ -107,7 +180,7 @@ impl RaftSnapshotBuilder<KvConfig> for KvStateMachine {
             last_membership: state.last_membership.clone(),
             snapshot_id,
         };
-        *self.snapshot.lock() = Some(StoredSnapshot { meta: meta.clone(), data: data.clone() });
+        self.keep_snapshot(&meta, &state, data.clone()).map_err(|e| *e)?;
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }
@@ -160,13 +233,16 @@ impl RaftStateMachine<KvConfig> for KvStateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<u64>> {
         let data = snapshot.into_inner();
-        let state: KvState = serde_json::from_slice(&data).map_err(|e| snapshot_error(Some(meta), &e))?;
-        *self.state.lock() = KvState {
+        let received: KvState = serde_json::from_slice(&data).map_err(|e| snapshot_error(Some(meta), &e))?;
+        let state = KvState {
             last_applied: meta.last_log_id,
             last_membership: meta.last_membership.clone(),
-            data: state.data,
+            data: received.data,
         };
-        *self.snapshot.lock() = Some(StoredSnapshot { meta: meta.clone(), data });
+        // ORDER: the snapshot is durable before the state moves to it (and
+        // before openraft purges the log it covers).
+        self.keep_snapshot(meta, &state, data).map_err(|e| *e)?;
+        *self.state.lock() = state;
         Ok(())
     }
 

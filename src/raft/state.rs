@@ -28,25 +28,35 @@ use crate::io::{read_small_file, write_file_atomic, FileSystem};
 
 use super::error::RaftStoreError;
 
-/// One state file: its name and header line.
+/// One state file: its name, header line, and the largest size believed.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct StateFile {
     pub name: &'static str,
     header: &'static str,
+    max_bytes: u64,
 }
 
+/// Larger log-store state files are not read (a log id or vote is well
+/// under 1 KiB).
+const SMALL_FILE_BYTES: u64 = 64 * 1024;
+
 /// The vote (openraft `Vote`).
-pub(super) const VOTE: StateFile = StateFile { name: "vote", header: "annals-raft-vote 1" };
+pub(super) const VOTE: StateFile =
+    StateFile { name: "vote", header: "annals-raft-vote 1", max_bytes: SMALL_FILE_BYTES };
 /// The last committed log id (openraft `LogId`).
-pub(super) const COMMITTED: StateFile = StateFile { name: "committed", header: "annals-raft-committed 1" };
+pub(super) const COMMITTED: StateFile =
+    StateFile { name: "committed", header: "annals-raft-committed 1", max_bytes: SMALL_FILE_BYTES };
 /// The last purged log id (openraft `LogId`).
-pub(super) const PURGED: StateFile = StateFile { name: "purged", header: "annals-raft-purged 1" };
+pub(super) const PURGED: StateFile =
+    StateFile { name: "purged", header: "annals-raft-purged 1", max_bytes: SMALL_FILE_BYTES };
+/// The example state machine's last snapshot (its metadata and state), in
+/// the state machine's own directory.
+pub(super) const SNAPSHOT: StateFile =
+    StateFile { name: "snapshot", header: "annals-kv-snapshot 1", max_bytes: 1 << 30 };
 
-/// The state files, for cleaning up temp files an interrupted write left.
-pub(super) const ALL: [StateFile; 3] = [VOTE, COMMITTED, PURGED];
-
-/// Larger files are not read (a log id or vote is well under 1 KiB).
-const MAX_FILE_BYTES: u64 = 64 * 1024;
+/// The log store's state files, for cleaning up temp files an interrupted
+/// write left.
+pub(super) const LOG_STORE_FILES: [StateFile; 3] = [VOTE, COMMITTED, PURGED];
 
 /// Reads `file` from `dir`; `None` when it does not exist.
 pub(super) fn read<T: DeserializeOwned>(
@@ -59,7 +69,7 @@ pub(super) fn read<T: DeserializeOwned>(
         return Ok(None);
     }
     let invalid = |reason: String| RaftStoreError::InvalidState { path: path.clone(), reason };
-    let bytes = read_small_file(fs, &path, MAX_FILE_BYTES).map_err(Error::io("read raft state", &path))?;
+    let bytes = read_small_file(fs, &path, file.max_bytes).map_err(Error::io("read raft state", &path))?;
     let pairs = kv::decode(&bytes, file.header).map_err(invalid)?;
     let json = match pairs.as_slice() {
         [("json", json)] => *json,
@@ -84,10 +94,14 @@ pub(super) fn write<T: Serialize>(
     Ok(())
 }
 
-/// Removes the temp files of writes a crash interrupted (the previous file
-/// stands).
-pub(super) fn remove_temps(fs: &dyn FileSystem, dir: &Path) -> Result<(), RaftStoreError> {
-    for file in ALL {
+/// Removes the temp files of writes of `files` a crash interrupted (the
+/// previous file stands).
+pub(super) fn remove_temps(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    files: &[StateFile],
+) -> Result<(), RaftStoreError> {
+    for file in files {
         let tmp = dir.join(format!("{}.tmp", file.name));
         if fs.exists(&tmp).map_err(Error::io("stat", &tmp))? {
             fs.remove_file(&tmp).map_err(Error::io("remove temp file", &tmp))?;
