@@ -137,8 +137,9 @@ fn bad_appends_and_damaged_state_are_typed_errors() {
     assert!(matches!(gap, Err(RaftStoreError::NonContiguous { expected: 3, found: 4 })), "{gap:?}");
     let again = store.append_entries(blanks(1, 2..3));
     assert!(matches!(again, Err(RaftStoreError::NonContiguous { expected: 3, found: 2 })), "{again:?}");
-    let huge = store.append_entries(blanks(1 << 40, 3..4));
+    let huge = store.append_entries(blanks(1, 3..4).into_iter().chain(blanks(1 << 40, 4..5)));
     assert!(matches!(huge, Err(RaftStoreError::TermTooLarge { .. })), "{huge:?}");
+    assert_eq!(store.last_log_id().unwrap(), Some(id(1, 2)), "nothing of that call written");
     // Entries before a gap in one call are appended; the rest is not.
     let partial = store.append_entries(blanks(1, 3..5).into_iter().chain(blanks(1, 6..7)));
     assert!(matches!(partial, Err(RaftStoreError::NonContiguous { expected: 5, found: 6 })));

@@ -218,13 +218,14 @@ where
     /// Appends `entries`, which must continue the log (the first one's
     /// index is the log end offset; an empty log may start at a higher
     /// one; entries at or below the last purged index are skipped, being
-    /// in the snapshot already), and flushes them: durable on return.
+    /// in the snapshot already), durable on return.
     /// Consecutive entries of one term share a batch, whose leader epoch is
     /// the term.
     ///
     /// # Errors
-    /// [`RaftStoreError::NonContiguous`] (nothing of that entry or after it
-    /// written); [`RaftStoreError::TermTooLarge`]; [`RaftStoreError::Log`]
+    /// [`RaftStoreError::NonContiguous`] (the entries before it are written
+    /// and durable, nothing from it on); [`RaftStoreError::TermTooLarge`]
+    /// (nothing written); [`RaftStoreError::Log`]
     /// ([`Error::RecordTooLarge`] for an entry over `max_record_bytes`,
     /// I/O).
     pub fn append_entries(
@@ -253,25 +254,28 @@ where
                 gap = Some(RaftStoreError::NonContiguous { expected, found: id.index });
                 break;
             }
+            // A term that does not fit an epoch is refused before anything
+            // is written.
+            let epoch = codec::epoch_of(id.leader_id.term)?;
             let at = buf.len();
             codec::encode_into(&entry, id.index, &mut buf)?;
-            encoded.push((id.leader_id.term, at..buf.len()));
+            encoded.push((epoch, at..buf.len()));
         }
         let buf = Bytes::from(buf);
         // Batches: runs of one term, each within max_batch_bytes.
-        let (mut batch, mut batch_term, mut batch_bytes) = (Vec::new(), 0, 0);
-        for (term, range) in encoded {
+        let (mut batch, mut batch_epoch, mut batch_bytes) = (Vec::new(), 0, 0);
+        for (epoch, range) in encoded {
             let size = range.len() + RECORD_OVERHEAD_BYTES;
-            if !batch.is_empty() && (term != batch_term || batch_bytes + size > budget) {
-                self.write_batch(&batch, batch_term)?;
+            if !batch.is_empty() && (epoch != batch_epoch || batch_bytes + size > budget) {
+                self.write_batch(&batch, batch_epoch)?;
                 batch.clear();
                 batch_bytes = 0;
             }
-            batch_term = term;
+            batch_epoch = epoch;
             batch.push(Record::new(buf.slice(range)));
             batch_bytes += size;
         }
-        self.write_batch(&batch, batch_term)?;
+        self.write_batch(&batch, batch_epoch)?;
         self.make_durable()?;
         gap.map_or(Ok(()), Err)
     }
@@ -290,13 +294,14 @@ where
         Ok(())
     }
 
-    /// Appends one batch of entries of `term` (nothing for none).
-    fn write_batch(&self, records: &[Record], term: u64) -> Result<(), RaftStoreError> {
+    /// Appends one batch of entries whose term is `epoch` (nothing for
+    /// none).
+    fn write_batch(&self, records: &[Record], epoch: i32) -> Result<(), RaftStoreError> {
         if records.is_empty() {
             return Ok(());
         }
         let expected = self.log.log_end_offset();
-        let meta = BatchMeta { leader_epoch: codec::epoch_of(term)?, ..BatchMeta::default() };
+        let meta = BatchMeta { leader_epoch: epoch, ..BatchMeta::default() };
         let info = self.log.append_with(records, meta)?;
         // Only this store appends; anything else broke the index = offset rule.
         if info.first_offset != expected {
