@@ -89,6 +89,39 @@ fn idle_producers_expire_and_active_ones_stay() {
     assert_eq!(log.producer_count(), 0);
 }
 
+/// Compaction thins an idempotent producer's batch (its offset range and
+/// sequence range stay, fewer records remain): state replayed from the
+/// thinned batch must still know the whole sequence range, or the
+/// producer's next batch is refused as out of order.
+#[test]
+fn a_compacted_producer_batch_keeps_its_sequence_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        cleanup_policy: annals::CleanupPolicy::Compact,
+        min_cleanable_dirty_percent: 0,
+        ..config()
+    };
+    let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    let keyed = |tag: &str, keys: std::ops::Range<u32>| -> Vec<Record> {
+        keys.map(|k| Record::with_key(format!("k{k}"), format!("{tag}{k}"))).collect()
+    };
+    let first = log.append_with(&keyed("a", 0..10), meta(7, 0, 0)).unwrap(); // sequences 0..=9
+    log.append(&keyed("b", 0..7)).unwrap(); // newer values for k0..k6
+    log.roll().unwrap();
+    log.append(&keyed("c", 20..21)).unwrap();
+    log.compact().unwrap();
+    let kept: Vec<u64> = log.read(0, 1 << 20).unwrap().records().map(|r| r.offset).collect();
+    assert_eq!(&kept[..3], [7, 8, 9], "the producer's batch was thinned");
+    log.close().unwrap();
+    drop(log);
+    // Without the snapshot, the state is replayed from the batches.
+    std::fs::remove_file(dir.path().join(annals::log::PRODUCER_SNAPSHOT_FILE)).unwrap();
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    assert_eq!(log.append_with(&keyed("a", 0..10), meta(7, 0, 0)).unwrap(), first, "a retry is a duplicate");
+    let next = log.append_with(&keyed("d", 30..31), meta(7, 0, 10));
+    assert!(next.is_ok(), "the next sequence continues the thinned batch: {next:?}");
+}
+
 #[test]
 fn producer_state_survives_reopen_roll_and_truncation() {
     let dir = tempfile::tempdir().unwrap();

@@ -66,8 +66,14 @@ pub(crate) struct ProducerStates {
 
 /// The sequence of the last record of a batch starting at `first` with
 /// `count` records (sequences wrap from `i32::MAX` to 0, as in Kafka).
-fn last_seq(first: i32, count: u32) -> i32 {
-    ((i64::from(first) + i64::from(count.max(1)) - 1) % (i64::from(i32::MAX) + 1)) as i32
+fn last_seq(first: i32, count: u64) -> i32 {
+    ((i64::from(first) + count.max(1) as i64 - 1) % (i64::from(i32::MAX) + 1)) as i32
+}
+
+/// The last sequence of batch `h`: from its offset range, not its record
+/// count, which compaction lowers (as Kafka's `lastSequence` does).
+fn batch_last_seq(h: &BatchHeader) -> i32 {
+    last_seq(h.base_sequence, u64::from(h.last_offset_delta) + 1)
 }
 
 fn next_seq(last: i32) -> i32 {
@@ -99,7 +105,7 @@ impl ProducerStates {
                 found => Err(Error::OutOfOrderSequence { producer_id, expected: 0, found }),
             };
         }
-        let last = last_seq(h.base_sequence, h.record_count);
+        let last = batch_last_seq(h);
         if let Some(b) = entry.batches.iter().find(|b| b.first_seq == h.base_sequence && b.last_seq == last) {
             return Ok(Check::Duplicate(AppendInfo {
                 first_offset: b.first_offset,
@@ -140,7 +146,7 @@ impl ProducerStates {
         }
         let batch = ProducerBatch {
             first_seq: h.base_sequence,
-            last_seq: last_seq(h.base_sequence, h.record_count),
+            last_seq: batch_last_seq(h),
             first_offset: h.base_offset,
             last_offset: h.last_offset(),
             max_timestamp_ms: h.max_timestamp_ms,
