@@ -109,3 +109,31 @@ pub(super) fn remove_temps(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::sim::SimFs;
+    use openraft::Vote;
+
+    #[test]
+    fn every_flipped_byte_of_a_vote_is_refused_never_misread() {
+        let fs = SimFs::new();
+        let dir = Path::new("/r");
+        crate::io::create_dir_all_durable(&fs, dir).unwrap();
+        let vote = Vote::<u64>::new_committed(7, 3);
+        write(&fs, dir, VOTE, &vote).unwrap();
+        assert_eq!(read::<Vote<u64>>(&fs, dir, VOTE).unwrap(), Some(vote));
+        let good = fs.read_file(&dir.join(VOTE.name)).unwrap();
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x04;
+            let file = fs.open(&dir.join(VOTE.name), crate::io::OpenMode::Create).unwrap();
+            file.set_len(0).unwrap();
+            file.write_all_at(&bad, 0).unwrap();
+            let got = read::<Vote<u64>>(&fs, dir, VOTE);
+            assert!(matches!(got, Err(RaftStoreError::InvalidState { .. })), "flip at {i}: {got:?}");
+        }
+        assert_eq!(read::<Vote<u64>>(&fs, Path::new("/elsewhere"), VOTE).unwrap(), None, "missing: never set");
+    }
+}
