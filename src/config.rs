@@ -61,7 +61,7 @@ pub struct LogConfig {
     /// as fast for random reads (docs/PERFORMANCE.md), and nothing handed
     /// out borrows the mapping. The price: a disk *read error* on mapped
     /// data stops the process with `SIGBUS` instead of returning
-    /// [`Error::Io`](crate::Error::Io) (as with Lucene's or LMDB's mapped
+    /// [`Error::Io`] (as with Lucene's or LMDB's mapped
     /// reads). Set `false` to have such errors returned.
     pub mmap_reads: bool,
     /// Forget an idempotent producer whose last batch's timestamp is more

@@ -5,7 +5,7 @@
 //! memory-mapped offset indexes (`.index`), in the layout Kafka users know.
 //!
 //! Layers, each depending only on those before it:
-//! [`format`] (pure encoding) → [`io`] (the only file-system seam) →
+//! [`format`](mod@format) (pure encoding) → [`io`] (the only file-system seam) →
 //! [`segment`] → [`log`] (one partition) → [`store`] (topics, partitions,
 //! consumers).
 //!

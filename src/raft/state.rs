@@ -134,6 +134,10 @@ mod tests {
             let got = read::<Vote<u64>>(&fs, dir, VOTE);
             assert!(matches!(got, Err(RaftStoreError::InvalidState { .. })), "flip at {i}: {got:?}");
         }
-        assert_eq!(read::<Vote<u64>>(&fs, Path::new("/elsewhere"), VOTE).unwrap(), None, "missing: never set");
+        assert_eq!(
+            read::<Vote<u64>>(&fs, Path::new("/elsewhere"), VOTE).unwrap(),
+            None,
+            "missing: never set"
+        );
     }
 }
