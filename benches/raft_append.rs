@@ -2,7 +2,8 @@
 //! `openraft`): durable appends of N entries per call (a raft node's flush:
 //! one fsync covers the call), next to the bare limit of the same disk (the
 //! entries' encoded bytes written with one `write` plus `fdatasync` per
-//! call to a plain file), and reading entries back (JSON decode included).
+//! call to a plain file), reading entries back (decoding included), and
+//! the entry codec alone (postcard, and JSON for comparison).
 //!
 //! Run: `cargo bench --features openraft --bench raft_append`. Each element
 //! is one entry: a `Set` of a 16-byte key and a 64-byte value.
@@ -29,8 +30,9 @@ fn entries(from: u64, n: u64) -> Vec<Entry<KvConfig>> {
         .collect()
 }
 
+/// The entries as the store encodes them: a codec tag byte, then postcard.
 fn encoded_bytes(entries: &[Entry<KvConfig>]) -> Vec<u8> {
-    entries.iter().flat_map(|e| serde_json::to_vec(e).unwrap()).collect()
+    entries.iter().flat_map(|e| [vec![1], postcard::to_stdvec(e).unwrap()].concat()).collect()
 }
 
 fn raft_append(c: &mut Criterion) {
@@ -87,14 +89,24 @@ fn raft_read(c: &mut Criterion) {
     group.finish();
 }
 
-/// The share of the JSON codec: 256 entries encoded into one buffer (what
-/// an append does before writing) and decoded back (what a read does).
+/// The codec's share: 256 entries encoded into one buffer (what an append
+/// does before writing) and decoded back (what a read does), with postcard
+/// (what the store uses) and with JSON (the usual choice of openraft's
+/// example stores), for comparison.
 fn raft_codec(c: &mut Criterion) {
     let mut group = c.benchmark_group("raft_codec");
     let batch = entries(0, 256);
-    let bytes = encoded_bytes(&batch);
     group.throughput(Throughput::Elements(256));
-    let mut buf = Vec::with_capacity(bytes.len());
+    let mut buf = Vec::new();
+    group.bench_function("postcard_encode_256", |b| {
+        b.iter(|| {
+            buf.clear();
+            for e in &batch {
+                buf = postcard::to_extend(e, std::mem::take(&mut buf)).unwrap();
+            }
+            buf.len()
+        })
+    });
     group.bench_function("json_encode_256", |b| {
         b.iter(|| {
             buf.clear();
@@ -104,13 +116,20 @@ fn raft_codec(c: &mut Criterion) {
             buf.len()
         })
     });
-    let lens: Vec<usize> = batch.iter().map(|e| serde_json::to_vec(e).unwrap().len()).collect();
+    let postcard: Vec<Vec<u8>> = batch.iter().map(|e| postcard::to_stdvec(e).unwrap()).collect();
+    group.bench_function("postcard_decode_256", |b| {
+        b.iter(|| {
+            for bytes in &postcard {
+                let e: Entry<KvConfig> = postcard::from_bytes(bytes).unwrap();
+                std::hint::black_box(e);
+            }
+        })
+    });
+    let json: Vec<Vec<u8>> = batch.iter().map(|e| serde_json::to_vec(e).unwrap()).collect();
     group.bench_function("json_decode_256", |b| {
         b.iter(|| {
-            let mut at = 0;
-            for &len in &lens {
-                let e: Entry<KvConfig> = serde_json::from_slice(&bytes[at..at + len]).unwrap();
-                at += len;
+            for bytes in &json {
+                let e: Entry<KvConfig> = serde_json::from_slice(bytes).unwrap();
                 std::hint::black_box(e);
             }
         })

@@ -160,6 +160,35 @@ fn bad_appends_and_damaged_state_are_typed_errors() {
     ));
 }
 
+/// A record in the log that is not the entry for its offset (another
+/// codec tag, a damaged or padded body, an entry of another index, a
+/// tombstone) is a typed error naming the offset, never a panic or a wrong
+/// entry.
+#[test]
+fn records_that_are_not_entries_are_refused() {
+    let entry5 = [vec![1u8], postcard::to_stdvec(&blanks(1, 5..6)[0]).unwrap()].concat();
+    let good2 = [vec![1u8], postcard::to_stdvec(&blanks(1, 2..3)[0]).unwrap()].concat();
+    let cases: Vec<(&str, Option<Vec<u8>>)> = vec![
+        ("unknown tag", Some([&[9u8][..], &good2[1..]].concat())),
+        ("truncated", Some(good2[..good2.len() - 1].to_vec())),
+        ("trailing bytes", Some([&good2[..], &[0u8][..]].concat())),
+        ("another index", Some(entry5)),
+        ("empty", Some(Vec::new())),
+        ("tombstone", None),
+    ];
+    for (what, value) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), config()).unwrap();
+        store.append_entries(blanks(1, 0..2)).unwrap();
+        let record =
+            annals::Record { key: Some("k".into()), value: value.map(Into::into), ..Default::default() };
+        store.log().append(&[record]).unwrap();
+        let got = store.entries(..);
+        assert!(matches!(got, Err(RaftStoreError::InvalidEntry { offset: 2, .. })), "{what}: {got:?}");
+        assert_eq!(store.entries(..2).unwrap().len(), 2, "{what}: the entries before it still read");
+    }
+}
+
 /// Readers on other threads (openraft's replication tasks) while the store
 /// appends, truncates and purges: every read returns dense entries with
 /// the log ids written, never an error for entries that went meanwhile.

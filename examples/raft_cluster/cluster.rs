@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use annals::io::sim::{CrashMode, SimFs};
 use annals::io::{SharedFs, StdFileSystem};
-use annals::raft::{KvConfig, KvRequest, KvStateMachine, LogStore};
+use annals::raft::{KvConfig, KvRequest, KvStateMachine, LogReader, LogStore};
 use annals::{LogConfig, PartitionLog};
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::RPCOption;
@@ -259,19 +259,14 @@ pub fn missing(node: &Node, acked: &Acked) -> (usize, usize, usize) {
 
 /// The `Set` requests of `log`'s committed entries (below its high
 /// watermark), read straight from the annals partition.
-pub fn committed_sets(log: &PartitionLog) -> BTreeMap<String, String> {
+pub fn committed_sets(log: &Arc<PartitionLog>) -> BTreeMap<String, String> {
+    let reader = LogReader::<KvConfig>::new(log.clone());
+    let entries = reader.entries(..log.high_watermark()).expect("read the committed entries");
     let mut sets = BTreeMap::new();
-    let (mut offset, hw) = (log.log_start_offset(), log.high_watermark());
-    while offset < hw {
-        let fetched = log.read(offset, 1 << 20).expect("read the log");
-        for record in fetched.records().take_while(|r| r.offset < hw) {
-            let entry: openraft::Entry<KvConfig> =
-                serde_json::from_slice(record.value.expect("an entry")).expect("a raft entry");
-            if let EntryPayload::Normal(KvRequest::Set { key, value }) = entry.payload {
-                sets.insert(key, value);
-            }
+    for entry in entries {
+        if let EntryPayload::Normal(KvRequest::Set { key, value }) = entry.payload {
+            sets.insert(key, value);
         }
-        offset = fetched.next_offset().expect("records below the high watermark");
     }
     sets
 }

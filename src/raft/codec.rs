@@ -1,13 +1,22 @@
 //! A raft entry as a record.
 //!
 //! One record per entry, at the offset equal to the entry's log index, so
-//! the log's dense offsets are raft's dense indexes. The value is
-//! openraft's serde form of the whole entry as JSON (its log id included,
-//! so every record says which term and leader wrote it); no key, no
-//! headers. The batch's partition leader epoch is the entry's term, so the
+//! the log's dense offsets are raft's dense indexes. No key, no headers.
+//! The batch's partition leader epoch is the entry's term, so the
 //! leader-epoch cache, `end_offset_for_epoch` and `annals verify` see raft
 //! terms as Kafka sees leader epochs (raft terms never decrease along a
 //! log, as epochs must not).
+//!
+//! Value layout:
+//!
+//! ```text
+//! offset  size  field
+//!  0      1     codec tag: 1 = postcard
+//!  1      n     the whole entry (its log id included, so every record says
+//!               which term and leader wrote it) in openraft's serde form,
+//!               postcard-encoded (varint integers, length-prefixed
+//!               strings); nothing may follow it
+//! ```
 
 use openraft::RaftLogId;
 use serde::de::DeserializeOwned;
@@ -17,14 +26,20 @@ use crate::format::RecordView;
 
 use super::error::RaftStoreError;
 
+/// The first byte of every entry record's value: the codec that follows.
+const CODEC_POSTCARD: u8 = 1;
+
 /// Appends the record value for `entry` (entry `index`) to `buf`.
 pub(super) fn encode_into<E: Serialize>(
     entry: &E,
     index: u64,
     buf: &mut Vec<u8>,
 ) -> Result<(), RaftStoreError> {
-    serde_json::to_writer(&mut *buf, entry)
-        .map_err(|e| RaftStoreError::InvalidEntry { offset: index, reason: e.to_string() })
+    buf.push(CODEC_POSTCARD);
+    let taken = std::mem::take(buf);
+    *buf = postcard::to_extend(entry, taken)
+        .map_err(|e| RaftStoreError::InvalidEntry { offset: index, reason: e.to_string() })?;
+    Ok(())
 }
 
 /// The leader epoch a batch of entries of `term` carries.
@@ -41,7 +56,15 @@ where
     let offset = record.offset;
     let invalid = |reason: String| RaftStoreError::InvalidEntry { offset, reason };
     let value = record.value.ok_or_else(|| invalid("no value (a tombstone)".into()))?;
-    let entry: E = serde_json::from_slice(value).map_err(|e| invalid(e.to_string()))?;
+    let body = match value.split_first() {
+        Some((&CODEC_POSTCARD, body)) => body,
+        Some((tag, _)) => return Err(invalid(format!("unknown codec tag {tag}"))),
+        None => return Err(invalid("empty value".into())),
+    };
+    let (entry, rest): (E, &[u8]) = postcard::take_from_bytes(body).map_err(|e| invalid(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(invalid(format!("{} bytes after the entry", rest.len())));
+    }
     let index = entry.get_log_id().index;
     if index != offset {
         return Err(invalid(format!("it holds entry {index}")));

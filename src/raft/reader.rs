@@ -27,7 +27,10 @@ pub struct LogReader<C> {
 }
 
 impl<C> LogReader<C> {
-    pub(super) fn new(log: Arc<PartitionLog>) -> Self {
+    /// A reader over the partition log of a [`LogStore`](super::LogStore)
+    /// (from [`LogStore::log`](super::LogStore::log)), e.g. for a consumer
+    /// of committed entries outside openraft.
+    pub fn new(log: Arc<PartitionLog>) -> Self {
         LogReader { log, _types: PhantomData }
     }
 }
