@@ -3,8 +3,9 @@
 //! Where one machine is not enough, a consensus engine replicates the log
 //! and annals stores it: [`LogStore`] implements openraft's
 //! `RaftLogStorage` (storage v2) on a [`PartitionLog`](crate::PartitionLog),
-//! entry `i` at offset `i`, the raft term as the batch's leader epoch; the
-//! vote and the committed and purged log ids are small checksummed files
+//! entry `i` at offset `i` (postcard-encoded, see `codec.rs`), the raft
+//! term as the batch's leader epoch; the vote and the committed and purged
+//! log ids are small checksummed files
 //! beside it, each written atomically and durably. [`KvStateMachine`] with
 //! [`KvConfig`] is a small state machine for tests and examples.
 //!
@@ -17,8 +18,9 @@
 //! <dir>/log/         the partition log: segments, indexes, checkpoints
 //! ```
 //!
-//! `examples/raft_cluster.rs` runs three nodes in one process, kills the
-//! leader and shows the log going on with every acknowledged entry.
+//! `examples/raft_cluster/` runs three nodes in one process, kills the
+//! leader (stopped, then power-cut) and shows the log going on with every
+//! acknowledged entry.
 
 mod codec;
 mod error;
