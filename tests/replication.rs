@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
 use annals::{BatchMeta, Error, LogConfig, PartitionLog, Record};
+use common::values;
 
 fn config() -> LogConfig {
     LogConfig {
@@ -48,19 +49,6 @@ fn catch_up(follower: &PartitionLog, leader: &PartitionLog) {
         }
     }
     fetch(follower, leader);
-}
-
-fn values(log: &PartitionLog) -> Vec<(u64, String)> {
-    let mut out = Vec::new();
-    let mut offset = log.log_start_offset();
-    while offset < log.log_end_offset() {
-        let fetched = log.read(offset, 1 << 20).unwrap();
-        for r in fetched.records() {
-            out.push((r.offset, String::from_utf8(r.value.unwrap().to_vec()).unwrap()));
-        }
-        offset = fetched.next_offset().unwrap();
-    }
-    out
 }
 
 #[test]

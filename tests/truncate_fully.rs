@@ -4,10 +4,13 @@
 //! with the records, and a crash anywhere inside leaves one of the three
 //! allowed logs.
 
+mod common;
+
 use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
 use annals::{BatchMeta, Error, LogConfig, PartitionLog, Record};
+use common::values;
 
 fn config() -> LogConfig {
     LogConfig {
@@ -21,19 +24,6 @@ fn config() -> LogConfig {
 fn lead(log: &PartitionLog, epoch: i32, tag: &str, n: usize) -> annals::Result<()> {
     let records: Vec<Record> = (0..n).map(|i| Record::new(format!("{tag}-{i}"))).collect();
     log.append_with(&records, BatchMeta { leader_epoch: epoch, ..BatchMeta::default() }).map(drop)
-}
-
-fn values(log: &PartitionLog) -> Vec<(u64, String)> {
-    let mut out = Vec::new();
-    let mut offset = log.log_start_offset();
-    while offset < log.log_end_offset() {
-        let fetched = log.read(offset, 1 << 20).unwrap();
-        for r in fetched.records() {
-            out.push((r.offset, String::from_utf8(r.value.unwrap().to_vec()).unwrap()));
-        }
-        offset = fetched.next_offset().unwrap();
-    }
-    out
 }
 
 #[test]

@@ -77,8 +77,10 @@ async fn run(mut cluster: Cluster, kill: Kill) -> Result<(), String> {
             Err(_) => failed += 1, // not acknowledged: the client moves on
         }
         if acked.len() == WRITES_BEFORE_KILL && killed.is_none() {
-            killed = Some(kill_leader_under_a_write(&mut cluster, kill, &mut acked, &mut i).await?);
-            failed += usize::from(acked.len() == WRITES_BEFORE_KILL);
+            let (leader, in_flight_acked) =
+                kill_leader_under_a_write(&mut cluster, kill, &mut acked, &mut i).await?;
+            killed = Some(leader);
+            failed += usize::from(!in_flight_acked);
         }
     }
     let leader = cluster.leader(Duration::from_secs(5)).await.ok_or("no leader")?;
@@ -137,13 +139,14 @@ async fn run(mut cluster: Cluster, kill: Kill) -> Result<(), String> {
 }
 
 /// Starts a write on the leader, kills the leader under it, waits for a
-/// new one; returns the killed node.
+/// new one; returns the killed node and whether the write in flight was
+/// acknowledged.
 async fn kill_leader_under_a_write(
     cluster: &mut Cluster,
     kill: Kill,
     acked: &mut Acked,
     i: &mut usize,
-) -> Result<u64, String> {
+) -> Result<(u64, bool), String> {
     let leader = cluster.leader(Duration::from_secs(5)).await.ok_or("no leader")?;
     let in_flight = cluster.nodes[&leader].raft.clone();
     let (key, value) = (format!("key-{i:04}"), format!("value-{i}"));
@@ -158,13 +161,14 @@ async fn kill_leader_under_a_write(
         Kill::PowerCut => cluster.power_cut(leader, CrashMode::DurableOnly).await,
     }
     let killed_at = Instant::now();
-    let outcome = match write.await {
+    let in_flight_acked = match write.await {
         Ok(Ok((key, value, index))) => {
             acked.insert(key, (value, index));
-            "was acknowledged"
+            true
         }
-        _ => "failed (not acknowledged)",
+        _ => false,
     };
+    let outcome = if in_flight_acked { "was acknowledged" } else { "failed (not acknowledged)" };
     println!(
         "{} node {leader} (the leader) after {WRITES_BEFORE_KILL} acknowledged writes; the write in flight {outcome}",
         kill.verb()
@@ -172,7 +176,7 @@ async fn kill_leader_under_a_write(
     let next = cluster.leader(Duration::from_secs(10)).await.ok_or("no new leader")?;
     let took = killed_at.elapsed().as_secs_f64();
     println!("new leader: node {next} (term {}), {took:.2} s after the kill", term(cluster, next));
-    Ok(leader)
+    Ok((leader, in_flight_acked))
 }
 
 fn term(cluster: &Cluster, id: u64) -> u64 {

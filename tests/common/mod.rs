@@ -61,6 +61,12 @@ pub fn read_all(log: &PartitionLog, from: u64) -> Vec<(u64, Record)> {
     out
 }
 
+/// Every record from the log start on, as (offset, value as text).
+pub fn values(log: &PartitionLog) -> Vec<(u64, String)> {
+    let value = |r: Record| String::from_utf8(r.value.expect("a value").to_vec()).expect("UTF-8");
+    read_all(log, log.log_start_offset()).into_iter().map(|(o, r)| (o, value(r))).collect()
+}
+
 /// Asserts the log holds exactly records `0..n` of the test stream.
 pub fn assert_holds(log: &PartitionLog, n: u64) {
     assert_eq!(log.log_end_offset(), n);
