@@ -218,6 +218,21 @@ pub enum Corruption {
         /// The base offset found.
         found: u64,
     },
+    /// Damage recovery will not cut: the bytes were fsynced (so records
+    /// there may have been acknowledged), or how far the log was fsynced is
+    /// unknown. Nothing was changed; `PartitionLog::repair` (`annals
+    /// repair`) cuts the log there, keeping the cut bytes in a quarantine
+    /// file.
+    SyncedData {
+        /// What is wrong at the position.
+        problem: Box<Corruption>,
+        /// The first offset that cannot be vouched for (where the damage
+        /// begins).
+        first_offset: u64,
+        /// The offset the fsynced bytes end at, when known: records in
+        /// `first_offset..synced_end_offset` were made durable.
+        synced_end_offset: Option<u64>,
+    },
     /// A segment does not end where the next segment begins (a gap or an overlap).
     SegmentBoundary {
         /// The offset the segment ends at.
@@ -268,6 +283,14 @@ impl fmt::Display for Corruption {
             Corruption::Batch(e) => write!(f, "{}", e.kind),
             Corruption::OffsetMismatch { expected, found } => {
                 write!(f, "batch starts at offset {found}, expected {expected}")
+            }
+            Corruption::SyncedData { problem, first_offset, synced_end_offset } => {
+                write!(f, "{problem}, in bytes that were fsynced: offsets from {first_offset}")?;
+                match synced_end_offset {
+                    Some(end) => write!(f, " to {end} were acknowledged")?,
+                    None => write!(f, " on cannot be vouched for")?,
+                }
+                write!(f, "; not cut (annals repair cuts it, keeping the bytes in a quarantine file)")
             }
             Corruption::SegmentBoundary { next_offset, next_base_offset } => write!(
                 f,

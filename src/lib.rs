@@ -49,7 +49,10 @@ pub use config::{CleanupPolicy, Durability, LogConfig};
 pub struct ReadmeDoctests;
 pub use error::{Corruption, Error, Result};
 pub use format::{BatchMeta, FetchedRecords, Header, Record, RecordView, StoredRecord};
-pub use log::{AppendInfo, CompactionReport, PartitionLog, RecoveryReport, RetentionReport, WaitForOffset};
+pub use log::{
+    AcceptDataLoss, AppendInfo, CompactionReport, PartitionLog, RecoveryReport, RepairReport,
+    RetentionReport, WaitForOffset,
+};
 pub use store::{
     murmur2, partition_for_key, validate_topic_name, ConsumerOffsets, Partition, PartitionAppend,
     PartitionDescription, Reader, StartAt, Store, StoreConfig, Topic, TopicConfig, TopicDescription,

@@ -31,14 +31,57 @@ fn fixture(dir: &Path, n: u64, batch: u64) -> u64 {
     before_last
 }
 
+/// Like [`fixture`], but the last batch is appended after a reopen and never
+/// fsynced: the process is killed (the page cache keeps it).
+fn fixture_unsynced_last(dir: &Path, n: u64, batch: u64) -> u64 {
+    let log = PartitionLog::open(dir, small_config()).unwrap();
+    append_range(&log, 0, n - batch, batch);
+    log.close().unwrap();
+    drop(log);
+    let sizes =
+        |dir: &Path| log_files(dir).iter().map(|f| fs::metadata(f).unwrap().len()).collect::<Vec<_>>();
+    let before = sizes(dir);
+    let log = PartitionLog::open(dir, small_config()).unwrap();
+    append_range(&log, n - batch, n, batch);
+    crash(log);
+    // The batch went to the last segment, or rolled to a new one.
+    before.get(sizes(dir).len() - 1).copied().unwrap_or(0)
+}
+
 #[test]
-fn torn_last_batch_is_cut_at_every_byte() {
+fn torn_unsynced_last_batch_is_cut_at_every_byte() {
+    let template = tempfile::tempdir().unwrap();
+    let (n, batch) = (120, 4);
+    let before_last = fixture_unsynced_last(template.path(), n, batch);
+    let last = log_files(template.path()).pop().unwrap();
+    let full = fs::metadata(&last).unwrap().len();
+    assert!(full > before_last);
+    for cut in before_last..full {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(template.path(), dir.path());
+        let seg = dir.path().join(last.file_name().unwrap());
+        fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut).unwrap();
+        let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+        let report = log.recovery_report();
+        assert_eq!(report.bytes_truncated, cut - before_last, "cut {cut}");
+        assert!(report.quarantined.is_empty(), "a plain torn tail is cut, not kept");
+        assert_holds(&log, n - batch);
+        // The log goes on from the cut, with no gap or duplicate.
+        append_range(&log, n - batch, n, 2);
+        assert_holds(&log, n);
+    }
+}
+
+/// The same cut in bytes a clean close fsynced is damage to acknowledged
+/// records: refused at every byte, with or without the clean-shutdown
+/// marker, and nothing is changed.
+#[test]
+fn a_cut_into_fsynced_bytes_is_refused_at_every_byte() {
     let template = tempfile::tempdir().unwrap();
     let (n, batch) = (120, 4);
     let before_last = fixture(template.path(), n, batch);
     let last = log_files(template.path()).pop().unwrap();
     let full = fs::metadata(&last).unwrap().len();
-    assert!(full > before_last);
     for clean_marker in [false, true] {
         for cut in before_last..full {
             let dir = tempfile::tempdir().unwrap();
@@ -48,12 +91,18 @@ fn torn_last_batch_is_cut_at_every_byte() {
             }
             let seg = dir.path().join(last.file_name().unwrap());
             fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut).unwrap();
-            let log = PartitionLog::open(dir.path(), small_config()).unwrap();
-            assert_eq!(log.recovery_report().bytes_truncated, cut - before_last, "cut {cut}");
-            assert_holds(&log, n - batch);
-            // The log goes on from the cut, with no gap or duplicate.
-            append_range(&log, n - batch, n, 2);
-            assert_holds(&log, n);
+            match PartitionLog::open(dir.path(), small_config()) {
+                Err(Error::Corruption {
+                    path,
+                    detail: Corruption::SyncedData { synced_end_offset, .. },
+                    ..
+                }) => {
+                    assert_eq!(path, seg);
+                    assert_eq!(synced_end_offset, Some(n), "cut {cut}, marker {clean_marker}");
+                }
+                other => panic!("cut {cut}, marker {clean_marker}: expected a refusal, got {other:?}"),
+            }
+            assert_eq!(fs::metadata(&seg).unwrap().len(), cut, "nothing was cut");
         }
     }
 }
@@ -72,7 +121,8 @@ fn flipped_byte_in_middle_of_a_durable_segment_is_reported_at_open() {
     bytes[at] ^= 0x01;
     fs::write(&seg, &bytes).unwrap();
     match PartitionLog::open(dir.path(), config) {
-        Err(Error::Corruption { path, position, detail: Corruption::Batch(_) }) => {
+        Err(Error::Corruption { path, position, detail: Corruption::SyncedData { problem, .. } }) => {
+            assert!(matches!(*problem, Corruption::Batch(_)), "{problem:?}");
             assert_eq!(path, seg);
             assert!(position <= at as u64);
         }
@@ -134,8 +184,13 @@ fn garbage_appended_to_segments_is_cut() {
         bytes.extend((0..777u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
         fs::write(target, &bytes).unwrap();
         let log = PartitionLog::open(dir.path(), small_config()).unwrap();
-        assert_eq!(log.recovery_report().bytes_truncated, 777);
+        let report = log.recovery_report();
+        assert_eq!(report.bytes_truncated, 777);
         assert_holds(&log, 200);
+        // No crash wrote them: they are kept aside, not destroyed.
+        let [kept] = &report.quarantined[..] else { panic!("{report:?}") };
+        assert_eq!(&kept.segment, target);
+        assert_eq!(fs::read(&kept.path).unwrap(), bytes[bytes.len() - 777..]);
     }
 }
 
@@ -184,7 +239,19 @@ fn orphan_index_is_removed_and_missing_segment_is_reported() {
     let files = log_files(dir.path());
     fs::remove_file(&files[1]).unwrap();
     match PartitionLog::open(dir.path(), small_config()) {
-        Err(Error::Corruption { detail: Corruption::SegmentBoundary { .. }, .. }) => {}
+        // The segment before the gap ends short of the next one's base:
+        // the records in between were fsynced and are gone.
+        Err(Error::Corruption { path, detail: Corruption::SyncedData { synced_end_offset, .. }, .. }) => {
+            assert_eq!(path, files[0]);
+            assert_eq!(
+                synced_end_offset,
+                Some(
+                    annals::segment::parse_file_name(&files[2].file_name().unwrap().to_string_lossy())
+                        .unwrap()
+                        .0
+                )
+            );
+        }
         other => panic!("expected a segment gap, got {other:?}"),
     }
 }

@@ -26,25 +26,26 @@ use crate::io::{read_small_file, write_file_atomic, FileSystem};
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
 const HEADER: &str = "annals-recovery-point 1";
 
-/// A durable point of the log: `position` bytes of segment `segment`,
-/// ending at offset `offset`.
+/// A point of the log: `position` bytes of segment `segment`, ending at
+/// offset `offset` (the recovery point, and the synced extent). Ordered by
+/// segment, then position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct RecoveryPoint {
+pub(crate) struct LogPoint {
     pub segment: u64,
     pub position: u64,
     pub offset: u64,
 }
 
 /// Reads the checkpoint; `None` when missing or invalid (never fatal).
-pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> Option<RecoveryPoint> {
+pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> Option<LogPoint> {
     let bytes = read_small_file(fs, &dir.join(RECOVERY_POINT_FILE), 4096).ok()?;
     let pairs = kv::decode(&bytes, HEADER).ok()?;
     let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).and_then(|(k, v)| kv::number(k, v).ok());
-    Some(RecoveryPoint { segment: get("segment")?, position: get("position")?, offset: get("offset")? })
+    Some(LogPoint { segment: get("segment")?, position: get("position")?, offset: get("offset")? })
 }
 
 /// Writes the checkpoint durably.
-pub(crate) fn write(fs: &dyn FileSystem, dir: &Path, point: RecoveryPoint) -> Result<()> {
+pub(crate) fn write(fs: &dyn FileSystem, dir: &Path, point: LogPoint) -> Result<()> {
     let bytes = kv::encode(
         HEADER,
         &[

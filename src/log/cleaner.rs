@@ -296,8 +296,14 @@ impl PartitionLog {
         }
         let old: Vec<u64> = group.iter().map(|s| s.base_offset()).collect();
         swap_in(&*self.fs, &self.dir, base, &old).map_err(|e| self.write_failed(e))?;
-        let (segment, _) =
-            LogSegment::open(&*self.fs, &self.dir, base, &self.config, Recovery::Durable, false)?;
+        let (segment, _) = LogSegment::open(
+            &*self.fs,
+            &self.dir,
+            base,
+            &self.config,
+            Recovery::Durable { end_offset: None },
+            false,
+        )?;
         let mut map_after = (*current).clone();
         for b in &old {
             map_after.remove(b);

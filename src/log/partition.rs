@@ -15,14 +15,16 @@ use crate::error::{Corruption, Error, Result};
 use crate::format::batch::set_base_offset;
 use crate::format::{encode_batch, BatchHeader, BatchMeta, FetchedRecords, Record};
 use crate::io::{FileSystem, OpenMode, SharedFs, StdFileSystem};
-use crate::segment::{parse_file_name, LogSegment, Recovery, SegmentFile};
+use crate::segment::{parse_file_name, LogSegment, Quarantine, Recovery, SegmentFile, SegmentPoint};
 
 use super::checkpoint::{
-    self, RecoveryPoint, CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
+    self, LogPoint, CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
 };
 use super::durability::Syncer;
 use super::epochs::{EpochCache, ReadError as EpochReadError};
+use super::extent::{self, ExtentFile, Loaded, SYNCED_EXTENT_FILE};
 use super::notify::Notifier;
+use super::points::{end_point, Checkpoints};
 use super::producers::{Check, ProducerStates};
 use super::wait::WaitForOffset;
 
@@ -50,7 +52,7 @@ pub struct AppendInfo {
 }
 
 /// What opening the log found and repaired.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// The previous close was clean (nothing needed a full scan).
     pub clean_shutdown: bool,
@@ -58,10 +60,16 @@ pub struct RecoveryReport {
     pub segments: usize,
     /// Bytes of log data validated while opening.
     pub bytes_scanned: u64,
-    /// Bytes of torn tail cut off.
+    /// Bytes of torn tail cut off (past the synced extent: never bytes
+    /// known fsynced).
     pub bytes_truncated: u64,
+    /// The first offset cut with them, if any were.
+    pub truncated_from_offset: Option<u64>,
     /// Segments whose index was rebuilt from the log.
     pub indexes_rebuilt: usize,
+    /// Tails cut although valid batches followed the damage: their bytes
+    /// were moved to these quarantine files, not destroyed.
+    pub quarantined: Vec<Quarantine>,
 }
 
 /// The log of one partition, safe to share between threads (`Arc`).
@@ -112,10 +120,9 @@ pub struct PartitionLog {
     pub(super) cleaner: Mutex<()>,
     /// The first offset not yet cleaned (the cleaner checkpoint).
     pub(super) cleaned_to: AtomicU64,
-    /// The last recovery point written, and a counter of truncations (a
-    /// flush must not write a point it took before a truncation).
+    /// The recovery point and the synced extent (see `points.rs`).
     /// Lock order: `writer`, then this.
-    recovery_point: Mutex<(Option<RecoveryPoint>, u64)>,
+    pub(super) checkpoints: Mutex<Checkpoints>,
     /// The high watermark, or `FOLLOWS_LOG_END` (see `watermark.rs`).
     pub(super) high_watermark: AtomicU64,
     /// Idempotent producers' recent batches (see `producers.rs`). Changed
@@ -174,21 +181,28 @@ impl PartitionLog {
         crate::segment::clean::recover_swaps(&*fs, &dir)?;
         let bases = Self::list_segments(&*fs, &dir)?;
         let recovery_point = checkpoint::read(&*fs, &dir);
+        let synced_extent = extent::read(&*fs, &dir)?;
         let mut report =
             RecoveryReport { clean_shutdown: clean, segments: bases.len(), ..Default::default() };
         let mut segments = BTreeMap::new();
         for (i, &base) in bases.iter().enumerate() {
             let active = i + 1 == bases.len();
-            let recovery = if active && !clean {
-                let point = recovery_point.filter(|p| p.segment == base).map(|p| (p.position, p.offset));
-                Recovery::Crash { recovery_point: point }
-            } else {
-                Recovery::Durable
+            let recovery = match bases.get(i + 1) {
+                Some(&next_base) => Recovery::Durable { end_offset: Some(next_base) },
+                None if clean => Recovery::Durable {
+                    end_offset: match synced_extent {
+                        Loaded::Valid(e) if e.segment == base => Some(e.offset),
+                        _ => None,
+                    },
+                },
+                None => crash_recovery(base, recovery_point, synced_extent),
             };
             let (segment, repair) = LogSegment::open(&*fs, &dir, base, &config, recovery, active)?;
             report.bytes_scanned += repair.bytes_scanned;
             report.bytes_truncated += repair.bytes_truncated;
+            report.truncated_from_offset = report.truncated_from_offset.or(repair.truncated_from_offset);
             report.indexes_rebuilt += usize::from(repair.index_rebuilt);
+            report.quarantined.extend(repair.quarantined);
             if let Some(&next_base) = bases.get(i + 1) {
                 if segment.next_offset() != next_base {
                     let detail = Corruption::SegmentBoundary {
@@ -200,6 +214,21 @@ impl PartitionLog {
             }
             segments.insert(base, Arc::new(segment));
         }
+        // ORDER: the synced extent exists before a first segment does. When
+        // it was missing or damaged it starts at what is known fsynced: all
+        // of a cleanly closed log, else the recovery point.
+        let fallback = match segments.values().next_back() {
+            Some(active) if clean => end_point(active),
+            Some(active) => recovery_point
+                .filter(|p| p.segment == active.base_offset() && p.position <= active.size_bytes())
+                .unwrap_or(LogPoint {
+                    segment: active.base_offset(),
+                    position: 0,
+                    offset: active.base_offset(),
+                }),
+            None => LogPoint { segment: 0, position: 0, offset: 0 },
+        };
+        let extent_file = ExtentFile::open(&*fs, &dir, fallback)?;
         if segments.is_empty() {
             segments.insert(0, Arc::new(LogSegment::create(&*fs, &dir, 0, &config)?));
             fs.sync_dir(&dir).map_err(Error::io("sync directory", &dir))?;
@@ -232,7 +261,7 @@ impl PartitionLog {
             // Nothing is known durable until the first flush (after an
             // unclean stop the recovered bytes may sit only in the page cache).
             syncer: Syncer::new(0),
-            recovery_point: Mutex::new((recovery_point, 0)),
+            checkpoints: Mutex::new(Checkpoints { recovery_point, extent: extent_file, truncations: 0 }),
             cleaner: Mutex::new(()),
             cleaned_to: AtomicU64::new(cleaned_to),
             epochs: Mutex::new(epochs),
@@ -256,6 +285,7 @@ impl PartitionLog {
             super::LEADER_EPOCH_FILE,
             HIGH_WATERMARK_FILE,
             super::PRODUCER_SNAPSHOT_FILE,
+            SYNCED_EXTENT_FILE,
         ];
         let temps: Vec<String> = checkpoints.iter().map(|c| format!("{c}.tmp")).collect();
         for tmp in temps.iter().filter(|t| names.contains(t)) {
@@ -349,17 +379,6 @@ impl PartitionLog {
             }
         }
         Ok(info)
-    }
-
-    /// Group commit: returns once offsets below `target` are durable.
-    fn sync_to(&self, target: u64) -> Result<()> {
-        self.syncer.sync_to(&self.dir, target, || {
-            // Read the end first: the fsync then covers every batch below it.
-            // A roll in between fsynced the segment it sealed.
-            let covered = self.log_end_offset();
-            self.active().sync_log()?;
-            Ok(covered)
-        })
     }
 
     /// Turns a failed write into the caller's error: a full disk changes
@@ -481,7 +500,7 @@ impl PartitionLog {
         map.insert(base, segment.clone());
         *self.segments.write() = Arc::new(map);
         // Everything below the new segment is durable now.
-        self.set_recovery_point(RecoveryPoint { segment: base, position: 0, offset: base }, false)?;
+        self.set_recovery_point(LogPoint { segment: base, position: 0, offset: base })?;
         // Recovery replays producer state only from here on.
         self.producers.lock().write(&*self.fs, &self.dir, base)?;
         Ok(segment)
@@ -566,6 +585,15 @@ impl PartitionLog {
         if offset == end {
             return Ok(());
         }
+        // ORDER: the synced extent comes down to the cut first.
+        let lowered = match segments.range(..offset).next_back() {
+            Some((_, s)) => {
+                let at = s.point_at_or_before(offset);
+                LogPoint { segment: s.base_offset(), position: at.position, offset: at.offset }
+            }
+            None => LogPoint { segment: offset, position: 0, offset },
+        };
+        self.lower_extent(lowered)?;
         let mut map = (*segments).clone();
         let doomed: Vec<u64> = map.range(offset..).map(|(&b, _)| b).collect();
         let keep_none = doomed.len() == map.len();
@@ -610,77 +638,7 @@ impl PartitionLog {
             }
         }
         // The cut was fsynced: the recovery point is the new end.
-        let point = RecoveryPoint {
-            segment: active.base_offset(),
-            position: active.size_bytes(),
-            offset: active.next_offset(),
-        };
-        self.set_recovery_point(point, true)
-    }
-
-    /// Makes every batch appended so far durable, whatever the policy: one
-    /// group fsync of the active segment's log file (shared with concurrent
-    /// callers; sealed segments were fsynced when they rolled), as an
-    /// append under `Durability::Always` does. Unlike [`PartitionLog::flush`]
-    /// it neither syncs the index nor moves the recovery point, so it costs
-    /// one fsync, and a crash later rescans more of the active segment.
-    ///
-    /// # Errors
-    /// [`Error::Poisoned`] (this failure poisons too); [`Error::Io`].
-    pub fn sync(&self) -> Result<()> {
-        self.syncer.check(&self.dir)?;
-        self.sync_to(self.log_end_offset())
-    }
-
-    /// Makes every batch appended so far durable, whatever the policy, and
-    /// moves the recovery point up to it: one group fsync of the active
-    /// segment (sealed segments were fsynced when they rolled), an fsync of
-    /// its index, and the recovery-point checkpoint, so recovery after a
-    /// crash starts scanning there.
-    ///
-    /// # Errors
-    /// [`Error::Poisoned`] (this failure poisons too); [`Error::Io`].
-    pub fn flush(&self) -> Result<()> {
-        self.syncer.check(&self.dir)?;
-        // Snapshot what this flush will cover, then fsync it, then record it.
-        let (active, point, truncations) = {
-            let _writer = self.writer.lock();
-            let active = self.active();
-            let point = RecoveryPoint {
-                segment: active.base_offset(),
-                position: active.size_bytes(),
-                offset: active.next_offset(),
-            };
-            (active, point, self.recovery_point.lock().1)
-        };
-        self.sync_to(point.offset)?;
-        // The index entries below the point become durable with it.
-        active.sync().map_err(|e| self.write_failed(e))?;
-        let mut last = self.recovery_point.lock();
-        if last.1 == truncations
-            && last.0.is_none_or(|l| (l.segment, l.position) < (point.segment, point.position))
-        {
-            checkpoint::write(&*self.fs, &self.dir, point).map_err(|e| self.write_failed(e))?;
-            last.0 = Some(point);
-        }
-        Ok(())
-    }
-
-    /// Records `point` as the recovery point, with the writer lock held
-    /// (roll, truncation, close: the bytes it covers are already durable).
-    fn set_recovery_point(&self, point: RecoveryPoint, truncated: bool) -> Result<()> {
-        let mut last = self.recovery_point.lock();
-        if truncated {
-            last.1 += 1;
-        }
-        checkpoint::write(&*self.fs, &self.dir, point)?;
-        last.0 = Some(point);
-        Ok(())
-    }
-
-    /// Truncations so far (the cleaner refuses to swap across one).
-    pub(super) fn truncation_count(&self) -> u64 {
-        self.recovery_point.lock().1
+        self.set_recovery_point(end_point(&active))
     }
 
     pub(super) fn check_poisoned(&self) -> Result<()> {
@@ -697,6 +655,10 @@ impl PartitionLog {
     /// Readers are excluded (open, or the truncation lock held).
     pub(super) fn restart_at(&self, offset: u64) -> Result<()> {
         let old = self.snapshot();
+        // ORDER: the synced extent first comes below every segment that
+        // may be active after a crash in here.
+        let lowest = old.keys().next().map_or(offset, |&b| b.min(offset));
+        self.lower_extent(LogPoint { segment: lowest, position: 0, offset: lowest })?;
         for s in old.values().filter(|s| s.base_offset() != offset) {
             s.delete(&*self.fs)?;
         }
@@ -706,7 +668,7 @@ impl PartitionLog {
         *self.segments.write() = Arc::new(map);
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         self.log_end_offset.store(offset, Ordering::SeqCst);
-        self.set_recovery_point(RecoveryPoint { segment: offset, position: 0, offset }, true)
+        self.set_recovery_point(LogPoint { segment: offset, position: 0, offset })
     }
 
     /// Offsets below this are known durable (fsynced).
@@ -742,7 +704,7 @@ impl PartitionLog {
 
     /// What the last open found and repaired.
     pub fn recovery_report(&self) -> RecoveryReport {
-        self.report
+        self.report.clone()
     }
 
     /// The log's directory.
@@ -774,12 +736,7 @@ impl PartitionLog {
         // directory.
         let active = self.active();
         active.seal()?;
-        let point = RecoveryPoint {
-            segment: active.base_offset(),
-            position: active.size_bytes(),
-            offset: active.next_offset(),
-        };
-        self.set_recovery_point(point, false)?;
+        self.set_recovery_point(end_point(&active))?;
         self.checkpoint_high_watermark()?;
         self.producers.lock().write(&*self.fs, &self.dir, active.next_offset())?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
@@ -790,6 +747,28 @@ impl PartitionLog {
         file.sync_data().map_err(Error::io("sync clean-shutdown marker", &marker))?;
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))
     }
+}
+
+/// What recovery of the active segment `base` may assume after an unclean
+/// stop: the recovery point if it is in this segment, and how far the
+/// segment is known fsynced. An extent in an older segment vouches for
+/// nothing here (a roll came after it). One in a later segment vouches for
+/// bytes that are gone (an extent is lowered before any cut), so all of
+/// this segment and more is vouched for, and recovery refuses at its end.
+/// Without the file (a log older than it), the recovery point is what is
+/// known fsynced; with a damaged file, nothing is known.
+fn crash_recovery(base: u64, recovery_point: Option<LogPoint>, synced: Loaded) -> Recovery {
+    let point = |p: LogPoint| SegmentPoint { position: p.position, offset: p.offset };
+    let recovery_point = recovery_point.filter(|p| p.segment == base).map(point);
+    let nothing = SegmentPoint { position: 0, offset: base };
+    let synced = match synced {
+        Loaded::Valid(e) if e.segment == base => Some(point(e)),
+        Loaded::Valid(e) if e.segment < base => Some(nothing),
+        Loaded::Valid(e) => Some(SegmentPoint { position: u64::MAX, offset: e.offset }),
+        Loaded::Missing => Some(recovery_point.unwrap_or(nothing)),
+        Loaded::Damaged => None,
+    };
+    Recovery::Crash { recovery_point, synced }
 }
 
 fn check_range(offset: u64, log_start_offset: u64, log_end_offset: u64) -> Result<()> {

@@ -13,6 +13,7 @@ use crate::format::{BatchHeader, FetchedRecords, BATCH_HEADER_BYTES};
 use crate::io::{FileHandle, FileSystem, OpenMode};
 
 use super::index::OffsetIndex;
+use super::quarantine::Quarantine;
 use super::scan::ChunkReader;
 use super::time_index::TimeIndex;
 use super::{index_file_name, log_file_name, time_index_file_name};
@@ -36,32 +37,59 @@ impl From<Error> for WalkError {
     }
 }
 
+/// A batch boundary in a segment: the first `position` bytes, ending at
+/// offset `offset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentPoint {
+    /// Bytes from the start of the segment's log file.
+    pub position: u64,
+    /// The offset after the last batch in those bytes.
+    pub offset: u64,
+}
+
 /// What [`LogSegment::open`] may assume about a segment's bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recovery {
     /// The whole file was made durable (a sealed segment, or a clean
     /// close): trust a sane index, check the batches after its last entry,
-    /// and report damage followed by valid data as corruption.
-    Durable,
-    /// The process stopped uncleanly. Bytes below `position` (a recovery
-    /// point: durable, index entries included, ending at `offset`) are
-    /// trusted; from there on the first invalid batch is a torn tail. With
-    /// no recovery point the whole segment is scanned and its index rebuilt.
+    /// and refuse damage found before the segment's last record
+    /// ([`crate::Corruption::SyncedData`]). Invalid bytes after it (at
+    /// `end_offset`) hold no record and are cut into a quarantine file.
+    Durable {
+        /// The offset the segment's records end at, if known (a sealed
+        /// segment's: the next segment's base offset).
+        end_offset: Option<u64>,
+    },
+    /// The process stopped uncleanly. Bytes below `recovery_point`
+    /// (durable, index entries included) are trusted and not scanned; with
+    /// no recovery point the whole segment is scanned and its index
+    /// rebuilt. Damage below `synced` (the synced extent) is refused; past
+    /// it, the first invalid batch is where a crash cut the log, and it and
+    /// everything after are cut (moved to a quarantine file first when
+    /// valid batches follow the damage).
     Crash {
         /// The recovery point in this segment, if any.
-        recovery_point: Option<(u64, u64)>,
+        recovery_point: Option<SegmentPoint>,
+        /// How far this segment is known fsynced; `None` when that is
+        /// unknown (a damaged synced-extent file): damage past the recovery
+        /// point is then refused too, never cut.
+        synced: Option<SegmentPoint>,
     },
 }
 
 /// What opening a segment repaired.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SegmentRepair {
     /// Bytes of log data checked.
     pub bytes_scanned: u64,
     /// Bytes of torn tail cut off.
     pub bytes_truncated: u64,
+    /// The first offset cut with them, if any were.
+    pub truncated_from_offset: Option<u64>,
     /// Whether the index had to be rebuilt from the log.
     pub index_rebuilt: bool,
+    /// Where the cut bytes were kept, when valid batches followed the damage.
+    pub quarantined: Option<Quarantine>,
 }
 
 /// A segment of a partition log, shared between one writer and any number
@@ -175,6 +203,13 @@ impl LogSegment {
     /// The log file's path.
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+
+    /// A batch boundary at or before the batch holding `offset`, from the
+    /// sparse index (the segment start when no entry precedes it).
+    pub fn point_at_or_before(&self, offset: u64) -> SegmentPoint {
+        let (offset, position) = self.index.read().lookup(offset);
+        SegmentPoint { position, offset }
     }
 
     /// True when no batch has been appended.
@@ -596,8 +631,15 @@ mod tests {
         segment.seal().unwrap();
         let size = segment.size_bytes();
         drop(segment);
-        let (segment, repair) =
-            LogSegment::open(&StdFileSystem, dir.path(), 500, &config, Recovery::Durable, false).unwrap();
+        let (segment, repair) = LogSegment::open(
+            &StdFileSystem,
+            dir.path(),
+            500,
+            &config,
+            Recovery::Durable { end_offset: None },
+            false,
+        )
+        .unwrap();
         assert_eq!((segment.size_bytes(), segment.next_offset()), (size, 555));
         assert!(!repair.index_rebuilt && repair.bytes_truncated == 0);
         assert!(repair.bytes_scanned < size / 2, "only the tail after the last entry");

@@ -4,6 +4,7 @@ pub(crate) mod clean;
 mod entry_file;
 mod index;
 mod log_segment;
+mod quarantine;
 mod recover;
 mod rewrite;
 mod scan;
@@ -11,7 +12,9 @@ mod time_index;
 pub mod verify;
 
 pub use index::{OffsetIndex, INDEX_ENTRY_BYTES};
-pub use log_segment::{LogSegment, Recovery, SegmentRepair};
+pub use log_segment::{LogSegment, Recovery, SegmentPoint, SegmentRepair};
+pub(crate) use quarantine::{quarantine, Cut};
+pub use quarantine::{quarantine_file_name, Quarantine};
 pub use time_index::{TimeIndex, TIME_INDEX_ENTRY_BYTES};
 
 /// Finishes a truncation inside a batch that a crash interrupted (see
@@ -57,6 +60,8 @@ pub enum SegmentFile {
     TimeIndex,
     /// A `.rewrite` intent (see `rewrite.rs`).
     Rewrite,
+    /// Bytes cut by recovery or repair, kept (see `quarantine.rs`).
+    Quarantine,
 }
 
 /// Parses `{base_offset:020}.log` / `.index`; anything else is `None`.
@@ -67,6 +72,7 @@ pub fn parse_file_name(name: &str) -> Option<(u64, SegmentFile)> {
         "index" => SegmentFile::Index,
         "timeindex" => SegmentFile::TimeIndex,
         "rewrite" => SegmentFile::Rewrite,
+        _ if quarantine::parse_quarantine_name(stem, ext).is_some() => SegmentFile::Quarantine,
         _ => return None,
     };
     if stem.len() != NAME_DIGITS || !stem.bytes().all(|b| b.is_ascii_digit()) {
@@ -84,12 +90,15 @@ mod tests {
         assert_eq!(log_file_name(42), "00000000000000000042.log");
         assert_eq!(parse_file_name(&log_file_name(42)), Some((42, SegmentFile::Log)));
         assert_eq!(parse_file_name(&index_file_name(u64::MAX)), Some((u64::MAX, SegmentFile::Index)));
+        assert_eq!(parse_file_name(&quarantine_file_name(42, 7)), Some((42, SegmentFile::Quarantine)));
         for bad in [
             "42.log",
             "0000000000000000004x.log",
             "00000000000000000042.txt",
             "clean_shutdown",
             "99999999999999999999.log",
+            "00000000000000000042..quarantine",
+            "00000000000000000042.x.quarantine",
         ] {
             assert_eq!(parse_file_name(bad), None, "{bad}");
         }

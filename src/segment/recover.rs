@@ -9,7 +9,8 @@ use crate::io::{read_exact_at, FileHandle, FileSystem, OpenMode};
 
 use super::index::OffsetIndex;
 use super::log_segment::{LogSegment, Recovery, SegmentRepair};
-use super::scan::{scan, ScanEnd, ScanStart};
+use super::quarantine::{quarantine, Cut};
+use super::scan::{scan, ScanEnd, ScanStart, Vouched};
 use super::time_index::TimeIndex;
 use super::{index_file_name, log_file_name, time_index_file_name};
 
@@ -49,42 +50,36 @@ impl LogSegment {
         // of every index (time independent of the log's size). After a
         // crash, indexes are checked whole before anything relies on them.
         let sane = match recovery {
-            Recovery::Durable => {
+            Recovery::Durable { .. } => {
                 let quick = index.quick_check(file_len).is_ok();
                 index.defer_check(file_len);
                 quick
             }
             Recovery::Crash { .. } => index.sanity_check(file_len).is_ok(),
         };
-        let from_zero = |durable_below| ScanStart {
-            offset: base_offset,
-            position: 0,
-            durable_below,
-            max_timestamp_ms: -1,
-        };
+        let vouched = vouched(recovery, file_len);
+        let from_zero = || ScanStart { offset: base_offset, position: 0, vouched, max_timestamp_ms: -1 };
         let start = match recovery {
-            Recovery::Durable => match index.last_entry().filter(|_| sane) {
+            Recovery::Durable { .. } => match index.last_entry().filter(|_| sane) {
                 Some((offset, position)) => {
                     // A durable segment's last time entry covers it whole
                     // (sealing and clean close add it); the scan only adds.
                     let max_timestamp_ms = times.last_entry().map_or(-1, |(t, _)| t);
-                    ScanStart { offset, position, durable_below: u64::MAX, max_timestamp_ms }
+                    ScanStart { offset, position, vouched, max_timestamp_ms }
                 }
-                None => from_zero(u64::MAX),
+                None => from_zero(),
             },
             // A recovery point past the end of the file is not ours to trust
             // (the file was cut): scan it all.
-            Recovery::Crash { recovery_point: Some((position, offset)) } if sane && position <= file_len => {
-                index.truncate_to_position(position);
-                times.truncate_to_offset(offset);
+            Recovery::Crash { recovery_point: Some(point), .. } if sane && point.position <= file_len => {
+                index.truncate_to_position(point.position);
+                times.truncate_to_offset(point.offset);
                 let max_timestamp_ms = times.last_entry().map_or(-1, |(t, _)| t);
-                ScanStart { offset, position, durable_below: position, max_timestamp_ms }
+                ScanStart { offset: point.offset, position: point.position, vouched, max_timestamp_ms }
             }
-            // No usable index: rebuild it from the start, still reporting
-            // damage below the recovery point.
-            Recovery::Crash { recovery_point } => {
-                from_zero(recovery_point.filter(|&(p, _)| p <= file_len).map_or(0, |(p, _)| p))
-            }
+            // No usable index: rebuild it from the start, still refusing
+            // damage to the vouched bytes.
+            Recovery::Crash { .. } => from_zero(),
         };
         if start.position == 0 && index.entries() > 0 {
             repair.index_rebuilt = true; // an offset index we could not use
@@ -100,7 +95,7 @@ impl LogSegment {
         // In a durable file, a scan that fails right at the index's last
         // entry, or indexes that disagree with the log, mean the indexes are
         // wrong, not the log: rebuild them from the start.
-        let index_start = recovery == Recovery::Durable && start.position > 0;
+        let index_start = matches!(recovery, Recovery::Durable { .. }) && start.position > 0;
         let first = match run(start, &mut index, &mut times) {
             Err(Error::Corruption { position, .. }) if index_start && position == start.position => None,
             Err(e) => return Err(e),
@@ -112,11 +107,20 @@ impl LogSegment {
             Some(end) => end,
             None => {
                 repair.index_rebuilt = true;
-                run(from_zero(start.durable_below), &mut index, &mut times)?
+                run(from_zero(), &mut index, &mut times)?
             }
         };
         repair.bytes_scanned = file_len - if repair.index_rebuilt { 0 } else { start.position };
-        if end.torn.is_some() {
+        if let Some(tear) = &end.torn {
+            if tear.quarantine {
+                // ORDER: this may not be a plain torn write: the bytes to be
+                // cut are made durable in a quarantine file first, and the
+                // report names it.
+                let cut = Cut { from: end.valid_bytes, to: file_len, first_offset: end.next_offset };
+                let end_offset = tear.end_offset.unwrap_or(end.next_offset);
+                let q = quarantine(fs, dir, base_offset, (&*log, &log_path), cut, end_offset)?;
+                repair.quarantined = Some(q);
+            }
             // ORDER: the indexes never point past the log, so cut them first.
             index.truncate_to_position(end.valid_bytes);
             times.truncate_to_offset(end.next_offset);
@@ -127,6 +131,7 @@ impl LogSegment {
             // it, contiguous with the new one, would come back as records.
             log.sync_data().map_err(Error::io("sync after truncating torn tail", &log_path))?;
             repair.bytes_truncated = file_len - end.valid_bytes;
+            repair.truncated_from_offset = Some(end.next_offset);
         }
         if end.valid_bytes > 0 {
             // The last entry covers the whole segment (see time_index.rs).
@@ -154,11 +159,36 @@ impl LogSegment {
     }
 }
 
+/// What `recovery` vouches for in a file of `file_len` bytes: all of a
+/// durable file; after a crash, the synced extent or the recovery point,
+/// whichever is further (both were written after the bytes they cover were
+/// fsynced). A recovery point past the end of the file is stale (a
+/// truncation cut below it); a synced extent past it is not (it is lowered
+/// before any cut), so bytes it vouches for are missing, and refused.
+fn vouched(recovery: Recovery, file_len: u64) -> Vouched {
+    match recovery {
+        Recovery::Durable { end_offset } => Vouched::Durable { end_offset },
+        Recovery::Crash { recovery_point, synced } => {
+            let point = recovery_point.filter(|p| p.position <= file_len);
+            match synced {
+                Some(s) => {
+                    let best = point.filter(|p| p.position > s.position).unwrap_or(s);
+                    Vouched::Crash { below: best.position, offset: best.offset }
+                }
+                None => Vouched::Unknown {
+                    below: point.map_or(0, |p| p.position),
+                    offset: point.map(|p| p.offset),
+                },
+            }
+        }
+    }
+}
+
 /// The time index's check: O(1) now and the full one at the first lookup
 /// for a durable segment, the full one now after a crash.
 fn times_sane(times: &mut TimeIndex, recovery: Recovery, next_offset: u64) -> bool {
     match recovery {
-        Recovery::Durable => {
+        Recovery::Durable { .. } => {
             times.defer_check(next_offset);
             times.quick_check(next_offset).is_ok()
         }

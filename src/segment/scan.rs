@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use crate::error::{Corruption, Error, Result};
-use crate::format::{check_batch, peek_batch_len, BatchHeader, DecodeError, BATCH_HEADER_BYTES};
+use crate::format::{
+    check_batch, peek_batch_len, BatchHeader, DecodeError, DecodeErrorKind, BATCH_HEADER_BYTES,
+};
 use crate::io::FileHandle;
 
 use super::index::OffsetIndex;
@@ -79,12 +81,93 @@ impl<'a> ChunkReader<'a> {
 pub(crate) struct ScanStart {
     pub position: u64,
     pub offset: u64,
-    /// Bytes below this were made durable; damage there is reported when
-    /// valid data follows it. At or past it, the first invalid batch is
-    /// where a crash cut the log: it and everything after are a torn tail.
-    pub durable_below: u64,
+    /// What is known fsynced.
+    pub vouched: Vouched,
     /// Largest timestamp of the records before `position` (-1: none).
     pub max_timestamp_ms: i64,
+}
+
+/// What is known fsynced in a segment, and so what recovery may cut.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Vouched {
+    /// The whole segment was fsynced (sealed, or cleanly closed), holding
+    /// records up to `end_offset` when that is known. Damage before it is
+    /// refused; invalid bytes after the batch that reaches it hold no
+    /// record of the segment and are cut into a quarantine file.
+    Durable {
+        /// The offset the segment's records end at, if known.
+        end_offset: Option<u64>,
+    },
+    /// After a crash: the first `below` bytes (ending at `offset`) were
+    /// fsynced, and damage there is refused. At or past them the first
+    /// invalid batch is a crash's torn tail: cut, into a quarantine file
+    /// when valid batches follow it.
+    Crash {
+        /// Bytes known fsynced.
+        below: u64,
+        /// The offset they end at.
+        offset: u64,
+    },
+    /// After a crash, with how far the segment was fsynced unknown: the
+    /// first `below` bytes are (the recovery point), and no damage
+    /// anywhere may be cut: recovery cannot prove a tail unacknowledged.
+    Unknown {
+        /// Bytes known fsynced.
+        below: u64,
+        /// The offset they end at, if any.
+        offset: Option<u64>,
+    },
+}
+
+/// What to do with damage past the vouched bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Past {
+    /// A crash's torn tail.
+    CrashTail,
+    /// Bytes after the segment's last record.
+    Trailing,
+}
+
+impl Vouched {
+    /// Whether damage at `pos`, where the log continues at `next_offset`,
+    /// lies past the vouched bytes, and how; `None`: refuse.
+    fn past(self, pos: u64, next_offset: u64) -> Option<Past> {
+        match self {
+            Vouched::Durable { end_offset: Some(end) } if next_offset >= end => Some(Past::Trailing),
+            Vouched::Crash { below, .. } if pos >= below => Some(Past::CrashTail),
+            _ => None,
+        }
+    }
+
+    /// Whether a file ending at `pos` (at offset `next_offset`) ends
+    /// inside the vouched bytes.
+    fn ends_early(self, pos: u64, next_offset: u64) -> bool {
+        match self {
+            Vouched::Durable { end_offset } => end_offset.is_some_and(|end| next_offset < end),
+            Vouched::Crash { below, .. } | Vouched::Unknown { below, .. } => pos < below,
+        }
+    }
+
+    /// The offset the fsynced records end at, when known, for damage at `pos`.
+    fn synced_end_offset(self, pos: u64) -> Option<u64> {
+        match self {
+            Vouched::Durable { end_offset } => end_offset,
+            Vouched::Crash { below, offset } if pos < below => Some(offset),
+            Vouched::Unknown { below, offset } if pos < below => offset,
+            _ => None,
+        }
+    }
+}
+
+/// Damage past the vouched bytes, to be cut.
+#[derive(Debug)]
+pub(crate) struct Tear {
+    /// Whether the bytes go to a quarantine file before the cut: valid
+    /// batches follow the damage (so it may not be a plain torn write), or
+    /// they trail a durable segment's last record (no crash wrote them).
+    pub quarantine: bool,
+    /// The offset after the valid batches found past the damage, if any.
+    pub end_offset: Option<u64>,
 }
 
 /// What a scan found.
@@ -98,19 +181,19 @@ pub(crate) struct ScanEnd {
     pub bytes_since_index: u64,
     /// Largest record timestamp in the valid bytes (-1: none).
     pub max_timestamp_ms: i64,
-    /// Set when invalid bytes follow `valid_bytes` and nothing valid follows
-    /// them: a torn tail, safe to truncate. Holds what was wrong.
-    pub torn: Option<Corruption>,
+    /// Set when invalid bytes follow `valid_bytes` past the vouched part: a
+    /// crash's tail, to cut.
+    pub torn: Option<Tear>,
 }
 
 /// Validates every batch from `start` to the end of the file, adding index
 /// entries every `index_interval_bytes`.
 ///
-/// Fails with [`Error::Corruption`] when an invalid batch in the durable part
-/// (below `start.durable_below`) is followed by a valid one: that is damage
-/// in the middle of the log, not a torn write. Past the durable part, a
-/// crash may have persisted later pages and not earlier ones, so the first
-/// invalid batch ends the log there.
+/// Fails with [`Error::Corruption`] ([`Corruption::SyncedData`]) when an
+/// invalid batch lies in the vouched part (see [`Vouched`]) or the file
+/// ends inside it: that is damage to fsynced data, not a torn write. Past
+/// the vouched part, a crash may have persisted later pages and not earlier
+/// ones, so the first invalid batch ends the log there.
 pub(crate) fn scan(
     file: &dyn FileHandle,
     path: &Path,
@@ -124,6 +207,7 @@ pub(crate) fn scan(
     let (mut pos, mut next_offset) = (start.position, start.offset);
     let mut bytes_since_index = 0u64;
     let mut max_timestamp_ms = start.max_timestamp_ms;
+    let vouched = start.vouched;
     // Bounded: every iteration advances `pos` by at least a header.
     while pos < file_len {
         let problem = match read_batch(&mut reader, pos)? {
@@ -144,21 +228,53 @@ pub(crate) fn scan(
                 continue;
             }
         };
-        if pos < start.durable_below && find_valid_batch_after(&mut reader, pos, file_len)?.is_some() {
-            // A valid batch after the damage proves it is not a torn tail.
-            return Err(Error::corruption(path, pos, problem));
-        }
-        let torn = Some(problem);
+        let Some(past) = vouched.past(pos, next_offset) else {
+            return Err(refused(path, pos, problem, next_offset, vouched));
+        };
+        // The offset after the valid batches past the damage, if any. (The
+        // search may give up on a hostile file without proof of a valid
+        // batch: then nothing is known past the damage.)
+        let valid_after = match find_valid_batch_after(&mut reader, pos, file_len)? {
+            Some(q) => Some(valid_run_end(&mut reader, q)?.unwrap_or(next_offset)),
+            None => None,
+        };
+        let quarantine = past == Past::Trailing || valid_after.is_some();
+        let torn = Some(Tear { quarantine, end_offset: valid_after });
         return Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, max_timestamp_ms, torn });
     }
+    if vouched.ends_early(pos, next_offset) {
+        // The file ends inside bytes that were fsynced.
+        let problem = Corruption::Batch(DecodeError { kind: DecodeErrorKind::Truncated, position: 0 });
+        return Err(refused(path, pos, problem, next_offset, vouched));
+    }
     Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, max_timestamp_ms, torn: None })
+}
+
+fn refused(path: &Path, pos: u64, problem: Corruption, first_offset: u64, vouched: Vouched) -> Error {
+    let synced_end_offset = vouched.synced_end_offset(pos);
+    let detail = Corruption::SyncedData { problem: Box::new(problem), first_offset, synced_end_offset };
+    Error::corruption(path, pos, detail)
+}
+
+/// The offset after the run of valid, contiguous batches starting at `pos`
+/// (`None` if none starts there). Bounded by the file length.
+fn valid_run_end(reader: &mut ChunkReader<'_>, mut pos: u64) -> Result<Option<u64>> {
+    let mut end = None;
+    while let Ok(h) = read_batch(reader, pos)? {
+        if end.is_some_and(|e| e != h.base_offset) {
+            break;
+        }
+        end = Some(h.next_offset());
+        pos += u64::from(h.batch_len);
+    }
+    Ok(end)
 }
 
 /// Reads and fully checks the batch at `pos`. The outer `Result` is I/O, the
 /// inner one the batch's validity (a batch passing the end of the file is
 /// `Truncated`).
 pub(crate) fn read_batch(reader: &mut ChunkReader<'_>, pos: u64) -> Result<Result<BatchHeader, DecodeError>> {
-    use crate::format::DecodeErrorKind::Truncated;
+    use DecodeErrorKind::Truncated;
     let remaining = reader.file_len.saturating_sub(pos);
     let Some(head) = reader.get(pos, BATCH_HEADER_BYTES.min(remaining as usize))? else {
         return Ok(Err(DecodeError { kind: Truncated, position: 0 }));

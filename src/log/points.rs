@@ -1,0 +1,157 @@
+//! The log's durable points and the calls that move them.
+//!
+//! - The **recovery point** (`checkpoint.rs`): log bytes *and* index
+//!   entries below it are durable, so recovery scans only after it. Moved by
+//!   roll, truncation, `flush()` and close.
+//! - The **synced extent** (`extent.rs`): log bytes below it are durable,
+//!   so recovery refuses damage there instead of cutting it. Moved by the
+//!   same calls, and by group commit (`Durability::Always` appends and
+//!   `sync()`) once `synced_extent_interval_bytes` more bytes were synced:
+//!   one extra small fsync per interval, not per group.
+//!
+//! Both are written only after the bytes they cover were fsynced. A
+//! truncation first lowers the extent below what it cuts, and counts
+//! itself, so that a flush or group fsync that read its point before the
+//! truncation writes neither point afterwards.
+
+use crate::error::Result;
+use crate::segment::LogSegment;
+
+use super::checkpoint::{self, LogPoint};
+use super::extent::ExtentFile;
+use super::partition::PartitionLog;
+
+/// The recovery point and the synced extent. Lock order: `writer`, then
+/// this.
+#[derive(Debug)]
+pub(crate) struct Checkpoints {
+    /// The last recovery point written.
+    pub(super) recovery_point: Option<LogPoint>,
+    /// The synced-extent file and the last extent written to it.
+    pub(super) extent: ExtentFile,
+    /// Truncations so far.
+    pub(super) truncations: u64,
+}
+
+/// The point after the last batch of `segment`.
+pub(crate) fn end_point(segment: &LogSegment) -> LogPoint {
+    LogPoint { segment: segment.base_offset(), position: segment.size_bytes(), offset: segment.next_offset() }
+}
+
+impl PartitionLog {
+    /// Makes every batch appended so far durable, whatever the policy: one
+    /// group fsync of the active segment's log file (shared with concurrent
+    /// callers; sealed segments were fsynced when they rolled), as an
+    /// append under `Durability::Always` does. Unlike [`PartitionLog::flush`]
+    /// it neither syncs the index nor moves the recovery point, so it
+    /// usually costs one fsync; it moves the synced extent as group commit
+    /// does (every `synced_extent_interval_bytes`), and a crash later
+    /// rescans more of the active segment.
+    ///
+    /// # Errors
+    /// [`crate::Error::Poisoned`] (this failure poisons too); [`crate::Error::Io`].
+    pub fn sync(&self) -> Result<()> {
+        self.syncer.check(&self.dir)?;
+        self.sync_to(self.log_end_offset())
+    }
+
+    /// Makes every batch appended so far durable, whatever the policy, and
+    /// moves the recovery point and the synced extent up to it: one group
+    /// fsync of the active segment (sealed segments were fsynced when they
+    /// rolled), an fsync of its index, and both checkpoints, so recovery
+    /// after a crash starts scanning there and refuses damage below it.
+    ///
+    /// # Errors
+    /// [`crate::Error::Poisoned`] (this failure poisons too); [`crate::Error::Io`].
+    pub fn flush(&self) -> Result<()> {
+        self.syncer.check(&self.dir)?;
+        // Snapshot what this flush will cover, then fsync it, then record it.
+        let (active, point, truncations) = self.point_now();
+        self.sync_to(point.offset)?;
+        // The index entries below the point become durable with it.
+        active.sync().map_err(|e| self.write_failed(e))?;
+        let mut c = self.checkpoints.lock();
+        if c.truncations != truncations {
+            return Ok(());
+        }
+        if c.recovery_point.is_none_or(|last| last < point) {
+            checkpoint::write(&*self.fs, &self.dir, point).map_err(|e| self.write_failed(e))?;
+            c.recovery_point = Some(point);
+        }
+        if point > c.extent.last() {
+            c.extent.write(point).map_err(|e| self.write_failed(e))?;
+        }
+        Ok(())
+    }
+
+    /// The active segment, the point after its last batch (consistent: no
+    /// append is half published under the writer lock) and the truncation
+    /// count.
+    fn point_now(&self) -> (std::sync::Arc<LogSegment>, LogPoint, u64) {
+        let _writer = self.writer.lock();
+        let active = self.active();
+        let point = end_point(&active);
+        (active, point, self.checkpoints.lock().truncations)
+    }
+
+    /// Group commit: returns once offsets below `target` are durable.
+    pub(super) fn sync_to(&self, target: u64) -> Result<()> {
+        self.syncer.sync_to(&self.dir, target, || {
+            let (active, point, truncations) = self.point_now();
+            // A roll since then fsynced `active` as it sealed it.
+            active.sync_log()?;
+            let mut c = self.checkpoints.lock();
+            if c.truncations != truncations {
+                // A truncation cut below `point`: this fsync vouches for
+                // nothing more (the caller's next round syncs again).
+                return Ok(0);
+            }
+            let last = c.extent.last();
+            let lag = if point.segment == last.segment {
+                point.position.saturating_sub(last.position)
+            } else {
+                point.position
+            };
+            if point > last && lag >= self.config.synced_extent_interval_bytes {
+                // ORDER: after the fsync of the bytes it covers, before the
+                // appends waiting on this fsync are acknowledged.
+                c.extent.write(point)?;
+            }
+            Ok(point.offset)
+        })
+    }
+
+    /// Records `point` as the recovery point, and raises the synced extent
+    /// to it. Writer lock held (roll, truncation, close, restart: the bytes
+    /// it covers are already durable).
+    pub(super) fn set_recovery_point(&self, point: LogPoint) -> Result<()> {
+        let mut c = self.checkpoints.lock();
+        checkpoint::write(&*self.fs, &self.dir, point)?;
+        c.recovery_point = Some(point);
+        if point > c.extent.last() {
+            c.extent.write(point)?;
+        }
+        Ok(())
+    }
+
+    /// Before a truncation cuts bytes: counts it, and lowers the synced
+    /// extent durably to `to` (at or below the first byte cut) if it is
+    /// above. Writer lock held.
+    ///
+    /// ORDER: lowered before the cut, or a crash after the cut would leave
+    /// an extent vouching for bytes that are gone, and recovery would
+    /// refuse the log.
+    pub(super) fn lower_extent(&self, to: LogPoint) -> Result<()> {
+        let mut c = self.checkpoints.lock();
+        c.truncations += 1;
+        if to < c.extent.last() {
+            c.extent.write(to)?;
+        }
+        Ok(())
+    }
+
+    /// Truncations so far (the cleaner refuses to swap across one).
+    pub(super) fn truncation_count(&self) -> u64 {
+        self.checkpoints.lock().truncations
+    }
+}

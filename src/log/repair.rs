@@ -1,0 +1,189 @@
+//! Explicit repair: cutting a partition at damage that recovery refuses to
+//! cut on its own (damage to fsynced, possibly acknowledged, records).
+//!
+//! Each pass opens the log as recovery would. Where it refuses with
+//! [`Error::Corruption`] in a segment's log file, the bytes from the damage
+//! on (and every later segment, whole) go to quarantine files, and the log
+//! is cut there. Passes repeat until the log opens.
+//!
+//! ORDER, for a cut at `position` of segment `base`:
+//! 1. the quarantine files are written and fsynced (`segment/quarantine.rs`);
+//! 2. the synced extent comes down to the cut, so no crash from here on
+//!    leaves an extent that vouches for cut bytes (a recovery point past
+//!    the cut is ignored at open, as after any truncation);
+//! 3. later segments are removed, newest first (a prefix of the log stays);
+//! 4. the segment is cut and fsynced, and the clean-shutdown marker
+//!    removed, so the next open checks the cut segment and its indexes
+//!    after the crash-recovery rules; the directory is fsynced.
+//!
+//! A crash anywhere leaves either the damage (the next repair cuts it
+//! again) or the cut log.
+
+use std::path::Path;
+
+use crate::config::LogConfig;
+use crate::error::{Corruption, Error, Result};
+use crate::io::{FileSystem, OpenMode, SharedFs};
+use crate::segment::{
+    index_file_name, log_file_name, parse_file_name, quarantine, time_index_file_name, Cut, Quarantine,
+    SegmentFile,
+};
+
+use super::checkpoint::LogPoint;
+use super::extent::ExtentFile;
+use super::partition::{PartitionLog, CLEAN_SHUTDOWN_FILE};
+
+/// The operator's statement that the records a repair cuts may be lost:
+/// [`PartitionLog::repair`] takes it so that no call cuts acknowledged
+/// records by accident (`annals repair --accept-data-loss`).
+#[derive(Clone, Copy, Debug)]
+pub struct AcceptDataLoss;
+
+/// What a repair removed from the log.
+#[derive(Debug, Default)]
+pub struct RepairReport {
+    /// The damage each pass cut at (what open refused), in order.
+    pub damage: Vec<Error>,
+    /// Where the cut bytes were kept; each names the offsets it holds.
+    pub quarantined: Vec<Quarantine>,
+    /// The log end offset after the repair.
+    pub log_end_offset: u64,
+}
+
+impl PartitionLog {
+    /// Cuts the partition in `dir` at every place where opening it would
+    /// refuse damage, keeping the cut bytes in quarantine files, until it
+    /// opens; leaves it cleanly closed. A log that opens as it is is left
+    /// alone (an empty report).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use annals::{AcceptDataLoss, LogConfig, PartitionLog, Record};
+    /// let dir = tempfile::tempdir()?;
+    /// let log = PartitionLog::open(dir.path(), LogConfig::default())?;
+    /// log.append(&[Record::new("a")])?;
+    /// log.close()?;
+    /// drop(log);
+    /// let fs = Arc::new(annals::io::StdFileSystem);
+    /// let report = PartitionLog::repair(fs, dir.path(), LogConfig::default(), AcceptDataLoss)?;
+    /// assert!(report.quarantined.is_empty(), "nothing to repair");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Whatever opening the log fails with other than damage in a segment
+    /// file; [`Error::Io`].
+    pub fn repair(
+        fs: SharedFs,
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+        _: AcceptDataLoss,
+    ) -> Result<RepairReport> {
+        let dir = dir.as_ref();
+        let mut report = RepairReport::default();
+        // Bounded: each pass removes bytes or lowers the synced extent, and
+        // there are at most two passes per segment.
+        let passes = 2 * segment_bases(&*fs, dir)?.len() + 2;
+        for _ in 0..passes {
+            let (path, position, first_offset) =
+                match PartitionLog::open_with(fs.clone(), dir, config.clone()) {
+                    Ok(log) => {
+                        report.log_end_offset = log.log_end_offset();
+                        log.close()?;
+                        return Ok(report);
+                    }
+                    Err(e @ Error::Corruption { .. }) => {
+                        let Error::Corruption { path, position, detail } = &e else { unreachable!() };
+                        let target = (path.clone(), *position, first_offset(detail));
+                        report.damage.push(e);
+                        target
+                    }
+                    Err(e) => return Err(e),
+                };
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let Some((base, SegmentFile::Log)) = parse_file_name(&name) else {
+                return Err(report.damage.pop().expect("just pushed"));
+            };
+            if path.parent() != Some(dir) {
+                return Err(report.damage.pop().expect("just pushed"));
+            }
+            cut_at(&*fs, dir, base, position, first_offset.unwrap_or(base), &mut report)?;
+        }
+        Err(report.damage.pop().unwrap_or(Error::Closed))
+    }
+}
+
+/// The first offset the damage makes unreadable, when the error says.
+fn first_offset(detail: &Corruption) -> Option<u64> {
+    match detail {
+        Corruption::SyncedData { first_offset, .. } => Some(*first_offset),
+        Corruption::OffsetMismatch { expected, .. } => Some(*expected),
+        Corruption::SegmentBoundary { next_offset, .. } => Some(*next_offset),
+        _ => None,
+    }
+}
+
+fn segment_bases(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
+    let names = fs.list_dir(dir).map_err(Error::io("list log directory", dir))?;
+    let mut bases: Vec<u64> = names
+        .iter()
+        .filter_map(|n| parse_file_name(n))
+        .filter(|&(_, kind)| kind == SegmentFile::Log)
+        .map(|(base, _)| base)
+        .collect();
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// Cuts segment `base` at `position` and removes every later segment,
+/// keeping all the cut bytes in quarantine files (see the module's ORDER).
+fn cut_at(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    base: u64,
+    position: u64,
+    first_offset: u64,
+    report: &mut RepairReport,
+) -> Result<()> {
+    let bases = segment_bases(fs, dir)?;
+    let later: Vec<u64> = bases.iter().copied().filter(|&b| b > base).collect();
+    let mut doomed = vec![(base, position, first_offset)];
+    doomed.extend(later.iter().map(|&b| (b, 0, b)));
+    for (i, &(segment, from, first)) in doomed.iter().enumerate() {
+        let path = dir.join(log_file_name(segment));
+        let log = fs.open(&path, OpenMode::Existing).map_err(Error::io("open segment", &path))?;
+        let len = log.size().map_err(Error::io("stat segment", &path))?;
+        if from >= len {
+            continue;
+        }
+        let end_offset = doomed.get(i + 1).map_or(first, |&(next, _, _)| next);
+        let cut = Cut { from, to: len, first_offset: first };
+        report.quarantined.push(quarantine(fs, dir, segment, (&*log, &path), cut, end_offset)?);
+    }
+    let lowered = LogPoint { segment: base, position, offset: first_offset };
+    let mut extent = ExtentFile::open(fs, dir, lowered)?;
+    if extent.last() > lowered {
+        extent.write(lowered)?;
+    }
+    for &segment in later.iter().rev() {
+        for name in [index_file_name(segment), time_index_file_name(segment), log_file_name(segment)] {
+            let path = dir.join(name);
+            if fs.exists(&path).map_err(Error::io("stat", &path))? {
+                fs.remove_file(&path).map_err(Error::io("remove segment file", &path))?;
+            }
+        }
+    }
+    let path = dir.join(log_file_name(base));
+    let log = fs.open(&path, OpenMode::Existing).map_err(Error::io("open segment", &path))?;
+    if log.size().map_err(Error::io("stat segment", &path))? > position {
+        log.set_len(position).map_err(Error::io("cut segment", &path))?;
+        log.sync_data().map_err(Error::io("sync segment", &path))?;
+    }
+    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+    if fs.exists(&marker).map_err(Error::io("stat", &marker))? {
+        fs.remove_file(&marker).map_err(Error::io("remove clean-shutdown marker", &marker))?;
+    }
+    fs.sync_dir(dir).map_err(Error::io("sync directory", dir))
+}
