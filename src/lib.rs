@@ -35,6 +35,8 @@ pub mod error;
 pub mod format;
 pub mod io;
 pub mod log;
+#[doc(hidden)]
+pub mod mutation;
 #[cfg(feature = "openraft")]
 pub mod raft;
 pub mod segment;

@@ -214,6 +214,20 @@ pub fn check_batch_crc(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     Ok(header)
 }
 
+/// Whether `tail` (bytes from a batch's start to the end of its file) is
+/// one whole, valid batch whose length field alone is damaged: a batch
+/// bit rot reached, not one a crash tore (a torn batch is a prefix, and
+/// its CRC cannot match).
+pub fn whole_but_for_length(tail: &[u8]) -> bool {
+    let Ok(len) = u32::try_from(tail.len()) else { return false };
+    if tail.len() < BATCH_HEADER_BYTES || peek_batch_len(tail) == Some(len) {
+        return false;
+    }
+    let mut patched = tail.to_vec();
+    LE::write_u32(&mut patched[BATCH_LEN_AT..BATCH_LEN_AT + 4], len);
+    check_batch(&patched).is_ok()
+}
+
 /// Iterates the records of one batch, decoding each with full checks.
 #[derive(Clone, Debug)]
 pub struct RecordIter<'a> {

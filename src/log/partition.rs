@@ -588,7 +588,7 @@ impl PartitionLog {
         // ORDER: the synced extent comes down to the cut first.
         let lowered = match segments.range(..offset).next_back() {
             Some((_, s)) => {
-                let at = s.point_at_or_before(offset);
+                let at = s.batch_start(offset)?;
                 LogPoint { segment: s.base_offset(), position: at.position, offset: at.offset }
             }
             None => LogPoint { segment: offset, position: 0, offset },
@@ -612,6 +612,8 @@ impl PartitionLog {
         }
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         let active = map.values().next_back().cloned().expect("a log always has a segment");
+        // The cut is durable: the extent goes back up to the new end.
+        self.raise_extent(end_point(&active))?;
         *self.segments.write() = Arc::new(map);
         self.log_end_offset.store(offset, Ordering::SeqCst);
         self.syncer.lower_synced_offset(offset);
@@ -760,6 +762,12 @@ impl PartitionLog {
 fn crash_recovery(base: u64, recovery_point: Option<LogPoint>, synced: Loaded) -> Recovery {
     let point = |p: LogPoint| SegmentPoint { position: p.position, offset: p.offset };
     let recovery_point = recovery_point.filter(|p| p.segment == base).map(point);
+    if crate::mutation::on(crate::mutation::Mutation::CutAtFirstBadBatch) {
+        return Recovery::Crash {
+            recovery_point,
+            synced: Some(recovery_point.unwrap_or(SegmentPoint { position: 0, offset: base })),
+        };
+    }
     let nothing = SegmentPoint { position: 0, offset: base };
     let synced = match synced {
         Loaded::Valid(e) if e.segment == base => Some(point(e)),

@@ -128,6 +128,14 @@ impl PartitionLog {
         let mut c = self.checkpoints.lock();
         checkpoint::write(&*self.fs, &self.dir, point)?;
         c.recovery_point = Some(point);
+        drop(c);
+        self.raise_extent(point)
+    }
+
+    /// Raises the synced extent to `point` if it is below, its bytes being
+    /// durable. Writer lock held.
+    pub(super) fn raise_extent(&self, point: LogPoint) -> Result<()> {
+        let mut c = self.checkpoints.lock();
         if point > c.extent.last() {
             c.extent.write(point)?;
         }

@@ -205,11 +205,19 @@ impl LogSegment {
         &self.log_path
     }
 
-    /// A batch boundary at or before the batch holding `offset`, from the
-    /// sparse index (the segment start when no entry precedes it).
-    pub fn point_at_or_before(&self, offset: u64) -> SegmentPoint {
-        let (offset, position) = self.index.read().lookup(offset);
-        SegmentPoint { position, offset }
+    /// Where the batch holding `offset` starts (the end of the segment
+    /// when `offset` is past it): where a truncation to `offset` cuts or
+    /// rewrites.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] for a damaged batch on the way.
+    pub fn batch_start(&self, offset: u64) -> Result<SegmentPoint> {
+        let size = self.size_bytes();
+        let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
+        Ok(match self.find_batch(offset, size, &mut reader)? {
+            Some((position, header)) => SegmentPoint { position, offset: header.base_offset },
+            None => SegmentPoint { position: size, offset: self.next_offset() },
+        })
     }
 
     /// True when no batch has been appended.

@@ -238,7 +238,10 @@ pub(crate) fn scan(
             Some(q) => Some(valid_run_end(&mut reader, q)?.unwrap_or(next_offset)),
             None => None,
         };
-        let quarantine = past == Past::Trailing || valid_after.is_some();
+        let quarantine = !crate::mutation::on(crate::mutation::Mutation::CutAtFirstBadBatch)
+            && (past == Past::Trailing
+                || valid_after.is_some()
+                || !plain_torn_write(&mut reader, pos, &problem)?);
         let torn = Some(Tear { quarantine, end_offset: valid_after });
         return Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, max_timestamp_ms, torn });
     }
@@ -248,6 +251,27 @@ pub(crate) fn scan(
         return Err(refused(path, pos, problem, next_offset, vouched));
     }
     Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, max_timestamp_ms, torn: None })
+}
+
+/// Whether the invalid bytes from `pos` to the end of the file look like
+/// what a crash leaves of an append: zeros (the length reached the disk,
+/// the data did not), or a prefix of a batch (the file ends inside it, and
+/// the bytes are not a whole batch with a damaged length field). Anything
+/// else (a whole batch failing its CRC, a bad header) may be bit rot in
+/// acknowledged bytes the extent had not caught up with, so it is kept.
+fn plain_torn_write(reader: &mut ChunkReader<'_>, pos: u64, problem: &Corruption) -> Result<bool> {
+    /// Past this a tail is not read whole to look at it: kept.
+    const LOOK_BYTES_MAX: u64 = 64 << 20;
+    let len = reader.file_len - pos;
+    if len > LOOK_BYTES_MAX {
+        return Ok(false);
+    }
+    let Some(tail) = reader.get(pos, len as usize)? else { return Ok(false) };
+    if tail.iter().all(|&b| b == 0) {
+        return Ok(true);
+    }
+    let truncated = matches!(problem, Corruption::Batch(e) if e.kind == DecodeErrorKind::Truncated);
+    Ok(truncated && !crate::format::batch::whole_but_for_length(tail))
 }
 
 fn refused(path: &Path, pos: u64, problem: Corruption, first_offset: u64, vouched: Vouched) -> Error {

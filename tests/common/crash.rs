@@ -37,9 +37,16 @@ pub struct State {
 pub struct Tracker {
     pub current: State,
     in_flight: Option<State>,
+    /// Whether the call in flight is a truncation.
+    truncating: bool,
 }
 
 impl Tracker {
+    /// Whether the workload was killed inside `truncate`.
+    pub fn killed_truncating(&self) -> bool {
+        self.truncating && self.in_flight.is_some()
+    }
+
     /// States a recovered log may match.
     pub fn allowed(&self) -> Vec<State> {
         let mut v = vec![self.current.clone()];
@@ -102,7 +109,9 @@ impl Tracker {
             durable: after.durable,
             ..self.current.clone()
         });
+        self.truncating = true;
         log.truncate_to(offset)?;
+        self.truncating = false;
         self.current = after;
         self.in_flight = None;
         Ok(())
@@ -150,12 +159,20 @@ pub fn record(i: u64) -> Record {
     r.timestamp_ms(1_000 + i as i64)
 }
 
+thread_local! {
+    /// `synced_extent_interval_bytes` of [`config`] on this thread (the
+    /// default unless a test sets another).
+    pub static EXTENT_INTERVAL: std::cell::Cell<u64> =
+        std::cell::Cell::new(LogConfig::default().synced_extent_interval_bytes);
+}
+
 pub fn config(durability: Durability) -> LogConfig {
     LogConfig {
         segment_bytes: 700,
         index_interval_bytes: 128,
         segment_index_bytes: 256,
         durability,
+        synced_extent_interval_bytes: EXTENT_INTERVAL.with(|i| i.get()),
         ..LogConfig::default()
     }
 }

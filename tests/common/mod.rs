@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod crash;
+pub mod flips;
+pub mod workloads;
 
 use std::path::Path;
 
