@@ -233,3 +233,65 @@ fn bad_input_is_one_error_line_and_a_failing_exit() {
     assert!(fails(annals(p, &["perf", "consume", "--topic", "nope"])).contains("unknown topic"));
     assert!(!p.join("nowhere").exists(), "reading commands create nothing");
 }
+
+/// Issue 15's scenario with the real binary: `perf produce` under
+/// `--durability always` killed with SIGKILL, one byte flipped at a third
+/// of the active segment (inside fsynced, acknowledged batches). `verify`
+/// says so (exit 1) before and after an open, the open refuses instead of
+/// cutting, `repair` changes nothing without `--accept-data-loss` and with
+/// it cuts at the flip, keeping the cut bytes in a quarantine file.
+#[test]
+fn regression_killed_durable_producer_then_a_flip_is_refused_then_repaired() {
+    let cwd = tempfile::tempdir().unwrap();
+    let d = cwd.path().join("d");
+    let ds = d.to_str().unwrap();
+    let mut producer = Command::new(env!("CARGO_BIN_EXE_annals"))
+        .current_dir(cwd.path())
+        .args(["perf", "produce", "--dir", ds, "--topic", "t", "--partitions", "1", "--durability", "always"])
+        .args(["--records", "50000000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let segment = d.join("t-0").join("00000000000000000000.log");
+    // Until a few MiB were acknowledged (bounded: 60 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&segment).map_or(0, |m| m.len()) < 4 << 20 {
+        assert!(std::time::Instant::now() < deadline, "the producer wrote too little");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    producer.kill().unwrap(); // SIGKILL
+    producer.wait().unwrap();
+    let before = ok(annals(cwd.path(), &["verify", "--dir", ds]));
+    assert!(before.trim_end().contains(": ok"), "{before}");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x10;
+    std::fs::write(&segment, &bytes).unwrap();
+    for _ in 0..2 {
+        let o = annals(cwd.path(), &["verify", "--dir", ds]);
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        assert!(stdout(&o).contains("were acknowledged"), "{}", stdout(&o));
+        // The open refuses: nothing is cut, and verify says the same after.
+        let line = fails(annals(cwd.path(), &["perf", "consume", "--dir", ds, "--topic", "t"]));
+        assert!(line.contains("not cut"), "{line}");
+    }
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing was cut");
+    let dry = annals(cwd.path(), &["repair", "--dir", ds, "--topic", "t", "--partition", "0"]);
+    assert_eq!(dry.status.code(), Some(1));
+    assert!(stdout(&dry).contains("--accept-data-loss"), "{}", stdout(&dry));
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "a repair without the flag changes nothing");
+    let args = ["repair", "--dir", ds, "--topic", "t", "--partition", "0", "--accept-data-loss"];
+    let out = ok(annals(cwd.path(), &args));
+    let kept = std::fs::read_dir(d.join("t-0"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "quarantine"))
+        .unwrap_or_else(|| panic!("no quarantine file: {out}"));
+    assert!(out.contains(&kept.display().to_string()), "{out}");
+    let cut_at = std::fs::metadata(&segment).unwrap().len() as usize;
+    assert!(cut_at <= at);
+    assert_eq!(std::fs::read(&kept).unwrap(), bytes[cut_at..], "every cut byte is kept");
+    assert!(ok(annals(cwd.path(), &["verify", "--dir", ds])).trim_end().ends_with(": ok"));
+    ok(annals(cwd.path(), &["perf", "consume", "--dir", ds, "--topic", "t"]));
+}

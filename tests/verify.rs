@@ -11,7 +11,7 @@ fn verify(dir: &std::path::Path) -> annals::log::VerifyReport {
     let mut progressed = 0;
     let report = verify_partition(&StdFileSystem, dir, &mut |n| progressed += n).unwrap();
     assert!(progressed <= report.bytes, "progress past the log bytes");
-    if report.problems.is_empty() {
+    if report.problems.is_empty() && report.tails.is_empty() {
         assert_eq!(progressed, report.bytes, "a sound log: every byte checked and reported");
     }
     report
@@ -71,4 +71,54 @@ fn a_sound_log_has_no_problems_and_damage_is_named() {
         "{:?}",
         report.problems
     );
+}
+
+/// `verify` says what the next open will do: a torn tail past the synced
+/// extent is a cut (no problem), damage past it followed by valid batches
+/// is a cut into quarantine (to look at), damage below it is refused.
+#[test]
+fn verify_judges_damage_as_the_next_open_will() {
+    use annals::{Durability, LogConfig};
+    let config = LogConfig { durability: Durability::None, ..LogConfig::default() };
+    let template = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(template.path(), config.clone()).unwrap();
+    append_range(&log, 0, 200, 10);
+    log.flush().unwrap();
+    let segment = log_files(template.path()).pop().unwrap();
+    let flushed = std::fs::metadata(&segment).unwrap().len();
+    append_range(&log, 200, 300, 10); // never fsynced
+    crash(log);
+    let len = std::fs::metadata(&segment).unwrap().len();
+    let copy = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(template.path()).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        let path = dir.path().join(segment.file_name().unwrap());
+        let mut bytes = std::fs::read(&path).unwrap();
+        edit(&mut bytes);
+        std::fs::write(&path, bytes).unwrap();
+        dir
+    };
+    // A torn last batch: cut, nothing to act on.
+    let torn = copy(&|b| b.truncate(len as usize - 7));
+    let report = verify(torn.path());
+    let [tail] = &report.tails[..] else { panic!("{report:?}") };
+    assert!(!tail.quarantine && report.problems.is_empty() && !report.needs_attention());
+    let opened = PartitionLog::open(torn.path(), config.clone()).unwrap();
+    assert_eq!(opened.recovery_report().bytes_truncated, tail.bytes, "verify said what open cut");
+    assert_eq!(opened.recovery_report().truncated_from_offset, Some(tail.first_offset));
+    // Damage past the extent with valid batches after it: quarantined.
+    let window = copy(&|b| b[(flushed + (len - flushed) / 3) as usize] ^= 1);
+    let report = verify(window.path());
+    let [tail] = &report.tails[..] else { panic!("{report:?}") };
+    assert!(tail.quarantine && report.needs_attention());
+    let opened = PartitionLog::open(window.path(), config.clone()).unwrap();
+    assert_eq!(opened.recovery_report().quarantined[0].first_offset, tail.first_offset);
+    // Damage below it: a problem, and the open refuses.
+    let synced = copy(&|b| b[(flushed / 2) as usize] ^= 1);
+    let report = verify(synced.path());
+    assert!(report.tails.is_empty() && report.problems.len() == 1 && report.needs_attention(), "{report:?}");
+    assert!(PartitionLog::open(synced.path(), config).is_err());
 }

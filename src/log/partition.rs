@@ -15,16 +15,16 @@ use crate::error::{Corruption, Error, Result};
 use crate::format::batch::set_base_offset;
 use crate::format::{encode_batch, BatchHeader, BatchMeta, FetchedRecords, Record};
 use crate::io::{FileSystem, OpenMode, SharedFs, StdFileSystem};
-use crate::segment::{parse_file_name, LogSegment, Quarantine, Recovery, SegmentFile, SegmentPoint};
+use crate::segment::{parse_file_name, LogSegment, Quarantine, SegmentFile};
 
 use super::checkpoint::{
     self, LogPoint, CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
 };
 use super::durability::Syncer;
 use super::epochs::{EpochCache, ReadError as EpochReadError};
-use super::extent::{self, ExtentFile, Loaded, SYNCED_EXTENT_FILE};
+use super::extent::{self, ExtentFile, SYNCED_EXTENT_FILE};
 use super::notify::Notifier;
-use super::points::{end_point, Checkpoints};
+use super::points::{end_point, segment_recovery, Checkpoints};
 use super::producers::{Check, ProducerStates};
 use super::wait::WaitForOffset;
 
@@ -187,16 +187,7 @@ impl PartitionLog {
         let mut segments = BTreeMap::new();
         for (i, &base) in bases.iter().enumerate() {
             let active = i + 1 == bases.len();
-            let recovery = match bases.get(i + 1) {
-                Some(&next_base) => Recovery::Durable { end_offset: Some(next_base) },
-                None if clean => Recovery::Durable {
-                    end_offset: match synced_extent {
-                        Loaded::Valid(e) if e.segment == base => Some(e.offset),
-                        _ => None,
-                    },
-                },
-                None => crash_recovery(base, recovery_point, synced_extent),
-            };
+            let recovery = segment_recovery(&bases, i, clean, recovery_point, synced_extent);
             let (segment, repair) = LogSegment::open(&*fs, &dir, base, &config, recovery, active)?;
             report.bytes_scanned += repair.bytes_scanned;
             report.bytes_truncated += repair.bytes_truncated;
@@ -749,34 +740,6 @@ impl PartitionLog {
         file.sync_data().map_err(Error::io("sync clean-shutdown marker", &marker))?;
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))
     }
-}
-
-/// What recovery of the active segment `base` may assume after an unclean
-/// stop: the recovery point if it is in this segment, and how far the
-/// segment is known fsynced. An extent in an older segment vouches for
-/// nothing here (a roll came after it). One in a later segment vouches for
-/// bytes that are gone (an extent is lowered before any cut), so all of
-/// this segment and more is vouched for, and recovery refuses at its end.
-/// Without the file (a log older than it), the recovery point is what is
-/// known fsynced; with a damaged file, nothing is known.
-fn crash_recovery(base: u64, recovery_point: Option<LogPoint>, synced: Loaded) -> Recovery {
-    let point = |p: LogPoint| SegmentPoint { position: p.position, offset: p.offset };
-    let recovery_point = recovery_point.filter(|p| p.segment == base).map(point);
-    if crate::mutation::on(crate::mutation::Mutation::CutAtFirstBadBatch) {
-        return Recovery::Crash {
-            recovery_point,
-            synced: Some(recovery_point.unwrap_or(SegmentPoint { position: 0, offset: base })),
-        };
-    }
-    let nothing = SegmentPoint { position: 0, offset: base };
-    let synced = match synced {
-        Loaded::Valid(e) if e.segment == base => Some(point(e)),
-        Loaded::Valid(e) if e.segment < base => Some(nothing),
-        Loaded::Valid(e) => Some(SegmentPoint { position: u64::MAX, offset: e.offset }),
-        Loaded::Missing => Some(recovery_point.unwrap_or(nothing)),
-        Loaded::Damaged => None,
-    };
-    Recovery::Crash { recovery_point, synced }
 }
 
 fn check_range(offset: u64, log_start_offset: u64, log_end_offset: u64) -> Result<()> {

@@ -15,10 +15,10 @@
 //! truncation writes neither point afterwards.
 
 use crate::error::Result;
-use crate::segment::LogSegment;
+use crate::segment::{LogSegment, Recovery, SegmentPoint};
 
 use super::checkpoint::{self, LogPoint};
-use super::extent::ExtentFile;
+use super::extent::{ExtentFile, Loaded};
 use super::partition::PartitionLog;
 
 /// The recovery point and the synced extent. Lock order: `writer`, then
@@ -36,6 +36,58 @@ pub(crate) struct Checkpoints {
 /// The point after the last batch of `segment`.
 pub(crate) fn end_point(segment: &LogSegment) -> LogPoint {
     LogPoint { segment: segment.base_offset(), position: segment.size_bytes(), offset: segment.next_offset() }
+}
+
+/// What recovery (and `verify`) may assume about segment `i` of `bases`:
+/// a sealed one was fsynced whole up to the next one's base offset; the
+/// active one too after a clean close (up to the synced extent's offset,
+/// which close wrote); after an unclean stop, see [`crash_recovery`].
+pub(crate) fn segment_recovery(
+    bases: &[u64],
+    i: usize,
+    clean: bool,
+    recovery_point: Option<LogPoint>,
+    synced: Loaded,
+) -> Recovery {
+    let base = bases[i];
+    match bases.get(i + 1) {
+        Some(&next_base) => Recovery::Durable { end_offset: Some(next_base) },
+        None if clean => Recovery::Durable {
+            end_offset: match synced {
+                Loaded::Valid(e) if e.segment == base => Some(e.offset),
+                _ => None,
+            },
+        },
+        None => crash_recovery(base, recovery_point, synced),
+    }
+}
+
+/// What recovery of the active segment `base` may assume after an unclean
+/// stop: the recovery point if it is in this segment, and how far the
+/// segment is known fsynced. An extent in an older segment vouches for
+/// nothing here (a roll came after it). One in a later segment vouches for
+/// bytes that are gone (an extent is lowered before any cut), so all of
+/// this segment and more is vouched for, and recovery refuses at its end.
+/// Without the file (a log older than it), the recovery point is what is
+/// known fsynced; with a damaged file, nothing is known.
+pub(crate) fn crash_recovery(base: u64, recovery_point: Option<LogPoint>, synced: Loaded) -> Recovery {
+    let point = |p: LogPoint| SegmentPoint { position: p.position, offset: p.offset };
+    let recovery_point = recovery_point.filter(|p| p.segment == base).map(point);
+    if crate::mutation::on(crate::mutation::Mutation::CutAtFirstBadBatch) {
+        return Recovery::Crash {
+            recovery_point,
+            synced: Some(recovery_point.unwrap_or(SegmentPoint { position: 0, offset: base })),
+        };
+    }
+    let nothing = SegmentPoint { position: 0, offset: base };
+    let synced = match synced {
+        Loaded::Valid(e) if e.segment == base => Some(point(e)),
+        Loaded::Valid(e) if e.segment < base => Some(nothing),
+        Loaded::Valid(e) => Some(SegmentPoint { position: u64::MAX, offset: e.offset }),
+        Loaded::Missing => Some(recovery_point.unwrap_or(nothing)),
+        Loaded::Damaged => None,
+    };
+    Recovery::Crash { recovery_point, synced }
 }
 
 impl PartitionLog {

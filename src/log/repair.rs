@@ -32,6 +32,7 @@ use crate::segment::{
 use super::checkpoint::LogPoint;
 use super::extent::ExtentFile;
 use super::partition::{PartitionLog, CLEAN_SHUTDOWN_FILE};
+use super::verify::segment_bases;
 
 /// The operator's statement that the records a repair cuts may be lost:
 /// [`PartitionLog::repair`] takes it so that no call cuts acknowledged
@@ -87,7 +88,7 @@ impl PartitionLog {
         // there are at most two passes per segment.
         let passes = 2 * segment_bases(&*fs, dir)?.len() + 2;
         for _ in 0..passes {
-            let (path, position, first_offset) =
+            let (path, position, (first_offset, end_offset)) =
                 match PartitionLog::open_with(fs.clone(), dir, config.clone()) {
                     Ok(log) => {
                         report.log_end_offset = log.log_end_offset();
@@ -96,7 +97,7 @@ impl PartitionLog {
                     }
                     Err(e @ Error::Corruption { .. }) => {
                         let Error::Corruption { path, position, detail } = &e else { unreachable!() };
-                        let target = (path.clone(), *position, first_offset(detail));
+                        let target = (path.clone(), *position, offsets(detail));
                         report.damage.push(e);
                         target
                     }
@@ -109,32 +110,26 @@ impl PartitionLog {
             if path.parent() != Some(dir) {
                 return Err(report.damage.pop().expect("just pushed"));
             }
-            cut_at(&*fs, dir, base, position, first_offset.unwrap_or(base), &mut report)?;
+            let first = first_offset.unwrap_or(base);
+            cut_at(&*fs, dir, base, position, (first, end_offset.unwrap_or(first)), &mut report)?;
         }
         Err(report.damage.pop().unwrap_or(Error::Closed))
     }
 }
 
-/// The first offset the damage makes unreadable, when the error says.
-fn first_offset(detail: &Corruption) -> Option<u64> {
+/// The first offset the damage makes unreadable, and the offset the
+/// records known in the cut bytes end at, when the error says.
+fn offsets(detail: &Corruption) -> (Option<u64>, Option<u64>) {
     match detail {
-        Corruption::SyncedData { first_offset, .. } => Some(*first_offset),
-        Corruption::OffsetMismatch { expected, .. } => Some(*expected),
-        Corruption::SegmentBoundary { next_offset, .. } => Some(*next_offset),
-        _ => None,
+        Corruption::SyncedData { first_offset, synced_end_offset, .. } => {
+            (Some(*first_offset), *synced_end_offset)
+        }
+        Corruption::OffsetMismatch { expected, .. } => (Some(*expected), None),
+        Corruption::SegmentBoundary { next_offset, next_base_offset } => {
+            (Some(*next_offset), Some(*next_base_offset))
+        }
+        _ => (None, None),
     }
-}
-
-fn segment_bases(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
-    let names = fs.list_dir(dir).map_err(Error::io("list log directory", dir))?;
-    let mut bases: Vec<u64> = names
-        .iter()
-        .filter_map(|n| parse_file_name(n))
-        .filter(|&(_, kind)| kind == SegmentFile::Log)
-        .map(|(base, _)| base)
-        .collect();
-    bases.sort_unstable();
-    Ok(bases)
 }
 
 /// Cuts segment `base` at `position` and removes every later segment,
@@ -144,7 +139,7 @@ fn cut_at(
     dir: &Path,
     base: u64,
     position: u64,
-    first_offset: u64,
+    (first_offset, end_offset): (u64, u64),
     report: &mut RepairReport,
 ) -> Result<()> {
     let bases = segment_bases(fs, dir)?;
@@ -158,7 +153,13 @@ fn cut_at(
         if from >= len {
             continue;
         }
-        let end_offset = doomed.get(i + 1).map_or(first, |&(next, _, _)| next);
+        // A later segment ends where the next one begins; the damaged one
+        // at least where the error says its records end.
+        let end_offset = doomed.get(i + 1).map_or(first, |&(next, _, _)| next).max(if i == 0 {
+            end_offset
+        } else {
+            first
+        });
         let cut = Cut { from, to: len, first_offset: first };
         report.quarantined.push(quarantine(fs, dir, segment, (&*log, &path), cut, end_offset)?);
     }

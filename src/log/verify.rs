@@ -6,7 +6,11 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
-use crate::segment::verify::{verify_segment, Problem};
+use crate::segment::verify::{verify_segment, Problem, TailCut};
+
+use super::extent::{self, Loaded, SYNCED_EXTENT_FILE};
+use super::partition::CLEAN_SHUTDOWN_FILE;
+use super::points::segment_recovery;
 use crate::segment::{log_file_name, parse_file_name, SegmentFile};
 
 /// What verifying a partition directory found.
@@ -20,8 +24,14 @@ pub struct VerifyReport {
     pub records: u64,
     /// Bytes of log files.
     pub bytes: u64,
-    /// Problems found, in file order (none: the partition is sound).
+    /// Problems found, in file order (none: the partition is sound):
+    /// damage the next open refuses to cut, damaged indexes, a damaged
+    /// synced-extent file.
     pub problems: Vec<Problem>,
+    /// Tails the next open will cut (a crash's torn writes, past the
+    /// synced extent), each saying whether its bytes are kept in a
+    /// quarantine file (then they may hold acknowledged records).
+    pub tails: Vec<TailCut>,
 }
 
 impl VerifyReport {
@@ -32,6 +42,13 @@ impl VerifyReport {
         self.records += other.records;
         self.bytes += other.bytes;
         self.problems.extend(other.problems);
+        self.tails.extend(other.tails);
+    }
+
+    /// Whether there is anything an operator should look at: a problem, or
+    /// a tail the next open keeps in quarantine. A plain torn tail is not.
+    pub fn needs_attention(&self) -> bool {
+        !self.problems.is_empty() || self.tails.iter().any(|t| t.quarantine)
     }
 }
 
@@ -49,7 +66,8 @@ pub fn log_bytes(fs: &dyn FileSystem, dir: &Path) -> Result<u64> {
     Ok(total)
 }
 
-fn segment_bases(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
+/// Base offsets of the `.log` files in `dir`, sorted.
+pub(super) fn segment_bases(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
     let names = fs.list_dir(dir).map_err(Error::io("list partition", dir))?;
     let mut bases: Vec<u64> = names
         .iter()
@@ -74,7 +92,18 @@ pub fn verify_partition(
 ) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let mut expected: Option<u64> = None;
-    for base in segment_bases(fs, dir)? {
+    // Judged as the next open would: clean or not, from the same points.
+    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+    let clean = fs.exists(&marker).map_err(Error::io("stat", &marker))?;
+    let recovery_point = super::checkpoint::read(fs, dir);
+    let synced = extent::read(fs, dir)?;
+    if synced == Loaded::Damaged {
+        let detail =
+            "damaged: how far the log was fsynced is unknown, so the next open refuses any damage".into();
+        report.problems.push(Problem { path: dir.join(SYNCED_EXTENT_FILE), position: 0, detail });
+    }
+    let bases = segment_bases(fs, dir)?;
+    for (i, &base) in bases.iter().enumerate() {
         if let Some(next) = expected.filter(|&n| n != base) {
             report.problems.push(Problem {
                 path: dir.join(log_file_name(base)),
@@ -82,7 +111,8 @@ pub fn verify_partition(
                 detail: format!("segment starts at offset {base}, but the one before ends at {next}"),
             });
         }
-        let check = verify_segment(fs, dir, base, progress)?;
+        let recovery = segment_recovery(&bases, i, clean, recovery_point, synced);
+        let check = verify_segment(fs, dir, base, recovery, progress)?;
         report.segments += 1;
         report.batches += check.batches;
         report.records += check.records;
@@ -91,6 +121,7 @@ pub fn verify_partition(
         // check against the next one.
         expected = check.complete.then_some(check.next_offset);
         report.problems.extend(check.problems);
+        report.tails.extend(check.tail);
     }
     Ok(report)
 }

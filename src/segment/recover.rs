@@ -165,7 +165,7 @@ impl LogSegment {
 /// fsynced). A recovery point past the end of the file is stale (a
 /// truncation cut below it); a synced extent past it is not (it is lowered
 /// before any cut), so bytes it vouches for are missing, and refused.
-fn vouched(recovery: Recovery, file_len: u64) -> Vouched {
+pub(crate) fn vouched(recovery: Recovery, file_len: u64) -> Vouched {
     match recovery {
         Recovery::Durable { end_offset } => Vouched::Durable { end_offset },
         Recovery::Crash { recovery_point, synced } => {

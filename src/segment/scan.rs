@@ -228,29 +228,53 @@ pub(crate) fn scan(
                 continue;
             }
         };
-        let Some(past) = vouched.past(pos, next_offset) else {
-            return Err(refused(path, pos, problem, next_offset, vouched));
-        };
-        // The offset after the valid batches past the damage, if any. (The
-        // search may give up on a hostile file without proof of a valid
-        // batch: then nothing is known past the damage.)
-        let valid_after = match find_valid_batch_after(&mut reader, pos, file_len)? {
-            Some(q) => Some(valid_run_end(&mut reader, q)?.unwrap_or(next_offset)),
-            None => None,
-        };
-        let quarantine = !crate::mutation::on(crate::mutation::Mutation::CutAtFirstBadBatch)
-            && (past == Past::Trailing
-                || valid_after.is_some()
-                || !plain_torn_write(&mut reader, pos, &problem)?);
-        let torn = Some(Tear { quarantine, end_offset: valid_after });
+        let torn = Some(judge_damage(&mut reader, pos, next_offset, problem, vouched)?);
         return Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, max_timestamp_ms, torn });
     }
+    judge_end(path, pos, next_offset, vouched)?;
+    Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, max_timestamp_ms, torn: None })
+}
+
+/// The one rule for damage found at `pos` (where the log continues at
+/// `next_offset`), shared by recovery and `verify`: refused
+/// ([`Corruption::SyncedData`]) inside the vouched bytes, else a tail to
+/// cut, kept in a quarantine file unless it is a plain torn write.
+///
+/// # Errors
+/// The refusal; [`Error::Io`].
+pub(crate) fn judge_damage(
+    reader: &mut ChunkReader<'_>,
+    pos: u64,
+    next_offset: u64,
+    problem: Corruption,
+    vouched: Vouched,
+) -> Result<Tear> {
+    let Some(past) = vouched.past(pos, next_offset) else {
+        return Err(refused(reader.path, pos, problem, next_offset, vouched));
+    };
+    // The offset after the valid batches past the damage, if any. (The
+    // search may give up on a hostile file without proof of a valid
+    // batch: then nothing is known past the damage.)
+    let valid_after = match find_valid_batch_after(reader, pos, reader.file_len)? {
+        Some(q) => Some(valid_run_end(reader, q)?.unwrap_or(next_offset)),
+        None => None,
+    };
+    let quarantine = !crate::mutation::on(crate::mutation::Mutation::CutAtFirstBadBatch)
+        && (past == Past::Trailing || valid_after.is_some() || !plain_torn_write(reader, pos, &problem)?);
+    Ok(Tear { quarantine, end_offset: valid_after })
+}
+
+/// The rule for a file whose batches are all valid up to its end at `pos`:
+/// refused if that is inside the vouched bytes (fsynced bytes are gone).
+///
+/// # Errors
+/// The refusal.
+pub(crate) fn judge_end(path: &Path, pos: u64, next_offset: u64, vouched: Vouched) -> Result<()> {
     if vouched.ends_early(pos, next_offset) {
-        // The file ends inside bytes that were fsynced.
         let problem = Corruption::Batch(DecodeError { kind: DecodeErrorKind::Truncated, position: 0 });
         return Err(refused(path, pos, problem, next_offset, vouched));
     }
-    Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, max_timestamp_ms, torn: None })
+    Ok(())
 }
 
 /// Whether the invalid bytes from `pos` to the end of the file look like

@@ -3,17 +3,20 @@
 //! offset-index entry naming the batch at its position, the time index's
 //! entries increasing and each naming the largest timestamp up to the end
 //! of a batch. Nothing is repaired or written (unlike opening a log, which
-//! cuts torn tails and rebuilds indexes).
+//! cuts torn tails and rebuilds indexes); damage in the log is judged by
+//! the rule recovery applies (`scan::judge_damage`), so `verify` says what
+//! the next open will do.
 
 use std::path::{Path, PathBuf};
 
 use byteorder::{ByteOrder, LE};
 
-use crate::error::{Error, Result};
-use crate::format::{check_batch, peek_batch_len, BATCH_HEADER_BYTES};
+use crate::error::{Corruption, Error, Result};
+use crate::format::{check_batch, peek_batch_len, DecodeError, DecodeErrorKind, BATCH_HEADER_BYTES};
 use crate::io::{read_small_file, FileSystem, OpenMode};
 
-use super::scan::ChunkReader;
+use super::log_segment::Recovery;
+use super::scan::{judge_damage, judge_end, ChunkReader};
 use super::{
     index_file_name, log_file_name, time_index_file_name, INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
 };
@@ -32,6 +35,26 @@ pub struct Problem {
     pub detail: String,
 }
 
+/// A tail the next open will cut: past the synced extent after an unclean
+/// stop (a crash's torn write), or bytes after a durable segment's last
+/// record. Not damage to acknowledged data unless `quarantine` says the
+/// bytes are kept for a look.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TailCut {
+    /// The segment's log file.
+    pub path: PathBuf,
+    /// Where the cut begins.
+    pub position: u64,
+    /// Bytes cut.
+    pub bytes: u64,
+    /// The first offset cut.
+    pub first_offset: u64,
+    /// Whether the open moves the bytes to a quarantine file first: they
+    /// are not a plain torn write (valid batches follow the damage, or a
+    /// whole batch fails its CRC), so they may hold acknowledged records.
+    pub quarantine: bool,
+}
+
 /// What verifying a segment found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SegmentCheck {
@@ -46,14 +69,19 @@ pub struct SegmentCheck {
     /// Whether the log was read to its end without damage (if not,
     /// `next_offset` is where the damage begins, not the segment's end).
     pub complete: bool,
-    /// Problems found (none: the segment is sound).
+    /// Problems found (none: the segment is sound): damage the next open
+    /// refuses, and index damage.
     pub problems: Vec<Problem>,
+    /// The tail the next open cuts, if any.
+    pub tail: Option<TailCut>,
 }
 
 /// Checks the segment at `base_offset` in `dir`; `progress` is called with
 /// log bytes checked as it goes. Stops reading the log at the first bad
-/// batch (nothing after it can be placed), reports it, and still checks
-/// the indexes against the batches before it.
+/// batch (nothing after it can be placed) and judges it by the rule
+/// recovery applies under `recovery` (see [`Recovery`]): a tail the next
+/// open cuts, or damage it refuses. Still checks the indexes against the
+/// batches before it.
 ///
 /// # Errors
 /// [`Error::Io`] when a file cannot be read at all.
@@ -61,6 +89,7 @@ pub fn verify_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     base_offset: u64,
+    recovery: Recovery,
     progress: &mut dyn FnMut(u64),
 ) -> Result<SegmentCheck> {
     let log_path = dir.join(log_file_name(base_offset));
@@ -68,34 +97,32 @@ pub fn verify_segment(
     let len = log.size().map_err(Error::io("stat segment", &log_path))?;
     let mut reader = ChunkReader::new(&*log, &log_path, len);
     let mut check = SegmentCheck { bytes: len, next_offset: base_offset, ..SegmentCheck::default() };
-    let problem =
-        |path: &Path, position: u64, detail: String| Problem { path: path.to_path_buf(), position, detail };
+    let truncated = || Corruption::Batch(DecodeError { kind: DecodeErrorKind::Truncated, position: 0 });
     // (base offset, position, last offset, running max timestamp) per batch.
     let mut batches: Vec<(u64, u64, u64, i64)> = Vec::new();
     let (mut pos, mut max_ts) = (0u64, -1i64);
+    let mut damage = None;
     // Bounded: each step advances by at least one header.
     while pos < len {
         let Some(head) = reader.get(pos, BATCH_HEADER_BYTES.min((len - pos) as usize))? else { break };
         let Some(batch_len) = peek_batch_len(head).filter(|&l| l as usize >= BATCH_HEADER_BYTES) else {
-            check.problems.push(problem(&log_path, pos, "truncated or zeroed batch header".into()));
+            damage = Some(truncated());
             break;
         };
         let Some(bytes) = reader.get(pos, batch_len as usize)? else {
-            let detail = format!("batch of {batch_len} bytes runs past the end of the file ({len})");
-            check.problems.push(problem(&log_path, pos, detail));
+            damage = Some(truncated());
             break;
         };
         let header = match check_batch(bytes) {
             Ok(h) => h,
             Err(e) => {
-                check.problems.push(problem(&log_path, pos, format!("invalid batch: {e}")));
+                damage = Some(Corruption::Batch(e));
                 break;
             }
         };
         if header.base_offset != check.next_offset {
-            let detail =
-                format!("batch starts at offset {}, expected {}", header.base_offset, check.next_offset);
-            check.problems.push(problem(&log_path, pos, detail));
+            damage =
+                Some(Corruption::OffsetMismatch { expected: check.next_offset, found: header.base_offset });
             break;
         }
         max_ts = max_ts.max(header.max_timestamp_ms);
@@ -106,9 +133,32 @@ pub fn verify_segment(
         pos += u64::from(batch_len);
         progress(u64::from(batch_len));
     }
+    // The same rule as recovery: refused, or a tail to cut.
+    let vouched = super::recover::vouched(recovery, len);
+    let judged = match damage {
+        Some(problem) => judge_damage(&mut reader, pos, check.next_offset, problem, vouched).map(Some),
+        None => judge_end(&log_path, pos, check.next_offset, vouched).map(|()| None),
+    };
+    match judged {
+        Ok(Some(tear)) => {
+            let (first_offset, quarantine) = (check.next_offset, tear.quarantine);
+            check.tail = Some(TailCut {
+                path: log_path.clone(),
+                position: pos,
+                bytes: len - pos,
+                first_offset,
+                quarantine,
+            });
+        }
+        Ok(None) => {}
+        Err(Error::Corruption { path, position, detail }) => {
+            check.problems.push(Problem { path, position, detail: detail.to_string() });
+        }
+        Err(e) => return Err(e),
+    }
     // Past damage in the log nothing can be placed: index entries there
     // are not checked (the damage is already reported).
-    let damaged = !check.problems.is_empty();
+    let damaged = pos < len;
     check.complete = !damaged;
     let (end_pos, end_offset) = if damaged { (pos, check.next_offset) } else { (u64::MAX, u64::MAX) };
     let mut index_problems = Vec::new();

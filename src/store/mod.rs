@@ -6,12 +6,13 @@ mod name;
 mod offsets;
 mod partitioner;
 mod reader;
+mod repair;
 #[expect(clippy::module_inception, reason = "the store module's main type lives in store.rs")]
 mod store;
 mod topic;
 
 pub use metadata::TopicConfig;
-pub use name::{validate_topic_name, TOPIC_NAME_MAX};
+pub use name::{partition_dir_name, validate_topic_name, TOPIC_NAME_MAX};
 pub use offsets::{ConsumerOffsets, GROUP_NAME_MAX, OFFSETS_TOPIC};
 pub use partitioner::{murmur2, partition_for_key};
 pub use reader::{Reader, StartAt, DEFAULT_FETCH_BYTES};

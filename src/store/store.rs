@@ -30,9 +30,9 @@ use super::metadata::{self, TopicConfig, METADATA_BYTES_MAX};
 use super::name::{parse_partition_dir, partition_dir_name, validate_topic_name};
 use super::topic::Topic;
 
-const LOCK_FILE: &str = ".lock";
-const TOPICS_DIR: &str = "topics";
-const META_SUFFIX: &str = ".meta";
+pub(super) const LOCK_FILE: &str = ".lock";
+pub(super) const TOPICS_DIR: &str = "topics";
+pub(super) const META_SUFFIX: &str = ".meta";
 const DELETING_SUFFIX: &str = ".deleting";
 
 /// Store-wide settings.
@@ -210,12 +210,7 @@ impl Store {
         }
         let dir = dir.as_ref().to_path_buf();
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create data directory", &dir))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = fs.lock_exclusive(&lock_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::WouldBlock => Error::StoreLocked { path: lock_path.clone() },
-            _ => Error::io("lock data directory", &lock_path)(e),
-        })?;
-        let lock: Arc<dyn FileLock> = Arc::from(lock);
+        let lock: Arc<dyn FileLock> = Arc::from(lock_store(&*fs, &dir)?);
         let topics_dir = dir.join(TOPICS_DIR);
         crate::io::create_dir_all_durable(&*fs, &topics_dir)
             .map_err(Error::io("create topics directory", &topics_dir))?;
@@ -462,6 +457,16 @@ impl Store {
 
 /// Reads every topic's metadata; finishes deletes a crash interrupted and
 /// removes temp files an interrupted metadata write left.
+/// Takes the data directory's exclusive lock (one `Store`, or one repair,
+/// at a time).
+pub(super) fn lock_store(fs: &dyn crate::io::FileSystem, dir: &Path) -> Result<Box<dyn FileLock>> {
+    let lock_path = dir.join(LOCK_FILE);
+    fs.lock_exclusive(&lock_path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock => Error::StoreLocked { path: lock_path.clone() },
+        _ => Error::io("lock data directory", &lock_path)(e),
+    })
+}
+
 fn load_topic_configs(fs: &dyn crate::io::FileSystem, dir: &Path) -> Result<BTreeMap<String, TopicConfig>> {
     let topics_dir = dir.join(TOPICS_DIR);
     let names = fs.list_dir(&topics_dir).map_err(Error::io("list topics", &topics_dir))?;

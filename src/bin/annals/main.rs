@@ -1,6 +1,6 @@
 //! `annals`: the operator's tools, after Kafka's: producer and consumer
-//! perf tests, topics, a segment dump, a read-only verifier, and consumer
-//! group offsets.
+//! perf tests, topics, a segment dump, a read-only verifier, repair, and
+//! consumer group offsets.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,6 +29,8 @@ enum Command {
     Dump(dump::DumpArgs),
     /// Check every segment of a store without changing anything.
     Verify(verify::VerifyArgs),
+    /// Cut a partition at damage to fsynced records (kept in quarantine files).
+    Repair(repair::RepairArgs),
     /// Committed consumer-group offsets and lag per partition.
     Offsets(topics::OffsetsArgs),
 }
@@ -71,6 +73,7 @@ macro_rules! outln {
 
 mod dump;
 mod perf;
+mod repair;
 mod topics;
 mod verify;
 
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Topics(c) => topics::run(c),
         Command::Dump(a) => dump::run(&a),
         Command::Verify(a) => verify::run(&a),
+        Command::Repair(a) => repair::run(&a),
         Command::Offsets(a) => topics::offsets(&a),
     };
     match result {

@@ -69,11 +69,7 @@ pub fn run(a: &VerifyArgs) -> CliResult<ExitCode> {
         bar.set_message(name.clone());
         let r = verify_partition(&fs, d, &mut |n| bar.inc(n)).map_err(|e| e.to_string())?;
         if !terminal {
-            let status = if r.problems.is_empty() {
-                "ok".to_string()
-            } else {
-                format!("{} problem(s)", r.problems.len())
-            };
+            let status = status(&r);
             eprintln!("{name}: {} segments, {} records, {} bytes: {status}", r.segments, r.records, r.bytes);
         }
         report.absorb(r);
@@ -96,6 +92,27 @@ pub fn run(a: &VerifyArgs) -> CliResult<ExitCode> {
     for (path, n) in shown.iter().filter(|(_, n)| *n > PROBLEMS_SHOWN_PER_FILE) {
         outln!("CORRUPT {}: {} more problem(s)", path.display(), n - PROBLEMS_SHOWN_PER_FILE);
     }
+    for t in &report.tails {
+        if t.quarantine {
+            outln!(
+                "QUARANTINE {} at position {}: the next open moves {} bytes (offsets from {}) to a quarantine \
+                 file and cuts them: they are not a plain torn write and may hold acknowledged records",
+                t.path.display(),
+                t.position,
+                t.bytes,
+                t.first_offset
+            );
+        } else {
+            outln!(
+                "TORN TAIL {} at position {}: the next open cuts {} bytes (offsets from {}), written after \
+                 the last fsync (nothing acknowledged)",
+                t.path.display(),
+                t.position,
+                t.bytes,
+                t.first_offset
+            );
+        }
+    }
     outln!(
         "verified {} partitions, {} segments, {} batches, {} records, {} bytes in {:.2} s: {}",
         dirs.len(),
@@ -104,11 +121,31 @@ pub fn run(a: &VerifyArgs) -> CliResult<ExitCode> {
         report.records,
         report.bytes,
         started.elapsed().as_secs_f64(),
-        if report.problems.is_empty() {
-            "ok".to_string()
-        } else {
-            format!("{} problem(s)", report.problems.len())
-        }
+        status(&report)
     );
-    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    // A plain torn tail is no damage to act on; anything else is.
+    Ok(if report.needs_attention() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `ok`, or what was found.
+fn status(r: &VerifyReport) -> String {
+    let quarantined = r.tails.iter().filter(|t| t.quarantine).count();
+    let torn = r.tails.len() - quarantined;
+    let mut parts = Vec::new();
+    if !r.problems.is_empty() {
+        parts.push(format!("{} problem(s)", r.problems.len()));
+    }
+    if quarantined > 0 {
+        parts.push(format!("{quarantined} tail(s) the next open quarantines"));
+    }
+    if torn > 0 {
+        parts.push(format!("{torn} torn tail(s) the next open cuts"));
+    }
+    if parts.is_empty() {
+        "ok".to_string()
+    } else if r.needs_attention() {
+        parts.join(", ")
+    } else {
+        format!("ok, {}", parts.join(", "))
+    }
 }
