@@ -13,7 +13,8 @@
 //! sequence=<n: the slot with the highest valid sequence holds the extent>
 //! segment=<base offset of the segment the extent is in>
 //! position=<bytes of that segment known fsynced>
-//! offset=<the offset those bytes end at>
+//! offset=<the offset those bytes end at (group commit may record one
+//!         below it, never above: it reads the offset before the size)>
 //! crc32=...
 //! ```
 //!

@@ -146,10 +146,26 @@ impl PartitionLog {
         (active, point, self.checkpoints.lock().truncations)
     }
 
+    /// What a group fsync starting now covers, without the writer lock
+    /// (producers hold it to append; a group fsync must not queue behind
+    /// them). The log end offset is read first: the batch ending there is
+    /// then published in its segment, so the size read after it covers
+    /// it. The offset recorded may be below the one the size ends at (a
+    /// later batch published in between), never above. A roll in between
+    /// fsynced the batches below the new segment.
+    fn synced_point_now(&self) -> (std::sync::Arc<LogSegment>, LogPoint, u64) {
+        let truncations = self.checkpoints.lock().truncations;
+        let end = self.log_end_offset();
+        let active = self.active();
+        let offset = end.clamp(active.base_offset(), active.next_offset());
+        let point = LogPoint { segment: active.base_offset(), position: active.size_bytes(), offset };
+        (active, point, truncations)
+    }
+
     /// Group commit: returns once offsets below `target` are durable.
     pub(super) fn sync_to(&self, target: u64) -> Result<()> {
         self.syncer.sync_to(&self.dir, target, || {
-            let (active, point, truncations) = self.point_now();
+            let (active, point, truncations) = self.synced_point_now();
             // A roll since then fsynced `active` as it sealed it.
             active.sync_log()?;
             let mut c = self.checkpoints.lock();
@@ -169,6 +185,8 @@ impl PartitionLog {
                 // appends waiting on this fsync are acknowledged.
                 c.extent.write(point)?;
             }
+            // Every offset below it is in bytes this fsync (or a roll's)
+            // covered.
             Ok(point.offset)
         })
     }
