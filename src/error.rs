@@ -285,10 +285,15 @@ impl fmt::Display for Corruption {
                 write!(f, "batch starts at offset {found}, expected {expected}")
             }
             Corruption::SyncedData { problem, first_offset, synced_end_offset } => {
-                write!(f, "{problem}, in bytes that were fsynced: offsets from {first_offset}")?;
                 match synced_end_offset {
-                    Some(end) => write!(f, " to {end} were acknowledged")?,
-                    None => write!(f, " on cannot be vouched for")?,
+                    Some(end) => write!(
+                        f,
+                        "{problem}, in bytes that were fsynced: offsets {first_offset} to {end} were acknowledged"
+                    )?,
+                    None => write!(
+                        f,
+                        "{problem}, in bytes not provably unacknowledged: offsets from {first_offset} on"
+                    )?,
                 }
                 write!(f, "; not cut (annals repair cuts it, keeping the bytes in a quarantine file)")
             }

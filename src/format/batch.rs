@@ -214,18 +214,25 @@ pub fn check_batch_crc(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     Ok(header)
 }
 
-/// Whether `tail` (bytes from a batch's start to the end of its file) is
-/// one whole, valid batch whose length field alone is damaged: a batch
-/// bit rot reached, not one a crash tore (a torn batch is a prefix, and
-/// its CRC cannot match).
+/// Whether `tail` (bytes from a batch's start to the end of its file)
+/// begins with a whole, valid batch whose length field alone is damaged:
+/// one bit rot reached, not one a crash tore (a torn batch is a prefix,
+/// and no length makes its CRC match). Tries the length to the end of the
+/// file and every length one bit flip away from the stored one: at most
+/// 33 checks of bytes already read.
 pub fn whole_but_for_length(tail: &[u8]) -> bool {
-    let Ok(len) = u32::try_from(tail.len()) else { return false };
-    if tail.len() < BATCH_HEADER_BYTES || peek_batch_len(tail) == Some(len) {
-        return false;
-    }
-    let mut patched = tail.to_vec();
-    LE::write_u32(&mut patched[BATCH_LEN_AT..BATCH_LEN_AT + 4], len);
-    check_batch(&patched).is_ok()
+    let Some(stored) = peek_batch_len(tail) else { return false };
+    let to_end = u32::try_from(tail.len()).unwrap_or(u32::MAX);
+    let mut patched = Vec::new();
+    let candidates = std::iter::once(to_end).chain((0..32).map(|bit| stored ^ (1 << bit)));
+    candidates
+        .filter(|&len| len != stored && len as usize <= tail.len() && len as usize >= BATCH_HEADER_BYTES)
+        .any(|len| {
+            patched.clear();
+            patched.extend_from_slice(&tail[..len as usize]);
+            LE::write_u32(&mut patched[BATCH_LEN_AT..BATCH_LEN_AT + 4], len);
+            check_batch(&patched).is_ok()
+        })
 }
 
 /// Iterates the records of one batch, decoding each with full checks.

@@ -135,3 +135,22 @@ proptest! {
         prop_assert_eq!(got, recs);
     }
 }
+
+#[test]
+fn a_batch_with_a_flipped_length_is_told_from_a_torn_one() {
+    let mut buf = Vec::new();
+    let records: Vec<Record> = (0..5).map(|i| Record::new(vec![i as u8; 30])).collect();
+    encode_batch(&mut buf, 0, BatchMeta::default(), &records, 1, LIMITS).unwrap();
+    let len = buf.len();
+    let mut tail = buf.clone();
+    tail.extend_from_slice(&[0xAB; 100]); // torn bytes of a later write after it
+    assert!(!whole_but_for_length(&tail), "an intact batch is not damaged");
+    for bit in 0..32 {
+        let mut flipped = tail.clone();
+        flipped[BATCH_LEN_AT + bit / 8] ^= 1 << (bit % 8);
+        assert!(whole_but_for_length(&flipped), "length bit {bit}");
+    }
+    for cut in 64..len {
+        assert!(!whole_but_for_length(&buf[..cut]), "a prefix of {cut} bytes is torn, not flipped");
+    }
+}

@@ -67,8 +67,10 @@ pub struct RecoveryReport {
     pub truncated_from_offset: Option<u64>,
     /// Segments whose index was rebuilt from the log.
     pub indexes_rebuilt: usize,
-    /// Tails cut although valid batches followed the damage: their bytes
-    /// were moved to these quarantine files, not destroyed.
+    /// Tails cut that were not plain torn writes (valid batches followed
+    /// the damage, a whole batch failed its CRC, or bytes trailed a durable
+    /// segment's last record): their bytes were moved to these quarantine
+    /// files, not destroyed.
     pub quarantined: Vec<Quarantine>,
 }
 
