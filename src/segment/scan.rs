@@ -285,7 +285,7 @@ pub(crate) fn judge_end(path: &Path, pos: u64, next_offset: u64, vouched: Vouche
 /// acknowledged bytes the extent had not caught up with, so it is kept.
 fn plain_torn_write(reader: &mut ChunkReader<'_>, pos: u64, problem: &Corruption) -> Result<bool> {
     /// Past this a tail is not read whole to look at it: kept.
-    const LOOK_BYTES_MAX: u64 = 64 << 20;
+    const LOOK_BYTES_MAX: u64 = 16 << 20;
     let len = reader.file_len - pos;
     if len > LOOK_BYTES_MAX {
         return Ok(false);
