@@ -20,7 +20,9 @@ impl LogSegment {
     /// indexes get room for appends; a sealed one's stay trimmed.
     ///
     /// # Errors
-    /// [`Error::Corruption`] when damaged bytes are followed by valid ones.
+    /// [`Error::Corruption`] ([`crate::Corruption::SyncedData`]) for damage
+    /// in bytes `recovery` vouches for (see [`Recovery`]); nothing is cut
+    /// then. [`Error::Io`].
     pub fn open(
         fs: &dyn FileSystem,
         dir: &Path,

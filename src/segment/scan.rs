@@ -1,6 +1,7 @@
 //! Scanning a segment's log file: validating batches, rebuilding the index,
-//! and telling a torn tail (truncate it) from corruption in the middle
-//! (report it).
+//! and the one rule for what is found (`judge_damage`, shared with
+//! `verify`): damage in bytes known fsynced is refused; past them, a tail
+//! is cut, kept in a quarantine file unless it is a plain torn write.
 
 use std::path::Path;
 
