@@ -145,6 +145,13 @@ pub enum Error {
         /// The lock file.
         path: PathBuf,
     },
+    /// The partition directory is open in another log handle (this or
+    /// another process): two writers on one log would overwrite each
+    /// other's acknowledged records.
+    LogLocked {
+        /// The partition (or raft log) directory.
+        dir: PathBuf,
+    },
     /// A metadata file that does not parse or fails its checksum.
     InvalidMetadata {
         /// The file.
@@ -373,6 +380,9 @@ impl fmt::Display for Error {
             }
             Error::StoreLocked { path } => {
                 write!(f, "data directory is already open (lock {} is held)", path.display())
+            }
+            Error::LogLocked { dir } => {
+                write!(f, "log directory {} is already open (its .lock is held)", dir.display())
             }
             Error::InvalidMetadata { path, reason } => {
                 write!(f, "invalid metadata {}: {reason}", path.display())

@@ -57,6 +57,6 @@ pub use log::{
 };
 pub use store::{
     murmur2, partition_for_key, validate_topic_name, ConsumerOffsets, Partition, PartitionAppend,
-    PartitionDescription, Reader, StartAt, Store, StoreConfig, Topic, TopicConfig, TopicDescription,
-    OFFSETS_TOPIC,
+    PartitionDescription, ReadBound, Reader, StartAt, Store, StoreConfig, Topic, TopicConfig,
+    TopicDescription, OFFSETS_TOPIC,
 };

@@ -73,6 +73,7 @@ fn assert_repairs(dir: &Path, config: &LogConfig, segment: &Path, first: u64) {
     append_range(&log, first, first + 10, 5);
     assert_holds(&log, first + 10);
     log.close().unwrap();
+    drop(log);
     let report = verify_partition(&StdFileSystem, dir, &mut |_| {}).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }

@@ -54,6 +54,7 @@ fn make(key: Option<u8>, value_len: Option<u16>, seed: u8, n: usize) -> Record {
 fn reopen(log: PartitionLog, dir: &Path, clean: bool) -> PartitionLog {
     let active_bytes = log.size_bytes() - sealed_bytes(&log);
     log.close().unwrap();
+    drop(log);
     if !clean {
         // As after a crash before any checkpoint: no clean-shutdown marker
         // and no recovery point, so the open scans the whole active

@@ -75,6 +75,7 @@ fn clean_reopen_does_not_scan() {
     append_range(&log, 0, 5000, 10);
     let size = log.size_bytes();
     log.close().unwrap();
+    drop(log);
     let log = PartitionLog::open(dir.path(), config).unwrap();
     let report = log.recovery_report();
     assert!(report.clean_shutdown);
@@ -126,6 +127,7 @@ fn truncate_inside_batches_across_segments() {
     log.truncate_to(99).unwrap();
     assert_holds(&log, 99);
     log.close().unwrap();
+    drop(log);
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert_holds(&log, 99);
     append_range(&log, 99, 120, 6);
@@ -157,6 +159,7 @@ fn full_index_rolls_the_segment() {
     append_range(&log, 0, 20, 2);
     assert_eq!(log.segment_base_offsets(), [0, 6, 12, 18]);
     log.close().unwrap();
+    drop(log);
     let log = PartitionLog::open(dir.path(), config).unwrap();
     assert_eq!(log.recovery_report().indexes_rebuilt, 0);
     assert_holds(&log, 20);

@@ -28,6 +28,7 @@ fn fixture(dir: &Path, n: u64, batch: u64) -> u64 {
     append_range(&log, n - batch, n, batch);
     assert_eq!(log_files(dir).len(), log.segment_count());
     log.close().unwrap();
+    drop(log);
     before_last
 }
 
@@ -115,6 +116,7 @@ fn flipped_byte_in_middle_of_a_durable_segment_is_reported_at_open() {
     let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
     append_range(&log, 0, 40, 4);
     log.close().unwrap();
+    drop(log);
     let seg = log_files(dir.path()).pop().unwrap();
     let mut bytes = fs::read(&seg).unwrap();
     let at = bytes.len() / 3 + 70; // inside an early batch, past its header
@@ -268,6 +270,7 @@ fn unclean_stop_with_preallocated_index_recovers() {
     assert_holds(&log, 90);
     append_range(&log, 90, 100, 3);
     log.close().unwrap();
+    drop(log);
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert!(log.recovery_report().clean_shutdown);
     assert_holds(&log, 100);

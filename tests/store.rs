@@ -59,8 +59,9 @@ fn second_open_is_refused_while_any_handle_lives() {
     let topic = store.create_topic("t", TopicConfig::default()).unwrap();
     assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::StoreLocked { .. })));
     drop(store);
-    // A topic handle still writes to these files: the lock must still hold.
-    assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::StoreLocked { .. })));
+    // A topic handle still writes to these files: its partitions' locks
+    // still hold, so a new store cannot open them.
+    assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::LogLocked { .. })));
     topic.append_to(0, &[Record::new("still mine")]).unwrap();
     drop(topic);
     let store = open(dir.path());

@@ -63,6 +63,7 @@ fn the_log_starts_over_empty_past_its_end_with_no_epoch_left() {
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (103, 103));
     assert!(log.leader_epochs().is_empty());
     log.close().unwrap();
+    drop(log);
     let log = PartitionLog::open(dir.path(), config()).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (103, 103));
     assert!(values(&log).is_empty());

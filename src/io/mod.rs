@@ -12,6 +12,7 @@
 //! bytes that were synced before.
 
 mod read_map;
+#[cfg(any(test, feature = "test-util"))]
 pub mod sim;
 mod std_fs;
 
@@ -167,14 +168,22 @@ pub fn read_small_file(fs: &dyn FileSystem, path: &Path, max_bytes: u64) -> io::
 /// Replaces `dir/name` with `bytes` atomically and durably.
 ///
 /// ORDER: write `name.tmp`, fsync it, rename over `name`, fsync `dir`. A
-/// crash leaves either the old or the new file (and maybe a stray `.tmp`).
+/// crash leaves either the old or the new file (and maybe a stray `.tmp`,
+/// which opens remove: a temp file is never the truth). A write that fails
+/// (a full disk) removes its temp file before returning the error.
 pub fn write_file_atomic(fs: &dyn FileSystem, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let file = fs.open(&tmp, OpenMode::Create)?;
-    file.set_len(0)?;
-    file.write_all_at(bytes, 0)?;
-    file.sync_data()?;
-    drop(file);
+    let written = (|| {
+        let file = fs.open(&tmp, OpenMode::Create)?;
+        file.set_len(0)?;
+        file.write_all_at(bytes, 0)?;
+        file.sync_data()
+    })();
+    if let Err(e) = written {
+        // Best effort: the error that matters is the write's.
+        let _ = fs.remove_file(&tmp);
+        return Err(e);
+    }
     fs.rename(&tmp, &dir.join(name))?;
     fs.sync_dir(dir)
 }

@@ -34,27 +34,11 @@ use crate::segment::{LogSegment, Recovery};
 
 use super::checkpoint;
 use super::partition::PartitionLog;
+use super::types::CompactionReport;
 
 /// Memory budget per map entry: a 16-byte digest, an 8-byte offset, and the
 /// hash table's slack (it may hold about twice the entries' slots).
 const MAP_BYTES_PER_ENTRY: usize = 64;
-
-/// What a [`PartitionLog::compact`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CompactionReport {
-    /// Passes run (more than one when the keys did not fit the budget).
-    pub passes: usize,
-    /// Old segments replaced.
-    pub segments_cleaned: usize,
-    /// Bytes of the segments rewritten.
-    pub bytes_read: u64,
-    /// Bytes of the segments written.
-    pub bytes_written: u64,
-    /// Records removed.
-    pub records_removed: u64,
-    /// Largest memory the key map took (bytes).
-    pub map_memory_bytes: usize,
-}
 
 /// The digest is already uniformly random: hash it by its low bits.
 #[derive(Default)]
@@ -131,10 +115,15 @@ impl PartitionLog {
             return Err(Error::NotCompacted);
         }
         let _one_cleaner = self.cleaner.lock();
+        // A closed or poisoned log is not compacted (the swap passes the
+        // gate again, under the writer lock).
+        drop(self.writable()?);
         let mut report = CompactionReport::default();
         // Bounded: each pass moves the cleaned offset forward, or ends.
         for _ in 0..=self.snapshot().len() * 2 + 1 {
-            let done = self.clean_pass(&mut report)?;
+            // A failed write poisons the log as a failed append does (a
+            // full disk does not: nothing was swapped in).
+            let done = self.clean_pass(&mut report).map_err(|e| self.write_failed(e))?;
             if done {
                 break;
             }
@@ -287,7 +276,7 @@ impl PartitionLog {
     ) -> Result<()> {
         let base = group[0].base_offset();
         let written = writer.finish(&*self.fs)?;
-        let _writer = self.writer.lock();
+        let _writer = self.writable()?;
         let current = self.snapshot();
         let unchanged = self.truncation_count() == pass.truncations
             && group.iter().all(|s| current.get(&s.base_offset()).is_some_and(|c| Arc::ptr_eq(c, s)));
@@ -295,7 +284,11 @@ impl PartitionLog {
             return discard_cleaned(&*self.fs, &self.dir, base);
         }
         let old: Vec<u64> = group.iter().map(|s| s.base_offset()).collect();
-        swap_in(&*self.fs, &self.dir, base, &old).map_err(|e| self.write_failed(e))?;
+        // A failure inside the swap (a full disk too) may leave the files
+        // swapped or half swapped while the segment map names the old
+        // ones: it poisons whatever its kind, and the reopen finishes or
+        // undoes the swap (`recover_swaps`).
+        swap_in(&*self.fs, &self.dir, base, &old).map_err(|e| self.poison(e))?;
         let (segment, _) = LogSegment::open(
             &*self.fs,
             &self.dir,
@@ -303,7 +296,8 @@ impl PartitionLog {
             &self.config,
             Recovery::Durable { end_offset: None },
             false,
-        )?;
+        )
+        .map_err(|e| self.poison(e))?;
         let mut map_after = (*current).clone();
         for b in &old {
             map_after.remove(b);

@@ -164,7 +164,7 @@ impl PartitionLog {
 
     /// Group commit: returns once offsets below `target` are durable.
     pub(super) fn sync_to(&self, target: u64) -> Result<()> {
-        self.syncer.sync_to(&self.dir, target, || {
+        let synced = self.syncer.sync_to(&self.dir, target, || {
             let (active, point, truncations) = self.synced_point_now();
             // A roll since then fsynced `active` as it sealed it.
             active.sync_log()?;
@@ -188,7 +188,10 @@ impl PartitionLog {
             // Every offset below it is in bytes this fsync (or a roll's)
             // covered.
             Ok(point.offset)
-        })
+        });
+        // Durable-only readers wait for this, not for appends.
+        self.notify_appended();
+        synced
     }
 
     /// Records `point` as the recovery point, and raises the synced extent

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::format::{kv, BatchHeader};
 use crate::io::{read_small_file, write_file_atomic, FileSystem};
 
-use super::partition::AppendInfo;
+use super::types::AppendInfo;
 
 /// The snapshot's file name.
 pub const PRODUCER_SNAPSHOT_FILE: &str = "producer-snapshot";

@@ -20,6 +20,7 @@
 //! again) or the cut log.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::config::LogConfig;
 use crate::error::{Corruption, Error, Result};
@@ -31,7 +32,8 @@ use crate::segment::{
 
 use super::checkpoint::LogPoint;
 use super::extent::ExtentFile;
-use super::partition::{PartitionLog, CLEAN_SHUTDOWN_FILE};
+use super::open::CLEAN_SHUTDOWN_FILE;
+use super::partition::PartitionLog;
 use super::verify::segment_bases;
 
 /// The operator's statement that the records a repair cuts may be lost:
@@ -82,27 +84,37 @@ impl PartitionLog {
         config: LogConfig,
         _: AcceptDataLoss,
     ) -> Result<RepairReport> {
+        config.validate()?;
         let dir = dir.as_ref();
+        // Held across every pass: no log handle opens the directory while
+        // repair cuts its files.
+        let dir_lock = super::open::lock_log_dir(&*fs, dir)?;
+        let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
         let mut report = RepairReport::default();
         // Bounded: each pass removes bytes or lowers the synced extent, and
         // there are at most two passes per segment.
         let passes = 2 * segment_bases(&*fs, dir)?.len() + 2;
         for _ in 0..passes {
-            let (path, position, (first_offset, end_offset)) =
-                match PartitionLog::open_with(fs.clone(), dir, config.clone()) {
-                    Ok(log) => {
-                        report.log_end_offset = log.log_end_offset();
-                        log.close()?;
-                        return Ok(report);
-                    }
-                    Err(e @ Error::Corruption { .. }) => {
-                        let Error::Corruption { path, position, detail } = &e else { unreachable!() };
-                        let target = (path.clone(), *position, offsets(detail));
-                        report.damage.push(e);
-                        target
-                    }
-                    Err(e) => return Err(e),
-                };
+            let (path, position, (first_offset, end_offset)) = match PartitionLog::open_locked(
+                fs.clone(),
+                clock.clone(),
+                dir.to_path_buf(),
+                config.clone(),
+                dir_lock.clone(),
+            ) {
+                Ok(log) => {
+                    report.log_end_offset = log.log_end_offset();
+                    log.close()?;
+                    return Ok(report);
+                }
+                Err(e @ Error::Corruption { .. }) => {
+                    let Error::Corruption { path, position, detail } = &e else { unreachable!() };
+                    let target = (path.clone(), *position, offsets(detail));
+                    report.damage.push(e);
+                    target
+                }
+                Err(e) => return Err(e),
+            };
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let Some((base, SegmentFile::Log)) = parse_file_name(&name) else {
                 return Err(report.damage.pop().expect("just pushed"));

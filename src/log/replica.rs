@@ -8,8 +8,9 @@ use crate::error::{Error, Result};
 use crate::format::{check_batch, peek_batch_len};
 
 use super::epochs::EpochCache;
-use super::partition::{AppendInfo, PartitionLog};
+use super::partition::PartitionLog;
 use super::producers::ProducerStates;
+use super::types::AppendInfo;
 use super::watermark::FOLLOWS_LOG_END;
 
 impl PartitionLog {
@@ -27,11 +28,7 @@ impl PartitionLog {
     /// for a batch whose epoch is below the log's latest (the batches before
     /// it stay appended); [`Error::Closed`]; [`Error::Io`].
     pub fn append_replica(&self, batches: &[u8]) -> Result<AppendInfo> {
-        let writer = self.writer.lock();
-        if writer.closed {
-            return Err(Error::Closed);
-        }
-        self.syncer.check(&self.dir)?;
+        let mut writer = self.writable()?;
         // Check everything first: a bad batch anywhere writes nothing.
         let mut headers = Vec::new();
         let (mut at, mut expected) = (0usize, self.log_end_offset());
@@ -46,6 +43,11 @@ impl PartitionLog {
             if header.base_offset != expected {
                 return Err(Error::NonContiguousBatch { expected, found: header.base_offset });
             }
+            if header.next_offset() > crate::segment::OFFSET_MAX {
+                let (start, end) = (self.log_start_offset(), self.log_end_offset());
+                let offset = header.last_offset();
+                return Err(Error::OffsetOutOfRange { offset, log_start_offset: start, log_end_offset: end });
+            }
             expected = header.next_offset();
             headers.push((at, header));
             at += header.batch_len as usize;
@@ -54,7 +56,7 @@ impl PartitionLog {
         let mut last = None;
         for (at, header) in &headers {
             let bytes = &batches[*at..*at + header.batch_len as usize];
-            match self.write_batch_locked(bytes, header) {
+            match self.write_batch_locked(&mut writer, bytes, header) {
                 Ok(info) => last = Some(info),
                 Err(e) => {
                     drop(writer);
@@ -93,13 +95,9 @@ impl PartitionLog {
     /// never reused here); [`Error::Closed`]; [`Error::Poisoned`];
     /// [`Error::Io`].
     pub fn truncate_fully_and_start_at(&self, offset: u64) -> Result<()> {
-        let mut writer = self.writer.lock();
-        if writer.closed {
-            return Err(Error::Closed);
-        }
-        self.syncer.check(&self.dir)?;
+        let mut writer = self.writable()?;
         let (start, end) = (self.log_start_offset(), self.log_end_offset());
-        if offset < end {
+        if offset < end || offset > crate::segment::OFFSET_MAX {
             return Err(Error::OffsetOutOfRange { offset, log_start_offset: start, log_end_offset: end });
         }
         let _no_readers = self.truncation.write();
@@ -110,20 +108,16 @@ impl PartitionLog {
         // segment at `offset` replaces the old one (a crash between the two
         // reopens through the same restart).
         let result = (|| {
-            self.truncate_locked(start, &mut writer.scratch)?;
-            {
-                let mut epochs = self.epochs.lock();
-                if *epochs != EpochCache::default() {
-                    *epochs = EpochCache::default();
-                    epochs.write(&*self.fs, &self.dir)?;
-                }
+            self.truncate_locked(&mut writer, start)?;
+            if writer.epochs != EpochCache::default() {
+                writer.epochs = EpochCache::default();
+                writer.epochs.write(&*self.fs, &self.dir)?;
             }
             if offset > start {
-                self.raise_log_start(offset)?;
+                self.raise_log_start(&mut writer, offset)?;
                 self.restart_at(offset)?;
-                let mut producers = self.producers.lock();
-                *producers = ProducerStates::default();
-                producers.write(&*self.fs, &self.dir, offset)?;
+                writer.producers = ProducerStates::default();
+                writer.producers.write(&*self.fs, &self.dir, offset)?;
             }
             Ok(())
         })();
@@ -141,12 +135,12 @@ impl PartitionLog {
     /// Idempotent producers whose state the log keeps (see
     /// `LogConfig::producer_id_expiration_ms`).
     pub fn producer_count(&self) -> usize {
-        self.producers.lock().len()
+        self.writer.lock().producers.len()
     }
 
     /// The latest leader epoch in the log (`None`: no batch carried one).
     pub fn latest_epoch(&self) -> Option<i32> {
-        self.epochs.lock().latest()
+        self.writer.lock().epochs.latest()
     }
 
     /// Kafka's `OffsetsForLeaderEpoch`: the largest epoch at or below
@@ -158,12 +152,12 @@ impl PartitionLog {
     /// `epoch` and the first epoch's start offset; `None` when the log has
     /// no epoch at or above `epoch`.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, u64)> {
-        let _writer = self.writer.lock(); // a consistent (epochs, end) pair
-        self.epochs.lock().end_offset_for(epoch, self.log_end_offset())
+        let writer = self.writer.lock(); // a consistent (epochs, end) pair
+        writer.epochs.end_offset_for(epoch, self.log_end_offset())
     }
 
     /// The leader-epoch cache: `(epoch, first offset)` pairs, oldest first.
     pub fn leader_epochs(&self) -> Vec<(i32, u64)> {
-        self.epochs.lock().entries().to_vec()
+        self.writer.lock().epochs.entries().to_vec()
     }
 }

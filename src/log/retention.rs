@@ -17,27 +17,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 
 use super::checkpoint;
-use super::partition::PartitionLog;
-
-/// What one [`PartitionLog::enforce_retention`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RetentionReport {
-    /// Segments deleted.
-    pub segments_deleted: usize,
-    /// Bytes of log data deleted.
-    pub bytes_deleted: u64,
-    /// Idempotent producers forgotten (`producer_id_expiration_ms`).
-    pub producers_expired: usize,
-}
-
-impl RetentionReport {
-    /// Adds `other` into `self`.
-    pub fn add(&mut self, other: RetentionReport) {
-        self.segments_deleted += other.segments_deleted;
-        self.bytes_deleted += other.bytes_deleted;
-        self.producers_expired += other.producers_expired;
-    }
-}
+use super::partition::{PartitionLog, Writer};
+use super::types::RetentionReport;
 
 impl PartitionLog {
     /// The earliest offset whose record has a timestamp at or after
@@ -67,11 +48,7 @@ impl PartitionLog {
     /// [`Error::OffsetOutOfRange`] past the log end offset; [`Error::Closed`];
     /// [`Error::Poisoned`]; [`Error::Io`].
     pub fn delete_records_before(&self, offset: u64) -> Result<u64> {
-        let writer = self.writer.lock();
-        if writer.closed {
-            return Err(Error::Closed);
-        }
-        self.check_poisoned()?;
+        let mut writer = self.writable()?;
         // Not past the high watermark (the log end without replication):
         // records a replica may still lack are not deleted.
         let end = self.committed_end();
@@ -82,12 +59,12 @@ impl PartitionLog {
         if offset <= self.log_start_offset() {
             return Ok(self.log_start_offset());
         }
-        self.raise_log_start(offset)?;
+        self.raise_log_start(&mut writer, offset)?;
         // The active segment goes too once everything in it is below the
         // log start: roll so there is an empty one to append to.
         let active = self.active();
         if !active.is_empty() && active.next_offset() <= offset {
-            self.roll_locked().map_err(|e| self.write_failed(e))?;
+            self.roll_locked(&mut writer).map_err(|e| self.write_failed(e))?;
         }
         self.delete_below_log_start()?;
         Ok(self.log_start_offset())
@@ -102,19 +79,19 @@ impl PartitionLog {
     /// # Errors
     /// [`Error::Io`].
     pub fn enforce_retention(&self) -> Result<RetentionReport> {
-        let writer = self.writer.lock();
-        if writer.closed {
-            return Ok(RetentionReport::default());
-        }
+        let mut writer = match self.writable() {
+            Err(Error::Closed) => return Ok(RetentionReport::default()),
+            gate => gate?,
+        };
         let now_ms = self.clock.now_ms();
-        let producers_expired = self.producers.lock().expire(now_ms, self.config.producer_id_expiration_ms);
-        let mut report = self.delete_retained_segments(now_ms)?;
+        let producers_expired = writer.producers.expire(now_ms, self.config.producer_id_expiration_ms);
+        let mut report = self.delete_retained_segments(&mut writer, now_ms)?;
         report.producers_expired = producers_expired;
         Ok(report)
     }
 
-    /// The segment part of `enforce_retention`. Writer lock held.
-    fn delete_retained_segments(&self, now_ms: i64) -> Result<RetentionReport> {
+    /// The segment part of `enforce_retention`.
+    fn delete_retained_segments(&self, writer: &mut Writer, now_ms: i64) -> Result<RetentionReport> {
         // A compact-only topic keeps its (compacted) history whatever its age
         // or size; only a raised log start deletes from it.
         let deletes = self.config.cleanup_policy.deletes();
@@ -143,13 +120,13 @@ impl PartitionLog {
             return Ok(RetentionReport::default());
         };
         if new_start > log_start {
-            self.raise_log_start(new_start)?;
+            self.raise_log_start(writer, new_start)?;
         }
         self.delete_below_log_start()
     }
 
     /// Persists and publishes a higher log start offset.
-    pub(super) fn raise_log_start(&self, offset: u64) -> Result<()> {
+    pub(super) fn raise_log_start(&self, writer: &mut Writer, offset: u64) -> Result<()> {
         // ORDER: durable before any segment is deleted because of it.
         checkpoint::write_log_start(&*self.fs, &self.dir, offset).map_err(|e| self.write_failed(e))?;
         self.log_start_offset.fetch_max(offset, Ordering::SeqCst);
@@ -157,9 +134,8 @@ impl PartitionLog {
         // truncateFromStart); a crash before this write leaves an older
         // start, which only makes end_offset_for_epoch answer for records
         // already gone, as Kafka's cache may.
-        let mut epochs = self.epochs.lock();
-        if epochs.truncate_from_start(offset) {
-            epochs.write(&*self.fs, &self.dir).map_err(|e| self.write_failed(e))?;
+        if writer.epochs.truncate_from_start(offset) {
+            writer.epochs.write(&*self.fs, &self.dir).map_err(|e| self.write_failed(e))?;
         }
         Ok(())
     }

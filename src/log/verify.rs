@@ -9,7 +9,7 @@ use crate::io::FileSystem;
 use crate::segment::verify::{verify_segment, Problem, TailCut};
 
 use super::extent::{self, Loaded, SYNCED_EXTENT_FILE};
-use super::partition::CLEAN_SHUTDOWN_FILE;
+use super::open::CLEAN_SHUTDOWN_FILE;
 use super::points::segment_recovery;
 use crate::segment::{log_file_name, parse_file_name, SegmentFile};
 

@@ -38,10 +38,7 @@ impl PartitionLog {
     /// # Errors
     /// [`Error::OffsetOutOfRange`] past the log end offset; [`Error::Closed`].
     pub fn set_high_watermark(&self, offset: u64) -> Result<u64> {
-        let writer = self.writer.lock();
-        if writer.closed {
-            return Err(Error::Closed);
-        }
+        let writer = self.writable()?;
         let end = self.log_end_offset();
         if offset > end {
             return Err(Error::OffsetOutOfRange {
@@ -101,6 +98,30 @@ impl PartitionLog {
             return Ok(FetchedRecords::default());
         }
         Ok(self.read(offset, max_bytes)?.below(hw))
+    }
+
+    /// Like [`PartitionLog::read`], but only records below
+    /// [`PartitionLog::durable_offset`] (whole batches): what a power cut
+    /// cannot take back. A consumer that must never act on a record the
+    /// log may lose reads this way; under `Durability::Always` it sees a
+    /// record once its append is acknowledged. Reading at the durable
+    /// offset (below the log end) returns nothing.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::read`].
+    pub fn read_durable(&self, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
+        let durable = self.durable_offset();
+        if offset >= durable && offset <= self.log_end_offset() {
+            return Ok(FetchedRecords::default());
+        }
+        Ok(self.read(offset, max_bytes)?.below(durable))
+    }
+
+    /// Blocks until the durable offset is above `offset` or `timeout`
+    /// passes; returns whether it is.
+    pub fn wait_for_durable(&self, offset: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        self.notifier().wait_until(deadline, || self.durable_offset() > offset)
     }
 
     /// The high watermark as the cleaners see it: retention and compaction

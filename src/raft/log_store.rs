@@ -87,6 +87,9 @@ pub struct LogStore<C: RaftTypeConfig> {
     vote: Option<Vote<C::NodeId>>,
     committed: Option<LogId<C::NodeId>>,
     purged: Option<LogId<C::NodeId>>,
+    /// This store's exclusive hold on `dir` (its vote and state files; the
+    /// partition log inside locks its own directory too).
+    _dir_lock: Arc<dyn crate::io::FileLock>,
 }
 
 impl<C> LogStore<C>
@@ -116,6 +119,7 @@ where
         let config = LogConfig { retention_ms: -1, retention_bytes: -1, ..config };
         let dir = dir.as_ref().to_path_buf();
         create_dir_all_durable(&*fs, &dir).map_err(Error::io("create raft directory", &dir))?;
+        let dir_lock = crate::log::lock_log_dir(&*fs, &dir)?;
         state::remove_temps(&*fs, &dir, &state::LOG_STORE_FILES)?;
         let vote = state::read(&*fs, &dir, VOTE)?;
         let committed: Option<Option<LogId<C::NodeId>>> = state::read(&*fs, &dir, COMMITTED)?;
@@ -132,6 +136,7 @@ where
             vote,
             committed: committed.flatten(),
             purged,
+            _dir_lock: dir_lock,
         };
         // A crash may have come between writing `purged` and deleting.
         store.apply_purge()?;

@@ -353,12 +353,21 @@ impl LogSegment {
     }
 
     /// Reads whole batches from the one holding `offset`, up to `max_bytes`
-    /// (but always the first batch whole), checking each batch's CRC.
-    /// `None` when `offset` is past this segment.
+    /// (but always the first batch whole), checking each batch's CRC, and
+    /// none that reaches past `end_offset` (the partition's log end as the
+    /// reader loaded it: a batch published here before the partition's end
+    /// moved is not yet appended, and its append may still fail). `None`
+    /// when `offset` is past this segment or that bound.
     ///
     /// # Errors
     /// [`Error::Corruption`] when a batch fails its checks.
-    pub fn read(&self, offset: u64, max_bytes: usize, config: &LogConfig) -> Result<Option<FetchedRecords>> {
+    pub fn read(
+        &self,
+        offset: u64,
+        end_offset: u64,
+        max_bytes: usize,
+        config: &LogConfig,
+    ) -> Result<Option<FetchedRecords>> {
         // The batch holding `offset` lies between its index entry and the
         // next one: when there is a next entry (and the span is sane: the
         // index is derived data), one read of the span plus `max_bytes`
@@ -379,6 +388,9 @@ impl LogSegment {
         let Some((pos, first)) = self.find_batch_from(entry, offset, size, &mut reader)? else {
             return Ok(None);
         };
+        if first.next_offset() > end_offset {
+            return Ok(None);
+        }
         let want = (max_bytes as u64).max(u64::from(first.batch_len)).min(size - pos);
         let buf = reader.take(pos, want as usize)?;
         // Keep whole, valid batches; stop before one that does not fit.
@@ -392,6 +404,9 @@ impl LogSegment {
             if header.base_offset != expected {
                 let detail = Corruption::OffsetMismatch { expected, found: header.base_offset };
                 return Err(Error::corruption(&self.log_path, pos + at as u64, detail));
+            }
+            if header.next_offset() > end_offset {
+                break;
             }
             expected = header.next_offset();
             at += len as usize;
@@ -632,10 +647,10 @@ mod tests {
             append(&segment, n, &config);
         }
         assert_eq!(segment.next_offset(), 555);
-        let fetched = segment.read(520, 0, &config).unwrap().unwrap();
+        let fetched = segment.read(520, u64::MAX, 0, &config).unwrap().unwrap();
         let first = fetched.records().next().unwrap();
         assert_eq!(first.offset, 520);
-        assert!(segment.read(555, 100, &config).unwrap().is_none(), "past the end");
+        assert!(segment.read(555, u64::MAX, 100, &config).unwrap().is_none(), "past the end");
         segment.seal().unwrap();
         let size = segment.size_bytes();
         drop(segment);

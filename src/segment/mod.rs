@@ -78,8 +78,15 @@ pub fn parse_file_name(name: &str) -> Option<(u64, SegmentFile)> {
     if stem.len() != NAME_DIGITS || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((stem.parse().ok()?, kind))
+    // Kafka's offsets are i64: a larger base offset is no segment of ours
+    // (and offset arithmetic on it could overflow).
+    let base: u64 = stem.parse().ok()?;
+    (base <= OFFSET_MAX).then_some((base, kind))
 }
+
+/// The largest log end offset (so the largest base offset too): Kafka's
+/// offsets are `i64`.
+pub const OFFSET_MAX: u64 = i64::MAX as u64;
 
 #[cfg(test)]
 mod tests {
@@ -89,7 +96,9 @@ mod tests {
     fn names_roundtrip() {
         assert_eq!(log_file_name(42), "00000000000000000042.log");
         assert_eq!(parse_file_name(&log_file_name(42)), Some((42, SegmentFile::Log)));
-        assert_eq!(parse_file_name(&index_file_name(u64::MAX)), Some((u64::MAX, SegmentFile::Index)));
+        assert_eq!(parse_file_name(&index_file_name(OFFSET_MAX)), Some((OFFSET_MAX, SegmentFile::Index)));
+        assert_eq!(parse_file_name(&index_file_name(OFFSET_MAX + 1)), None);
+        assert_eq!(parse_file_name(&log_file_name(u64::MAX)), None);
         assert_eq!(parse_file_name(&quarantine_file_name(42, 7)), Some((42, SegmentFile::Quarantine)));
         for bad in [
             "42.log",

@@ -50,7 +50,14 @@ impl<'a> ChunkReader<'a> {
         } else if pos < self.buf_pos || end > buf_end {
             self.chunk = len;
             self.buf.clear();
-            self.get(pos, len)?;
+            if self.get(pos, len)?.is_none() {
+                // Past the end of the file: the caller's bound was wrong.
+                let truncated = crate::format::DecodeError {
+                    kind: crate::format::DecodeErrorKind::Truncated,
+                    position: 0,
+                };
+                return Err(Error::corruption(self.path, pos, crate::error::Corruption::Batch(truncated)));
+            }
         }
         let at = (pos - self.buf_pos) as usize;
         Ok(bytes::Bytes::from(std::mem::take(&mut self.buf)).slice(at..at + len))

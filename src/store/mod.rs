@@ -15,6 +15,6 @@ pub use metadata::TopicConfig;
 pub use name::{partition_dir_name, validate_topic_name, TOPIC_NAME_MAX};
 pub use offsets::{ConsumerOffsets, GROUP_NAME_MAX, OFFSETS_TOPIC};
 pub use partitioner::{murmur2, partition_for_key};
-pub use reader::{Reader, StartAt, DEFAULT_FETCH_BYTES};
+pub use reader::{ReadBound, Reader, StartAt, DEFAULT_FETCH_BYTES};
 pub use store::{PartitionDescription, Store, StoreConfig, TopicDescription};
 pub use topic::{Partition, PartitionAppend, Topic};

@@ -32,8 +32,34 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Longest group name, in bytes.
 pub const GROUP_NAME_MAX: usize = 255;
 
-/// `(group, topic, partition)` -> committed offset.
-pub(super) type OffsetTable = BTreeMap<(String, String, u32), u64>;
+/// `(group, topic, partition)` -> its latest commit (or deletion).
+pub(super) type OffsetTable = BTreeMap<(String, String, u32), Commit>;
+
+/// The latest commit of one key, as of its record in the offsets topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Commit {
+    /// The committed offset; `None` once the group was deleted (kept so an
+    /// older commit that lands after the delete cannot revive the key).
+    offset: Option<u64>,
+    /// Where the commit's record sits in its offsets partition: a key's
+    /// commits all go to one partition, so this orders them.
+    log_offset: u64,
+}
+
+/// Applies a commit appended at `log_offset` unless a later one is in the
+/// table already (commits append without the table lock, so they may
+/// reach it out of log order).
+fn apply(table: &mut OffsetTable, key: (String, String, u32), offset: Option<u64>, log_offset: u64) {
+    let commit = Commit { offset, log_offset };
+    table
+        .entry(key)
+        .and_modify(|c| {
+            if c.log_offset < log_offset {
+                *c = commit;
+            }
+        })
+        .or_insert(commit);
+}
 
 /// The committed offsets of consumer groups (see the module docs).
 ///
@@ -116,14 +142,8 @@ pub(super) fn load(topic: &Topic) -> Result<OffsetTable> {
                     reason: format!("undecodable consumer offset record at offset {}", r.offset),
                 };
                 let key = decode_key(r.key.unwrap_or(&[])).ok_or_else(bad)?;
-                match r.value {
-                    None => {
-                        table.remove(&key);
-                    }
-                    Some(v) => {
-                        table.insert(key, decode_value(v).ok_or_else(bad)?);
-                    }
-                }
+                let offset = r.value.map(|v| decode_value(v).ok_or_else(bad)).transpose()?;
+                apply(&mut table, key, offset, r.offset);
             }
             next = fetched.next_offset().unwrap_or(partition.log_end_offset());
         }
@@ -173,20 +193,24 @@ impl ConsumerOffsets {
                 Record::with_key(encode_key(group, t, p), encode_value(o, now)).timestamp_ms(now)
             })
             .collect();
-        // The table changes only after the append succeeded, under its lock
-        // so concurrent commits of one key land in log order.
+        // The append (and its fsync) runs without the table lock, so
+        // commits of many groups share group fsyncs; the table changes
+        // only after it succeeded, and a commit older in the log than the
+        // one in the table is not applied.
+        let first = self.append(group, &records)?;
         let mut table = self.table().lock();
-        self.append(group, &records)?;
-        for &(t, p, o) in offsets {
-            table.insert((group.to_owned(), t.to_owned(), p), o);
+        for (i, &(t, p, o)) in offsets.iter().enumerate() {
+            apply(&mut table, (group.to_owned(), t.to_owned(), p), Some(o), first + i as u64);
         }
         Ok(())
     }
 
-    fn append(&self, group: &str, records: &[Record]) -> Result<()> {
+    /// Appends a group's records to its offsets partition; returns the
+    /// first record's offset there.
+    fn append(&self, group: &str, records: &[Record]) -> Result<u64> {
         let topic = self.store.topic_internal(OFFSETS_TOPIC)?;
         let partition = partition_for_key(group.as_bytes(), topic.partition_count());
-        topic.append_to(partition, records).map(drop)
+        topic.append_to(partition, records).map(|info| info.first_offset)
     }
 
     /// The committed offset of a group on one partition.
@@ -195,7 +219,8 @@ impl ConsumerOffsets {
     /// [`Error::InvalidGroupName`].
     pub fn fetch(&self, group: &str, topic: &str, partition: u32) -> Result<Option<u64>> {
         check_group(group)?;
-        Ok(self.table().lock().get(&(group.to_owned(), topic.to_owned(), partition)).copied())
+        let key = (group.to_owned(), topic.to_owned(), partition);
+        Ok(self.table().lock().get(&key).and_then(|c| c.offset))
     }
 
     /// Every committed offset of a group, by (topic, partition).
@@ -204,13 +229,15 @@ impl ConsumerOffsets {
             .lock()
             .iter()
             .filter(|((g, _, _), _)| g == group)
-            .map(|((_, t, p), o)| ((t.clone(), *p), *o))
+            .filter_map(|((_, t, p), c)| Some(((t.clone(), *p), c.offset?)))
             .collect()
     }
 
     /// Groups with at least one committed offset, sorted.
     pub fn list_groups(&self) -> Vec<String> {
-        let mut groups: Vec<String> = self.table().lock().keys().map(|(g, _, _)| g.clone()).collect();
+        let table = self.table().lock();
+        let live = table.iter().filter(|(_, c)| c.offset.is_some());
+        let mut groups: Vec<String> = live.map(|((g, _, _), _)| g.clone()).collect();
         groups.dedup();
         groups
     }
@@ -221,16 +248,20 @@ impl ConsumerOffsets {
     /// [`Error::InvalidGroupName`], or the append's errors.
     pub fn delete_group(&self, group: &str) -> Result<()> {
         check_group(group)?;
-        let mut table = self.table().lock();
-        let keys: Vec<(String, String, u32)> = table.keys().filter(|(g, _, _)| g == group).cloned().collect();
+        let keys: Vec<(String, String, u32)> = {
+            let table = self.table().lock();
+            let live = table.iter().filter(|((g, _, _), c)| g == group && c.offset.is_some());
+            live.map(|(k, _)| k.clone()).collect()
+        };
         if keys.is_empty() {
             return Ok(());
         }
         let records: Vec<Record> =
             keys.iter().map(|(g, t, p)| Record::tombstone(Bytes::from(encode_key(g, t, *p)))).collect();
-        self.append(group, &records)?;
-        for key in keys {
-            table.remove(&key);
+        let first = self.append(group, &records)?;
+        let mut table = self.table().lock();
+        for (i, key) in keys.into_iter().enumerate() {
+            apply(&mut table, key, None, first + i as u64);
         }
         Ok(())
     }

@@ -49,7 +49,18 @@ pub struct Reader {
     partition: Partition,
     position: u64,
     max_bytes: usize,
-    committed_only: bool,
+    bound: ReadBound,
+}
+
+/// How far a [`Reader`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadBound {
+    /// Up to the log end offset: every acknowledged append.
+    LogEnd,
+    /// Below the high watermark (records a replication layer committed).
+    HighWatermark,
+    /// Below the durable offset (records a power cut cannot take back).
+    Durable,
 }
 
 impl Reader {
@@ -66,7 +77,7 @@ impl Reader {
                 Err(_) => partition.log_start_offset(),
             },
         };
-        Reader { partition, position, max_bytes: DEFAULT_FETCH_BYTES, committed_only: false }
+        Reader { partition, position, max_bytes: DEFAULT_FETCH_BYTES, bound: ReadBound::LogEnd }
     }
 
     /// Bytes to fetch per poll (at least one batch is always returned).
@@ -78,8 +89,21 @@ impl Reader {
     /// Reads only records below the partition's high watermark (those a
     /// replication layer marked committed); polls at it return nothing.
     pub fn committed_only(mut self) -> Self {
-        self.committed_only = true;
+        self.bound = ReadBound::HighWatermark;
         self
+    }
+
+    /// Reads only records below the partition's durable offset (fsynced:
+    /// a power cut cannot take them back); polls at it return nothing
+    /// until an fsync covers more.
+    pub fn durable_only(mut self) -> Self {
+        self.bound = ReadBound::Durable;
+        self
+    }
+
+    /// How far this reader reads.
+    pub fn bound(&self) -> ReadBound {
+        self.bound
     }
 
     /// The offset the next poll reads from.
@@ -104,10 +128,10 @@ impl Reader {
     /// [`crate::Error::OffsetOutOfRange`] when the position is outside the
     /// log (seek to recover); [`crate::Error::Corruption`]; [`crate::Error::Io`].
     pub fn poll(&mut self) -> Result<FetchedRecords> {
-        let fetched = if self.committed_only {
-            self.partition.read_committed(self.position, self.max_bytes)?
-        } else {
-            self.partition.read(self.position, self.max_bytes)?
+        let fetched = match self.bound {
+            ReadBound::LogEnd => self.partition.read(self.position, self.max_bytes)?,
+            ReadBound::HighWatermark => self.partition.read_committed(self.position, self.max_bytes)?,
+            ReadBound::Durable => self.partition.read_durable(self.position, self.max_bytes)?,
         };
         if let Some(next) = fetched.next_offset() {
             self.position = next;
@@ -126,19 +150,25 @@ impl Reader {
         if !fetched.is_empty() {
             return Ok(fetched);
         }
-        if !self.committed_only {
+        if self.bound == ReadBound::LogEnd {
             if self.partition.wait_for(self.position, timeout) {
                 return self.poll();
             }
             return Ok(fetched);
         }
-        // The position's batch may straddle the high watermark: wait for it
-        // to move past where it is now. Bounded by the deadline.
+        // The position's batch may straddle the bound: wait for it to move
+        // past where it is now. Bounded by the deadline.
         let deadline = Instant::now() + timeout;
         loop {
-            let target = self.position.max(self.partition.high_watermark());
             let left = deadline.saturating_duration_since(Instant::now());
-            if !self.partition.wait_for_committed(target, left) {
+            let moved = if self.bound == ReadBound::Durable {
+                let target = self.position.max(self.partition.durable_offset());
+                self.partition.wait_for_durable(target, left)
+            } else {
+                let target = self.position.max(self.partition.high_watermark());
+                self.partition.wait_for_committed(target, left)
+            };
+            if !moved {
                 return Ok(FetchedRecords::default());
             }
             let fetched = self.poll()?;
@@ -153,10 +183,11 @@ impl Reader {
     /// high watermark is past the position (a poll returns nothing while
     /// the position's batch still straddles it).
     pub fn wait(&self) -> WaitForOffset {
-        if self.committed_only {
-            self.partition.wait_for_committed_async(self.position)
-        } else {
-            self.partition.wait_for_async(self.position)
+        match self.bound {
+            ReadBound::HighWatermark => self.partition.wait_for_committed_async(self.position),
+            // A durable-only reader's future resolves on the append; its
+            // poll may then return nothing until the fsync lands.
+            ReadBound::LogEnd | ReadBound::Durable => self.partition.wait_for_async(self.position),
         }
     }
 }

@@ -118,10 +118,16 @@ pub(super) struct StoreInner {
     clock: SharedClock,
     dir: PathBuf,
     config: StoreConfig,
-    lock: Arc<dyn FileLock>,
+    /// The data directory's lock, released by `close` (each partition log
+    /// also locks its own directory while it lives).
+    lock: Mutex<Option<Box<dyn FileLock>>>,
     topics: RwLock<BTreeMap<String, Topic>>,
-    /// Serializes metadata changes (create, delete, close).
+    /// Serializes metadata changes (create, delete, close); holds whether
+    /// the store is closed.
     admin: Mutex<bool>,
+    /// The same, for lookups that must not take `admin` (a delete holds it
+    /// while it looks its topic up).
+    closed: std::sync::atomic::AtomicBool,
     maintenance: Maintenance,
     /// Committed consumer offsets, rebuilt from the offsets topic at open.
     offsets: Mutex<OffsetTable>,
@@ -134,14 +140,7 @@ impl StoreInner {
         let mut first_error = None;
         for log in topics.iter().flat_map(|t| t.logs().iter()) {
             match log.maybe_compact() {
-                Ok(r) => {
-                    report.passes += r.passes;
-                    report.segments_cleaned += r.segments_cleaned;
-                    report.bytes_read += r.bytes_read;
-                    report.bytes_written += r.bytes_written;
-                    report.records_removed += r.records_removed;
-                    report.map_memory_bytes = report.map_memory_bytes.max(r.map_memory_bytes);
-                }
+                Ok(r) => report.add(r),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -210,7 +209,7 @@ impl Store {
         }
         let dir = dir.as_ref().to_path_buf();
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create data directory", &dir))?;
-        let lock: Arc<dyn FileLock> = Arc::from(lock_store(&*fs, &dir)?);
+        let lock = lock_store(&*fs, &dir)?;
         let topics_dir = dir.join(TOPICS_DIR);
         crate::io::create_dir_all_durable(&*fs, &topics_dir)
             .map_err(Error::io("create topics directory", &topics_dir))?;
@@ -218,7 +217,7 @@ impl Store {
         check_partition_dirs(&*fs, &dir, &configs)?;
         let mut topics = BTreeMap::new();
         for (name, config) in configs {
-            let topic = open_topic(&fs, &clock, &dir, &name, config, &lock)?;
+            let topic = open_topic(&fs, &clock, &dir, &name, config)?;
             topics.insert(name, topic);
         }
         let interval = config.retention_check_interval_ms;
@@ -227,9 +226,10 @@ impl Store {
             clock,
             dir,
             config,
-            lock,
+            lock: Mutex::new(Some(lock)),
             topics: RwLock::new(topics),
             admin: Mutex::new(false),
+            closed: std::sync::atomic::AtomicBool::new(false),
             maintenance: Maintenance::default(),
             offsets: Mutex::new(OffsetTable::new()),
         };
@@ -299,12 +299,13 @@ impl Store {
 
     /// A topic by name, internal ones included.
     pub(super) fn topic_internal(&self, name: &str) -> Result<Topic> {
-        self.inner
-            .topics
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::UnknownTopic { topic: name.to_owned() })
+        if let Some(topic) = self.inner.topics.read().get(name) {
+            return Ok(topic.clone());
+        }
+        if self.inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        Err(Error::UnknownTopic { topic: name.to_owned() })
     }
 
     /// Creates a topic.
@@ -346,7 +347,7 @@ impl Store {
         let meta = format!("{name}{META_SUFFIX}");
         write_file_atomic(&**fs, &topics_dir, &meta, &metadata::encode(&config))
             .map_err(Error::io("write topic metadata", &topics_dir.join(&meta)))?;
-        let topic = open_topic(fs, &self.inner.clock, dir, name, config, &self.inner.lock)?;
+        let topic = open_topic(fs, &self.inner.clock, dir, name, config)?;
         fs.sync_dir(dir).map_err(Error::io("sync data directory", dir))?;
         self.inner.topics.write().insert(name.to_owned(), topic.clone());
         Ok(topic)
@@ -434,8 +435,9 @@ impl Store {
 
     /// Closes every partition cleanly (so the next open skips recovery
     /// scans). Later calls on this store or its handles fail with
-    /// [`Error::Closed`]; the directory lock is released when the last
-    /// handle is dropped.
+    /// [`Error::Closed`]. The data directory is unlocked at once, and each
+    /// partition directory once no handle to that partition is left, so
+    /// the store can be opened again while this value lives.
     ///
     /// # Errors
     /// The first error of closing a partition (the others are still closed).
@@ -443,14 +445,22 @@ impl Store {
         self.inner.maintenance.stop();
         let mut closed = self.inner.admin.lock();
         *closed = true;
+        self.inner.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let mut first_error = None;
-        for topic in self.inner.topics.read().values() {
+        // The store lets go of its partitions (each unlocks its directory
+        // once the last handle to it is dropped) and then of the data
+        // directory, so the directory can be opened again while this value
+        // lives on.
+        let topics = std::mem::take(&mut *self.inner.topics.write());
+        for topic in topics.values() {
             for log in topic.logs() {
                 if let Err(e) = log.close() {
                     first_error.get_or_insert(e);
                 }
             }
         }
+        drop(topics);
+        self.inner.lock.lock().take();
         first_error.map_or(Ok(()), Err)
     }
 }
@@ -514,7 +524,6 @@ fn open_topic(
     dir: &Path,
     name: &str,
     config: TopicConfig,
-    lock: &Arc<dyn FileLock>,
 ) -> Result<Topic> {
     let logs = (0..config.partitions)
         .map(|p| {
@@ -522,7 +531,7 @@ fn open_topic(
             PartitionLog::open_with_clock(fs.clone(), clock.clone(), path, config.log.clone()).map(Arc::new)
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Topic::new(name.to_owned(), config, logs, lock.clone()))
+    Ok(Topic::new(name.to_owned(), config, logs))
 }
 
 /// Removes a deleted topic's partition directories, then its `.deleting`

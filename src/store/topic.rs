@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::{FetchedRecords, Record};
-use crate::io::FileLock;
 use crate::log::{AppendInfo, PartitionLog, WaitForOffset};
 
 use super::metadata::TopicConfig;
@@ -27,8 +26,6 @@ pub(super) struct TopicInner {
     pub(super) logs: Vec<Arc<PartitionLog>>,
     /// Where the next unkeyed batch goes (round robin, one partition per call).
     next_unkeyed: AtomicU32,
-    /// Keeps the data directory locked while any handle lives.
-    _lock: Arc<dyn FileLock>,
 }
 
 /// Where part of a topic append landed.
@@ -41,13 +38,8 @@ pub struct PartitionAppend {
 }
 
 impl Topic {
-    pub(super) fn new(
-        name: String,
-        config: TopicConfig,
-        logs: Vec<Arc<PartitionLog>>,
-        lock: Arc<dyn FileLock>,
-    ) -> Self {
-        let inner = TopicInner { name, config, logs, next_unkeyed: AtomicU32::new(0), _lock: lock };
+    pub(super) fn new(name: String, config: TopicConfig, logs: Vec<Arc<PartitionLog>>) -> Self {
+        let inner = TopicInner { name, config, logs, next_unkeyed: AtomicU32::new(0) };
         Topic { inner: Arc::new(inner) }
     }
 
@@ -203,6 +195,19 @@ impl Partition {
         self.log().read_committed(offset, max_bytes)
     }
 
+    /// Like [`Partition::read`], only below the durable offset.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::read_durable`].
+    pub fn read_durable(&self, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
+        self.log().read_durable(offset, max_bytes)
+    }
+
+    /// Offsets below this are durable (fsynced) in this partition.
+    pub fn durable_offset(&self) -> u64 {
+        self.log().durable_offset()
+    }
+
     /// A consumer positioned at `start` (a timestamp with no record at or
     /// after it positions at the log end).
     pub fn reader(&self, start: StartAt) -> Reader {
@@ -255,6 +260,11 @@ impl Partition {
     /// As [`PartitionLog::wait_for_committed`].
     pub fn wait_for_committed(&self, offset: u64, timeout: Duration) -> bool {
         self.log().wait_for_committed(offset, timeout)
+    }
+
+    /// As [`PartitionLog::wait_for_durable`].
+    pub fn wait_for_durable(&self, offset: u64, timeout: Duration) -> bool {
+        self.log().wait_for_durable(offset, timeout)
     }
 
     /// As [`PartitionLog::wait_for_committed_async`].

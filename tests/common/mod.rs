@@ -3,6 +3,7 @@
 
 pub mod crash;
 pub mod flips;
+pub mod gate;
 pub mod workloads;
 
 use std::path::Path;
@@ -82,7 +83,7 @@ pub fn assert_holds(log: &PartitionLog, n: u64) {
 /// Drops the log without a clean close (as a crash would, minus lost
 /// writes: the page cache keeps them).
 pub fn crash(log: PartitionLog) {
-    std::mem::forget(log);
+    log.abandon();
 }
 
 /// The segment `.log` files in `dir`, sorted.

@@ -1,0 +1,172 @@
+//! Appending (Kafka's `UnifiedLog.append`): encode outside the writer
+//! lock, stamp the base offset, check the producer, write, roll, then
+//! apply the durability policy.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::config::Durability;
+use crate::error::{Error, Result};
+use crate::format::batch::set_base_offset;
+use crate::format::{encode_batch, BatchHeader, BatchMeta, Record};
+use crate::segment::LogSegment;
+
+use super::checkpoint::LogPoint;
+use super::partition::{PartitionLog, Writer};
+use super::producers::Check;
+use super::types::AppendInfo;
+
+thread_local! {
+    /// Per-thread encode buffer: steady-state appends allocate nothing.
+    static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An encode buffer grown past this is released after use.
+const ENCODE_BUFFER_KEEP_BYTES: usize = 4 << 20;
+
+impl PartitionLog {
+    /// Appends `records` as one batch; returns the offsets assigned.
+    ///
+    /// # Errors
+    /// [`Error::EmptyBatch`], [`Error::RecordTooLarge`],
+    /// [`Error::BatchTooLarge`], [`Error::InvalidTimestamp`] (nothing is
+    /// written), [`Error::Closed`], or [`Error::Io`].
+    pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
+        self.append_with(records, BatchMeta::default())
+    }
+
+    /// Appends `records` with producer and leader-epoch fields.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::append`].
+    pub fn append_with(&self, records: &[Record], meta: BatchMeta) -> Result<AppendInfo> {
+        if self.config.cleanup_policy.compacts() {
+            if let Some(index) = records.iter().position(|r| r.key.is_none()) {
+                return Err(Error::UnkeyedRecordInCompactedLog { index });
+            }
+        }
+        // Encode outside the writer lock, at base offset 0: the base offset
+        // sits outside the CRC precisely so it can be stamped afterwards.
+        // Producers to one partition then serialize only on the write.
+        ENCODE_BUFFER
+            .with_borrow_mut(|buf| {
+                buf.clear();
+                let limits = self.config.encode_limits();
+                let encoded = encode_batch(buf, 0, meta, records, self.clock.now_ms(), limits)?;
+                let result = self.append_encoded(buf, encoded);
+                if buf.capacity() > ENCODE_BUFFER_KEEP_BYTES {
+                    *buf = Vec::new(); // do not pin a rare huge batch's memory per thread
+                }
+                result
+            })
+            .and_then(|info| self.make_durable(info))
+    }
+
+    /// Applies the durability policy to an append that was written.
+    pub(super) fn make_durable(&self, info: AppendInfo) -> Result<AppendInfo> {
+        match self.config.durability {
+            Durability::None => {}
+            Durability::Always => self.sync_to(info.last_offset + 1)?,
+            Durability::Interval { flush_messages, flush_ms } => {
+                let records = info.last_offset + 1 - info.first_offset;
+                if self.syncer.note_appended(records, flush_messages, flush_ms) {
+                    self.flush()?;
+                }
+            }
+        }
+        Ok(info)
+    }
+
+    /// Stamps the base offset on a batch encoded at 0 and writes it.
+    fn append_encoded(&self, batch: &mut [u8], encoded: BatchHeader) -> Result<AppendInfo> {
+        let mut writer = self.writable()?;
+        let base = self.log_end_offset();
+        // Offsets are Kafka's i64: the log end offset stays at most
+        // OFFSET_MAX (i64::MAX).
+        let end = base
+            .checked_add(encoded.next_offset())
+            .filter(|&end| end <= crate::segment::OFFSET_MAX)
+            .ok_or(Error::OffsetOutOfRange {
+                offset: base,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: base,
+            })?;
+        set_base_offset(batch, base);
+        let header = BatchHeader { base_offset: base, ..encoded };
+        debug_assert_eq!(header.next_offset(), end);
+        if header.producer_id >= 0 {
+            if let Check::Duplicate(info) = writer.producers.check(&header)? {
+                return Ok(info); // a retry: already in the log at these offsets
+            }
+        }
+        let info = self.write_batch_locked(&mut writer, batch, &header)?;
+        drop(writer);
+        self.notify_appended();
+        Ok(info)
+    }
+
+    /// Writes one checked batch at the log end: notes its leader epoch
+    /// (durably, before the batch, when it is a new one), rolls if needed,
+    /// appends, publishes (the caller wakes waiters after releasing the
+    /// writer lock).
+    pub(super) fn write_batch_locked(
+        &self,
+        writer: &mut Writer,
+        batch: &[u8],
+        header: &BatchHeader,
+    ) -> Result<AppendInfo> {
+        let (base, end) = (header.base_offset, header.next_offset());
+        if header.leader_epoch >= 0 && writer.epochs.latest() != Some(header.leader_epoch) {
+            let mut next = writer.epochs.clone();
+            if next.assign(header.leader_epoch, base)? {
+                // ORDER: the epoch's entry is durable before its first batch.
+                next.write(&*self.fs, &self.dir).map_err(|e| self.write_failed(e))?;
+                writer.epochs = next;
+            }
+        }
+        let now_ms = self.clock.now_ms();
+        let mut active = self.active();
+        if active.needs_roll(u64::from(header.batch_len), header.last_offset(), &self.config, now_ms) {
+            active = self.roll_locked(writer).map_err(|e| self.write_failed(e))?;
+        }
+        active.append(batch, header, &self.config, now_ms).map_err(|e| self.write_failed(e))?;
+        self.log_end_offset.store(end, Ordering::SeqCst);
+        if header.producer_id >= 0 {
+            writer.producers.update(header);
+        }
+        Ok(AppendInfo { first_offset: base, last_offset: end - 1, max_timestamp_ms: header.max_timestamp_ms })
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    /// Does nothing when the active segment is empty.
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::Io`].
+    pub fn roll(&self) -> Result<()> {
+        let mut writer = self.writable()?;
+        self.roll_locked(&mut writer).map(drop).map_err(|e| self.write_failed(e))
+    }
+
+    /// Roll through the gate's writer; returns the (new) active segment.
+    pub(super) fn roll_locked(&self, writer: &mut Writer) -> Result<Arc<LogSegment>> {
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(active);
+        }
+        let base = self.log_end_offset();
+        // ORDER: seal (trim index, fsync log and index), create the new
+        // segment's files, fsync the directory. Sealed segments are durable,
+        // so recovery after a crash scans only the active one.
+        active.seal()?;
+        let segment = Arc::new(LogSegment::create(&*self.fs, &self.dir, base, &self.config)?);
+        self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
+        let mut map = (*self.snapshot()).clone();
+        map.insert(base, segment.clone());
+        *self.segments.write() = Arc::new(map);
+        // Everything below the new segment is durable now.
+        self.set_recovery_point(LogPoint { segment: base, position: 0, offset: base })?;
+        // Recovery replays producer state only from here on.
+        writer.producers.write(&*self.fs, &self.dir, base)?;
+        Ok(segment)
+    }
+}

@@ -1,0 +1,299 @@
+//! Opening a partition log (Kafka's `LogLoader`): the directory lock,
+//! recovery of each segment, the checkpoints, producer and epoch state.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::LogConfig;
+use crate::error::{Corruption, Error, Result};
+use crate::io::{FileLock, FileSystem, SharedFs, StdFileSystem};
+use crate::segment::{parse_file_name, LogSegment, SegmentFile};
+
+use super::checkpoint::{
+    self, LogPoint, CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
+};
+use super::durability::Syncer;
+use super::epochs::{EpochCache, ReadError as EpochReadError};
+use super::extent::{self, ExtentFile, SYNCED_EXTENT_FILE};
+use super::notify::Notifier;
+use super::partition::{PartitionLog, SegmentMap, Writer};
+use super::points::{end_point, segment_recovery, Checkpoints};
+use super::producers::ProducerStates;
+use super::types::RecoveryReport;
+
+/// Present in a partition directory only while the log is cleanly closed:
+/// its presence lets the next open skip scanning the active segment.
+pub const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
+
+/// Held (flock) by the one handle that has a partition directory open.
+pub const LOG_LOCK_FILE: &str = ".lock";
+
+/// Takes `dir`'s exclusive lock: one [`PartitionLog`] (or repair) per
+/// partition directory, in this process or any other.
+pub(crate) fn lock_log_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Arc<dyn FileLock>> {
+    let path = dir.join(LOG_LOCK_FILE);
+    match fs.lock_exclusive(&path) {
+        Ok(lock) => Ok(Arc::from(lock)),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(Error::LogLocked { dir: dir.to_path_buf() })
+        }
+        Err(e) => Err(Error::io("lock log directory", &path)(e)),
+    }
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the log in `dir` on the real file system.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`], [`Error::Io`], or [`Error::Corruption`] when
+    /// recovery finds damage it must not repair by truncation.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Self> {
+        Self::open_with(Arc::new(StdFileSystem), dir, config)
+    }
+
+    /// Opens the log in `dir` through `fs`.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::open`].
+    pub fn open_with(fs: SharedFs, dir: impl AsRef<Path>, config: LogConfig) -> Result<Self> {
+        Self::open_with_clock(fs, Arc::new(SystemClock), dir, config)
+    }
+
+    /// Opens the log in `dir` through `fs`, reading time from `clock`.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::open`].
+    pub fn open_with_clock(
+        fs: SharedFs,
+        clock: SharedClock,
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create log directory", &dir))?;
+        let dir_lock = lock_log_dir(&*fs, &dir)?;
+        Self::open_locked(fs, clock, dir, config, dir_lock)
+    }
+
+    /// Opens the log in `dir`, whose lock the caller holds.
+    pub(super) fn open_locked(
+        fs: SharedFs,
+        clock: SharedClock,
+        dir: PathBuf,
+        config: LogConfig,
+        dir_lock: Arc<dyn FileLock>,
+    ) -> Result<Self> {
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = fs.exists(&marker).map_err(Error::io("stat", &marker))?;
+        // A compaction swap a crash interrupted is finished or undone first.
+        crate::segment::clean::recover_swaps(&*fs, &dir)?;
+        let bases = Self::list_segments(&*fs, &dir)?;
+        let recovery_point = checkpoint::read(&*fs, &dir);
+        let synced_extent = extent::read(&*fs, &dir)?;
+        let mut report =
+            RecoveryReport { clean_shutdown: clean, segments: bases.len(), ..Default::default() };
+        let mut segments = BTreeMap::new();
+        for (i, &base) in bases.iter().enumerate() {
+            let active = i + 1 == bases.len();
+            let recovery = segment_recovery(&bases, i, clean, recovery_point, synced_extent);
+            let (segment, repair) = LogSegment::open(&*fs, &dir, base, &config, recovery, active)?;
+            report.bytes_scanned += repair.bytes_scanned;
+            report.bytes_truncated += repair.bytes_truncated;
+            report.truncated_from_offset = report.truncated_from_offset.or(repair.truncated_from_offset);
+            report.indexes_rebuilt += usize::from(repair.index_rebuilt);
+            report.quarantined.extend(repair.quarantined);
+            if let Some(&next_base) = bases.get(i + 1) {
+                if segment.next_offset() != next_base {
+                    let detail = Corruption::SegmentBoundary {
+                        next_offset: segment.next_offset(),
+                        next_base_offset: next_base,
+                    };
+                    return Err(Error::corruption(segment.log_path(), segment.size_bytes(), detail));
+                }
+            }
+            segments.insert(base, Arc::new(segment));
+        }
+        // ORDER: the synced extent exists before a first segment does. When
+        // it was missing or damaged it starts at what is known fsynced: all
+        // of a cleanly closed log, else the recovery point.
+        let fallback = match segments.values().next_back() {
+            Some(active) if clean => end_point(active),
+            Some(active) => recovery_point
+                .filter(|p| p.segment == active.base_offset() && p.position <= active.size_bytes())
+                .unwrap_or(LogPoint {
+                    segment: active.base_offset(),
+                    position: 0,
+                    offset: active.base_offset(),
+                }),
+            None => LogPoint { segment: 0, position: 0, offset: 0 },
+        };
+        let extent_file = ExtentFile::open(&*fs, &dir, fallback)?;
+        if segments.is_empty() {
+            segments.insert(0, Arc::new(LogSegment::create(&*fs, &dir, 0, &config)?));
+            fs.sync_dir(&dir).map_err(Error::io("sync directory", &dir))?;
+        }
+        if clean {
+            // ORDER: the marker goes before any append, so a crash from here
+            // on is seen as unclean.
+            fs.remove_file(&marker).map_err(Error::io("remove clean-shutdown marker", &marker))?;
+            fs.sync_dir(&dir).map_err(Error::io("sync directory", &dir))?;
+        }
+        let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
+        let high_watermark = checkpoint::read_high_watermark(&*fs, &dir)
+            .map_or(super::watermark::FOLLOWS_LOG_END, |hw| hw.min(log_end_offset));
+        let log_start_offset = checkpoint::read_log_start(&*fs, &dir);
+        let epochs = load_epochs(&*fs, &dir, &segments, (log_start_offset, log_end_offset))?;
+        let mut producers = load_producers(&*fs, &dir, &segments, log_end_offset)?;
+        producers.expire(clock.now_ms(), config.producer_id_expiration_ms);
+        let cleaned_to = checkpoint::read_cleaner_offset(&*fs, &dir);
+        let log = PartitionLog {
+            fs,
+            clock,
+            log_start_offset: AtomicU64::new(log_start_offset),
+            dir,
+            config,
+            writer: Mutex::new(Writer { scratch: Vec::new(), closed: false, producers, epochs }),
+            segments: RwLock::new(Arc::new(segments)),
+            log_end_offset: AtomicU64::new(log_end_offset),
+            truncation: RwLock::new(()),
+            notifier: Notifier::default(),
+            // Nothing is known durable until the first flush (after an
+            // unclean stop the recovered bytes may sit only in the page cache).
+            syncer: Syncer::new(0),
+            checkpoints: Mutex::new(Checkpoints { recovery_point, extent: extent_file, truncations: 0 }),
+            cleaner: Mutex::new(()),
+            cleaned_to: AtomicU64::new(cleaned_to),
+            high_watermark: AtomicU64::new(high_watermark),
+            report,
+            _dir_lock: dir_lock,
+        };
+        log.apply_log_start_at_open()?;
+        Ok(log)
+    }
+
+    /// Base offsets of the segments in `dir`, sorted; removes index files
+    /// whose log file is gone (an index is derived data). Any file the log
+    /// does not write is an error: it is not ours to delete or ignore.
+    pub(super) fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
+        let names = fs.list_dir(dir).map_err(Error::io("list log directory", dir))?;
+        let checkpoints = [
+            RECOVERY_POINT_FILE,
+            LOG_START_OFFSET_FILE,
+            CLEANER_OFFSET_FILE,
+            super::LEADER_EPOCH_FILE,
+            HIGH_WATERMARK_FILE,
+            super::PRODUCER_SNAPSHOT_FILE,
+            SYNCED_EXTENT_FILE,
+        ];
+        for tmp in names.iter().filter(|n| n.ends_with(".tmp")) {
+            // An interrupted (or failed) checkpoint write: the previous
+            // checkpoint stands, and a temp file is never the truth.
+            let path = dir.join(tmp);
+            fs.remove_file(&path).map_err(Error::io("remove temp file", &path))?;
+        }
+        let ours = |n: &String| {
+            parse_file_name(n).is_some()
+                || *n == CLEAN_SHUTDOWN_FILE
+                || *n == LOG_LOCK_FILE
+                || checkpoints.contains(&n.as_str())
+                || n.ends_with(".tmp")
+        };
+        if let Some(stray) = names.iter().find(|n| !ours(n)) {
+            return Err(Error::UnexpectedFile { path: dir.join(stray) });
+        }
+        let parsed: Vec<(u64, SegmentFile)> = names.iter().filter_map(|n| parse_file_name(n)).collect();
+        let mut logs: Vec<u64> = parsed.iter().filter(|p| p.1 == SegmentFile::Log).map(|p| p.0).collect();
+        logs.sort_unstable();
+        for &(base, kind) in &parsed {
+            let has_log = logs.binary_search(&base).is_ok();
+            match kind {
+                SegmentFile::Index if !has_log => {
+                    let path = dir.join(crate::segment::index_file_name(base));
+                    fs.remove_file(&path).map_err(Error::io("remove orphan index", &path))?;
+                }
+                SegmentFile::TimeIndex if !has_log => {
+                    let path = dir.join(crate::segment::time_index_file_name(base));
+                    fs.remove_file(&path).map_err(Error::io("remove orphan time index", &path))?;
+                }
+                SegmentFile::Rewrite if !has_log => {
+                    let path = dir.join(format!("{base:020}.rewrite"));
+                    fs.remove_file(&path).map_err(Error::io("remove orphan rewrite", &path))?;
+                }
+                SegmentFile::Rewrite => {
+                    crate::segment::finish_rewrite(fs, dir, base)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(logs)
+    }
+}
+
+/// Producer state as of `log_end`: the snapshot if it is not past it, then
+/// the producer fields of every batch after the snapshot, replayed (all of
+/// them without a usable snapshot).
+pub(super) fn load_producers(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    segments: &SegmentMap,
+    log_end: u64,
+) -> Result<ProducerStates> {
+    let (from, mut states) = match ProducerStates::read(fs, dir) {
+        Some((offset, states)) if offset <= log_end => (offset, states),
+        _ => (0, ProducerStates::default()),
+    };
+    for segment in segments.values().filter(|s| s.next_offset() > from && s.base_offset() < log_end) {
+        segment.for_each_batch(|h, _| {
+            if h.base_offset >= from && h.base_offset < log_end {
+                states.update(h);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(states)
+}
+
+/// The leader-epoch cache at open: the checkpoint, rebuilt from the
+/// batches' epochs if it is damaged, without entries at or past the log end
+/// (an epoch whose first batch a crash lost), starting at the log start.
+fn load_epochs(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    segments: &SegmentMap,
+    (log_start, log_end): (u64, u64),
+) -> Result<EpochCache> {
+    let (mut cache, mut dirty) = match EpochCache::read(fs, dir) {
+        Ok(cache) => (cache, false),
+        Err(EpochReadError::Missing) => (EpochCache::default(), false),
+        Err(EpochReadError::Damaged) => {
+            let mut batches = Vec::new();
+            for segment in segments.values() {
+                segment.for_each_batch(|h, _| {
+                    if batches.last().is_none_or(|&(e, _)| e != h.leader_epoch) {
+                        batches.push((h.leader_epoch, h.base_offset));
+                    }
+                    Ok(())
+                })?;
+            }
+            (EpochCache::rebuild(batches), true)
+        }
+    };
+    dirty |= cache.truncate_from_end(log_end);
+    dirty |= cache.truncate_from_start(log_start);
+    // A log without records holds no epoch (a crash inside
+    // `truncate_fully_and_start_at` may leave one behind).
+    if log_start >= log_end && !cache.entries().is_empty() {
+        cache = EpochCache::default();
+        dirty = true;
+    }
+    if dirty {
+        cache.write(fs, dir)?;
+    }
+    Ok(cache)
+}

@@ -1,0 +1,88 @@
+//! What the log's operations report: plain values, shared by the files of
+//! `log/` (and re-exported), so none of them imports another for a type.
+
+use crate::segment::Quarantine;
+
+/// Where an append landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record appended.
+    pub first_offset: u64,
+    /// Offset of the last record appended.
+    pub last_offset: u64,
+    /// Largest timestamp in the batch.
+    pub max_timestamp_ms: i64,
+}
+
+/// What opening the log found and repaired.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The previous close was clean (nothing needed a full scan).
+    pub clean_shutdown: bool,
+    /// Segments opened.
+    pub segments: usize,
+    /// Bytes of log data validated while opening.
+    pub bytes_scanned: u64,
+    /// Bytes of torn tail cut off (past the synced extent: never bytes
+    /// known fsynced).
+    pub bytes_truncated: u64,
+    /// The first offset cut with them, if any were.
+    pub truncated_from_offset: Option<u64>,
+    /// Segments whose index was rebuilt from the log.
+    pub indexes_rebuilt: usize,
+    /// Tails cut that were not plain torn writes (valid batches followed
+    /// the damage, a whole batch failed its CRC, or bytes trailed a durable
+    /// segment's last record): their bytes were moved to these quarantine
+    /// files, not destroyed.
+    pub quarantined: Vec<Quarantine>,
+}
+
+/// What one [`crate::PartitionLog::enforce_retention`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Segments deleted.
+    pub segments_deleted: usize,
+    /// Bytes of log data deleted.
+    pub bytes_deleted: u64,
+    /// Idempotent producers forgotten (`producer_id_expiration_ms`).
+    pub producers_expired: usize,
+}
+
+impl RetentionReport {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: RetentionReport) {
+        self.segments_deleted += other.segments_deleted;
+        self.bytes_deleted += other.bytes_deleted;
+        self.producers_expired += other.producers_expired;
+    }
+}
+
+/// What a [`crate::PartitionLog::compact`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Passes run (more than one when the keys did not fit the budget).
+    pub passes: usize,
+    /// Old segments replaced.
+    pub segments_cleaned: usize,
+    /// Bytes of the segments rewritten.
+    pub bytes_read: u64,
+    /// Bytes of the segments written.
+    pub bytes_written: u64,
+    /// Records removed.
+    pub records_removed: u64,
+    /// Largest memory the key map took (bytes).
+    pub map_memory_bytes: usize,
+}
+
+impl CompactionReport {
+    /// Adds `other` into `self` (passes and sizes summed, the map's peak
+    /// kept).
+    pub fn add(&mut self, other: CompactionReport) {
+        self.passes += other.passes;
+        self.segments_cleaned += other.segments_cleaned;
+        self.bytes_read += other.bytes_read;
+        self.bytes_written += other.bytes_written;
+        self.records_removed += other.records_removed;
+        self.map_memory_bytes = self.map_memory_bytes.max(other.map_memory_bytes);
+    }
+}
