@@ -92,8 +92,9 @@ pub enum Error {
     Poisoned {
         /// The partition directory.
         dir: PathBuf,
-        /// The first failure.
-        cause: String,
+        /// The first failure: its I/O error kind (`Other` when it was not
+        /// an I/O error) and its message; also [`std::error::Error::source`].
+        cause: std::sync::Arc<io::Error>,
     },
     /// The disk is full. Nothing was acknowledged; the log is unchanged and
     /// appends work again once space is freed.
@@ -315,7 +316,8 @@ impl fmt::Display for Corruption {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
+            // The OS error is `source()`, not repeated here.
+            Error::Io { op, path, .. } => write!(f, "{op} {}", path.display()),
             Error::Corruption { path, position, detail } => {
                 write!(f, "corruption in {} at byte {position}: {detail}", path.display())
             }
@@ -343,12 +345,8 @@ impl fmt::Display for Error {
                 "cleaner_memory_bytes {cleaner_memory_bytes} cannot hold the keys of segment {segment_base_offset}"
             ),
             Error::InvalidGroupName { group } => write!(f, "invalid consumer group name {group:?}"),
-            Error::Poisoned { dir, cause } => {
-                write!(
-                    f,
-                    "partition {} is poisoned by an earlier failure ({cause}); reopen it",
-                    dir.display()
-                )
+            Error::Poisoned { dir, .. } => {
+                write!(f, "partition {} is poisoned by an earlier failure; reopen it", dir.display())
             }
             Error::DiskFull { path } => write!(f, "disk full writing {}", path.display()),
             Error::UnexpectedFile { path } => {
@@ -395,7 +393,8 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
-            Error::Corruption { detail: Corruption::Batch(e), .. } => Some(e),
+            Error::Poisoned { cause, .. } => Some(&**cause),
+            // A corruption's detail is part of its message.
             _ => None,
         }
     }

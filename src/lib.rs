@@ -18,6 +18,7 @@
 //! let log = PartitionLog::open(dir.path().join("orders-0"), LogConfig::default())?;
 //! log.append(&[Record::with_key("order-1", "created"), Record::with_key("order-1", "paid")])?;
 //! log.close()?;
+//! drop(log); // the handle keeps its directory locked until it is dropped
 //!
 //! let log = PartitionLog::open(dir.path().join("orders-0"), LogConfig::default())?;
 //! assert_eq!(log.log_end_offset(), 2);

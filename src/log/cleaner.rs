@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::format::batch::reencode;
 use crate::format::{BatchHeader, RecordIter, RecordView};
 use crate::segment::clean::{discard_cleaned, swap_in, CleanedWriter};
-use crate::segment::{LogSegment, Recovery};
+use crate::segment::{LogSegment, Recovery, SegmentRole};
 
 use super::checkpoint;
 use super::partition::PartitionLog;
@@ -295,7 +295,7 @@ impl PartitionLog {
             base,
             &self.config,
             Recovery::Durable { end_offset: None },
-            false,
+            SegmentRole::Sealed,
         )
         .map_err(|e| self.poison(e))?;
         let mut map_after = (*current).clone();

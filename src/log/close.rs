@@ -11,7 +11,9 @@ impl PartitionLog {
     /// Closes cleanly: seals the active segment's index, syncs, and leaves
     /// the clean-shutdown marker so the next open skips the full scan. Later
     /// appends fail with [`Error::Closed`]; reads still work. Closing twice
-    /// does nothing.
+    /// does nothing. The directory stays locked until the handle is dropped
+    /// (its files stay open and mapped for those reads), so reopen after
+    /// `drop`, not just after `close`.
     ///
     /// # Errors
     /// [`Error::Io`]; the log is then left to be recovered at the next open.

@@ -19,6 +19,20 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 
+/// What a poisoned partition keeps of its first failure: the I/O error
+/// kind and the whole message (the error itself is the caller's).
+fn poison_cause(e: &Error) -> std::sync::Arc<std::io::Error> {
+    let kind = match e {
+        Error::Io { source, .. } => source.kind(),
+        _ => std::io::ErrorKind::Other,
+    };
+    let mut message = e.to_string();
+    if let Some(source) = std::error::Error::source(e) {
+        message = format!("{message}: {source}");
+    }
+    std::sync::Arc::new(std::io::Error::new(kind, message))
+}
+
 #[derive(Debug)]
 pub(crate) struct Syncer {
     state: Mutex<SyncState>,
@@ -31,7 +45,7 @@ struct SyncState {
     synced_offset: u64,
     in_progress: bool,
     /// Why the partition is poisoned, once it is.
-    poisoned: Option<String>,
+    poisoned: Option<std::sync::Arc<std::io::Error>>,
     /// For the interval policy: records appended since the last flush.
     unflushed_records: u64,
     last_flush: Instant,
@@ -62,7 +76,7 @@ impl Syncer {
     /// Poisons the partition (keeps the first cause).
     pub(crate) fn poison(&self, cause: &Error) {
         let mut state = self.state.lock();
-        state.poisoned.get_or_insert_with(|| cause.to_string());
+        state.poisoned.get_or_insert_with(|| poison_cause(cause));
         self.synced.notify_all();
     }
 
@@ -121,7 +135,7 @@ impl Syncer {
                     state.last_flush = Instant::now();
                 }
                 Err(e) => {
-                    state.poisoned.get_or_insert_with(|| e.to_string());
+                    state.poisoned.get_or_insert_with(|| poison_cause(&e));
                     return Err(e);
                 }
             }

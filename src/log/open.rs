@@ -12,7 +12,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::LogConfig;
 use crate::error::{Corruption, Error, Result};
 use crate::io::{FileLock, FileSystem, SharedFs, StdFileSystem};
-use crate::segment::{parse_file_name, LogSegment, SegmentFile};
+use crate::segment::{parse_file_name, LogSegment, SegmentFile, SegmentRole};
 
 use super::checkpoint::{
     self, LogPoint, CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
@@ -102,7 +102,8 @@ impl PartitionLog {
         for (i, &base) in bases.iter().enumerate() {
             let active = i + 1 == bases.len();
             let recovery = segment_recovery(&bases, i, clean, recovery_point, synced_extent);
-            let (segment, repair) = LogSegment::open(&*fs, &dir, base, &config, recovery, active)?;
+            let role = if active { SegmentRole::Active } else { SegmentRole::Sealed };
+            let (segment, repair) = LogSegment::open(&*fs, &dir, base, &config, recovery, role)?;
             report.bytes_scanned += repair.bytes_scanned;
             report.bytes_truncated += repair.bytes_truncated;
             report.truncated_from_offset = report.truncated_from_offset.or(repair.truncated_from_offset);

@@ -47,7 +47,8 @@ pub enum RaftStoreError {
 impl fmt::Display for RaftStoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RaftStoreError::Log(e) => write!(f, "{e}"),
+            // The log's error is `source()`, not repeated here.
+            RaftStoreError::Log(_) => write!(f, "raft log storage failed"),
             RaftStoreError::InvalidEntry { offset, reason } => {
                 write!(f, "record at offset {offset} is not a raft entry: {reason}")
             }

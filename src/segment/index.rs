@@ -24,6 +24,27 @@ use crate::io::FileSystem;
 pub const INDEX_ENTRY_BYTES: usize = 8;
 const _: () = assert!(INDEX_ENTRY_BYTES == 4 + 4);
 
+/// An index entry: the batch at byte `position` of the log file starts at
+/// `offset` (absolute).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The batch's base offset.
+    pub offset: u64,
+    /// Its byte position in the `.log` file.
+    pub position: u64,
+}
+
+/// What [`OffsetIndex::lookup_span`] finds: the entry a scan starts from,
+/// and the position of the next entry (the batch holding the offset ends
+/// at or before it), if there is one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexSpan {
+    /// Where the scan starts.
+    pub entry: IndexEntry,
+    /// The next entry's position.
+    pub next_position: Option<u64>,
+}
+
 /// The offset index of one segment.
 #[derive(Debug)]
 pub struct OffsetIndex {
@@ -82,31 +103,37 @@ impl OffsetIndex {
         (LE::read_u32(b), LE::read_u32(&b[4..]))
     }
 
-    /// The last entry as `(offset, position)`.
-    pub fn last_entry(&self) -> Option<(u64, u64)> {
+    /// The last entry.
+    pub fn last_entry(&self) -> Option<IndexEntry> {
         self.entries().checked_sub(1).map(|i| self.absolute(self.entry(i)))
     }
 
-    fn absolute(&self, (rel, pos): (u32, u32)) -> (u64, u64) {
-        (self.base_offset + u64::from(rel), u64::from(pos))
+    fn absolute(&self, (rel, pos): (u32, u32)) -> IndexEntry {
+        // Base offsets are at most OFFSET_MAX (i64::MAX), checked when the
+        // file name was parsed: adding a u32 cannot overflow.
+        IndexEntry { offset: self.base_offset + u64::from(rel), position: u64::from(pos) }
+    }
+
+    fn segment_start(&self) -> IndexEntry {
+        IndexEntry { offset: self.base_offset, position: 0 }
     }
 
     /// The entry with the largest offset `<= offset`, or the segment start
     /// `(base_offset, 0)`: where a scan for `offset` begins.
-    pub fn lookup(&self, offset: u64) -> (u64, u64) {
-        self.lookup_span(offset).0
+    pub fn lookup(&self, offset: u64) -> IndexEntry {
+        self.lookup_span(offset).entry
     }
 
     /// [`OffsetIndex::lookup`], and the position of the next entry if there
     /// is one. That entry starts a batch above `offset`, so the batch
     /// holding `offset` ends at or before it: one read of the span covers it.
-    pub fn lookup_span(&self, offset: u64) -> ((u64, u64), Option<u64>) {
+    pub fn lookup_span(&self, offset: u64) -> IndexSpan {
         if !self.lazy.passed(|n, bytes| self.check_entries(n.min(self.entries()), bytes).is_ok()) {
             // Entries that failed their check: scan from the segment start.
-            return ((self.base_offset, 0), None);
+            return IndexSpan { entry: self.segment_start(), next_position: None };
         }
         let Some(rel) = offset.checked_sub(self.base_offset) else {
-            return ((self.base_offset, 0), self.first_position());
+            return IndexSpan { entry: self.segment_start(), next_position: self.first_position() };
         };
         let rel = u32::try_from(rel).unwrap_or(u32::MAX);
         // Binary search for the first entry with relative offset > rel.
@@ -119,10 +146,10 @@ impl OffsetIndex {
                 hi = mid;
             }
         }
-        let next = (lo < self.entries()).then(|| u64::from(self.entry(lo).1));
+        let next_position = (lo < self.entries()).then(|| u64::from(self.entry(lo).1));
         match lo.checked_sub(1) {
-            Some(i) => (self.absolute(self.entry(i)), next),
-            None => ((self.base_offset, 0), next),
+            Some(i) => IndexSpan { entry: self.absolute(self.entry(i)), next_position },
+            None => IndexSpan { entry: self.segment_start(), next_position },
         }
     }
 
@@ -246,23 +273,42 @@ mod tests {
     fn lookup_finds_the_floor_entry() {
         let dir = tempfile::tempdir().unwrap();
         let mut index = open(dir.path(), 16);
-        assert_eq!(index.lookup(1500), (1000, 0), "empty index starts at the segment start");
+        assert_eq!(
+            index.lookup(1500),
+            IndexEntry { offset: 1000, position: 0 },
+            "empty index starts at the segment start"
+        );
         index.append(1000, 0); // the segment start needs no entry
         assert_eq!(index.entries(), 0);
         for (rel, pos) in [(10, 100), (20, 250), (35, 400)] {
             index.append(1000 + rel, pos);
         }
-        assert_eq!(index.lookup(999), (1000, 0));
-        assert_eq!(index.lookup(1009), (1000, 0));
-        assert_eq!(index.lookup(1010), (1010, 100));
-        assert_eq!(index.lookup(1034), (1020, 250));
-        assert_eq!(index.lookup(u64::MAX), (1035, 400));
+        assert_eq!(index.lookup(999), IndexEntry { offset: 1000, position: 0 });
+        assert_eq!(index.lookup(1009), IndexEntry { offset: 1000, position: 0 });
+        assert_eq!(index.lookup(1010), IndexEntry { offset: 1010, position: 100 });
+        assert_eq!(index.lookup(1034), IndexEntry { offset: 1020, position: 250 });
+        assert_eq!(index.lookup(u64::MAX), IndexEntry { offset: 1035, position: 400 });
         // The span to the next entry bounds the batch holding the offset.
-        assert_eq!(index.lookup_span(999), ((1000, 0), Some(100)));
-        assert_eq!(index.lookup_span(1009), ((1000, 0), Some(100)));
-        assert_eq!(index.lookup_span(1010), ((1010, 100), Some(250)));
-        assert_eq!(index.lookup_span(1034), ((1020, 250), Some(400)));
-        assert_eq!(index.lookup_span(1035), ((1035, 400), None));
+        assert_eq!(
+            index.lookup_span(999),
+            IndexSpan { entry: IndexEntry { offset: 1000, position: 0 }, next_position: Some(100) }
+        );
+        assert_eq!(
+            index.lookup_span(1009),
+            IndexSpan { entry: IndexEntry { offset: 1000, position: 0 }, next_position: Some(100) }
+        );
+        assert_eq!(
+            index.lookup_span(1010),
+            IndexSpan { entry: IndexEntry { offset: 1010, position: 100 }, next_position: Some(250) }
+        );
+        assert_eq!(
+            index.lookup_span(1034),
+            IndexSpan { entry: IndexEntry { offset: 1020, position: 250 }, next_position: Some(400) }
+        );
+        assert_eq!(
+            index.lookup_span(1035),
+            IndexSpan { entry: IndexEntry { offset: 1035, position: 400 }, next_position: None }
+        );
     }
 
     #[test]
@@ -278,7 +324,7 @@ mod tests {
         assert!(index.is_full());
         index.append(1030, 300); // full: ignored, lookups just walk further
         assert_eq!(index.entries(), 2);
-        assert_eq!(index.last_entry(), Some((1020, 200)));
+        assert_eq!(index.last_entry(), Some(IndexEntry { offset: 1020, position: 200 }));
     }
 
     #[test]
@@ -306,7 +352,7 @@ mod tests {
             index.append(1000 + i, i * 100);
         }
         index.truncate_to_position(300);
-        assert_eq!(index.last_entry(), Some((1002, 200)));
+        assert_eq!(index.last_entry(), Some(IndexEntry { offset: 1002, position: 200 }));
         index.clear();
         assert_eq!(index.entries(), 0);
     }
@@ -343,8 +389,12 @@ mod tests {
         let mut index = OffsetIndex::open(&StdFileSystem, &path, 1000, 0, 10).unwrap();
         assert!(index.quick_check(1000).is_ok(), "only first and last are read");
         index.defer_check(1000);
-        assert_eq!(index.lookup_span(1035), ((1000, 0), None), "untrusted: scan from the start");
-        assert_eq!(index.lookup(1031), (1000, 0));
+        assert_eq!(
+            index.lookup_span(1035),
+            IndexSpan { entry: IndexEntry { offset: 1000, position: 0 }, next_position: None },
+            "untrusted: scan from the start"
+        );
+        assert_eq!(index.lookup(1031), IndexEntry { offset: 1000, position: 0 });
 
         let mut sound = Vec::new();
         for (rel, pos) in [(10u32, 100u32), (20, 250), (30, 400)] {
@@ -354,9 +404,13 @@ mod tests {
         std::fs::write(&path, &sound).unwrap();
         let mut index = OffsetIndex::open(&StdFileSystem, &path, 1000, 0, 10).unwrap();
         index.defer_check(1000);
-        assert_eq!(index.lookup_span(1025), ((1020, 250), Some(400)), "checked once, then trusted");
+        assert_eq!(
+            index.lookup_span(1025),
+            IndexSpan { entry: IndexEntry { offset: 1020, position: 250 }, next_position: Some(400) },
+            "checked once, then trusted"
+        );
         index.defer_check(300); // an entry past a 300-byte log
-        assert_eq!(index.lookup(1035), (1000, 0));
+        assert_eq!(index.lookup(1035), IndexEntry { offset: 1000, position: 0 });
 
         std::fs::write(&path, &sound[..8]).unwrap();
         let index = OffsetIndex::open(&StdFileSystem, &path, 1000, 0, 10).unwrap();

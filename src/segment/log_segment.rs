@@ -12,7 +12,7 @@ use crate::error::{Corruption, Error, Result};
 use crate::format::{BatchHeader, FetchedRecords, BATCH_HEADER_BYTES};
 use crate::io::{FileHandle, FileSystem, OpenMode};
 
-use super::index::OffsetIndex;
+use super::index::{IndexEntry, IndexSpan, OffsetIndex};
 use super::quarantine::Quarantine;
 use super::scan::ChunkReader;
 use super::time_index::TimeIndex;
@@ -75,6 +75,43 @@ pub enum Recovery {
         /// point is then refused too, never cut.
         synced: Option<SegmentPoint>,
     },
+}
+
+/// What a segment starts with when it is created or opened.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SegmentState {
+    /// Bytes of valid batches.
+    pub size: u64,
+    /// The offset after its last batch.
+    pub next_offset: u64,
+    /// Log bytes written since its last index entry.
+    pub bytes_since_index: u64,
+    /// Its largest record timestamp (-1: none).
+    pub max_timestamp_ms: i64,
+    /// What time-based roll counts from (-1: empty).
+    pub roll_base_ms: i64,
+}
+
+impl SegmentState {
+    /// A new, empty segment at `base_offset`.
+    pub fn empty(base_offset: u64) -> Self {
+        SegmentState {
+            size: 0,
+            next_offset: base_offset,
+            bytes_since_index: 0,
+            max_timestamp_ms: -1,
+            roll_base_ms: -1,
+        }
+    }
+}
+
+/// Whether a segment takes appends (the last one of a log) or is sealed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentRole {
+    /// The log's last segment: its indexes get room for appends.
+    Active,
+    /// Every other segment: never appended to again.
+    Sealed,
 }
 
 /// What opening a segment repaired.
@@ -141,22 +178,21 @@ impl LogSegment {
             TimeIndex::open(fs, &dir.join(time_index_file_name(base_offset)), base_offset, capacity + 1, 0)?;
         times.clear();
         let segment =
-            LogSegment::new(base_offset, log_path, log, (index, times), (0, base_offset, 0), (-1, -1));
+            LogSegment::new(base_offset, log_path, log, (index, times), SegmentState::empty(base_offset));
         if config.mmap_reads {
             segment.map_reads(config.segment_bytes);
         }
         Ok(segment)
     }
 
-    /// `(size, next_offset, bytes_since_index)`, `(max_timestamp_ms, roll_base_ms)`.
     pub(super) fn new(
         base_offset: u64,
         log_path: PathBuf,
         log: Arc<dyn FileHandle>,
         (index, time_index): (OffsetIndex, TimeIndex),
-        (size, next_offset, bytes_since_index): (u64, u64, u64),
-        (max_timestamp_ms, roll_base_ms): (i64, i64),
+        state: SegmentState,
     ) -> Self {
+        let SegmentState { size, next_offset, bytes_since_index, max_timestamp_ms, roll_base_ms } = state;
         LogSegment {
             base_offset,
             log_path,
@@ -244,7 +280,13 @@ impl LogSegment {
     ///
     /// On a write error nothing changes: bytes past `size` are never read and
     /// the next append overwrites them.
-    pub fn append(&self, batch: &[u8], header: &BatchHeader, config: &LogConfig, now_ms: i64) -> Result<()> {
+    pub(crate) fn append(
+        &self,
+        batch: &[u8],
+        header: &BatchHeader,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<()> {
         let position = self.size_bytes();
         debug_assert_eq!(header.base_offset, self.next_offset(), "append must be contiguous");
         debug_assert_eq!(header.batch_len as usize, batch.len());
@@ -285,12 +327,12 @@ impl LogSegment {
     /// [`LogSegment::find_batch`] from a looked-up index entry.
     fn find_batch_from(
         &self,
-        (entry_offset, entry_pos): (u64, u64),
+        entry: IndexEntry,
         offset: u64,
         size: u64,
         reader: &mut ChunkReader<'_>,
     ) -> Result<Option<(u64, BatchHeader)>> {
-        match self.walk_from(entry_pos, offset, size, reader, Some(entry_offset)) {
+        match self.walk_from(entry.position, offset, size, reader, Some(entry.offset)) {
             // The index is derived data: if its entry does not point at the
             // batch it names, walk from the segment start instead.
             Err(WalkError::IndexMismatch) => match self.walk_from(0, offset, size, reader, None) {
@@ -374,10 +416,10 @@ impl LogSegment {
         // covers the walk and the data. Otherwise the first read covers
         // about an index interval and `take` reads only the rest. Each byte
         // is copied once.
-        let (entry, next) = self.index.read().lookup_span(offset);
+        let IndexSpan { entry, next_position } = self.index.read().lookup_span(offset);
         let interval = config.index_interval_bytes as usize;
-        let span = next
-            .and_then(|p| usize::try_from(p.checked_sub(entry.1)?).ok())
+        let span = next_position
+            .and_then(|p| usize::try_from(p.checked_sub(entry.position)?).ok())
             .filter(|&s| s <= interval.saturating_add(config.max_batch_bytes));
         let window = match span {
             Some(span) => span.saturating_add(max_bytes),
@@ -427,7 +469,7 @@ impl LogSegment {
     /// Makes the log data and both indexes durable, the time index with an
     /// entry covering the whole segment (so recovery from this point knows
     /// its largest timestamp). Writer only.
-    pub fn sync(&self) -> Result<()> {
+    pub(crate) fn sync(&self) -> Result<()> {
         self.log.sync_data().map_err(Error::io("sync segment", &self.log_path))?;
         let index = self.index.read();
         let mut times = self.time_index.write();
@@ -440,7 +482,7 @@ impl LogSegment {
 
     /// Seals the segment (on roll or clean close): trims the indexes to
     /// their entries, then syncs log and indexes.
-    pub fn seal(&self) -> Result<()> {
+    pub(crate) fn seal(&self) -> Result<()> {
         if self.maps_reads.load(Ordering::Relaxed) {
             // Just the sealed bytes (an active segment maps up to
             // `segment_bytes`, more address space than it may ever fill).
@@ -458,7 +500,7 @@ impl LogSegment {
     }
 
     /// Gives a (re)active segment room for index entries.
-    pub fn activate(&self, config: &LogConfig) -> Result<()> {
+    pub(crate) fn activate(&self, config: &LogConfig) -> Result<()> {
         self.index.write().reserve(config.index_entries_max())?;
         self.time_index.write().reserve(config.index_entries_max() + 1)
     }
@@ -466,7 +508,7 @@ impl LogSegment {
     /// Removes the segment's files. Readers still holding the segment keep
     /// reading the unlinked files through their open handles (log data is
     /// read, never mapped; an unlinked index stays mapped until dropped).
-    pub fn delete(&self, fs: &dyn FileSystem) -> Result<()> {
+    pub(crate) fn delete(&self, fs: &dyn FileSystem) -> Result<()> {
         let index_path = self.index.read().path().to_path_buf();
         let time_path = self.time_index.read().path().to_path_buf();
         fs.remove_file(&index_path).map_err(Error::io("remove index", &index_path))?;
@@ -551,7 +593,7 @@ impl LogSegment {
     /// Drops every record at or above `offset`, keeping the records below it
     /// that share its batch (that batch is rewritten without them). Writer
     /// only, with no reader inside this segment (the partition excludes them).
-    pub fn truncate_to(&self, fs: &dyn FileSystem, offset: u64, scratch: &mut Vec<u8>) -> Result<()> {
+    pub(crate) fn truncate_to(&self, fs: &dyn FileSystem, offset: u64, scratch: &mut Vec<u8>) -> Result<()> {
         if offset >= self.next_offset() {
             return Ok(());
         }
@@ -590,7 +632,7 @@ impl LogSegment {
             // a later recovery would re-apply it over newer data.
             super::rewrite::remove_intent(fs, &self.log_path)?;
         }
-        let last_entry_pos = index.last_entry().map_or(0, |(_, p)| p);
+        let last_entry_pos = index.last_entry().map_or(0, |e| e.position);
         let since = new_size - last_entry_pos;
         // The largest timestamp left: the time index's, and the batches after
         // the last offset-index entry.
@@ -660,7 +702,7 @@ mod tests {
             500,
             &config,
             Recovery::Durable { end_offset: None },
-            false,
+            SegmentRole::Sealed,
         )
         .unwrap();
         assert_eq!((segment.size_bytes(), segment.next_offset()), (size, 555));

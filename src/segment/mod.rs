@@ -11,8 +11,8 @@ mod scan;
 mod time_index;
 pub mod verify;
 
-pub use index::{OffsetIndex, INDEX_ENTRY_BYTES};
-pub use log_segment::{LogSegment, Recovery, SegmentPoint, SegmentRepair};
+pub use index::{IndexEntry, IndexSpan, OffsetIndex, INDEX_ENTRY_BYTES};
+pub use log_segment::{LogSegment, Recovery, SegmentPoint, SegmentRepair, SegmentRole};
 pub(crate) use quarantine::{quarantine, Cut};
 pub use quarantine::{quarantine_file_name, Quarantine};
 pub use time_index::{TimeIndex, TIME_INDEX_ENTRY_BYTES};

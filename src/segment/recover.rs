@@ -7,8 +7,8 @@ use crate::error::{Error, Result};
 use crate::format::{BatchHeader, BATCH_HEADER_BYTES};
 use crate::io::{read_exact_at, FileHandle, FileSystem, OpenMode};
 
-use super::index::OffsetIndex;
-use super::log_segment::{LogSegment, Recovery, SegmentRepair};
+use super::index::{IndexEntry, OffsetIndex};
+use super::log_segment::{LogSegment, Recovery, SegmentRepair, SegmentRole, SegmentState};
 use super::quarantine::{quarantine, Cut};
 use super::scan::{scan, ScanEnd, ScanStart, Vouched};
 use super::time_index::TimeIndex;
@@ -16,7 +16,7 @@ use super::{index_file_name, log_file_name, time_index_file_name};
 
 impl LogSegment {
     /// Opens an existing segment, validating its tail (or all of it, with
-    /// [`Recovery::Crash`]) and cutting off a torn tail. An `active` segment's
+    /// [`Recovery::Crash`]) and cutting off a torn tail. An active segment's
     /// indexes get room for appends; a sealed one's stay trimmed.
     ///
     /// # Errors
@@ -29,8 +29,9 @@ impl LogSegment {
         base_offset: u64,
         config: &LogConfig,
         recovery: Recovery,
-        active: bool,
+        role: SegmentRole,
     ) -> Result<(Self, SegmentRepair)> {
+        let active = role == SegmentRole::Active;
         let log_path = dir.join(log_file_name(base_offset));
         let log = fs.open(&log_path, OpenMode::Existing).map_err(Error::io("open segment", &log_path))?;
         let file_len = log.size().map_err(Error::io("stat segment", &log_path))?;
@@ -63,7 +64,7 @@ impl LogSegment {
         let from_zero = || ScanStart { offset: base_offset, position: 0, vouched, max_timestamp_ms: -1 };
         let start = match recovery {
             Recovery::Durable { .. } => match index.last_entry().filter(|_| sane) {
-                Some((offset, position)) => {
+                Some(IndexEntry { offset, position }) => {
                     // A durable segment's last time entry covers it whole
                     // (sealing and clean close add it); the scan only adds.
                     let max_timestamp_ms = times.last_entry().map_or(-1, |(t, _)| t);
@@ -145,8 +146,13 @@ impl LogSegment {
             log_path,
             log,
             (index, times),
-            (end.valid_bytes, end.next_offset, end.bytes_since_index),
-            (end.max_timestamp_ms, roll_base_ms),
+            SegmentState {
+                size: end.valid_bytes,
+                next_offset: end.next_offset,
+                bytes_since_index: end.bytes_since_index,
+                max_timestamp_ms: end.max_timestamp_ms,
+                roll_base_ms,
+            },
         );
         if config.mmap_reads {
             // Of the sealed bytes, or for the active segment, of all it can

@@ -43,13 +43,17 @@ pub fn run(a: &DumpArgs) -> CliResult<ExitCode> {
         let damaged = |what: String| format!("{}: corrupt batch at position {pos}: {what}", path.display());
         let mut head = [0u8; BATCH_HEADER_BYTES];
         if len - pos < BATCH_HEADER_BYTES as u64 {
-            return Err(damaged(format!("{} bytes left, a header needs {BATCH_HEADER_BYTES}", len - pos)));
+            return Err(
+                damaged(format!("{} bytes left, a header needs {BATCH_HEADER_BYTES}", len - pos)).into()
+            );
         }
         read_exact_at(&*file, &mut head, pos).map_err(|e| format!("{}: {e}", path.display()))?;
         let header = BatchHeader::parse(&head).map_err(|e| damaged(e.to_string()))?;
         let batch_len = u64::from(header.batch_len);
         if batch_len > len - pos || batch_len > MAX_BATCH_BYTES_LIMIT as u64 {
-            return Err(damaged(format!("batch of {batch_len} bytes runs past the end of the file ({len})")));
+            return Err(
+                damaged(format!("batch of {batch_len} bytes runs past the end of the file ({len})")).into()
+            );
         }
         buf.resize(header.batch_len as usize, 0);
         read_exact_at(&*file, &mut buf, pos).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -72,7 +76,7 @@ pub fn run(a: &DumpArgs) -> CliResult<ExitCode> {
             valid.is_ok()
         );
         if let Err(e) = valid {
-            return Err(damaged(e.to_string()));
+            return Err(damaged(e.to_string()).into());
         }
         if a.print_data {
             for r in RecordIter::new(&buf, header) {

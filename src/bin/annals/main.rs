@@ -43,12 +43,49 @@ struct StoreDir {
     dir: PathBuf,
 }
 
-/// A one-line error for the user.
-type CliResult<T = ()> = Result<T, String>;
+/// Why a command stopped.
+#[derive(Debug)]
+enum CliError {
+    /// A write to a closed pipe (`annals dump ... | head`): the reader has
+    /// what it wanted, so the command stops quietly.
+    BrokenPipe,
+    /// A one-line error for the user.
+    Failed(String),
+}
 
-/// The error of a write to a closed pipe (`annals dump ... | head`): the
-/// reader has what it wanted, so the command stops quietly.
-const BROKEN_PIPE: &str = "\0broken pipe";
+impl From<String> for CliError {
+    fn from(message: String) -> Self {
+        CliError::Failed(message)
+    }
+}
+
+impl From<&str> for CliError {
+    fn from(message: &str) -> Self {
+        CliError::Failed(message.to_owned())
+    }
+}
+
+impl From<annals::Error> for CliError {
+    fn from(e: annals::Error) -> Self {
+        CliError::Failed(report(&e))
+    }
+}
+
+/// An error and its causes on one line (each `Display` shows only its own
+/// level; `source()` has the rest).
+fn report(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    // Bounded by the chain's length.
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
+}
+
+type CliResult<T = ()> = Result<T, CliError>;
 
 /// Writes one line to stdout; a closed pipe ends the command quietly
 /// instead of panicking as `println!` would.
@@ -57,9 +94,9 @@ fn write_line(args: std::fmt::Arguments<'_>) -> CliResult {
     let mut out = std::io::stdout().lock();
     out.write_fmt(args).and_then(|()| out.write_all(b"\n")).map_err(|e| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            BROKEN_PIPE.to_string()
+            CliError::BrokenPipe
         } else {
-            format!("writing output: {e}")
+            CliError::Failed(format!("writing output: {e}"))
         }
     })
 }
@@ -83,7 +120,7 @@ fn existing_dir(dir: &Path) -> CliResult {
     if dir.is_dir() {
         Ok(())
     } else {
-        Err(format!("{}: no such data directory", dir.display()))
+        Err(format!("{}: no such data directory", dir.display()).into())
     }
 }
 
@@ -99,8 +136,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(message) if message == BROKEN_PIPE => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(CliError::BrokenPipe) => ExitCode::SUCCESS,
+        Err(CliError::Failed(message)) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }

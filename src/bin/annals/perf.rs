@@ -132,7 +132,7 @@ fn check_produce_args(a: &ProduceArgs) -> CliResult {
         return Err("--records must be at least 1".into());
     }
     if a.record_size == 0 || a.record_size > limit {
-        return Err(format!("--record-size must be 1..={limit} bytes"));
+        return Err(format!("--record-size must be 1..={limit} bytes").into());
     }
     if a.batch == 0 || a.batch as u64 > 100_000 {
         return Err("--batch must be 1..=100000".into());
@@ -159,11 +159,9 @@ fn produce(a: &ProduceArgs) -> CliResult {
                 DurabilityArg::Always => Durability::Always,
             };
             let log = LogConfig { durability, ..LogConfig::default() };
-            store
-                .create_topic(&a.topic, TopicConfig { partitions: a.partitions, log })
-                .map_err(|e| e.to_string())?
+            store.create_topic(&a.topic, TopicConfig { partitions: a.partitions, log })?
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     let partitions = topic.partition_count();
     let value = bytes::Bytes::from(vec![b'x'; a.record_size]); // shared, not copied per record
@@ -229,7 +227,7 @@ fn produce(a: &ProduceArgs) -> CliResult {
     for r in per_thread {
         micros.extend(r?);
     }
-    store.close().map_err(|e| e.to_string())?;
+    store.close()?;
     micros.sort_unstable();
     // Every call but the last appended `batch` records: weigh per call.
     let sum: u64 = micros.iter().sum::<u64>().saturating_mul(a.batch as u64);
@@ -274,10 +272,12 @@ fn parse_from(from: &str) -> CliResult<StartAt> {
         _ => {
             if let Some(ts) = from.strip_prefix("ts:") {
                 let ms = ts.parse::<i64>().ok().filter(|&m| m >= 0);
-                return ms.map(StartAt::Timestamp).ok_or_else(|| format!("--from {from}: bad timestamp"));
+                return ms
+                    .map(StartAt::Timestamp)
+                    .ok_or_else(|| format!("--from {from}: bad timestamp").into());
             }
             from.parse().map(StartAt::Offset).map_err(|_| {
-                format!("--from {from}: expected earliest, latest, an offset or ts:<milliseconds>")
+                format!("--from {from}: expected earliest, latest, an offset or ts:<milliseconds>").into()
             })
         }
     }
@@ -291,7 +291,7 @@ fn consume(a: &ConsumeArgs) -> CliResult {
     }
     let store =
         Store::open(&a.dir, StoreConfig::default()).map_err(|e| format!("{}: {e}", a.dir.display()))?;
-    let topic = store.topic(&a.topic).map_err(|e| e.to_string())?;
+    let topic = store.topic(&a.topic)?;
     let limit = a.messages.unwrap_or(u64::MAX);
     let started = Instant::now();
     let (mut records, mut bytes, mut fetches) = (0u64, 0u64, 0u64);
@@ -303,7 +303,7 @@ fn consume(a: &ConsumeArgs) -> CliResult {
         }
         let mut reader = partition.reader(start_at);
         loop {
-            let fetched = reader.poll().map_err(|e| e.to_string())?;
+            let fetched = reader.poll()?;
             if fetched.is_empty() {
                 break;
             }
@@ -336,7 +336,7 @@ fn consume(a: &ConsumeArgs) -> CliResult {
         );
     }
     if let Some(n) = a.messages.filter(|&n| records < n) {
-        return Err(format!("only {records} of the {n} records asked for are in topic {}", a.topic));
+        return Err(format!("only {records} of the {n} records asked for are in topic {}", a.topic).into());
     }
     Ok(())
 }

@@ -34,11 +34,10 @@ pub struct RepairArgs {
 
 pub fn run(a: &RepairArgs) -> CliResult<ExitCode> {
     existing_dir(&a.dir)?;
-    annals::store::validate_topic_name(&a.topic).map_err(|e| e.to_string())?;
+    annals::store::validate_topic_name(&a.topic)?;
     let partition_dir = a.dir.join(annals::store::partition_dir_name(&a.topic, a.partition));
     if !a.accept_data_loss {
-        let report =
-            verify_partition(&StdFileSystem, &partition_dir, &mut |_| {}).map_err(|e| e.to_string())?;
+        let report = verify_partition(&StdFileSystem, &partition_dir, &mut |_| {})?;
         for p in &report.problems {
             outln!("DAMAGE {} at position {}: {}", p.path.display(), p.position, p.detail);
         }
@@ -50,8 +49,7 @@ pub fn run(a: &RepairArgs) -> CliResult<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let fs = Arc::new(StdFileSystem);
-    let report = Store::repair_partition(fs, &a.dir, &a.topic, a.partition, AcceptDataLoss)
-        .map_err(|e| e.to_string())?;
+    let report = Store::repair_partition(fs, &a.dir, &a.topic, a.partition, AcceptDataLoss)?;
     for damage in &report.damage {
         outln!("DAMAGE {damage}");
     }

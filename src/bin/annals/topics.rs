@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use annals::{LogConfig, Store, StoreConfig, TopicConfig};
 use clap::{Args, Subcommand};
 
-use crate::{existing_dir, CliResult, StoreDir};
+use crate::{existing_dir, CliError, CliResult, StoreDir};
 
 #[derive(Subcommand)]
 pub enum TopicsCommand {
@@ -60,7 +60,8 @@ pub struct OffsetsArgs {
 
 fn open(store: &StoreDir) -> CliResult<Store> {
     existing_dir(&store.dir)?;
-    Store::open(&store.dir, StoreConfig::default()).map_err(|e| format!("{}: {e}", store.dir.display()))
+    Store::open(&store.dir, StoreConfig::default())
+        .map_err(|e| CliError::Failed(format!("{}: {}", store.dir.display(), crate::report(&e))))
 }
 
 pub fn run(command: TopicsCommand) -> CliResult<ExitCode> {
@@ -85,15 +86,13 @@ pub fn run(command: TopicsCommand) -> CliResult<ExitCode> {
             if let Some(n) = a.retention_bytes {
                 log.retention_bytes = n;
             }
-            store
-                .create_topic(&a.topic, TopicConfig { partitions: a.partitions, log })
-                .map_err(|e| e.to_string())?;
-            store.close().map_err(|e| e.to_string())?;
+            store.create_topic(&a.topic, TopicConfig { partitions: a.partitions, log })?;
+            store.close()?;
             outln!("Created topic {} with {} partition(s).", a.topic, a.partitions);
         }
         TopicsCommand::Describe(a) => {
             let store = open(&a.store)?;
-            let d = store.describe_topic(&a.topic).map_err(|e| e.to_string())?;
+            let d = store.describe_topic(&a.topic)?;
             let l = &d.config.log;
             outln!(
                 "Topic: {}\tPartitionCount: {}\tsegment.bytes={} retention.ms={} retention.bytes={} cleanup.policy={:?} durability={:?}",
@@ -118,8 +117,8 @@ pub fn run(command: TopicsCommand) -> CliResult<ExitCode> {
         }
         TopicsCommand::Delete(a) => {
             let store = open(&a.store)?;
-            store.delete_topic(&a.topic).map_err(|e| e.to_string())?;
-            store.close().map_err(|e| e.to_string())?;
+            store.delete_topic(&a.topic)?;
+            store.close()?;
             outln!("Deleted topic {}.", a.topic);
         }
     }
@@ -133,7 +132,7 @@ pub fn offsets(a: &OffsetsArgs) -> CliResult<ExitCode> {
     let groups = match &a.group {
         Some(g) => {
             if !offsets.list_groups().contains(g) {
-                return Err(format!("no committed offsets for group {g:?}"));
+                return Err(format!("no committed offsets for group {g:?}").into());
             }
             vec![g.clone()]
         }

@@ -47,7 +47,7 @@ pub fn run(a: &VerifyArgs) -> CliResult<ExitCode> {
     let fs = StdFileSystem;
     let mut total_bytes = 0;
     for d in &dirs {
-        total_bytes += log_bytes(&fs, d).map_err(|e| e.to_string())?;
+        total_bytes += log_bytes(&fs, d)?;
     }
     let terminal = std::io::stderr().is_terminal();
     let bar = if terminal {
@@ -67,7 +67,7 @@ pub fn run(a: &VerifyArgs) -> CliResult<ExitCode> {
     for d in &dirs {
         let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         bar.set_message(name.clone());
-        let r = verify_partition(&fs, d, &mut |n| bar.inc(n)).map_err(|e| e.to_string())?;
+        let r = verify_partition(&fs, d, &mut |n| bar.inc(n))?;
         if !terminal {
             let status = status(&r);
             eprintln!("{name}: {} segments, {} records, {} bytes: {status}", r.segments, r.records, r.bytes);
