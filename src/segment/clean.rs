@@ -24,7 +24,8 @@ use crate::error::{Error, Result};
 use crate::format::BatchHeader;
 use crate::io::{FileHandle, FileSystem, OpenMode};
 
-use super::scan::{read_batch, ChunkReader};
+use super::cursor::{BatchCursor, Check, Step};
+use super::scan::ChunkReader;
 use super::{parse_file_name, SegmentFile};
 
 const KINDS: [&str; 3] = ["log", "index", "timeindex"];
@@ -276,16 +277,8 @@ fn swap_end(fs: &dyn FileSystem, path: &Path) -> Result<u64> {
     let file = fs.open(path, OpenMode::Existing).map_err(Error::io("open swap segment", path))?;
     let len = file.size().map_err(Error::io("stat swap segment", path))?;
     let mut reader = ChunkReader::new(&*file, path, len);
-    let (mut pos, mut end) = (0u64, 0u64);
+    let mut cursor = BatchCursor::new(0, None, len, Check::Whole);
     // Bounded: each step advances by one batch.
-    while pos < len {
-        match read_batch(&mut reader, pos)? {
-            Ok(h) => {
-                end = h.next_offset();
-                pos += u64::from(h.batch_len);
-            }
-            Err(_) => break,
-        }
-    }
-    Ok(end)
+    while let Step::Batch(_) = cursor.step(&mut reader)? {}
+    Ok(cursor.next_offset().unwrap_or(0))
 }

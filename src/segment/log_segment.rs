@@ -12,6 +12,7 @@ use crate::error::{Corruption, Error, Result};
 use crate::format::{BatchHeader, FetchedRecords, BATCH_HEADER_BYTES};
 use crate::io::{FileHandle, FileSystem, OpenMode};
 
+use super::cursor::{Batch, BatchCursor, Check, Step};
 use super::index::{IndexEntry, IndexSpan, OffsetIndex};
 use super::quarantine::Quarantine;
 use super::scan::ChunkReader;
@@ -346,44 +347,39 @@ impl LogSegment {
     }
 
     /// Walks batch headers from `pos` to the batch holding `offset`. When
-    /// `expect_first` is set, the first header must start at that offset.
+    /// `expect_first` is set (an index entry), the first header must start
+    /// at that offset.
     fn walk_from(
         &self,
-        mut pos: u64,
+        pos: u64,
         offset: u64,
         size: u64,
         reader: &mut ChunkReader<'_>,
-        mut expect_first: Option<u64>,
+        expect_first: Option<u64>,
     ) -> Result<Option<(u64, BatchHeader)>, WalkError> {
-        // Base offsets sit outside the CRC: each batch must start where the
-        // previous one ended (the first where the index entry or the
-        // segment name says), or a damaged one would misplace its records.
-        let mut expected = expect_first.unwrap_or(self.base_offset);
+        // The first batch starts where the index entry or the segment name
+        // says.
+        let mut cursor =
+            BatchCursor::new(pos, Some(expect_first.unwrap_or(self.base_offset)), size, Check::Header);
         // Bounded: each step advances by at least one header.
-        while pos < size {
-            let head = reader
-                .get(pos, BATCH_HEADER_BYTES)?
-                .ok_or_else(|| self.damaged(pos, crate::format::DecodeErrorKind::Truncated));
-            let header = head.and_then(|h| {
-                BatchHeader::parse(h)
-                    .map_err(|e| Error::corruption(&self.log_path, pos, Corruption::Batch(e)))
-            });
-            let header = match (header, expect_first.take()) {
-                (Ok(h), Some(first)) if h.base_offset != first => return Err(WalkError::IndexMismatch),
-                (Err(_), Some(_)) if pos > 0 => return Err(WalkError::IndexMismatch),
-                (h, _) => h?,
-            };
-            if header.base_offset != expected {
-                let detail = Corruption::OffsetMismatch { expected, found: header.base_offset };
-                return Err(WalkError::Failed(Error::corruption(&self.log_path, pos, detail)));
+        loop {
+            let at = cursor.position();
+            match cursor.step(reader)? {
+                Step::End => return Ok(None),
+                // The index is derived data: an entry that does not name
+                // the batch at its position is not trusted.
+                Step::Damaged(_) if expect_first.is_some() && at == pos => {
+                    return Err(WalkError::IndexMismatch)
+                }
+                Step::Damaged(problem) => {
+                    return Err(WalkError::Failed(Error::corruption(&self.log_path, at, problem)))
+                }
+                Step::Batch(b) if b.header.last_offset() >= offset => {
+                    return Ok(Some((b.position, b.header)))
+                }
+                Step::Batch(_) => {}
             }
-            if header.last_offset() >= offset {
-                return Ok(Some((pos, header)));
-            }
-            expected = header.next_offset();
-            pos += u64::from(header.batch_len);
         }
-        Ok(None)
     }
 
     fn damaged(&self, pos: u64, kind: crate::format::DecodeErrorKind) -> Error {
@@ -435,29 +431,27 @@ impl LogSegment {
         }
         let want = (max_bytes as u64).max(u64::from(first.batch_len)).min(size - pos);
         let buf = reader.take(pos, want as usize)?;
-        // Keep whole, valid batches; stop before one that does not fit.
-        let (mut at, mut expected) = (0usize, first.base_offset);
-        while let Some(len) = crate::format::peek_batch_len(&buf[at..]) {
-            if len as usize > buf.len() - at {
-                break;
+        // Keep whole, valid batches; stop before one that does not fit or
+        // reaches past the log end.
+        let mut cursor = BatchCursor::new(0, Some(first.base_offset), buf.len() as u64, Check::Crc);
+        let mut source: &[u8] = &buf;
+        // Bounded by the buffer: each step advances by a batch.
+        loop {
+            let at = cursor.position();
+            match cursor.step(&mut source)? {
+                Step::Batch(b) if b.header.next_offset() <= end_offset => continue,
+                Step::Batch(_) | Step::End => {}
+                // A batch cut by the end of the buffer is left for the
+                // next read; the first one is whole unless the file is not.
+                Step::Damaged(Corruption::Batch(e))
+                    if e.kind == crate::format::DecodeErrorKind::Truncated && at > 0 => {}
+                Step::Damaged(problem) => return Err(Error::corruption(&self.log_path, pos + at, problem)),
             }
-            let header = crate::format::batch::check_batch_crc(&buf[at..])
-                .map_err(|e| Error::corruption(&self.log_path, pos + at as u64, Corruption::Batch(e)))?;
-            if header.base_offset != expected {
-                let detail = Corruption::OffsetMismatch { expected, found: header.base_offset };
-                return Err(Error::corruption(&self.log_path, pos + at as u64, detail));
+            if at == 0 {
+                return Ok(None);
             }
-            if header.next_offset() > end_offset {
-                break;
-            }
-            expected = header.next_offset();
-            at += len as usize;
+            return Ok(Some(FetchedRecords::new(buf.slice(..at as usize), offset)));
         }
-        if at == 0 {
-            // The batch holding `offset` claims to run past the segment's end.
-            return Err(self.damaged(pos, crate::format::DecodeErrorKind::Truncated));
-        }
-        Ok(Some(FetchedRecords::new(buf.slice(..at), offset)))
     }
 
     /// Makes the log data durable (`fdatasync`); the index is derived data
@@ -524,21 +518,13 @@ impl LogSegment {
     pub fn for_each_batch(&self, mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<()>) -> Result<()> {
         let size = self.size_bytes();
         let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
-        let (mut pos, mut expected) = (0, self.base_offset);
+        let mut cursor = BatchCursor::new(0, Some(self.base_offset), size, Check::Whole);
         // Bounded: each step advances by one batch.
-        while pos < size {
-            let header = super::scan::read_batch(&mut reader, pos)?
-                .map_err(|e| Error::corruption(&self.log_path, pos, Corruption::Batch(e)))?;
-            if header.base_offset != expected {
-                let detail = Corruption::OffsetMismatch { expected, found: header.base_offset };
-                return Err(Error::corruption(&self.log_path, pos, detail));
-            }
-            expected = header.next_offset();
+        while let Some(b) = cursor.next_batch(&mut reader, &self.log_path)? {
             let bytes = reader
-                .get(pos, header.batch_len as usize)?
-                .ok_or_else(|| self.damaged(pos, crate::format::DecodeErrorKind::Truncated))?;
-            f(&header, bytes)?;
-            pos += u64::from(header.batch_len);
+                .get(b.position, b.header.batch_len as usize)?
+                .ok_or_else(|| self.damaged(b.position, crate::format::DecodeErrorKind::Truncated))?;
+            f(&b.header, bytes)?;
         }
         Ok(())
     }
@@ -563,21 +549,14 @@ impl LogSegment {
         // search starts: read about that much at a time, not a scan chunk.
         let window = (config.index_interval_bytes as usize).saturating_add(READ_SLACK_BYTES);
         let mut reader = ChunkReader::with_chunk(&*self.log, &self.log_path, size, window);
-        let Some((mut pos, first)) = self.find_batch(start, size, &mut reader)? else {
+        let Some((pos, first)) = self.find_batch(start, size, &mut reader)? else {
             return Ok(None);
         };
-        let mut expected = first.base_offset;
+        let mut cursor = BatchCursor::new(pos, Some(first.base_offset), size, Check::Whole);
         // Bounded: each step advances by one batch.
-        while pos < size {
-            let header = super::scan::read_batch(&mut reader, pos)?
-                .map_err(|e| Error::corruption(&self.log_path, pos, Corruption::Batch(e)))?;
-            if header.base_offset != expected {
-                let detail = Corruption::OffsetMismatch { expected, found: header.base_offset };
-                return Err(Error::corruption(&self.log_path, pos, detail));
-            }
-            expected = header.next_offset();
+        while let Some(Batch { position, header }) = cursor.next_batch(&mut reader, &self.log_path)? {
             if header.max_timestamp_ms >= target_ms {
-                let bytes = reader.get(pos, header.batch_len as usize)?.unwrap_or(&[]);
+                let bytes = reader.get(position, header.batch_len as usize)?.unwrap_or(&[]);
                 let found = crate::format::RecordIter::new(bytes, header)
                     .find(|r| r.offset >= start && r.timestamp_ms >= target_ms)
                     .map(|r| r.offset);
@@ -585,7 +564,6 @@ impl LogSegment {
                     return Ok(found);
                 }
             }
-            pos += u64::from(header.batch_len);
         }
         Ok(None)
     }
@@ -632,18 +610,17 @@ impl LogSegment {
             // a later recovery would re-apply it over newer data.
             super::rewrite::remove_intent(fs, &self.log_path)?;
         }
-        let last_entry_pos = index.last_entry().map_or(0, |e| e.position);
-        let since = new_size - last_entry_pos;
+        let last_entry = index.last_entry().unwrap_or(IndexEntry { offset: self.base_offset, position: 0 });
+        let since = new_size - last_entry.position;
         // The largest timestamp left: the time index's, and the batches after
         // the last offset-index entry.
         let mut reader = ChunkReader::new(&*self.log, &self.log_path, new_size);
         let mut max_timestamp_ms = times.last_entry().map_or(-1, |(t, _)| t);
-        let mut at = last_entry_pos;
-        while at < new_size {
-            let header = super::scan::read_batch(&mut reader, at)?
-                .map_err(|e| Error::corruption(&self.log_path, at, Corruption::Batch(e)))?;
-            max_timestamp_ms = max_timestamp_ms.max(header.max_timestamp_ms);
-            at += u64::from(header.batch_len);
+        let mut cursor =
+            BatchCursor::new(last_entry.position, Some(last_entry.offset), new_size, Check::Whole);
+        // Bounded: each step advances by one batch.
+        while let Some(b) = cursor.next_batch(&mut reader, &self.log_path)? {
+            max_timestamp_ms = max_timestamp_ms.max(b.header.max_timestamp_ms);
         }
         if new_size > 0 {
             times.append(max_timestamp_ms, offset - 1);

@@ -6,11 +6,10 @@
 use std::path::Path;
 
 use crate::error::{Corruption, Error, Result};
-use crate::format::{
-    check_batch, peek_batch_len, BatchHeader, DecodeError, DecodeErrorKind, BATCH_HEADER_BYTES,
-};
+use crate::format::{peek_batch_len, BatchHeader, DecodeError, DecodeErrorKind, BATCH_HEADER_BYTES};
 use crate::io::FileHandle;
 
+use super::cursor::{Batch, BatchCursor, Check, Step};
 use super::index::OffsetIndex;
 use super::time_index::TimeIndex;
 
@@ -61,6 +60,11 @@ impl<'a> ChunkReader<'a> {
         }
         let at = (pos - self.buf_pos) as usize;
         Ok(bytes::Bytes::from(std::mem::take(&mut self.buf)).slice(at..at + len))
+    }
+
+    /// The file length the reader was made with (nothing past it is read).
+    pub(crate) fn len(&self) -> u64 {
+        self.file_len
     }
 
     /// Bytes `[pos, pos + len)`, or `None` when they pass the end of the file.
@@ -212,35 +216,45 @@ pub(crate) fn scan(
     index_interval_bytes: u64,
 ) -> Result<ScanEnd> {
     let mut reader = ChunkReader::new(file, path, file_len);
-    let (mut pos, mut next_offset) = (start.position, start.offset);
+    let mut cursor = BatchCursor::new(start.position, Some(start.offset), file_len, Check::Whole);
     let mut bytes_since_index = 0u64;
     let mut max_timestamp_ms = start.max_timestamp_ms;
     let vouched = start.vouched;
-    // Bounded: every iteration advances `pos` by at least a header.
-    while pos < file_len {
-        let problem = match read_batch(&mut reader, pos)? {
-            Err(e) => Corruption::Batch(e),
-            Ok(h) if h.base_offset != next_offset => {
-                Corruption::OffsetMismatch { expected: next_offset, found: h.base_offset }
-            }
-            Ok(h) => {
+    // Bounded: every step advances by at least a header, or ends the scan.
+    loop {
+        let (pos, next_offset) = (cursor.position(), cursor.next_offset().unwrap_or(start.offset));
+        match cursor.step(&mut reader)? {
+            Step::Batch(Batch { position, header: h }) => {
                 max_timestamp_ms = max_timestamp_ms.max(h.max_timestamp_ms);
-                if bytes_since_index >= index_interval_bytes && pos > 0 {
-                    index.append(h.base_offset, pos);
+                if bytes_since_index >= index_interval_bytes && position > 0 {
+                    index.append(h.base_offset, position);
                     time_index.append(max_timestamp_ms, h.last_offset());
                     bytes_since_index = 0;
                 }
                 bytes_since_index += u64::from(h.batch_len);
-                pos += u64::from(h.batch_len);
-                next_offset = h.next_offset();
-                continue;
             }
-        };
-        let torn = Some(judge_damage(&mut reader, pos, next_offset, problem, vouched)?);
-        return Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, max_timestamp_ms, torn });
+            Step::Damaged(problem) => {
+                let torn = Some(judge_damage(&mut reader, pos, next_offset, problem, vouched)?);
+                return Ok(ScanEnd {
+                    valid_bytes: pos,
+                    next_offset,
+                    bytes_since_index,
+                    max_timestamp_ms,
+                    torn,
+                });
+            }
+            Step::End => {
+                judge_end(path, pos, next_offset, vouched)?;
+                return Ok(ScanEnd {
+                    valid_bytes: pos,
+                    next_offset,
+                    bytes_since_index,
+                    max_timestamp_ms,
+                    torn: None,
+                });
+            }
+        }
     }
-    judge_end(path, pos, next_offset, vouched)?;
-    Ok(ScanEnd { valid_bytes: pos, next_offset, bytes_since_index, max_timestamp_ms, torn: None })
 }
 
 /// The one rule for damage found at `pos` (where the log continues at
@@ -314,39 +328,23 @@ fn refused(path: &Path, pos: u64, problem: Corruption, first_offset: u64, vouche
 
 /// The offset after the run of valid, contiguous batches starting at `pos`
 /// (`None` if none starts there). Bounded by the file length.
-fn valid_run_end(reader: &mut ChunkReader<'_>, mut pos: u64) -> Result<Option<u64>> {
-    let mut end = None;
-    while let Ok(h) = read_batch(reader, pos)? {
-        if end.is_some_and(|e| e != h.base_offset) {
-            break;
-        }
-        end = Some(h.next_offset());
-        pos += u64::from(h.batch_len);
-    }
-    Ok(end)
+fn valid_run_end(reader: &mut ChunkReader<'_>, pos: u64) -> Result<Option<u64>> {
+    let mut cursor = BatchCursor::new(pos, None, reader.len(), Check::Whole);
+    while let Step::Batch(_) = cursor.step(reader)? {}
+    Ok(cursor.next_offset())
 }
 
 /// Reads and fully checks the batch at `pos`. The outer `Result` is I/O, the
 /// inner one the batch's validity (a batch passing the end of the file is
 /// `Truncated`).
 pub(crate) fn read_batch(reader: &mut ChunkReader<'_>, pos: u64) -> Result<Result<BatchHeader, DecodeError>> {
-    use DecodeErrorKind::Truncated;
-    let remaining = reader.file_len.saturating_sub(pos);
-    let Some(head) = reader.get(pos, BATCH_HEADER_BYTES.min(remaining as usize))? else {
-        return Ok(Err(DecodeError { kind: Truncated, position: 0 }));
-    };
-    if let Err(e) = BatchHeader::parse(head) {
-        return Ok(Err(e));
-    }
-    let len = peek_batch_len(head).unwrap_or(0);
-    if u64::from(len) > remaining {
-        // The header is whole but the batch runs past the end of the file.
-        return Ok(Err(DecodeError { kind: Truncated, position: 0 }));
-    }
-    let Some(batch) = reader.get(pos, len as usize)? else {
-        return Ok(Err(DecodeError { kind: Truncated, position: 0 }));
-    };
-    Ok(check_batch(batch))
+    let mut one = BatchCursor::new(pos, None, reader.len(), Check::Whole);
+    Ok(match one.step(reader)? {
+        Step::Batch(b) => Ok(b.header),
+        Step::Damaged(Corruption::Batch(e)) => Err(e),
+        // No expected offset: a step finds the batch or damage to it.
+        Step::End | Step::Damaged(_) => Err(DecodeError { kind: DecodeErrorKind::Truncated, position: 0 }),
+    })
 }
 
 /// Looks for any CRC-valid batch starting after `pos`. Conservative: when the

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use byteorder::{ByteOrder, LE};
 
-use crate::error::{Corruption, Error, Result};
-use crate::format::{check_batch, peek_batch_len, DecodeError, DecodeErrorKind, BATCH_HEADER_BYTES};
+use crate::error::{Error, Result};
 use crate::io::{read_small_file, FileSystem, OpenMode};
 
+use super::cursor::{Batch, BatchCursor, Check, Step};
 use super::log_segment::Recovery;
 use super::scan::{judge_damage, judge_end, ChunkReader};
 use super::{
@@ -97,42 +97,26 @@ pub fn verify_segment(
     let len = log.size().map_err(Error::io("stat segment", &log_path))?;
     let mut reader = ChunkReader::new(&*log, &log_path, len);
     let mut check = SegmentCheck { bytes: len, next_offset: base_offset, ..SegmentCheck::default() };
-    let truncated = || Corruption::Batch(DecodeError { kind: DecodeErrorKind::Truncated, position: 0 });
     // (base offset, position, last offset, running max timestamp) per batch.
     let mut batches: Vec<(u64, u64, u64, i64)> = Vec::new();
-    let (mut pos, mut max_ts) = (0u64, -1i64);
-    let mut damage = None;
-    // Bounded: each step advances by at least one header.
-    while pos < len {
-        let Some(head) = reader.get(pos, BATCH_HEADER_BYTES.min((len - pos) as usize))? else { break };
-        let Some(batch_len) = peek_batch_len(head).filter(|&l| l as usize >= BATCH_HEADER_BYTES) else {
-            damage = Some(truncated());
-            break;
-        };
-        let Some(bytes) = reader.get(pos, batch_len as usize)? else {
-            damage = Some(truncated());
-            break;
-        };
-        let header = match check_batch(bytes) {
-            Ok(h) => h,
-            Err(e) => {
-                damage = Some(Corruption::Batch(e));
-                break;
+    let mut max_ts = -1i64;
+    let mut cursor = BatchCursor::new(0, Some(base_offset), len, Check::Whole);
+    // Bounded: each step advances by one batch, or ends the walk.
+    let damage = loop {
+        match cursor.step(&mut reader)? {
+            Step::Batch(Batch { position, header }) => {
+                max_ts = max_ts.max(header.max_timestamp_ms);
+                batches.push((header.base_offset, position, header.last_offset(), max_ts));
+                check.batches += 1;
+                check.records += u64::from(header.record_count);
+                check.next_offset = header.next_offset();
+                progress(u64::from(header.batch_len));
             }
-        };
-        if header.base_offset != check.next_offset {
-            damage =
-                Some(Corruption::OffsetMismatch { expected: check.next_offset, found: header.base_offset });
-            break;
+            Step::End => break None,
+            Step::Damaged(problem) => break Some(problem),
         }
-        max_ts = max_ts.max(header.max_timestamp_ms);
-        batches.push((header.base_offset, pos, header.last_offset(), max_ts));
-        check.batches += 1;
-        check.records += u64::from(header.record_count);
-        check.next_offset = header.next_offset();
-        pos += u64::from(batch_len);
-        progress(u64::from(batch_len));
-    }
+    };
+    let pos = cursor.position();
     // The same rule as recovery: refused, or a tail to cut.
     let vouched = super::recover::vouched(recovery, len);
     let judged = match damage {
