@@ -280,6 +280,37 @@ impl LogConfig {
     pub(crate) fn index_entries_max(&self) -> usize {
         (self.segment_index_bytes / 8) as usize
     }
+
+    /// What a segment needs of this configuration.
+    pub fn segment_config(&self) -> SegmentConfig {
+        SegmentConfig {
+            segment_bytes: self.segment_bytes,
+            segment_ms: self.segment_ms,
+            index_interval_bytes: self.index_interval_bytes,
+            index_entries_max: self.index_entries_max(),
+            max_batch_bytes: self.max_batch_bytes,
+            mmap_reads: self.mmap_reads,
+        }
+    }
+}
+
+/// What a segment needs of its log's configuration: sizes, intervals and
+/// how it reads (not retention, durability or compaction). Made by
+/// [`LogConfig::segment_config`], which has the defaults and bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentConfig {
+    /// `segment.bytes`: roll when a batch would pass this size.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll a segment this old.
+    pub segment_ms: i64,
+    /// `index.interval.bytes`: log bytes between index entries.
+    pub index_interval_bytes: u64,
+    /// Index entries that fit in `segment.index.bytes` (roll when full).
+    pub index_entries_max: usize,
+    /// The largest batch (bounds a read's span).
+    pub max_batch_bytes: usize,
+    /// Serve reads of sealed segments from a read-only mapping.
+    pub mmap_reads: bool,
 }
 
 #[cfg(test)]

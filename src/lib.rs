@@ -44,7 +44,7 @@ pub mod segment;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use config::{CleanupPolicy, Durability, LogConfig};
+pub use config::{CleanupPolicy, Durability, LogConfig, SegmentConfig};
 
 /// The README's example runs as a doc test, so it cannot rot.
 #[doc = include_str!("../README.md")]

@@ -126,10 +126,11 @@ impl PartitionLog {
         }
         let now_ms = self.clock.now_ms();
         let mut active = self.active();
-        if active.needs_roll(u64::from(header.batch_len), header.last_offset(), &self.config, now_ms) {
+        if active.needs_roll(u64::from(header.batch_len), header.last_offset(), &self.segment_config, now_ms)
+        {
             active = self.roll_locked(writer).map_err(|e| self.write_failed(e))?;
         }
-        active.append(batch, header, &self.config, now_ms).map_err(|e| self.write_failed(e))?;
+        active.append(batch, header, &self.segment_config, now_ms).map_err(|e| self.write_failed(e))?;
         self.log_end_offset.store(end, Ordering::SeqCst);
         if header.producer_id >= 0 {
             writer.producers.update(header);
@@ -158,7 +159,7 @@ impl PartitionLog {
         // segment's files, fsync the directory. Sealed segments are durable,
         // so recovery after a crash scans only the active one.
         active.seal()?;
-        let segment = Arc::new(LogSegment::create(&*self.fs, &self.dir, base, &self.config)?);
+        let segment = Arc::new(LogSegment::create(&*self.fs, &self.dir, base, &self.segment_config)?);
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         let mut map = (*self.snapshot()).clone();
         map.insert(base, segment.clone());

@@ -293,7 +293,7 @@ impl PartitionLog {
             &*self.fs,
             &self.dir,
             base,
-            &self.config,
+            &self.segment_config,
             Recovery::Durable { end_offset: None },
             SegmentRole::Sealed,
         )

@@ -103,7 +103,8 @@ impl PartitionLog {
             let active = i + 1 == bases.len();
             let recovery = segment_recovery(&bases, i, clean, recovery_point, synced_extent);
             let role = if active { SegmentRole::Active } else { SegmentRole::Sealed };
-            let (segment, repair) = LogSegment::open(&*fs, &dir, base, &config, recovery, role)?;
+            let (segment, repair) =
+                LogSegment::open(&*fs, &dir, base, &config.segment_config(), recovery, role)?;
             report.bytes_scanned += repair.bytes_scanned;
             report.bytes_truncated += repair.bytes_truncated;
             report.truncated_from_offset = report.truncated_from_offset.or(repair.truncated_from_offset);
@@ -136,7 +137,7 @@ impl PartitionLog {
         };
         let extent_file = ExtentFile::open(&*fs, &dir, fallback)?;
         if segments.is_empty() {
-            segments.insert(0, Arc::new(LogSegment::create(&*fs, &dir, 0, &config)?));
+            segments.insert(0, Arc::new(LogSegment::create(&*fs, &dir, 0, &config.segment_config())?));
             fs.sync_dir(&dir).map_err(Error::io("sync directory", &dir))?;
         }
         if clean {
@@ -158,6 +159,7 @@ impl PartitionLog {
             clock,
             log_start_offset: AtomicU64::new(log_start_offset),
             dir,
+            segment_config: config.segment_config(),
             config,
             writer: Mutex::new(Writer { scratch: Vec::new(), closed: false, producers, epochs }),
             segments: RwLock::new(Arc::new(segments)),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::clock::SharedClock;
-use crate::config::LogConfig;
+use crate::config::{LogConfig, SegmentConfig};
 use crate::error::{Error, Result};
 use crate::format::FetchedRecords;
 use crate::io::{FileLock, SharedFs};
@@ -61,6 +61,8 @@ pub struct PartitionLog {
     pub(super) clock: SharedClock,
     pub(super) dir: PathBuf,
     pub(super) config: LogConfig,
+    /// What its segments need of `config`.
+    pub(super) segment_config: SegmentConfig,
     /// Everything only the writer touches; reached through
     /// [`PartitionLog::writable`].
     pub(super) writer: Mutex<Writer>,
@@ -181,7 +183,7 @@ impl PartitionLog {
             let from = segments.range(..=at).next_back().into_iter().chain(segments.range(at + 1..));
             let mut next = None;
             for (_, segment) in from {
-                if let Some(fetched) = segment.read(at, end, max_bytes, &self.config)? {
+                if let Some(fetched) = segment.read(at, end, max_bytes, &self.segment_config)? {
                     next = Some(fetched);
                     break;
                 }
@@ -286,7 +288,7 @@ mod tests {
         let limits = log.config.encode_limits();
         let header =
             encode_batch(&mut batch, 1, BatchMeta::default(), &[Record::new("b")], 0, limits).unwrap();
-        log.active().append(&batch, &header, &log.config, 0).unwrap();
+        log.active().append(&batch, &header, &log.segment_config, 0).unwrap();
         let offsets: Vec<u64> = log.read(0, 1 << 20).unwrap().records().map(|r| r.offset).collect();
         assert_eq!(offsets, [0], "nothing at or past the log end offset the read checked");
         assert!(log.read(1, 1 << 20).unwrap().is_empty(), "a read at the log end returns nothing");

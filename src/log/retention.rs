@@ -32,7 +32,7 @@ impl PartitionLog {
         let _no_truncation = self.truncation.read();
         let start = self.log_start_offset();
         for segment in self.snapshot().values() {
-            if let Some(offset) = segment.offset_for_timestamp(timestamp_ms, start, &self.config)? {
+            if let Some(offset) = segment.offset_for_timestamp(timestamp_ms, start, &self.segment_config)? {
                 return Ok(Some(offset));
             }
         }

@@ -53,11 +53,11 @@ impl PartitionLog {
         }
         if keep_none {
             // Everything went: start over, empty, at `offset`.
-            let segment = LogSegment::create(&*self.fs, &self.dir, offset, &self.config)?;
+            let segment = LogSegment::create(&*self.fs, &self.dir, offset, &self.segment_config)?;
             map.insert(offset, Arc::new(segment));
         } else if let Some(active) = map.values().next_back() {
             active.truncate_to(&*self.fs, offset, &mut writer.scratch)?;
-            active.activate(&self.config)?;
+            active.activate(&self.segment_config)?;
         }
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         let active = map.values().next_back().cloned().expect("a log always has a segment");
@@ -103,7 +103,7 @@ impl PartitionLog {
         for s in old.values().filter(|s| s.base_offset() != offset) {
             s.delete(&*self.fs)?;
         }
-        let segment = Arc::new(LogSegment::create(&*self.fs, &self.dir, offset, &self.config)?);
+        let segment = Arc::new(LogSegment::create(&*self.fs, &self.dir, offset, &self.segment_config)?);
         let mut map = SegmentMap::new();
         map.insert(offset, segment);
         *self.segments.write() = Arc::new(map);

@@ -8,17 +8,13 @@
 //! increasing in both fields. One entry is added per `index_interval_bytes`
 //! of log data; the first batch (position 0) needs none.
 //!
-//! Stored as an `EntryFile` (preallocated, trimmed at seal; see
-//! `entry_file.rs`). The index is derived data: recovery rebuilds it from
+//! A [`SparseIndex`] of [`IndexEntry`] (preallocated, trimmed at seal; see
+//! `sparse_index.rs`). The index is derived data: recovery rebuilds it from
 //! the log, and it is never trusted over the log.
-
-use std::path::Path;
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
-use super::entry_file::{EntryFile, LazyCheck};
-use crate::error::Result;
-use crate::io::FileSystem;
+use super::sparse_index::{SparseEntry, SparseIndex};
 
 /// Bytes per index entry.
 pub const INDEX_ENTRY_BYTES: usize = 8;
@@ -34,6 +30,43 @@ pub struct IndexEntry {
     pub position: u64,
 }
 
+impl SparseEntry for IndexEntry {
+    const BYTES: usize = INDEX_ENTRY_BYTES;
+
+    fn encode(self, base_offset: u64, out: &mut [u8]) -> bool {
+        let rel = self.offset.checked_sub(base_offset).and_then(|r| u32::try_from(r).ok());
+        // Position 0 needs no entry: a lookup with none starts there.
+        let (Some(rel), Ok(pos)) = (rel, u32::try_from(self.position)) else { return false };
+        if pos == 0 {
+            return false;
+        }
+        LE::write_u32(&mut out[..4], rel);
+        LE::write_u32(&mut out[4..8], pos);
+        true
+    }
+
+    fn decode(bytes: &[u8], base_offset: u64) -> Self {
+        // Base offsets are at most OFFSET_MAX (i64::MAX), checked when the
+        // file name was parsed: adding a u32 cannot overflow.
+        let offset = base_offset + u64::from(LE::read_u32(bytes));
+        IndexEntry { offset, position: u64::from(LE::read_u32(&bytes[4..])) }
+    }
+
+    fn follows(self, prev: Self) -> bool {
+        self.offset > prev.offset && self.position > prev.position
+    }
+
+    fn out_of_bounds(self, log_bytes: u64) -> Option<&'static str> {
+        if self.position >= log_bytes {
+            Some("entry points past the end of the log")
+        } else if self.position == 0 {
+            Some("entry at position 0")
+        } else {
+            None
+        }
+    }
+}
+
 /// What [`OffsetIndex::lookup_span`] finds: the entry a scan starts from,
 /// and the position of the next entry (the batch holding the offset ends
 /// at or before it), if there is one.
@@ -46,80 +79,15 @@ pub struct IndexSpan {
 }
 
 /// The offset index of one segment.
-#[derive(Debug)]
-pub struct OffsetIndex {
-    file: EntryFile<INDEX_ENTRY_BYTES>,
-    base_offset: u64,
-    /// A full check deferred to the first lookup (see [`OffsetIndex::defer_check`]).
-    lazy: LazyCheck,
-}
+pub type OffsetIndex = SparseIndex<IndexEntry, INDEX_ENTRY_BYTES>;
 
-impl OffsetIndex {
-    /// Opens (or creates) the index at `path` with room for `capacity`
-    /// entries (0 = exactly its current entries, for a sealed segment); see
-    /// `EntryFile::open` for how a damaged length is handled. Call
-    /// [`OffsetIndex::sanity_check`] before trusting the entries.
-    pub fn open(
-        fs: &dyn FileSystem,
-        path: &Path,
-        base_offset: u64,
-        capacity: usize,
-        entries_bound: usize,
-    ) -> Result<Self> {
-        Ok(OffsetIndex {
-            file: EntryFile::open(fs, path, capacity, entries_bound)?,
-            base_offset,
-            lazy: LazyCheck::default(),
-        })
-    }
-
-    /// Trims the file to its entries (sealing or clean close).
-    pub fn trim(&mut self) -> Result<()> {
-        self.file.trim()
-    }
-
-    /// Grows the file back to `capacity` entries so appends can add entries.
-    pub fn reserve(&mut self, capacity: usize) -> Result<()> {
-        self.file.reserve(capacity)
-    }
-
-    /// Makes the entries durable.
-    pub fn sync(&self) -> Result<()> {
-        self.file.sync()
-    }
-
-    /// Number of entries.
-    pub fn entries(&self) -> usize {
-        self.file.len()
-    }
-
-    /// True when no entry can be added.
-    pub fn is_full(&self) -> bool {
-        self.file.is_full()
-    }
-
-    fn entry(&self, i: usize) -> (u32, u32) {
-        let b = self.file.get(i);
-        (LE::read_u32(b), LE::read_u32(&b[4..]))
-    }
-
-    /// The last entry.
-    pub fn last_entry(&self) -> Option<IndexEntry> {
-        self.entries().checked_sub(1).map(|i| self.absolute(self.entry(i)))
-    }
-
-    fn absolute(&self, (rel, pos): (u32, u32)) -> IndexEntry {
-        // Base offsets are at most OFFSET_MAX (i64::MAX), checked when the
-        // file name was parsed: adding a u32 cannot overflow.
-        IndexEntry { offset: self.base_offset + u64::from(rel), position: u64::from(pos) }
-    }
-
+impl SparseIndex<IndexEntry, INDEX_ENTRY_BYTES> {
     fn segment_start(&self) -> IndexEntry {
-        IndexEntry { offset: self.base_offset, position: 0 }
+        IndexEntry { offset: self.base_offset(), position: 0 }
     }
 
     /// The entry with the largest offset `<= offset`, or the segment start
-    /// `(base_offset, 0)`: where a scan for `offset` begins.
+    /// (position 0): where a scan for `offset` begins.
     pub fn lookup(&self, offset: u64) -> IndexEntry {
         self.lookup_span(offset).entry
     }
@@ -128,140 +96,34 @@ impl OffsetIndex {
     /// is one. That entry starts a batch above `offset`, so the batch
     /// holding `offset` ends at or before it: one read of the span covers it.
     pub fn lookup_span(&self, offset: u64) -> IndexSpan {
-        if !self.lazy.passed(|n, bytes| self.check_entries(n.min(self.entries()), bytes).is_ok()) {
+        if !self.trusted() {
             // Entries that failed their check: scan from the segment start.
             return IndexSpan { entry: self.segment_start(), next_position: None };
         }
-        let Some(rel) = offset.checked_sub(self.base_offset) else {
-            return IndexSpan { entry: self.segment_start(), next_position: self.first_position() };
-        };
-        let rel = u32::try_from(rel).unwrap_or(u32::MAX);
-        // Binary search for the first entry with relative offset > rel.
-        let (mut lo, mut hi) = (0usize, self.entries());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.entry(mid).0 <= rel {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        let next_position = (lo < self.entries()).then(|| u64::from(self.entry(lo).1));
-        match lo.checked_sub(1) {
-            Some(i) => IndexSpan { entry: self.absolute(self.entry(i)), next_position },
-            None => IndexSpan { entry: self.segment_start(), next_position },
-        }
+        // The first entry past `offset`; the one before it holds the floor.
+        let after = self.count_before(|e| e.offset > offset);
+        let next_position = (after < self.entries()).then(|| self.entry(after).position);
+        let entry = after.checked_sub(1).map_or(self.segment_start(), |i| self.entry(i));
+        IndexSpan { entry, next_position }
     }
 
-    fn first_position(&self) -> Option<u64> {
-        (self.entries() > 0).then(|| u64::from(self.entry(0).1))
-    }
-
-    /// Adds an entry for the batch at `position` starting at `offset`.
-    /// Position 0 needs no entry (a lookup with no entry starts there).
-    /// Entries not above the last one are ignored (a rescan may revisit the
-    /// batch of the last entry); so is an entry for a full index (lookups
-    /// then scan further, which is correct, only slower).
+    /// Adds an entry for the batch at `position` starting at `offset` (see
+    /// the module docs of `sparse_index.rs` for what is ignored).
     pub fn append(&mut self, offset: u64, position: u64) {
-        let (Some(rel), Ok(pos)) = (offset.checked_sub(self.base_offset), u32::try_from(position)) else {
-            return;
-        };
-        let Ok(rel) = u32::try_from(rel) else { return };
-        if pos == 0 {
-            return;
-        }
-        if let Some(last) = self.entries().checked_sub(1).map(|i| self.entry(i)) {
-            if rel <= last.0 || pos <= last.1 {
-                return;
-            }
-        }
-        let mut entry = [0u8; INDEX_ENTRY_BYTES];
-        LE::write_u32(&mut entry, rel);
-        LE::write_u32(&mut entry[4..], pos);
-        self.file.push(&entry);
+        self.push(IndexEntry { offset, position });
     }
 
     /// Drops every entry whose position is `>= position`.
     pub fn truncate_to_position(&mut self, position: u64) {
-        let keep = self.entries_before(|(_, pos)| u64::from(pos) >= position);
-        self.file.truncate(keep);
-    }
-
-    /// The number of leading entries before the first one `past` holds for
-    /// (entries increase, so `past` flips once).
-    fn entries_before(&self, past: impl Fn((u32, u32)) -> bool) -> usize {
-        let (mut lo, mut hi) = (0usize, self.entries());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if past(self.entry(mid)) {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        lo
-    }
-
-    /// Drops every entry.
-    pub fn clear(&mut self) {
-        self.file.truncate(0);
-        self.lazy.clear();
-    }
-
-    /// Checks that entries increase strictly and point inside a log of
-    /// `log_bytes`; returns a reason when they do not.
-    pub fn sanity_check(&self, log_bytes: u64) -> Result<(), &'static str> {
-        self.check_entries(self.entries(), log_bytes)
-    }
-
-    /// The O(1) part of [`OffsetIndex::sanity_check`]: the same rules on
-    /// the first and last entries only. Pair it with [`OffsetIndex::defer_check`].
-    pub fn quick_check(&self, log_bytes: u64) -> Result<(), &'static str> {
-        let last = self.entries().checked_sub(1);
-        let ends = last.into_iter().flat_map(|l| std::iter::once(0).chain((l > 0).then_some(l)));
-        self.check(ends, log_bytes)
-    }
-
-    /// Defers the full check of the current entries (against a log of
-    /// `log_bytes`) to the first lookup; if it fails then, lookups scan
-    /// from the segment start instead of trusting the entries.
-    pub fn defer_check(&mut self, log_bytes: u64) {
-        self.lazy.defer(self.entries(), log_bytes);
-    }
-
-    fn check_entries(&self, entries: usize, log_bytes: u64) -> Result<(), &'static str> {
-        self.check(0..entries, log_bytes)
-    }
-
-    /// Checks the entries at `indexes` (ascending): each inside the log,
-    /// the first not at position 0, each above the one checked before.
-    fn check(&self, indexes: impl Iterator<Item = usize>, log_bytes: u64) -> Result<(), &'static str> {
-        let mut prev: Option<(u32, u32)> = None;
-        for i in indexes {
-            let e = self.entry(i);
-            if u64::from(e.1) >= log_bytes {
-                return Err("entry points past the end of the log");
-            }
-            if let Some(p) = prev {
-                if e.0 <= p.0 || e.1 <= p.1 {
-                    return Err("entries not strictly increasing");
-                }
-            } else if e.1 == 0 {
-                return Err("entry at position 0");
-            }
-            prev = Some(e);
-        }
-        Ok(())
-    }
-
-    /// The index file's path.
-    pub fn path(&self) -> &Path {
-        self.file.path()
+        let keep = self.count_before(|e| e.position >= position);
+        self.keep(keep);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::io::StdFileSystem;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::config::LogConfig;
+use crate::config::SegmentConfig;
 use crate::error::{Corruption, Error, Result};
 use crate::format::{BatchHeader, FetchedRecords, BATCH_HEADER_BYTES};
 use crate::io::{FileHandle, FileSystem, OpenMode};
@@ -166,11 +166,11 @@ impl LogSegment {
     ///
     /// A file of that name left by an interrupted roll holds no acknowledged
     /// data (the log end was below it), so it is emptied.
-    pub fn create(fs: &dyn FileSystem, dir: &Path, base_offset: u64, config: &LogConfig) -> Result<Self> {
+    pub fn create(fs: &dyn FileSystem, dir: &Path, base_offset: u64, config: &SegmentConfig) -> Result<Self> {
         let log_path = dir.join(log_file_name(base_offset));
         let log = fs.open(&log_path, OpenMode::Create).map_err(Error::io("create segment", &log_path))?;
         log.set_len(0).map_err(Error::io("create segment", &log_path))?;
-        let capacity = config.index_entries_max();
+        let capacity = config.index_entries_max;
         let mut index =
             OffsetIndex::open(fs, &dir.join(index_file_name(base_offset)), base_offset, capacity, 0)?;
         index.clear();
@@ -266,12 +266,18 @@ impl LogSegment {
     /// at clock time `now_ms`, must go to a new segment instead: full by
     /// size, a full index, offsets beyond the 32-bit relative range, or
     /// older than `segment_ms`. An empty segment takes any batch.
-    pub fn needs_roll(&self, batch_bytes: u64, last_offset: u64, config: &LogConfig, now_ms: i64) -> bool {
+    pub fn needs_roll(
+        &self,
+        batch_bytes: u64,
+        last_offset: u64,
+        config: &SegmentConfig,
+        now_ms: i64,
+    ) -> bool {
         let roll_base = self.roll_base_ms.load(Ordering::Relaxed);
         !self.is_empty()
             && (self.size_bytes() + batch_bytes > config.segment_bytes
                 || self.index.read().is_full()
-                || self.time_index.read().entries() >= config.index_entries_max()
+                || self.time_index.read().entries() >= config.index_entries_max
                 || last_offset - self.base_offset > u64::from(u32::MAX)
                 || (roll_base >= 0 && now_ms.saturating_sub(roll_base) >= config.segment_ms))
     }
@@ -285,7 +291,7 @@ impl LogSegment {
         &self,
         batch: &[u8],
         header: &BatchHeader,
-        config: &LogConfig,
+        config: &SegmentConfig,
         now_ms: i64,
     ) -> Result<()> {
         let position = self.size_bytes();
@@ -404,7 +410,7 @@ impl LogSegment {
         offset: u64,
         end_offset: u64,
         max_bytes: usize,
-        config: &LogConfig,
+        config: &SegmentConfig,
     ) -> Result<Option<FetchedRecords>> {
         // The batch holding `offset` lies between its index entry and the
         // next one: when there is a next entry (and the span is sane: the
@@ -494,9 +500,9 @@ impl LogSegment {
     }
 
     /// Gives a (re)active segment room for index entries.
-    pub(crate) fn activate(&self, config: &LogConfig) -> Result<()> {
-        self.index.write().reserve(config.index_entries_max())?;
-        self.time_index.write().reserve(config.index_entries_max() + 1)
+    pub(crate) fn activate(&self, config: &SegmentConfig) -> Result<()> {
+        self.index.write().reserve(config.index_entries_max)?;
+        self.time_index.write().reserve(config.index_entries_max + 1)
     }
 
     /// Removes the segment's files. Readers still holding the segment keep
@@ -538,7 +544,7 @@ impl LogSegment {
         &self,
         target_ms: i64,
         from_offset: u64,
-        config: &LogConfig,
+        config: &SegmentConfig,
     ) -> Result<Option<u64>> {
         if self.max_timestamp_ms() < target_ms || from_offset >= self.next_offset() {
             return Ok(None);
@@ -615,7 +621,7 @@ impl LogSegment {
         // The largest timestamp left: the time index's, and the batches after
         // the last offset-index entry.
         let mut reader = ChunkReader::new(&*self.log, &self.log_path, new_size);
-        let mut max_timestamp_ms = times.last_entry().map_or(-1, |(t, _)| t);
+        let mut max_timestamp_ms = times.last_entry().map_or(-1, |e| e.timestamp_ms);
         let mut cursor =
             BatchCursor::new(last_entry.position, Some(last_entry.offset), new_size, Check::Whole);
         // Bounded: each step advances by one batch.
@@ -639,10 +645,11 @@ impl LogSegment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::LogConfig;
     use crate::format::{encode_batch, BatchMeta, Record};
     use crate::io::StdFileSystem;
 
-    fn append(segment: &LogSegment, n: usize, config: &LogConfig) {
+    fn append(segment: &LogSegment, n: usize, config: &SegmentConfig) {
         let records: Vec<_> = (0..n).map(|i| Record::new(vec![i as u8; 50]).timestamp_ms(1)).collect();
         let mut buf = Vec::new();
         let header = encode_batch(
@@ -651,7 +658,7 @@ mod tests {
             BatchMeta::default(),
             &records,
             0,
-            config.encode_limits(),
+            LogConfig::default().encode_limits(),
         )
         .unwrap();
         segment.append(&buf, &header, config, 0).unwrap();
@@ -660,7 +667,7 @@ mod tests {
     #[test]
     fn append_read_seal_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { index_interval_bytes: 100, ..LogConfig::default() };
+        let config = LogConfig { index_interval_bytes: 100, ..LogConfig::default() }.segment_config();
         let segment = LogSegment::create(&StdFileSystem, dir.path(), 500, &config).unwrap();
         for n in 1..=10 {
             append(&segment, n, &config);
@@ -690,7 +697,7 @@ mod tests {
     #[test]
     fn needs_roll_by_size_and_relative_offset() {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { segment_bytes: 1000, ..LogConfig::default() };
+        let config = LogConfig { segment_bytes: 1000, ..LogConfig::default() }.segment_config();
         let segment = LogSegment::create(&StdFileSystem, dir.path(), 0, &config).unwrap();
         assert!(!segment.needs_roll(5000, 0, &config, 0), "an empty segment takes any batch");
         append(&segment, 5, &config);

@@ -9,6 +9,7 @@ mod quarantine;
 mod recover;
 mod rewrite;
 mod scan;
+mod sparse_index;
 mod time_index;
 pub mod verify;
 
@@ -16,7 +17,8 @@ pub use index::{IndexEntry, IndexSpan, OffsetIndex, INDEX_ENTRY_BYTES};
 pub use log_segment::{LogSegment, Recovery, SegmentPoint, SegmentRepair, SegmentRole};
 pub(crate) use quarantine::{quarantine, Cut};
 pub use quarantine::{quarantine_file_name, Quarantine};
-pub use time_index::{TimeIndex, TIME_INDEX_ENTRY_BYTES};
+pub use sparse_index::{SparseEntry, SparseIndex};
+pub use time_index::{TimeEntry, TimeIndex, TIME_INDEX_ENTRY_BYTES};
 
 /// Finishes a truncation inside a batch that a crash interrupted (see
 /// `rewrite.rs`); call before opening the segment. Returns whether there

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::config::LogConfig;
+use crate::config::SegmentConfig;
 use crate::error::{Error, Result};
 use crate::format::{BatchHeader, BATCH_HEADER_BYTES};
 use crate::io::{read_exact_at, FileHandle, FileSystem, OpenMode};
@@ -27,7 +27,7 @@ impl LogSegment {
         fs: &dyn FileSystem,
         dir: &Path,
         base_offset: u64,
-        config: &LogConfig,
+        config: &SegmentConfig,
         recovery: Recovery,
         role: SegmentRole,
     ) -> Result<(Self, SegmentRepair)> {
@@ -35,7 +35,7 @@ impl LogSegment {
         let log_path = dir.join(log_file_name(base_offset));
         let log = fs.open(&log_path, OpenMode::Existing).map_err(Error::io("open segment", &log_path))?;
         let file_len = log.size().map_err(Error::io("stat segment", &log_path))?;
-        let capacity = if active { config.index_entries_max() } else { 0 };
+        let capacity = if active { config.index_entries_max } else { 0 };
         let bound = usize::try_from(file_len / BATCH_HEADER_BYTES as u64 + 2).unwrap_or(usize::MAX);
         let mut index =
             OffsetIndex::open(fs, &dir.join(index_file_name(base_offset)), base_offset, capacity, bound)?;
@@ -67,7 +67,7 @@ impl LogSegment {
                 Some(IndexEntry { offset, position }) => {
                     // A durable segment's last time entry covers it whole
                     // (sealing and clean close add it); the scan only adds.
-                    let max_timestamp_ms = times.last_entry().map_or(-1, |(t, _)| t);
+                    let max_timestamp_ms = times.last_entry().map_or(-1, |e| e.timestamp_ms);
                     ScanStart { offset, position, vouched, max_timestamp_ms }
                 }
                 None => from_zero(),
@@ -77,7 +77,7 @@ impl LogSegment {
             Recovery::Crash { recovery_point: Some(point), .. } if sane && point.position <= file_len => {
                 index.truncate_to_position(point.position);
                 times.truncate_to_offset(point.offset);
-                let max_timestamp_ms = times.last_entry().map_or(-1, |(t, _)| t);
+                let max_timestamp_ms = times.last_entry().map_or(-1, |e| e.timestamp_ms);
                 ScanStart { offset: point.offset, position: point.position, vouched, max_timestamp_ms }
             }
             // No usable index: rebuild it from the start, still refusing

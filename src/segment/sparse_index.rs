@@ -1,0 +1,193 @@
+//! One sparse index over an [`EntryFile`]: the offset index and the time
+//! index are both this, with the entry type as the only difference (how
+//! an entry is encoded, what bounds it, what a lookup searches for).
+//!
+//! Entries increase strictly in both of their fields. Appends that would
+//! not are ignored (a rescan may revisit the last entry's batch), and so
+//! is an append to a full index (lookups then scan further: correct, only
+//! slower). The index is derived data: recovery rebuilds it, a failed
+//! check makes lookups start at the segment start, and it is never trusted
+//! over the log.
+
+use std::marker::PhantomData;
+use std::path::Path;
+
+use super::entry_file::{EntryFile, LazyCheck};
+use crate::error::Result;
+use crate::io::FileSystem;
+
+/// What a sparse index stores: a fixed-size entry of two fields that both
+/// increase strictly from one entry to the next.
+pub trait SparseEntry: Copy + std::fmt::Debug + PartialEq {
+    /// Bytes per stored entry.
+    const BYTES: usize;
+    /// Writes the entry, relative to the segment's `base_offset`, into
+    /// `out` (`BYTES` long); false when it does not fit the format.
+    fn encode(self, base_offset: u64, out: &mut [u8]) -> bool;
+    /// The entry stored as `bytes` (`BYTES` of them).
+    fn decode(bytes: &[u8], base_offset: u64) -> Self;
+    /// Whether this entry may follow `prev` (both fields strictly larger).
+    fn follows(self, prev: Self) -> bool;
+    /// Why this entry cannot belong to a segment bounded by `bound` (log
+    /// bytes for the offset index, the next offset for the time index).
+    fn out_of_bounds(self, bound: u64) -> Option<&'static str>;
+}
+
+/// A sparse index of `E` entries, `N` bytes each.
+#[derive(Debug)]
+pub struct SparseIndex<E: SparseEntry, const N: usize> {
+    file: EntryFile<N>,
+    base_offset: u64,
+    /// A full check deferred to the first lookup (see [`SparseIndex::defer_check`]).
+    lazy: LazyCheck,
+    entry: PhantomData<E>,
+}
+
+impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
+    /// Opens (or creates) the index at `path` with room for `capacity`
+    /// entries (0 = exactly its current entries, for a sealed segment); see
+    /// `EntryFile::open` for how a damaged length is handled. Call
+    /// [`SparseIndex::sanity_check`] before trusting the entries.
+    pub fn open(
+        fs: &dyn FileSystem,
+        path: &Path,
+        base_offset: u64,
+        capacity: usize,
+        entries_bound: usize,
+    ) -> Result<Self> {
+        assert_eq!(E::BYTES, N, "an entry type is stored in entries of its size");
+        Ok(SparseIndex {
+            file: EntryFile::open(fs, path, capacity, entries_bound)?,
+            base_offset,
+            lazy: LazyCheck::default(),
+            entry: PhantomData,
+        })
+    }
+
+    /// The segment's base offset, which entries are relative to.
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+
+    /// Number of entries.
+    pub fn entries(&self) -> usize {
+        self.file.len()
+    }
+
+    /// True when no entry can be added.
+    pub fn is_full(&self) -> bool {
+        self.file.is_full()
+    }
+
+    /// Entry `i` (`i < entries()`).
+    pub(super) fn entry(&self, i: usize) -> E {
+        E::decode(self.file.get(i), self.base_offset)
+    }
+
+    /// The last entry.
+    pub fn last_entry(&self) -> Option<E> {
+        self.entries().checked_sub(1).map(|i| self.entry(i))
+    }
+
+    /// Appends `entry` unless it does not fit the format, does not follow
+    /// the last entry, or the index is full (see the module docs).
+    pub(super) fn push(&mut self, entry: E) {
+        if self.last_entry().is_some_and(|last| !entry.follows(last)) {
+            return;
+        }
+        let mut bytes = [0u8; N];
+        if entry.encode(self.base_offset, &mut bytes) {
+            self.file.push(&bytes);
+        }
+    }
+
+    /// The number of leading entries before the first one `past` holds for
+    /// (entries increase, so `past` flips once): a binary search.
+    pub(super) fn count_before(&self, past: impl Fn(E) -> bool) -> usize {
+        let (mut lo, mut hi) = (0usize, self.entries());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if past(self.entry(mid)) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
+    }
+
+    /// Keeps the first `n` entries.
+    pub(super) fn keep(&mut self, n: usize) {
+        self.file.truncate(n);
+    }
+
+    /// Whether lookups may trust the entries: runs a deferred check the
+    /// first time (see [`SparseIndex::defer_check`]).
+    pub(super) fn trusted(&self) -> bool {
+        self.lazy.passed(|n, bound| self.check(0..n.min(self.entries()), bound).is_ok())
+    }
+
+    /// Drops every entry.
+    pub fn clear(&mut self) {
+        self.file.truncate(0);
+        self.lazy.clear();
+    }
+
+    /// Checks that entries increase strictly and lie within `bound`;
+    /// returns a reason when they do not.
+    pub fn sanity_check(&self, bound: u64) -> Result<(), &'static str> {
+        self.check(0..self.entries(), bound)
+    }
+
+    /// The O(1) part of [`SparseIndex::sanity_check`]: the same rules on
+    /// the first and last entries only. Pair it with [`SparseIndex::defer_check`].
+    pub fn quick_check(&self, bound: u64) -> Result<(), &'static str> {
+        let last = self.entries().checked_sub(1);
+        let ends = last.into_iter().flat_map(|l| std::iter::once(0).chain((l > 0).then_some(l)));
+        self.check(ends, bound)
+    }
+
+    /// Defers the full check of the current entries (against `bound`) to
+    /// the first lookup; if it fails then, lookups start at the segment
+    /// start instead of trusting the entries.
+    pub fn defer_check(&mut self, bound: u64) {
+        self.lazy.defer(self.entries(), bound);
+    }
+
+    /// Checks the entries at `indexes` (ascending): each within `bound`,
+    /// each following the one checked before.
+    fn check(&self, indexes: impl Iterator<Item = usize>, bound: u64) -> Result<(), &'static str> {
+        let mut prev: Option<E> = None;
+        for i in indexes {
+            let e = self.entry(i);
+            if let Some(why) = e.out_of_bounds(bound) {
+                return Err(why);
+            }
+            if prev.is_some_and(|p| !e.follows(p)) {
+                return Err("entries not strictly increasing");
+            }
+            prev = Some(e);
+        }
+        Ok(())
+    }
+
+    /// Trims the file to its entries (sealing or clean close).
+    pub fn trim(&mut self) -> Result<()> {
+        self.file.trim()
+    }
+
+    /// Grows the file back to `capacity` entries so appends can add entries.
+    pub fn reserve(&mut self, capacity: usize) -> Result<()> {
+        self.file.reserve(capacity)
+    }
+
+    /// Makes the entries durable.
+    pub fn sync(&self) -> Result<()> {
+        self.file.sync()
+    }
+
+    /// The index file's path.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+}
