@@ -8,35 +8,15 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::config::SegmentConfig;
-use crate::error::{Corruption, Error, Result};
-use crate::format::{BatchHeader, FetchedRecords, BATCH_HEADER_BYTES};
+use crate::error::{Error, Result};
+use crate::format::BatchHeader;
 use crate::io::{FileHandle, FileSystem, OpenMode};
 
-use super::cursor::{Batch, BatchCursor, Check, Step};
-use super::index::{IndexEntry, IndexSpan, OffsetIndex};
+use super::index::OffsetIndex;
 use super::quarantine::Quarantine;
 use super::scan::ChunkReader;
 use super::time_index::TimeIndex;
 use super::{index_file_name, log_file_name, time_index_file_name};
-
-/// Extra bytes a timestamp lookup reads past `index_interval_bytes`, so the
-/// batch straddling the end of an index interval usually comes in the same
-/// read.
-const READ_SLACK_BYTES: usize = 16 << 10;
-
-/// Why a walk over batch headers stopped.
-enum WalkError {
-    /// The index entry it started from does not name the batch there.
-    IndexMismatch,
-    /// Damage or I/O.
-    Failed(Error),
-}
-
-impl From<Error> for WalkError {
-    fn from(e: Error) -> Self {
-        WalkError::Failed(e)
-    }
-}
 
 /// A batch boundary in a segment: the first `position` bytes, ending at
 /// offset `offset`.
@@ -252,7 +232,7 @@ impl LogSegment {
         let size = self.size_bytes();
         let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
         Ok(match self.find_batch(offset, size, &mut reader)? {
-            Some((position, header)) => SegmentPoint { position, offset: header.base_offset },
+            Some(b) => SegmentPoint { position: b.position, offset: b.header.base_offset },
             None => SegmentPoint { position: size, offset: self.next_offset() },
         })
     }
@@ -318,148 +298,6 @@ impl LogSegment {
         Ok(())
     }
 
-    /// Position and header of the batch holding `offset` (the first batch
-    /// ending at or after it), or `None` when it is past this segment.
-    /// `size` bounds the walk: the reader's snapshot of the segment size.
-    fn find_batch(
-        &self,
-        offset: u64,
-        size: u64,
-        reader: &mut ChunkReader<'_>,
-    ) -> Result<Option<(u64, BatchHeader)>> {
-        let entry = self.index.read().lookup(offset);
-        self.find_batch_from(entry, offset, size, reader)
-    }
-
-    /// [`LogSegment::find_batch`] from a looked-up index entry.
-    fn find_batch_from(
-        &self,
-        entry: IndexEntry,
-        offset: u64,
-        size: u64,
-        reader: &mut ChunkReader<'_>,
-    ) -> Result<Option<(u64, BatchHeader)>> {
-        match self.walk_from(entry.position, offset, size, reader, Some(entry.offset)) {
-            // The index is derived data: if its entry does not point at the
-            // batch it names, walk from the segment start instead.
-            Err(WalkError::IndexMismatch) => match self.walk_from(0, offset, size, reader, None) {
-                Ok(found) => Ok(found),
-                Err(WalkError::Failed(e)) => Err(e),
-                Err(WalkError::IndexMismatch) => unreachable!("no entry to mismatch"),
-            },
-            Err(WalkError::Failed(e)) => Err(e),
-            Ok(found) => Ok(found),
-        }
-    }
-
-    /// Walks batch headers from `pos` to the batch holding `offset`. When
-    /// `expect_first` is set (an index entry), the first header must start
-    /// at that offset.
-    fn walk_from(
-        &self,
-        pos: u64,
-        offset: u64,
-        size: u64,
-        reader: &mut ChunkReader<'_>,
-        expect_first: Option<u64>,
-    ) -> Result<Option<(u64, BatchHeader)>, WalkError> {
-        // The first batch starts where the index entry or the segment name
-        // says.
-        let mut cursor =
-            BatchCursor::new(pos, Some(expect_first.unwrap_or(self.base_offset)), size, Check::Header);
-        // Bounded: each step advances by at least one header.
-        loop {
-            let at = cursor.position();
-            match cursor.step(reader)? {
-                Step::End => return Ok(None),
-                // The index is derived data: an entry that does not name
-                // the batch at its position is not trusted.
-                Step::Damaged(_) if expect_first.is_some() && at == pos => {
-                    return Err(WalkError::IndexMismatch)
-                }
-                Step::Damaged(problem) => {
-                    return Err(WalkError::Failed(Error::corruption(&self.log_path, at, problem)))
-                }
-                Step::Batch(b) if b.header.last_offset() >= offset => {
-                    return Ok(Some((b.position, b.header)))
-                }
-                Step::Batch(_) => {}
-            }
-        }
-    }
-
-    fn damaged(&self, pos: u64, kind: crate::format::DecodeErrorKind) -> Error {
-        Error::corruption(
-            &self.log_path,
-            pos,
-            Corruption::Batch(crate::format::DecodeError { kind, position: 0 }),
-        )
-    }
-
-    /// Reads whole batches from the one holding `offset`, up to `max_bytes`
-    /// (but always the first batch whole), checking each batch's CRC, and
-    /// none that reaches past `end_offset` (the partition's log end as the
-    /// reader loaded it: a batch published here before the partition's end
-    /// moved is not yet appended, and its append may still fail). `None`
-    /// when `offset` is past this segment or that bound.
-    ///
-    /// # Errors
-    /// [`Error::Corruption`] when a batch fails its checks.
-    pub fn read(
-        &self,
-        offset: u64,
-        end_offset: u64,
-        max_bytes: usize,
-        config: &SegmentConfig,
-    ) -> Result<Option<FetchedRecords>> {
-        // The batch holding `offset` lies between its index entry and the
-        // next one: when there is a next entry (and the span is sane: the
-        // index is derived data), one read of the span plus `max_bytes`
-        // covers the walk and the data. Otherwise the first read covers
-        // about an index interval and `take` reads only the rest. Each byte
-        // is copied once.
-        let IndexSpan { entry, next_position } = self.index.read().lookup_span(offset);
-        let interval = config.index_interval_bytes as usize;
-        let span = next_position
-            .and_then(|p| usize::try_from(p.checked_sub(entry.position)?).ok())
-            .filter(|&s| s <= interval.saturating_add(config.max_batch_bytes));
-        let window = match span {
-            Some(span) => span.saturating_add(max_bytes),
-            None => max_bytes.max(interval).saturating_add(BATCH_HEADER_BYTES),
-        };
-        let size = self.size_bytes();
-        let mut reader = ChunkReader::with_chunk(&*self.log, &self.log_path, size, window);
-        let Some((pos, first)) = self.find_batch_from(entry, offset, size, &mut reader)? else {
-            return Ok(None);
-        };
-        if first.next_offset() > end_offset {
-            return Ok(None);
-        }
-        let want = (max_bytes as u64).max(u64::from(first.batch_len)).min(size - pos);
-        let buf = reader.take(pos, want as usize)?;
-        // Keep whole, valid batches; stop before one that does not fit or
-        // reaches past the log end.
-        let mut cursor = BatchCursor::new(0, Some(first.base_offset), buf.len() as u64, Check::Crc);
-        let mut source: &[u8] = &buf;
-        // Bounded by the buffer: each step advances by a batch.
-        loop {
-            let at = cursor.position();
-            match cursor.step(&mut source)? {
-                Step::Batch(b) if b.header.next_offset() <= end_offset => continue,
-                Step::Batch(_) | Step::End => {}
-                // A batch cut by the end of the buffer is left for the
-                // next read; the first one is whole unless the file is not.
-                Step::Damaged(Corruption::Batch(e))
-                    if e.kind == crate::format::DecodeErrorKind::Truncated && at > 0 => {}
-                Step::Damaged(problem) => return Err(Error::corruption(&self.log_path, pos + at, problem)),
-            }
-            if at == 0 {
-                return Ok(None);
-            }
-            return Ok(Some(FetchedRecords::new(buf.slice(..at as usize), offset)));
-        }
-    }
-
     /// Makes the log data durable (`fdatasync`); the index is derived data
     /// and recovery rebuilds it.
     pub fn sync_log(&self) -> Result<()> {
@@ -514,131 +352,6 @@ impl LogSegment {
         fs.remove_file(&index_path).map_err(Error::io("remove index", &index_path))?;
         fs.remove_file(&time_path).map_err(Error::io("remove time index", &time_path))?;
         fs.remove_file(&self.log_path).map_err(Error::io("remove segment", &self.log_path))
-    }
-
-    /// Calls `f` with every batch in order, each fully checked (CRC and
-    /// records), as the cleaner needs them.
-    ///
-    /// # Errors
-    /// [`Error::Corruption`] for a damaged batch; `f`'s errors.
-    pub fn for_each_batch(&self, mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<()>) -> Result<()> {
-        let size = self.size_bytes();
-        let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
-        let mut cursor = BatchCursor::new(0, Some(self.base_offset), size, Check::Whole);
-        // Bounded: each step advances by one batch.
-        while let Some(b) = cursor.next_batch(&mut reader, &self.log_path)? {
-            let bytes = reader
-                .get(b.position, b.header.batch_len as usize)?
-                .ok_or_else(|| self.damaged(b.position, crate::format::DecodeErrorKind::Truncated))?;
-            f(&b.header, bytes)?;
-        }
-        Ok(())
-    }
-
-    /// The first offset at or after `from_offset` whose record has a
-    /// timestamp of at least `target_ms`, if this segment holds one.
-    ///
-    /// # Errors
-    /// [`Error::Corruption`] for a damaged batch on the way.
-    pub fn offset_for_timestamp(
-        &self,
-        target_ms: i64,
-        from_offset: u64,
-        config: &SegmentConfig,
-    ) -> Result<Option<u64>> {
-        if self.max_timestamp_ms() < target_ms || from_offset >= self.next_offset() {
-            return Ok(None);
-        }
-        let start = self.time_index.read().lookup(target_ms).max(from_offset);
-        let size = self.size_bytes();
-        // The target is usually within an index interval of where the
-        // search starts: read about that much at a time, not a scan chunk.
-        let window = (config.index_interval_bytes as usize).saturating_add(READ_SLACK_BYTES);
-        let mut reader = ChunkReader::with_chunk(&*self.log, &self.log_path, size, window);
-        let Some((pos, first)) = self.find_batch(start, size, &mut reader)? else {
-            return Ok(None);
-        };
-        let mut cursor = BatchCursor::new(pos, Some(first.base_offset), size, Check::Whole);
-        // Bounded: each step advances by one batch.
-        while let Some(Batch { position, header }) = cursor.next_batch(&mut reader, &self.log_path)? {
-            if header.max_timestamp_ms >= target_ms {
-                let bytes = reader.get(position, header.batch_len as usize)?.unwrap_or(&[]);
-                let found = crate::format::RecordIter::new(bytes, header)
-                    .find(|r| r.offset >= start && r.timestamp_ms >= target_ms)
-                    .map(|r| r.offset);
-                if found.is_some() {
-                    return Ok(found);
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Drops every record at or above `offset`, keeping the records below it
-    /// that share its batch (that batch is rewritten without them). Writer
-    /// only, with no reader inside this segment (the partition excludes them).
-    pub(crate) fn truncate_to(&self, fs: &dyn FileSystem, offset: u64, scratch: &mut Vec<u8>) -> Result<()> {
-        if offset >= self.next_offset() {
-            return Ok(());
-        }
-        let size = self.size_bytes();
-        let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
-        let Some((pos, header)) = self.find_batch(offset, size, &mut reader)? else {
-            return Ok(());
-        };
-        let mut new_size = pos;
-        let rewriting = header.base_offset < offset;
-        if rewriting {
-            scratch.clear();
-            super::rewrite::prefix_batch(&mut reader, &self.log_path, pos, offset, scratch)?;
-            // ORDER: the rewritten batch is first made durable beside the
-            // segment (an intent recovery re-applies), then it overwrites
-            // the old batch in place. A crash mid-overwrite would otherwise
-            // tear a batch whose first records are kept, and lose them.
-            super::rewrite::write_intent(fs, &self.log_path, pos, scratch)?;
-            let batch_end = pos + u64::from(header.batch_len);
-            self.log.set_len(batch_end).map_err(Error::io("truncate", &self.log_path))?;
-            self.log.write_all_at(scratch, pos).map_err(Error::io("truncate", &self.log_path))?;
-            new_size = pos + scratch.len() as u64;
-        }
-        let mut index = self.index.write();
-        // An entry at `pos` stays valid when the rewritten batch starts there.
-        index.truncate_to_position(if new_size > pos { pos + 1 } else { pos });
-        let mut times = self.time_index.write();
-        times.truncate_to_offset(offset);
-        self.log.set_len(new_size).map_err(Error::io("truncate", &self.log_path))?;
-        // ORDER: make the new length durable now, or a crash could bring the
-        // truncated batches back (they are still contiguous, so recovery
-        // would accept them).
-        self.log.sync_data().map_err(Error::io("sync after truncate", &self.log_path))?;
-        if rewriting {
-            // ORDER: gone durably before anything is appended after it, or
-            // a later recovery would re-apply it over newer data.
-            super::rewrite::remove_intent(fs, &self.log_path)?;
-        }
-        let last_entry = index.last_entry().unwrap_or(IndexEntry { offset: self.base_offset, position: 0 });
-        let since = new_size - last_entry.position;
-        // The largest timestamp left: the time index's, and the batches after
-        // the last offset-index entry.
-        let mut reader = ChunkReader::new(&*self.log, &self.log_path, new_size);
-        let mut max_timestamp_ms = times.last_entry().map_or(-1, |e| e.timestamp_ms);
-        let mut cursor =
-            BatchCursor::new(last_entry.position, Some(last_entry.offset), new_size, Check::Whole);
-        // Bounded: each step advances by one batch.
-        while let Some(b) = cursor.next_batch(&mut reader, &self.log_path)? {
-            max_timestamp_ms = max_timestamp_ms.max(b.header.max_timestamp_ms);
-        }
-        if new_size > 0 {
-            times.append(max_timestamp_ms, offset - 1);
-        }
-        self.max_timestamp_ms.store(max_timestamp_ms, Ordering::Release);
-        self.bytes_since_index.store(since, Ordering::Relaxed);
-        self.next_offset.store(offset, Ordering::Release);
-        self.size.store(new_size, Ordering::Release);
-        if new_size == 0 {
-            self.roll_base_ms.store(-1, Ordering::Relaxed);
-        }
-        Ok(())
     }
 }
 

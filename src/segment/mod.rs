@@ -5,12 +5,14 @@ mod cursor;
 mod entry_file;
 mod index;
 mod log_segment;
+mod lookup;
 mod quarantine;
 mod recover;
 mod rewrite;
 mod scan;
 mod sparse_index;
 mod time_index;
+mod truncate;
 pub mod verify;
 
 pub use index::{IndexEntry, IndexSpan, OffsetIndex, INDEX_ENTRY_BYTES};

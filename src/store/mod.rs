@@ -1,5 +1,6 @@
 //! Topics and the store: the public API users embed.
 
+mod layout;
 mod maintenance;
 mod metadata;
 mod name;

@@ -7,9 +7,10 @@ use crate::error::{Error, Result};
 use crate::io::{read_small_file, SharedFs};
 use crate::log::{AcceptDataLoss, PartitionLog, RepairReport};
 
+use super::layout::lock_store;
 use super::metadata::{self, METADATA_BYTES_MAX};
 use super::name::{partition_dir_name, validate_topic_name};
-use super::store::{lock_store, Store, META_SUFFIX, TOPICS_DIR};
+use super::store::{Store, META_SUFFIX, TOPICS_DIR};
 
 impl Store {
     /// Cuts partition `partition` of `topic` in the store at `dir` where
