@@ -40,31 +40,9 @@ pub enum Error {
         /// The offset the next append gets.
         log_end_offset: u64,
     },
-    /// An append of no records.
-    EmptyBatch,
-    /// A record over `max_record_bytes`.
-    RecordTooLarge {
-        /// Its position in the appended batch.
-        index: usize,
-        /// Its encoded size.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A batch over `max_batch_bytes`.
-    BatchTooLarge {
-        /// Its encoded size.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A record with a negative timestamp.
-    InvalidTimestamp {
-        /// Its position in the appended batch.
-        index: usize,
-        /// The timestamp given.
-        timestamp_ms: i64,
-    },
+    /// The records cannot make a batch (none, too large, a negative
+    /// timestamp); nothing was written.
+    Encode(EncodeError),
     /// The log or store was closed.
     Closed,
     /// A record without a key appended to a compacted topic (compaction
@@ -274,14 +252,7 @@ impl Error {
 
 impl From<EncodeError> for Error {
     fn from(e: EncodeError) -> Error {
-        match e {
-            EncodeError::Empty => Error::EmptyBatch,
-            EncodeError::RecordTooLarge { index, size, max } => Error::RecordTooLarge { index, size, max },
-            EncodeError::BatchTooLarge { size, max } => Error::BatchTooLarge { size, max },
-            EncodeError::InvalidTimestamp { index, timestamp_ms } => {
-                Error::InvalidTimestamp { index, timestamp_ms }
-            }
-        }
+        Error::Encode(e)
     }
 }
 
@@ -324,16 +295,8 @@ impl fmt::Display for Error {
             Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset } => {
                 write!(f, "offset {offset} out of range [{log_start_offset}, {log_end_offset}]")
             }
-            Error::EmptyBatch => write!(f, "empty batch: append at least one record"),
-            Error::RecordTooLarge { index, size, max } => {
-                write!(f, "record {index} is {size} bytes, over max_record_bytes {max}")
-            }
-            Error::BatchTooLarge { size, max } => {
-                write!(f, "batch is {size} bytes, over max_batch_bytes {max}")
-            }
-            Error::InvalidTimestamp { index, timestamp_ms } => {
-                write!(f, "record {index} has negative timestamp {timestamp_ms}")
-            }
+            // Transparent: the encode error's own message (it has no source).
+            Error::Encode(e) => write!(f, "{e}"),
             Error::InvalidConfig { field, reason } => write!(f, "invalid config {field}: {reason}"),
             Error::Closed => write!(f, "closed"),
             Error::UnkeyedRecordInCompactedLog { index } => {

@@ -2,6 +2,7 @@
 
 mod common;
 
+use annals::format::EncodeError;
 use annals::{Error, LogConfig, PartitionLog, Record};
 use common::*;
 
@@ -45,13 +46,19 @@ fn bad_appends_are_refused_and_store_nothing() {
     let config = LogConfig { max_record_bytes: 1000, max_batch_bytes: 4000, ..small_config() };
     let log = PartitionLog::open(dir.path(), config).unwrap();
     append_range(&log, 0, 5, 5);
-    assert!(matches!(log.append(&[]), Err(Error::EmptyBatch)));
+    assert!(matches!(log.append(&[]), Err(Error::Encode(EncodeError::Empty))));
     let big = Record::new(vec![0u8; 2000]);
-    assert!(matches!(log.append(&[record(5), big]), Err(Error::RecordTooLarge { index: 1, .. })));
+    assert!(matches!(
+        log.append(&[record(5), big]),
+        Err(Error::Encode(EncodeError::RecordTooLarge { index: 1, .. }))
+    ));
     let many: Vec<_> = (0..10).map(|_| Record::new(vec![0u8; 900])).collect();
-    assert!(matches!(log.append(&many), Err(Error::BatchTooLarge { .. })));
+    assert!(matches!(log.append(&many), Err(Error::Encode(EncodeError::BatchTooLarge { .. }))));
     let neg = Record::new("x").timestamp_ms(-1);
-    assert!(matches!(log.append(&[neg]), Err(Error::InvalidTimestamp { index: 0, timestamp_ms: -1 })));
+    assert!(matches!(
+        log.append(&[neg]),
+        Err(Error::Encode(EncodeError::InvalidTimestamp { index: 0, timestamp_ms: -1 }))
+    ));
     assert_holds(&log, 5);
     append_range(&log, 5, 8, 3);
     assert_holds(&log, 8);

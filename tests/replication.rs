@@ -78,7 +78,7 @@ fn replica_appends_keep_offsets_and_epochs_and_refuse_gaps_and_damage() {
     bad[last] ^= 0x20;
     assert!(matches!(follower.append_replica(&bad), Err(Error::InvalidBatch { .. })));
     assert!(matches!(follower.append_replica(&bad[..bad.len() - 3]), Err(Error::InvalidBatch { .. })));
-    assert!(matches!(follower.append_replica(&[]), Err(Error::EmptyBatch)));
+    assert!(matches!(follower.append_replica(&[]), Err(Error::Encode(annals::format::EncodeError::Empty))));
     assert_eq!(follower.log_end_offset(), end);
     follower.append_replica(next.bytes()).unwrap();
     assert_eq!(values(&follower), values(&leader));

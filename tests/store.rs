@@ -95,7 +95,7 @@ fn bad_names_counts_and_lookups_get_typed_errors() {
     assert!(matches!(store.topic("nope"), Err(Error::UnknownTopic { .. })));
     assert!(matches!(t.partition(2), Err(Error::PartitionOutOfRange { partition: 2, partitions: 2, .. })));
     assert!(matches!(t.append_to(9, &[Record::new("x")]), Err(Error::PartitionOutOfRange { .. })));
-    assert!(matches!(t.append(&[]), Err(Error::EmptyBatch)));
+    assert!(matches!(t.append(&[]), Err(Error::Encode(annals::format::EncodeError::Empty))));
     // Nothing escaped the data directory.
     let parent: Vec<_> = fs::read_dir(dir.path().parent().unwrap()).unwrap().collect();
     assert!(parent.iter().all(|e| !e.as_ref().unwrap().file_name().to_string_lossy().contains("escape")));

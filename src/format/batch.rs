@@ -347,6 +347,25 @@ pub enum EncodeError {
     },
 }
 
+impl std::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EncodeError::Empty => write!(f, "empty batch: append at least one record"),
+            EncodeError::RecordTooLarge { index, size, max } => {
+                write!(f, "record {index} is {size} bytes, over max_record_bytes {max}")
+            }
+            EncodeError::BatchTooLarge { size, max } => {
+                write!(f, "batch is {size} bytes, over max_batch_bytes {max}")
+            }
+            EncodeError::InvalidTimestamp { index, timestamp_ms } => {
+                write!(f, "record {index} has negative timestamp {timestamp_ms}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
 /// Limits applied while encoding.
 #[derive(Clone, Copy, Debug)]
 pub struct EncodeLimits {

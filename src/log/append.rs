@@ -28,8 +28,8 @@ impl PartitionLog {
     /// Appends `records` as one batch; returns the offsets assigned.
     ///
     /// # Errors
-    /// [`Error::EmptyBatch`], [`Error::RecordTooLarge`],
-    /// [`Error::BatchTooLarge`], [`Error::InvalidTimestamp`] (nothing is
+    /// [`Error::Encode`] (no records, a record or the batch too large, a
+    /// negative timestamp; nothing is
     /// written), [`Error::Closed`], or [`Error::Io`].
     pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
         self.append_with(records, BatchMeta::default())

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
-use crate::format::{check_batch, peek_batch_len};
+use crate::format::{check_batch, peek_batch_len, EncodeError};
 
 use super::epochs::EpochCache;
 use super::partition::PartitionLog;
@@ -24,7 +24,7 @@ impl PartitionLog {
     ///
     /// # Errors
     /// [`Error::InvalidBatch`] (nothing written); [`Error::NonContiguousBatch`]
-    /// (nothing written); [`Error::BatchTooLarge`]; [`Error::StaleLeaderEpoch`]
+    /// (nothing written); [`Error::Encode`] (too large); [`Error::StaleLeaderEpoch`]
     /// for a batch whose epoch is below the log's latest (the batches before
     /// it stay appended); [`Error::Closed`]; [`Error::Io`].
     pub fn append_replica(&self, batches: &[u8]) -> Result<AppendInfo> {
@@ -37,7 +37,7 @@ impl PartitionLog {
             let rest = &batches[at..];
             let len = peek_batch_len(rest).map_or(rest.len(), |l| l as usize);
             if len > self.config.max_batch_bytes {
-                return Err(Error::BatchTooLarge { size: len, max: self.config.max_batch_bytes });
+                return Err(EncodeError::BatchTooLarge { size: len, max: self.config.max_batch_bytes }.into());
             }
             let header = check_batch(rest).map_err(invalid)?;
             if header.base_offset != expected {
@@ -52,7 +52,7 @@ impl PartitionLog {
             headers.push((at, header));
             at += header.batch_len as usize;
         }
-        let Some(&(_, first)) = headers.first() else { return Err(Error::EmptyBatch) };
+        let Some(&(_, first)) = headers.first() else { return Err(EncodeError::Empty.into()) };
         let mut last = None;
         for (at, header) in &headers {
             let bytes = &batches[*at..*at + header.batch_len as usize];

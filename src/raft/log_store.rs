@@ -231,7 +231,7 @@ where
     /// [`RaftStoreError::NonContiguous`] (the entries before it are written
     /// and durable, nothing from it on); [`RaftStoreError::TermTooLarge`]
     /// (nothing written); [`RaftStoreError::Log`]
-    /// ([`Error::RecordTooLarge`] for an entry over `max_record_bytes`,
+    /// ([`Error::Encode`] for an entry over `max_record_bytes`,
     /// I/O).
     pub fn append_entries(
         &mut self,

@@ -4,6 +4,7 @@ pub(crate) mod clean;
 mod cursor;
 mod entry_file;
 mod index;
+mod inspect;
 mod log_segment;
 mod lookup;
 mod quarantine;
@@ -16,6 +17,7 @@ mod truncate;
 pub mod verify;
 
 pub use index::{IndexEntry, IndexSpan, OffsetIndex, INDEX_ENTRY_BYTES};
+pub use inspect::{InspectedBatch, SegmentBatches};
 pub use log_segment::{LogSegment, Recovery, SegmentPoint, SegmentRepair, SegmentRole};
 pub(crate) use quarantine::{quarantine, Cut};
 pub use quarantine::{quarantine_file_name, Quarantine};

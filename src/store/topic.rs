@@ -97,10 +97,10 @@ impl Topic {
     /// atomic across partitions).
     ///
     /// # Errors
-    /// As [`PartitionLog::append`]; [`Error::EmptyBatch`] for no records.
+    /// As [`PartitionLog::append`]; [`Error::Encode`] for no records.
     pub fn append(&self, records: &[Record]) -> Result<Vec<PartitionAppend>> {
         if records.is_empty() {
-            return Err(Error::EmptyBatch);
+            return Err(crate::format::EncodeError::Empty.into());
         }
         let partitions = self.partition_count();
         let mut unkeyed = None;

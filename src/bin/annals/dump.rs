@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use annals::config::MAX_BATCH_BYTES_LIMIT;
-use annals::format::{check_batch, BatchHeader, RecordIter, BATCH_HEADER_BYTES};
-use annals::io::{read_exact_at, FileSystem, OpenMode, StdFileSystem};
+use annals::format::RecordIter;
+use annals::io::StdFileSystem;
+use annals::segment::SegmentBatches;
 use clap::Args;
 
 use crate::CliResult;
@@ -32,32 +32,13 @@ fn show(bytes: Option<&[u8]>) -> String {
 
 pub fn run(a: &DumpArgs) -> CliResult<ExitCode> {
     let path = &a.file;
-    let file =
-        StdFileSystem.open(path, OpenMode::Existing).map_err(|e| format!("{}: {e}", path.display()))?;
-    let len = file.size().map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut walk = SegmentBatches::open(&StdFileSystem, path)?;
+    let len = walk.file_len();
     outln!("Dumping {}", path.display());
-    let (mut pos, mut batches, mut records) = (0u64, 0u64, 0u64);
-    let mut buf = Vec::new();
+    let (mut batches, mut records) = (0u64, 0u64);
     // Bounded: each step advances by a whole batch (at least a header).
-    while pos < len {
-        let damaged = |what: String| format!("{}: corrupt batch at position {pos}: {what}", path.display());
-        let mut head = [0u8; BATCH_HEADER_BYTES];
-        if len - pos < BATCH_HEADER_BYTES as u64 {
-            return Err(
-                damaged(format!("{} bytes left, a header needs {BATCH_HEADER_BYTES}", len - pos)).into()
-            );
-        }
-        read_exact_at(&*file, &mut head, pos).map_err(|e| format!("{}: {e}", path.display()))?;
-        let header = BatchHeader::parse(&head).map_err(|e| damaged(e.to_string()))?;
-        let batch_len = u64::from(header.batch_len);
-        if batch_len > len - pos || batch_len > MAX_BATCH_BYTES_LIMIT as u64 {
-            return Err(
-                damaged(format!("batch of {batch_len} bytes runs past the end of the file ({len})")).into()
-            );
-        }
-        buf.resize(header.batch_len as usize, 0);
-        read_exact_at(&*file, &mut buf, pos).map_err(|e| format!("{}: {e}", path.display()))?;
-        let valid = check_batch(&buf);
+    while let Some(b) = walk.next_batch()? {
+        let (header, pos) = (b.header, b.position);
         outln!(
             "baseOffset: {} lastOffset: {} count: {} baseSequence: {} lastSequence: {} producerId: {} producerEpoch: {} partitionLeaderEpoch: {} position: {pos} CreateTime: {} size: {} magic: {} attributes: {} crc: {} isvalid: {}",
             header.base_offset,
@@ -73,13 +54,13 @@ pub fn run(a: &DumpArgs) -> CliResult<ExitCode> {
             header.magic,
             header.attributes,
             header.crc,
-            valid.is_ok()
+            b.check.is_ok()
         );
-        if let Err(e) = valid {
-            return Err(damaged(e.to_string()).into());
+        if let Err(e) = b.check {
+            return Err(format!("{}: corrupt batch at position {pos}: {e}", path.display()).into());
         }
         if a.print_data {
-            for r in RecordIter::new(&buf, header) {
+            for r in RecordIter::new(b.bytes, header) {
                 let headers: Vec<String> = r.headers().map(|(k, v)| format!("{k}:{}", show(v))).collect();
                 outln!(
                     "| offset: {} CreateTime: {} keySize: {} valueSize: {} headers: [{}] key: {} payload: {}",
@@ -95,7 +76,6 @@ pub fn run(a: &DumpArgs) -> CliResult<ExitCode> {
         }
         batches += 1;
         records += u64::from(header.record_count);
-        pos += batch_len;
     }
     outln!("{batches} batches, {records} records, {len} bytes: all valid");
     Ok(ExitCode::SUCCESS)
