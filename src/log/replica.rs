@@ -4,8 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::error::{Error, Result};
-use crate::format::{check_batch, peek_batch_len, EncodeError};
+use crate::error::{Corruption, Error, Result};
+use crate::format::{peek_batch_len, EncodeError};
+use crate::segment::cursor::{BatchCursor, Check, Step};
 
 use super::epochs::EpochCache;
 use super::partition::PartitionLog;
@@ -29,28 +30,35 @@ impl PartitionLog {
     /// it stay appended); [`Error::Closed`]; [`Error::Io`].
     pub fn append_replica(&self, batches: &[u8]) -> Result<AppendInfo> {
         let mut writer = self.writable()?;
-        // Check everything first: a bad batch anywhere writes nothing.
+        // Check everything first: a bad batch anywhere writes nothing. The
+        // batches walk as a segment's do, from the log end.
         let mut headers = Vec::new();
-        let (mut at, mut expected) = (0usize, self.log_end_offset());
-        while at < batches.len() {
-            let invalid = |error| Error::InvalidBatch { position: at, error };
-            let rest = &batches[at..];
+        let mut source: &[u8] = batches;
+        let end = batches.len() as u64;
+        let mut cursor = BatchCursor::new(0, Some(self.log_end_offset()), end, Check::Whole);
+        // Bounded by the buffer: each step advances by a batch or returns.
+        loop {
+            let at = cursor.position() as usize;
+            let rest = &batches[at.min(batches.len())..];
             let len = peek_batch_len(rest).map_or(rest.len(), |l| l as usize);
             if len > self.config.max_batch_bytes {
                 return Err(EncodeError::BatchTooLarge { size: len, max: self.config.max_batch_bytes }.into());
             }
-            let header = check_batch(rest).map_err(invalid)?;
-            if header.base_offset != expected {
-                return Err(Error::NonContiguousBatch { expected, found: header.base_offset });
-            }
+            let header = match cursor.step(&mut source)? {
+                Step::End => break,
+                Step::Batch(b) => b.header,
+                Step::Damaged(Corruption::OffsetMismatch { expected, found }) => {
+                    return Err(Error::NonContiguousBatch { expected, found });
+                }
+                Step::Damaged(Corruption::Batch(error)) => return Err(Error::InvalidBatch { position: at, error }),
+                Step::Damaged(other) => return Err(Error::corruption(&self.dir, at as u64, other)),
+            };
             if header.next_offset() > crate::segment::OFFSET_MAX {
                 let (start, end) = (self.log_start_offset(), self.log_end_offset());
                 let offset = header.last_offset();
                 return Err(Error::OffsetOutOfRange { offset, log_start_offset: start, log_end_offset: end });
             }
-            expected = header.next_offset();
             headers.push((at, header));
-            at += header.batch_len as usize;
         }
         let Some(&(_, first)) = headers.first() else { return Err(EncodeError::Empty.into()) };
         let mut last = None;

@@ -1,7 +1,7 @@
 //! Segments: the files of a partition log and their sparse indexes.
 
 pub(crate) mod clean;
-mod cursor;
+pub(crate) mod cursor;
 mod entry_file;
 mod index;
 mod inspect;
