@@ -50,7 +50,9 @@ impl PartitionLog {
                 Step::Damaged(Corruption::OffsetMismatch { expected, found }) => {
                     return Err(Error::NonContiguousBatch { expected, found });
                 }
-                Step::Damaged(Corruption::Batch(error)) => return Err(Error::InvalidBatch { position: at, error }),
+                Step::Damaged(Corruption::Batch(error)) => {
+                    return Err(Error::InvalidBatch { position: at, error })
+                }
                 Step::Damaged(other) => return Err(Error::corruption(&self.dir, at as u64, other)),
             };
             if header.next_offset() > crate::segment::OFFSET_MAX {

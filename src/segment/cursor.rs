@@ -112,13 +112,16 @@ impl BatchCursor {
                 let Some(head) = source.bytes_at(self.position, head_len)? else {
                     return Ok(truncated());
                 };
-                if let Err(e) = BatchHeader::parse(head) {
-                    return Ok(Step::Damaged(Corruption::Batch(e)));
-                }
                 let len = peek_batch_len(head).unwrap_or(0);
-                if u64::from(len) > remaining {
-                    // The header is whole but the batch runs past the end.
-                    return Ok(truncated());
+                // A batch that fits is checked whole below (which parses its
+                // header); only one that does not is parsed here, so a
+                // damaged header is told from a batch cut by the end.
+                if u64::from(len) > remaining || (len as usize) < BATCH_HEADER_BYTES {
+                    return Ok(match BatchHeader::parse(head) {
+                        Err(e) => Step::Damaged(Corruption::Batch(e)),
+                        // The header is whole but the batch runs past the end.
+                        Ok(_) => truncated(),
+                    });
                 }
                 let Some(batch) = source.bytes_at(self.position, len as usize)? else {
                     return Ok(truncated());
