@@ -109,12 +109,12 @@ impl SparseIndex<IndexEntry, INDEX_ENTRY_BYTES> {
 
     /// Adds an entry for the batch at `position` starting at `offset` (see
     /// the module docs of `sparse_index.rs` for what is ignored).
-    pub fn append(&mut self, offset: u64, position: u64) {
+    pub(crate) fn append(&mut self, offset: u64, position: u64) {
         self.push(IndexEntry { offset, position });
     }
 
     /// Drops every entry whose position is `>= position`.
-    pub fn truncate_to_position(&mut self, position: u64) {
+    pub(crate) fn truncate_to_position(&mut self, position: u64) {
         let keep = self.count_before(|e| e.position >= position);
         self.keep(keep);
     }

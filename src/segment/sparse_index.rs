@@ -128,7 +128,7 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
     }
 
     /// Drops every entry.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.file.truncate(0);
         self.lazy.clear();
     }
@@ -172,17 +172,17 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
     }
 
     /// Trims the file to its entries (sealing or clean close).
-    pub fn trim(&mut self) -> Result<()> {
+    pub(crate) fn trim(&mut self) -> Result<()> {
         self.file.trim()
     }
 
     /// Grows the file back to `capacity` entries so appends can add entries.
-    pub fn reserve(&mut self, capacity: usize) -> Result<()> {
+    pub(crate) fn reserve(&mut self, capacity: usize) -> Result<()> {
         self.file.reserve(capacity)
     }
 
     /// Makes the entries durable.
-    pub fn sync(&self) -> Result<()> {
+    pub(crate) fn sync(&self) -> Result<()> {
         self.file.sync()
     }
 

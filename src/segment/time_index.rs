@@ -65,7 +65,7 @@ impl SparseIndex<TimeEntry, TIME_INDEX_ENTRY_BYTES> {
     /// Records that every record up to `offset` has a timestamp of at most
     /// `max_timestamp_ms`. Ignored unless both grow past the last entry (or
     /// the index is full, or the offset is out of the 32-bit range).
-    pub fn append(&mut self, max_timestamp_ms: i64, offset: u64) {
+    pub(crate) fn append(&mut self, max_timestamp_ms: i64, offset: u64) {
         self.push(TimeEntry { timestamp_ms: max_timestamp_ms, offset });
     }
 
@@ -81,7 +81,7 @@ impl SparseIndex<TimeEntry, TIME_INDEX_ENTRY_BYTES> {
     }
 
     /// Drops every entry at or past `offset`.
-    pub fn truncate_to_offset(&mut self, offset: u64) {
+    pub(crate) fn truncate_to_offset(&mut self, offset: u64) {
         let keep = self.count_before(|e| e.offset >= offset);
         self.keep(keep);
     }
