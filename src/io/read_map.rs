@@ -135,11 +135,12 @@ fn map(file: &File, capacity: u64) -> io::Result<Mmap> {
     // which is never above the real length: only this handle changes the
     // file (a segment's log file is shrunk through its one open handle;
     // recovery's own handles are closed before the segment opens; the
-    // store's directory lock keeps other processes out), writes raise `len`
-    // only after they succeed, and `set_len` drops the mapping under the
-    // write lock before shrinking. Another process truncating a segment
-    // file under a running store would make such a read fault (SIGBUS)
-    // instead of failing, as it would with Kafka's mapped index files.
+    // partition log holds its directory's exclusive lock for its lifetime,
+    // so no other log handle or repair, in any process, opens the file),
+    // writes raise `len` only after they succeed, and `set_len` drops the
+    // mapping under the write lock before shrinking. A process that ignores
+    // the lock and truncates a segment file would make such a read fault
+    // (SIGBUS) instead of failing, as it would with Kafka's mapped indexes.
     unsafe { MmapOptions::new().len(len).map(file) }
 }
 

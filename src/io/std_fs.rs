@@ -139,11 +139,14 @@ impl FileHandle for StdFile {
             return Ok(Box::new(EmptyMapping));
         }
         // SAFETY: mapped files are index files owned by one open segment of
-        // one log (the store holds the data directory exclusively). The
-        // segment only shrinks the file after dropping this mapping (see
-        // `segment::index`), and the mapping never extends past the file
-        // length it was created with, so no access can fault. Other writers
-        // to the same file through `write_all_at` do not exist for index files.
+        // one log: every `PartitionLog` holds its directory's exclusive
+        // lock (`.lock`, flock) for as long as it lives, so no other handle,
+        // in this process or another, opens the file while it is mapped
+        // (only a process ignoring the lock could). The segment only shrinks
+        // the file after dropping this mapping (see `segment::entry_file`),
+        // and the mapping never extends past the file length it was created
+        // with, so no access can fault. Other writers to the same file
+        // through `write_all_at` do not exist for index files.
         let map = unsafe { MmapOptions::new().len(len).map_mut(&self.file)? };
         Ok(Box::new(StdMapping { map }))
     }
