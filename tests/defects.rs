@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use annals::io::sim::SimFs;
-use annals::io::{FileSystem, SharedFs, StdFileSystem};
+use annals::io::{FileSystem, SharedFs};
 use annals::{
     CleanupPolicy, Durability, Error, LogConfig, PartitionLog, Record, Store, StoreConfig, TopicConfig,
 };
@@ -229,8 +229,6 @@ fn regression_a_full_disk_left_checkpoint_temp_files_behind() {
     let fs = SimFs::new();
     let log = open_sim(&fs, LogConfig::default()).unwrap();
     log.append(&[Record::new("x")]).unwrap();
-    let used: u64 = fs.list_dir("/log".as_ref()).unwrap().len() as u64; // nonzero
-    assert!(used > 0);
     fs.set_capacity(Some(0));
     assert!(log.flush().is_err() || log.roll().is_err() || log.close().is_err());
     fs.set_capacity(None);
@@ -303,5 +301,4 @@ fn regression_a_closed_store_kept_its_directory_locked() {
     );
     assert!(matches!(store.topic("t"), Err(Error::Closed)));
     assert!(matches!(store.create_topic("u", TopicConfig::with_partitions(1)), Err(Error::Closed)));
-    let _ = StdFileSystem.exists(dir.path());
 }

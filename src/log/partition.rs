@@ -211,10 +211,6 @@ impl PartitionLog {
         WaitForOffset::new(log.clone(), offset, false)
     }
 
-    pub(super) fn notifier(&self) -> &Notifier {
-        &self.notifier
-    }
-
     /// Wakes readers waiting for new records (after the writer lock is
     /// released).
     pub(super) fn notify_appended(&self) {

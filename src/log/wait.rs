@@ -45,7 +45,7 @@ pub struct WaitForOffset {
 
 impl WaitForOffset {
     pub(super) fn new(log: Arc<PartitionLog>, offset: u64, committed: bool) -> Self {
-        let id = log.notifier().new_waiter_id();
+        let id = log.notifier.new_waiter_id();
         WaitForOffset { log, offset, id, registered: false, committed }
     }
 
@@ -69,7 +69,7 @@ impl Future for WaitForOffset {
         }
         let first = !self.registered;
         self.registered = true;
-        self.log.notifier().register(self.id, cx.waker(), first);
+        self.log.notifier.register(self.id, cx.waker(), first);
         // Re-check after registering: an append in between has either been
         // seen here or will wake the waker just registered.
         let end = self.bound();
@@ -83,7 +83,7 @@ impl Future for WaitForOffset {
 impl Drop for WaitForOffset {
     fn drop(&mut self) {
         if self.registered {
-            self.log.notifier().unregister(self.id);
+            self.log.notifier.unregister(self.id);
         }
     }
 }

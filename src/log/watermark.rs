@@ -65,7 +65,7 @@ impl PartitionLog {
     /// or `timeout` passes; returns whether it is.
     pub fn wait_for_committed(&self, offset: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        self.notifier().wait_until(deadline, || self.high_watermark() > offset)
+        self.notifier.wait_until(deadline, || self.high_watermark() > offset)
     }
 
     /// A future resolving once the high watermark is above `offset`. Woken
@@ -121,7 +121,7 @@ impl PartitionLog {
     /// passes; returns whether it is.
     pub fn wait_for_durable(&self, offset: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        self.notifier().wait_until(deadline, || self.durable_offset() > offset)
+        self.notifier.wait_until(deadline, || self.durable_offset() > offset)
     }
 
     /// The high watermark as the cleaners see it: retention and compaction

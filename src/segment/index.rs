@@ -127,6 +127,14 @@ mod tests {
     use super::*;
     use crate::io::StdFileSystem;
 
+    fn at(offset: u64, position: u64) -> IndexEntry {
+        IndexEntry { offset, position }
+    }
+
+    fn span(offset: u64, position: u64, next_position: Option<u64>) -> IndexSpan {
+        IndexSpan { entry: at(offset, position), next_position }
+    }
+
     fn open(dir: &Path, capacity: usize) -> OffsetIndex {
         OffsetIndex::open(&StdFileSystem, &dir.join("i.index"), 1000, capacity, 1 << 20).unwrap()
     }
@@ -135,42 +143,23 @@ mod tests {
     fn lookup_finds_the_floor_entry() {
         let dir = tempfile::tempdir().unwrap();
         let mut index = open(dir.path(), 16);
-        assert_eq!(
-            index.lookup(1500),
-            IndexEntry { offset: 1000, position: 0 },
-            "empty index starts at the segment start"
-        );
+        assert_eq!(index.lookup(1500), at(1000, 0), "empty index starts at the segment start");
         index.append(1000, 0); // the segment start needs no entry
         assert_eq!(index.entries(), 0);
         for (rel, pos) in [(10, 100), (20, 250), (35, 400)] {
             index.append(1000 + rel, pos);
         }
-        assert_eq!(index.lookup(999), IndexEntry { offset: 1000, position: 0 });
-        assert_eq!(index.lookup(1009), IndexEntry { offset: 1000, position: 0 });
-        assert_eq!(index.lookup(1010), IndexEntry { offset: 1010, position: 100 });
-        assert_eq!(index.lookup(1034), IndexEntry { offset: 1020, position: 250 });
-        assert_eq!(index.lookup(u64::MAX), IndexEntry { offset: 1035, position: 400 });
+        assert_eq!(index.lookup(999), at(1000, 0));
+        assert_eq!(index.lookup(1009), at(1000, 0));
+        assert_eq!(index.lookup(1010), at(1010, 100));
+        assert_eq!(index.lookup(1034), at(1020, 250));
+        assert_eq!(index.lookup(u64::MAX), at(1035, 400));
         // The span to the next entry bounds the batch holding the offset.
-        assert_eq!(
-            index.lookup_span(999),
-            IndexSpan { entry: IndexEntry { offset: 1000, position: 0 }, next_position: Some(100) }
-        );
-        assert_eq!(
-            index.lookup_span(1009),
-            IndexSpan { entry: IndexEntry { offset: 1000, position: 0 }, next_position: Some(100) }
-        );
-        assert_eq!(
-            index.lookup_span(1010),
-            IndexSpan { entry: IndexEntry { offset: 1010, position: 100 }, next_position: Some(250) }
-        );
-        assert_eq!(
-            index.lookup_span(1034),
-            IndexSpan { entry: IndexEntry { offset: 1020, position: 250 }, next_position: Some(400) }
-        );
-        assert_eq!(
-            index.lookup_span(1035),
-            IndexSpan { entry: IndexEntry { offset: 1035, position: 400 }, next_position: None }
-        );
+        assert_eq!(index.lookup_span(999), span(1000, 0, Some(100)));
+        assert_eq!(index.lookup_span(1009), span(1000, 0, Some(100)));
+        assert_eq!(index.lookup_span(1010), span(1010, 100, Some(250)));
+        assert_eq!(index.lookup_span(1034), span(1020, 250, Some(400)));
+        assert_eq!(index.lookup_span(1035), span(1035, 400, None));
     }
 
     #[test]
@@ -186,7 +175,7 @@ mod tests {
         assert!(index.is_full());
         index.append(1030, 300); // full: ignored, lookups just walk further
         assert_eq!(index.entries(), 2);
-        assert_eq!(index.last_entry(), Some(IndexEntry { offset: 1020, position: 200 }));
+        assert_eq!(index.last_entry(), Some(at(1020, 200)));
     }
 
     #[test]
@@ -214,7 +203,7 @@ mod tests {
             index.append(1000 + i, i * 100);
         }
         index.truncate_to_position(300);
-        assert_eq!(index.last_entry(), Some(IndexEntry { offset: 1002, position: 200 }));
+        assert_eq!(index.last_entry(), Some(at(1002, 200)));
         index.clear();
         assert_eq!(index.entries(), 0);
     }
@@ -251,12 +240,8 @@ mod tests {
         let mut index = OffsetIndex::open(&StdFileSystem, &path, 1000, 0, 10).unwrap();
         assert!(index.quick_check(1000).is_ok(), "only first and last are read");
         index.defer_check(1000);
-        assert_eq!(
-            index.lookup_span(1035),
-            IndexSpan { entry: IndexEntry { offset: 1000, position: 0 }, next_position: None },
-            "untrusted: scan from the start"
-        );
-        assert_eq!(index.lookup(1031), IndexEntry { offset: 1000, position: 0 });
+        assert_eq!(index.lookup_span(1035), span(1000, 0, None), "untrusted: scan from the start");
+        assert_eq!(index.lookup(1031), at(1000, 0));
 
         let mut sound = Vec::new();
         for (rel, pos) in [(10u32, 100u32), (20, 250), (30, 400)] {
@@ -266,13 +251,9 @@ mod tests {
         std::fs::write(&path, &sound).unwrap();
         let mut index = OffsetIndex::open(&StdFileSystem, &path, 1000, 0, 10).unwrap();
         index.defer_check(1000);
-        assert_eq!(
-            index.lookup_span(1025),
-            IndexSpan { entry: IndexEntry { offset: 1020, position: 250 }, next_position: Some(400) },
-            "checked once, then trusted"
-        );
+        assert_eq!(index.lookup_span(1025), span(1020, 250, Some(400)), "checked once, then trusted");
         index.defer_check(300); // an entry past a 300-byte log
-        assert_eq!(index.lookup(1035), IndexEntry { offset: 1000, position: 0 });
+        assert_eq!(index.lookup(1035), at(1000, 0));
 
         std::fs::write(&path, &sound[..8]).unwrap();
         let index = OffsetIndex::open(&StdFileSystem, &path, 1000, 0, 10).unwrap();

@@ -145,32 +145,30 @@ impl LogSegment {
         else {
             return Ok(None);
         };
-        if first.next_offset() > end_offset {
-            return Ok(None);
-        }
         let want = (max_bytes as u64).max(u64::from(first.batch_len)).min(size - pos);
         let buf = reader.take(pos, want as usize)?;
         // Keep whole, valid batches; stop before one that does not fit or
         // reaches past the log end.
         let mut cursor = BatchCursor::new(0, Some(first.base_offset), buf.len() as u64, Check::Crc);
         let mut source: &[u8] = &buf;
-        // Bounded by the buffer: each step advances by a batch.
-        loop {
+        // Bounded by the buffer: each step advances by a batch or ends.
+        let kept = loop {
             let at = cursor.position();
             match cursor.step(&mut source)? {
-                Step::Batch(b) if b.header.next_offset() <= end_offset => continue,
-                Step::Batch(_) | Step::End => {}
+                Step::Batch(b) if b.header.next_offset() <= end_offset => {}
+                Step::Batch(_) | Step::End => break at,
                 // A batch cut by the end of the buffer is left for the
                 // next read; the first one is whole unless the file is not.
                 Step::Damaged(Corruption::Batch(e))
-                    if e.kind == crate::format::DecodeErrorKind::Truncated && at > 0 => {}
+                    if e.kind == crate::format::DecodeErrorKind::Truncated && at > 0 =>
+                {
+                    break at
+                }
                 Step::Damaged(problem) => return Err(Error::corruption(&self.log_path, pos + at, problem)),
             }
-            if at == 0 {
-                return Ok(None);
-            }
-            return Ok(Some(FetchedRecords::new(buf.slice(..at as usize), offset)));
-        }
+        };
+        // Nothing when even the first batch reaches past the log end.
+        Ok((kept > 0).then(|| FetchedRecords::new(buf.slice(..kept as usize), offset)))
     }
 
     /// Calls `f` with every batch in order, each fully checked (CRC and
