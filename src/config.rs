@@ -82,6 +82,44 @@ pub struct LogConfig {
     /// `enforce_retention` and at open. Default 1 day; -1 never; otherwise
     /// at least 1.
     pub producer_id_expiration_ms: i64,
+    /// Kafka's `message.timestamp.type`: whether a record's timestamp is
+    /// the producer's (CreateTime) or the log's clock at append
+    /// (LogAppendTime: the batch's maxTimestamp is stamped and its
+    /// timestamp-type bit set; records keep their bytes). Default
+    /// [`TimestampType::CreateTime`].
+    pub message_timestamp_type: TimestampType,
+    /// Kafka's `message.timestamp.before.max.ms`: with CreateTime, an
+    /// append holding a record whose timestamp is more than this before
+    /// the log's clock is refused. Default `i64::MAX` (no limit); at least 0.
+    pub message_timestamp_before_max_ms: i64,
+    /// Kafka's `message.timestamp.after.max.ms`: the same for a timestamp
+    /// more than this after the clock. Default `i64::MAX`; at least 0.
+    pub message_timestamp_after_max_ms: i64,
+}
+
+/// Kafka's `message.timestamp.type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimestampType {
+    /// The producer's timestamp.
+    #[default]
+    CreateTime,
+    /// The log's clock when the batch was appended.
+    LogAppendTime,
+}
+
+impl TimestampType {
+    /// Kafka's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        }
+    }
+
+    /// The type Kafka calls `name`.
+    pub fn parse(name: &str) -> Option<TimestampType> {
+        [TimestampType::CreateTime, TimestampType::LogAppendTime].into_iter().find(|t| t.name() == name)
+    }
 }
 
 /// Kafka's `cleanup.policy`.
@@ -206,6 +244,9 @@ impl Default for LogConfig {
             synced_extent_interval_bytes: 1 << 20,
             mmap_reads: true,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
+            message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: i64::MAX,
         }
     }
 }
@@ -257,6 +298,12 @@ impl LogConfig {
         }
         if self.delete_retention_ms < 0 {
             return Err(Error::config("delete_retention_ms", "must be at least 0"));
+        }
+        if self.message_timestamp_before_max_ms < 0 {
+            return Err(Error::config("message_timestamp_before_max_ms", "must be at least 0"));
+        }
+        if self.message_timestamp_after_max_ms < 0 {
+            return Err(Error::config("message_timestamp_after_max_ms", "must be at least 0"));
         }
         if self.min_cleanable_dirty_percent > 100 {
             return Err(Error::config("min_cleanable_dirty_percent", "must be 0 to 100"));

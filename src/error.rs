@@ -182,6 +182,34 @@ pub enum Error {
         /// The producer's current epoch.
         current: i16,
     },
+    /// A producer's batch refused by a pass-through append
+    /// ([`crate::PartitionLog::append_batches`]); nothing was appended.
+    InvalidProducerBatch {
+        /// Which batch of the bytes given (0 for the first).
+        batch: usize,
+        /// The byte, in the bytes given, where the problem lies.
+        position: usize,
+        /// What is wrong (and the Kafka error code for it).
+        problem: crate::format::BatchProblem,
+    },
+    /// Record `index` of an append has a timestamp outside the topic's
+    /// `message_timestamp_before_max_ms` / `after_max_ms` window around
+    /// the log's clock (Kafka's `INVALID_TIMESTAMP`).
+    InvalidTimestamp {
+        /// Position of the record in the append.
+        index: usize,
+        /// Its timestamp.
+        timestamp_ms: i64,
+        /// The log's clock.
+        now_ms: i64,
+    },
+    /// A segment file of the format annals wrote before it stored Kafka's
+    /// RecordBatch v2 (magic 1). This build does not read it, and there is
+    /// no converter (0.x): re-create the data directory.
+    PreKafkaFormat {
+        /// The segment file.
+        path: PathBuf,
+    },
     /// A replicated batch failed its checks (CRC, framing, records).
     InvalidBatch {
         /// Byte position of the batch in the bytes given.
@@ -336,6 +364,19 @@ impl fmt::Display for Error {
             Error::ProducerFenced { producer_id, epoch, current } => {
                 write!(f, "producer {producer_id}: epoch {epoch} is fenced by epoch {current}")
             }
+            Error::InvalidProducerBatch { batch, position, problem } => {
+                write!(f, "producer batch {batch} refused at byte {position}: {problem}")
+            }
+            Error::InvalidTimestamp { index, timestamp_ms, now_ms } => write!(
+                f,
+                "record {index} has timestamp {timestamp_ms}, outside the topic's window around {now_ms}"
+            ),
+            Error::PreKafkaFormat { path } => write!(
+                f,
+                "{} is in annals' pre-Kafka segment format (magic 1); this build stores Kafka's \
+                 RecordBatch v2 and has no converter: re-create the data directory",
+                path.display()
+            ),
             Error::InvalidBatch { position, error } => {
                 write!(f, "invalid replicated batch at byte {position}: {error}")
             }

@@ -44,16 +44,16 @@ pub mod segment;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use config::{CleanupPolicy, Durability, LogConfig, SegmentConfig};
+pub use config::{CleanupPolicy, Durability, LogConfig, SegmentConfig, TimestampType};
 
 /// The README's example runs as a doc test, so it cannot rot.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 pub use error::{Corruption, Error, Result};
-pub use format::{BatchMeta, FetchedRecords, Header, Record, RecordView, StoredRecord};
+pub use format::{BatchMeta, BatchProblem, FetchedRecords, Header, Record, RecordView, StoredRecord};
 pub use log::{
-    AcceptDataLoss, AppendInfo, CompactionReport, PartitionLog, RecoveryReport, RepairReport,
+    AcceptDataLoss, AppendInfo, CompactionReport, PartitionLog, ProduceMeta, RecoveryReport, RepairReport,
     RetentionReport, WaitForOffset,
 };
 pub use store::{

@@ -11,7 +11,7 @@ fn seed(name: &str) -> Vec<u8> {
 fn documented_layout_matches_the_decoder() {
     let one = seed("one-record");
     let h = check_batch(&one).unwrap();
-    assert_eq!((h.base_offset, h.record_count, h.first_timestamp_ms), (0, 1, 1000));
+    assert_eq!((h.base_offset, h.record_count, h.base_timestamp_ms), (0, 1, 1000));
     let r: Vec<_> = RecordIter::new(&one, h).collect();
     assert_eq!(r[0].value, Some(&b"hello"[..]));
     assert_eq!(r[0].key, None);

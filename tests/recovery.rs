@@ -300,8 +300,9 @@ fn regression_flipped_base_offset_never_misplaces_records() {
     fixture(dir.path(), 40, 4);
     let first = log_files(dir.path()).remove(0);
     let mut bytes = fs::read(&first).unwrap();
-    let second_batch = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
-    bytes[second_batch] ^= 0x02; // base offset of the second batch: 4 -> 6
+    // Kafka's length field counts the bytes after it.
+    let second_batch = i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize + 12;
+    bytes[second_batch + 7] ^= 0x02; // base offset of the second batch (big-endian): 4 -> 6
     fs::write(&first, &bytes).unwrap();
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     for offset in 0..12 {

@@ -1,93 +1,110 @@
-//! Record batches: the unit that is appended, checksummed, indexed and read.
+//! Record batches: the unit that is appended, checksummed, indexed and
+//! read. Kafka's RecordBatch v2 (magic 2; `DefaultRecordBatch.java` in
+//! apache/kafka), byte for byte: what a producer sends, what the segment
+//! files hold, what a fetch returns.
 //!
-//! Format (little-endian), a 64-byte header then the records:
+//! Big-endian, a 61-byte header then the records:
 //!
 //! ```text
-//! offset size field               CRC?  meaning
-//!  0     8    base_offset         no    offset of the first record (assigned by the log)
-//!  8     4    leader_epoch        no    partition leader epoch, -1 = none (stamped by a leader)
-//! 12     4    crc                 -     CRC-32 (IEEE, crc32fast) of bytes [16, batch_len)
-//! 16     4    batch_len           yes   bytes of the whole batch, header included
-//! 20     1    magic               yes   format version, 1
-//! 21     1    reserved            yes   0
-//! 22     2    attributes          yes   bits 0-2 codec (0 = none), bit 3 timestamp type
-//!                                       (0 create, 1 log append), bit 4 transactional,
-//!                                       bit 5 control; other bits 0
-//! 24     4    last_offset_delta   yes   last offset - base offset (kept when compaction
-//!                                       removes records, so the batch keeps its range)
-//! 28     4    record_count        yes   records in the batch, <= last_offset_delta + 1
-//! 32     8    first_timestamp_ms  yes   timestamp of the first record; deltas start here
-//! 40     8    max_timestamp_ms    yes   largest record timestamp
-//! 48     8    producer_id         yes   idempotent producer id, -1 = none
-//! 56     2    producer_epoch      yes   producer epoch, -1 = none
-//! 58     2    reserved            yes   0
-//! 60     4    base_sequence       yes   sequence of the first record, -1 = none
-//! 64     ...  records             yes   record_count records (see `record.rs`)
+//! offset size field                 CRC?  meaning
+//!  0     8    baseOffset            no    offset of the first record (assigned by the log)
+//!  8     4    length                no    bytes after this field (the whole batch - 12)
+//! 12     4    partitionLeaderEpoch  no    leader epoch, -1 = none (stamped by the leader)
+//! 16     1    magic                 no    2
+//! 17     4    crc                   -     CRC-32C (Castagnoli) of bytes [21, end)
+//! 21     2    attributes            yes   bits 0-2 compression codec (0 = none),
+//!                                         3 timestamp type (0 CreateTime, 1 LogAppendTime),
+//!                                         4 transactional, 5 control,
+//!                                         6 delete horizon set; other bits 0
+//! 23     4    lastOffsetDelta       yes   last offset - baseOffset (kept when compaction
+//!                                         removes records, so the batch keeps its range)
+//! 27     8    baseTimestamp         yes   first record's timestamp, deltas start here; with
+//!                                         bit 6 the delete horizon; -1 in an empty batch
+//! 35     8    maxTimestamp          yes   largest record timestamp; the append time with
+//!                                         LogAppendTime
+//! 43     8    producerId            yes   idempotent producer id, -1 = none
+//! 51     2    producerEpoch         yes   -1 = none
+//! 53     4    baseSequence          yes   sequence of the first record, -1 = none
+//! 57     4    recordsCount          yes   records in the batch, <= lastOffsetDelta + 1
+//! 61     ...  records               yes   recordsCount records (see `record.rs`)
 //! ```
 //!
-//! The two fields outside the CRC are the ones a log or a leader may rewrite in
-//! place without re-checksumming; the log checks `base_offset` by offset
-//! continuity instead.
+//! The fields before the CRC are the ones a log or a leader rewrites in
+//! place without re-checksumming (base offset, leader epoch); the log
+//! checks `baseOffset` by offset continuity and `length` by the CRC it
+//! bounds.
 
-use byteorder::{ByteOrder, LittleEndian as LE};
+use byteorder::{BigEndian as BE, ByteOrder};
 
 use super::error::{DecodeError, DecodeErrorKind};
-use super::record::{body_len, decode_record, put_record, Record, RecordBounds, RecordView};
+use super::record::{body_len, decode_record, put_record, record_len, Record, RecordBounds, RecordView};
 
-/// Size of the batch header.
-pub const BATCH_HEADER_BYTES: usize = 64;
-/// The format version this build writes and reads.
-pub const MAGIC: u8 = 1;
+/// Size of the batch header (Kafka's `RECORD_BATCH_OVERHEAD`).
+pub const BATCH_HEADER_BYTES: usize = 61;
+/// The format version this build writes and reads: Kafka's v2.
+pub const MAGIC: u8 = 2;
+/// Bytes before and including the length field, which it does not count
+/// (Kafka's `LOG_OVERHEAD`).
+pub const LOG_OVERHEAD: usize = 12;
 
 const BASE_OFFSET_AT: usize = 0;
-const LEADER_EPOCH_AT: usize = BASE_OFFSET_AT + 8;
-const CRC_AT: usize = LEADER_EPOCH_AT + 4;
+const LENGTH_AT: usize = BASE_OFFSET_AT + 8;
+const LEADER_EPOCH_AT: usize = LENGTH_AT + 4;
+/// Where the magic byte is.
+pub const MAGIC_AT: usize = LEADER_EPOCH_AT + 4;
+const CRC_AT: usize = MAGIC_AT + 1;
 /// Where the CRC-covered bytes begin.
 pub const CRC_FROM: usize = CRC_AT + 4;
-const BATCH_LEN_AT: usize = CRC_FROM;
-const MAGIC_AT: usize = BATCH_LEN_AT + 4;
-const RESERVED1_AT: usize = MAGIC_AT + 1;
-const ATTRIBUTES_AT: usize = RESERVED1_AT + 1;
+const ATTRIBUTES_AT: usize = CRC_FROM;
 const LAST_OFFSET_DELTA_AT: usize = ATTRIBUTES_AT + 2;
-const RECORD_COUNT_AT: usize = LAST_OFFSET_DELTA_AT + 4;
-const FIRST_TIMESTAMP_AT: usize = RECORD_COUNT_AT + 4;
-const MAX_TIMESTAMP_AT: usize = FIRST_TIMESTAMP_AT + 8;
+const BASE_TIMESTAMP_AT: usize = LAST_OFFSET_DELTA_AT + 4;
+const MAX_TIMESTAMP_AT: usize = BASE_TIMESTAMP_AT + 8;
 const PRODUCER_ID_AT: usize = MAX_TIMESTAMP_AT + 8;
 const PRODUCER_EPOCH_AT: usize = PRODUCER_ID_AT + 8;
-const RESERVED2_AT: usize = PRODUCER_EPOCH_AT + 2;
-const BASE_SEQUENCE_AT: usize = RESERVED2_AT + 2;
-const _: () = assert!(BASE_SEQUENCE_AT + 4 == BATCH_HEADER_BYTES);
+const BASE_SEQUENCE_AT: usize = PRODUCER_EPOCH_AT + 2;
+const RECORDS_COUNT_AT: usize = BASE_SEQUENCE_AT + 4;
+const _: () = assert!(RECORDS_COUNT_AT + 4 == BATCH_HEADER_BYTES);
+const _: () = assert!(LENGTH_AT + 4 == LOG_OVERHEAD);
 
 /// The most an encode reserves up front (it still grows past this).
 const RESERVE_BYTES_MAX: usize = 64 << 20;
 
 /// Attribute bits for the compression codec (only 0, none, is implemented).
 pub const ATTR_CODEC_MASK: u16 = 0b111;
+/// Attribute bit: the timestamp type is LogAppendTime.
+pub const ATTR_LOG_APPEND_TIME: u16 = 1 << 3;
+/// Attribute bit: the batch is part of a transaction.
+pub const ATTR_TRANSACTIONAL: u16 = 1 << 4;
+/// Attribute bit: a control batch (transaction markers).
+pub const ATTR_CONTROL: u16 = 1 << 5;
+/// Attribute bit: baseTimestamp holds the delete horizon (set by the cleaner).
+pub const ATTR_DELETE_HORIZON: u16 = 1 << 6;
 /// Attribute bits this build understands.
-pub const ATTR_KNOWN: u16 = 0b11_1111;
+pub const ATTR_KNOWN: u16 = 0b111_1111;
+/// The smallest record: seven one-byte fields.
+const RECORD_BYTES_MIN: u64 = 7;
 
 /// The fields of a batch header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchHeader {
     /// Offset of the first record.
     pub base_offset: u64,
+    /// Bytes of the whole batch (Kafka's `length` field plus 12).
+    pub batch_len: u32,
     /// Partition leader epoch, -1 for none.
     pub leader_epoch: i32,
-    /// Stored CRC.
-    pub crc: u32,
-    /// Bytes of the whole batch.
-    pub batch_len: u32,
-    /// Format version.
+    /// Format version (2).
     pub magic: u8,
+    /// Stored CRC-32C.
+    pub crc: u32,
     /// Attribute bits.
     pub attributes: u16,
     /// Last offset minus base offset.
     pub last_offset_delta: u32,
-    /// Number of records.
-    pub record_count: u32,
-    /// Timestamp of the first record.
-    pub first_timestamp_ms: i64,
-    /// Largest record timestamp.
+    /// The first record's timestamp (the delete horizon when
+    /// [`BatchHeader::delete_horizon_ms`] is set; -1 in an empty batch).
+    pub base_timestamp_ms: i64,
+    /// Largest record timestamp (the append time with LogAppendTime).
     pub max_timestamp_ms: i64,
     /// Producer id, -1 for none.
     pub producer_id: i64,
@@ -95,6 +112,8 @@ pub struct BatchHeader {
     pub producer_epoch: i16,
     /// Sequence number of the first record, -1 for none.
     pub base_sequence: i32,
+    /// Number of records.
+    pub record_count: u32,
 }
 
 impl BatchHeader {
@@ -109,6 +128,32 @@ impl BatchHeader {
         self.last_offset() + 1
     }
 
+    /// Whether record timestamps are the broker's append time.
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+
+    /// Whether the batch is part of a transaction.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    /// Whether this is a control batch.
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// The delete horizon the cleaner set, if it did: tombstones in the
+    /// batch may be removed once it has passed.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp_ms)
+    }
+
+    /// The compression codec (0: none).
+    pub fn codec(&self) -> u16 {
+        self.attributes & ATTR_CODEC_MASK
+    }
+
     /// Parses and range-checks the header at the front of `buf` (no CRC check).
     ///
     /// # Errors
@@ -117,63 +162,83 @@ impl BatchHeader {
         let h = buf
             .get(..BATCH_HEADER_BYTES)
             .ok_or_else(|| DecodeError::new(DecodeErrorKind::Truncated, buf.len()))?;
-        let header = BatchHeader {
-            base_offset: LE::read_u64(&h[BASE_OFFSET_AT..]),
-            leader_epoch: LE::read_i32(&h[LEADER_EPOCH_AT..]),
-            crc: LE::read_u32(&h[CRC_AT..]),
-            batch_len: LE::read_u32(&h[BATCH_LEN_AT..]),
-            magic: h[MAGIC_AT],
-            attributes: LE::read_u16(&h[ATTRIBUTES_AT..]),
-            last_offset_delta: LE::read_u32(&h[LAST_OFFSET_DELTA_AT..]),
-            record_count: LE::read_u32(&h[RECORD_COUNT_AT..]),
-            first_timestamp_ms: LE::read_i64(&h[FIRST_TIMESTAMP_AT..]),
-            max_timestamp_ms: LE::read_i64(&h[MAX_TIMESTAMP_AT..]),
-            producer_id: LE::read_i64(&h[PRODUCER_ID_AT..]),
-            producer_epoch: LE::read_i16(&h[PRODUCER_EPOCH_AT..]),
-            base_sequence: LE::read_i32(&h[BASE_SEQUENCE_AT..]),
+        let bad = |what, at| Err(DecodeError::new(DecodeErrorKind::BadHeader(what), at));
+        let magic = h[MAGIC_AT];
+        if magic != MAGIC {
+            return Err(DecodeError::new(DecodeErrorKind::UnknownMagic(magic), MAGIC_AT));
+        }
+        let length = BE::read_i32(&h[LENGTH_AT..]);
+        let batch_len = u32::try_from(i64::from(length) + LOG_OVERHEAD as i64)
+            .ok()
+            .filter(|&l| l as usize >= BATCH_HEADER_BYTES && length >= 0)
+            .ok_or_else(|| DecodeError::new(DecodeErrorKind::BadBatchLength(length as u32), LENGTH_AT))?;
+        let (Ok(base_offset), Ok(last_offset_delta), Ok(record_count)) = (
+            u64::try_from(BE::read_i64(&h[BASE_OFFSET_AT..])),
+            u32::try_from(BE::read_i32(&h[LAST_OFFSET_DELTA_AT..])),
+            u32::try_from(BE::read_i32(&h[RECORDS_COUNT_AT..])),
+        ) else {
+            return bad("negative base offset, last offset delta or record count", BASE_OFFSET_AT);
         };
-        let bad = |what| Err(DecodeError::new(DecodeErrorKind::BadHeader(what), 0));
-        if header.magic != MAGIC {
-            return Err(DecodeError::new(DecodeErrorKind::UnknownMagic(header.magic), MAGIC_AT));
-        }
-        if (header.batch_len as usize) < BATCH_HEADER_BYTES {
-            return Err(DecodeError::new(DecodeErrorKind::BadBatchLength(header.batch_len), BATCH_LEN_AT));
-        }
-        if h[RESERVED1_AT] != 0 || LE::read_u16(&h[RESERVED2_AT..]) != 0 {
-            return bad("reserved bytes set");
-        }
+        let header = BatchHeader {
+            base_offset,
+            batch_len,
+            leader_epoch: BE::read_i32(&h[LEADER_EPOCH_AT..]),
+            magic,
+            crc: BE::read_u32(&h[CRC_AT..]),
+            attributes: BE::read_u16(&h[ATTRIBUTES_AT..]),
+            last_offset_delta,
+            base_timestamp_ms: BE::read_i64(&h[BASE_TIMESTAMP_AT..]),
+            max_timestamp_ms: BE::read_i64(&h[MAX_TIMESTAMP_AT..]),
+            producer_id: BE::read_i64(&h[PRODUCER_ID_AT..]),
+            producer_epoch: BE::read_i16(&h[PRODUCER_EPOCH_AT..]),
+            base_sequence: BE::read_i32(&h[BASE_SEQUENCE_AT..]),
+            record_count,
+        };
         if header.attributes & !ATTR_KNOWN != 0 {
-            return bad("unknown attribute bits");
+            return bad("unknown attribute bits", ATTRIBUTES_AT);
         }
-        if header.attributes & ATTR_CODEC_MASK != 0 {
-            let codec = header.attributes & ATTR_CODEC_MASK;
-            return Err(DecodeError::new(DecodeErrorKind::UnsupportedCodec(codec), ATTRIBUTES_AT));
+        if header.codec() != 0 {
+            return Err(DecodeError::new(DecodeErrorKind::UnsupportedCodec(header.codec()), ATTRIBUTES_AT));
         }
         if u64::from(header.record_count) > u64::from(header.last_offset_delta) + 1 {
-            return bad("more records than offsets");
+            return bad("more records than offsets", RECORDS_COUNT_AT);
         }
-        if header.base_offset.checked_add(u64::from(header.last_offset_delta) + 1).is_none() {
-            return bad("offset range overflows");
+        if header.base_offset.checked_add(u64::from(header.last_offset_delta) + 1).is_none_or(|end| end > i64::MAX as u64) {
+            return bad("offset range overflows", LAST_OFFSET_DELTA_AT);
         }
-        if header.first_timestamp_ms < 0 || header.max_timestamp_ms < header.first_timestamp_ms {
-            return bad("timestamps out of order");
+        let timestamps_ok = if header.record_count == 0 {
+            // Kafka's empty batch: baseTimestamp -1, maxTimestamp kept.
+            header.max_timestamp_ms >= -1
+        } else if header.is_log_append_time() || header.delete_horizon_ms().is_some() {
+            header.max_timestamp_ms >= 0
+        } else {
+            header.base_timestamp_ms >= 0 && header.max_timestamp_ms >= header.base_timestamp_ms
+        };
+        if !timestamps_ok {
+            return bad("timestamps out of order", BASE_TIMESTAMP_AT);
         }
-        // Every record takes at least 6 bytes: bound record_count by the length.
-        if u64::from(header.record_count) * 6 > u64::from(header.batch_len) {
-            return bad("more records than bytes");
+        // Bound record_count by the length.
+        if u64::from(header.record_count) * RECORD_BYTES_MIN > u64::from(header.batch_len) {
+            return bad("more records than bytes", RECORDS_COUNT_AT);
         }
         Ok(header)
     }
 }
 
-/// Reads the batch length at the front of `buf`, if the header is there.
+/// The whole batch length the header at the front of `buf` claims, if the
+/// length field is there (0 for a negative length: less than a header).
 pub fn peek_batch_len(buf: &[u8]) -> Option<u32> {
-    buf.get(BATCH_LEN_AT..BATCH_LEN_AT + 4).map(LE::read_u32)
+    let length = BE::read_i32(buf.get(LENGTH_AT..LENGTH_AT + 4)?);
+    Some(u32::try_from(i64::from(length) + LOG_OVERHEAD as i64).ok().filter(|_| length >= 0).unwrap_or(0))
 }
 
-/// CRC-32 of the covered part of a whole batch.
+/// CRC-32C of the covered part of a whole batch.
 fn compute_crc(batch: &[u8]) -> u32 {
-    crc32fast::hash(&batch[CRC_FROM..])
+    crc32c::crc32c(&batch[CRC_FROM..])
+}
+
+fn write_length(batch: &mut [u8], batch_len: u32) {
+    BE::write_i32(&mut batch[LENGTH_AT..LENGTH_AT + 4], (batch_len as usize - LOG_OVERHEAD) as i32);
 }
 
 /// Checks one whole batch: header ranges, length, CRC, and every record's
@@ -221,18 +286,35 @@ pub fn check_batch_crc(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
 /// file and every length one bit flip away from the stored one: at most
 /// 33 checks of bytes already read.
 pub fn whole_but_for_length(tail: &[u8]) -> bool {
-    let Some(stored) = peek_batch_len(tail) else { return false };
-    let to_end = u32::try_from(tail.len()).unwrap_or(u32::MAX);
+    let Some(stored) = tail.get(LENGTH_AT..LENGTH_AT + 4).map(BE::read_u32) else { return false };
+    let to_end = u32::try_from(tail.len().saturating_sub(LOG_OVERHEAD)).unwrap_or(u32::MAX);
     let mut patched = Vec::new();
     let candidates = std::iter::once(to_end).chain((0..32).map(|bit| stored ^ (1 << bit)));
     candidates
-        .filter(|&len| len != stored && len as usize <= tail.len() && len as usize >= BATCH_HEADER_BYTES)
-        .any(|len| {
+        .filter(|&length| {
+            let whole = length as usize + LOG_OVERHEAD;
+            length != stored && length <= i32::MAX as u32 && whole <= tail.len() && whole >= BATCH_HEADER_BYTES
+        })
+        .any(|length| {
             patched.clear();
-            patched.extend_from_slice(&tail[..len as usize]);
-            LE::write_u32(&mut patched[BATCH_LEN_AT..BATCH_LEN_AT + 4], len);
+            patched.extend_from_slice(&tail[..length as usize + LOG_OVERHEAD]);
+            BE::write_u32(&mut patched[LENGTH_AT..LENGTH_AT + 4], length);
             check_batch(&patched).is_ok()
         })
+}
+
+/// Whether `head` (the first bytes of a segment file) is a batch of the
+/// format annals wrote before it stored Kafka's (magic 1 at byte 20,
+/// little-endian, CRC-32 of bytes [16, length)), checked by that batch's
+/// own CRC so that damage is never taken for it.
+pub fn is_pre_kafka_batch(head: &[u8]) -> bool {
+    use byteorder::LittleEndian as LE;
+    const OLD_HEADER_BYTES: usize = 64;
+    let Some(len) = head.get(16..20).map(LE::read_u32) else { return false };
+    head.len() >= OLD_HEADER_BYTES
+        && head[20] == 1
+        && (len as usize) >= OLD_HEADER_BYTES
+        && head.get(..len as usize).is_some_and(|b| crc32fast::hash(&b[16..]) == LE::read_u32(&b[12..16]))
 }
 
 /// Iterates the records of one batch, decoding each with full checks.
@@ -250,9 +332,10 @@ impl<'a> RecordIter<'a> {
     pub fn new(batch: &'a [u8], header: BatchHeader) -> Self {
         let bounds = RecordBounds {
             base_offset: header.base_offset,
-            first_timestamp_ms: header.first_timestamp_ms,
+            base_timestamp_ms: header.base_timestamp_ms,
             max_timestamp_ms: header.max_timestamp_ms,
             last_offset_delta: header.last_offset_delta,
+            log_append_time: header.is_log_append_time(),
         };
         RecordIter {
             batch,
@@ -263,8 +346,15 @@ impl<'a> RecordIter<'a> {
         }
     }
 
+    /// Where the next record starts, from the start of the batch.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The next record, fully checked (see `decode_record`); only for a
+    /// record that the header counts.
     #[inline]
-    fn next_checked(&mut self) -> Result<RecordView<'a>, DecodeError> {
+    pub(crate) fn next_checked(&mut self) -> Result<RecordView<'a>, DecodeError> {
         let rest = self.batch.get(self.pos..).unwrap_or(&[]);
         let (view, used) = decode_record(rest, &self.bounds, self.prev_offset_delta)
             .map_err(|e| DecodeError::new(e.kind, e.position + self.pos))?;
@@ -309,11 +399,20 @@ pub struct BatchMeta {
     pub producer_epoch: i16,
     /// Sequence of the first record, -1 for none.
     pub base_sequence: i32,
+    /// Stamp the batch LogAppendTime (the topic's `message.timestamp.type`):
+    /// maxTimestamp is the append time and every record reads it.
+    pub log_append_time: bool,
 }
 
 impl Default for BatchMeta {
     fn default() -> Self {
-        BatchMeta { leader_epoch: -1, producer_id: -1, producer_epoch: -1, base_sequence: -1 }
+        BatchMeta {
+            leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            log_append_time: false,
+        }
     }
 }
 
@@ -391,12 +490,7 @@ pub fn encode_batch(
     now_ms: i64,
     limits: EncodeLimits,
 ) -> Result<BatchHeader, EncodeError> {
-    let too_many = EncodeError::BatchTooLarge { size: usize::MAX, max: limits.max_batch_bytes };
-    let last_offset_delta = u32::try_from(records.len().saturating_sub(1)).map_err(|_| too_many)?;
-    if records.is_empty() {
-        return Err(EncodeError::Empty);
-    }
-    let layout = BatchLayout { base_offset, meta, last_offset_delta, now_ms, limits };
+    let layout = BatchLayout::new(base_offset, meta, records, now_ms, limits)?;
     encode_with_deltas(out, &layout, records, |i| i as u32)
 }
 
@@ -408,12 +502,50 @@ pub(crate) struct BatchLayout {
     pub last_offset_delta: u32,
     pub now_ms: i64,
     pub limits: EncodeLimits,
+    /// Attribute bits to set (timestamp type, transactional, delete horizon).
+    pub attributes: u16,
+    /// baseTimestamp when it is not the first record's (a delete horizon).
+    pub base_timestamp_ms: Option<i64>,
+    /// maxTimestamp when it is not the largest record's (LogAppendTime).
+    pub max_timestamp_ms: Option<i64>,
+}
+
+impl BatchLayout {
+    /// The layout of a new batch of `records` (one offset each).
+    pub(crate) fn new(
+        base_offset: u64,
+        meta: BatchMeta,
+        records: &[Record],
+        now_ms: i64,
+        limits: EncodeLimits,
+    ) -> Result<Self, EncodeError> {
+        let too_many = EncodeError::BatchTooLarge { size: usize::MAX, max: limits.max_batch_bytes };
+        let last_offset_delta = i32::try_from(records.len().saturating_sub(1)).map_err(|_| too_many)? as u32;
+        if records.is_empty() {
+            return Err(EncodeError::Empty);
+        }
+        let (attributes, max_timestamp_ms) = match meta.log_append_time {
+            true => (ATTR_LOG_APPEND_TIME, Some(now_ms)),
+            false => (0, None),
+        };
+        Ok(BatchLayout {
+            base_offset,
+            meta,
+            last_offset_delta,
+            now_ms,
+            limits,
+            attributes,
+            base_timestamp_ms: None,
+            max_timestamp_ms,
+        })
+    }
 }
 
 /// Encodes `records` where record `i` sits at offset delta `delta_of(i)`
 /// (strictly increasing, at most `last_offset_delta`): used to rewrite part
 /// of an existing batch without moving its records' offsets. No records gives
-/// an empty batch that still covers `last_offset_delta + 1` offsets.
+/// Kafka's empty batch (baseTimestamp -1) that still covers
+/// `last_offset_delta + 1` offsets.
 pub(crate) fn encode_with_deltas(
     out: &mut Vec<u8>,
     layout: &BatchLayout,
@@ -422,7 +554,8 @@ pub(crate) fn encode_with_deltas(
 ) -> Result<BatchHeader, EncodeError> {
     let limits = layout.limits;
     let ts = |r: &Record| r.timestamp_ms.unwrap_or(layout.now_ms);
-    let first_timestamp_ms = records.first().map_or(layout.now_ms, ts);
+    let base_timestamp_ms = records.first().map_or(-1, ts);
+    let base_timestamp_ms = layout.base_timestamp_ms.unwrap_or(base_timestamp_ms);
     let start = out.len();
     // Restore `out` on any refusal: the caller's buffer is left as it was.
     let refuse = |out: &mut Vec<u8>, e: EncodeError| {
@@ -430,7 +563,7 @@ pub(crate) fn encode_with_deltas(
         Err(e)
     };
     out.resize(start + BATCH_HEADER_BYTES, 0);
-    let mut max_timestamp_ms = first_timestamp_ms;
+    let mut max_timestamp_ms = base_timestamp_ms;
     // One pass: size each record once, check it, write it.
     for (index, r) in records.iter().enumerate() {
         let t = ts(r);
@@ -438,14 +571,14 @@ pub(crate) fn encode_with_deltas(
             return refuse(out, EncodeError::InvalidTimestamp { index, timestamp_ms: t });
         }
         max_timestamp_ms = max_timestamp_ms.max(t);
-        let delta = t - first_timestamp_ms;
+        let delta = t - base_timestamp_ms;
         let body = body_len(r, delta, delta_of(index));
-        let size = crate::format::varint::len_u64(body as u64) + body;
-        if size > limits.max_record_bytes {
+        let size = record_len(body);
+        if size > limits.max_record_bytes || body > i32::MAX as usize {
             return refuse(out, EncodeError::RecordTooLarge { index, size, max: limits.max_record_bytes });
         }
         let total = out.len() - start + size;
-        if total > limits.max_batch_bytes {
+        if total > limits.max_batch_bytes || total > i32::MAX as usize {
             return refuse(out, EncodeError::BatchTooLarge { size: total, max: limits.max_batch_bytes });
         }
         if index == 0 {
@@ -460,39 +593,46 @@ pub(crate) fn encode_with_deltas(
     let total = out.len() - start;
     let header = BatchHeader {
         base_offset: layout.base_offset,
+        batch_len: total as u32,
         leader_epoch: layout.meta.leader_epoch,
-        crc: 0,
-        batch_len: u32::try_from(total)
-            .map_err(|_| EncodeError::BatchTooLarge { size: total, max: limits.max_batch_bytes })?,
         magic: MAGIC,
-        attributes: 0,
+        crc: 0,
+        attributes: layout.attributes,
         last_offset_delta: layout.last_offset_delta,
-        record_count: records.len() as u32,
-        first_timestamp_ms,
-        max_timestamp_ms,
+        base_timestamp_ms,
+        max_timestamp_ms: layout.max_timestamp_ms.unwrap_or(max_timestamp_ms),
         producer_id: layout.meta.producer_id,
         producer_epoch: layout.meta.producer_epoch,
         base_sequence: layout.meta.base_sequence,
+        record_count: records.len() as u32,
     };
     let batch = &mut out[start..];
     write_header(batch, &header);
     let crc = compute_crc(batch);
-    LE::write_u32(&mut batch[CRC_AT..], crc);
+    BE::write_u32(&mut batch[CRC_AT..], crc);
     Ok(BatchHeader { crc, ..header })
 }
 
 /// Re-encodes the batch `header` describes with only `kept` (records of
 /// it, in order), at their own offsets, over offsets up to
-/// `last_offset_delta` (an empty batch when nothing is kept). Producer and
-/// leader-epoch fields carry over; no size limit applies (the records fit
-/// once already).
+/// `last_offset_delta` (Kafka's empty batch when nothing is kept).
+/// Producer, leader-epoch and attribute fields carry over, and so does a
+/// LogAppendTime batch's maxTimestamp; `delete_horizon_ms` sets the
+/// delete horizon (as Kafka's cleaner does for a batch it keeps with
+/// tombstones). No size limit applies (the records fit once already).
 pub(crate) fn reencode(
     out: &mut Vec<u8>,
     header: &BatchHeader,
     kept: &[RecordView<'_>],
     last_offset_delta: u32,
+    delete_horizon_ms: Option<i64>,
 ) -> Result<BatchHeader, EncodeError> {
     let records: Vec<Record> = kept.iter().map(RecordView::to_record).collect();
+    let mut attributes = header.attributes & !ATTR_DELETE_HORIZON;
+    if delete_horizon_ms.is_some() && !kept.is_empty() {
+        attributes |= ATTR_DELETE_HORIZON;
+    }
+    let keep_max = header.is_log_append_time() || kept.is_empty();
     let layout = BatchLayout {
         base_offset: header.base_offset,
         meta: BatchMeta {
@@ -500,38 +640,73 @@ pub(crate) fn reencode(
             producer_id: header.producer_id,
             producer_epoch: header.producer_epoch,
             base_sequence: header.base_sequence,
+            log_append_time: false,
         },
         last_offset_delta,
-        now_ms: header.first_timestamp_ms,
+        now_ms: header.base_timestamp_ms,
         limits: EncodeLimits { max_record_bytes: usize::MAX, max_batch_bytes: usize::MAX },
+        attributes,
+        base_timestamp_ms: delete_horizon_ms.filter(|_| !kept.is_empty()),
+        max_timestamp_ms: keep_max.then_some(header.max_timestamp_ms),
     };
     let deltas: Vec<u32> = kept.iter().map(|r| (r.offset - header.base_offset) as u32).collect();
     encode_with_deltas(out, &layout, &records, |i| deltas[i])
 }
 
 fn write_header(h: &mut [u8], header: &BatchHeader) {
-    LE::write_u64(&mut h[BASE_OFFSET_AT..], header.base_offset);
-    LE::write_i32(&mut h[LEADER_EPOCH_AT..], header.leader_epoch);
-    LE::write_u32(&mut h[CRC_AT..], header.crc);
-    LE::write_u32(&mut h[BATCH_LEN_AT..], header.batch_len);
+    BE::write_i64(&mut h[BASE_OFFSET_AT..], header.base_offset as i64);
+    write_length(h, header.batch_len);
+    BE::write_i32(&mut h[LEADER_EPOCH_AT..], header.leader_epoch);
     h[MAGIC_AT] = header.magic;
-    h[RESERVED1_AT] = 0;
-    LE::write_u16(&mut h[ATTRIBUTES_AT..], header.attributes);
-    LE::write_u32(&mut h[LAST_OFFSET_DELTA_AT..], header.last_offset_delta);
-    LE::write_u32(&mut h[RECORD_COUNT_AT..], header.record_count);
-    LE::write_i64(&mut h[FIRST_TIMESTAMP_AT..], header.first_timestamp_ms);
-    LE::write_i64(&mut h[MAX_TIMESTAMP_AT..], header.max_timestamp_ms);
-    LE::write_i64(&mut h[PRODUCER_ID_AT..], header.producer_id);
-    LE::write_i16(&mut h[PRODUCER_EPOCH_AT..], header.producer_epoch);
-    LE::write_u16(&mut h[RESERVED2_AT..], 0);
-    LE::write_i32(&mut h[BASE_SEQUENCE_AT..], header.base_sequence);
+    BE::write_u32(&mut h[CRC_AT..], header.crc);
+    BE::write_u16(&mut h[ATTRIBUTES_AT..], header.attributes);
+    BE::write_i32(&mut h[LAST_OFFSET_DELTA_AT..], header.last_offset_delta as i32);
+    BE::write_i64(&mut h[BASE_TIMESTAMP_AT..], header.base_timestamp_ms);
+    BE::write_i64(&mut h[MAX_TIMESTAMP_AT..], header.max_timestamp_ms);
+    BE::write_i64(&mut h[PRODUCER_ID_AT..], header.producer_id);
+    BE::write_i16(&mut h[PRODUCER_EPOCH_AT..], header.producer_epoch);
+    BE::write_i32(&mut h[BASE_SEQUENCE_AT..], header.base_sequence);
+    BE::write_i32(&mut h[RECORDS_COUNT_AT..], header.record_count as i32);
 }
 
 /// Rewrites the base offset of an encoded batch in place (outside the CRC).
 pub fn set_base_offset(batch: &mut [u8], base_offset: u64) {
     if let Some(field) = batch.get_mut(BASE_OFFSET_AT..BASE_OFFSET_AT + 8) {
-        LE::write_u64(field, base_offset);
+        BE::write_i64(field, base_offset as i64);
     }
+}
+
+/// Rewrites the partition leader epoch of an encoded batch in place
+/// (outside the CRC).
+pub fn set_leader_epoch(batch: &mut [u8], leader_epoch: i32) {
+    if let Some(field) = batch.get_mut(LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4) {
+        BE::write_i32(field, leader_epoch);
+    }
+}
+
+/// Makes a whole, checked batch a LogAppendTime batch stamped `now_ms`, as
+/// Kafka's broker does for such a topic: sets the attribute bit and
+/// maxTimestamp and recomputes the CRC; the records are not touched.
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    if batch.len() < BATCH_HEADER_BYTES {
+        return;
+    }
+    let attributes = BE::read_u16(&batch[ATTRIBUTES_AT..]) | ATTR_LOG_APPEND_TIME;
+    BE::write_u16(&mut batch[ATTRIBUTES_AT..], attributes);
+    BE::write_i64(&mut batch[MAX_TIMESTAMP_AT..], now_ms);
+    let crc = compute_crc(batch);
+    BE::write_u32(&mut batch[CRC_AT..], crc);
+}
+
+/// Sets a CreateTime batch's maxTimestamp to `max_timestamp_ms` and
+/// recomputes the CRC (Kafka's broker corrects a client's wrong one).
+pub fn set_max_timestamp(batch: &mut [u8], max_timestamp_ms: i64) {
+    if batch.len() < BATCH_HEADER_BYTES {
+        return;
+    }
+    BE::write_i64(&mut batch[MAX_TIMESTAMP_AT..], max_timestamp_ms);
+    let crc = compute_crc(batch);
+    BE::write_u32(&mut batch[CRC_AT..], crc);
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod error;
 pub mod fetched;
 pub mod kv;
 pub mod record;
+pub mod validate;
 pub mod varint;
 
 pub use batch::{
@@ -17,3 +18,4 @@ pub use batch::{
 pub use error::{DecodeError, DecodeErrorKind};
 pub use fetched::{BatchIter, FetchedRecords};
 pub use record::{Header, HeaderIter, Record, RecordView, StoredRecord};
+pub use validate::{BatchProblem, ClientBatch, ClientRules};

@@ -1,15 +1,24 @@
 //! Records: what a producer appends and what a consumer reads back, and their
-//! encoding inside a batch.
+//! encoding inside a batch: Kafka's v2 record (`DefaultRecord.java` in
+//! apache/kafka), byte for byte.
 //!
-//! Format of one record (all varints LEB128; `zz` = zigzag):
-//! `{ body_len: varint | attributes: u8 = 0 | timestamp_delta: zz varint
-//!    | offset_delta: varint | key: opt_bytes | value: opt_bytes
-//!    | header_count: varint | header_count × { name_len: varint | name: utf-8
-//!    | value: opt_bytes } }`
-//! where `opt_bytes` is `varint n` then `n - 1` bytes, `n = 0` meaning absent
-//! (a null key, a tombstone value, a null header value). `body_len` counts
-//! the bytes after itself. Deltas are relative to the batch header's base
-//! offset and first timestamp.
+//! ```text
+//! length: varint            bytes after this field
+//! attributes: int8          0 (unused by Kafka)
+//! timestampDelta: varlong   timestamp - the batch's baseTimestamp
+//! offsetDelta: varint       offset - the batch's baseOffset
+//! keyLength: varint         -1 for a null key
+//! key: bytes
+//! valueLength: varint       -1 for a null value (a tombstone)
+//! value: bytes
+//! headersCount: varint
+//! headers: { headerKeyLength: varint | headerKey: UTF-8
+//!          | headerValueLength: varint (-1 for null) | headerValue: bytes }
+//! ```
+//!
+//! `varint` and `varlong` are Kafka's zigzag varints (`varint.rs`). In a
+//! batch whose timestamp type is LogAppendTime every record's timestamp is
+//! the batch's maxTimestamp, as Kafka reads it.
 
 use bytes::Bytes;
 
@@ -178,35 +187,42 @@ impl<'a> Iterator for HeaderIter<'a> {
     }
 }
 
-/// Bytes `opt_bytes` takes for a field of `len` bytes (or absent).
-fn opt_len(field: Option<usize>) -> usize {
+/// Bytes a length-prefixed field of `len` bytes (or null) takes.
+fn field_len(field: Option<usize>) -> usize {
     match field {
         None => 1,
-        Some(n) => varint::len_u64(n as u64 + 1) + n,
+        Some(n) => varint::varint_len(n as i32) + n,
     }
 }
 
-fn put_opt(out: &mut Vec<u8>, field: Option<&[u8]>) {
+fn put_field(out: &mut Vec<u8>, field: Option<&[u8]>) {
     match field {
-        None => out.push(0),
+        None => varint::put_varint(out, -1),
         Some(b) => {
-            varint::put_u64(out, b.len() as u64 + 1);
+            varint::put_varint(out, b.len() as i32);
             out.extend_from_slice(b);
         }
     }
 }
 
-/// Size of the record body (everything after `body_len`).
+/// Size of the record body (everything after `length`). The caller bounds
+/// the record's size (at most `max_record_bytes`, under `i32::MAX`), so
+/// every length fits a varint.
 pub(crate) fn body_len(record: &Record, timestamp_delta: i64, offset_delta: u32) -> usize {
-    let mut n = 1 + varint::len_i64(timestamp_delta) + varint::len_u64(u64::from(offset_delta));
-    n += opt_len(record.key.as_ref().map(|k| k.len()));
-    n += opt_len(record.value.as_ref().map(|v| v.len()));
-    n += varint::len_u64(record.headers.len() as u64);
+    let mut n = 1 + varint::varlong_len(timestamp_delta) + varint::varint_len(offset_delta as i32);
+    n += field_len(record.key.as_ref().map(|k| k.len()));
+    n += field_len(record.value.as_ref().map(|v| v.len()));
+    n += varint::varint_len(record.headers.len() as i32);
     for h in &record.headers {
-        n += varint::len_u64(h.key.len() as u64) + h.key.len();
-        n += opt_len(h.value.as_ref().map(|v| v.len()));
+        n += field_len(Some(h.key.len()));
+        n += field_len(h.value.as_ref().map(|v| v.len()));
     }
     n
+}
+
+/// The bytes of a whole record whose body is `body` bytes.
+pub(crate) fn record_len(body: usize) -> usize {
+    varint::varint_len(i32::try_from(body).unwrap_or(i32::MAX)) + body
 }
 
 /// Appends one record; `body` is `body_len(record, ..)`, computed by the caller
@@ -218,22 +234,19 @@ pub(crate) fn put_record(
     timestamp_delta: i64,
     offset_delta: u32,
 ) {
-    let start = out.len();
-    varint::put_u64(out, body as u64);
+    varint::put_varint(out, body as i32);
     let body_start = out.len();
-    out.push(0); // attributes: reserved
-    varint::put_i64(out, timestamp_delta);
-    varint::put_u64(out, u64::from(offset_delta));
-    put_opt(out, record.key.as_deref());
-    put_opt(out, record.value.as_deref());
-    varint::put_u64(out, record.headers.len() as u64);
+    out.push(0); // attributes: unused
+    varint::put_varlong(out, timestamp_delta);
+    varint::put_varint(out, offset_delta as i32);
+    put_field(out, record.key.as_deref());
+    put_field(out, record.value.as_deref());
+    varint::put_varint(out, record.headers.len() as i32);
     for h in &record.headers {
-        varint::put_u64(out, h.key.len() as u64);
-        out.extend_from_slice(h.key.as_bytes());
-        put_opt(out, h.value.as_deref());
+        put_field(out, Some(h.key.as_bytes()));
+        put_field(out, h.value.as_deref());
     }
     debug_assert_eq!(out.len() - body_start, body, "record size precomputed wrongly");
-    debug_assert!(out.len() > start);
 }
 
 /// A checked reader over a byte slice: every read is bounds-checked and a
@@ -252,36 +265,43 @@ impl<'a> Cursor<'a> {
     }
 
     #[inline(always)]
-    fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+    fn varint(&mut self, what: &'static str) -> Result<i32, DecodeError> {
         match self.buf.get(self.pos) {
             Some(&b) if b < 0x80 => {
                 self.pos += 1;
-                Ok(u64::from(b))
+                Ok(i32::from(b >> 1) ^ -i32::from(b & 1))
             }
-            _ => self.u64_long(what),
+            _ => self.varint_long(what),
         }
     }
 
     #[inline(never)]
-    fn u64_long(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+    fn varint_long(&mut self, what: &'static str) -> Result<i32, DecodeError> {
         let rest = self.buf.get(self.pos..).unwrap_or(&[]);
-        let (v, n) = varint::get_u64(rest).ok_or_else(|| self.err(what))?;
+        let (v, n) = varint::get_varint(rest).ok_or_else(|| self.err(what))?;
         self.pos += n;
         Ok(v)
     }
 
     #[inline(always)]
-    fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
-        let raw = self.u64(what)?;
-        Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+    fn varlong(&mut self, what: &'static str) -> Result<i64, DecodeError> {
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(i64::from(b >> 1) ^ -i64::from(b & 1))
+            }
+            _ => {
+                let rest = self.buf.get(self.pos..).unwrap_or(&[]);
+                let (v, n) = varint::get_varlong(rest).ok_or_else(|| self.err(what))?;
+                self.pos += n;
+                Ok(v)
+            }
+        }
     }
 
     #[inline(always)]
-    fn bytes(&mut self, len: u64, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        let slice = usize::try_from(len)
-            .ok()
-            .and_then(|len| self.pos.checked_add(len))
-            .and_then(|end| self.buf.get(self.pos..end));
+    fn bytes(&mut self, len: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        let slice = self.pos.checked_add(len).and_then(|end| self.buf.get(self.pos..end));
         match slice {
             Some(s) => {
                 self.pos += s.len();
@@ -291,21 +311,22 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A length-prefixed field: -1 is null, any other negative length an error.
     #[inline(always)]
-    fn opt_bytes(&mut self, what: &'static str) -> Result<Option<&'a [u8]>, DecodeError> {
-        match self.u64(what)? {
-            0 => Ok(None),
-            n => self.bytes(n - 1, what).map(Some),
+    fn field(&mut self, what: &'static str) -> Result<Option<&'a [u8]>, DecodeError> {
+        match self.varint(what)? {
+            -1 => Ok(None),
+            n if n < 0 => Err(self.err(what)),
+            n => self.bytes(n as usize, what).map(Some),
         }
     }
 
     fn header(&mut self) -> Result<(&'a str, Option<&'a [u8]>), DecodeError> {
-        let name_len = self.u64("header name length")?;
         let at = self.pos;
-        let name = self.bytes(name_len, "header name")?;
+        let name = self.field("header key length")?.ok_or_else(|| self.err("null header key"))?;
         let name = std::str::from_utf8(name)
-            .map_err(|_| DecodeError::new(DecodeErrorKind::BadRecord("header name is not UTF-8"), at))?;
-        let value = self.opt_bytes("header value")?;
+            .map_err(|_| DecodeError::new(DecodeErrorKind::BadRecord("header key is not UTF-8"), at))?;
+        let value = self.field("header value length")?;
         Ok((name, value))
     }
 }
@@ -314,9 +335,11 @@ impl<'a> Cursor<'a> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RecordBounds {
     pub base_offset: u64,
-    pub first_timestamp_ms: i64,
+    pub base_timestamp_ms: i64,
     pub max_timestamp_ms: i64,
     pub last_offset_delta: u32,
+    /// LogAppendTime: every record's timestamp is `max_timestamp_ms`.
+    pub log_append_time: bool,
 }
 
 /// Decodes the record at the front of `buf`; returns it and its encoded size.
@@ -331,37 +354,42 @@ pub(crate) fn decode_record<'a>(
     prev_offset_delta: Option<u32>,
 ) -> Result<(RecordView<'a>, usize), DecodeError> {
     let mut cur = Cursor { buf, pos: 0 };
-    let body_len = cur.u64("record length")?;
+    let body_len = cur.varint("record length")?;
     let body_end = usize::try_from(body_len)
         .ok()
         .and_then(|l| l.checked_add(cur.pos))
         .filter(|&end| end <= buf.len())
-        .ok_or_else(|| cur.err("record length past batch end"))?;
+        .ok_or_else(|| cur.err("record length negative or past batch end"))?;
     // From here on the cursor cannot read past this record.
     cur.buf = &buf[..body_end];
     let attributes = cur.bytes(1, "empty record")?[0];
     if attributes != 0 {
-        return Err(cur.err("reserved record attributes set"));
+        return Err(cur.err("record attributes set"));
     }
-    let ts_delta = cur.i64("timestamp delta")?;
-    let offset_delta = cur.u64("offset delta")?;
+    let ts_delta = cur.varlong("timestamp delta")?;
+    let offset_delta = cur.varint("offset delta")?;
     let offset_delta = u32::try_from(offset_delta)
         .ok()
         .filter(|&d| d <= bounds.last_offset_delta && prev_offset_delta.is_none_or(|p| d > p))
         .ok_or_else(|| cur.err("offset delta out of order or past the batch"))?;
-    let timestamp_ms = bounds
-        .first_timestamp_ms
-        .checked_add(ts_delta)
-        .filter(|&t| t >= 0 && t <= bounds.max_timestamp_ms)
-        .ok_or_else(|| cur.err("timestamp outside the batch's range"))?;
-    let key = cur.opt_bytes("key length")?;
-    let value = cur.opt_bytes("value length")?;
-    let header_count = cur.u64("header count")?;
+    let create_time = bounds.base_timestamp_ms.checked_add(ts_delta);
+    let timestamp_ms = if bounds.log_append_time {
+        // Kafka keeps the producer's deltas and reads the batch's time.
+        create_time.ok_or_else(|| cur.err("timestamp delta overflows"))?;
+        bounds.max_timestamp_ms
+    } else {
+        create_time
+            .filter(|&t| t >= 0 && t <= bounds.max_timestamp_ms)
+            .ok_or_else(|| cur.err("timestamp outside the batch's range"))?
+    };
+    let key = cur.field("key length")?;
+    let value = cur.field("value length")?;
+    let header_count = cur.varint("header count")?;
     let headers_at = cur.pos;
-    if header_count > 0 {
+    if header_count != 0 {
         // Bound the loop by the bytes left: a header takes at least two bytes.
-        if header_count > (body_end - cur.pos) as u64 / 2 {
-            return Err(cur.err("header count exceeds record size"));
+        if header_count < 0 || header_count as usize > (body_end - cur.pos) / 2 {
+            return Err(cur.err("header count negative or past the record"));
         }
         for _ in 0..header_count {
             cur.header()?;

@@ -1,15 +1,28 @@
-//! LEB128 unsigned varints and zigzag signed varints.
+//! Kafka's variable-length integers (`ByteUtils` in apache/kafka): zigzag
+//! encoded, then LEB128, 7 bits a byte, low bits first.
 //!
-//! Used for the per-record fields inside a batch, so a 100-byte record with
-//! small deltas pays a handful of bytes of framing. Decoding is checked: a
-//! truncated or over-long varint is an error, never a panic.
+//! A *varint* holds an `i32` in at most 5 bytes, a *varlong* an `i64` in at
+//! most 10. Every field of a v2 record is one of these (see `record.rs`).
+//! Decoding is checked: a truncated varint, one longer than its type allows
+//! or one with bits past its type's width is an error, never a panic.
 
-/// The most bytes a `u64` varint can take (10 × 7 bits ≥ 64 bits).
-pub const MAX_VARINT_LEN: usize = 10;
+/// The most bytes a varint (`i32`) takes.
+pub const MAX_VARINT_LEN: usize = 5;
+/// The most bytes a varlong (`i64`) takes.
+pub const MAX_VARLONG_LEN: usize = 10;
 
-/// Appends `value` as an unsigned LEB128 varint.
 #[inline]
-pub fn put_u64(out: &mut Vec<u8>, mut value: u64) {
+fn zigzag32(value: i32) -> u32 {
+    ((value << 1) ^ (value >> 31)) as u32
+}
+
+#[inline]
+fn zigzag64(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+#[inline]
+fn put_unsigned(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -17,45 +30,50 @@ pub fn put_u64(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-/// Appends `value` zigzag-encoded, so small negative numbers stay small.
 #[inline]
-pub fn put_i64(out: &mut Vec<u8>, value: i64) {
-    put_u64(out, ((value << 1) ^ (value >> 63)) as u64);
-}
-
-/// The number of bytes `put_u64(value)` writes.
-#[inline]
-pub fn len_u64(value: u64) -> usize {
-    // 1 byte per started group of 7 bits; 0 still takes one byte.
+fn unsigned_len(value: u64) -> usize {
+    // One byte per started group of 7 bits; 0 still takes one byte.
     let bits = 64 - (value | 1).leading_zeros() as usize;
     bits.div_ceil(7)
 }
 
-/// The number of bytes `put_i64(value)` writes.
+/// Appends `value` as a varint.
 #[inline]
-pub fn len_i64(value: i64) -> usize {
-    len_u64(((value << 1) ^ (value >> 63)) as u64)
+pub fn put_varint(out: &mut Vec<u8>, value: i32) {
+    put_unsigned(out, u64::from(zigzag32(value)));
 }
 
-/// Reads an unsigned varint from the front of `buf`.
-///
-/// Returns the value and the number of bytes consumed, or `None` when `buf`
-/// ends inside the varint or the varint does not fit in 64 bits.
+/// Appends `value` as a varlong.
 #[inline]
-pub fn get_u64(buf: &[u8]) -> Option<(u64, usize)> {
-    // Fast path: one byte, the common case for deltas and short lengths.
-    if let Some(&b) = buf.first() {
-        if b < 0x80 {
-            return Some((u64::from(b), 1));
-        }
-    }
+pub fn put_varlong(out: &mut Vec<u8>, value: i64) {
+    put_unsigned(out, zigzag64(value));
+}
+
+/// The bytes `put_varint(value)` writes.
+#[inline]
+pub fn varint_len(value: i32) -> usize {
+    unsigned_len(u64::from(zigzag32(value)))
+}
+
+/// The bytes `put_varlong(value)` writes.
+#[inline]
+pub fn varlong_len(value: i64) -> usize {
+    unsigned_len(zigzag64(value))
+}
+
+/// Reads the unsigned LEB128 value at the front of `buf` that fits in
+/// `bits` bits and `max_len` bytes.
+#[inline]
+fn get_unsigned(buf: &[u8], max_len: usize, bits: u32) -> Option<(u64, usize)> {
     let mut value = 0u64;
-    for (i, &b) in buf.iter().take(MAX_VARINT_LEN).enumerate() {
+    for (i, &b) in buf.iter().take(max_len).enumerate() {
+        let shift = 7 * i as u32;
         let part = u64::from(b & 0x7f);
-        if i == MAX_VARINT_LEN - 1 && b > 0x01 {
-            return None; // more than 64 bits
+        // The last byte may carry only the bits left of the type's width.
+        if i == max_len - 1 && part >> (bits - shift) != 0 {
+            return None;
         }
-        value |= part << (7 * i);
+        value |= part << shift;
         if b < 0x80 {
             return Some((value, i + 1));
         }
@@ -63,10 +81,25 @@ pub fn get_u64(buf: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-/// Reads a zigzag varint from the front of `buf`.
+/// Reads a varint from the front of `buf`: the value and the bytes used,
+/// or `None` when `buf` ends inside it or it does not fit an `i32`.
 #[inline]
-pub fn get_i64(buf: &[u8]) -> Option<(i64, usize)> {
-    let (raw, n) = get_u64(buf)?;
+pub fn get_varint(buf: &[u8]) -> Option<(i32, usize)> {
+    // Fast path: one byte, the common case for deltas and short lengths.
+    if let Some(&b) = buf.first() {
+        if b < 0x80 {
+            return Some(((i32::from(b >> 1)) ^ -(i32::from(b & 1)), 1));
+        }
+    }
+    let (raw, n) = get_unsigned(buf, MAX_VARINT_LEN, 32)?;
+    let raw = raw as u32;
+    Some((((raw >> 1) as i32) ^ -((raw & 1) as i32), n))
+}
+
+/// Reads a varlong from the front of `buf` (see [`get_varint`]).
+#[inline]
+pub fn get_varlong(buf: &[u8]) -> Option<(i64, usize)> {
+    let (raw, n) = get_unsigned(buf, MAX_VARLONG_LEN, 64)?;
     Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), n))
 }
 
@@ -77,49 +110,58 @@ mod tests {
 
     #[test]
     fn known_encodings() {
-        let mut out = Vec::new();
-        put_u64(&mut out, 300);
-        assert_eq!(out, [0xac, 0x02]);
-        out.clear();
-        put_i64(&mut out, -1);
-        assert_eq!(out, [0x01]);
-        assert_eq!(len_u64(0), 1);
-        assert_eq!(len_u64(127), 1);
-        assert_eq!(len_u64(128), 2);
-        assert_eq!(len_u64(u64::MAX), 10);
+        // Values from Kafka's ByteUtilsTest: zigzag then LEB128.
+        let enc = |v: i32| {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            out
+        };
+        assert_eq!(enc(0), [0x00]);
+        assert_eq!(enc(-1), [0x01]);
+        assert_eq!(enc(1), [0x02]);
+        assert_eq!(enc(63), [0x7e]);
+        assert_eq!(enc(-64), [0x7f]);
+        assert_eq!(enc(64), [0x80, 0x01]);
+        assert_eq!(enc(150), [0xac, 0x02]);
+        assert_eq!(enc(i32::MAX), [0xfe, 0xff, 0xff, 0xff, 0x0f]);
+        assert_eq!(enc(i32::MIN), [0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert_eq!(varlong_len(i64::MIN), 10);
+        assert_eq!(varint_len(-1), 1);
     }
 
     #[test]
-    fn rejects_truncated_and_overlong() {
-        assert_eq!(get_u64(&[]), None);
-        assert_eq!(get_u64(&[0x80]), None);
-        assert_eq!(get_u64(&[0xff; 11]), None);
-        let mut max = vec![0xff; 9];
-        max.push(0x02); // 65th bit set
-        assert_eq!(get_u64(&max), None);
+    fn rejects_truncated_overlong_and_too_wide() {
+        assert_eq!(get_varint(&[]), None);
+        assert_eq!(get_varint(&[0x80]), None);
+        assert_eq!(get_varint(&[0xff; 6]), None);
+        assert_eq!(get_varint(&[0xff, 0xff, 0xff, 0xff, 0x1f]), None, "33rd bit");
+        assert_eq!(get_varlong(&[0xff; 11]), None);
+        let mut wide = vec![0xff; 9];
+        wide.push(0x02); // 65th bit
+        assert_eq!(get_varlong(&wide), None);
     }
 
     proptest! {
         #[test]
-        fn roundtrip_u64(v: u64) {
+        fn roundtrip_varint(v: i32) {
             let mut out = Vec::new();
-            put_u64(&mut out, v);
-            prop_assert_eq!(out.len(), len_u64(v));
-            prop_assert_eq!(get_u64(&out), Some((v, out.len())));
+            put_varint(&mut out, v);
+            prop_assert_eq!(out.len(), varint_len(v));
+            prop_assert_eq!(get_varint(&out), Some((v, out.len())));
         }
 
         #[test]
-        fn roundtrip_i64(v: i64) {
+        fn roundtrip_varlong(v: i64) {
             let mut out = Vec::new();
-            put_i64(&mut out, v);
-            prop_assert_eq!(out.len(), len_i64(v));
-            prop_assert_eq!(get_i64(&out), Some((v, out.len())));
+            put_varlong(&mut out, v);
+            prop_assert_eq!(out.len(), varlong_len(v));
+            prop_assert_eq!(get_varlong(&out), Some((v, out.len())));
         }
 
         #[test]
         fn never_panics(bytes: Vec<u8>) {
-            let _ = get_u64(&bytes);
-            let _ = get_i64(&bytes);
+            let _ = get_varint(&bytes);
+            let _ = get_varlong(&bytes);
         }
     }
 }

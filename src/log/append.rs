@@ -45,6 +45,12 @@ impl PartitionLog {
                 return Err(Error::UnkeyedRecordInCompactedLog { index });
             }
         }
+        let now_ms = self.clock.now_ms();
+        let log_append_time = self.config.message_timestamp_type == crate::TimestampType::LogAppendTime;
+        if !log_append_time {
+            self.check_timestamps(records, now_ms)?;
+        }
+        let meta = BatchMeta { log_append_time, ..meta };
         // Encode outside the writer lock, at base offset 0: the base offset
         // sits outside the CRC precisely so it can be stamped afterwards.
         // Producers to one partition then serialize only on the write.
@@ -52,7 +58,7 @@ impl PartitionLog {
             .with_borrow_mut(|buf| {
                 buf.clear();
                 let limits = self.config.encode_limits();
-                let encoded = encode_batch(buf, 0, meta, records, self.clock.now_ms(), limits)?;
+                let encoded = encode_batch(buf, 0, meta, records, now_ms, limits)?;
                 let result = self.append_encoded(buf, encoded);
                 if buf.capacity() > ENCODE_BUFFER_KEEP_BYTES {
                     *buf = Vec::new(); // do not pin a rare huge batch's memory per thread
@@ -60,6 +66,23 @@ impl PartitionLog {
                 result
             })
             .and_then(|info| self.make_durable(info))
+    }
+
+    /// Kafka's `message.timestamp.before.max.ms` / `after.max.ms` for
+    /// records appended through the record API.
+    fn check_timestamps(&self, records: &[Record], now_ms: i64) -> Result<()> {
+        let (before, after) =
+            (self.config.message_timestamp_before_max_ms, self.config.message_timestamp_after_max_ms);
+        if before == i64::MAX && after == i64::MAX {
+            return Ok(());
+        }
+        for (index, r) in records.iter().enumerate() {
+            let Some(ts) = r.timestamp_ms else { continue };
+            if ts.saturating_sub(now_ms) > after || now_ms.saturating_sub(ts) > before {
+                return Err(Error::InvalidTimestamp { index, timestamp_ms: ts, now_ms });
+            }
+        }
+        Ok(())
     }
 
     /// Applies the durability policy to an append that was written.
@@ -115,27 +138,43 @@ impl PartitionLog {
         batch: &[u8],
         header: &BatchHeader,
     ) -> Result<AppendInfo> {
-        let (base, end) = (header.base_offset, header.next_offset());
-        if header.leader_epoch >= 0 && writer.epochs.latest() != Some(header.leader_epoch) {
-            let mut next = writer.epochs.clone();
-            if next.assign(header.leader_epoch, base)? {
-                // ORDER: the epoch's entry is durable before its first batch.
-                next.write(&*self.fs, &self.dir).map_err(|e| self.write_failed(e))?;
-                writer.epochs = next;
+        self.write_batches_locked(writer, batch, std::slice::from_ref(header))
+    }
+
+    /// [`PartitionLog::write_batch_locked`] for checked batches back to
+    /// back in `bytes`, contiguous from the log end: one write, into one
+    /// segment (rolled first if they do not fit the active one).
+    pub(super) fn write_batches_locked(
+        &self,
+        writer: &mut Writer,
+        bytes: &[u8],
+        headers: &[BatchHeader],
+    ) -> Result<AppendInfo> {
+        let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
+            return Err(crate::format::EncodeError::Empty.into());
+        };
+        for header in headers {
+            if header.leader_epoch >= 0 && writer.epochs.latest() != Some(header.leader_epoch) {
+                let mut next = writer.epochs.clone();
+                if next.assign(header.leader_epoch, header.base_offset)? {
+                    // ORDER: the epoch's entry is durable before its first batch.
+                    next.write(&*self.fs, &self.dir).map_err(|e| self.write_failed(e))?;
+                    writer.epochs = next;
+                }
             }
         }
         let now_ms = self.clock.now_ms();
         let mut active = self.active();
-        if active.needs_roll(u64::from(header.batch_len), header.last_offset(), &self.segment_config, now_ms)
-        {
+        if active.needs_roll(bytes.len() as u64, last.last_offset(), &self.segment_config, now_ms) {
             active = self.roll_locked(writer).map_err(|e| self.write_failed(e))?;
         }
-        active.append(batch, header, &self.segment_config, now_ms).map_err(|e| self.write_failed(e))?;
-        self.log_end_offset.store(end, Ordering::SeqCst);
-        if header.producer_id >= 0 {
+        active.append_batches(bytes, headers, &self.segment_config, now_ms).map_err(|e| self.write_failed(e))?;
+        self.log_end_offset.store(last.next_offset(), Ordering::SeqCst);
+        for header in headers.iter().filter(|h| h.producer_id >= 0) {
             writer.producers.update(header);
         }
-        Ok(AppendInfo { first_offset: base, last_offset: end - 1, max_timestamp_ms: header.max_timestamp_ms })
+        let max_timestamp_ms = headers.iter().map(|h| h.max_timestamp_ms).max().unwrap_or(-1);
+        Ok(AppendInfo { first_offset: first.base_offset, last_offset: last.last_offset(), max_timestamp_ms })
     }
 
     /// Seals the active segment and starts a new one at the log end offset.

@@ -6,8 +6,11 @@
 //! the next pass continues (bounded memory, several passes). Then every
 //! sealed segment before the map's end is rewritten, in groups merged up to
 //! `segment_bytes`: a keyed record survives unless the map holds a later
-//! offset for its key; a tombstone also goes once older than
-//! `delete_retention_ms`; keyless records stay. Offsets never move: a
+//! offset for its key; keyless records stay. Tombstones go as Kafka's
+//! cleaner lets them go (KIP-534): a pass that keeps a batch with
+//! tombstones stamps the batch's delete horizon (now +
+//! `delete_retention_ms`, attribute bit 6, in baseTimestamp), and a later
+//! pass after the horizon drops them. Offsets never move: a
 //! thinned batch keeps its base offset and offset range (an emptied one
 //! stays as an empty batch), so offsets stay contiguous and reads skip the
 //! gaps between surviving records.
@@ -28,7 +31,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::batch::reencode;
-use crate::format::{BatchHeader, RecordIter, RecordView};
+use crate::format::{RecordIter, RecordView};
 use crate::segment::clean::{discard_cleaned, swap_in, CleanedWriter};
 use crate::segment::{LogSegment, Recovery, SegmentRole};
 
@@ -238,20 +241,25 @@ impl PartitionLog {
         writer: &mut CleanedWriter,
         pass: &Pass<'_>,
     ) -> Result<u64> {
-        let tombstone_horizon = pass.now_ms.saturating_sub(self.config.delete_retention_ms);
-        let keep = |r: &RecordView<'_>| match r.key {
-            None => true,
-            Some(_) if r.offset >= pass.map_end => true,
-            Some(key) => match pass.map.get(&digest(pass.state, key)) {
-                Some(&latest) if latest > r.offset => false,
-                _ => !(r.value.is_none() && r.timestamp_ms < tombstone_horizon),
-            },
-        };
+        let new_horizon = pass.now_ms.saturating_add(self.config.delete_retention_ms);
         let mut scratch = Vec::new();
         let mut removed = 0u64;
         segment.for_each_batch(|header, bytes| {
+            let expired = header.delete_horizon_ms().is_some_and(|h| h <= pass.now_ms);
+            let keep = |r: &RecordView<'_>| match r.key {
+                None => true,
+                Some(_) if r.offset >= pass.map_end => true,
+                Some(key) => match pass.map.get(&digest(pass.state, key)) {
+                    Some(&latest) if latest > r.offset => false,
+                    _ => !(r.value.is_none() && expired),
+                },
+            };
             let kept: Vec<RecordView<'_>> = RecordIter::new(bytes, *header).filter(|r| keep(r)).collect();
-            if kept.len() == header.record_count as usize {
+            let horizon = match header.delete_horizon_ms() {
+                Some(h) => Some(h),
+                None => kept.iter().any(|r| r.value.is_none()).then_some(new_horizon),
+            };
+            if kept.len() == header.record_count as usize && horizon == header.delete_horizon_ms() {
                 return writer.push(bytes, header);
             }
             removed += u64::from(header.record_count) - kept.len() as u64;
@@ -259,7 +267,7 @@ impl PartitionLog {
                 return writer.push_empty(header);
             }
             scratch.clear();
-            let thinned = thin_batch(header, &kept, &mut scratch)?;
+            let thinned = reencode(&mut scratch, header, &kept, header.last_offset_delta, horizon)?;
             writer.push(&scratch, &thinned)
         })?;
         Ok(removed)
@@ -319,8 +327,3 @@ struct Pass<'a> {
     truncations: u64,
 }
 
-/// Re-encodes `header`'s batch with only `kept`, at their own offsets, over
-/// the same offset range (empty if nothing is kept).
-fn thin_batch(header: &BatchHeader, kept: &[RecordView<'_>], out: &mut Vec<u8>) -> Result<BatchHeader> {
-    reencode(out, header, kept, header.last_offset_delta).map_err(Error::from)
-}

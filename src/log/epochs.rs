@@ -4,14 +4,19 @@
 //! answer, instead of trusting its high watermark, so two replicas never
 //! keep different records at the same offset.
 //!
-//! File `leader-epoch-checkpoint` in the partition directory (`format::kv`):
+//! File `leader-epoch-checkpoint` in the partition directory, in Kafka's
+//! own text format (`LeaderEpochCheckpointFile` over `CheckpointFile` in
+//! apache/kafka), so Kafka's tools read it:
 //!
 //! ```text
-//! annals-leader-epoch-checkpoint 1
-//! entries=<n>
-//! epoch.0=<epoch> start.0=<offset>   (one key=value per line: epoch.i, start.i)
-//! crc32=...
+//! 0                       the format version
+//! <n>                     the number of entries
+//! <epoch> <start offset>  n lines, both strictly increasing
 //! ```
+//!
+//! Kafka's format has no checksum: a file that does not parse exactly (a
+//! wrong version or count, a malformed or out-of-order line, trailing
+//! bytes) is damaged and rebuilt from the batch headers.
 //!
 //! ORDER: an entry for a new epoch is written (atomically and durably)
 //! before the first batch of that epoch, so the file never lacks an epoch
@@ -25,12 +30,12 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::format::kv;
 use crate::io::{read_small_file, write_file_atomic, FileSystem};
 
 /// The checkpoint's file name.
 pub const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
-const HEADER: &str = "annals-leader-epoch-checkpoint 1";
+/// Kafka's checkpoint format version.
+const VERSION: &str = "0";
 /// Entries beyond this in a file are not believed (the file is rebuilt).
 const MAX_ENTRIES: u64 = 1 << 20;
 
@@ -48,6 +53,13 @@ pub(crate) enum ReadError {
     Damaged,
 }
 
+/// A plain decimal number: digits only (with a leading `-` for a
+/// negative one), as Kafka writes them.
+fn decimal<T: std::str::FromStr>(s: &str) -> Option<T> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+}
+
 impl EpochCache {
     /// Reads the checkpoint.
     pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> std::result::Result<EpochCache, ReadError> {
@@ -56,31 +68,45 @@ impl EpochCache {
             return Err(ReadError::Missing);
         }
         let bytes = read_small_file(fs, &path, 64 * MAX_ENTRIES).map_err(|_| ReadError::Damaged)?;
-        let pairs = kv::decode(&bytes, HEADER).map_err(|_| ReadError::Damaged)?;
-        let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).and_then(|(k, v)| kv::number(k, v).ok());
-        let n = get("entries").filter(|&n| n <= MAX_ENTRIES).ok_or(ReadError::Damaged)?;
+        EpochCache::decode(&bytes).ok_or(ReadError::Damaged)
+    }
+
+    /// Parses Kafka's checkpoint text (see the module docs).
+    fn decode(bytes: &[u8]) -> Option<EpochCache> {
+        let text = std::str::from_utf8(bytes).ok()?.strip_suffix('\n')?;
+        let mut lines = text.split('\n');
+        if lines.next()? != VERSION {
+            return None;
+        }
+        let n: u64 = decimal(lines.next()?)?;
+        if n > MAX_ENTRIES {
+            return None;
+        }
         let mut cache = EpochCache::default();
-        for i in 0..n {
-            let epoch =
-                get(&format!("epoch.{i}")).and_then(|e| i32::try_from(e).ok()).ok_or(ReadError::Damaged)?;
-            let start = get(&format!("start.{i}")).ok_or(ReadError::Damaged)?;
-            if cache.entries.last().is_some_and(|&(e, s)| epoch <= e || start <= s) {
-                return Err(ReadError::Damaged);
+        for _ in 0..n {
+            let (epoch, start) = lines.next()?.split_once(' ')?;
+            let (epoch, start): (i32, u64) = (decimal(epoch)?, decimal(start)?);
+            if epoch < 0 || cache.entries.last().is_some_and(|&(e, s)| epoch <= e || start <= s) {
+                return None;
             }
             cache.entries.push((epoch, start));
         }
-        Ok(cache)
+        lines.next().is_none().then_some(cache)
     }
 
-    /// Writes the checkpoint durably.
-    pub(crate) fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
-        let mut pairs = vec![("entries".to_string(), self.entries.len().to_string())];
-        for (i, &(epoch, start)) in self.entries.iter().enumerate() {
-            pairs.push((format!("epoch.{i}"), epoch.to_string()));
-            pairs.push((format!("start.{i}"), start.to_string()));
+    /// Kafka's checkpoint text for these entries.
+    fn encode(&self) -> Vec<u8> {
+        let mut text = format!("{VERSION}\n{}\n", self.entries.len());
+        for &(epoch, start) in &self.entries {
+            text.push_str(&format!("{epoch} {start}\n"));
         }
-        let pairs: Vec<(&str, String)> = pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        write_file_atomic(fs, dir, LEADER_EPOCH_FILE, &kv::encode(HEADER, &pairs))
+        text.into_bytes()
+    }
+
+    /// Writes the checkpoint durably (a temp file, fsynced, renamed, the
+    /// directory fsynced: `io::write_file_atomic`).
+    pub(crate) fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+        write_file_atomic(fs, dir, LEADER_EPOCH_FILE, &self.encode())
             .map_err(Error::io("write leader epoch checkpoint", &dir.join(LEADER_EPOCH_FILE)))
     }
 

@@ -284,7 +284,7 @@ mod tests {
         let limits = log.config.encode_limits();
         let header =
             encode_batch(&mut batch, 1, BatchMeta::default(), &[Record::new("b")], 0, limits).unwrap();
-        log.active().append(&batch, &header, &log.segment_config, 0).unwrap();
+        log.active().append_batches(&batch, &[header], &log.segment_config, 0).unwrap();
         let offsets: Vec<u64> = log.read(0, 1 << 20).unwrap().records().map(|r| r.offset).collect();
         assert_eq!(offsets, [0], "nothing at or past the log end offset the read checked");
         assert!(log.read(1, 1 << 20).unwrap().is_empty(), "a read at the log end returns nothing");

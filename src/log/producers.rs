@@ -239,7 +239,7 @@ mod tests {
             attributes: 0,
             last_offset_delta: count - 1,
             record_count: count,
-            first_timestamp_ms: 5,
+            base_timestamp_ms: 5,
             max_timestamp_ms: 7,
             producer_id: pid,
             producer_epoch: epoch,

@@ -25,6 +25,10 @@ use crate::format::BatchHeader;
 use crate::io::{FileHandle, FileSystem, OpenMode};
 
 use super::cursor::{BatchCursor, Check, Step};
+use super::index::{IndexEntry, INDEX_ENTRY_BYTES};
+use super::indexing::Indexing;
+use super::sparse_index::encode_entries;
+use super::time_index::{TimeEntry, TIME_INDEX_ENTRY_BYTES};
 use super::scan::ChunkReader;
 use super::{parse_file_name, SegmentFile};
 
@@ -44,14 +48,13 @@ pub(crate) struct CleanedWriter {
     log: std::sync::Arc<dyn FileHandle>,
     position: u64,
     index_interval_bytes: u64,
-    since_index: u64,
-    max_timestamp_ms: i64,
-    index: Vec<u8>,
-    time_index: Vec<u8>,
+    indexing: Indexing,
+    index: Vec<IndexEntry>,
+    time_index: Vec<TimeEntry>,
     next_offset: u64,
     /// Consecutive emptied batches, merged into one empty batch covering
-    /// their offsets: `(first base offset, last offset, first timestamp,
-    /// leader epoch)`.
+    /// their offsets: `(first base offset, last offset, largest
+    /// maxTimestamp, leader epoch)`.
     pending_empty: Option<(u64, u64, i64, i32)>,
 }
 
@@ -72,8 +75,7 @@ impl CleanedWriter {
             log,
             position: 0,
             index_interval_bytes,
-            since_index: 0,
-            max_timestamp_ms: -1,
+            indexing: Indexing::empty(),
             index: Vec::new(),
             time_index: Vec::new(),
             next_offset: base,
@@ -86,8 +88,9 @@ impl CleanedWriter {
     /// batch per removed run instead of one per removed batch.
     pub(crate) fn push_empty(&mut self, header: &BatchHeader) -> Result<()> {
         match &mut self.pending_empty {
-            Some((_, last, _, epoch)) if *last + 1 == header.base_offset => {
+            Some((_, last, max_ts, epoch)) if *last + 1 == header.base_offset => {
                 *last = header.last_offset();
+                *max_ts = (*max_ts).max(header.max_timestamp_ms);
                 *epoch = (*epoch).max(header.leader_epoch);
                 Ok(())
             }
@@ -95,14 +98,14 @@ impl CleanedWriter {
                 self.flush_empty()?;
                 let h = header;
                 self.pending_empty =
-                    Some((h.base_offset, h.last_offset(), h.first_timestamp_ms, h.leader_epoch));
+                    Some((h.base_offset, h.last_offset(), h.max_timestamp_ms, h.leader_epoch));
                 Ok(())
             }
         }
     }
 
     fn flush_empty(&mut self) -> Result<()> {
-        let Some((base, last, first_timestamp_ms, leader_epoch)) = self.pending_empty.take() else {
+        let Some((base, last, max_timestamp_ms, leader_epoch)) = self.pending_empty.take() else {
             return Ok(());
         };
         let mut out = Vec::new();
@@ -110,8 +113,11 @@ impl CleanedWriter {
             base_offset: base,
             meta: crate::format::BatchMeta { leader_epoch, ..Default::default() },
             last_offset_delta: u32::try_from(last - base).unwrap_or(u32::MAX),
-            now_ms: first_timestamp_ms,
+            now_ms: max_timestamp_ms,
             limits: crate::format::EncodeLimits { max_record_bytes: usize::MAX, max_batch_bytes: usize::MAX },
+            attributes: 0,
+            base_timestamp_ms: None,
+            max_timestamp_ms: Some(max_timestamp_ms),
         };
         let header =
             crate::format::batch::encode_with_deltas(&mut out, &layout, &[], |_| 0).map_err(Error::from)?;
@@ -127,29 +133,13 @@ impl CleanedWriter {
     fn write_batch(&mut self, batch: &[u8], header: &BatchHeader) -> Result<()> {
         let log_path = path(&self.dir, self.base, "log", CLEANED);
         self.log.write_all_at(batch, self.position).map_err(Error::io("write cleaned segment", &log_path))?;
-        self.max_timestamp_ms = self.max_timestamp_ms.max(header.max_timestamp_ms);
-        let rel = |offset: u64| (offset - self.base) as u32;
-        if self.since_index >= self.index_interval_bytes && self.position > 0 {
-            self.index.extend_from_slice(&rel(header.base_offset).to_le_bytes());
-            self.index.extend_from_slice(&(self.position as u32).to_le_bytes());
-            self.push_time_entry(header.last_offset());
-            self.since_index = 0;
+        if let Some(e) = self.indexing.on_batch(self.position, header, self.index_interval_bytes) {
+            self.index.push(e.offset);
+            self.time_index.extend(e.time);
         }
-        self.since_index += batch.len() as u64;
         self.position += batch.len() as u64;
         self.next_offset = header.next_offset();
         Ok(())
-    }
-
-    /// A time-index entry `(largest timestamp so far, offset)`, if the
-    /// timestamp grew since the last one.
-    fn push_time_entry(&mut self, offset: u64) {
-        let last =
-            self.time_index.len().checked_sub(12).and_then(|at| self.time_index[at..at + 8].try_into().ok());
-        if last.map(i64::from_le_bytes).is_none_or(|t| self.max_timestamp_ms > t) {
-            self.time_index.extend_from_slice(&self.max_timestamp_ms.to_le_bytes());
-            self.time_index.extend_from_slice(&((offset - self.base) as u32).to_le_bytes());
-        }
     }
 
     /// Bytes written so far (a pending merged empty batch not counted).
@@ -162,11 +152,13 @@ impl CleanedWriter {
     pub(crate) fn finish(mut self, fs: &dyn FileSystem) -> Result<u64> {
         self.flush_empty()?;
         if self.position > 0 {
-            self.push_time_entry(self.next_offset - 1);
+            self.time_index.extend(self.indexing.time_entry());
         }
         let log_path = path(&self.dir, self.base, "log", CLEANED);
         self.log.sync_data().map_err(Error::io("sync cleaned segment", &log_path))?;
-        for (kind, bytes) in [("index", &self.index), ("timeindex", &self.time_index)] {
+        let index = encode_entries::<_, INDEX_ENTRY_BYTES>(&self.index, self.base);
+        let time_index = encode_entries::<_, TIME_INDEX_ENTRY_BYTES>(&self.time_index, self.base);
+        for (kind, bytes) in [("index", &index), ("timeindex", &time_index)] {
             let p = path(&self.dir, self.base, kind, CLEANED);
             let file = fs.open(&p, OpenMode::Create).map_err(Error::io("write cleaned index", &p))?;
             file.set_len(0).map_err(Error::io("write cleaned index", &p))?;

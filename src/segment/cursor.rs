@@ -9,6 +9,7 @@ use crate::error::{Corruption, Result};
 use crate::format::batch::{check_batch, check_batch_crc};
 use crate::format::{peek_batch_len, BatchHeader, DecodeError, DecodeErrorKind, BATCH_HEADER_BYTES};
 
+use super::index::{IndexEntry, OffsetIndex};
 use super::scan::ChunkReader;
 
 /// Bytes a cursor walks: a segment file through a [`ChunkReader`], or
@@ -69,6 +70,9 @@ pub(crate) struct BatchCursor {
     /// The offset the next batch must start at (`None`: not known, for the
     /// first batch only).
     next_offset: Option<u64>,
+    /// The last offset the first batch must end at (a walk from an index
+    /// entry, which names its batch's last offset).
+    first_last_offset: Option<u64>,
     /// Bytes past this are not walked (a reader's snapshot of the size).
     end: u64,
     check: Check,
@@ -78,7 +82,17 @@ impl BatchCursor {
     /// A walk from `position`, where a batch starting at `next_offset`
     /// (if known) must be, up to byte `end`.
     pub(crate) fn new(position: u64, next_offset: Option<u64>, end: u64, check: Check) -> Self {
-        BatchCursor { position, next_offset, end, check }
+        BatchCursor { position, next_offset, first_last_offset: None, end, check }
+    }
+
+    /// A walk from an offset-index `entry` of the segment at `base_offset`:
+    /// the batch there ends at the entry's offset, or for the segment
+    /// start (position 0) begins at the base offset.
+    pub(crate) fn from_entry(entry: IndexEntry, base_offset: u64, end: u64, check: Check) -> Self {
+        if OffsetIndex::is_segment_start(entry) {
+            return BatchCursor::new(0, Some(base_offset), end, check);
+        }
+        BatchCursor { position: entry.position, next_offset: None, first_last_offset: Some(entry.offset), end, check }
     }
 
     /// Where the next batch starts.
@@ -139,6 +153,10 @@ impl BatchCursor {
         };
         if let Some(expected) = self.next_offset.filter(|&e| e != header.base_offset) {
             return Ok(Step::Damaged(Corruption::OffsetMismatch { expected, found: header.base_offset }));
+        }
+        if let Some(expected) = self.first_last_offset.take().filter(|&e| e != header.last_offset()) {
+            self.first_last_offset = Some(expected);
+            return Ok(Step::Damaged(Corruption::OffsetMismatch { expected, found: header.last_offset() }));
         }
         let batch = Batch { position: self.position, header };
         self.position += u64::from(header.batch_len);

@@ -1,18 +1,21 @@
-//! The sparse offset index of one segment, memory-mapped.
+//! The sparse offset index of one segment, memory-mapped: Kafka's
+//! `OffsetIndex` file.
 //!
 //! Format of `{base_offset:020}.index`: a flat array of 8-byte entries,
-//! little-endian, no header:
-//! `{ relative_offset: u32 | position: u32 }` where `relative_offset` is a
-//! batch's base offset minus the segment's base offset and `position` the
-//! byte position of that batch in the `.log` file. Entries are strictly
-//! increasing in both fields. One entry is added per `index_interval_bytes`
-//! of log data; the first batch (position 0) needs none.
+//! big-endian, no header: `{ relativeOffset: i32 | position: i32 }`. An
+//! entry says the batch at byte `position` of the `.log` file **ends** at
+//! offset `base_offset + relativeOffset` (its last offset, as Kafka's
+//! entries do). Entries are strictly increasing in both fields; both are
+//! non-negative 31-bit values (a segment rolls before a relative offset
+//! would not fit). An entry is added after more than
+//! `index.interval.bytes` of log since the last one (`indexing.rs`); the
+//! first batch (position 0) needs none.
 //!
 //! A [`SparseIndex`] of [`IndexEntry`] (preallocated, trimmed at seal; see
 //! `sparse_index.rs`). The index is derived data: recovery rebuilds it from
 //! the log, and it is never trusted over the log.
 
-use byteorder::{ByteOrder, LittleEndian as LE};
+use byteorder::{BigEndian as BE, ByteOrder};
 
 use super::sparse_index::{SparseEntry, SparseIndex};
 
@@ -20,11 +23,11 @@ use super::sparse_index::{SparseEntry, SparseIndex};
 pub const INDEX_ENTRY_BYTES: usize = 8;
 const _: () = assert!(INDEX_ENTRY_BYTES == 4 + 4);
 
-/// An index entry: the batch at byte `position` of the log file starts at
+/// An index entry: the batch at byte `position` of the log file ends at
 /// `offset` (absolute).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexEntry {
-    /// The batch's base offset.
+    /// The batch's last offset.
     pub offset: u64,
     /// Its byte position in the `.log` file.
     pub position: u64,
@@ -34,22 +37,24 @@ impl SparseEntry for IndexEntry {
     const BYTES: usize = INDEX_ENTRY_BYTES;
 
     fn encode(self, base_offset: u64, out: &mut [u8]) -> bool {
-        let rel = self.offset.checked_sub(base_offset).and_then(|r| u32::try_from(r).ok());
+        let rel = self.offset.checked_sub(base_offset).and_then(|r| i32::try_from(r).ok());
         // Position 0 needs no entry: a lookup with none starts there.
-        let (Some(rel), Ok(pos)) = (rel, u32::try_from(self.position)) else { return false };
+        let (Some(rel), Ok(pos)) = (rel, i32::try_from(self.position)) else { return false };
         if pos == 0 {
             return false;
         }
-        LE::write_u32(&mut out[..4], rel);
-        LE::write_u32(&mut out[4..8], pos);
+        BE::write_i32(&mut out[..4], rel);
+        BE::write_i32(&mut out[4..8], pos);
         true
     }
 
     fn decode(bytes: &[u8], base_offset: u64) -> Self {
         // Base offsets are at most OFFSET_MAX (i64::MAX), checked when the
-        // file name was parsed: adding a u32 cannot overflow.
-        let offset = base_offset + u64::from(LE::read_u32(bytes));
-        IndexEntry { offset, position: u64::from(LE::read_u32(&bytes[4..])) }
+        // file name was parsed: adding a u32 cannot overflow. A negative
+        // field reads as one above 2^31, which no sane entry holds (the
+        // checks and lookups then distrust it).
+        let offset = base_offset + u64::from(BE::read_u32(bytes));
+        IndexEntry { offset, position: u64::from(BE::read_u32(&bytes[4..])) }
     }
 
     fn follows(self, prev: Self) -> bool {
@@ -68,7 +73,7 @@ impl SparseEntry for IndexEntry {
 }
 
 /// What [`OffsetIndex::lookup_span`] finds: the entry a scan starts from,
-/// and the position of the next entry (the batch holding the offset ends
+/// and the position of the next entry (the batch holding the offset starts
 /// at or before it), if there is one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexSpan {
@@ -82,19 +87,30 @@ pub struct IndexSpan {
 pub type OffsetIndex = SparseIndex<IndexEntry, INDEX_ENTRY_BYTES>;
 
 impl SparseIndex<IndexEntry, INDEX_ENTRY_BYTES> {
+    /// The segment start: a scan from it expects no particular last offset
+    /// (see [`OffsetIndex::is_segment_start`]).
     fn segment_start(&self) -> IndexEntry {
         IndexEntry { offset: self.base_offset(), position: 0 }
     }
 
+    /// Whether `entry` is the segment start rather than a stored entry
+    /// (stored entries never have position 0).
+    pub fn is_segment_start(entry: IndexEntry) -> bool {
+        entry.position == 0
+    }
+
     /// The entry with the largest offset `<= offset`, or the segment start
-    /// (position 0): where a scan for `offset` begins.
+    /// (position 0): where a scan for `offset` begins (Kafka's `lookup`;
+    /// the batch there ends at or before `offset`, so the batch holding
+    /// `offset` is it or one after it).
     pub fn lookup(&self, offset: u64) -> IndexEntry {
         self.lookup_span(offset).entry
     }
 
     /// [`OffsetIndex::lookup`], and the position of the next entry if there
-    /// is one. That entry starts a batch above `offset`, so the batch
-    /// holding `offset` ends at or before it: one read of the span covers it.
+    /// is one. That entry's batch ends past `offset`, so the batch holding
+    /// `offset` starts at or before it: a read of the span and a batch
+    /// covers it.
     pub fn lookup_span(&self, offset: u64) -> IndexSpan {
         if !self.trusted() {
             // Entries that failed their check: scan from the segment start.
@@ -107,7 +123,7 @@ impl SparseIndex<IndexEntry, INDEX_ENTRY_BYTES> {
         IndexSpan { entry, next_position }
     }
 
-    /// Adds an entry for the batch at `position` starting at `offset` (see
+    /// Adds an entry for the batch at `position` ending at `offset` (see
     /// the module docs of `sparse_index.rs` for what is ignored).
     pub(crate) fn append(&mut self, offset: u64, position: u64) {
         self.push(IndexEntry { offset, position });
@@ -217,8 +233,8 @@ mod tests {
         assert_eq!(index.entries(), 0, "more entries than the log could need: ignored");
         let mut unsorted = Vec::new();
         for (rel, pos) in [(5u32, 50u32), (3, 60)] {
-            unsorted.extend(rel.to_le_bytes());
-            unsorted.extend(pos.to_le_bytes());
+            unsorted.extend(rel.to_be_bytes());
+            unsorted.extend(pos.to_be_bytes());
         }
         std::fs::write(&path, unsorted).unwrap();
         let index = OffsetIndex::open(&StdFileSystem, &path, 0, 0, 10).unwrap();
@@ -233,8 +249,8 @@ mod tests {
         let mut bytes = Vec::new();
         // The middle entry goes backwards; first and last look fine.
         for (rel, pos) in [(10u32, 100u32), (40, 50), (30, 400)] {
-            bytes.extend(rel.to_le_bytes());
-            bytes.extend(pos.to_le_bytes());
+            bytes.extend(rel.to_be_bytes());
+            bytes.extend(pos.to_be_bytes());
         }
         std::fs::write(&path, &bytes).unwrap();
         let mut index = OffsetIndex::open(&StdFileSystem, &path, 1000, 0, 10).unwrap();
@@ -245,8 +261,8 @@ mod tests {
 
         let mut sound = Vec::new();
         for (rel, pos) in [(10u32, 100u32), (20, 250), (30, 400)] {
-            sound.extend(rel.to_le_bytes());
-            sound.extend(pos.to_le_bytes());
+            sound.extend(rel.to_be_bytes());
+            sound.extend(pos.to_be_bytes());
         }
         std::fs::write(&path, &sound).unwrap();
         let mut index = OffsetIndex::open(&StdFileSystem, &path, 1000, 0, 10).unwrap();

@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::config::SegmentConfig;
 use crate::error::{Error, Result};
 use crate::format::BatchHeader;
 use crate::io::{FileHandle, FileSystem, OpenMode};
 
+use super::indexing::Indexing;
 use super::index::OffsetIndex;
 use super::quarantine::Quarantine;
 use super::scan::ChunkReader;
@@ -65,10 +66,8 @@ pub(super) struct SegmentState {
     pub size: u64,
     /// The offset after its last batch.
     pub next_offset: u64,
-    /// Log bytes written since its last index entry.
-    pub bytes_since_index: u64,
-    /// Its largest record timestamp (-1: none).
-    pub max_timestamp_ms: i64,
+    /// Where the indexing rule stands after its last batch.
+    pub indexing: Indexing,
     /// What time-based roll counts from (-1: empty).
     pub roll_base_ms: i64,
 }
@@ -79,8 +78,7 @@ impl SegmentState {
         SegmentState {
             size: 0,
             next_offset: base_offset,
-            bytes_since_index: 0,
-            max_timestamp_ms: -1,
+            indexing: Indexing::empty(),
             roll_base_ms: -1,
         }
     }
@@ -128,8 +126,8 @@ pub struct LogSegment {
     /// Bytes of valid batches; the file is never read past this.
     pub(super) size: AtomicU64,
     pub(super) next_offset: AtomicU64,
-    /// Writer-only bookkeeping: log bytes since the last index entry.
-    pub(super) bytes_since_index: AtomicU64,
+    /// Writer-only bookkeeping: the indexing rule's state.
+    pub(super) indexing: Mutex<Indexing>,
     /// Lock order: `index`, then `time_index`.
     pub(super) time_index: RwLock<TimeIndex>,
     /// Largest record timestamp (-1 while empty).
@@ -173,7 +171,7 @@ impl LogSegment {
         (index, time_index): (OffsetIndex, TimeIndex),
         state: SegmentState,
     ) -> Self {
-        let SegmentState { size, next_offset, bytes_since_index, max_timestamp_ms, roll_base_ms } = state;
+        let SegmentState { size, next_offset, indexing, roll_base_ms } = state;
         LogSegment {
             base_offset,
             log_path,
@@ -181,9 +179,9 @@ impl LogSegment {
             index: RwLock::new(index),
             size: AtomicU64::new(size),
             next_offset: AtomicU64::new(next_offset),
-            bytes_since_index: AtomicU64::new(bytes_since_index),
+            indexing: Mutex::new(indexing),
             time_index: RwLock::new(time_index),
-            max_timestamp_ms: AtomicI64::new(max_timestamp_ms),
+            max_timestamp_ms: AtomicI64::new(indexing.max_timestamp_ms),
             roll_base_ms: AtomicI64::new(roll_base_ms),
             maps_reads: AtomicBool::new(false),
         }
@@ -244,7 +242,8 @@ impl LogSegment {
 
     /// Whether a batch of `batch_bytes` ending at `last_offset`, appended
     /// at clock time `now_ms`, must go to a new segment instead: full by
-    /// size, a full index, offsets beyond the 32-bit relative range, or
+    /// size, a full index, offsets beyond the 31-bit relative range of
+    /// Kafka's index entries (its `canConvertToRelativeOffset`), or
     /// older than `segment_ms`. An empty segment takes any batch.
     pub fn needs_roll(
         &self,
@@ -258,44 +257,60 @@ impl LogSegment {
             && (self.size_bytes() + batch_bytes > config.segment_bytes
                 || self.index.read().is_full()
                 || self.time_index.read().entries() >= config.index_entries_max
-                || last_offset - self.base_offset > u64::from(u32::MAX)
+                || last_offset - self.base_offset > i32::MAX as u64
                 || (roll_base >= 0 && now_ms.saturating_sub(roll_base) >= config.segment_ms))
     }
 
-    /// Appends one encoded, checked batch with a single positional write.
-    /// Writer only.
+    /// Appends `bytes`, the encoded, checked batches `headers` describe
+    /// back to back, with a single positional write (as Kafka appends a
+    /// producer's record set). Writer only.
     ///
     /// On a write error nothing changes: bytes past `size` are never read and
     /// the next append overwrites them.
-    pub(crate) fn append(
+    pub(crate) fn append_batches(
         &self,
-        batch: &[u8],
-        header: &BatchHeader,
+        bytes: &[u8],
+        headers: &[BatchHeader],
         config: &SegmentConfig,
         now_ms: i64,
     ) -> Result<()> {
         let position = self.size_bytes();
-        debug_assert_eq!(header.base_offset, self.next_offset(), "append must be contiguous");
-        debug_assert_eq!(header.batch_len as usize, batch.len());
-        self.log.write_all_at(batch, position).map_err(Error::io("append", &self.log_path))?;
+        let Some(last) = headers.last() else { return Ok(()) };
+        debug_assert_eq!(headers[0].base_offset, self.next_offset(), "append must be contiguous");
+        debug_assert_eq!(headers.iter().map(|h| h.batch_len as usize).sum::<usize>(), bytes.len());
+        self.log.write_all_at(bytes, position).map_err(Error::io("append", &self.log_path))?;
         if position == 0 {
             self.roll_base_ms.store(now_ms, Ordering::Relaxed);
         }
-        let max_timestamp_ms = self.max_timestamp_ms().max(header.max_timestamp_ms);
-        let mut since = self.bytes_since_index.load(Ordering::Relaxed);
-        // The segment start needs no entry: a lookup with none starts there.
-        if since >= config.index_interval_bytes && position > 0 {
-            self.index.write().append(header.base_offset, position);
-            self.time_index.write().append(max_timestamp_ms, header.last_offset());
-            since = 0;
+        let mut indexing = self.indexing.lock();
+        let mut at = position;
+        for header in headers {
+            if let Some(entries) = indexing.on_batch(at, header, config.index_interval_bytes) {
+                self.add_entries(entries);
+            }
+            at += u64::from(header.batch_len);
         }
-        self.max_timestamp_ms.store(max_timestamp_ms, Ordering::Release);
-        self.bytes_since_index.store(since + batch.len() as u64, Ordering::Relaxed);
-        // ORDER (publication): bytes written, index entry added, then the
+        self.max_timestamp_ms.store(indexing.max_timestamp_ms, Ordering::Release);
+        drop(indexing);
+        // ORDER (publication): bytes written, index entries added, then the
         // next offset, then the size readers bound their reads by.
-        self.next_offset.store(header.next_offset(), Ordering::Release);
-        self.size.store(position + batch.len() as u64, Ordering::Release);
+        self.next_offset.store(last.next_offset(), Ordering::Release);
+        self.size.store(position + bytes.len() as u64, Ordering::Release);
         Ok(())
+    }
+
+    /// Adds the entries the indexing rule gave a batch. Writer only.
+    pub(super) fn add_entries(&self, entries: super::indexing::Entries) {
+        self.index.write().append(entries.offset.offset, entries.offset.position);
+        if let Some(t) = entries.time {
+            self.time_index.write().append(t.timestamp_ms, t.offset);
+        }
+    }
+
+    /// The time-index entry covering the whole segment (sealing and a
+    /// flush add it), if any record has a timestamp.
+    fn covering_time_entry(&self) -> Option<super::time_index::TimeEntry> {
+        self.indexing.lock().time_entry()
     }
 
     /// Makes the log data durable (`fdatasync`); the index is derived data
@@ -309,10 +324,11 @@ impl LogSegment {
     /// its largest timestamp). Writer only.
     pub(crate) fn sync(&self) -> Result<()> {
         self.log.sync_data().map_err(Error::io("sync segment", &self.log_path))?;
+        let covering = self.covering_time_entry();
         let index = self.index.read();
         let mut times = self.time_index.write();
-        if !self.is_empty() {
-            times.append(self.max_timestamp_ms(), self.next_offset() - 1);
+        if let Some(t) = covering {
+            times.append(t.timestamp_ms, t.offset);
         }
         index.sync()?;
         times.sync()
@@ -327,9 +343,10 @@ impl LogSegment {
             self.log.map_for_reads(self.size_bytes());
         }
         {
+            let covering = self.covering_time_entry();
             let mut times = self.time_index.write();
-            if !self.is_empty() {
-                times.append(self.max_timestamp_ms(), self.next_offset() - 1);
+            if let Some(t) = covering {
+                times.append(t.timestamp_ms, t.offset);
             }
             times.trim()?;
         }
@@ -374,7 +391,7 @@ mod tests {
             LogConfig::default().encode_limits(),
         )
         .unwrap();
-        segment.append(&buf, &header, config, 0).unwrap();
+        segment.append_batches(&buf, &[header], config, 0).unwrap();
     }
 
     #[test]

@@ -52,10 +52,11 @@ impl LogSegment {
         size: u64,
         reader: &mut ChunkReader<'_>,
     ) -> Result<Option<Batch>> {
-        match self.walk_from(entry.position, offset, size, reader, Some(entry.offset)) {
-            // The index is derived data: if its entry does not point at the
-            // batch it names, walk from the segment start instead.
-            Err(WalkError::IndexMismatch) => match self.walk_from(0, offset, size, reader, None) {
+        let start = IndexEntry { offset: self.base_offset, position: 0 };
+        match self.walk_from(entry, offset, size, reader) {
+            // The index is derived data: if its entry does not name the
+            // batch at its position, walk from the segment start instead.
+            Err(WalkError::IndexMismatch) => match self.walk_from(start, offset, size, reader) {
                 Ok(found) => Ok(found),
                 Err(WalkError::Failed(e)) => Err(e),
                 Err(WalkError::IndexMismatch) => unreachable!("no entry to mismatch"),
@@ -65,21 +66,18 @@ impl LogSegment {
         }
     }
 
-    /// Walks batch headers from `pos` to the batch holding `offset`. When
-    /// `expect_first` is set (an index entry), the first header must start
-    /// at that offset.
+    /// Walks batch headers from `entry` (an index entry, or the segment
+    /// start) to the batch holding `offset`; the batch at an entry must
+    /// end at the entry's offset.
     fn walk_from(
         &self,
-        pos: u64,
+        entry: IndexEntry,
         offset: u64,
         size: u64,
         reader: &mut ChunkReader<'_>,
-        expect_first: Option<u64>,
     ) -> Result<Option<Batch>, WalkError> {
-        // The first batch starts where the index entry or the segment name
-        // says.
-        let mut cursor =
-            BatchCursor::new(pos, Some(expect_first.unwrap_or(self.base_offset)), size, Check::Header);
+        let from_index = !super::index::OffsetIndex::is_segment_start(entry);
+        let mut cursor = BatchCursor::from_entry(entry, self.base_offset, size, Check::Header);
         // Bounded: each step advances by at least one header.
         loop {
             let at = cursor.position();
@@ -87,9 +85,7 @@ impl LogSegment {
                 Step::End => return Ok(None),
                 // The index is derived data: an entry that does not name
                 // the batch at its position is not trusted.
-                Step::Damaged(_) if expect_first.is_some() && at == pos => {
-                    return Err(WalkError::IndexMismatch)
-                }
+                Step::Damaged(_) if from_index && at == entry.position => return Err(WalkError::IndexMismatch),
                 Step::Damaged(problem) => {
                     return Err(WalkError::Failed(Error::corruption(&self.log_path, at, problem)))
                 }
@@ -123,10 +119,11 @@ impl LogSegment {
         max_bytes: usize,
         config: &SegmentConfig,
     ) -> Result<Option<FetchedRecords>> {
-        // The batch holding `offset` lies between its index entry and the
+        // The batch holding `offset` starts between its index entry and the
         // next one: when there is a next entry (and the span is sane: the
         // index is derived data), one read of the span plus `max_bytes`
-        // covers the walk and the data. Otherwise the first read covers
+        // covers the walk and the data (`take` reads the rest of a batch
+        // larger than that). Otherwise the first read covers
         // about an index interval and `take` reads only the rest. Each byte
         // is copied once.
         let IndexSpan { entry, next_position } = self.index.read().lookup_span(offset);

@@ -8,6 +8,7 @@ use crate::format::{BatchHeader, BATCH_HEADER_BYTES};
 use crate::io::{read_exact_at, FileHandle, FileSystem, OpenMode};
 
 use super::index::{IndexEntry, OffsetIndex};
+use super::indexing::Indexing;
 use super::log_segment::{LogSegment, Recovery, SegmentRepair, SegmentRole, SegmentState};
 use super::quarantine::{quarantine, Cut};
 use super::scan::{scan, ScanEnd, ScanStart, Vouched};
@@ -35,6 +36,7 @@ impl LogSegment {
         let log_path = dir.join(log_file_name(base_offset));
         let log = fs.open(&log_path, OpenMode::Existing).map_err(Error::io("open segment", &log_path))?;
         let file_len = log.size().map_err(Error::io("stat segment", &log_path))?;
+        refuse_pre_kafka_format(&*log, &log_path, file_len)?;
         let capacity = if active { config.index_entries_max } else { 0 };
         let bound = usize::try_from(file_len / BATCH_HEADER_BYTES as u64 + 2).unwrap_or(usize::MAX);
         let mut index =
@@ -61,14 +63,20 @@ impl LogSegment {
             Recovery::Crash { .. } => index.sanity_check(file_len).is_ok(),
         };
         let vouched = vouched(recovery, file_len);
-        let from_zero = || ScanStart { offset: base_offset, position: 0, vouched, max_timestamp_ms: -1 };
+        let from_zero = || ScanStart {
+            offset: base_offset,
+            position: 0,
+            vouched,
+            indexing: Indexing::empty(),
+            entry_last_offset: None,
+        };
         let start = match recovery {
             Recovery::Durable { .. } => match index.last_entry().filter(|_| sane) {
                 Some(IndexEntry { offset, position }) => {
                     // A durable segment's last time entry covers it whole
                     // (sealing and clean close add it); the scan only adds.
-                    let max_timestamp_ms = times.last_entry().map_or(-1, |e| e.timestamp_ms);
-                    ScanStart { offset, position, vouched, max_timestamp_ms }
+                    let indexing = Indexing::resumed(times.last_entry());
+                    ScanStart { offset, position, vouched, indexing, entry_last_offset: Some(offset) }
                 }
                 None => from_zero(),
             },
@@ -77,8 +85,14 @@ impl LogSegment {
             Recovery::Crash { recovery_point: Some(point), .. } if sane && point.position <= file_len => {
                 index.truncate_to_position(point.position);
                 times.truncate_to_offset(point.offset);
-                let max_timestamp_ms = times.last_entry().map_or(-1, |e| e.timestamp_ms);
-                ScanStart { offset: point.offset, position: point.position, vouched, max_timestamp_ms }
+                let indexing = Indexing::resumed(times.last_entry());
+                ScanStart {
+                    offset: point.offset,
+                    position: point.position,
+                    vouched,
+                    indexing,
+                    entry_last_offset: None,
+                }
             }
             // No usable index: rebuild it from the start, still refusing
             // damage to the vouched bytes.
@@ -136,9 +150,9 @@ impl LogSegment {
             repair.bytes_truncated = file_len - end.valid_bytes;
             repair.truncated_from_offset = Some(end.next_offset);
         }
-        if end.valid_bytes > 0 {
+        if let Some(t) = end.indexing.time_entry().filter(|_| end.valid_bytes > 0) {
             // The last entry covers the whole segment (see time_index.rs).
-            times.append(end.max_timestamp_ms, end.next_offset - 1);
+            times.append(t.timestamp_ms, t.offset);
         }
         let roll_base_ms = first_timestamp(&*log, &log_path, end.valid_bytes)?;
         let segment = LogSegment::new(
@@ -149,8 +163,7 @@ impl LogSegment {
             SegmentState {
                 size: end.valid_bytes,
                 next_offset: end.next_offset,
-                bytes_since_index: end.bytes_since_index,
-                max_timestamp_ms: end.max_timestamp_ms,
+                indexing: end.indexing,
                 roll_base_ms,
             },
         );
@@ -204,6 +217,32 @@ fn times_sane(times: &mut TimeIndex, recovery: Recovery, next_offset: u64) -> bo
     }
 }
 
+/// Refuses a segment whose first batch is in the format annals wrote
+/// before it stored Kafka's (see `format::batch::is_pre_kafka_batch`).
+fn refuse_pre_kafka_format(log: &dyn FileHandle, path: &Path, file_len: u64) -> Result<()> {
+    const OLD_HEADER_BYTES: u64 = 64;
+    const OLD_MAGIC_AT: usize = 20;
+    if file_len < OLD_HEADER_BYTES {
+        return Ok(());
+    }
+    let mut head = [0u8; OLD_HEADER_BYTES as usize];
+    read_exact_at(log, &mut head, 0).map_err(Error::io("read segment", path))?;
+    if head[crate::format::batch::MAGIC_AT] == crate::format::batch::MAGIC || head[OLD_MAGIC_AT] != 1 {
+        return Ok(());
+    }
+    // Its own length, bounded by the file and the old format's 1 GiB limit.
+    let old_len = u64::from(u32::from_le_bytes([head[16], head[17], head[18], head[19]]));
+    if old_len < OLD_HEADER_BYTES || old_len > file_len || old_len > 1 << 30 {
+        return Ok(());
+    }
+    let mut batch = vec![0u8; old_len as usize];
+    read_exact_at(log, &mut batch, 0).map_err(Error::io("read segment", path))?;
+    if crate::format::batch::is_pre_kafka_batch(&batch) {
+        return Err(Error::PreKafkaFormat { path: path.to_path_buf() });
+    }
+    Ok(())
+}
+
 /// The first batch's first timestamp (what time-based roll counts from for
 /// a segment opened from disk), or -1 for an empty segment.
 fn first_timestamp(log: &dyn FileHandle, path: &Path, size: u64) -> Result<i64> {
@@ -212,5 +251,5 @@ fn first_timestamp(log: &dyn FileHandle, path: &Path, size: u64) -> Result<i64> 
     }
     let mut head = [0u8; BATCH_HEADER_BYTES];
     read_exact_at(log, &mut head, 0).map_err(Error::io("read segment", path))?;
-    Ok(BatchHeader::parse(&head).map_or(-1, |h| h.first_timestamp_ms))
+    Ok(BatchHeader::parse(&head).map_or(-1, |h| h.base_timestamp_ms))
 }

@@ -98,7 +98,8 @@ pub(crate) fn prefix_batch(
     let kept: Vec<_> = RecordIter::new(bytes, header).take_while(|r| r.offset < offset).collect();
     // With no record kept (possible once compaction thins batches) this is
     // an empty batch that still covers its offsets, keeping them contiguous.
-    reencode(out, &header, &kept, (offset - 1 - header.base_offset) as u32).map_err(Error::from)?;
+    let horizon = header.delete_horizon_ms();
+    reencode(out, &header, &kept, (offset - 1 - header.base_offset) as u32, horizon).map_err(Error::from)?;
     Ok(())
 }
 

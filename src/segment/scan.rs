@@ -10,7 +10,8 @@ use crate::format::{peek_batch_len, BatchHeader, DecodeError, DecodeErrorKind, B
 use crate::io::FileHandle;
 
 use super::cursor::{Batch, BatchCursor, Check, Step};
-use super::index::OffsetIndex;
+use super::index::{IndexEntry, OffsetIndex};
+use super::indexing::Indexing;
 use super::time_index::TimeIndex;
 
 /// Bytes read per refill while scanning.
@@ -95,8 +96,11 @@ pub(crate) struct ScanStart {
     pub offset: u64,
     /// What is known fsynced.
     pub vouched: Vouched,
-    /// Largest timestamp of the records before `position` (-1: none).
-    pub max_timestamp_ms: i64,
+    /// The indexing rule's state at `position`.
+    pub indexing: Indexing,
+    /// The offset-index entry the scan starts at, if it starts at one:
+    /// its batch must end where the entry says.
+    pub entry_last_offset: Option<u64>,
 }
 
 /// What is known fsynced in a segment, and so what recovery may cut.
@@ -189,10 +193,8 @@ pub(crate) struct ScanEnd {
     pub valid_bytes: u64,
     /// Offset after the last valid batch.
     pub next_offset: u64,
-    /// Log bytes since the last index entry.
-    pub bytes_since_index: u64,
-    /// Largest record timestamp in the valid bytes (-1: none).
-    pub max_timestamp_ms: i64,
+    /// The indexing rule's state after the valid batches.
+    pub indexing: Indexing,
     /// Set when invalid bytes follow `valid_bytes` past the vouched part: a
     /// crash's tail, to cut.
     pub torn: Option<Tear>,
@@ -216,42 +218,38 @@ pub(crate) fn scan(
     index_interval_bytes: u64,
 ) -> Result<ScanEnd> {
     let mut reader = ChunkReader::new(file, path, file_len);
-    let mut cursor = BatchCursor::new(start.position, Some(start.offset), file_len, Check::Whole);
-    let mut bytes_since_index = 0u64;
-    let mut max_timestamp_ms = start.max_timestamp_ms;
+    let mut cursor = match start.entry_last_offset {
+        Some(last) => {
+            BatchCursor::from_entry(IndexEntry { offset: last, position: start.position }, 0, file_len, Check::Whole)
+        }
+        None => BatchCursor::new(start.position, Some(start.offset), file_len, Check::Whole),
+    };
+    let mut indexing = start.indexing;
     let vouched = start.vouched;
     // Bounded: every step advances by at least a header, or ends the scan.
     loop {
         let (pos, next_offset) = (cursor.position(), cursor.next_offset().unwrap_or(start.offset));
         match cursor.step(&mut reader)? {
             Step::Batch(Batch { position, header: h }) => {
-                max_timestamp_ms = max_timestamp_ms.max(h.max_timestamp_ms);
-                if bytes_since_index >= index_interval_bytes && position > 0 {
-                    index.append(h.base_offset, position);
-                    time_index.append(max_timestamp_ms, h.last_offset());
-                    bytes_since_index = 0;
+                // A batch at a kept entry's position is already indexed.
+                let kept_entry = start.entry_last_offset.is_some() && position == start.position;
+                if kept_entry {
+                    indexing.observe(&h);
+                    indexing.bytes_since_index = u64::from(h.batch_len);
+                } else if let Some(e) = indexing.on_batch(position, &h, index_interval_bytes) {
+                    index.append(e.offset.offset, e.offset.position);
+                    if let Some(t) = e.time {
+                        time_index.append(t.timestamp_ms, t.offset);
+                    }
                 }
-                bytes_since_index += u64::from(h.batch_len);
             }
             Step::Damaged(problem) => {
                 let torn = Some(judge_damage(&mut reader, pos, next_offset, problem, vouched)?);
-                return Ok(ScanEnd {
-                    valid_bytes: pos,
-                    next_offset,
-                    bytes_since_index,
-                    max_timestamp_ms,
-                    torn,
-                });
+                return Ok(ScanEnd { valid_bytes: pos, next_offset, indexing, torn });
             }
             Step::End => {
                 judge_end(path, pos, next_offset, vouched)?;
-                return Ok(ScanEnd {
-                    valid_bytes: pos,
-                    next_offset,
-                    bytes_since_index,
-                    max_timestamp_ms,
-                    torn: None,
-                });
+                return Ok(ScanEnd { valid_bytes: pos, next_offset, indexing, torn: None });
             }
         }
     }
@@ -354,7 +352,7 @@ fn find_valid_batch_after(reader: &mut ChunkReader<'_>, pos: u64, file_len: u64)
     // CRC work allowed for the search: enough for any real file, bounded for
     // hostile ones (a file full of plausible headers would be quadratic).
     let mut budget = file_len.saturating_mul(8).max(64 << 20);
-    let magic_at = 20u64;
+    let magic_at = crate::format::batch::MAGIC_AT;
     let mut q = pos + 1;
     while q + BATCH_HEADER_BYTES as u64 <= file_len {
         let Some(head) = reader.get(q, BATCH_HEADER_BYTES)? else { break };

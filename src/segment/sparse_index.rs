@@ -33,6 +33,31 @@ pub trait SparseEntry: Copy + std::fmt::Debug + PartialEq {
     fn out_of_bounds(self, bound: u64) -> Option<&'static str>;
 }
 
+/// The stored bytes of `entry` if an index whose last entry is `last`
+/// takes it (it follows `last` and fits the format): the one rule for
+/// what an index stores, for live indexes and for files written whole.
+fn admit<E: SparseEntry, const N: usize>(last: Option<E>, entry: E, base_offset: u64) -> Option<[u8; N]> {
+    if last.is_some_and(|last| !entry.follows(last)) {
+        return None;
+    }
+    let mut bytes = [0u8; N];
+    entry.encode(base_offset, &mut bytes).then_some(bytes)
+}
+
+/// The bytes of an index file holding `entries` (those it takes, as
+/// [`SparseIndex`] appends would), for a segment at `base_offset`.
+pub(crate) fn encode_entries<E: SparseEntry, const N: usize>(entries: &[E], base_offset: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * N);
+    let mut last = None;
+    for &e in entries {
+        if let Some(bytes) = admit::<E, N>(last, e, base_offset) {
+            out.extend_from_slice(&bytes);
+            last = Some(e);
+        }
+    }
+    out
+}
+
 /// A sparse index of `E` entries, `N` bytes each.
 #[derive(Debug)]
 pub struct SparseIndex<E: SparseEntry, const N: usize> {
@@ -92,11 +117,7 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
     /// Appends `entry` unless it does not fit the format, does not follow
     /// the last entry, or the index is full (see the module docs).
     pub(super) fn push(&mut self, entry: E) {
-        if self.last_entry().is_some_and(|last| !entry.follows(last)) {
-            return;
-        }
-        let mut bytes = [0u8; N];
-        if entry.encode(self.base_offset, &mut bytes) {
+        if let Some(bytes) = admit::<E, N>(self.last_entry(), entry, self.base_offset) {
             self.file.push(&bytes);
         }
     }

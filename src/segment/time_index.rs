@@ -1,18 +1,21 @@
-//! The sparse time index of one segment, memory-mapped.
+//! The sparse time index of one segment, memory-mapped: Kafka's
+//! `TimeIndex` file.
 //!
-//! Format of `{base_offset:020}.timeindex`: a flat array of 12-byte entries,
-//! little-endian, no header: `{ timestamp_ms: i64 | relative_offset: u32 }`.
-//! An entry `(t, o)` says: every record at or below offset `base + o` has a
-//! timestamp of at most `t` (the largest timestamp so far, not the
-//! timestamp at `o`), so it stays correct when record timestamps are not
-//! monotonic. Both fields strictly increase. An entry is added when an
-//! offset-index entry is and the largest timestamp grew, and once more when
-//! the segment is sealed or flushed, so the last entry covers the segment.
+//! Format of `{base_offset:020}.timeindex`: a flat array of 12-byte
+//! entries, big-endian, no header: `{ timestamp: i64 | relativeOffset: i32 }`.
+//! An entry `(t, o)` says: `t` is the largest timestamp of the segment's
+//! records up to there, first reached by the batch whose last offset is
+//! `base + o` (Kafka's `maxTimestampSoFar` and its shallow offset). So
+//! every record at or below `base + o` has a timestamp of at most `t`,
+//! which stays true when record timestamps are not monotonic. Both fields
+//! strictly increase. An entry is added with each offset-index entry when
+//! the largest timestamp grew (`indexing.rs`), and once more when the
+//! segment is sealed or flushed, so the last entry covers the segment.
 //!
 //! A [`SparseIndex`] of [`TimeEntry`] (preallocated, trimmed at seal);
 //! derived data, rebuilt by recovery.
 
-use byteorder::{ByteOrder, LittleEndian as LE};
+use byteorder::{BigEndian as BE, ByteOrder};
 
 use super::sparse_index::{SparseEntry, SparseIndex};
 
@@ -34,18 +37,18 @@ impl SparseEntry for TimeEntry {
     const BYTES: usize = TIME_INDEX_ENTRY_BYTES;
 
     fn encode(self, base_offset: u64, out: &mut [u8]) -> bool {
-        let rel = self.offset.checked_sub(base_offset).and_then(|r| u32::try_from(r).ok());
+        let rel = self.offset.checked_sub(base_offset).and_then(|r| i32::try_from(r).ok());
         let Some(rel) = rel.filter(|_| self.timestamp_ms >= 0) else { return false };
-        LE::write_i64(&mut out[..8], self.timestamp_ms);
-        LE::write_u32(&mut out[8..12], rel);
+        BE::write_i64(&mut out[..8], self.timestamp_ms);
+        BE::write_i32(&mut out[8..12], rel);
         true
     }
 
     fn decode(bytes: &[u8], base_offset: u64) -> Self {
         // Base offsets are at most OFFSET_MAX: adding a u32 cannot overflow.
         TimeEntry {
-            timestamp_ms: LE::read_i64(bytes),
-            offset: base_offset + u64::from(LE::read_u32(&bytes[8..])),
+            timestamp_ms: BE::read_i64(bytes),
+            offset: base_offset + u64::from(BE::read_u32(&bytes[8..])),
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
 
+use super::indexing::Indexing;
 use super::cursor::{Batch, BatchCursor, Check};
 use super::index::IndexEntry;
 use super::log_segment::LogSegment;
@@ -40,8 +41,9 @@ impl LogSegment {
             new_size = pos + scratch.len() as u64;
         }
         let mut index = self.index.write();
-        // An entry at `pos` stays valid when the rewritten batch starts there.
-        index.truncate_to_position(if new_size > pos { pos + 1 } else { pos });
+        // An entry at `pos` names the old batch's last offset, which the
+        // rewritten batch no longer reaches: it goes too.
+        index.truncate_to_position(pos);
         let mut times = self.time_index.write();
         times.truncate_to_offset(offset);
         self.log.set_len(new_size).map_err(Error::io("truncate", &self.log_path))?;
@@ -55,22 +57,22 @@ impl LogSegment {
             super::rewrite::remove_intent(fs, &self.log_path)?;
         }
         let last_entry = index.last_entry().unwrap_or(IndexEntry { offset: self.base_offset, position: 0 });
-        let since = new_size - last_entry.position;
-        // The largest timestamp left: the time index's, and the batches after
-        // the last offset-index entry.
+        // The indexing rule's state after what is left (as Kafka's
+        // truncation reloads it): the time index's last entry, then the
+        // batches from the last offset-index entry on.
+        let mut indexing = Indexing::resumed(times.last_entry());
+        indexing.bytes_since_index = new_size - last_entry.position;
         let mut reader = ChunkReader::new(&*self.log, &self.log_path, new_size);
-        let mut max_timestamp_ms = times.last_entry().map_or(-1, |e| e.timestamp_ms);
-        let mut cursor =
-            BatchCursor::new(last_entry.position, Some(last_entry.offset), new_size, Check::Whole);
+        let mut cursor = BatchCursor::from_entry(last_entry, self.base_offset, new_size, Check::Whole);
         // Bounded: each step advances by one batch.
         while let Some(b) = cursor.next_batch(&mut reader, &self.log_path)? {
-            max_timestamp_ms = max_timestamp_ms.max(b.header.max_timestamp_ms);
+            indexing.observe(&b.header);
         }
-        if new_size > 0 {
-            times.append(max_timestamp_ms, offset - 1);
+        if let Some(t) = indexing.time_entry().filter(|_| new_size > 0) {
+            times.append(t.timestamp_ms, t.offset);
         }
-        self.max_timestamp_ms.store(max_timestamp_ms, Ordering::Release);
-        self.bytes_since_index.store(since, Ordering::Relaxed);
+        self.max_timestamp_ms.store(indexing.max_timestamp_ms, Ordering::Release);
+        *self.indexing.lock() = indexing;
         self.next_offset.store(offset, Ordering::Release);
         self.size.store(new_size, Ordering::Release);
         if new_size == 0 {

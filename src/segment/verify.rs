@@ -9,13 +9,15 @@
 
 use std::path::{Path, PathBuf};
 
-use byteorder::{ByteOrder, LE};
 
 use crate::error::{Error, Result};
 use crate::io::{read_small_file, FileSystem, OpenMode};
 
 use super::cursor::{Batch, BatchCursor, Check, Step};
+use super::index::IndexEntry;
 use super::log_segment::Recovery;
+use super::sparse_index::SparseEntry;
+use super::time_index::TimeEntry;
 use super::scan::{judge_damage, judge_end, ChunkReader};
 use super::{
     index_file_name, log_file_name, time_index_file_name, INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
@@ -97,8 +99,9 @@ pub fn verify_segment(
     let len = log.size().map_err(Error::io("stat segment", &log_path))?;
     let mut reader = ChunkReader::new(&*log, &log_path, len);
     let mut check = SegmentCheck { bytes: len, next_offset: base_offset, ..SegmentCheck::default() };
-    // (base offset, position, last offset, running max timestamp) per batch.
-    let mut batches: Vec<(u64, u64, u64, i64)> = Vec::new();
+    // (base offset, position, last offset, running max timestamp, own max
+    // timestamp) per batch.
+    let mut batches: Vec<(u64, u64, u64, i64, i64)> = Vec::new();
     let mut max_ts = -1i64;
     let mut cursor = BatchCursor::new(0, Some(base_offset), len, Check::Whole);
     // Bounded: each step advances by one batch, or ends the walk.
@@ -106,7 +109,8 @@ pub fn verify_segment(
         match cursor.step(&mut reader)? {
             Step::Batch(Batch { position, header }) => {
                 max_ts = max_ts.max(header.max_timestamp_ms);
-                batches.push((header.base_offset, position, header.last_offset(), max_ts));
+                let own = header.max_timestamp_ms;
+                batches.push((header.base_offset, position, header.last_offset(), max_ts, own));
                 check.batches += 1;
                 check.records += u64::from(header.record_count);
                 check.next_offset = header.next_offset();
@@ -182,7 +186,7 @@ fn check_offset_index(
     fs: &dyn FileSystem,
     dir: &Path,
     base_offset: u64,
-    batches: &[(u64, u64, u64, i64)],
+    batches: &[(u64, u64, u64, i64, i64)],
     end_pos: u64,
     problems: &mut Vec<Problem>,
 ) -> Result<()> {
@@ -190,7 +194,7 @@ fn check_offset_index(
     let Some(bytes) = read_index(fs, &path, problems)? else { return Ok(()) };
     let mut previous = None;
     for (at, e) in entries(&bytes, INDEX_ENTRY_BYTES) {
-        let (offset, position) = (base_offset + u64::from(LE::read_u32(e)), u64::from(LE::read_u32(&e[4..])));
+        let IndexEntry { offset, position } = IndexEntry::decode(e, base_offset);
         let bad = |detail: String| Problem { path: path.clone(), position: at, detail };
         if previous.is_some_and(|(o, p)| offset <= o || position <= p) {
             problems.push(bad(format!("entry ({offset}, {position}) not above the one before")));
@@ -201,10 +205,10 @@ fn check_offset_index(
             break;
         }
         match batches.binary_search_by_key(&position, |b| b.1) {
-            Ok(i) if batches[i].0 == offset => {}
+            Ok(i) if batches[i].2 == offset => {}
             Ok(i) => problems.push(bad(format!(
-                "entry names offset {offset} at position {position}, where the batch starts at {}",
-                batches[i].0
+                "entry names offset {offset} at position {position}, where the batch ends at {}",
+                batches[i].2
             ))),
             Err(_) => problems.push(bad(format!("entry points at position {position}, not a batch start"))),
         }
@@ -216,7 +220,7 @@ fn check_time_index(
     fs: &dyn FileSystem,
     dir: &Path,
     base_offset: u64,
-    batches: &[(u64, u64, u64, i64)],
+    batches: &[(u64, u64, u64, i64, i64)],
     end_offset: u64,
     problems: &mut Vec<Problem>,
 ) -> Result<()> {
@@ -224,7 +228,7 @@ fn check_time_index(
     let Some(bytes) = read_index(fs, &path, problems)? else { return Ok(()) };
     let mut previous: Option<(i64, u64)> = None;
     for (at, e) in entries(&bytes, TIME_INDEX_ENTRY_BYTES) {
-        let (ts, offset) = (LE::read_i64(e), base_offset + u64::from(LE::read_u32(&e[8..])));
+        let TimeEntry { timestamp_ms: ts, offset } = TimeEntry::decode(e, base_offset);
         let bad = |detail: String| Problem { path: path.clone(), position: at, detail };
         if previous.is_some_and(|(t, o)| ts <= t || offset <= o) {
             problems.push(bad(format!("entry ({ts}, {offset}) not above the one before")));
@@ -234,11 +238,14 @@ fn check_time_index(
         if offset >= end_offset {
             break;
         }
+        // Kafka's meaning: the largest timestamp so far, and the last
+        // offset of the batch whose maxTimestamp it is.
         match batches.binary_search_by_key(&offset, |b| b.2) {
-            Ok(i) if batches[i].3 == ts => {}
+            Ok(i) if batches[i].3 == ts && batches[i].4 == ts => {}
             Ok(i) => problems.push(bad(format!(
-                "entry says timestamp {ts} up to offset {offset}; the batches say {}",
-                batches[i].3
+                "entry says timestamp {ts} at offset {offset}; that batch's maxTimestamp is {} \
+                 and the largest so far {}",
+                batches[i].4, batches[i].3
             ))),
             Err(_) => problems.push(bad(format!("entry names offset {offset}, not the end of a batch"))),
         }

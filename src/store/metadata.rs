@@ -14,12 +14,16 @@
 //! segment_ms=604800000
 //! retention_ms=604800000
 //! retention_bytes=-1
+//! message_timestamp_type=CreateTime
+//! message_timestamp_before_max_ms=9223372036854775807
+//! message_timestamp_after_max_ms=9223372036854775807
 //! durability=interval
 //! flush_messages=10000
 //! flush_ms=1000
 //! crc32=89abcdef
 //! ```
 //!
+//! `message_timestamp_type` is Kafka's `CreateTime` or `LogAppendTime`.
 //! `durability` is `none`, `always` or `interval` (then with
 //! `flush_messages` and `flush_ms`). `crc32` is CRC-32 (IEEE) of every byte
 //! before its line, in hex. A key this
@@ -29,7 +33,7 @@
 
 use std::path::Path;
 
-use crate::config::{CleanupPolicy, Durability, LogConfig};
+use crate::config::{CleanupPolicy, Durability, LogConfig, TimestampType};
 use crate::error::{Error, Result};
 use crate::format::kv;
 
@@ -79,6 +83,9 @@ pub fn encode(config: &TopicConfig) -> Vec<u8> {
         ("cleaner_memory_bytes", l.cleaner_memory_bytes.to_string()),
         ("mmap_reads", u8::from(l.mmap_reads).to_string()),
         ("producer_id_expiration_ms", l.producer_id_expiration_ms.to_string()),
+        ("message_timestamp_type", l.message_timestamp_type.name().to_string()),
+        ("message_timestamp_before_max_ms", l.message_timestamp_before_max_ms.to_string()),
+        ("message_timestamp_after_max_ms", l.message_timestamp_after_max_ms.to_string()),
     ];
     pairs.extend(l.durability.to_pairs());
     kv::encode(HEADER, &pairs)
@@ -105,17 +112,26 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<TopicConfig> {
                     .ok_or_else(|| bad(format!("unknown cleanup_policy {value:?}")))?;
                 continue;
             }
+            "message_timestamp_type" => {
+                config.log.message_timestamp_type = TimestampType::parse(value)
+                    .ok_or_else(|| bad(format!("unknown message_timestamp_type {value:?}")))?;
+                continue;
+            }
             "segment_ms"
             | "retention_ms"
             | "retention_bytes"
             | "delete_retention_ms"
-            | "producer_id_expiration_ms" => {
+            | "producer_id_expiration_ms"
+            | "message_timestamp_before_max_ms"
+            | "message_timestamp_after_max_ms" => {
                 let n: i64 = value.parse().map_err(|_| bad(format!("{key}: not a number: {value:?}")))?;
                 match key {
                     "segment_ms" => config.log.segment_ms = n,
                     "retention_ms" => config.log.retention_ms = n,
                     "delete_retention_ms" => config.log.delete_retention_ms = n,
                     "producer_id_expiration_ms" => config.log.producer_id_expiration_ms = n,
+                    "message_timestamp_before_max_ms" => config.log.message_timestamp_before_max_ms = n,
+                    "message_timestamp_after_max_ms" => config.log.message_timestamp_after_max_ms = n,
                     _ => config.log.retention_bytes = n,
                 }
                 continue;

@@ -1,0 +1,151 @@
+//! The pass-through append a Kafka broker needs as leader (Kafka's
+//! `UnifiedLog.appendAsLeader` for uncompressed v2 batches): the bytes a
+//! producer sent are validated in full, stamped in place with their
+//! offsets and the leader epoch (outside the CRC), and written as they
+//! are, with one write. No record is decoded into values or re-encoded.
+
+use crate::config::TimestampType;
+use crate::error::{Error, Result};
+use crate::format::batch::{set_base_offset, set_leader_epoch, set_log_append_time, set_max_timestamp};
+use crate::format::validate::{validate_client_batch, ClientRules};
+use crate::format::{BatchHeader, EncodeError};
+
+use super::partition::PartitionLog;
+use super::producers::Check;
+use super::types::AppendInfo;
+
+/// What the broker stamps on a produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProduceMeta {
+    /// The partition leader epoch stamped on every batch (-1: none).
+    pub leader_epoch: i32,
+}
+
+impl Default for ProduceMeta {
+    fn default() -> Self {
+        ProduceMeta { leader_epoch: -1 }
+    }
+}
+
+impl ProduceMeta {
+    /// Stamps `leader_epoch`.
+    pub fn leader_epoch(leader_epoch: i32) -> Self {
+        ProduceMeta { leader_epoch }
+    }
+}
+
+impl PartitionLog {
+    /// Appends one or more RecordBatch v2 batches as a producer built
+    /// them (the records of a Produce request for this partition), as
+    /// leader. Each batch is validated fully before anything is written
+    /// (CRC-32C, header fields, every record, sizes, timestamps against
+    /// `message_timestamp_*`, producer fields; the client's offsets are
+    /// not trusted); then, under the writer lock, each gets its base
+    /// offset and the leader epoch stamped in place in `batches`, a
+    /// LogAppendTime topic stamps maxTimestamp (CRC recomputed, records
+    /// untouched, as Kafka's broker does), and all are written with one
+    /// write. An idempotent producer's retry of a batch already in the log
+    /// returns that batch's offsets and appends nothing (as Kafka does
+    /// with a duplicate in a produce).
+    ///
+    /// # Errors
+    /// [`Error::InvalidProducerBatch`] (batch index, byte, and the Kafka
+    /// error code through [`crate::format::BatchProblem::kafka_error_code`]);
+    /// [`Error::Encode`] for no batch; [`Error::OutOfOrderSequence`],
+    /// [`Error::ProducerFenced`], [`Error::StaleLeaderEpoch`],
+    /// [`Error::OffsetOutOfRange`] past `i64::MAX`: nothing appended in
+    /// any of these. [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`].
+    pub fn append_batches(&self, batches: &mut [u8], meta: ProduceMeta) -> Result<AppendInfo> {
+        let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        let now_ms = self.clock.now_ms();
+        let rules = ClientRules {
+            max_record_bytes: self.config.max_record_bytes,
+            max_batch_bytes: self.config.max_batch_bytes,
+            keys_required: self.config.cleanup_policy.compacts(),
+            log_append_time,
+            before_max_ms: self.config.message_timestamp_before_max_ms,
+            after_max_ms: self.config.message_timestamp_after_max_ms,
+            now_ms,
+        };
+        // Validate (and correct timestamps) outside the writer lock.
+        let mut headers: Vec<(usize, BatchHeader)> = Vec::with_capacity(1);
+        let mut at = 0usize;
+        while at < batches.len() {
+            let batch = headers.len();
+            let refuse = |(position, problem)| Error::InvalidProducerBatch { batch, position: at + position, problem };
+            let valid = validate_client_batch(&batches[at..], &rules).map_err(refuse)?;
+            let len = valid.header.batch_len as usize;
+            let bytes = &mut batches[at..at + len];
+            let mut header = valid.header;
+            if log_append_time {
+                set_log_append_time(bytes, now_ms);
+                header.attributes |= crate::format::batch::ATTR_LOG_APPEND_TIME;
+                header.max_timestamp_ms = now_ms;
+            } else if let Some(max) = valid.actual_max_timestamp_ms {
+                set_max_timestamp(bytes, max);
+                header.max_timestamp_ms = max;
+            }
+            headers.push((at, header));
+            at += len;
+        }
+        if headers.is_empty() {
+            return Err(EncodeError::Empty.into());
+        }
+        self.append_validated(batches, &mut headers, meta).and_then(|info| self.make_durable(info))
+    }
+
+    /// Assigns offsets, checks producers, stamps and writes validated
+    /// batches (see [`PartitionLog::append_batches`]).
+    fn append_validated(
+        &self,
+        batches: &mut [u8],
+        headers: &mut [(usize, BatchHeader)],
+        meta: ProduceMeta,
+    ) -> Result<AppendInfo> {
+        let mut writer = self.writable()?;
+        let mut next = self.log_end_offset();
+        for (_, h) in headers.iter_mut() {
+            h.base_offset = next;
+            h.leader_epoch = meta.leader_epoch;
+            next = next
+                .checked_add(u64::from(h.last_offset_delta) + 1)
+                .filter(|&end| end <= crate::segment::OFFSET_MAX)
+                .ok_or(Error::OffsetOutOfRange {
+                    offset: next,
+                    log_start_offset: self.log_start_offset(),
+                    log_end_offset: self.log_end_offset(),
+                })?;
+        }
+        // Producer checks of every batch before anything is written: a
+        // request with several batches is checked against the state the
+        // earlier ones leave (on a copy; one batch needs none).
+        match headers {
+            [(_, h)] if h.producer_id >= 0 => {
+                if let Check::Duplicate(info) = writer.producers.check(h)? {
+                    return Ok(info); // a retry: already in the log at these offsets
+                }
+            }
+            [_] => {}
+            _ => {
+                let mut state = writer.producers.clone();
+                for (_, h) in headers.iter().filter(|(_, h)| h.producer_id >= 0) {
+                    match state.check(h)? {
+                        Check::Duplicate(info) => return Ok(info),
+                        Check::Append => state.update(h),
+                    }
+                }
+            }
+        }
+        for (at, h) in headers.iter() {
+            let bytes = &mut batches[*at..*at + h.batch_len as usize];
+            set_base_offset(bytes, h.base_offset);
+            set_leader_epoch(bytes, h.leader_epoch);
+        }
+        let plain: Vec<BatchHeader> = headers.iter().map(|(_, h)| *h).collect();
+        let info = self.write_batches_locked(&mut writer, batches, &plain)?;
+        drop(writer);
+        self.notify_appended();
+        Ok(info)
+    }
+}
