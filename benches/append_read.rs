@@ -9,6 +9,12 @@
 //!   plain file with 64 KiB `write()` calls, and with one `write()` per
 //!   batch (what an engine that writes each batch as it is appended can at
 //!   best do). Prints annals / raw as ratios, medians of alternating rounds.
+//! - `limit_passthrough`: a broker's produce path: a ready-made client
+//!   RecordBatch v2 (100 x 100 B) through `append_batches` (validated in
+//!   full, stamped, one write) next to writing the same bytes with one
+//!   `write()` per batch; prints the ratio.
+//! - `crc32c`: the batch checksum (crc32c crate) next to crc32fast's IEEE
+//!   CRC, over one such batch.
 //! - `limit_read`: sequential read of 1M records from offset 0, every batch's
 //!   CRC checked, next to reading the raw file back with 64 KiB `read()`s
 //!   and checking each frame's CRC; prints the ratio too.
@@ -19,7 +25,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use annals::{LogConfig, PartitionLog, Record};
+use annals::{LogConfig, PartitionLog, ProduceMeta, Record};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// Log size at which append benches truncate (untimed) to start over. Kept
@@ -95,6 +101,98 @@ impl FreshLog {
         log.append(batch).unwrap();
         start.elapsed()
     }
+
+    /// One pass-through append of a producer's ready-made batch, timed.
+    fn append_batches(&mut self, batch: &mut [u8]) -> Duration {
+        if self.log.as_ref().unwrap().size_bytes() > RESET_BYTES {
+            self.reset();
+        }
+        let log = self.log.as_ref().unwrap();
+        let start = Instant::now();
+        log.append_batches(batch, ProduceMeta::leader_epoch(1)).unwrap();
+        start.elapsed()
+    }
+}
+
+/// The raw baseline of a pass-through append: the same bytes, one
+/// `write()` per batch, to a plain file started over as `FreshLog` is.
+struct RawBatches {
+    path: std::path::PathBuf,
+    file: File,
+    written: u64,
+}
+
+impl RawBatches {
+    fn new(path: std::path::PathBuf) -> Self {
+        let file = File::create(&path).unwrap();
+        RawBatches { path, file, written: 0 }
+    }
+
+    fn append(&mut self, batch: &[u8]) -> Duration {
+        if self.written > RESET_BYTES {
+            self.file.sync_all().unwrap();
+            std::fs::remove_file(&self.path).unwrap();
+            self.file = File::create(&self.path).unwrap();
+            self.written = 0;
+        }
+        let start = Instant::now();
+        self.file.write_all(batch).unwrap();
+        self.written += batch.len() as u64;
+        start.elapsed()
+    }
+}
+
+/// A producer's RecordBatch v2 of `records`, as it comes off the wire
+/// (base offset 0, no leader epoch).
+fn client_batch(records: &[Record]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let limits = annals::format::EncodeLimits { max_record_bytes: 1 << 20, max_batch_bytes: 8 << 20 };
+    annals::format::encode_batch(&mut out, 0, annals::BatchMeta::default(), records, 1_700_000_000_000, limits)
+        .unwrap();
+    out
+}
+
+/// `limit_passthrough`: a broker's produce path. A ready-made client batch
+/// (100 records x 100 B) appended pass-through (validated in full, offsets
+/// and epoch stamped, one write) next to writing the same bytes with one
+/// `write()` per batch.
+fn limit_passthrough(c: &mut Criterion) {
+    let template = client_batch(&records(100, 100, false));
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = FreshLog::new(dir.path().join("p-0"));
+    let mut raw = RawBatches::new(dir.path().join("raw.bin"));
+    let (mut a, b) = (template.clone(), template.clone());
+    let [annals, per_batch] =
+        alternate(5_000, &mut [&mut || log.append_batches(&mut a), &mut || raw.append(&b)]);
+    eprintln!(
+        "limit_passthrough (100 x 100 B client batch, {} bytes, no fsync): annals append_batches {:.2} us/batch, raw one write per batch {:.2} us; ratio annals / raw = {:.2}x",
+        template.len(),
+        annals / 1e3,
+        per_batch / 1e3,
+        per_batch / annals
+    );
+    let mut group = c.benchmark_group("limit_passthrough");
+    group.throughput(Throughput::Bytes(template.len() as u64));
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("annals_append_batches", |bench| {
+        bench.iter_custom(|iters| (0..iters).map(|_| log.append_batches(&mut a)).sum())
+    });
+    group.bench_function("raw_one_write_per_batch", |bench| {
+        bench.iter_custom(|iters| (0..iters).map(|_| raw.append(&b)).sum())
+    });
+    group.finish();
+}
+
+/// `crc32c`: the batch checksum over one 100 x 100 B batch, the crate
+/// annals uses (hardware CRC-32C) next to crc32fast's CRC-32 (IEEE), which
+/// annals keeps for its own small files.
+fn checksums(c: &mut Criterion) {
+    let batch = client_batch(&records(100, 100, false));
+    let mut group = c.benchmark_group("crc32c");
+    group.throughput(Throughput::Bytes(batch.len() as u64));
+    group.bench_function("crc32c", |b| b.iter(|| crc32c::crc32c(std::hint::black_box(&batch))));
+    group.bench_function("crc32fast_ieee", |b| b.iter(|| crc32fast::hash(std::hint::black_box(&batch))));
+    group.finish();
 }
 
 fn append(c: &mut Criterion) {
@@ -309,5 +407,5 @@ fn limit_read(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, limit_append, limit_read, append);
+criterion_group!(benches, limit_passthrough, checksums, limit_append, limit_read, append);
 criterion_main!(benches);

@@ -1,5 +1,5 @@
-//! The fuzz seeds are written by `fuzz/make_seeds.py`, an independent
-//! implementation of docs/FORMAT.md: the Rust decoder must read them exactly.
+//! The fuzz seeds are written by `fuzz/make_seeds.py` with kafka-python's
+//! own RecordBatch v2 builder: the Rust decoder must read them exactly.
 
 use annals::format::{check_batch, RecordIter};
 
@@ -19,6 +19,7 @@ fn documented_layout_matches_the_decoder() {
     let mixed = seed("keyed-tombstone-headers");
     let h = check_batch(&mixed).unwrap();
     assert_eq!((h.base_offset, h.last_offset(), h.max_timestamp_ms), (42, 43, 5));
+    assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (7, 0, 11));
     let r: Vec<_> = RecordIter::new(&mixed, h).collect();
     assert_eq!((r[1].offset, r[1].timestamp_ms, r[1].value), (43, 4, None));
     assert_eq!(r[0].headers().collect::<Vec<_>>(), [("h", Some(&b"x"[..]))]);
@@ -27,6 +28,8 @@ fn documented_layout_matches_the_decoder() {
     let hundred = seed("hundred");
     let h = check_batch(&hundred).unwrap();
     assert_eq!(RecordIter::new(&hundred, h).count(), 100);
-    // 7 bytes of framing per record, 8 once the timestamp delta needs two.
-    assert_eq!(hundred.len(), 64 + 64 * 107 + 36 * 108);
+    // Kafka's framing: a 61-byte header; per record 9 bytes (length 2,
+    // attributes, timestamp and offset deltas, null key, value length 2,
+    // header count), 11 once the zigzag deltas need two bytes each.
+    assert_eq!(hundred.len(), 61 + 64 * 109 + 36 * 111);
 }

@@ -12,9 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use annals::{
-    CleanupPolicy, LogConfig, PartitionLog, ProduceMeta, Record, Store, StoreConfig, TopicConfig,
-};
+use annals::{CleanupPolicy, LogConfig, PartitionLog, ProduceMeta, Record, Store, StoreConfig, TopicConfig};
 use bytes::Bytes;
 use serde_json::Value;
 

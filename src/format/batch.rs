@@ -203,7 +203,11 @@ impl BatchHeader {
         if u64::from(header.record_count) > u64::from(header.last_offset_delta) + 1 {
             return bad("more records than offsets", RECORDS_COUNT_AT);
         }
-        if header.base_offset.checked_add(u64::from(header.last_offset_delta) + 1).is_none_or(|end| end > i64::MAX as u64) {
+        if header
+            .base_offset
+            .checked_add(u64::from(header.last_offset_delta) + 1)
+            .is_none_or(|end| end > i64::MAX as u64)
+        {
             return bad("offset range overflows", LAST_OFFSET_DELTA_AT);
         }
         let timestamps_ok = if header.record_count == 0 {
@@ -293,7 +297,10 @@ pub fn whole_but_for_length(tail: &[u8]) -> bool {
     candidates
         .filter(|&length| {
             let whole = length as usize + LOG_OVERHEAD;
-            length != stored && length <= i32::MAX as u32 && whole <= tail.len() && whole >= BATCH_HEADER_BYTES
+            length != stored
+                && length <= i32::MAX as u32
+                && whole <= tail.len()
+                && whole >= BATCH_HEADER_BYTES
         })
         .any(|length| {
             patched.clear();

@@ -168,7 +168,10 @@ pub fn validate_client_batch(buf: &[u8], rules: &ClientRules) -> Result<ClientBa
         max_seen = max_seen.max(ts);
     }
     if records.position() != batch.len() {
-        let e = DecodeError { kind: DecodeErrorKind::BadRecord("bytes after the last record"), position: records.position() };
+        let e = DecodeError {
+            kind: DecodeErrorKind::BadRecord("bytes after the last record"),
+            position: records.position(),
+        };
         return Err((e.position, BatchProblem::Corrupt(e)));
     }
     let actual_max_timestamp_ms = (max_seen != header.max_timestamp_ms).then_some(max_seen);

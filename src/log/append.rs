@@ -168,7 +168,9 @@ impl PartitionLog {
         if active.needs_roll(bytes.len() as u64, last.last_offset(), &self.segment_config, now_ms) {
             active = self.roll_locked(writer).map_err(|e| self.write_failed(e))?;
         }
-        active.append_batches(bytes, headers, &self.segment_config, now_ms).map_err(|e| self.write_failed(e))?;
+        active
+            .append_batches(bytes, headers, &self.segment_config, now_ms)
+            .map_err(|e| self.write_failed(e))?;
         self.log_end_offset.store(last.next_offset(), Ordering::SeqCst);
         for header in headers.iter().filter(|h| h.producer_id >= 0) {
             writer.producers.update(header);

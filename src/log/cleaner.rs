@@ -149,17 +149,30 @@ impl PartitionLog {
         let log_start = self.log_start_offset();
         let first_dirty = self.cleaned_to.load(Ordering::SeqCst).max(log_start);
         let dirty: Vec<&Arc<LogSegment>> = sealed.iter().filter(|s| s.next_offset() > first_dirty).collect();
-        if dirty.is_empty() {
+        let now_ms = self.clock.now_ms();
+        // Nothing dirty: a pass is still due when a delete horizon has
+        // passed (its tombstones go), with an empty map (every superseded
+        // record went in an earlier pass).
+        if dirty.is_empty() && !self.delete_horizon_passed(&sealed, now_ms)? {
             return Ok(true);
         }
         report.passes += 1;
-        let (map, map_end, state) = self.build_map(&dirty, first_dirty)?;
+        let (map, map_end, state) = match dirty.is_empty() {
+            true => (KeyMap::default(), first_dirty, RandomState::new()),
+            false => self.build_map(&dirty, first_dirty)?,
+        };
         report.map_memory_bytes = report.map_memory_bytes.max(map.capacity() * (16 + 8 + 1));
         let truncations = self.truncation_count();
-        let now_ms = self.clock.now_ms();
         let cleanable: Vec<&Arc<LogSegment>> =
             sealed.iter().filter(|s| s.base_offset() < map_end && s.next_offset() > log_start).collect();
-        let pass = Pass { map: &map, state: &state, map_end, now_ms, truncations };
+        let pass = Pass {
+            map: &map,
+            state: &state,
+            map_end,
+            now_ms,
+            truncations,
+            earliest_horizon: std::cell::Cell::new(NO_HORIZON),
+        };
         // Groups are cut by the cleaned size: small cleaned segments merge
         // up to about `segment_bytes`.
         let mut group: Vec<&Arc<LogSegment>> = Vec::new();
@@ -194,7 +207,33 @@ impl PartitionLog {
         }
         self.cleaned_to.fetch_max(map_end, Ordering::SeqCst);
         checkpoint::write_cleaner_offset(&*self.fs, &self.dir, map_end)?;
-        Ok(dirty.last().is_some_and(|s| map_end >= s.next_offset()))
+        let done = dirty.last().is_none_or(|s| map_end >= s.next_offset());
+        if done {
+            // The last pass rewrote every sealed segment: its horizons are
+            // all there are.
+            self.delete_horizon_ms.store(pass.earliest_horizon.get(), Ordering::SeqCst);
+        }
+        Ok(done)
+    }
+
+    /// Whether a sealed segment holds a batch whose delete horizon has
+    /// passed. Known after a compaction; after an open, found once by
+    /// reading the sealed segments' batches.
+    fn delete_horizon_passed(&self, sealed: &[Arc<LogSegment>], now_ms: i64) -> Result<bool> {
+        let mut earliest = self.delete_horizon_ms.load(Ordering::SeqCst);
+        if earliest == HORIZON_UNKNOWN {
+            earliest = NO_HORIZON;
+            for segment in sealed {
+                segment.for_each_batch(|header, _| {
+                    if let Some(h) = header.delete_horizon_ms() {
+                        earliest = earliest.min(h);
+                    }
+                    Ok(())
+                })?;
+            }
+            self.delete_horizon_ms.store(earliest, Ordering::SeqCst);
+        }
+        Ok(earliest <= now_ms)
     }
 
     /// The key map over `[first_dirty, map_end)`; stops at the first new key
@@ -260,11 +299,17 @@ impl PartitionLog {
                 None => kept.iter().any(|r| r.value.is_none()).then_some(new_horizon),
             };
             if kept.len() == header.record_count as usize && horizon == header.delete_horizon_ms() {
+                if let Some(h) = horizon {
+                    pass.earliest_horizon.set(pass.earliest_horizon.get().min(h));
+                }
                 return writer.push(bytes, header);
             }
             removed += u64::from(header.record_count) - kept.len() as u64;
             if kept.is_empty() && header.producer_id < 0 {
                 return writer.push_empty(header);
+            }
+            if let Some(h) = horizon.filter(|_| !kept.is_empty()) {
+                pass.earliest_horizon.set(pass.earliest_horizon.get().min(h));
             }
             scratch.clear();
             let thinned = reencode(&mut scratch, header, &kept, header.last_offset_delta, horizon)?;
@@ -325,5 +370,11 @@ struct Pass<'a> {
     map_end: u64,
     now_ms: i64,
     truncations: u64,
+    /// The earliest delete horizon in the batches written so far.
+    earliest_horizon: std::cell::Cell<i64>,
 }
 
+/// `delete_horizon_ms` before anything is known (after an open).
+pub(super) const HORIZON_UNKNOWN: i64 = i64::MIN;
+/// No batch holds a delete horizon.
+const NO_HORIZON: i64 = i64::MAX;

@@ -172,6 +172,7 @@ impl PartitionLog {
             checkpoints: Mutex::new(Checkpoints { recovery_point, extent: extent_file, truncations: 0 }),
             cleaner: Mutex::new(()),
             cleaned_to: AtomicU64::new(cleaned_to),
+            delete_horizon_ms: std::sync::atomic::AtomicI64::new(super::cleaner::HORIZON_UNKNOWN),
             high_watermark: AtomicU64::new(high_watermark),
             report,
             _dir_lock: dir_lock,

@@ -85,6 +85,9 @@ pub struct PartitionLog {
     pub(super) cleaner: Mutex<()>,
     /// The first offset not yet cleaned (the cleaner checkpoint).
     pub(super) cleaned_to: AtomicU64,
+    /// The earliest delete horizon the cleaner stamped in a sealed
+    /// segment (`i64::MAX`: none; `cleaner::HORIZON_UNKNOWN` after open).
+    pub(super) delete_horizon_ms: std::sync::atomic::AtomicI64,
     /// The recovery point and the synced extent (see `points.rs`).
     /// Lock order: `writer`, then this.
     pub(super) checkpoints: Mutex<Checkpoints>,

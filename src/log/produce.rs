@@ -73,7 +73,8 @@ impl PartitionLog {
         let mut at = 0usize;
         while at < batches.len() {
             let batch = headers.len();
-            let refuse = |(position, problem)| Error::InvalidProducerBatch { batch, position: at + position, problem };
+            let refuse =
+                |(position, problem)| Error::InvalidProducerBatch { batch, position: at + position, problem };
             let valid = validate_client_batch(&batches[at..], &rules).map_err(refuse)?;
             let len = valid.header.batch_len as usize;
             let bytes = &mut batches[at..at + len];

@@ -27,9 +27,9 @@ use crate::io::{FileHandle, FileSystem, OpenMode};
 use super::cursor::{BatchCursor, Check, Step};
 use super::index::{IndexEntry, INDEX_ENTRY_BYTES};
 use super::indexing::Indexing;
+use super::scan::ChunkReader;
 use super::sparse_index::encode_entries;
 use super::time_index::{TimeEntry, TIME_INDEX_ENTRY_BYTES};
-use super::scan::ChunkReader;
 use super::{parse_file_name, SegmentFile};
 
 const KINDS: [&str; 3] = ["log", "index", "timeindex"];

@@ -92,7 +92,13 @@ impl BatchCursor {
         if OffsetIndex::is_segment_start(entry) {
             return BatchCursor::new(0, Some(base_offset), end, check);
         }
-        BatchCursor { position: entry.position, next_offset: None, first_last_offset: Some(entry.offset), end, check }
+        BatchCursor {
+            position: entry.position,
+            next_offset: None,
+            first_last_offset: Some(entry.offset),
+            end,
+            check,
+        }
     }
 
     /// Where the next batch starts.

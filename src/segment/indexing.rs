@@ -41,7 +41,11 @@ impl Indexing {
     /// resumes there: nothing written since an entry).
     pub fn resumed(last: Option<TimeEntry>) -> Self {
         match last {
-            Some(e) => Indexing { bytes_since_index: 0, max_timestamp_ms: e.timestamp_ms, offset_of_max_timestamp: e.offset },
+            Some(e) => Indexing {
+                bytes_since_index: 0,
+                max_timestamp_ms: e.timestamp_ms,
+                offset_of_max_timestamp: e.offset,
+            },
             None => Indexing::empty(),
         }
     }
@@ -52,10 +56,7 @@ impl Indexing {
         self.observe(header);
         let entries = (self.bytes_since_index > interval_bytes && position > 0).then(|| {
             self.bytes_since_index = 0;
-            Entries {
-                offset: IndexEntry { offset: header.last_offset(), position },
-                time: self.time_entry(),
-            }
+            Entries { offset: IndexEntry { offset: header.last_offset(), position }, time: self.time_entry() }
         });
         self.bytes_since_index += u64::from(header.batch_len);
         entries
@@ -73,7 +74,9 @@ impl Indexing {
     /// The time-index entry that covers everything counted so far (what
     /// sealing and a flush add), if any batch had a timestamp.
     pub fn time_entry(&self) -> Option<TimeEntry> {
-        (self.max_timestamp_ms >= 0)
-            .then_some(TimeEntry { timestamp_ms: self.max_timestamp_ms, offset: self.offset_of_max_timestamp })
+        (self.max_timestamp_ms >= 0).then_some(TimeEntry {
+            timestamp_ms: self.max_timestamp_ms,
+            offset: self.offset_of_max_timestamp,
+        })
     }
 }

@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::format::BatchHeader;
 use crate::io::{FileHandle, FileSystem, OpenMode};
 
-use super::indexing::Indexing;
 use super::index::OffsetIndex;
+use super::indexing::Indexing;
 use super::quarantine::Quarantine;
 use super::scan::ChunkReader;
 use super::time_index::TimeIndex;
@@ -75,12 +75,7 @@ pub(super) struct SegmentState {
 impl SegmentState {
     /// A new, empty segment at `base_offset`.
     pub fn empty(base_offset: u64) -> Self {
-        SegmentState {
-            size: 0,
-            next_offset: base_offset,
-            indexing: Indexing::empty(),
-            roll_base_ms: -1,
-        }
+        SegmentState { size: 0, next_offset: base_offset, indexing: Indexing::empty(), roll_base_ms: -1 }
     }
 }
 

@@ -85,7 +85,9 @@ impl LogSegment {
                 Step::End => return Ok(None),
                 // The index is derived data: an entry that does not name
                 // the batch at its position is not trusted.
-                Step::Damaged(_) if from_index && at == entry.position => return Err(WalkError::IndexMismatch),
+                Step::Damaged(_) if from_index && at == entry.position => {
+                    return Err(WalkError::IndexMismatch)
+                }
                 Step::Damaged(problem) => {
                     return Err(WalkError::Failed(Error::corruption(&self.log_path, at, problem)))
                 }

@@ -4,6 +4,7 @@ pub(crate) mod clean;
 pub(crate) mod cursor;
 mod entry_file;
 mod index;
+pub mod index_check;
 mod indexing;
 mod inspect;
 mod log_segment;

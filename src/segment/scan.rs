@@ -219,9 +219,12 @@ pub(crate) fn scan(
 ) -> Result<ScanEnd> {
     let mut reader = ChunkReader::new(file, path, file_len);
     let mut cursor = match start.entry_last_offset {
-        Some(last) => {
-            BatchCursor::from_entry(IndexEntry { offset: last, position: start.position }, 0, file_len, Check::Whole)
-        }
+        Some(last) => BatchCursor::from_entry(
+            IndexEntry { offset: last, position: start.position },
+            0,
+            file_len,
+            Check::Whole,
+        ),
         None => BatchCursor::new(start.position, Some(start.offset), file_len, Check::Whole),
     };
     let mut indexing = start.indexing;

@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
 
-use super::indexing::Indexing;
 use super::cursor::{Batch, BatchCursor, Check};
 use super::index::IndexEntry;
+use super::indexing::Indexing;
 use super::log_segment::LogSegment;
 use super::scan::ChunkReader;
 

@@ -9,19 +9,17 @@
 
 use std::path::{Path, PathBuf};
 
-
 use crate::error::{Error, Result};
 use crate::io::{read_small_file, FileSystem, OpenMode};
 
 use super::cursor::{Batch, BatchCursor, Check, Step};
 use super::index::IndexEntry;
+use super::index_check::{offset_entry_problem, stored_entries, time_entry_problem, BatchSummary};
 use super::log_segment::Recovery;
+use super::scan::{judge_damage, judge_end, ChunkReader};
 use super::sparse_index::SparseEntry;
 use super::time_index::TimeEntry;
-use super::scan::{judge_damage, judge_end, ChunkReader};
-use super::{
-    index_file_name, log_file_name, time_index_file_name, INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
-};
+use super::{index_file_name, log_file_name, time_index_file_name};
 
 /// Index files larger than this are reported rather than read.
 const INDEX_FILE_MAX_BYTES: u64 = 1 << 30;
@@ -99,9 +97,7 @@ pub fn verify_segment(
     let len = log.size().map_err(Error::io("stat segment", &log_path))?;
     let mut reader = ChunkReader::new(&*log, &log_path, len);
     let mut check = SegmentCheck { bytes: len, next_offset: base_offset, ..SegmentCheck::default() };
-    // (base offset, position, last offset, running max timestamp, own max
-    // timestamp) per batch.
-    let mut batches: Vec<(u64, u64, u64, i64, i64)> = Vec::new();
+    let mut batches: Vec<BatchSummary> = Vec::new();
     let mut max_ts = -1i64;
     let mut cursor = BatchCursor::new(0, Some(base_offset), len, Check::Whole);
     // Bounded: each step advances by one batch, or ends the walk.
@@ -109,8 +105,13 @@ pub fn verify_segment(
         match cursor.step(&mut reader)? {
             Step::Batch(Batch { position, header }) => {
                 max_ts = max_ts.max(header.max_timestamp_ms);
-                let own = header.max_timestamp_ms;
-                batches.push((header.base_offset, position, header.last_offset(), max_ts, own));
+                batches.push(BatchSummary {
+                    position,
+                    base_offset: header.base_offset,
+                    last_offset: header.last_offset(),
+                    max_timestamp_ms: header.max_timestamp_ms,
+                    largest_so_far_ms: max_ts,
+                });
                 check.batches += 1;
                 check.records += u64::from(header.record_count);
                 check.next_offset = header.next_offset();
@@ -172,46 +173,28 @@ fn read_index(fs: &dyn FileSystem, path: &Path, problems: &mut Vec<Problem>) -> 
     }
 }
 
-/// Entries end at the first all-zero one (an active segment's index is
-/// preallocated with zeros).
-fn entries(bytes: &[u8], size: usize) -> impl Iterator<Item = (u64, &[u8])> {
-    bytes
-        .chunks_exact(size)
-        .enumerate()
-        .take_while(|(_, e)| e.iter().any(|&b| b != 0))
-        .map(move |(i, e)| ((i * size) as u64, e))
-}
-
 fn check_offset_index(
     fs: &dyn FileSystem,
     dir: &Path,
     base_offset: u64,
-    batches: &[(u64, u64, u64, i64, i64)],
+    batches: &[BatchSummary],
     end_pos: u64,
     problems: &mut Vec<Problem>,
 ) -> Result<()> {
     let path = dir.join(index_file_name(base_offset));
     let Some(bytes) = read_index(fs, &path, problems)? else { return Ok(()) };
-    let mut previous = None;
-    for (at, e) in entries(&bytes, INDEX_ENTRY_BYTES) {
-        let IndexEntry { offset, position } = IndexEntry::decode(e, base_offset);
+    let mut previous: Option<IndexEntry> = None;
+    for (at, e) in stored_entries::<IndexEntry>(&bytes, base_offset) {
         let bad = |detail: String| Problem { path: path.clone(), position: at, detail };
-        if previous.is_some_and(|(o, p)| offset <= o || position <= p) {
-            problems.push(bad(format!("entry ({offset}, {position}) not above the one before")));
+        if previous.is_some_and(|p| !e.follows(p)) {
+            problems.push(bad(format!("entry ({}, {}) not above the one before", e.offset, e.position)));
             return Ok(());
         }
-        previous = Some((offset, position));
-        if position >= end_pos {
+        previous = Some(e);
+        if e.position >= end_pos {
             break;
         }
-        match batches.binary_search_by_key(&position, |b| b.1) {
-            Ok(i) if batches[i].2 == offset => {}
-            Ok(i) => problems.push(bad(format!(
-                "entry names offset {offset} at position {position}, where the batch ends at {}",
-                batches[i].2
-            ))),
-            Err(_) => problems.push(bad(format!("entry points at position {position}, not a batch start"))),
-        }
+        problems.extend(offset_entry_problem(batches, e).map(bad));
     }
     Ok(())
 }
@@ -220,35 +203,24 @@ fn check_time_index(
     fs: &dyn FileSystem,
     dir: &Path,
     base_offset: u64,
-    batches: &[(u64, u64, u64, i64, i64)],
+    batches: &[BatchSummary],
     end_offset: u64,
     problems: &mut Vec<Problem>,
 ) -> Result<()> {
     let path = dir.join(time_index_file_name(base_offset));
     let Some(bytes) = read_index(fs, &path, problems)? else { return Ok(()) };
-    let mut previous: Option<(i64, u64)> = None;
-    for (at, e) in entries(&bytes, TIME_INDEX_ENTRY_BYTES) {
-        let TimeEntry { timestamp_ms: ts, offset } = TimeEntry::decode(e, base_offset);
+    let mut previous: Option<TimeEntry> = None;
+    for (at, e) in stored_entries::<TimeEntry>(&bytes, base_offset) {
         let bad = |detail: String| Problem { path: path.clone(), position: at, detail };
-        if previous.is_some_and(|(t, o)| ts <= t || offset <= o) {
-            problems.push(bad(format!("entry ({ts}, {offset}) not above the one before")));
+        if previous.is_some_and(|p| !e.follows(p)) {
+            problems.push(bad(format!("entry ({}, {}) not above the one before", e.timestamp_ms, e.offset)));
             return Ok(());
         }
-        previous = Some((ts, offset));
-        if offset >= end_offset {
+        previous = Some(e);
+        if e.offset >= end_offset {
             break;
         }
-        // Kafka's meaning: the largest timestamp so far, and the last
-        // offset of the batch whose maxTimestamp it is.
-        match batches.binary_search_by_key(&offset, |b| b.2) {
-            Ok(i) if batches[i].3 == ts && batches[i].4 == ts => {}
-            Ok(i) => problems.push(bad(format!(
-                "entry says timestamp {ts} at offset {offset}; that batch's maxTimestamp is {} \
-                 and the largest so far {}",
-                batches[i].4, batches[i].3
-            ))),
-            Err(_) => problems.push(bad(format!("entry names offset {offset}, not the end of a batch"))),
-        }
+        problems.extend(time_entry_problem(batches, e).map(bad));
     }
     Ok(())
 }

@@ -1,21 +1,26 @@
-//! `annals dump`: every batch of a segment file, like `kafka-dump-log`.
+//! `annals dump`: a segment's `.log`, `.index` or `.timeindex` file, as
+//! Kafka's `kafka-dump-log --print-data-log` prints it, with its checks:
+//! every batch's CRC and records; every offset-index entry names the batch
+//! at its position and that batch's last offset; every time-index entry
+//! names a batch's last offset whose maxTimestamp is the entry's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use annals::format::RecordIter;
-use annals::io::StdFileSystem;
-use annals::segment::SegmentBatches;
+use annals::format::{BatchHeader, RecordIter};
+use annals::io::{read_small_file, StdFileSystem};
+use annals::segment::index_check::{offset_entry_problem, stored_entries, time_entry_problem, BatchSummary};
+use annals::segment::{IndexEntry, SegmentBatches, TimeEntry};
 use clap::Args;
 
 use crate::CliResult;
 
 #[derive(Args)]
 pub struct DumpArgs {
-    /// A segment's `.log` file.
+    /// A segment's `.log`, `.index` or `.timeindex` file.
     file: PathBuf,
-    /// Print every record too.
-    #[arg(long)]
+    /// Print every record too (Kafka's `--print-data-log`).
+    #[arg(long, alias = "print-data-log")]
     print_data: bool,
 }
 
@@ -30,53 +35,136 @@ fn show(bytes: Option<&[u8]>) -> String {
     }
 }
 
+fn timestamp_type(h: &BatchHeader) -> &'static str {
+    if h.is_log_append_time() {
+        "LogAppendTime"
+    } else {
+        "CreateTime"
+    }
+}
+
+fn last_sequence(h: &BatchHeader) -> i64 {
+    if h.base_sequence < 0 {
+        -1
+    } else {
+        (i64::from(h.base_sequence) + i64::from(h.last_offset_delta)) % (i64::from(i32::MAX) + 1)
+    }
+}
+
 pub fn run(a: &DumpArgs) -> CliResult<ExitCode> {
     let path = &a.file;
+    outln!("Dumping {}", path.display());
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("index") => dump_index(path, false),
+        Some("timeindex") => dump_index(path, true),
+        _ => dump_log(path, a.print_data),
+    }
+}
+
+/// Every batch of a `.log` file (and its records with `print_data`).
+fn dump_log(path: &Path, print_data: bool) -> CliResult<ExitCode> {
     let mut walk = SegmentBatches::open(&StdFileSystem, path)?;
     let len = walk.file_len();
-    outln!("Dumping {}", path.display());
     let (mut batches, mut records) = (0u64, 0u64);
     // Bounded: each step advances by a whole batch (at least a header).
     while let Some(b) = walk.next_batch()? {
-        let (header, pos) = (b.header, b.position);
+        let (h, pos) = (b.header, b.position);
+        let horizon = h.delete_horizon_ms().map_or("OptionalLong.empty".into(), |t| format!("OptionalLong[{t}]"));
         outln!(
-            "baseOffset: {} lastOffset: {} count: {} baseSequence: {} lastSequence: {} producerId: {} producerEpoch: {} partitionLeaderEpoch: {} position: {pos} CreateTime: {} size: {} magic: {} attributes: {} crc: {} isvalid: {}",
-            header.base_offset,
-            header.last_offset(),
-            header.record_count,
-            header.base_sequence,
-            if header.base_sequence < 0 { -1 } else { header.base_sequence + header.last_offset_delta as i32 },
-            header.producer_id,
-            header.producer_epoch,
-            header.leader_epoch,
-            header.max_timestamp_ms,
-            header.batch_len,
-            header.magic,
-            header.attributes,
-            header.crc,
+            "baseOffset: {} lastOffset: {} count: {} baseSequence: {} lastSequence: {} producerId: {} \
+             producerEpoch: {} partitionLeaderEpoch: {} isTransactional: {} isControl: {} deleteHorizonMs: {horizon} \
+             position: {pos} {}: {} size: {} magic: {} compresscodec: none crc: {} isvalid: {}",
+            h.base_offset,
+            h.last_offset(),
+            h.record_count,
+            h.base_sequence,
+            last_sequence(&h),
+            h.producer_id,
+            h.producer_epoch,
+            h.leader_epoch,
+            h.is_transactional(),
+            h.is_control(),
+            timestamp_type(&h),
+            h.max_timestamp_ms,
+            h.batch_len,
+            h.magic,
+            h.crc,
             b.check.is_ok()
         );
         if let Err(e) = b.check {
             return Err(format!("{}: corrupt batch at position {pos}: {e}", path.display()).into());
         }
-        if a.print_data {
-            for r in RecordIter::new(b.bytes, header) {
-                let headers: Vec<String> = r.headers().map(|(k, v)| format!("{k}:{}", show(v))).collect();
+        if print_data {
+            for (i, r) in RecordIter::new(b.bytes, h).enumerate() {
+                let sequence = if h.base_sequence < 0 { -1 } else { i64::from(h.base_sequence) + i as i64 };
+                let keys: Vec<&str> = r.headers().map(|(k, _)| k).collect();
                 outln!(
-                    "| offset: {} CreateTime: {} keySize: {} valueSize: {} headers: [{}] key: {} payload: {}",
+                    "| offset: {} {}: {} keySize: {} valueSize: {} sequence: {sequence} headerKeys: [{}] key: {} payload: {}",
                     r.offset,
+                    timestamp_type(&h),
                     r.timestamp_ms,
                     r.key.map_or(-1, |k| k.len() as i64),
                     r.value.map_or(-1, |v| v.len() as i64),
-                    headers.join(","),
+                    keys.join(","),
                     show(r.key),
                     show(r.value)
                 );
             }
         }
         batches += 1;
-        records += u64::from(header.record_count);
+        records += u64::from(h.record_count);
     }
     outln!("{batches} batches, {records} records, {len} bytes: all valid");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The batches of the `.log` file beside an index, as the checks see them.
+fn summaries(log: &Path) -> CliResult<Vec<BatchSummary>> {
+    let mut walk = SegmentBatches::open(&StdFileSystem, log)?;
+    let (mut out, mut largest) = (Vec::new(), -1i64);
+    // Bounded: each step advances by a whole batch.
+    while let Some(b) = walk.next_batch()? {
+        if let Err(e) = b.check {
+            return Err(format!("{}: corrupt batch at position {}: {e}", log.display(), b.position).into());
+        }
+        largest = largest.max(b.header.max_timestamp_ms);
+        out.push(BatchSummary {
+            position: b.position,
+            base_offset: b.header.base_offset,
+            last_offset: b.header.last_offset(),
+            max_timestamp_ms: b.header.max_timestamp_ms,
+            largest_so_far_ms: largest,
+        });
+    }
+    Ok(out)
+}
+
+/// Every entry of an `.index` or `.timeindex` file, each checked against
+/// the segment's `.log` file; exits 1 when one does not hold.
+fn dump_index(path: &Path, time: bool) -> CliResult<ExitCode> {
+    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let base: u64 = name.parse().map_err(|_| format!("{}: not a segment file name", path.display()))?;
+    let bytes = read_small_file(&StdFileSystem, path, 1 << 30).map_err(|e| format!("{}: {e}", path.display()))?;
+    let batches = summaries(&path.with_extension("log"))?;
+    let mut problems = Vec::new();
+    if time {
+        for (_, e) in stored_entries::<TimeEntry>(&bytes, base) {
+            outln!("timestamp: {} offset: {}", e.timestamp_ms, e.offset);
+            problems.extend(time_entry_problem(&batches, e));
+        }
+    } else {
+        for (_, e) in stored_entries::<IndexEntry>(&bytes, base) {
+            outln!("offset: {} position: {}", e.offset, e.position);
+            problems.extend(offset_entry_problem(&batches, e));
+        }
+    }
+    for p in &problems {
+        outln!("Mismatch: {p}");
+    }
+    if problems.is_empty() {
+        outln!("all entries match {}", path.with_extension("log").display());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
 }
