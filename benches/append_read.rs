@@ -147,8 +147,15 @@ impl RawBatches {
 fn client_batch(records: &[Record]) -> Vec<u8> {
     let mut out = Vec::new();
     let limits = annals::format::EncodeLimits { max_record_bytes: 1 << 20, max_batch_bytes: 8 << 20 };
-    annals::format::encode_batch(&mut out, 0, annals::BatchMeta::default(), records, 1_700_000_000_000, limits)
-        .unwrap();
+    annals::format::encode_batch(
+        &mut out,
+        0,
+        annals::BatchMeta::default(),
+        records,
+        1_700_000_000_000,
+        limits,
+    )
+    .unwrap();
     out
 }
 
@@ -191,6 +198,24 @@ fn checksums(c: &mut Criterion) {
     let mut group = c.benchmark_group("crc32c");
     group.throughput(Throughput::Bytes(batch.len() as u64));
     group.bench_function("crc32c", |b| b.iter(|| crc32c::crc32c(std::hint::black_box(&batch))));
+    group.bench_function("crc_fast", |b| {
+        b.iter(|| crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, std::hint::black_box(&batch)))
+    });
+    let rules = annals::format::ClientRules {
+        max_record_bytes: 1 << 20,
+        max_batch_bytes: 8 << 20,
+        keys_required: false,
+        log_append_time: false,
+        before_max_ms: i64::MAX,
+        after_max_ms: i64::MAX,
+        now_ms: 0,
+    };
+    group.bench_function("validate_client_batch", |b| {
+        b.iter(|| {
+            annals::format::validate::validate_client_batch(std::hint::black_box(&batch), &rules).is_ok()
+        })
+    });
+    assert_eq!(crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &batch) as u32, crc32c::crc32c(&batch));
     group.bench_function("crc32fast_ieee", |b| b.iter(|| crc32fast::hash(std::hint::black_box(&batch))));
     group.finish();
 }

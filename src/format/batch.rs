@@ -238,7 +238,13 @@ pub fn peek_batch_len(buf: &[u8]) -> Option<u32> {
 
 /// CRC-32C of the covered part of a whole batch.
 fn compute_crc(batch: &[u8]) -> u32 {
-    crc32c::crc32c(&batch[CRC_FROM..])
+    crc32c(&batch[CRC_FROM..])
+}
+
+/// CRC-32C (Castagnoli, Kafka's `Crc32C`) of `bytes`.
+pub fn crc32c(bytes: &[u8]) -> u32 {
+    // A 32-bit CRC: the value fits in the low 32 bits.
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
 }
 
 fn write_length(batch: &mut [u8], batch_len: u32) {
@@ -359,8 +365,9 @@ impl<'a> RecordIter<'a> {
     }
 
     /// The next record, fully checked (see `decode_record`); only for a
-    /// record that the header counts.
-    #[inline]
+    /// record that the header counts. Inlined whole into the loops that
+    /// walk records, so the view stays in registers.
+    #[inline(always)]
     pub(crate) fn next_checked(&mut self) -> Result<RecordView<'a>, DecodeError> {
         let rest = self.batch.get(self.pos..).unwrap_or(&[]);
         let (view, used) = decode_record(rest, &self.bounds, self.prev_offset_delta)

@@ -155,3 +155,10 @@ fn a_batch_with_a_flipped_length_is_told_from_a_torn_one() {
         assert!(!whole_but_for_length(&buf[..cut]), "a prefix of {cut} bytes is torn, not flipped");
     }
 }
+
+#[test]
+fn crc32c_is_castagnoli() {
+    // The CRC-32C check value (RFC 3720; Kafka's Crc32C).
+    assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+    assert_eq!(crc32c(b""), 0);
+}

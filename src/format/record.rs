@@ -264,12 +264,22 @@ impl<'a> Cursor<'a> {
         DecodeError::new(DecodeErrorKind::BadRecord(what), self.pos)
     }
 
+    /// A varint; one and two bytes (lengths up to 8 KiB) are inlined.
     #[inline(always)]
     fn varint(&mut self, what: &'static str) -> Result<i32, DecodeError> {
-        match self.buf.get(self.pos) {
+        let zigzag = |raw: u32| ((raw >> 1) as i32) ^ -((raw & 1) as i32);
+        let b0 = match self.buf.get(self.pos) {
             Some(&b) if b < 0x80 => {
                 self.pos += 1;
-                Ok(i32::from(b >> 1) ^ -i32::from(b & 1))
+                return Ok(zigzag(u32::from(b)));
+            }
+            Some(&b) => b,
+            None => return self.varint_long(what),
+        };
+        match self.buf.get(self.pos + 1) {
+            Some(&b1) if b1 < 0x80 => {
+                self.pos += 2;
+                Ok(zigzag(u32::from(b0 & 0x7f) | (u32::from(b1) << 7)))
             }
             _ => self.varint_long(what),
         }
@@ -347,7 +357,7 @@ pub(crate) struct RecordBounds {
 ///
 /// Every length is checked against `buf`, every value against `bounds`;
 /// error positions are relative to `buf`.
-#[inline]
+#[inline(always)]
 pub(crate) fn decode_record<'a>(
     buf: &'a [u8],
     bounds: &RecordBounds,

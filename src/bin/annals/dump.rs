@@ -69,7 +69,8 @@ fn dump_log(path: &Path, print_data: bool) -> CliResult<ExitCode> {
     // Bounded: each step advances by a whole batch (at least a header).
     while let Some(b) = walk.next_batch()? {
         let (h, pos) = (b.header, b.position);
-        let horizon = h.delete_horizon_ms().map_or("OptionalLong.empty".into(), |t| format!("OptionalLong[{t}]"));
+        let horizon =
+            h.delete_horizon_ms().map_or("OptionalLong.empty".into(), |t| format!("OptionalLong[{t}]"));
         outln!(
             "baseOffset: {} lastOffset: {} count: {} baseSequence: {} lastSequence: {} producerId: {} \
              producerEpoch: {} partitionLeaderEpoch: {} isTransactional: {} isControl: {} deleteHorizonMs: {horizon} \
@@ -144,7 +145,8 @@ fn summaries(log: &Path) -> CliResult<Vec<BatchSummary>> {
 fn dump_index(path: &Path, time: bool) -> CliResult<ExitCode> {
     let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let base: u64 = name.parse().map_err(|_| format!("{}: not a segment file name", path.display()))?;
-    let bytes = read_small_file(&StdFileSystem, path, 1 << 30).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes =
+        read_small_file(&StdFileSystem, path, 1 << 30).map_err(|e| format!("{}: {e}", path.display()))?;
     let batches = summaries(&path.with_extension("log"))?;
     let mut problems = Vec::new();
     if time {
