@@ -82,7 +82,7 @@ fn record(i: usize) -> Record {
         1 => Record::with_key(key, vec![b'v'; i % 40]).header("h", Some(Bytes::from_static(b"x"))),
         _ => Record::with_key(key, format!("value-{i}")),
     };
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         r = r.header("null-value", None);
     }
     r.timestamp_ms(1_700_000_000_000 + (i as i64 * 13) % 50)

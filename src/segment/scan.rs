@@ -360,7 +360,7 @@ fn find_valid_batch_after(reader: &mut ChunkReader<'_>, pos: u64, file_len: u64)
     while q + BATCH_HEADER_BYTES as u64 <= file_len {
         let Some(head) = reader.get(q, BATCH_HEADER_BYTES)? else { break };
         // Cheap filters before a CRC: magic byte and a header that parses.
-        if head[magic_at as usize] == crate::format::batch::MAGIC && BatchHeader::parse(head).is_ok() {
+        if head[magic_at] == crate::format::batch::MAGIC && BatchHeader::parse(head).is_ok() {
             let len = u64::from(peek_batch_len(head).unwrap_or(0));
             if q + len <= file_len {
                 if budget < len {
