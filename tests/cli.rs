@@ -137,9 +137,28 @@ fn dump_prints_batches_and_records_and_fails_on_damage() {
         "{out}"
     );
     assert!(out.trim_end().ends_with(&format!("10 batches, 500 records, {len} bytes: all valid")), "{out}");
-    let out = ok(annals(cwd.path(), &["dump", segs, "--print-data"]));
+    let out = ok(annals(cwd.path(), &["dump", segs, "--print-data-log"]));
     assert_eq!(out.lines().filter(|l| l.starts_with("| offset: ")).count(), 500);
     assert!(out.contains("| offset: 0 CreateTime: "), "{out}");
+
+    // Kafka's index files, each entry checked against the batches.
+    let index = seg.with_extension("index");
+    let times = seg.with_extension("timeindex");
+    let out = ok(annals(cwd.path(), &["dump", index.to_str().unwrap()]));
+    assert!(out.lines().filter(|l| l.starts_with("offset: ")).count() >= 5, "{out}");
+    assert!(out.contains("offset: 99 position: ") && out.contains("all entries match"), "{out}");
+    let out = ok(annals(cwd.path(), &["dump", times.to_str().unwrap()]));
+    assert!(out.lines().filter(|l| l.starts_with("timestamp: ")).count() >= 1, "{out}");
+    // An entry naming the wrong offset (big-endian relative offset 98,
+    // where the batch ends at 99) is a mismatch, and the exit code says so.
+    let good = std::fs::read(&index).unwrap();
+    let mut bad = good.clone();
+    bad[..4].copy_from_slice(&98i32.to_be_bytes());
+    std::fs::write(&index, &bad).unwrap();
+    let o = annals(cwd.path(), &["dump", index.to_str().unwrap()]);
+    assert!(stdout(&o).contains("Mismatch: entry names offset 98"), "{}", stdout(&o));
+    fails(o);
+    std::fs::write(&index, &good).unwrap();
 
     // A flipped byte in the 4th batch: three batches printed, then an
     // error naming the file and the batch's position.

@@ -359,6 +359,23 @@ impl<'a> RecordIter<'a> {
         }
     }
 
+    /// Skips the records below `offset` reading only their first fields
+    /// (see `record::skip_record`); the iterator then yields from the
+    /// first record at or past it.
+    pub(crate) fn skip_below(&mut self, offset: u64) {
+        // Bounded by the record count.
+        while self.left > 0 {
+            let rest = self.batch.get(self.pos..).unwrap_or(&[]);
+            let Some((delta, size)) = super::record::skip_record(rest) else { return };
+            if self.bounds.base_offset + u64::from(delta) >= offset {
+                return;
+            }
+            self.pos += size;
+            self.left -= 1;
+            self.prev_offset_delta = Some(delta);
+        }
+    }
+
     /// Where the next record starts, from the start of the batch.
     pub(crate) fn position(&self) -> usize {
         self.pos

@@ -58,7 +58,17 @@ impl FetchedRecords {
     /// Records at or after the requested offset, borrowing from the buffer.
     pub fn records(&self) -> impl Iterator<Item = RecordView<'_>> + '_ {
         let from = self.from_offset;
-        self.batches().flat_map(|(h, b)| RecordIter::new(b, h)).filter(move |r| r.offset >= from)
+        self.batches()
+            .flat_map(move |(h, b)| {
+                // Records before the requested offset (in the first batch)
+                // are skipped by their length, not decoded.
+                let mut records = RecordIter::new(b, h);
+                if h.base_offset < from {
+                    records.skip_below(from);
+                }
+                records
+            })
+            .filter(move |r| r.offset >= from)
     }
 
     /// Records at or after the requested offset, as owned values sharing the

@@ -265,78 +265,69 @@ impl<'a> Cursor<'a> {
     }
 
     /// A varint; one and two bytes (lengths up to 8 KiB) are inlined.
+    /// Reads return `Option` (small enough for registers); the caller
+    /// names what failed.
     #[inline(always)]
-    fn varint(&mut self, what: &'static str) -> Result<i32, DecodeError> {
+    fn varint(&mut self) -> Option<i32> {
         let zigzag = |raw: u32| ((raw >> 1) as i32) ^ -((raw & 1) as i32);
-        let b0 = match self.buf.get(self.pos) {
-            Some(&b) if b < 0x80 => {
-                self.pos += 1;
-                return Ok(zigzag(u32::from(b)));
-            }
-            Some(&b) => b,
-            None => return self.varint_long(what),
-        };
+        let b0 = *self.buf.get(self.pos)?;
+        if b0 < 0x80 {
+            self.pos += 1;
+            return Some(zigzag(u32::from(b0)));
+        }
         match self.buf.get(self.pos + 1) {
             Some(&b1) if b1 < 0x80 => {
                 self.pos += 2;
-                Ok(zigzag(u32::from(b0 & 0x7f) | (u32::from(b1) << 7)))
+                Some(zigzag(u32::from(b0 & 0x7f) | (u32::from(b1) << 7)))
             }
-            _ => self.varint_long(what),
+            _ => self.varint_long(),
         }
     }
 
     #[inline(never)]
-    fn varint_long(&mut self, what: &'static str) -> Result<i32, DecodeError> {
-        let rest = self.buf.get(self.pos..).unwrap_or(&[]);
-        let (v, n) = varint::get_varint(rest).ok_or_else(|| self.err(what))?;
+    fn varint_long(&mut self) -> Option<i32> {
+        let (v, n) = varint::get_varint(self.buf.get(self.pos..)?)?;
         self.pos += n;
-        Ok(v)
+        Some(v)
     }
 
     #[inline(always)]
-    fn varlong(&mut self, what: &'static str) -> Result<i64, DecodeError> {
-        match self.buf.get(self.pos) {
-            Some(&b) if b < 0x80 => {
-                self.pos += 1;
-                Ok(i64::from(b >> 1) ^ -i64::from(b & 1))
-            }
-            _ => {
-                let rest = self.buf.get(self.pos..).unwrap_or(&[]);
-                let (v, n) = varint::get_varlong(rest).ok_or_else(|| self.err(what))?;
-                self.pos += n;
-                Ok(v)
-            }
+    fn varlong(&mut self) -> Option<i64> {
+        let b0 = *self.buf.get(self.pos)?;
+        if b0 < 0x80 {
+            self.pos += 1;
+            return Some(i64::from(b0 >> 1) ^ -i64::from(b0 & 1));
         }
+        let (v, n) = varint::get_varlong(self.buf.get(self.pos..)?)?;
+        self.pos += n;
+        Some(v)
     }
 
     #[inline(always)]
-    fn bytes(&mut self, len: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        let slice = self.pos.checked_add(len).and_then(|end| self.buf.get(self.pos..end));
-        match slice {
-            Some(s) => {
-                self.pos += s.len();
-                Ok(s)
-            }
-            None => Err(self.err(what)),
-        }
+    fn bytes(&mut self, len: usize) -> Option<&'a [u8]> {
+        let s = self.buf.get(self.pos..self.pos.checked_add(len)?)?;
+        self.pos += len;
+        Some(s)
     }
 
-    /// A length-prefixed field: -1 is null, any other negative length an error.
+    /// A length-prefixed field: `Some(None)` for -1 (null), `None` for any
+    /// other negative length or one past the end.
     #[inline(always)]
-    fn field(&mut self, what: &'static str) -> Result<Option<&'a [u8]>, DecodeError> {
-        match self.varint(what)? {
-            -1 => Ok(None),
-            n if n < 0 => Err(self.err(what)),
-            n => self.bytes(n as usize, what).map(Some),
+    fn field(&mut self) -> Option<Option<&'a [u8]>> {
+        match self.varint()? {
+            -1 => Some(None),
+            n if n < 0 => None,
+            n => self.bytes(n as usize).map(Some),
         }
     }
 
     fn header(&mut self) -> Result<(&'a str, Option<&'a [u8]>), DecodeError> {
         let at = self.pos;
-        let name = self.field("header key length")?.ok_or_else(|| self.err("null header key"))?;
+        let name = self.field().ok_or_else(|| self.err("header key length"))?;
+        let name = name.ok_or_else(|| self.err("null header key"))?;
         let name = std::str::from_utf8(name)
             .map_err(|_| DecodeError::new(DecodeErrorKind::BadRecord("header key is not UTF-8"), at))?;
-        let value = self.field("header value length")?;
+        let value = self.field().ok_or_else(|| self.err("header value length"))?;
         Ok((name, value))
     }
 }
@@ -364,7 +355,7 @@ pub(crate) fn decode_record<'a>(
     prev_offset_delta: Option<u32>,
 ) -> Result<(RecordView<'a>, usize), DecodeError> {
     let mut cur = Cursor { buf, pos: 0 };
-    let body_len = cur.varint("record length")?;
+    let body_len = cur.varint().ok_or_else(|| cur.err("record length"))?;
     let body_end = usize::try_from(body_len)
         .ok()
         .and_then(|l| l.checked_add(cur.pos))
@@ -372,12 +363,12 @@ pub(crate) fn decode_record<'a>(
         .ok_or_else(|| cur.err("record length negative or past batch end"))?;
     // From here on the cursor cannot read past this record.
     cur.buf = &buf[..body_end];
-    let attributes = cur.bytes(1, "empty record")?[0];
-    if attributes != 0 {
-        return Err(cur.err("record attributes set"));
+    if cur.buf.get(cur.pos) != Some(&0) {
+        return Err(cur.err("record attributes set or missing"));
     }
-    let ts_delta = cur.varlong("timestamp delta")?;
-    let offset_delta = cur.varint("offset delta")?;
+    cur.pos += 1;
+    let ts_delta = cur.varlong().ok_or_else(|| cur.err("timestamp delta"))?;
+    let offset_delta = cur.varint().ok_or_else(|| cur.err("offset delta"))?;
     let offset_delta = u32::try_from(offset_delta)
         .ok()
         .filter(|&d| d <= bounds.last_offset_delta && prev_offset_delta.is_none_or(|p| d > p))
@@ -392,9 +383,9 @@ pub(crate) fn decode_record<'a>(
             .filter(|&t| t >= 0 && t <= bounds.max_timestamp_ms)
             .ok_or_else(|| cur.err("timestamp outside the batch's range"))?
     };
-    let key = cur.field("key length")?;
-    let value = cur.field("value length")?;
-    let header_count = cur.varint("header count")?;
+    let key = cur.field().ok_or_else(|| cur.err("key length"))?;
+    let value = cur.field().ok_or_else(|| cur.err("value length"))?;
+    let header_count = cur.varint().ok_or_else(|| cur.err("header count"))?;
     let headers_at = cur.pos;
     if header_count != 0 {
         // Bound the loop by the bytes left: a header takes at least two bytes.
@@ -417,4 +408,21 @@ pub(crate) fn decode_record<'a>(
         headers_raw: &buf[headers_at..body_end],
     };
     Ok((view, body_end))
+}
+
+/// The offset delta and encoded size of the record at the front of `buf`,
+/// read from its length and first fields only: how a read skips the
+/// records before the offset it asked for in a batch that passed
+/// [`decode_record`] on its way into the log. `None` when the framing
+/// does not hold (the caller then decodes, which names the problem).
+#[inline]
+pub(crate) fn skip_record(buf: &[u8]) -> Option<(u32, usize)> {
+    let mut cur = Cursor { buf, pos: 0 };
+    let body_len = usize::try_from(cur.varint()?).ok()?;
+    let end = cur.pos.checked_add(body_len).filter(|&e| e <= buf.len())?;
+    cur.buf = &buf[..end];
+    cur.pos += 1; // attributes
+    cur.varlong()?;
+    let offset_delta = u32::try_from(cur.varint()?).ok()?;
+    Some((offset_delta, end))
 }

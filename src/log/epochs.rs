@@ -242,7 +242,24 @@ mod tests {
         assert!(matches!(EpochCache::read(&fs, dir), Err(ReadError::Missing)));
         let c = cache(&[(1, 0), (3, 10), (7, 99)]);
         c.write(&fs, dir).unwrap();
-        assert_eq!(EpochCache::read(&fs, dir).ok(), Some(c));
+        assert_eq!(EpochCache::read(&fs, dir).ok(), Some(c.clone()));
+        // Kafka's LeaderEpochCheckpointFile text, byte for byte.
+        assert_eq!(
+            crate::io::read_small_file(&fs, &dir.join(LEADER_EPOCH_FILE), 100).unwrap(),
+            b"0\n3\n1 0\n3 10\n7 99\n"
+        );
+        for bad in [
+            &b"1\n1\n1 0\n"[..], // another version
+            b"0\n2\n1 0\n",      // fewer entries than counted
+            b"0\n1\n1 0\n2 5\n", // more
+            b"0\n2\n3 0\n2 5\n", // epochs going back
+            b"0\n1\n1 +0\n",     // not Kafka's plain decimal
+            b"0\n1\n1 0",        // no final newline
+            b"0\n1\n-1 0\n",     // a negative epoch
+        ] {
+            assert!(EpochCache::decode(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(EpochCache::decode(b"0\n0\n"), Some(EpochCache::default()));
         let f = fs.open(&dir.join(LEADER_EPOCH_FILE), crate::io::OpenMode::Existing).unwrap();
         f.write_all_at(b"x", 40).unwrap();
         assert!(matches!(EpochCache::read(&fs, dir), Err(ReadError::Damaged)));

@@ -73,14 +73,15 @@ impl SparseEntry for IndexEntry {
 }
 
 /// What [`OffsetIndex::lookup_span`] finds: the entry a scan starts from,
-/// and the position of the next entry (the batch holding the offset starts
-/// at or before it), if there is one.
+/// and the next entry, if there is one (its batch ends at or past the
+/// offset, so the batch holding the offset starts at or before it; often
+/// it is that batch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexSpan {
     /// Where the scan starts.
     pub entry: IndexEntry,
-    /// The next entry's position.
-    pub next_position: Option<u64>,
+    /// The next entry.
+    pub next: Option<IndexEntry>,
 }
 
 /// The offset index of one segment.
@@ -114,13 +115,13 @@ impl SparseIndex<IndexEntry, INDEX_ENTRY_BYTES> {
     pub fn lookup_span(&self, offset: u64) -> IndexSpan {
         if !self.trusted() {
             // Entries that failed their check: scan from the segment start.
-            return IndexSpan { entry: self.segment_start(), next_position: None };
+            return IndexSpan { entry: self.segment_start(), next: None };
         }
         // The first entry past `offset`; the one before it holds the floor.
         let after = self.count_before(|e| e.offset > offset);
-        let next_position = (after < self.entries()).then(|| self.entry(after).position);
+        let next = (after < self.entries()).then(|| self.entry(after));
         let entry = after.checked_sub(1).map_or(self.segment_start(), |i| self.entry(i));
-        IndexSpan { entry, next_position }
+        IndexSpan { entry, next }
     }
 
     /// Adds an entry for the batch at `position` ending at `offset` (see
@@ -147,8 +148,8 @@ mod tests {
         IndexEntry { offset, position }
     }
 
-    fn span(offset: u64, position: u64, next_position: Option<u64>) -> IndexSpan {
-        IndexSpan { entry: at(offset, position), next_position }
+    fn span(offset: u64, position: u64, next: Option<(u64, u64)>) -> IndexSpan {
+        IndexSpan { entry: at(offset, position), next: next.map(|(o, p)| at(o, p)) }
     }
 
     fn open(dir: &Path, capacity: usize) -> OffsetIndex {
@@ -171,10 +172,10 @@ mod tests {
         assert_eq!(index.lookup(1034), at(1020, 250));
         assert_eq!(index.lookup(u64::MAX), at(1035, 400));
         // The span to the next entry bounds the batch holding the offset.
-        assert_eq!(index.lookup_span(999), span(1000, 0, Some(100)));
-        assert_eq!(index.lookup_span(1009), span(1000, 0, Some(100)));
-        assert_eq!(index.lookup_span(1010), span(1010, 100, Some(250)));
-        assert_eq!(index.lookup_span(1034), span(1020, 250, Some(400)));
+        assert_eq!(index.lookup_span(999), span(1000, 0, Some((1010, 100))));
+        assert_eq!(index.lookup_span(1009), span(1000, 0, Some((1010, 100))));
+        assert_eq!(index.lookup_span(1010), span(1010, 100, Some((1020, 250))));
+        assert_eq!(index.lookup_span(1034), span(1020, 250, Some((1035, 400))));
         assert_eq!(index.lookup_span(1035), span(1035, 400, None));
     }
 
@@ -267,7 +268,7 @@ mod tests {
         std::fs::write(&path, &sound).unwrap();
         let mut index = OffsetIndex::open(&StdFileSystem, &path, 1000, 0, 10).unwrap();
         index.defer_check(1000);
-        assert_eq!(index.lookup_span(1025), span(1020, 250, Some(400)), "checked once, then trusted");
+        assert_eq!(index.lookup_span(1025), span(1020, 250, Some((1030, 400))), "checked once, then trusted");
         index.defer_check(300); // an entry past a 300-byte log
         assert_eq!(index.lookup(1035), at(1000, 0));
 

@@ -121,23 +121,31 @@ impl LogSegment {
         max_bytes: usize,
         config: &SegmentConfig,
     ) -> Result<Option<FetchedRecords>> {
-        // The batch holding `offset` starts between its index entry and the
-        // next one: when there is a next entry (and the span is sane: the
-        // index is derived data), one read of the span plus `max_bytes`
-        // covers the walk and the data (`take` reads the rest of a batch
-        // larger than that). Otherwise the first read covers
-        // about an index interval and `take` reads only the rest. Each byte
-        // is copied once.
-        let IndexSpan { entry, next_position } = self.index.read().lookup_span(offset);
-        let interval = config.index_interval_bytes as usize;
-        let span = next_position
-            .and_then(|p| usize::try_from(p.checked_sub(entry.position)?).ok())
-            .filter(|&s| s <= interval.saturating_add(config.max_batch_bytes));
-        let window = match span {
-            Some(span) => span.saturating_add(max_bytes),
-            None => max_bytes.max(interval).saturating_add(BATCH_HEADER_BYTES),
-        };
+        // The batch holding `offset` starts after the floor entry's batch
+        // and at or before the next entry's (Kafka's entries name last
+        // offsets). When the next entry's batch starts at or below
+        // `offset` it is the one (every batch indexed, as with batches
+        // larger than the index interval): one 61-byte look at its header
+        // says so, and the read starts there. Otherwise the walk starts at
+        // the floor entry, and one read of the span to the next entry plus
+        // `max_bytes` covers the walk and the data (`take` reads the rest
+        // of a larger batch). Each byte is copied once.
+        let IndexSpan { entry: floor, next } = self.index.read().lookup_span(offset);
         let size = self.size_bytes();
+        let interval = config.index_interval_bytes as usize;
+        let (entry, window) = match next.filter(|n| self.batch_at_entry_holds(*n, offset, size)) {
+            Some(holder) => (holder, max_bytes.max(BATCH_HEADER_BYTES)),
+            None => {
+                let span = next
+                    .and_then(|n| usize::try_from(n.position.checked_sub(floor.position)?).ok())
+                    .filter(|&s| s <= interval.saturating_add(config.max_batch_bytes));
+                let window = match span {
+                    Some(span) => span.saturating_add(max_bytes),
+                    None => max_bytes.max(interval).saturating_add(BATCH_HEADER_BYTES),
+                };
+                (floor, window)
+            }
+        };
         let mut reader = ChunkReader::with_chunk(&*self.log, &self.log_path, size, window);
         let Some(Batch { position: pos, header: first }) =
             self.find_batch_from(entry, offset, size, &mut reader)?
@@ -168,6 +176,18 @@ impl LogSegment {
         };
         // Nothing when even the first batch reaches past the log end.
         Ok((kept > 0).then(|| FetchedRecords::new(buf.slice(..kept as usize), offset)))
+    }
+
+    /// Whether the batch at index entry `entry` holds `offset`: its header
+    /// (one 61-byte copy) names the entry's last offset and starts at or
+    /// below `offset`. Damage answers no (the walk then judges it).
+    fn batch_at_entry_holds(&self, entry: IndexEntry, offset: u64, size: u64) -> bool {
+        let mut probe = ChunkReader::with_chunk(&*self.log, &self.log_path, size, BATCH_HEADER_BYTES);
+        match probe.get(entry.position, BATCH_HEADER_BYTES) {
+            Ok(Some(head)) => BatchHeader::parse(head)
+                .is_ok_and(|h| h.base_offset <= offset && h.last_offset() == entry.offset),
+            _ => false,
+        }
     }
 
     /// Calls `f` with every batch in order, each fully checked (CRC and

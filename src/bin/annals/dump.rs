@@ -141,7 +141,7 @@ fn summaries(log: &Path) -> CliResult<Vec<BatchSummary>> {
 }
 
 /// Every entry of an `.index` or `.timeindex` file, each checked against
-/// the segment's `.log` file; exits 1 when one does not hold.
+/// the segment's `.log` file; an error when one does not hold.
 fn dump_index(path: &Path, time: bool) -> CliResult<ExitCode> {
     let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let base: u64 = name.parse().map_err(|_| format!("{}: not a segment file name", path.display()))?;
@@ -163,10 +163,12 @@ fn dump_index(path: &Path, time: bool) -> CliResult<ExitCode> {
     for p in &problems {
         outln!("Mismatch: {p}");
     }
-    if problems.is_empty() {
-        outln!("all entries match {}", path.with_extension("log").display());
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Ok(ExitCode::FAILURE)
+    if !problems.is_empty() {
+        let log = path.with_extension("log");
+        return Err(
+            format!("{}: {} entries do not match {}", path.display(), problems.len(), log.display()).into()
+        );
     }
+    outln!("all entries match {}", path.with_extension("log").display());
+    Ok(ExitCode::SUCCESS)
 }
