@@ -37,7 +37,9 @@
 use byteorder::{BigEndian as BE, ByteOrder};
 
 use super::error::{DecodeError, DecodeErrorKind};
-use super::record::{body_len, decode_record, put_record, record_len, Record, RecordBounds, RecordView};
+use super::record::{
+    body_len, decode_record, put_record, record_len, Checks, Record, RecordBounds, RecordView,
+};
 
 /// Size of the batch header (Kafka's `RECORD_BATCH_OVERHEAD`).
 pub const BATCH_HEADER_BYTES: usize = 61;
@@ -330,7 +332,10 @@ pub fn is_pre_kafka_batch(head: &[u8]) -> bool {
         && head.get(..len as usize).is_some_and(|b| crc32fast::hash(&b[16..]) == LE::read_u32(&b[12..16]))
 }
 
-/// Iterates the records of one batch, decoding each with full checks.
+/// Iterates the records of a batch that passed [`check_batch`] (every batch
+/// in a log did): each record's framing is read, bounds-checked, the
+/// semantic checks having been made on the way in. On bytes that did not
+/// pass, it stops at the first framing error; it never panics.
 #[derive(Clone, Debug)]
 pub struct RecordIter<'a> {
     batch: &'a [u8],
@@ -386,8 +391,13 @@ impl<'a> RecordIter<'a> {
     /// walk records, so the view stays in registers.
     #[inline(always)]
     pub(crate) fn next_checked(&mut self) -> Result<RecordView<'a>, DecodeError> {
+        self.next_with(Checks::Full)
+    }
+
+    #[inline(always)]
+    fn next_with(&mut self, checks: Checks) -> Result<RecordView<'a>, DecodeError> {
         let rest = self.batch.get(self.pos..).unwrap_or(&[]);
-        let (view, used) = decode_record(rest, &self.bounds, self.prev_offset_delta)
+        let (view, used) = decode_record(rest, &self.bounds, self.prev_offset_delta, checks)
             .map_err(|e| DecodeError::new(e.kind, e.position + self.pos))?;
         self.pos += used;
         self.left -= 1;
@@ -404,10 +414,12 @@ impl<'a> Iterator for RecordIter<'a> {
         if self.left == 0 {
             return None;
         }
-        match self.next_checked() {
+        // Framing only: every batch in a log passed `check_batch`, and a
+        // read checks its CRC (see `Checks::Framing`).
+        match self.next_with(Checks::Framing) {
             Ok(v) => Some(v),
             Err(_) => {
-                // Only reachable for a batch that skipped `check_batch`.
+                // Only reachable for bytes that skipped `check_batch`.
                 self.left = 0;
                 None
             }

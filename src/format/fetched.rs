@@ -45,7 +45,9 @@ impl FetchedRecords {
         self.data.is_empty()
     }
 
-    /// The raw batches, in the on-disk format (for forwarding as they are).
+    /// The raw batches as stored: a Kafka record set (RecordBatch v2),
+    /// which a broker puts in a Fetch response unchanged, and a follower
+    /// hands to `append_replica`.
     pub fn bytes(&self) -> &Bytes {
         &self.data
     }

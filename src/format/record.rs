@@ -188,6 +188,7 @@ impl<'a> Iterator for HeaderIter<'a> {
 }
 
 /// Bytes a length-prefixed field of `len` bytes (or null) takes.
+#[inline(always)]
 fn field_len(field: Option<usize>) -> usize {
     match field {
         None => 1,
@@ -195,12 +196,16 @@ fn field_len(field: Option<usize>) -> usize {
     }
 }
 
-fn put_field(out: &mut Vec<u8>, field: Option<&[u8]>) {
+/// Writes a length-prefixed field into `dst` at `at`; returns the
+/// position after it.
+#[inline(always)]
+fn write_field(dst: &mut [u8], at: usize, field: Option<&[u8]>) -> usize {
     match field {
-        None => varint::put_varint(out, -1),
+        None => varint::write_varint(dst, at, -1),
         Some(b) => {
-            varint::put_varint(out, b.len() as i32);
-            out.extend_from_slice(b);
+            let at = varint::write_varint(dst, at, b.len() as i32);
+            dst[at..at + b.len()].copy_from_slice(b);
+            at + b.len()
         }
     }
 }
@@ -208,6 +213,7 @@ fn put_field(out: &mut Vec<u8>, field: Option<&[u8]>) {
 /// Size of the record body (everything after `length`). The caller bounds
 /// the record's size (at most `max_record_bytes`, under `i32::MAX`), so
 /// every length fits a varint.
+#[inline]
 pub(crate) fn body_len(record: &Record, timestamp_delta: i64, offset_delta: u32) -> usize {
     let mut n = 1 + varint::varlong_len(timestamp_delta) + varint::varint_len(offset_delta as i32);
     n += field_len(record.key.as_ref().map(|k| k.len()));
@@ -221,12 +227,15 @@ pub(crate) fn body_len(record: &Record, timestamp_delta: i64, offset_delta: u32)
 }
 
 /// The bytes of a whole record whose body is `body` bytes.
+#[inline]
 pub(crate) fn record_len(body: usize) -> usize {
     varint::varint_len(i32::try_from(body).unwrap_or(i32::MAX)) + body
 }
 
 /// Appends one record; `body` is `body_len(record, ..)`, computed by the caller
-/// (who also checks it against the record size limit).
+/// (who also checks it against the record size limit). The record's bytes
+/// are sized once and written in place.
+#[inline]
 pub(crate) fn put_record(
     out: &mut Vec<u8>,
     record: &Record,
@@ -234,19 +243,42 @@ pub(crate) fn put_record(
     timestamp_delta: i64,
     offset_delta: u32,
 ) {
-    varint::put_varint(out, body as i32);
-    let body_start = out.len();
-    out.push(0); // attributes: unused
-    varint::put_varlong(out, timestamp_delta);
-    varint::put_varint(out, offset_delta as i32);
-    put_field(out, record.key.as_deref());
-    put_field(out, record.value.as_deref());
-    varint::put_varint(out, record.headers.len() as i32);
+    let start = out.len();
+    out.resize(start + record_len(body), 0);
+    let dst = &mut out[start..];
+    let mut at = varint::write_varint(dst, 0, body as i32);
+    let body_start = at;
+    at += 1; // attributes: 0, unused
+    at = varint::write_varlong(dst, at, timestamp_delta);
+    at = varint::write_varint(dst, at, offset_delta as i32);
+    at = write_field(dst, at, record.key.as_deref());
+    at = write_field(dst, at, record.value.as_deref());
+    at = varint::write_varint(dst, at, record.headers.len() as i32);
     for h in &record.headers {
-        put_field(out, Some(h.key.as_bytes()));
-        put_field(out, h.value.as_deref());
+        at = write_field(dst, at, Some(h.key.as_bytes()));
+        at = write_field(dst, at, h.value.as_deref());
     }
-    debug_assert_eq!(out.len() - body_start, body, "record size precomputed wrongly");
+    debug_assert_eq!(at - body_start, body, "record size precomputed wrongly");
+    debug_assert_eq!(at, dst.len());
+}
+
+#[cold]
+#[inline(never)]
+fn bad_record(pos: usize, what: &'static str) -> DecodeError {
+    DecodeError::new(DecodeErrorKind::BadRecord(what), pos)
+}
+
+/// A varint of three bytes or more at `pos` (out of line: by value, so a
+/// cursor calling it stays in registers).
+#[inline(never)]
+fn varint_long(buf: &[u8], pos: usize) -> Option<(i32, usize)> {
+    varint::get_varint(buf.get(pos..)?)
+}
+
+/// A varlong of two bytes or more at `pos` (see `varint_long`).
+#[inline(never)]
+fn varlong_long(buf: &[u8], pos: usize) -> Option<(i64, usize)> {
+    varint::get_varlong(buf.get(pos..)?)
 }
 
 /// A checked reader over a byte slice: every read is bounds-checked and a
@@ -258,10 +290,12 @@ pub(crate) struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    #[cold]
-    #[inline(never)]
+    /// The error for a bad `what` here. Inlined so that only the position
+    /// leaves the cursor (which then stays in registers); the building is
+    /// out of line.
+    #[inline(always)]
     fn err(&self, what: &'static str) -> DecodeError {
-        DecodeError::new(DecodeErrorKind::BadRecord(what), self.pos)
+        bad_record(self.pos, what)
     }
 
     /// A varint; one and two bytes (lengths up to 8 KiB) are inlined.
@@ -280,15 +314,12 @@ impl<'a> Cursor<'a> {
                 self.pos += 2;
                 Some(zigzag(u32::from(b0 & 0x7f) | (u32::from(b1) << 7)))
             }
-            _ => self.varint_long(),
+            _ => {
+                let (v, n) = varint_long(self.buf, self.pos)?;
+                self.pos += n;
+                Some(v)
+            }
         }
-    }
-
-    #[inline(never)]
-    fn varint_long(&mut self) -> Option<i32> {
-        let (v, n) = varint::get_varint(self.buf.get(self.pos..)?)?;
-        self.pos += n;
-        Some(v)
     }
 
     #[inline(always)]
@@ -298,7 +329,7 @@ impl<'a> Cursor<'a> {
             self.pos += 1;
             return Some(i64::from(b0 >> 1) ^ -i64::from(b0 & 1));
         }
-        let (v, n) = varint::get_varlong(self.buf.get(self.pos..)?)?;
+        let (v, n) = varlong_long(self.buf, self.pos)?;
         self.pos += n;
         Some(v)
     }
@@ -343,17 +374,34 @@ pub(crate) struct RecordBounds {
     pub log_append_time: bool,
 }
 
+/// How much of a record [`decode_record`] checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Checks {
+    /// Every field against Kafka's rules and the batch header: what a batch
+    /// passes on its way into a log (append, recovery) and what a
+    /// producer's batch is validated with.
+    Full,
+    /// The framing only (every length bounds-checked, nothing read past
+    /// the record; no panic on any bytes): reads of a batch that passed
+    /// [`Checks::Full`] on its way in and whose CRC matched when it was
+    /// read, so its records are the checked ones. Headers are parsed when
+    /// iterated.
+    Framing,
+}
+
 /// Decodes the record at the front of `buf`; returns it and its encoded size.
 /// `prev_offset_delta` is the previous record's (deltas strictly increase).
 ///
-/// Every length is checked against `buf`, every value against `bounds`;
-/// error positions are relative to `buf`.
+/// Every length is checked against `buf`; with [`Checks::Full`] every
+/// value against `bounds` too. Error positions are relative to `buf`.
 #[inline(always)]
 pub(crate) fn decode_record<'a>(
     buf: &'a [u8],
     bounds: &RecordBounds,
     prev_offset_delta: Option<u32>,
+    checks: Checks,
 ) -> Result<(RecordView<'a>, usize), DecodeError> {
+    let full = checks == Checks::Full;
     let mut cur = Cursor { buf, pos: 0 };
     let body_len = cur.varint().ok_or_else(|| cur.err("record length"))?;
     let body_end = usize::try_from(body_len)
@@ -363,7 +411,7 @@ pub(crate) fn decode_record<'a>(
         .ok_or_else(|| cur.err("record length negative or past batch end"))?;
     // From here on the cursor cannot read past this record.
     cur.buf = &buf[..body_end];
-    if cur.buf.get(cur.pos) != Some(&0) {
+    if full && cur.buf.get(cur.pos) != Some(&0) {
         return Err(cur.err("record attributes set or missing"));
     }
     cur.pos += 1;
@@ -371,7 +419,7 @@ pub(crate) fn decode_record<'a>(
     let offset_delta = cur.varint().ok_or_else(|| cur.err("offset delta"))?;
     let offset_delta = u32::try_from(offset_delta)
         .ok()
-        .filter(|&d| d <= bounds.last_offset_delta && prev_offset_delta.is_none_or(|p| d > p))
+        .filter(|&d| d <= bounds.last_offset_delta && (!full || prev_offset_delta.is_none_or(|p| d > p)))
         .ok_or_else(|| cur.err("offset delta out of order or past the batch"))?;
     let create_time = bounds.base_timestamp_ms.checked_add(ts_delta);
     let timestamp_ms = if bounds.log_append_time {
@@ -380,24 +428,24 @@ pub(crate) fn decode_record<'a>(
         bounds.max_timestamp_ms
     } else {
         create_time
-            .filter(|&t| t >= 0 && t <= bounds.max_timestamp_ms)
+            .filter(|&t| !full || (t >= 0 && t <= bounds.max_timestamp_ms))
             .ok_or_else(|| cur.err("timestamp outside the batch's range"))?
     };
     let key = cur.field().ok_or_else(|| cur.err("key length"))?;
     let value = cur.field().ok_or_else(|| cur.err("value length"))?;
     let header_count = cur.varint().ok_or_else(|| cur.err("header count"))?;
     let headers_at = cur.pos;
-    if header_count != 0 {
-        // Bound the loop by the bytes left: a header takes at least two bytes.
-        if header_count < 0 || header_count as usize > (body_end - cur.pos) / 2 {
-            return Err(cur.err("header count negative or past the record"));
-        }
+    // A header takes at least two bytes: the count is bounded by the bytes left.
+    if header_count < 0 || header_count as usize > (body_end - cur.pos) / 2 {
+        return Err(cur.err("header count negative or past the record"));
+    }
+    if full {
         for _ in 0..header_count {
             cur.header()?;
         }
-    }
-    if cur.pos != body_end {
-        return Err(cur.err("trailing bytes in record"));
+        if cur.pos != body_end {
+            return Err(cur.err("trailing bytes in record"));
+        }
     }
     let view = RecordView {
         offset: bounds.base_offset + u64::from(offset_delta),

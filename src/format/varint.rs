@@ -30,11 +30,49 @@ fn put_unsigned(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-#[inline]
+#[inline(always)]
 fn unsigned_len(value: u64) -> usize {
-    // One byte per started group of 7 bits; 0 still takes one byte.
+    if value < 0x80 {
+        return 1;
+    }
+    // One byte per started group of 7 bits.
     let bits = 64 - (value | 1).leading_zeros() as usize;
     bits.div_ceil(7)
+}
+
+/// Writes `value`'s LEB128 bytes into `dst` at `at`; returns the position
+/// after them. `dst` must have room (the caller sized it with the `_len`
+/// functions); a short `dst` panics, a caller bug, never input.
+#[inline(always)]
+fn write_unsigned(dst: &mut [u8], mut at: usize, mut value: u64) -> usize {
+    // One and two bytes (values below 2^14) without the loop.
+    if value < 0x80 {
+        dst[at] = value as u8;
+        return at + 1;
+    }
+    if value < 0x4000 {
+        dst[at..at + 2].copy_from_slice(&[(value as u8) | 0x80, (value >> 7) as u8]);
+        return at + 2;
+    }
+    while value >= 0x80 {
+        dst[at] = (value as u8) | 0x80;
+        at += 1;
+        value >>= 7;
+    }
+    dst[at] = value as u8;
+    at + 1
+}
+
+/// Writes `value` as a varint into `dst` at `at` (see `write_unsigned`).
+#[inline(always)]
+pub fn write_varint(dst: &mut [u8], at: usize, value: i32) -> usize {
+    write_unsigned(dst, at, u64::from(zigzag32(value)))
+}
+
+/// Writes `value` as a varlong into `dst` at `at` (see `write_unsigned`).
+#[inline(always)]
+pub fn write_varlong(dst: &mut [u8], at: usize, value: i64) -> usize {
+    write_unsigned(dst, at, zigzag64(value))
 }
 
 /// Appends `value` as a varint.
@@ -50,13 +88,13 @@ pub fn put_varlong(out: &mut Vec<u8>, value: i64) {
 }
 
 /// The bytes `put_varint(value)` writes.
-#[inline]
+#[inline(always)]
 pub fn varint_len(value: i32) -> usize {
     unsigned_len(u64::from(zigzag32(value)))
 }
 
 /// The bytes `put_varlong(value)` writes.
-#[inline]
+#[inline(always)]
 pub fn varlong_len(value: i64) -> usize {
     unsigned_len(zigzag64(value))
 }
@@ -148,6 +186,17 @@ mod tests {
             put_varint(&mut out, v);
             prop_assert_eq!(out.len(), varint_len(v));
             prop_assert_eq!(get_varint(&out), Some((v, out.len())));
+        }
+
+        #[test]
+        fn slice_writes_match(a: i32, b: i64) {
+            let mut out = Vec::new();
+            put_varint(&mut out, a);
+            put_varlong(&mut out, b);
+            let mut dst = vec![0u8; out.len()];
+            let at = write_varint(&mut dst, 0, a);
+            prop_assert_eq!(write_varlong(&mut dst, at, b), out.len());
+            prop_assert_eq!(dst, out);
         }
 
         #[test]

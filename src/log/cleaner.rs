@@ -180,7 +180,7 @@ impl PartitionLog {
         for segment in cleanable {
             let full = writer.as_ref().is_some_and(|w| {
                 w.size() >= self.config.segment_bytes
-                    || segment.next_offset() - group[0].base_offset() > u64::from(u32::MAX)
+                    || segment.next_offset() - group[0].base_offset() > i32::MAX as u64
             });
             if full {
                 if let Some(w) = writer.take() {

@@ -429,6 +429,7 @@ mod tests {
         assert!(segment.needs_roll(1000, 10, &config, 0));
         assert!(!segment.needs_roll(10, 10, &config, 0));
         assert!(segment.needs_roll(10, 10, &config, config.segment_ms), "old enough to roll by time");
-        assert!(segment.needs_roll(10, u64::from(u32::MAX) + 1, &config, 0));
+        assert!(segment.needs_roll(10, i32::MAX as u64 + 1, &config, 0), "past a 31-bit relative offset");
+        assert!(!segment.needs_roll(10, i32::MAX as u64, &config, 0));
     }
 }

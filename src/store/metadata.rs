@@ -182,6 +182,20 @@ mod tests {
             ..config.clone()
         };
         assert_eq!(decode(&encode(&pread), path).unwrap(), pread);
+        let log_append_time = TopicConfig {
+            log: LogConfig {
+                message_timestamp_type: TimestampType::LogAppendTime,
+                message_timestamp_before_max_ms: 3_600_000,
+                message_timestamp_after_max_ms: 0,
+                ..config.log.clone()
+            },
+            ..config.clone()
+        };
+        let text = encode(&log_append_time);
+        assert!(String::from_utf8_lossy(&text).contains("message_timestamp_type=LogAppendTime\n"));
+        assert_eq!(decode(&text, path).unwrap(), log_append_time);
+        let bad_type = kv::encode(HEADER, &[("message_timestamp_type", "AppendTime".into())]);
+        assert!(decode(&bad_type, path).is_err());
         let bad_flag = kv::encode(HEADER, &[("mmap_reads", "2".into())]);
         assert!(decode(&bad_flag, path).is_err());
         for i in 0..bytes.len() {
