@@ -4,6 +4,7 @@
 //! and in `docs/FORMAT.md`.
 
 pub mod batch;
+mod encode;
 pub mod error;
 pub mod fetched;
 pub mod kv;
