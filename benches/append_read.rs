@@ -93,51 +93,26 @@ impl FreshLog {
 
     /// One append of `batch`, timed.
     fn append(&mut self, batch: &[Record]) -> Duration {
-        if self.log.as_ref().unwrap().size_bytes() > RESET_BYTES {
-            self.reset();
-        }
-        let log = self.log.as_ref().unwrap();
-        let start = Instant::now();
-        log.append(batch).unwrap();
-        start.elapsed()
+        self.timed(|log| {
+            log.append(batch).unwrap();
+        })
     }
 
     /// One pass-through append of a producer's ready-made batch, timed.
     fn append_batches(&mut self, batch: &mut [u8]) -> Duration {
+        self.timed(|log| {
+            log.append_batches(batch, ProduceMeta::leader_epoch(1)).unwrap();
+        })
+    }
+
+    /// `append` on the log, timed; the start-over beforehand is not.
+    fn timed(&mut self, append: impl FnOnce(&PartitionLog)) -> Duration {
         if self.log.as_ref().unwrap().size_bytes() > RESET_BYTES {
             self.reset();
         }
         let log = self.log.as_ref().unwrap();
         let start = Instant::now();
-        log.append_batches(batch, ProduceMeta::leader_epoch(1)).unwrap();
-        start.elapsed()
-    }
-}
-
-/// The raw baseline of a pass-through append: the same bytes, one
-/// `write()` per batch, to a plain file started over as `FreshLog` is.
-struct RawBatches {
-    path: std::path::PathBuf,
-    file: File,
-    written: u64,
-}
-
-impl RawBatches {
-    fn new(path: std::path::PathBuf) -> Self {
-        let file = File::create(&path).unwrap();
-        RawBatches { path, file, written: 0 }
-    }
-
-    fn append(&mut self, batch: &[u8]) -> Duration {
-        if self.written > RESET_BYTES {
-            self.file.sync_all().unwrap();
-            std::fs::remove_file(&self.path).unwrap();
-            self.file = File::create(&self.path).unwrap();
-            self.written = 0;
-        }
-        let start = Instant::now();
-        self.file.write_all(batch).unwrap();
-        self.written += batch.len() as u64;
+        append(log);
         start.elapsed()
     }
 }
@@ -167,10 +142,10 @@ fn limit_passthrough(c: &mut Criterion) {
     let template = client_batch(&records(100, 100, false));
     let dir = tempfile::tempdir().unwrap();
     let mut log = FreshLog::new(dir.path().join("p-0"));
-    let mut raw = RawBatches::new(dir.path().join("raw.bin"));
+    let mut raw = RawWriter::new(dir.path().join("raw.bin"), 0);
     let (mut a, b) = (template.clone(), template.clone());
     let [annals, per_batch] =
-        alternate(5_000, &mut [&mut || log.append_batches(&mut a), &mut || raw.append(&b)]);
+        alternate(5_000, &mut [&mut || log.append_batches(&mut a), &mut || raw.write_bytes(&b)]);
     eprintln!(
         "limit_passthrough (100 x 100 B client batch, {} bytes, no fsync): annals append_batches {:.2} us/batch, raw one write per batch {:.2} us; ratio annals / raw = {:.2}x",
         template.len(),
@@ -185,7 +160,7 @@ fn limit_passthrough(c: &mut Criterion) {
         bench.iter_custom(|iters| (0..iters).map(|_| log.append_batches(&mut a)).sum())
     });
     group.bench_function("raw_one_write_per_batch", |bench| {
-        bench.iter_custom(|iters| (0..iters).map(|_| raw.append(&b)).sum())
+        bench.iter_custom(|iters| (0..iters).map(|_| raw.write_bytes(&b)).sum())
     });
     group.finish();
 }
@@ -270,13 +245,7 @@ impl RawWriter {
     }
 
     fn append(&mut self, records: &[Record]) -> Duration {
-        if self.written > RESET_BYTES {
-            // As FreshLog: synced, deleted, and a new file.
-            self.file.sync_all().unwrap();
-            std::fs::remove_file(&self.path).unwrap();
-            self.file = File::create(&self.path).unwrap();
-            self.written = 0;
-        }
+        self.start_over_when_full();
         let start = Instant::now();
         frame(&mut self.buf, records);
         if self.buf.len() >= self.flush_at {
@@ -285,6 +254,26 @@ impl RawWriter {
             self.buf.clear();
         }
         start.elapsed()
+    }
+
+    /// Writes `bytes` as they are with one `write()`: the raw baseline of a
+    /// pass-through append.
+    fn write_bytes(&mut self, bytes: &[u8]) -> Duration {
+        self.start_over_when_full();
+        let start = Instant::now();
+        self.file.write_all(bytes).unwrap();
+        self.written += bytes.len() as u64;
+        start.elapsed()
+    }
+
+    /// As FreshLog: synced, deleted, and a new file (untimed).
+    fn start_over_when_full(&mut self) {
+        if self.written > RESET_BYTES {
+            self.file.sync_all().unwrap();
+            std::fs::remove_file(&self.path).unwrap();
+            self.file = File::create(&self.path).unwrap();
+            self.written = 0;
+        }
     }
 }
 

@@ -319,6 +319,20 @@ impl LogConfig {
         Ok(())
     }
 
+    /// What a producer's batch must satisfy on this log at clock time
+    /// `now_ms` (the pass-through append's validation).
+    pub(crate) fn client_rules(&self, now_ms: i64) -> crate::format::ClientRules {
+        crate::format::ClientRules {
+            max_record_bytes: self.max_record_bytes,
+            max_batch_bytes: self.max_batch_bytes,
+            keys_required: self.cleanup_policy.compacts(),
+            log_append_time: self.message_timestamp_type == TimestampType::LogAppendTime,
+            before_max_ms: self.message_timestamp_before_max_ms,
+            after_max_ms: self.message_timestamp_after_max_ms,
+            now_ms,
+        }
+    }
+
     pub(crate) fn encode_limits(&self) -> EncodeLimits {
         EncodeLimits { max_record_bytes: self.max_record_bytes, max_batch_bytes: self.max_batch_bytes }
     }

@@ -256,15 +256,31 @@ pub(super) fn write_length(batch: &mut [u8], batch_len: u32) {
 /// [`DecodeError`] for any malformed byte; never panics.
 pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     let header = check_batch_crc(buf)?;
-    let mut records = RecordIter::new(&buf[..header.batch_len as usize], header);
-    for _ in 0..header.record_count {
-        records.next_checked()?;
-    }
-    if records.pos != header.batch_len as usize {
-        let kind = DecodeErrorKind::BadRecord("bytes after the last record");
-        return Err(DecodeError::new(kind, records.pos));
-    }
+    check_records(&buf[..header.batch_len as usize], header, |e| e, |_, _, _| Ok(()))?;
     Ok(header)
+}
+
+/// The one full walk over a batch's records (`batch` is the whole batch,
+/// its header `header`): every record decoded with every check, handed to
+/// `each` with its index and its byte span in the batch, and nothing left
+/// after the last. `decode_error` turns a framing problem into `E`.
+pub(crate) fn check_records<'a, E>(
+    batch: &'a [u8],
+    header: BatchHeader,
+    decode_error: impl Fn(DecodeError) -> E,
+    mut each: impl FnMut(u32, &RecordView<'a>, std::ops::Range<usize>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut records = RecordIter::new(batch, header);
+    for index in 0..header.record_count {
+        let at = records.pos;
+        let record = records.next_checked().map_err(&decode_error)?;
+        each(index, &record, at..records.pos)?;
+    }
+    if records.pos != batch.len() {
+        let kind = DecodeErrorKind::BadRecord("bytes after the last record");
+        return Err(decode_error(DecodeError::new(kind, records.pos)));
+    }
+    Ok(())
 }
 
 /// Checks a batch's header, length and CRC, not its records: what the read
@@ -313,18 +329,17 @@ pub fn whole_but_for_length(tail: &[u8]) -> bool {
         })
 }
 
-/// Whether `head` (the first bytes of a segment file) is a batch of the
-/// format annals wrote before it stored Kafka's (magic 1 at byte 20,
-/// little-endian, CRC-32 of bytes [16, length)), checked by that batch's
-/// own CRC so that damage is never taken for it.
-pub fn is_pre_kafka_batch(head: &[u8]) -> bool {
+/// If `head` (the first 64 bytes of a segment file, at least) begins like
+/// a batch of the format annals wrote before it stored Kafka's (magic 1 at
+/// byte 20 where Kafka's magic byte is not 2, little-endian), that batch's
+/// length and stored CRC-32 (IEEE, over bytes [16, length)); the caller
+/// checks the CRC over the whole batch, so damage is never taken for it.
+pub fn pre_kafka_header(head: &[u8]) -> Option<(u32, u32)> {
     use byteorder::LittleEndian as LE;
-    const OLD_HEADER_BYTES: usize = 64;
-    let Some(len) = head.get(16..20).map(LE::read_u32) else { return false };
-    head.len() >= OLD_HEADER_BYTES
-        && head[20] == 1
-        && (len as usize) >= OLD_HEADER_BYTES
-        && head.get(..len as usize).is_some_and(|b| crc32fast::hash(&b[16..]) == LE::read_u32(&b[12..16]))
+    const OLD_HEADER_BYTES: u32 = 64;
+    let len = LE::read_u32(head.get(16..20)?);
+    let looks_old = head.len() >= OLD_HEADER_BYTES as usize && head[MAGIC_AT] != MAGIC && head[20] == 1;
+    (looks_old && len >= OLD_HEADER_BYTES).then(|| (len, LE::read_u32(&head[12..16])))
 }
 
 /// Iterates the records of a batch that passed [`check_batch`] (every batch
@@ -376,11 +391,6 @@ impl<'a> RecordIter<'a> {
         }
     }
 
-    /// Where the next record starts, from the start of the batch.
-    pub(crate) fn position(&self) -> usize {
-        self.pos
-    }
-
     /// The next record, fully checked (see `decode_record`); only for a
     /// record that the header counts. Inlined whole into the loops that
     /// walk records, so the view stays in registers.
@@ -427,8 +437,7 @@ impl<'a> Iterator for RecordIter<'a> {
 }
 
 pub use super::encode::{
-    encode_batch, set_base_offset, set_leader_epoch, set_log_append_time, set_max_timestamp, BatchMeta,
-    EncodeError, EncodeLimits,
+    encode_batch, rewrite_header, set_base_offset, set_leader_epoch, BatchMeta, EncodeError, EncodeLimits,
 };
 pub(crate) use super::encode::{encode_with_deltas, reencode, BatchLayout};
 

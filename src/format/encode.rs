@@ -234,11 +234,9 @@ pub(crate) fn encode_with_deltas(
         base_sequence: layout.meta.base_sequence,
         record_count: records.len() as u32,
     };
-    let batch = &mut out[start..];
-    write_header(batch, &header);
-    let crc = compute_crc(batch);
-    BE::write_u32(&mut batch[CRC_AT..], crc);
-    Ok(BatchHeader { crc, ..header })
+    let mut header = header;
+    rewrite_header(&mut out[start..], &mut header);
+    Ok(header)
 }
 
 /// Re-encodes the batch `header` describes with only `kept` (records of
@@ -312,27 +310,13 @@ pub fn set_leader_epoch(batch: &mut [u8], leader_epoch: i32) {
     }
 }
 
-/// Makes a whole, checked batch a LogAppendTime batch stamped `now_ms`, as
-/// Kafka's broker does for such a topic: sets the attribute bit and
-/// maxTimestamp and recomputes the CRC; the records are not touched.
-pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    if batch.len() < BATCH_HEADER_BYTES {
-        return;
-    }
-    let attributes = BE::read_u16(&batch[ATTRIBUTES_AT..]) | ATTR_LOG_APPEND_TIME;
-    BE::write_u16(&mut batch[ATTRIBUTES_AT..], attributes);
-    BE::write_i64(&mut batch[MAX_TIMESTAMP_AT..], now_ms);
-    let crc = compute_crc(batch);
-    BE::write_u32(&mut batch[CRC_AT..], crc);
-}
-
-/// Sets a CreateTime batch's maxTimestamp to `max_timestamp_ms` and
-/// recomputes the CRC (Kafka's broker corrects a client's wrong one).
-pub fn set_max_timestamp(batch: &mut [u8], max_timestamp_ms: i64) {
-    if batch.len() < BATCH_HEADER_BYTES {
-        return;
-    }
-    BE::write_i64(&mut batch[MAX_TIMESTAMP_AT..], max_timestamp_ms);
-    let crc = compute_crc(batch);
-    BE::write_u32(&mut batch[CRC_AT..], crc);
+/// Writes every field of `header` over the header of `batch` (whole, its
+/// records already in place) and recomputes the CRC, storing it in
+/// `header` too: how an encode finishes, and how a leader stamps the
+/// fields inside the CRC on a producer's batch (LogAppendTime, a
+/// corrected maxTimestamp) without touching its records.
+pub fn rewrite_header(batch: &mut [u8], header: &mut BatchHeader) {
+    write_header(batch, header);
+    header.crc = compute_crc(batch);
+    BE::write_u32(&mut batch[CRC_AT..], header.crc);
 }

@@ -5,7 +5,7 @@
 //! producer fields are checked, and the offsets and leader epoch are
 //! stamped by the log afterwards (they sit outside the CRC).
 
-use super::batch::{check_batch_crc, BatchHeader, RecordIter};
+use super::batch::{check_batch_crc, check_records, BatchHeader};
 use super::error::{DecodeError, DecodeErrorKind};
 
 /// What a producer's batch must satisfy (the topic's configuration).
@@ -97,6 +97,13 @@ impl std::fmt::Display for BatchProblem {
     }
 }
 
+/// Whether a CreateTime timestamp `ts` lies within Kafka's
+/// `message.timestamp.before.max.ms` / `after.max.ms` window around the
+/// log's clock `now_ms`.
+pub fn within_window(ts: i64, now_ms: i64, before_max_ms: i64, after_max_ms: i64) -> bool {
+    ts.saturating_sub(now_ms) <= after_max_ms && now_ms.saturating_sub(ts) <= before_max_ms
+}
+
 /// A producer's batch that passed [`validate_client_batch`].
 #[derive(Clone, Copy, Debug)]
 pub struct ClientBatch {
@@ -143,37 +150,30 @@ pub fn validate_client_batch(buf: &[u8], rules: &ClientRules) -> Result<ClientBa
         return invalid(43, "producer id below -1");
     }
     let batch = &buf[..header.batch_len as usize];
-    let mut records = RecordIter::new(batch, header);
     let mut max_seen = i64::MIN;
-    for index in 0..header.record_count {
-        let at = records.position();
-        let record = records.next_checked().map_err(|e| (e.position, BatchProblem::Corrupt(e)))?;
-        let size = records.position() - at;
+    let corrupt = |e: DecodeError| (e.position, BatchProblem::Corrupt(e));
+    check_records(batch, header, corrupt, |index, record, span| {
+        let (at, size) = (span.start, span.len());
         if size > rules.max_record_bytes {
             return Err((at, BatchProblem::RecordTooLarge { size, max: rules.max_record_bytes }));
         }
         if record.offset - header.base_offset != u64::from(index) {
-            return invalid(at, "offset delta is not the record's position in the batch");
+            return Err((
+                at,
+                BatchProblem::InvalidRecord("offset delta is not the record's position in the batch"),
+            ));
         }
         if rules.keys_required && record.key.is_none() {
-            return invalid(at, "a compacted topic needs a key on every record");
+            return Err((at, BatchProblem::InvalidRecord("a compacted topic needs a key on every record")));
         }
         let ts = record.timestamp_ms;
-        if !rules.log_append_time
-            && (ts.saturating_sub(rules.now_ms) > rules.after_max_ms
-                || rules.now_ms.saturating_sub(ts) > rules.before_max_ms)
+        if !rules.log_append_time && !within_window(ts, rules.now_ms, rules.before_max_ms, rules.after_max_ms)
         {
             return Err((at, BatchProblem::InvalidTimestamp { timestamp_ms: ts, now_ms: rules.now_ms }));
         }
         max_seen = max_seen.max(ts);
-    }
-    if records.position() != batch.len() {
-        let e = DecodeError {
-            kind: DecodeErrorKind::BadRecord("bytes after the last record"),
-            position: records.position(),
-        };
-        return Err((e.position, BatchProblem::Corrupt(e)));
-    }
+        Ok(())
+    })?;
     let actual_max_timestamp_ms = (max_seen != header.max_timestamp_ms).then_some(max_seen);
     Ok(ClientBatch { header, actual_max_timestamp_ms })
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::format::batch::set_base_offset;
+use crate::format::validate::within_window;
 use crate::format::{encode_batch, BatchHeader, BatchMeta, Record};
 use crate::segment::LogSegment;
 
@@ -78,7 +79,7 @@ impl PartitionLog {
         }
         for (index, r) in records.iter().enumerate() {
             let Some(ts) = r.timestamp_ms else { continue };
-            if ts.saturating_sub(now_ms) > after || now_ms.saturating_sub(ts) > before {
+            if !within_window(ts, now_ms, before, after) {
                 return Err(Error::InvalidTimestamp { index, timestamp_ms: ts, now_ms });
             }
         }

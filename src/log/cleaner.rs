@@ -298,18 +298,15 @@ impl PartitionLog {
                 Some(h) => Some(h),
                 None => kept.iter().any(|r| r.value.is_none()).then_some(new_horizon),
             };
+            if let Some(h) = horizon.filter(|_| !kept.is_empty()) {
+                pass.earliest_horizon.set(pass.earliest_horizon.get().min(h));
+            }
             if kept.len() == header.record_count as usize && horizon == header.delete_horizon_ms() {
-                if let Some(h) = horizon {
-                    pass.earliest_horizon.set(pass.earliest_horizon.get().min(h));
-                }
                 return writer.push(bytes, header);
             }
             removed += u64::from(header.record_count) - kept.len() as u64;
             if kept.is_empty() && header.producer_id < 0 {
                 return writer.push_empty(header);
-            }
-            if let Some(h) = horizon.filter(|_| !kept.is_empty()) {
-                pass.earliest_horizon.set(pass.earliest_horizon.get().min(h));
             }
             scratch.clear();
             let thinned = reencode(&mut scratch, header, &kept, header.last_offset_delta, horizon)?;

@@ -4,10 +4,9 @@
 //! offsets and the leader epoch (outside the CRC), and written as they
 //! are, with one write. No record is decoded into values or re-encoded.
 
-use crate::config::TimestampType;
 use crate::error::{Error, Result};
-use crate::format::batch::{set_base_offset, set_leader_epoch, set_log_append_time, set_max_timestamp};
-use crate::format::validate::{validate_client_batch, ClientRules};
+use crate::format::batch::{rewrite_header, set_base_offset, set_leader_epoch, ATTR_LOG_APPEND_TIME};
+use crate::format::validate::validate_client_batch;
 use crate::format::{BatchHeader, EncodeError};
 
 use super::partition::PartitionLog;
@@ -57,38 +56,30 @@ impl PartitionLog {
     /// [`Error::OffsetOutOfRange`] past `i64::MAX`: nothing appended in
     /// any of these. [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`].
     pub fn append_batches(&self, batches: &mut [u8], meta: ProduceMeta) -> Result<AppendInfo> {
-        let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
         let now_ms = self.clock.now_ms();
-        let rules = ClientRules {
-            max_record_bytes: self.config.max_record_bytes,
-            max_batch_bytes: self.config.max_batch_bytes,
-            keys_required: self.config.cleanup_policy.compacts(),
-            log_append_time,
-            before_max_ms: self.config.message_timestamp_before_max_ms,
-            after_max_ms: self.config.message_timestamp_after_max_ms,
-            now_ms,
-        };
-        // Validate (and correct timestamps) outside the writer lock.
-        let mut headers: Vec<(usize, BatchHeader)> = Vec::with_capacity(1);
+        let rules = self.config.client_rules(now_ms);
+        // Validate (and correct timestamps) outside the writer lock. The
+        // batches lie back to back: each one's position is the sum of the
+        // lengths before it.
+        let mut headers: Vec<BatchHeader> = Vec::with_capacity(1);
         let mut at = 0usize;
         while at < batches.len() {
             let batch = headers.len();
             let refuse =
                 |(position, problem)| Error::InvalidProducerBatch { batch, position: at + position, problem };
             let valid = validate_client_batch(&batches[at..], &rules).map_err(refuse)?;
-            let len = valid.header.batch_len as usize;
-            let bytes = &mut batches[at..at + len];
             let mut header = valid.header;
-            if log_append_time {
-                set_log_append_time(bytes, now_ms);
-                header.attributes |= crate::format::batch::ATTR_LOG_APPEND_TIME;
+            let bytes = &mut batches[at..at + header.batch_len as usize];
+            if rules.log_append_time {
+                header.attributes |= ATTR_LOG_APPEND_TIME;
                 header.max_timestamp_ms = now_ms;
+                rewrite_header(bytes, &mut header);
             } else if let Some(max) = valid.actual_max_timestamp_ms {
-                set_max_timestamp(bytes, max);
                 header.max_timestamp_ms = max;
+                rewrite_header(bytes, &mut header);
             }
-            headers.push((at, header));
-            at += len;
+            at += bytes.len();
+            headers.push(header);
         }
         if headers.is_empty() {
             return Err(EncodeError::Empty.into());
@@ -101,12 +92,12 @@ impl PartitionLog {
     fn append_validated(
         &self,
         batches: &mut [u8],
-        headers: &mut [(usize, BatchHeader)],
+        headers: &mut [BatchHeader],
         meta: ProduceMeta,
     ) -> Result<AppendInfo> {
         let mut writer = self.writable()?;
         let mut next = self.log_end_offset();
-        for (_, h) in headers.iter_mut() {
+        for h in headers.iter_mut() {
             h.base_offset = next;
             h.leader_epoch = meta.leader_epoch;
             next = next
@@ -121,8 +112,8 @@ impl PartitionLog {
         // Producer checks of every batch before anything is written: a
         // request with several batches is checked against the state the
         // earlier ones leave (on a copy; one batch needs none).
-        match headers {
-            [(_, h)] if h.producer_id >= 0 => {
+        match &*headers {
+            [h] if h.producer_id >= 0 => {
                 if let Check::Duplicate(info) = writer.producers.check(h)? {
                     return Ok(info); // a retry: already in the log at these offsets
                 }
@@ -130,7 +121,7 @@ impl PartitionLog {
             [_] => {}
             _ => {
                 let mut state = writer.producers.clone();
-                for (_, h) in headers.iter().filter(|(_, h)| h.producer_id >= 0) {
+                for h in headers.iter().filter(|h| h.producer_id >= 0) {
                     match state.check(h)? {
                         Check::Duplicate(info) => return Ok(info),
                         Check::Append => state.update(h),
@@ -138,13 +129,14 @@ impl PartitionLog {
                 }
             }
         }
-        for (at, h) in headers.iter() {
-            let bytes = &mut batches[*at..*at + h.batch_len as usize];
+        let mut at = 0;
+        for h in headers.iter() {
+            let bytes = &mut batches[at..at + h.batch_len as usize];
             set_base_offset(bytes, h.base_offset);
             set_leader_epoch(bytes, h.leader_epoch);
+            at += bytes.len();
         }
-        let plain: Vec<BatchHeader> = headers.iter().map(|(_, h)| *h).collect();
-        let info = self.write_batches_locked(&mut writer, batches, &plain)?;
+        let info = self.write_batches_locked(&mut writer, batches, headers)?;
         drop(writer);
         self.notify_appended();
         Ok(info)

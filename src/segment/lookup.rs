@@ -30,6 +30,27 @@ impl From<Error> for WalkError {
     }
 }
 
+/// Where a walk for an offset starts.
+#[derive(Clone, Copy, Debug)]
+enum WalkStart {
+    /// The next entry past the offset, whose batch holds it (one 61-byte
+    /// look at its header says so; with every batch indexed, as with
+    /// batches larger than the index interval, it does).
+    Holder(IndexEntry),
+    /// The floor entry (its batch ends at or before the offset: Kafka's
+    /// entries name last offsets, so the holder comes after it), and the
+    /// next entry's position, before which the holder starts.
+    Floor { entry: IndexEntry, next_position: Option<u64> },
+}
+
+impl WalkStart {
+    fn entry(self) -> IndexEntry {
+        match self {
+            WalkStart::Holder(entry) | WalkStart::Floor { entry, .. } => entry,
+        }
+    }
+}
+
 impl LogSegment {
     /// Position and header of the batch holding `offset` (the first batch
     /// ending at or after it), or `None` when it is past this segment.
@@ -40,8 +61,18 @@ impl LogSegment {
         size: u64,
         reader: &mut ChunkReader<'_>,
     ) -> Result<Option<Batch>> {
-        let entry = self.index.read().lookup(offset);
+        let entry = self.walk_start(offset, size).entry();
         self.find_batch_from(entry, offset, size, reader)
+    }
+
+    /// Where a walk for `offset` starts (the one index lookup; see
+    /// [`WalkStart`]).
+    fn walk_start(&self, offset: u64, size: u64) -> WalkStart {
+        let IndexSpan { entry: floor, next } = self.index.read().lookup_span(offset);
+        match next {
+            Some(n) if self.batch_at_entry_holds(n, offset, size) => WalkStart::Holder(n),
+            _ => WalkStart::Floor { entry: floor, next_position: next.map(|n| n.position) },
+        }
     }
 
     /// [`LogSegment::find_batch`] from a looked-up index entry.
@@ -121,31 +152,26 @@ impl LogSegment {
         max_bytes: usize,
         config: &SegmentConfig,
     ) -> Result<Option<FetchedRecords>> {
-        // The batch holding `offset` starts after the floor entry's batch
-        // and at or before the next entry's (Kafka's entries name last
-        // offsets). When the next entry's batch starts at or below
-        // `offset` it is the one (every batch indexed, as with batches
-        // larger than the index interval): one 61-byte look at its header
-        // says so, and the read starts there. Otherwise the walk starts at
-        // the floor entry, and one read of the span to the next entry plus
-        // `max_bytes` covers the walk and the data (`take` reads the rest
-        // of a larger batch). Each byte is copied once.
-        let IndexSpan { entry: floor, next } = self.index.read().lookup_span(offset);
+        // From the holder, the read is the data. From the floor entry, one
+        // read of the span to the next entry plus `max_bytes` covers the
+        // walk and the data. Either way `take` reads the rest of a larger
+        // batch, and each byte is copied once.
         let size = self.size_bytes();
         let interval = config.index_interval_bytes as usize;
-        let (entry, window) = match next.filter(|n| self.batch_at_entry_holds(*n, offset, size)) {
-            Some(holder) => (holder, max_bytes.max(BATCH_HEADER_BYTES)),
-            None => {
-                let span = next
-                    .and_then(|n| usize::try_from(n.position.checked_sub(floor.position)?).ok())
+        let start = self.walk_start(offset, size);
+        let window = match start {
+            WalkStart::Holder(_) => max_bytes.max(BATCH_HEADER_BYTES),
+            WalkStart::Floor { entry, next_position } => {
+                let span = next_position
+                    .and_then(|p| usize::try_from(p.checked_sub(entry.position)?).ok())
                     .filter(|&s| s <= interval.saturating_add(config.max_batch_bytes));
-                let window = match span {
+                match span {
                     Some(span) => span.saturating_add(max_bytes),
                     None => max_bytes.max(interval).saturating_add(BATCH_HEADER_BYTES),
-                };
-                (floor, window)
+                }
             }
         };
+        let entry = start.entry();
         let mut reader = ChunkReader::with_chunk(&*self.log, &self.log_path, size, window);
         let Some(Batch { position: pos, header: first }) =
             self.find_batch_from(entry, offset, size, &mut reader)?

@@ -218,26 +218,31 @@ fn times_sane(times: &mut TimeIndex, recovery: Recovery, next_offset: u64) -> bo
 }
 
 /// Refuses a segment whose first batch is in the format annals wrote
-/// before it stored Kafka's (see `format::batch::is_pre_kafka_batch`).
+/// before it stored Kafka's (`format::batch::pre_kafka_header`), confirmed
+/// by that batch's own CRC, read in chunks (its length is not trusted for
+/// an allocation).
 fn refuse_pre_kafka_format(log: &dyn FileHandle, path: &Path, file_len: u64) -> Result<()> {
-    const OLD_HEADER_BYTES: u64 = 64;
-    const OLD_MAGIC_AT: usize = 20;
-    if file_len < OLD_HEADER_BYTES {
+    const CHUNK_BYTES: u64 = 64 << 10;
+    let mut head = [0u8; 64];
+    if file_len < head.len() as u64 {
         return Ok(());
     }
-    let mut head = [0u8; OLD_HEADER_BYTES as usize];
     read_exact_at(log, &mut head, 0).map_err(Error::io("read segment", path))?;
-    if head[crate::format::batch::MAGIC_AT] == crate::format::batch::MAGIC || head[OLD_MAGIC_AT] != 1 {
+    let Some((len, stored)) = crate::format::batch::pre_kafka_header(&head) else { return Ok(()) };
+    if u64::from(len) > file_len {
         return Ok(());
     }
-    // Its own length, bounded by the file and the old format's 1 GiB limit.
-    let old_len = u64::from(u32::from_le_bytes([head[16], head[17], head[18], head[19]]));
-    if old_len < OLD_HEADER_BYTES || old_len > file_len || old_len > 1 << 30 {
-        return Ok(());
+    let mut crc = crc32fast::Hasher::new();
+    let mut chunk = vec![0u8; CHUNK_BYTES.min(u64::from(len)) as usize];
+    let mut at = 16u64;
+    // Bounded: each step reads at least one byte, up to the batch's end.
+    while at < u64::from(len) {
+        let n = (u64::from(len) - at).min(CHUNK_BYTES) as usize;
+        read_exact_at(log, &mut chunk[..n], at).map_err(Error::io("read segment", path))?;
+        crc.update(&chunk[..n]);
+        at += n as u64;
     }
-    let mut batch = vec![0u8; old_len as usize];
-    read_exact_at(log, &mut batch, 0).map_err(Error::io("read segment", path))?;
-    if crate::format::batch::is_pre_kafka_batch(&batch) {
+    if crc.finalize() == stored {
         return Err(Error::PreKafkaFormat { path: path.to_path_buf() });
     }
     Ok(())

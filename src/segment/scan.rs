@@ -219,12 +219,10 @@ pub(crate) fn scan(
 ) -> Result<ScanEnd> {
     let mut reader = ChunkReader::new(file, path, file_len);
     let mut cursor = match start.entry_last_offset {
-        Some(last) => BatchCursor::from_entry(
-            IndexEntry { offset: last, position: start.position },
-            0,
-            file_len,
-            Check::Whole,
-        ),
+        Some(last) => {
+            let entry = IndexEntry { offset: last, position: start.position };
+            BatchCursor::from_entry(entry, start.offset, file_len, Check::Whole)
+        }
         None => BatchCursor::new(start.position, Some(start.offset), file_len, Check::Whole),
     };
     let mut indexing = start.indexing;
@@ -234,12 +232,9 @@ pub(crate) fn scan(
         let (pos, next_offset) = (cursor.position(), cursor.next_offset().unwrap_or(start.offset));
         match cursor.step(&mut reader)? {
             Step::Batch(Batch { position, header: h }) => {
-                // A batch at a kept entry's position is already indexed.
-                let kept_entry = start.entry_last_offset.is_some() && position == start.position;
-                if kept_entry {
-                    indexing.observe(&h);
-                    indexing.bytes_since_index = u64::from(h.batch_len);
-                } else if let Some(e) = indexing.on_batch(position, &h, index_interval_bytes) {
+                // A scan resumed at an index entry starts with nothing
+                // written since it, so that entry's batch gets none again.
+                if let Some(e) = indexing.on_batch(position, &h, index_interval_bytes) {
                     index.append(e.offset.offset, e.offset.position);
                     if let Some(t) = e.time {
                         time_index.append(t.timestamp_ms, t.offset);
