@@ -264,17 +264,18 @@ pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
 /// its header `header`): every record decoded with every check, handed to
 /// `each` with its index and its byte span in the batch, and nothing left
 /// after the last. `decode_error` turns a framing problem into `E`.
+#[inline(always)]
 pub(crate) fn check_records<'a, E>(
     batch: &'a [u8],
     header: BatchHeader,
     decode_error: impl Fn(DecodeError) -> E,
-    mut each: impl FnMut(u32, &RecordView<'a>, std::ops::Range<usize>) -> Result<(), E>,
+    mut each: impl FnMut(u32, RecordView<'a>, std::ops::Range<usize>) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut records = RecordIter::new(batch, header);
     for index in 0..header.record_count {
         let at = records.pos;
         let record = records.next_checked().map_err(&decode_error)?;
-        each(index, &record, at..records.pos)?;
+        each(index, record, at..records.pos)?;
     }
     if records.pos != batch.len() {
         let kind = DecodeErrorKind::BadRecord("bytes after the last record");
