@@ -13,8 +13,10 @@
 //!   RecordBatch v2 (100 x 100 B) through `append_batches` (validated in
 //!   full, stamped, one write) next to writing the same bytes with one
 //!   `write()` per batch; prints the ratio.
-//! - `crc32c`: the batch checksum (crc32c crate) next to crc32fast's IEEE
-//!   CRC, over one such batch.
+//! - `crc32c`: the batch checksum (crc32c crate, crc-fast) next to
+//!   crc32fast's IEEE CRC, over one such batch; `validate_client_batch`
+//!   (the producer checks); `floor_crc_and_length_hops` (the CRC plus one
+//!   hop per record length: the least any record-walking validator does).
 //! - `limit_read`: sequential read of 1M records from offset 0, every batch's
 //!   CRC checked, next to reading the raw file back with 64 KiB `read()`s
 //!   and checking each frame's CRC; prints the ratio too.
@@ -188,6 +190,25 @@ fn checksums(c: &mut Criterion) {
     group.bench_function("validate_client_batch", |b| {
         b.iter(|| {
             annals::format::validate::validate_client_batch(std::hint::black_box(&batch), &rules).is_ok()
+        })
+    });
+    // The least any validator that walks records must do: the CRC-32C
+    // over Kafka's range and one hop over each record's length varint,
+    // nothing read inside a record. What it costs next to one `write()`
+    // bounds the pass-through ratio from above.
+    group.bench_function("floor_crc_and_length_hops", |b| {
+        b.iter(|| {
+            let batch = std::hint::black_box(&batch[..]);
+            let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &batch[21..]);
+            let (mut at, mut records) = (61, 0u32);
+            while let Some((len, n)) = annals::format::varint::get_varint(&batch[at..]) {
+                at += n + len as usize;
+                records += 1;
+                if at >= batch.len() {
+                    break;
+                }
+            }
+            (crc, records)
         })
     });
     assert_eq!(crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &batch) as u32, crc32c::crc32c(&batch));
