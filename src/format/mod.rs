@@ -4,6 +4,7 @@
 //! and in `docs/FORMAT.md`.
 
 pub mod batch;
+pub mod compression;
 mod encode;
 pub mod error;
 pub mod fetched;
@@ -16,6 +17,7 @@ pub use batch::{
     check_batch, encode_batch, peek_batch_len, BatchHeader, BatchMeta, EncodeError, EncodeLimits, RecordIter,
     BATCH_HEADER_BYTES,
 };
+pub use compression::{Codec, CodecError, Compression};
 pub use error::{DecodeError, DecodeErrorKind};
 pub use fetched::{BatchIter, FetchedRecords};
 pub use record::{Header, HeaderIter, Record, RecordView, StoredRecord};
