@@ -1,7 +1,7 @@
 //! Per-partition log configuration.
 
 use crate::error::{Error, Result};
-use crate::format::{EncodeLimits, BATCH_HEADER_BYTES};
+use crate::format::{Codec, Compression, EncodeLimits, BATCH_HEADER_BYTES};
 
 /// Settings of one partition log. Each field states its default and bounds;
 /// [`LogConfig::validate`] checks them once, at open.
@@ -95,6 +95,47 @@ pub struct LogConfig {
     /// Kafka's `message.timestamp.after.max.ms`: the same for a timestamp
     /// more than this after the clock. Default `i64::MAX`; at least 0.
     pub message_timestamp_after_max_ms: i64,
+    /// Kafka's `compression.type`: the codec batches are stored with.
+    /// `Producer` (the default) keeps a producer's batch as it was sent
+    /// and stores record-API appends uncompressed; a codec (`none`
+    /// included) recompresses producer batches that use another and
+    /// compresses record-API appends.
+    pub compression_type: CompressionType,
+    /// Kafka's `compression.gzip.level`, 1 to 9. Default 6.
+    pub compression_gzip_level: i32,
+    /// Kafka's `compression.lz4.level`, 1 to 17. Default 9 (lz4's fast
+    /// compressor; other levels are lz4 HC, which liblz4 caps at 12).
+    pub compression_lz4_level: i32,
+    /// Kafka's `compression.zstd.level`, -131072 to 22. Default 3.
+    pub compression_zstd_level: i32,
+}
+
+/// Kafka's `compression.type` for a topic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CompressionType {
+    /// Keep whatever the producer sent (record-API appends: none).
+    #[default]
+    Producer,
+    /// Store every batch with this codec (`Codec::None`: uncompressed).
+    Codec(Codec),
+}
+
+impl CompressionType {
+    /// Kafka's name for it: `producer`, `none`, `gzip`, `snappy`, `lz4`, `zstd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CompressionType::Producer => "producer",
+            CompressionType::Codec(c) => c.name(),
+        }
+    }
+
+    /// The type Kafka calls `name`.
+    pub fn parse(name: &str) -> Option<CompressionType> {
+        match name {
+            "producer" => Some(CompressionType::Producer),
+            other => Codec::parse(other).map(CompressionType::Codec),
+        }
+    }
 }
 
 /// Kafka's `message.timestamp.type`.
@@ -247,6 +288,10 @@ impl Default for LogConfig {
             message_timestamp_type: TimestampType::CreateTime,
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: i64::MAX,
+            compression_type: CompressionType::Producer,
+            compression_gzip_level: 6,
+            compression_lz4_level: 9,
+            compression_zstd_level: 3,
         }
     }
 }
@@ -305,6 +350,27 @@ impl LogConfig {
         if self.message_timestamp_after_max_ms < 0 {
             return Err(Error::config("message_timestamp_after_max_ms", "must be at least 0"));
         }
+        for (name, codec, level) in [
+            ("compression_gzip_level", Codec::Gzip, self.compression_gzip_level),
+            ("compression_lz4_level", Codec::Lz4, self.compression_lz4_level),
+            ("compression_zstd_level", Codec::Zstd, self.compression_zstd_level),
+        ] {
+            let (range, _) = codec.levels().unwrap_or((0..=0, 0));
+            if !range.contains(&level) {
+                return Err(Error::config(
+                    name,
+                    format!("{level} not in [{}, {}]", range.start(), range.end()),
+                ));
+            }
+        }
+        if let CompressionType::Codec(codec) = self.compression_type {
+            if !codec.is_enabled() {
+                return Err(Error::config(
+                    "compression_type",
+                    format!("codec {codec} is not in this build (cargo feature \"{codec}\")"),
+                ));
+            }
+        }
         if self.min_cleanable_dirty_percent > 100 {
             return Err(Error::config("min_cleanable_dirty_percent", "must be 0 to 100"));
         }
@@ -317,6 +383,26 @@ impl LogConfig {
             }
         }
         Ok(())
+    }
+
+    /// How this log compresses the batches it encodes or recompresses:
+    /// `None` keeps what was sent (`compression.type=producer`).
+    pub fn compression(&self) -> Option<Compression> {
+        match self.compression_type {
+            CompressionType::Producer => None,
+            CompressionType::Codec(codec) => Some(self.compression_for(codec)),
+        }
+    }
+
+    /// `codec` at this log's level for it.
+    pub fn compression_for(&self, codec: Codec) -> Compression {
+        let level = match codec {
+            Codec::Gzip => Some(self.compression_gzip_level),
+            Codec::Lz4 => Some(self.compression_lz4_level),
+            Codec::Zstd => Some(self.compression_zstd_level),
+            Codec::None | Codec::Snappy => None,
+        };
+        Compression { codec, level }
     }
 
     /// What a producer's batch must satisfy on this log at clock time

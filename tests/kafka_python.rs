@@ -2,7 +2,10 @@
 //! bytes annals stores and takes: (a) it decodes every `.log` file of a
 //! store annals wrote and must find exactly the records annals returns,
 //! every CRC valid; (b) it builds producer batches that annals appends
-//! pass-through and must read back at the assigned offsets.
+//! pass-through and must read back at the assigned offsets. Both for
+//! every compression codec (kafka-python's own codecs: `kafka.codec` over
+//! python-snappy, lz4 and zstandard): any framing that differs from
+//! Kafka's (xerial's snappy header, lz4 block independence) fails here.
 //!
 //! The interpreter is `$ANNALS_PYTHON`, else `target/pyenv/bin/python`
 //! (`.ci/run` makes that virtualenv and installs kafka-python in it).
@@ -12,7 +15,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use annals::{CleanupPolicy, LogConfig, PartitionLog, ProduceMeta, Record, Store, StoreConfig, TopicConfig};
+use annals::format::Codec;
+use annals::{
+    CleanupPolicy, CompressionType, LogConfig, PartitionLog, ProduceMeta, Record, Store, StoreConfig,
+    TopicConfig,
+};
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -24,7 +31,7 @@ fn python() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python"));
     let works = Command::new(&candidate)
-        .args(["-c", "import kafka.record.default_records"])
+        .args(["-c", "import kafka.record.default_records, snappy, lz4.frame, zstandard"])
         .output()
         .is_ok_and(|o| o.status.success());
     if works {
@@ -32,19 +39,29 @@ fn python() -> Option<PathBuf> {
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "kafka-python is missing in CI: {} cannot import kafka.record (.ci/run installs it)",
+        "kafka-python or its codecs are missing in CI: {} cannot import them (.ci/run installs them)",
         candidate.display()
     );
     eprintln!(
-        "\n*** SKIPPED: kafka-python oracle tests: {} cannot import kafka.record. \
-         Run: python3 -m venv target/pyenv && target/pyenv/bin/pip install kafka-python==3.0.12 ***\n",
+        "\n*** SKIPPED: kafka-python oracle tests: {} cannot import kafka.record and its codecs. \
+         Run: python3 -m venv target/pyenv && target/pyenv/bin/pip install kafka-python==3.0.12 \
+         python-snappy lz4 zstandard ***\n",
         candidate.display()
     );
     None
 }
 
 fn oracle(python: &Path, cmd: &str, arg: &Path) -> Vec<Value> {
-    let out = Command::new(python).arg(ORACLE).arg(cmd).arg(arg).output().expect("run the oracle");
+    oracle_with(python, cmd, arg, "none")
+}
+
+fn oracle_with(python: &Path, cmd: &str, arg: &Path, codec: &str) -> Vec<Value> {
+    let mut command = Command::new(python);
+    command.arg(ORACLE).arg(cmd).arg(arg);
+    if cmd == "build" {
+        command.arg(codec);
+    }
+    let out = command.output().expect("run the oracle");
     assert!(out.status.success(), "oracle {cmd} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -91,8 +108,28 @@ fn record(i: usize) -> Record {
 #[test]
 fn kafka_python_decodes_every_log_file_annals_wrote() {
     let Some(python) = python() else { return };
+    decode_every_log_file(&python, CompressionType::Producer);
+}
+
+#[test]
+fn kafka_python_decodes_every_log_file_annals_compressed_with_each_codec() {
+    let Some(python) = python() else { return };
+    for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+        decode_every_log_file(&python, CompressionType::Codec(codec));
+    }
+}
+
+/// (a): a store and a log written with `compression`, compacted and
+/// truncated, decoded by kafka-python: the same records as annals reads,
+/// every batch holding records in the codec asked for.
+fn decode_every_log_file(python: &Path, compression: CompressionType) {
     let root = tempfile::tempdir().unwrap();
-    let small = LogConfig { segment_bytes: 2048, index_interval_bytes: 256, ..LogConfig::default() };
+    let small = LogConfig {
+        segment_bytes: 2048,
+        index_interval_bytes: 256,
+        compression_type: compression,
+        ..LogConfig::default()
+    };
     {
         let store = Store::open(root.path().join("store"), StoreConfig::default()).unwrap();
         let compacted = TopicConfig {
@@ -121,18 +158,30 @@ fn kafka_python_decodes_every_log_file_annals_wrote() {
         log.append(&[record(7)]).unwrap();
         log.close().unwrap();
     }
-    let decoded = oracle(&python, "decode", root.path());
+    let decoded = oracle(python, "decode", root.path());
+    let codec = match compression {
+        CompressionType::Codec(c) => c.id(),
+        CompressionType::Producer => 0,
+    };
     let mut by_dir: BTreeMap<PathBuf, Vec<Value>> = BTreeMap::new();
     for mut r in decoded {
-        let file = r.as_object_mut().unwrap().remove("file").unwrap();
+        let fields = r.as_object_mut().unwrap();
+        let file = fields.remove("file").unwrap();
+        // Consumer offsets keep their own (uncompressed) configuration.
+        let expected = if file.as_str().unwrap().contains("__consumer_offsets") { 0 } else { codec };
+        assert_eq!(fields.remove("codec").unwrap(), expected, "{compression:?}: {file}");
         let dir = Path::new(file.as_str().unwrap()).parent().unwrap().to_path_buf();
         by_dir.entry(dir).or_default().push(r);
     }
-    assert!(by_dir.len() >= 5, "partitions decoded: {:?}", by_dir.keys().collect::<Vec<_>>());
+    assert!(
+        by_dir.len() >= 5,
+        "{compression:?}: partitions decoded: {:?}",
+        by_dir.keys().collect::<Vec<_>>()
+    );
     let mut compared = 0;
     for (dir, from_oracle) in &by_dir {
         let from_annals = read_all(&root.path().join(dir));
-        assert_eq!(&from_annals, from_oracle, "{}", dir.display());
+        assert_eq!(&from_annals, from_oracle, "{compression:?}: {}", dir.display());
         compared += from_annals.len();
     }
     let tombstones = by_dir.values().flatten().filter(|r| r["value"].is_null()).count();
@@ -142,9 +191,28 @@ fn kafka_python_decodes_every_log_file_annals_wrote() {
 #[test]
 fn batches_kafka_python_built_append_pass_through() {
     let Some(python) = python() else { return };
+    pass_through(&python, Codec::None);
+}
+
+#[test]
+fn batches_kafka_python_compressed_with_each_codec_append_pass_through_and_recompress() {
+    let Some(python) = python() else { return };
+    for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+        pass_through(&python, codec);
+        // A topic whose compression.type is another codec recompresses;
+        // one that is `none` stores them uncompressed.
+        let other = if codec == Codec::Zstd { Codec::Lz4 } else { Codec::Zstd };
+        recompressed(&python, codec, other);
+        recompressed(&python, codec, Codec::None);
+    }
+}
+
+/// (b): kafka-python's batches, compressed with `codec`, appended
+/// pass-through and kept as sent.
+fn pass_through(python: &Path, codec: Codec) {
     let dir = tempfile::tempdir().unwrap();
     let wire = dir.path().join("batches.bin");
-    let expected = oracle(&python, "build", &wire);
+    let expected = oracle_with(python, "build", &wire, codec.name());
     let mut bytes = std::fs::read(&wire).unwrap();
     // Split into the client's batches (Kafka's length field counts the
     // bytes after it).
@@ -181,7 +249,7 @@ fn batches_kafka_python_built_append_pass_through() {
     for (offset, (g, e)) in got.iter().zip(&expected).enumerate() {
         assert_eq!(g["offset"], offset as u64);
         for field in ["timestamp", "key", "value", "headers"] {
-            assert_eq!(g[field], e[field], "offset {offset} {field}");
+            assert_eq!(g[field], e[field], "{codec}: offset {offset} {field}");
         }
     }
     assert_eq!(got.len(), expected.len());
@@ -199,7 +267,44 @@ fn batches_kafka_python_built_append_pass_through() {
     // kafka-python reads the stored segment back too.
     log.close().unwrap();
     drop(log);
-    let decoded = oracle(&python, "decode", &dir.path().join("log"));
+    let decoded = oracle(python, "decode", &dir.path().join("log"));
     assert_eq!(decoded.len(), expected.len());
-    assert!(stored.len() > 10_000);
+    // kafka-python sends a batch uncompressed when compressing does not
+    // make it smaller (the small ones here).
+    assert!(decoded.iter().all(|r| r["codec"] == codec.id() || r["codec"] == 0), "{codec}");
+    assert!(decoded.iter().filter(|r| r["codec"] == codec.id()).count() >= 100, "{codec}");
+    if codec == Codec::None {
+        assert!(stored.len() > 10_000);
+    } else {
+        assert!(stored.len() < 5_000, "{codec}: {} bytes stored", stored.len());
+    }
+}
+
+/// kafka-python's `from` batches into a topic whose `compression.type` is
+/// `to`: stored with `to`, the same records at the same offsets,
+/// kafka-python decodes them.
+fn recompressed(python: &Path, from: Codec, to: Codec) {
+    let dir = tempfile::tempdir().unwrap();
+    let wire = dir.path().join("batches.bin");
+    let expected = oracle_with(python, "build", &wire, from.name());
+    let mut bytes = std::fs::read(&wire).unwrap();
+    let config = LogConfig { compression_type: CompressionType::Codec(to), ..LogConfig::default() };
+    let log = PartitionLog::open(dir.path().join("log"), config).unwrap();
+    let info = log.append_batches(&mut bytes, ProduceMeta::leader_epoch(2)).unwrap();
+    assert_eq!(info.last_offset as usize + 1, expected.len());
+    let fetched = log.read(0, 1 << 20).unwrap();
+    assert!(fetched.batches().all(|(h, _)| h.compression() == to), "{from} -> {to}");
+    let got: Vec<Value> = fetched.records().map(|r| annals_json(&r)).collect();
+    log.close().unwrap();
+    drop(log);
+    let decoded = oracle(python, "decode", &dir.path().join("log"));
+    assert_eq!(decoded.len(), expected.len(), "{from} -> {to}");
+    for ((g, d), e) in got.iter().zip(&decoded).zip(&expected) {
+        assert_eq!(d["codec"], to.id());
+        for field in ["timestamp", "key", "value", "headers"] {
+            assert_eq!(g[field], e[field], "{from} -> {to}: {field}");
+            assert_eq!(d[field], e[field], "{from} -> {to}: {field}");
+        }
+        assert_eq!(g["offset"], d["offset"]);
+    }
 }

@@ -69,14 +69,24 @@ fn every_bad_producer_batch_is_refused_with_its_kafka_code_and_nothing_is_append
             2,
         ),
         (
-            "gzip",
+            "codec id 5 (none of Kafka's)",
+            {
+                let mut b = good.clone();
+                patch(&mut b, 21, &[0, 5]);
+                b
+            },
+            LogConfig::default(),
+            76,
+        ),
+        (
+            "gzip bit on records that are no gzip stream",
             {
                 let mut b = good.clone();
                 patch(&mut b, 21, &[0, 1]);
                 b
             },
             LogConfig::default(),
-            76,
+            2,
         ),
         (
             "control batch",

@@ -66,7 +66,7 @@ pub(super) const RECORDS_COUNT_AT: usize = BASE_SEQUENCE_AT + 4;
 const _: () = assert!(RECORDS_COUNT_AT + 4 == BATCH_HEADER_BYTES);
 const _: () = assert!(LENGTH_AT + 4 == LOG_OVERHEAD);
 
-/// Attribute bits for the compression codec (only 0, none, is implemented).
+/// Attribute bits for the compression codec (see [`super::Codec`]).
 pub const ATTR_CODEC_MASK: u16 = 0b111;
 /// Attribute bit: the timestamp type is LogAppendTime.
 pub const ATTR_LOG_APPEND_TIME: u16 = 1 << 3;
@@ -146,9 +146,19 @@ impl BatchHeader {
         (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp_ms)
     }
 
-    /// The compression codec (0: none).
+    /// The compression codec bits (0: none; see [`BatchHeader::compression`]).
     pub fn codec(&self) -> u16 {
         self.attributes & ATTR_CODEC_MASK
+    }
+
+    /// The compression codec (a parsed header names one of Kafka's).
+    pub fn compression(&self) -> super::Codec {
+        super::Codec::from_id(self.codec()).unwrap_or(super::Codec::None)
+    }
+
+    /// Whether the records are compressed.
+    pub fn is_compressed(&self) -> bool {
+        self.codec() != 0
     }
 
     /// Parses and range-checks the header at the front of `buf` (no CRC check).
@@ -194,7 +204,7 @@ impl BatchHeader {
         if header.attributes & !ATTR_KNOWN != 0 {
             return bad("unknown attribute bits", ATTRIBUTES_AT);
         }
-        if header.codec() != 0 {
+        if super::Codec::from_id(header.codec()).is_none() {
             return Err(DecodeError::new(DecodeErrorKind::UnsupportedCodec(header.codec()), ATTRIBUTES_AT));
         }
         if u64::from(header.record_count) > u64::from(header.last_offset_delta) + 1 {
@@ -255,31 +265,40 @@ pub(super) fn write_length(batch: &mut [u8], batch_len: u32) {
 /// # Errors
 /// [`DecodeError`] for any malformed byte; never panics.
 pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
+    check_batch_with(buf, &mut Inflater::default())
+}
+
+/// [`check_batch`], inflating compressed records into `inflater`'s
+/// buffer (reused across calls) under its cap.
+///
+/// # Errors
+/// As [`check_batch`].
+pub fn check_batch_with(buf: &[u8], inflater: &mut Inflater) -> Result<BatchHeader, DecodeError> {
     let header = check_batch_crc(buf)?;
-    check_records(&buf[..header.batch_len as usize], header, |e| e, |_, _, _| Ok(()))?;
+    let records = inflater.records(&buf[..header.batch_len as usize], header)?;
+    check_records(records, |e| e, |_, _, _| Ok(()))?;
     Ok(header)
 }
 
-/// The one full walk over a batch's records (`batch` is the whole batch,
-/// its header `header`): every record decoded with every check, handed to
-/// `each` with its index and its byte span in the batch, and nothing left
-/// after the last. `decode_error` turns a framing problem into `E`.
+/// The one full walk over a batch's records (`records`, from
+/// [`RecordIter::new`] or [`Inflater::records`]): every record decoded
+/// with every check, handed to `each` with its index and its byte span in
+/// the records' bytes, and nothing left after the last. `decode_error`
+/// turns a framing problem into `E`.
 #[inline(always)]
 pub(crate) fn check_records<'a, E>(
-    batch: &'a [u8],
-    header: BatchHeader,
+    mut records: RecordIter<'a>,
     decode_error: impl Fn(DecodeError) -> E,
     mut each: impl FnMut(u32, RecordView<'a>, std::ops::Range<usize>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut records = RecordIter::new(batch, header);
-    for index in 0..header.record_count {
+    for index in 0..records.left {
         let at = records.pos;
         let record = records.next_checked().map_err(&decode_error)?;
         each(index, record, at..records.pos)?;
     }
-    if records.pos != batch.len() {
+    if records.pos != records.bytes.len() {
         let kind = DecodeErrorKind::BadRecord("bytes after the last record");
-        return Err(decode_error(DecodeError::new(kind, records.pos)));
+        return Err(decode_error(DecodeError::new(kind, records.error_at(records.pos))));
     }
     Ok(())
 }
@@ -347,18 +366,35 @@ pub fn pre_kafka_header(head: &[u8]) -> Option<(u32, u32)> {
 /// in a log did): each record's framing is read, bounds-checked, the
 /// semantic checks having been made on the way in. On bytes that did not
 /// pass, it stops at the first framing error; it never panics.
+///
+/// The records of an uncompressed batch are read in place
+/// ([`RecordIter::new`]); a compressed batch's are read from the buffer
+/// [`Inflater::records`] inflated them into.
 #[derive(Clone, Debug)]
 pub struct RecordIter<'a> {
-    batch: &'a [u8],
+    /// The whole batch (records in place) or its inflated records.
+    bytes: &'a [u8],
     bounds: RecordBounds,
     pos: usize,
     left: u32,
     prev_offset_delta: Option<u32>,
+    /// Inflated records: errors are reported at the compressed stream's
+    /// start, the one byte of the batch they can name.
+    inflated: bool,
 }
 
 impl<'a> RecordIter<'a> {
-    /// Records of `batch`, whose header is `header`.
+    /// Records of the uncompressed `batch`, whose header is `header`; none
+    /// for a compressed batch (use [`Inflater::records`]).
     pub fn new(batch: &'a [u8], header: BatchHeader) -> Self {
+        let mut iter = Self::over(batch, BATCH_HEADER_BYTES, header, false);
+        if header.is_compressed() {
+            iter.left = 0;
+        }
+        iter
+    }
+
+    fn over(bytes: &'a [u8], pos: usize, header: BatchHeader, inflated: bool) -> Self {
         let bounds = RecordBounds {
             base_offset: header.base_offset,
             base_timestamp_ms: header.base_timestamp_ms,
@@ -366,12 +402,15 @@ impl<'a> RecordIter<'a> {
             last_offset_delta: header.last_offset_delta,
             log_append_time: header.is_log_append_time(),
         };
-        RecordIter {
-            batch,
-            bounds,
-            pos: BATCH_HEADER_BYTES,
-            left: header.record_count,
-            prev_offset_delta: None,
+        RecordIter { bytes, bounds, pos, left: header.record_count, prev_offset_delta: None, inflated }
+    }
+
+    /// Where an error at `pos` of the records' bytes lies in the batch.
+    fn error_at(&self, pos: usize) -> usize {
+        if self.inflated {
+            BATCH_HEADER_BYTES
+        } else {
+            pos
         }
     }
 
@@ -381,7 +420,7 @@ impl<'a> RecordIter<'a> {
     pub(crate) fn skip_below(&mut self, offset: u64) {
         // Bounded by the record count.
         while self.left > 0 {
-            let rest = self.batch.get(self.pos..).unwrap_or(&[]);
+            let rest = self.bytes.get(self.pos..).unwrap_or(&[]);
             let Some((delta, size)) = super::record::skip_record(rest) else { return };
             if self.bounds.base_offset + u64::from(delta) >= offset {
                 return;
@@ -402,14 +441,84 @@ impl<'a> RecordIter<'a> {
 
     #[inline(always)]
     fn next_with(&mut self, checks: Checks) -> Result<RecordView<'a>, DecodeError> {
-        let rest = self.batch.get(self.pos..).unwrap_or(&[]);
+        let rest = self.bytes.get(self.pos..).unwrap_or(&[]);
         let (view, used) = decode_record(rest, &self.bounds, self.prev_offset_delta, checks)
-            .map_err(|e| DecodeError::new(e.kind, e.position + self.pos))?;
+            .map_err(|e| DecodeError::new(e.kind, self.error_at(e.position + self.pos)))?;
         self.pos += used;
         self.left -= 1;
         self.prev_offset_delta = Some((view.offset - self.bounds.base_offset) as u32);
         Ok(view)
     }
+}
+
+/// A reusable buffer for the records of compressed batches, and the cap
+/// they may inflate to (see [`super::compression`]).
+#[derive(Debug)]
+pub struct Inflater {
+    buf: Vec<u8>,
+    pub(super) cap: usize,
+}
+
+impl Default for Inflater {
+    /// Capped at [`super::compression::MAX_INFLATED_BYTES`].
+    fn default() -> Self {
+        Inflater::new(super::compression::MAX_INFLATED_BYTES)
+    }
+}
+
+impl Inflater {
+    /// An empty buffer whose batches may inflate to `cap` bytes.
+    pub fn new(cap: usize) -> Self {
+        Inflater { buf: Vec::new(), cap }
+    }
+
+    /// The records of `batch` (whole, its header `header`): in place when
+    /// it is uncompressed, else inflated into this buffer.
+    ///
+    /// # Errors
+    /// [`DecodeErrorKind::Compression`] (at the records' first byte) when
+    /// they do not inflate.
+    pub fn records<'a>(
+        &'a mut self,
+        batch: &'a [u8],
+        header: BatchHeader,
+    ) -> Result<RecordIter<'a>, DecodeError> {
+        if !header.is_compressed() {
+            return Ok(RecordIter::new(batch, header));
+        }
+        let stream = batch.get(BATCH_HEADER_BYTES..).unwrap_or(&[]);
+        super::compression::decompress(header.compression(), stream, &mut self.buf, self.cap)
+            .map_err(|e| DecodeError::new(DecodeErrorKind::Compression(e), BATCH_HEADER_BYTES))?;
+        Ok(RecordIter::over(&self.buf, 0, header, true))
+    }
+
+    /// What the last [`Inflater::records`] of a compressed batch inflated.
+    pub(crate) fn inflated(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The inflated records of `batch` as an owned buffer (`None` when it is
+    /// uncompressed: its records are read in place).
+    ///
+    /// # Errors
+    /// As [`Inflater::records`].
+    pub fn inflate_owned(
+        &mut self,
+        batch: &[u8],
+        header: BatchHeader,
+    ) -> Result<Option<Vec<u8>>, DecodeError> {
+        if !header.is_compressed() {
+            return Ok(None);
+        }
+        self.records(batch, header)?;
+        Ok(Some(std::mem::take(&mut self.buf)))
+    }
+}
+
+/// Records of `inflated` (what [`Inflater::inflate_owned`] returned for a
+/// batch whose header is `header`).
+pub fn inflated_records(inflated: &[u8], header: BatchHeader) -> RecordIter<'_> {
+    RecordIter::over(inflated, 0, header, true)
 }
 
 impl<'a> Iterator for RecordIter<'a> {
@@ -437,10 +546,10 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
+pub(crate) use super::encode::{compress_batch, encode_with_deltas, put_batch, reencode, BatchLayout};
 pub use super::encode::{
     encode_batch, rewrite_header, set_base_offset, set_leader_epoch, BatchMeta, EncodeError, EncodeLimits,
 };
-pub(crate) use super::encode::{encode_with_deltas, reencode, BatchLayout};
 
 #[cfg(test)]
 #[path = "batch_tests.rs"]

@@ -6,11 +6,13 @@
 
 use byteorder::{BigEndian as BE, ByteOrder};
 
+use super::batch::ATTR_CODEC_MASK;
 use super::batch::{
     compute_crc, write_length, BatchHeader, ATTRIBUTES_AT, ATTR_DELETE_HORIZON, ATTR_LOG_APPEND_TIME,
     BASE_OFFSET_AT, BASE_SEQUENCE_AT, BASE_TIMESTAMP_AT, BATCH_HEADER_BYTES, CRC_AT, LAST_OFFSET_DELTA_AT,
     LEADER_EPOCH_AT, MAGIC, MAGIC_AT, MAX_TIMESTAMP_AT, PRODUCER_EPOCH_AT, PRODUCER_ID_AT, RECORDS_COUNT_AT,
 };
+use super::compression::{self, CodecError, Compression};
 use super::record::{body_len, put_record, record_len, Record, RecordView};
 
 /// The most an encode reserves up front (it still grows past this).
@@ -72,6 +74,8 @@ pub enum EncodeError {
         /// The timestamp.
         timestamp_ms: i64,
     },
+    /// The records could not be compressed (a codec not in this build).
+    Compression(CodecError),
 }
 
 impl std::fmt::Display for EncodeError {
@@ -87,6 +91,7 @@ impl std::fmt::Display for EncodeError {
             EncodeError::InvalidTimestamp { index, timestamp_ms } => {
                 write!(f, "record {index} has negative timestamp {timestamp_ms}")
             }
+            EncodeError::Compression(e) => write!(f, "{e}"),
         }
     }
 }
@@ -245,7 +250,10 @@ pub(crate) fn encode_with_deltas(
 /// Producer, leader-epoch and attribute fields carry over, and so does a
 /// LogAppendTime batch's maxTimestamp; `delete_horizon_ms` sets the
 /// delete horizon (as Kafka's cleaner does for a batch it keeps with
-/// tombstones). No size limit applies (the records fit once already).
+/// tombstones). A compressed batch's survivors are compressed again with
+/// its codec (at the codec's default level), as Kafka's cleaner writes
+/// them; Kafka's empty batch is uncompressed. No size limit applies (the
+/// records fit once already).
 pub(crate) fn reencode(
     out: &mut Vec<u8>,
     header: &BatchHeader,
@@ -254,7 +262,7 @@ pub(crate) fn reencode(
     delete_horizon_ms: Option<i64>,
 ) -> Result<BatchHeader, EncodeError> {
     let records: Vec<Record> = kept.iter().map(RecordView::to_record).collect();
-    let mut attributes = header.attributes & !ATTR_DELETE_HORIZON;
+    let mut attributes = header.attributes & !ATTR_DELETE_HORIZON & !ATTR_CODEC_MASK;
     if delete_horizon_ms.is_some() && !kept.is_empty() {
         attributes |= ATTR_DELETE_HORIZON;
     }
@@ -276,7 +284,61 @@ pub(crate) fn reencode(
         max_timestamp_ms: keep_max.then_some(header.max_timestamp_ms),
     };
     let deltas: Vec<u32> = kept.iter().map(|r| (r.offset - header.base_offset) as u32).collect();
-    encode_with_deltas(out, &layout, &records, |i| deltas[i])
+    let start = out.len();
+    let mut encoded = encode_with_deltas(out, &layout, &records, |i| deltas[i])?;
+    if header.is_compressed() && !kept.is_empty() {
+        compress_batch(out, start, &mut encoded, Compression::new(header.compression()))?;
+    }
+    Ok(encoded)
+}
+
+/// Appends to `out` a batch with `header`'s fields whose records, `records`
+/// (their uncompressed bytes), are stored with `compression` (uncompressed
+/// for `Codec::None`): the codec bits, length and CRC are set, in `header`
+/// too. How a producer's batch is recompressed to the topic's codec, and
+/// how the encoders below store a compressed batch. On error `out` is left
+/// as it was.
+///
+/// # Errors
+/// [`CodecError`] from the codec.
+pub(crate) fn put_batch(
+    out: &mut Vec<u8>,
+    header: &mut BatchHeader,
+    records: &[u8],
+    compression: Compression,
+) -> Result<(), CodecError> {
+    let start = out.len();
+    out.resize(start + BATCH_HEADER_BYTES, 0);
+    if let Err(e) = compression::compress(compression, records, out) {
+        out.truncate(start);
+        return Err(e);
+    }
+    header.batch_len = (out.len() - start) as u32;
+    header.attributes = (header.attributes & !ATTR_CODEC_MASK) | compression.codec.id();
+    rewrite_header(&mut out[start..], header);
+    Ok(())
+}
+
+/// Compresses the records of the uncompressed batch at `out[start..]`
+/// (its header `header`) with `compression`, in place: `out` then ends
+/// with the compressed batch, and `header` describes it. Refuses records
+/// past [`compression::MAX_INFLATED_BYTES`] (a reader would).
+///
+/// # Errors
+/// [`EncodeError::BatchTooLarge`], [`EncodeError::Compression`]; `out` is
+/// then left without the batch.
+pub(crate) fn compress_batch(
+    out: &mut Vec<u8>,
+    start: usize,
+    header: &mut BatchHeader,
+    compression: Compression,
+) -> Result<(), EncodeError> {
+    let records = out.split_off(start + BATCH_HEADER_BYTES);
+    out.truncate(start);
+    if records.len() > compression::MAX_INFLATED_BYTES {
+        return Err(EncodeError::BatchTooLarge { size: records.len(), max: compression::MAX_INFLATED_BYTES });
+    }
+    put_batch(out, header, &records, compression).map_err(EncodeError::Compression)
 }
 
 fn write_header(h: &mut [u8], header: &BatchHeader) {

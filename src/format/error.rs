@@ -32,8 +32,11 @@ pub enum DecodeErrorKind {
         /// CRC computed over the bytes.
         computed: u32,
     },
-    /// The batch uses a compression codec this build does not implement.
+    /// The batch's codec bits name no codec Kafka has (5-7).
     UnsupportedCodec(u16),
+    /// The compressed records did not inflate (damaged, past the cap, a
+    /// form Kafka refuses, or a codec not in this build).
+    Compression(super::compression::CodecError),
     /// A header field is outside its allowed range.
     BadHeader(&'static str),
     /// A record inside the batch is malformed.
@@ -56,6 +59,7 @@ impl fmt::Display for DecodeErrorKind {
                 write!(f, "CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")
             }
             DecodeErrorKind::UnsupportedCodec(c) => write!(f, "unsupported compression codec {c}"),
+            DecodeErrorKind::Compression(e) => write!(f, "compressed records: {e}"),
             DecodeErrorKind::BadHeader(what) => write!(f, "bad batch header: {what}"),
             DecodeErrorKind::BadRecord(what) => write!(f, "bad record: {what}"),
         }

@@ -1,8 +1,10 @@
 //! The result of a read: whole batches, already checked, shared zero-copy.
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::Bytes;
 
-use super::batch::{BatchHeader, RecordIter};
+use super::batch::{inflated_records, BatchHeader, Inflater, RecordIter};
 use super::record::{RecordView, StoredRecord};
 
 /// Whole batches returned by a read, CRC-checked when they were read.
@@ -11,17 +13,25 @@ use super::record::{RecordView, StoredRecord};
 /// split); [`FetchedRecords::records`] skips those records. Keys and values
 /// borrow from one buffer: iterate [`RecordView`]s without any allocation, or
 /// take [`StoredRecord`]s that share the buffer through `Bytes`.
+///
+/// [`FetchedRecords::bytes`] are the batches as stored, compressed ones
+/// included. Iterating records inflates each compressed batch once, the
+/// first time its records are asked for, into a buffer of its own that
+/// the clones of this value share; an uncompressed batch's records are
+/// read in place, as ever.
 #[derive(Clone, Debug, Default)]
 pub struct FetchedRecords {
     data: Bytes,
     from_offset: u64,
+    /// The inflated records of compressed batches, by batch index.
+    inflated: Arc<OnceLock<Box<[OnceLock<Bytes>]>>>,
 }
 
 impl FetchedRecords {
     /// Wraps `data`, which must hold whole batches that passed
     /// [`check_batch`](super::check_batch).
     pub(crate) fn new(data: Bytes, from_offset: u64) -> Self {
-        FetchedRecords { data, from_offset }
+        FetchedRecords { data, from_offset, inflated: Arc::default() }
     }
 
     /// The same batches, with records below `offset` skipped.
@@ -37,7 +47,11 @@ impl FetchedRecords {
             .take_while(|(h, _)| h.last_offset() < end_offset)
             .map(|(h, _)| h.batch_len as usize)
             .sum();
-        FetchedRecords { data: self.data.slice(..keep), ..self }
+        FetchedRecords {
+            data: self.data.slice(..keep),
+            from_offset: self.from_offset,
+            inflated: Arc::default(),
+        }
     }
 
     /// True when the read returned nothing (the offset was the log end).
@@ -57,37 +71,69 @@ impl FetchedRecords {
         BatchIter { rest: &self.data }
     }
 
-    /// Records at or after the requested offset, borrowing from the buffer.
+    /// Records at or after the requested offset, borrowing from the buffer
+    /// (a compressed batch's from its inflated records).
     pub fn records(&self) -> impl Iterator<Item = RecordView<'_>> + '_ {
         let from = self.from_offset;
-        self.batches()
-            .flat_map(move |(h, b)| {
-                // Records before the requested offset (in the first batch)
-                // are skipped by their length, not decoded.
-                let mut records = RecordIter::new(b, h);
-                if h.base_offset < from {
-                    records.skip_below(from);
-                }
-                records
-            })
-            .filter(move |r| r.offset >= from)
+        self.batch_records().flat_map(|(records, _)| records).filter(move |r| r.offset >= from)
     }
 
     /// Records at or after the requested offset, as owned values sharing the
     /// buffer.
     pub fn to_records(&self) -> Vec<StoredRecord> {
-        self.records().map(|r| r.to_stored(&self.data)).collect()
+        let from = self.from_offset;
+        self.batch_records()
+            .flat_map(|(records, owner)| {
+                records.filter(move |r| r.offset >= from).map(|r| r.to_stored(owner))
+            })
+            .collect()
+    }
+
+    /// Each batch's records from the requested offset on, and the buffer
+    /// they borrow from. Records before the requested offset (in the first
+    /// batch) are skipped by their length, not decoded.
+    fn batch_records(&self) -> impl Iterator<Item = (RecordIter<'_>, &Bytes)> + '_ {
+        let from = self.from_offset;
+        self.batches().enumerate().map(move |(index, (h, b))| {
+            let (mut records, owner) = self.records_of(index, h, b);
+            if h.base_offset < from {
+                records.skip_below(from);
+            }
+            (records, owner)
+        })
+    }
+
+    /// The records of batch `index` (`batch`, its header `h`), inflated
+    /// once if it is compressed. A batch that does not inflate (not
+    /// reachable for a batch that passed `check_batch` and its CRC at
+    /// read) yields no record.
+    fn records_of<'s>(
+        &'s self,
+        index: usize,
+        h: BatchHeader,
+        batch: &'s [u8],
+    ) -> (RecordIter<'s>, &'s Bytes) {
+        if !h.is_compressed() {
+            return (RecordIter::new(batch, h), &self.data);
+        }
+        let slots = self.inflated.get_or_init(|| self.batches().map(|_| OnceLock::new()).collect());
+        let Some(slot) = slots.get(index) else { return (RecordIter::new(batch, h), &self.data) };
+        let inflated = slot.get_or_init(|| match Inflater::default().inflate_owned(batch, h) {
+            Ok(Some(records)) => Bytes::from(records),
+            _ => Bytes::new(),
+        });
+        (inflated_records(inflated, h), inflated)
     }
 
     /// Whether any record at or after `offset` was returned. Reads only
     /// headers unless a batch was thinned by compaction: a batch holding a
     /// record for every offset of its range answers by its range alone.
     pub(crate) fn has_record_from(&self, offset: u64) -> bool {
-        self.batches().filter(|(h, _)| h.last_offset() >= offset).any(|(h, b)| {
+        self.batches().enumerate().filter(|(_, (h, _))| h.last_offset() >= offset).any(|(index, (h, b))| {
             if u64::from(h.record_count) == u64::from(h.last_offset_delta) + 1 {
                 return true;
             }
-            RecordIter::new(b, h).any(|r| r.offset >= offset)
+            self.records_of(index, h, b).0.any(|r| r.offset >= offset)
         })
     }
 

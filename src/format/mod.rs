@@ -14,8 +14,8 @@ pub mod validate;
 pub mod varint;
 
 pub use batch::{
-    check_batch, encode_batch, peek_batch_len, BatchHeader, BatchMeta, EncodeError, EncodeLimits, RecordIter,
-    BATCH_HEADER_BYTES,
+    check_batch, check_batch_with, encode_batch, peek_batch_len, BatchHeader, BatchMeta, EncodeError,
+    EncodeLimits, Inflater, RecordIter, BATCH_HEADER_BYTES,
 };
 pub use compression::{Codec, CodecError, Compression};
 pub use error::{DecodeError, DecodeErrorKind};

@@ -5,7 +5,8 @@
 //! producer fields are checked, and the offsets and leader epoch are
 //! stamped by the log afterwards (they sit outside the CRC).
 
-use super::batch::{check_batch_crc, check_records, BatchHeader};
+use super::batch::{check_batch_crc, check_records, BatchHeader, Inflater};
+use super::compression::CodecError;
 use super::error::{DecodeError, DecodeErrorKind};
 
 /// What a producer's batch must satisfy (the topic's configuration).
@@ -34,8 +35,14 @@ pub struct ClientRules {
 pub enum BatchProblem {
     /// Bad CRC, framing or header field (Kafka's `CORRUPT_MESSAGE`).
     Corrupt(DecodeError),
-    /// A compression codec this build does not implement.
+    /// A compression codec this build does not implement (Kafka's
+    /// `UNSUPPORTED_COMPRESSION_TYPE`).
     UnsupportedCompression(u16),
+    /// Compressed records that inflate past the cap (`MESSAGE_TOO_LARGE`).
+    InflatesTooLarge {
+        /// The cap.
+        max: usize,
+    },
     /// A record Kafka's validator refuses (`INVALID_RECORD`).
     InvalidRecord(&'static str),
     /// A record timestamp outside the topic's window (`INVALID_TIMESTAMP`).
@@ -71,7 +78,9 @@ impl BatchProblem {
             BatchProblem::UnsupportedCompression(_) => 76,
             BatchProblem::InvalidRecord(_) => 87,
             BatchProblem::InvalidTimestamp { .. } => 32,
-            BatchProblem::RecordTooLarge { .. } | BatchProblem::BatchTooLarge { .. } => 10,
+            BatchProblem::RecordTooLarge { .. }
+            | BatchProblem::BatchTooLarge { .. }
+            | BatchProblem::InflatesTooLarge { .. } => 10,
             BatchProblem::Transactional => 48,
         }
     }
@@ -91,6 +100,9 @@ impl std::fmt::Display for BatchProblem {
             }
             BatchProblem::BatchTooLarge { size, max } => {
                 write!(f, "batch of {size} bytes over max_batch_bytes {max}")
+            }
+            BatchProblem::InflatesTooLarge { max } => {
+                write!(f, "compressed records inflate past {max} bytes")
             }
             BatchProblem::Transactional => write!(f, "transactional batches are not supported yet"),
         }
@@ -116,11 +128,20 @@ pub struct ClientBatch {
 
 /// Checks the batch at the front of `buf` (more bytes may follow) as a
 /// client batch under `rules`. A refusal names the byte, relative to
-/// `buf`, where the problem lies.
+/// `buf`, where the problem lies (the first byte of the compressed records
+/// for a problem inside them).
+///
+/// Compressed records are inflated into `inflater` (reuse it across
+/// calls), to at most `max_batch_bytes` and
+/// [`MAX_INFLATED_BYTES`](super::compression::MAX_INFLATED_BYTES).
 ///
 /// # Errors
 /// The byte position and the [`BatchProblem`].
-pub fn validate_client_batch(buf: &[u8], rules: &ClientRules) -> Result<ClientBatch, (usize, BatchProblem)> {
+pub fn validate_client_batch(
+    buf: &[u8],
+    rules: &ClientRules,
+    inflater: &mut Inflater,
+) -> Result<ClientBatch, (usize, BatchProblem)> {
     if let Some(len) = super::batch::peek_batch_len(buf) {
         if len as usize > rules.max_batch_bytes {
             return Err((8, BatchProblem::BatchTooLarge { size: len as usize, max: rules.max_batch_bytes }));
@@ -151,8 +172,18 @@ pub fn validate_client_batch(buf: &[u8], rules: &ClientRules) -> Result<ClientBa
     }
     let batch = &buf[..header.batch_len as usize];
     let mut max_seen = i64::MIN;
-    let corrupt = |e: DecodeError| (e.position, BatchProblem::Corrupt(e));
-    check_records(batch, header, corrupt, |index, record, span| {
+    let corrupt = |e: DecodeError| match e.kind {
+        DecodeErrorKind::Compression(CodecError::Disabled(c)) => {
+            (e.position, BatchProblem::UnsupportedCompression(c.id()))
+        }
+        DecodeErrorKind::Compression(CodecError::TooLarge { cap, .. }) => {
+            (e.position, BatchProblem::InflatesTooLarge { max: cap })
+        }
+        _ => (e.position, BatchProblem::Corrupt(e)),
+    };
+    inflater.cap = rules.max_batch_bytes.min(super::compression::MAX_INFLATED_BYTES);
+    let records = inflater.records(batch, header).map_err(corrupt)?;
+    check_records(records, corrupt, |index, record, span| {
         let (at, size) = (span.start, span.len());
         if size > rules.max_record_bytes {
             return Err((at, BatchProblem::RecordTooLarge { size, max: rules.max_record_bytes }));

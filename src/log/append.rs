@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use crate::config::Durability;
 use crate::error::{Error, Result};
+use crate::format::batch::compress_batch;
 use crate::format::batch::set_base_offset;
 use crate::format::validate::within_window;
-use crate::format::{encode_batch, BatchHeader, BatchMeta, Record};
+use crate::format::{encode_batch, BatchHeader, BatchMeta, Codec, Record};
 use crate::segment::LogSegment;
 
 use super::checkpoint::LogPoint;
@@ -59,7 +60,12 @@ impl PartitionLog {
             .with_borrow_mut(|buf| {
                 buf.clear();
                 let limits = self.config.encode_limits();
-                let encoded = encode_batch(buf, 0, meta, records, now_ms, limits)?;
+                let mut encoded = encode_batch(buf, 0, meta, records, now_ms, limits)?;
+                // `compression.type`: the record API's batch is compressed
+                // once encoded (its limits hold for the records inflated).
+                if let Some(c) = self.config.compression().filter(|c| c.codec != Codec::None) {
+                    compress_batch(buf, 0, &mut encoded, c)?;
+                }
                 let result = self.append_encoded(buf, encoded);
                 if buf.capacity() > ENCODE_BUFFER_KEEP_BYTES {
                     *buf = Vec::new(); // do not pin a rare huge batch's memory per thread

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::batch::reencode;
-use crate::format::{RecordIter, RecordView};
+use crate::format::RecordView;
 use crate::segment::clean::{discard_cleaned, swap_in, CleanedWriter};
 use crate::segment::{LogSegment, Recovery, SegmentRole};
 
@@ -224,7 +224,7 @@ impl PartitionLog {
         if earliest == HORIZON_UNKNOWN {
             earliest = NO_HORIZON;
             for segment in sealed {
-                segment.for_each_batch(|header, _| {
+                segment.for_each_batch(|header, _, _| {
                     if let Some(h) = header.delete_horizon_ms() {
                         earliest = earliest.min(h);
                     }
@@ -244,11 +244,11 @@ impl PartitionLog {
         let mut map = KeyMap::with_capacity_and_hasher(entries_max.min(1 << 16), Default::default());
         let mut stopped_at = None;
         for segment in dirty {
-            segment.for_each_batch(|header, bytes| {
+            segment.for_each_batch(|header, _, records| {
                 if stopped_at.is_some() || header.next_offset() <= first_dirty {
                     return Ok(());
                 }
-                for r in RecordIter::new(bytes, *header).filter(|r| r.offset >= first_dirty) {
+                for r in records.filter(|r| r.offset >= first_dirty) {
                     let Some(key) = r.key else { continue };
                     let d = digest(&state, key);
                     if map.len() >= entries_max && !map.contains_key(&d) {
@@ -283,7 +283,7 @@ impl PartitionLog {
         let new_horizon = pass.now_ms.saturating_add(self.config.delete_retention_ms);
         let mut scratch = Vec::new();
         let mut removed = 0u64;
-        segment.for_each_batch(|header, bytes| {
+        segment.for_each_batch(|header, bytes, records| {
             let expired = header.delete_horizon_ms().is_some_and(|h| h <= pass.now_ms);
             let keep = |r: &RecordView<'_>| match r.key {
                 None => true,
@@ -293,7 +293,7 @@ impl PartitionLog {
                     _ => !(r.value.is_none() && expired),
                 },
             };
-            let kept: Vec<RecordView<'_>> = RecordIter::new(bytes, *header).filter(|r| keep(r)).collect();
+            let kept: Vec<RecordView<'_>> = records.filter(|r| keep(r)).collect();
             let horizon = match header.delete_horizon_ms() {
                 Some(h) => Some(h),
                 None => kept.iter().any(|r| r.value.is_none()).then_some(new_horizon),

@@ -171,6 +171,7 @@ impl PartitionLog {
             syncer: Syncer::new(0),
             checkpoints: Mutex::new(Checkpoints { recovery_point, extent: extent_file, truncations: 0 }),
             cleaner: Mutex::new(()),
+            inflater: Mutex::new(crate::format::Inflater::default()),
             cleaned_to: AtomicU64::new(cleaned_to),
             delete_horizon_ms: std::sync::atomic::AtomicI64::new(super::cleaner::HORIZON_UNKNOWN),
             high_watermark: AtomicU64::new(high_watermark),
@@ -253,7 +254,7 @@ pub(super) fn load_producers(
         _ => (0, ProducerStates::default()),
     };
     for segment in segments.values().filter(|s| s.next_offset() > from && s.base_offset() < log_end) {
-        segment.for_each_batch(|h, _| {
+        segment.for_each_batch(|h, _, _| {
             if h.base_offset >= from && h.base_offset < log_end {
                 states.update(h);
             }
@@ -278,7 +279,7 @@ fn load_epochs(
         Err(EpochReadError::Damaged) => {
             let mut batches = Vec::new();
             for segment in segments.values() {
-                segment.for_each_batch(|h, _| {
+                segment.for_each_batch(|h, _, _| {
                     if batches.last().is_none_or(|&(e, _)| e != h.leader_epoch) {
                         batches.push((h.leader_epoch, h.base_offset));
                     }

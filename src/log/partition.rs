@@ -83,6 +83,9 @@ pub struct PartitionLog {
     pub(super) syncer: Syncer,
     /// One compaction at a time.
     pub(super) cleaner: Mutex<()>,
+    /// The buffer producers' compressed batches inflate into to be
+    /// validated (see `produce.rs`).
+    pub(super) inflater: Mutex<crate::format::Inflater>,
     /// The first offset not yet cleaned (the cleaner checkpoint).
     pub(super) cleaned_to: AtomicU64,
     /// The earliest delete horizon the cleaner stamped in a sealed

@@ -1,13 +1,19 @@
 //! The pass-through append a Kafka broker needs as leader (Kafka's
-//! `UnifiedLog.appendAsLeader` for uncompressed v2 batches): the bytes a
-//! producer sent are validated in full, stamped in place with their
-//! offsets and the leader epoch (outside the CRC), and written as they
-//! are, with one write. No record is decoded into values or re-encoded.
+//! `UnifiedLog.appendAsLeader` for v2 batches): the bytes a producer sent
+//! are validated in full (compressed records inflated into a reused
+//! buffer to be walked), stamped in place with their offsets and the
+//! leader epoch (outside the CRC), and written as they are, compressed or
+//! not, with one write. No record is decoded into values or re-encoded;
+//! only a topic whose `compression.type` names another codec than the
+//! producer's recompresses the records' bytes (as Kafka's `LogValidator`
+//! does).
 
 use crate::error::{Error, Result};
-use crate::format::batch::{rewrite_header, set_base_offset, set_leader_epoch, ATTR_LOG_APPEND_TIME};
+use crate::format::batch::{
+    put_batch, rewrite_header, set_base_offset, set_leader_epoch, ATTR_LOG_APPEND_TIME, BATCH_HEADER_BYTES,
+};
 use crate::format::validate::validate_client_batch;
-use crate::format::{BatchHeader, EncodeError};
+use crate::format::{BatchHeader, BatchProblem, EncodeError, Inflater};
 
 use super::partition::PartitionLog;
 use super::producers::Check;
@@ -58,18 +64,32 @@ impl PartitionLog {
     pub fn append_batches(&self, batches: &mut [u8], meta: ProduceMeta) -> Result<AppendInfo> {
         let now_ms = self.clock.now_ms();
         let rules = self.config.client_rules(now_ms);
+        let target = self.config.compression();
+        // Compressed records inflate into a buffer kept across appends; a
+        // producer that finds it taken (another validating) uses its own.
+        let mut shared = self.inflater.try_lock();
+        let mut own = None;
+        let inflater = match shared.as_deref_mut() {
+            Some(inflater) => inflater,
+            None => own.insert(Inflater::default()),
+        };
         // Validate (and correct timestamps) outside the writer lock. The
         // batches lie back to back: each one's position is the sum of the
         // lengths before it.
         let mut headers: Vec<BatchHeader> = Vec::with_capacity(1);
+        // Batches rebuilt in a codec other than the producer's (the topic's
+        // `compression.type`), with those before them copied: then all of
+        // them are written from here.
+        let mut rebuilt: Option<Vec<u8>> = None;
         let mut at = 0usize;
         while at < batches.len() {
             let batch = headers.len();
             let refuse =
                 |(position, problem)| Error::InvalidProducerBatch { batch, position: at + position, problem };
-            let valid = validate_client_batch(&batches[at..], &rules).map_err(refuse)?;
+            let valid = validate_client_batch(&batches[at..], &rules, inflater).map_err(refuse)?;
             let mut header = valid.header;
-            let bytes = &mut batches[at..at + header.batch_len as usize];
+            let (before, rest) = batches.split_at_mut(at);
+            let bytes = &mut rest[..header.batch_len as usize];
             if rules.log_append_time {
                 header.attributes |= ATTR_LOG_APPEND_TIME;
                 header.max_timestamp_ms = now_ms;
@@ -78,13 +98,42 @@ impl PartitionLog {
                 header.max_timestamp_ms = max;
                 rewrite_header(bytes, &mut header);
             }
+            match target.filter(|t| t.codec != header.compression()) {
+                Some(to) => {
+                    let out = rebuilt.get_or_insert_with(|| before.to_vec());
+                    let records = if header.is_compressed() {
+                        inflater.inflated()
+                    } else {
+                        &bytes[BATCH_HEADER_BYTES..]
+                    };
+                    let start = out.len();
+                    put_batch(out, &mut header, records, to).map_err(EncodeError::Compression)?;
+                    if out.len() - start > rules.max_batch_bytes {
+                        let problem = BatchProblem::BatchTooLarge {
+                            size: out.len() - start,
+                            max: rules.max_batch_bytes,
+                        };
+                        return Err(Error::InvalidProducerBatch { batch, position: at, problem });
+                    }
+                }
+                None => {
+                    if let Some(out) = rebuilt.as_mut() {
+                        out.extend_from_slice(bytes);
+                    }
+                }
+            }
             at += bytes.len();
             headers.push(header);
         }
+        drop(shared);
         if headers.is_empty() {
             return Err(EncodeError::Empty.into());
         }
-        self.append_validated(batches, &mut headers, meta).and_then(|info| self.make_durable(info))
+        let to_write = match rebuilt.as_mut() {
+            Some(out) => &mut out[..],
+            None => batches,
+        };
+        self.append_validated(to_write, &mut headers, meta).and_then(|info| self.make_durable(info))
     }
 
     /// Assigns offsets, checks producers, stamps and writes validated

@@ -4,7 +4,8 @@
 
 use crate::config::SegmentConfig;
 use crate::error::{Corruption, Error, Result};
-use crate::format::{BatchHeader, FetchedRecords, BATCH_HEADER_BYTES};
+use crate::format::batch::check_records;
+use crate::format::{BatchHeader, FetchedRecords, Inflater, RecordIter, BATCH_HEADER_BYTES};
 
 use super::cursor::{Batch, BatchCursor, Check, Step};
 use super::index::{IndexEntry, IndexSpan};
@@ -216,21 +217,32 @@ impl LogSegment {
         }
     }
 
-    /// Calls `f` with every batch in order, each fully checked (CRC and
-    /// records), as the cleaner needs them.
+    /// Calls `f` with every batch in order and its records (inflated once
+    /// for a compressed batch), each fully checked (CRC and records), as
+    /// the cleaner needs them.
     ///
     /// # Errors
     /// [`Error::Corruption`] for a damaged batch; `f`'s errors.
-    pub fn for_each_batch(&self, mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<()>) -> Result<()> {
+    pub fn for_each_batch(
+        &self,
+        mut f: impl FnMut(&BatchHeader, &[u8], RecordIter<'_>) -> Result<()>,
+    ) -> Result<()> {
         let size = self.size_bytes();
         let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
-        let mut cursor = BatchCursor::new(0, Some(self.base_offset), size, Check::Whole);
+        let mut inflater = Inflater::default();
+        // The CRC here, the records below: a compressed batch inflates once.
+        let mut cursor = BatchCursor::new(0, Some(self.base_offset), size, Check::Crc);
         // Bounded: each step advances by one batch.
         while let Some(b) = cursor.next_batch(&mut reader, &self.log_path)? {
             let bytes = reader
                 .get(b.position, b.header.batch_len as usize)?
                 .ok_or_else(|| self.damaged(b.position, crate::format::DecodeErrorKind::Truncated))?;
-            f(&b.header, bytes)?;
+            let at = |e: crate::format::DecodeError| {
+                Error::corruption(&self.log_path, b.position + e.position as u64, Corruption::Batch(e))
+            };
+            let records = inflater.records(bytes, b.header).map_err(at)?;
+            check_records(records.clone(), at, |_, _, _| Ok(()))?;
+            f(&b.header, bytes, records)?;
         }
         Ok(())
     }
@@ -263,9 +275,14 @@ impl LogSegment {
         while let Some(Batch { position, header }) = cursor.next_batch(&mut reader, &self.log_path)? {
             if header.max_timestamp_ms >= target_ms {
                 let bytes = reader.get(position, header.batch_len as usize)?.unwrap_or(&[]);
-                let found = crate::format::RecordIter::new(bytes, header)
-                    .find(|r| r.offset >= start && r.timestamp_ms >= target_ms)
-                    .map(|r| r.offset);
+                let mut inflater = Inflater::default();
+                let records = inflater.records(bytes, header).map_err(|e| {
+                    Error::corruption(&self.log_path, position + e.position as u64, Corruption::Batch(e))
+                })?;
+                let found = records
+                    .filter(|r| r.offset >= start && r.timestamp_ms >= target_ms)
+                    .map(|r| r.offset)
+                    .next();
                 if found.is_some() {
                     return Ok(found);
                 }

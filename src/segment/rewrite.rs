@@ -15,7 +15,7 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 
 use crate::error::{Corruption, Error, Result};
 use crate::format::batch::reencode;
-use crate::format::RecordIter;
+use crate::format::Inflater;
 
 use super::scan::{read_batch, ChunkReader};
 use crate::format::check_batch;
@@ -95,7 +95,10 @@ pub(crate) fn prefix_batch(
     let bytes = reader
         .get(pos, header.batch_len as usize)?
         .ok_or_else(|| Error::corruption(path, pos, Corruption::Batch(truncated())))?;
-    let kept: Vec<_> = RecordIter::new(bytes, header).take_while(|r| r.offset < offset).collect();
+    let mut inflater = Inflater::default();
+    let records =
+        inflater.records(bytes, header).map_err(|e| Error::corruption(path, pos, Corruption::Batch(e)))?;
+    let kept: Vec<_> = records.take_while(|r| r.offset < offset).collect();
     // With no record kept (possible once compaction thins batches) this is
     // an empty batch that still covers its offsets, keeping them contiguous.
     let horizon = header.delete_horizon_ms();

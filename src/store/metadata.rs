@@ -17,13 +17,19 @@
 //! message_timestamp_type=CreateTime
 //! message_timestamp_before_max_ms=9223372036854775807
 //! message_timestamp_after_max_ms=9223372036854775807
+//! compression_type=producer
+//! compression_gzip_level=6
+//! compression_lz4_level=9
+//! compression_zstd_level=3
 //! durability=interval
 //! flush_messages=10000
 //! flush_ms=1000
 //! crc32=89abcdef
 //! ```
 //!
-//! `message_timestamp_type` is Kafka's `CreateTime` or `LogAppendTime`.
+//! `message_timestamp_type` is Kafka's `CreateTime` or `LogAppendTime`;
+//! `compression_type` Kafka's `producer`, `none`, `gzip`, `snappy`, `lz4`
+//! or `zstd`.
 //! `durability` is `none`, `always` or `interval` (then with
 //! `flush_messages` and `flush_ms`). `crc32` is CRC-32 (IEEE) of every byte
 //! before its line, in hex. A key this
@@ -33,7 +39,7 @@
 
 use std::path::Path;
 
-use crate::config::{CleanupPolicy, Durability, LogConfig, TimestampType};
+use crate::config::{CleanupPolicy, CompressionType, Durability, LogConfig, TimestampType};
 use crate::error::{Error, Result};
 use crate::format::kv;
 
@@ -86,6 +92,10 @@ pub fn encode(config: &TopicConfig) -> Vec<u8> {
         ("message_timestamp_type", l.message_timestamp_type.name().to_string()),
         ("message_timestamp_before_max_ms", l.message_timestamp_before_max_ms.to_string()),
         ("message_timestamp_after_max_ms", l.message_timestamp_after_max_ms.to_string()),
+        ("compression_type", l.compression_type.name().to_string()),
+        ("compression_gzip_level", l.compression_gzip_level.to_string()),
+        ("compression_lz4_level", l.compression_lz4_level.to_string()),
+        ("compression_zstd_level", l.compression_zstd_level.to_string()),
     ];
     pairs.extend(l.durability.to_pairs());
     kv::encode(HEADER, &pairs)
@@ -115,6 +125,20 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<TopicConfig> {
             "message_timestamp_type" => {
                 config.log.message_timestamp_type = TimestampType::parse(value)
                     .ok_or_else(|| bad(format!("unknown message_timestamp_type {value:?}")))?;
+                continue;
+            }
+            "compression_type" => {
+                config.log.compression_type = CompressionType::parse(value)
+                    .ok_or_else(|| bad(format!("unknown compression_type {value:?}")))?;
+                continue;
+            }
+            "compression_gzip_level" | "compression_lz4_level" | "compression_zstd_level" => {
+                let n: i32 = value.parse().map_err(|_| bad(format!("{key}: not a level: {value:?}")))?;
+                match key {
+                    "compression_gzip_level" => config.log.compression_gzip_level = n,
+                    "compression_lz4_level" => config.log.compression_lz4_level = n,
+                    _ => config.log.compression_zstd_level = n,
+                }
                 continue;
             }
             "segment_ms"
@@ -194,6 +218,19 @@ mod tests {
         let text = encode(&log_append_time);
         assert!(String::from_utf8_lossy(&text).contains("message_timestamp_type=LogAppendTime\n"));
         assert_eq!(decode(&text, path).unwrap(), log_append_time);
+        let zstd = TopicConfig {
+            log: LogConfig {
+                compression_type: CompressionType::Codec(crate::format::Codec::Zstd),
+                compression_zstd_level: -5,
+                ..config.log.clone()
+            },
+            ..config.clone()
+        };
+        let text = encode(&zstd);
+        assert!(String::from_utf8_lossy(&text).contains("compression_type=zstd\ncompression_gzip_level=6\n"));
+        assert_eq!(decode(&text, path).unwrap(), zstd);
+        let bad_codec = kv::encode(HEADER, &[("compression_type", "brotli".into())]);
+        assert!(decode(&bad_codec, path).is_err());
         let bad_type = kv::encode(HEADER, &[("message_timestamp_type", "AppendTime".into())]);
         assert!(decode(&bad_type, path).is_err());
         let bad_flag = kv::encode(HEADER, &[("mmap_reads", "2".into())]);

@@ -3,11 +3,15 @@
 (`kafka.record`), not annals' code.
 
   decode DIR     every .log file under DIR (sorted), every batch decoded and
-                 CRC-checked by kafka-python; prints one JSON line per record
-  build OUT      batches built by kafka-python's DefaultRecordBatchBuilder
+                 CRC-checked by kafka-python (decompressed by its own codecs,
+                 `kafka.codec`); prints one JSON line per record, with the
+                 codec id of its batch
+  build OUT [CODEC]
+                 batches built by kafka-python's DefaultRecordBatchBuilder
                  (several producers and sequences, headers, null keys and
-                 values) written back to back to OUT; prints one JSON line
-                 per record it put in them, in order
+                 values), compressed with CODEC (none, gzip, snappy, lz4,
+                 zstd; default none), written back to back to OUT; prints
+                 one JSON line per record it put in them, in order
 
 Keys, values and header values are hex strings, or null.
 """
@@ -17,6 +21,9 @@ import sys
 
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords
+
+
+CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 
 def hexed(b):
@@ -44,13 +51,14 @@ def decode(root):
                     "key": hexed(r.key),
                     "value": hexed(r.value),
                     "headers": [[k, hexed(v)] for k, v in r.headers],
+                    "codec": batch.compression_type,
                 }))
             pos += batch.size_in_bytes
         if records.valid_bytes() != len(data):
             sys.exit("%s: %d trailing bytes kafka-python cannot read" % (path, len(data) - records.valid_bytes()))
 
 
-def build(out):
+def build(out, codec="none"):
     t0 = 1_700_000_000_000
     plan = [
         # (producer id, epoch, first sequence, records)
@@ -65,9 +73,11 @@ def build(out):
     with open(out, "wb") as f:
         for pid, epoch, seq, records in plan:
             builder = DefaultRecordBatchBuilder(
-                magic=2, compression_type=0, is_transactional=0, producer_id=pid,
+                magic=2, compression_type=CODECS[codec], is_transactional=0, producer_id=pid,
                 producer_epoch=epoch, base_sequence=seq, batch_size=1 << 20)
             for i, (key, value, headers) in enumerate(records):
+                if codec != "none" and len(records) == 100:
+                    value = (b"compressible value %d " % (i % 10)) * 5  # what codecs are for
                 ts = t0 + len(expected) * 7 - (i % 3)  # not monotonic within a batch
                 builder.append(i, timestamp=ts, key=key, value=value, headers=headers)
                 expected.append({
@@ -81,5 +91,5 @@ def build(out):
 
 
 if __name__ == "__main__":
-    cmd, arg = sys.argv[1], sys.argv[2]
-    {"decode": decode, "build": build}[cmd](arg)
+    cmd, args = sys.argv[1], sys.argv[2:]
+    {"decode": decode, "build": build}[cmd](*args)

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use annals::format::{BatchHeader, RecordIter};
+use annals::format::{BatchHeader, Inflater};
 use annals::io::{read_small_file, StdFileSystem};
 use annals::segment::index_check::{offset_entry_problem, stored_entries, time_entry_problem, BatchSummary};
 use annals::segment::{IndexEntry, SegmentBatches, TimeEntry};
@@ -74,7 +74,7 @@ fn dump_log(path: &Path, print_data: bool) -> CliResult<ExitCode> {
         outln!(
             "baseOffset: {} lastOffset: {} count: {} baseSequence: {} lastSequence: {} producerId: {} \
              producerEpoch: {} partitionLeaderEpoch: {} isTransactional: {} isControl: {} deleteHorizonMs: {horizon} \
-             position: {pos} {}: {} size: {} magic: {} compresscodec: none crc: {} isvalid: {}",
+             position: {pos} {}: {} size: {} magic: {} compresscodec: {} crc: {} isvalid: {}",
             h.base_offset,
             h.last_offset(),
             h.record_count,
@@ -89,6 +89,7 @@ fn dump_log(path: &Path, print_data: bool) -> CliResult<ExitCode> {
             h.max_timestamp_ms,
             h.batch_len,
             h.magic,
+            h.compression(),
             h.crc,
             b.check.is_ok()
         );
@@ -96,7 +97,11 @@ fn dump_log(path: &Path, print_data: bool) -> CliResult<ExitCode> {
             return Err(format!("{}: corrupt batch at position {pos}: {e}", path.display()).into());
         }
         if print_data {
-            for (i, r) in RecordIter::new(b.bytes, h).enumerate() {
+            let mut inflater = Inflater::default();
+            let records = inflater
+                .records(b.bytes, h)
+                .map_err(|e| format!("{}: batch at {pos}: {e}", path.display()))?;
+            for (i, r) in records.enumerate() {
                 let sequence = if h.base_sequence < 0 { -1 } else { i64::from(h.base_sequence) + i as i64 };
                 let keys: Vec<&str> = r.headers().map(|(k, _)| k).collect();
                 outln!(

@@ -251,7 +251,12 @@ pub fn compress(compression: Compression, src: &[u8], out: &mut Vec<u8>) -> Resu
 /// bound for the codecs that stream (gzip, lz4, zstd). `out` grows by at
 /// most one chunk past what was inflated.
 #[cfg(any(feature = "gzip", feature = "lz4", feature = "zstd"))]
-fn read_bounded(codec: Codec, mut reader: impl std::io::Read, out: &mut Vec<u8>, cap: usize) -> Result<(), CodecError> {
+fn read_bounded(
+    codec: Codec,
+    mut reader: impl std::io::Read,
+    out: &mut Vec<u8>,
+    cap: usize,
+) -> Result<(), CodecError> {
     const CHUNK: usize = 64 << 10;
     loop {
         let at = out.len();

@@ -42,9 +42,8 @@ pub(super) fn decompress(src: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<()
     };
     rest = &rest[HEADER_BYTES - MAGIC.len()..];
     while !rest.is_empty() {
-        let (len, after) = rest
-            .split_first_chunk::<4>()
-            .ok_or_else(|| corrupt(Codec::Snappy, "block length cut short"))?;
+        let (len, after) =
+            rest.split_first_chunk::<4>().ok_or_else(|| corrupt(Codec::Snappy, "block length cut short"))?;
         let len = usize::try_from(i32::from_be_bytes(*len))
             .ok()
             .filter(|&l| l <= after.len())
@@ -57,7 +56,12 @@ pub(super) fn decompress(src: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<()
 
 /// Appends one raw snappy block: its claimed length is checked against
 /// the cap before anything is allocated for it.
-fn block(decoder: &mut snap::raw::Decoder, src: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<(), CodecError> {
+fn block(
+    decoder: &mut snap::raw::Decoder,
+    src: &[u8],
+    out: &mut Vec<u8>,
+    cap: usize,
+) -> Result<(), CodecError> {
     let len = snap::raw::decompress_len(src).map_err(|e| corrupt(Codec::Snappy, e))?;
     let at = out.len();
     if len > cap - at {
