@@ -190,8 +190,12 @@ fn checksums(c: &mut Criterion) {
     let mut inflater = annals::format::Inflater::default();
     group.bench_function("validate_client_batch", |b| {
         b.iter(|| {
-            annals::format::validate::validate_client_batch(std::hint::black_box(&batch), &rules, &mut inflater)
-                .is_ok()
+            annals::format::validate::validate_client_batch(
+                std::hint::black_box(&batch),
+                &rules,
+                &mut inflater,
+            )
+            .is_ok()
         })
     });
     // The least any validator that walks records must do: the CRC-32C

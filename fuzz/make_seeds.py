@@ -2,7 +2,8 @@
 """Writes the seed corpus for decode_batch: Kafka RecordBatch v2 batches
 built by kafka-python's own builder (`kafka.record.default_records`), an
 implementation nobody here wrote, so the seeds also cross-check annals'
-decoder against Kafka's format.
+decoder against Kafka's format. One seed per compression codec, compressed
+by kafka-python's own codecs (`kafka.codec`).
 
 Run with an interpreter that has kafka-python (`.ci/run` makes one):
     target/pyenv/bin/python fuzz/make_seeds.py
@@ -13,9 +14,9 @@ import struct
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
 
-def batch(base, records, producer=(-1, -1, -1)):
+def batch(base, records, producer=(-1, -1, -1), codec=0):
     pid, epoch, seq = producer
-    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0, producer_id=pid,
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=codec, is_transactional=0, producer_id=pid,
                                   producer_epoch=epoch, base_sequence=seq, batch_size=1 << 20)
     for i, (ts, key, value, headers) in enumerate(records):
         b.append(i, timestamp=ts, key=key, value=value, headers=headers)
@@ -34,6 +35,11 @@ seeds = {
                                      producer=(7, 0, 11)),
     'hundred': batch(7, [(1_700_000_000_000 + i, None, bytes([i]) * 100, []) for i in range(100)]),
 }
+compressible = [(1_700_000_000_000 + i, b'key-%d' % (i % 5), b'value %d ' % (i % 3) * 20, [('h', b'x')])
+                for i in range(50)]
+for name, codec in [('gzip', 1), ('snappy', 2), ('lz4', 3), ('zstd', 4)]:
+    seeds['compressed-' + name] = batch(100, compressible, codec=codec)
+    assert seeds['compressed-' + name][22] & 7 == codec, name  # kafka-python compressed it
 for name, data in seeds.items():
     with open(os.path.join(here, name), 'wb') as f:
         f.write(data)

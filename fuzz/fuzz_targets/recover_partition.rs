@@ -2,7 +2,8 @@
 //! input (bit flips, truncations, garbage appended, files duplicated,
 //! removed or renamed), opened: no panic, no hang; either a typed error or
 //! a log in which every record returned is byte-identical to the one the
-//! fixture wrote at that offset.
+//! fixture wrote at that offset. The fixture's segments hold batches of
+//! every codec (none, gzip, snappy, lz4, zstd).
 #![no_main]
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,8 @@ use std::sync::{Arc, OnceLock};
 
 use annals::io::sim::{CrashMode, SimFs};
 use annals::io::{FileSystem, OpenMode};
-use annals::{LogConfig, PartitionLog, Record};
+use annals::format::Codec;
+use annals::{CompressionType, LogConfig, PartitionLog, Record};
 use libfuzzer_sys::fuzz_target;
 
 const DIR: &str = "/p";
@@ -24,9 +26,18 @@ fn fixture() -> &'static (SimFs, Vec<(Option<Vec<u8>>, Option<Vec<u8>>, i64)>) {
     static FIXTURE: OnceLock<(SimFs, Vec<(Option<Vec<u8>>, Option<Vec<u8>>, i64)>)> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let fs = SimFs::new();
-        let log = PartitionLog::open_with(Arc::new(fs.clone()), DIR, config()).unwrap();
         let mut written = Vec::new();
+        // Segments of every codec: eight appends each, the log reopened with
+        // the next `compression.type` (reads need none of it).
+        let mut log = PartitionLog::open_with(Arc::new(fs.clone()), DIR, config()).unwrap();
         for i in 0..40u64 {
+            if i % 8 == 0 && i > 0 {
+                log.close().unwrap();
+                drop(log);
+                let codec = [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd][(i / 8 - 1) as usize];
+                let compressed = LogConfig { compression_type: CompressionType::Codec(codec), ..config() };
+                log = PartitionLog::open_with(Arc::new(fs.clone()), DIR, compressed).unwrap();
+            }
             let r = match i % 4 {
                 0 => Record::with_key(format!("k{}", i % 5), format!("value-{i}")),
                 1 => Record::tombstone(format!("k{}", i % 5)),
