@@ -7,8 +7,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use annals::format::Codec;
 use annals::io::StdFileSystem;
-use annals::{CleanupPolicy, Error, LogConfig, ManualClock, PartitionLog, Record};
+use annals::{CleanupPolicy, CompressionType, Error, LogConfig, ManualClock, PartitionLog, Record};
 use proptest::prelude::*;
 
 const HOUR: i64 = 3_600_000;
@@ -206,4 +207,60 @@ fn maybe_compact_waits_for_the_dirty_ratio() {
     log.roll().unwrap();
     assert!(log.dirty_ratio() < 0.6, "{}", log.dirty_ratio());
     assert_eq!(log.maybe_compact().unwrap().passes, 0, "below the ratio: waits");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// A compressed topic compacts to the same records as an uncompressed
+    /// one fed the same appends, rolls and passes (segments roll at the
+    /// same offsets, so the cleaner sees the same sealed records); every
+    /// batch that keeps records is still compressed with the topic's codec.
+    #[test]
+    fn a_compressed_topic_compacts_like_an_uncompressed_one(
+        ops in proptest::collection::vec((0u8..10, proptest::option::weighted(0.8, 0u16..500), 1usize..6), 5..60),
+        roll_every in 2usize..8,
+        compact_every in 3usize..12,
+        codec in proptest::sample::select(vec![Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd]),
+    ) {
+        let clock = Arc::new(ManualClock::new(10 * HOUR));
+        let base = LogConfig { segment_bytes: 1 << 20, ..config(16 << 20) };
+        let compressed = LogConfig { compression_type: CompressionType::Codec(codec), ..base.clone() };
+        let (plain_dir, packed_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let plain = open(plain_dir.path(), &clock, base);
+        let packed = open(packed_dir.path(), &clock, compressed);
+        for (i, &(key, value, repeat)) in ops.iter().enumerate() {
+            let batch: Vec<Record> = (0..repeat).map(|j| {
+                let k = vec![b'k', key.wrapping_add(j as u8) % 10];
+                match value {
+                    Some(v) => Record::with_key(k, format!("{v}-{i}-{j} compressible compressible")),
+                    None => Record::tombstone(k),
+                }
+            }).collect();
+            for log in [&plain, &packed] {
+                log.append(&batch).unwrap();
+                if i % roll_every == roll_every - 1 {
+                    log.roll().unwrap();
+                }
+                if i % compact_every == compact_every - 1 {
+                    log.compact().unwrap();
+                }
+            }
+            if i % 13 == 12 {
+                clock.advance(HOUR / 2);
+            }
+        }
+        for log in [&plain, &packed] {
+            log.roll().unwrap();
+            log.compact().unwrap();
+        }
+        prop_assert_eq!(contents(&packed), contents(&plain));
+        let fetched = packed.read(packed.log_start_offset(), 1 << 20).unwrap();
+        for (h, _) in fetched.batches().filter(|(h, _)| h.record_count > 0) {
+            prop_assert_eq!(h.compression(), codec, "batch at {}", h.base_offset);
+        }
+        packed.close().unwrap();
+        let report = annals::log::verify_partition(&StdFileSystem, packed_dir.path(), &mut |_| {}).unwrap();
+        prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
 }
