@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use annals::{Durability, LogConfig, Record, StartAt, Store, StoreConfig, TopicConfig};
+use annals::format::Codec;
+use annals::{CompressionType, Durability, LogConfig, Record, StartAt, Store, StoreConfig, TopicConfig};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::{existing_dir, CliResult, DEFAULT_DIR};
@@ -57,6 +58,11 @@ pub struct ProduceArgs {
     /// When appends are fsynced, if the topic is created.
     #[arg(long, value_enum, default_value = "none")]
     durability: DurabilityArg,
+    /// The topic's `compression.type` if it is created: none, gzip,
+    /// snappy, lz4 or zstd (at Kafka's default levels). Values are random
+    /// uppercase letters, as Kafka's producer perf test sends.
+    #[arg(long, default_value = "none", value_parser = parse_codec)]
+    compression: Codec,
     /// Producer threads.
     #[arg(long, default_value_t = 1)]
     producers: usize,
@@ -83,6 +89,36 @@ pub struct ConsumeArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_codec(name: &str) -> Result<Codec, String> {
+    let codec =
+        Codec::parse(name).ok_or_else(|| format!("{name:?}: expected none, gzip, snappy, lz4 or zstd"))?;
+    if !codec.is_enabled() {
+        return Err(format!("{name}: not in this build (cargo feature \"{name}\")"));
+    }
+    Ok(codec)
+}
+
+/// Distinct values the producers cycle through.
+const PAYLOADS: usize = 1024;
+
+/// `PAYLOADS` values of `len` random uppercase letters each (the letters
+/// of Kafka's `ProducerPerformance` payload; Kafka sends one value for
+/// every record, which flatters compression), from a fixed seed, as
+/// slices of one buffer.
+fn payloads(len: usize) -> Vec<bytes::Bytes> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let all: Vec<u8> = (0..len * PAYLOADS)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b'A' + (x % 26) as u8
+        })
+        .collect();
+    let all = bytes::Bytes::from(all);
+    (0..PAYLOADS).map(|i| all.slice(i * len..(i + 1) * len)).collect()
 }
 
 pub fn run(command: PerfCommand) -> CliResult<ExitCode> {
@@ -158,20 +194,31 @@ fn produce(a: &ProduceArgs) -> CliResult {
                 DurabilityArg::Interval => Durability::Interval { flush_messages: 10_000, flush_ms: 1000 },
                 DurabilityArg::Always => Durability::Always,
             };
-            let log = LogConfig { durability, ..LogConfig::default() };
+            let compression_type = CompressionType::Codec(a.compression);
+            let log = LogConfig { durability, compression_type, ..LogConfig::default() };
             store.create_topic(&a.topic, TopicConfig { partitions: a.partitions, log })?
         }
         Err(e) => return Err(e.into()),
     };
+    let has = store.describe_topic(&a.topic)?.config.log.compression_type;
+    if a.compression != Codec::None && has != CompressionType::Codec(a.compression) {
+        return Err(format!(
+            "topic {} exists with compression.type={}: --compression {} needs a new --topic",
+            a.topic,
+            has.name(),
+            a.compression
+        )
+        .into());
+    }
     let partitions = topic.partition_count();
-    let value = bytes::Bytes::from(vec![b'x'; a.record_size]); // shared, not copied per record
+    let values = payloads(a.record_size); // shared, not copied per record
     let next = AtomicU64::new(0);
     let progress = Mutex::new((Instant::now(), 0u64, 0u64, 0u64)); // window start, records, sum, max
     let started = Instant::now();
     let per_thread: Vec<Result<Vec<u64>, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..a.producers)
             .map(|_| {
-                let (topic, value, next, progress) = (&topic, &value, &next, &progress);
+                let (topic, values, next, progress) = (&topic, &values, &next, &progress);
                 s.spawn(move || -> Result<Vec<u64>, String> {
                     let mut latencies = Vec::new();
                     let mut batch: Vec<Record> = Vec::with_capacity(a.batch);
@@ -183,10 +230,11 @@ fn produce(a: &ProduceArgs) -> CliResult {
                         let n = (a.records - first).min(a.batch as u64);
                         batch.clear();
                         batch.extend((first..first + n).map(|i| {
+                            let value = values[i as usize % PAYLOADS].clone();
                             if a.keys == 0 {
-                                Record::new(value.clone())
+                                Record::new(value)
                             } else {
-                                Record::with_key(format!("key-{}", i % a.keys), value.clone())
+                                Record::with_key(format!("key-{}", i % a.keys), value)
                             }
                         }));
                         let t = Instant::now();
@@ -227,6 +275,7 @@ fn produce(a: &ProduceArgs) -> CliResult {
     for r in per_thread {
         micros.extend(r?);
     }
+    let on_disk: u64 = store.describe_topic(&a.topic)?.partitions.iter().map(|p| p.size_bytes).sum();
     store.close()?;
     micros.sort_unstable();
     // Every call but the last appended `batch` records: weigh per call.
@@ -247,19 +296,21 @@ fn produce(a: &ProduceArgs) -> CliResult {
     let secs = elapsed.as_secs_f64().max(1e-9);
     if a.json {
         outln!(
-            "{{\"records\":{},\"records_per_sec\":{:.1},\"mb_per_sec\":{:.2},\"avg_latency_ms\":{:.3},\"max_latency_ms\":{:.3},\"p50_ms\":{p50:.3},\"p95_ms\":{p95:.3},\"p99_ms\":{p99:.3},\"p999_ms\":{p999:.3},\"elapsed_ms\":{:.1},\"partitions\":{partitions},\"producers\":{}}}",
+            "{{\"records\":{},\"records_per_sec\":{:.1},\"mb_per_sec\":{:.2},\"avg_latency_ms\":{:.3},\"max_latency_ms\":{:.3},\"p50_ms\":{p50:.3},\"p95_ms\":{p95:.3},\"p99_ms\":{p99:.3},\"p999_ms\":{p999:.3},\"elapsed_ms\":{:.1},\"partitions\":{partitions},\"producers\":{},\"compression\":\"{}\",\"bytes_on_disk\":{on_disk}}}",
             a.records,
             a.records as f64 / secs,
             window.bytes as f64 / secs / (1024.0 * 1024.0),
             sum as f64 / 1000.0 / a.records as f64,
             window.max_micros as f64 / 1000.0,
             secs * 1000.0,
-            a.producers
+            a.producers,
+            a.compression
         );
     } else {
         outln!(
-            "{}, {p50:.2} ms 50th, {p95:.2} ms 95th, {p99:.2} ms 99th, {p999:.2} ms 99.9th.",
-            window.line()
+            "{}, {p50:.2} ms 50th, {p95:.2} ms 95th, {p99:.2} ms 99th, {p999:.2} ms 99.9th; {on_disk} bytes on disk ({}).",
+            window.line(),
+            a.compression
         );
     }
     Ok(())

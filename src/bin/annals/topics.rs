@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use annals::{LogConfig, Store, StoreConfig, TopicConfig};
+use annals::{CompressionType, LogConfig, Store, StoreConfig, TopicConfig};
 use clap::{Args, Subcommand};
 
 use crate::{existing_dir, CliError, CliResult, StoreDir};
@@ -47,6 +47,15 @@ pub struct CreateArgs {
     /// Bytes kept per partition (-1: no limit).
     #[arg(long, allow_negative_numbers = true)]
     retention_bytes: Option<i64>,
+    /// Kafka's `compression.type`: producer (keep what was sent), none,
+    /// gzip, snappy, lz4 or zstd.
+    #[arg(long, value_parser = parse_compression_type)]
+    compression_type: Option<CompressionType>,
+}
+
+fn parse_compression_type(name: &str) -> Result<CompressionType, String> {
+    CompressionType::parse(name)
+        .ok_or_else(|| format!("{name:?}: expected producer, none, gzip, snappy, lz4 or zstd"))
 }
 
 #[derive(Args)]
@@ -86,6 +95,9 @@ pub fn run(command: TopicsCommand) -> CliResult<ExitCode> {
             if let Some(n) = a.retention_bytes {
                 log.retention_bytes = n;
             }
+            if let Some(c) = a.compression_type {
+                log.compression_type = c;
+            }
             store.create_topic(&a.topic, TopicConfig { partitions: a.partitions, log })?;
             store.close()?;
             outln!("Created topic {} with {} partition(s).", a.topic, a.partitions);
@@ -95,13 +107,14 @@ pub fn run(command: TopicsCommand) -> CliResult<ExitCode> {
             let d = store.describe_topic(&a.topic)?;
             let l = &d.config.log;
             outln!(
-                "Topic: {}\tPartitionCount: {}\tsegment.bytes={} retention.ms={} retention.bytes={} cleanup.policy={:?} durability={:?}",
+                "Topic: {}\tPartitionCount: {}\tsegment.bytes={} retention.ms={} retention.bytes={} cleanup.policy={:?} compression.type={} durability={:?}",
                 d.name,
                 d.partitions.len(),
                 l.segment_bytes,
                 l.retention_ms,
                 l.retention_bytes,
                 l.cleanup_policy,
+                l.compression_type.name(),
                 l.durability
             );
             for p in &d.partitions {
