@@ -34,8 +34,11 @@ fn open(dir: &std::path::Path, config: LogConfig) -> PartitionLog {
 fn batch(b: usize) -> Vec<Record> {
     (0..10)
         .map(|i| {
-            let value =
-                if b % 2 == 0 { "same value ".repeat(20) } else { format!("value {b}-{i} {}", i * b * 7919) };
+            let value = if b.is_multiple_of(2) {
+                "same value ".repeat(20)
+            } else {
+                format!("value {b}-{i} {}", i * b * 7919)
+            };
             let r = match i {
                 3 => Record::tombstone(format!("k{i}")),
                 _ => Record::with_key(format!("k{i}"), value),
