@@ -18,5 +18,5 @@ pub(super) fn compress(level: i32, src: &[u8], out: &mut Vec<u8>) -> Result<(), 
 }
 
 pub(super) fn decompress(src: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<(), CodecError> {
-    read_bounded(Codec::Gzip, MultiGzDecoder::new(src), out, cap)
+    read_bounded(Codec::Gzip, MultiGzDecoder::new(src), out, cap, src.len())
 }

@@ -247,27 +247,28 @@ pub fn compress(compression: Compression, src: &[u8], out: &mut Vec<u8>) -> Resu
     }
 }
 
-/// Reads `reader` to its end into `out`, refusing past `cap` bytes: the
-/// bound for the codecs that stream (gzip, lz4, zstd). `out` grows by at
-/// most one chunk past what was inflated.
-#[cfg(any(feature = "gzip", feature = "lz4", feature = "zstd"))]
+/// Reads `reader` (a stream of `compressed_len` bytes) to its end into
+/// `out`, refusing past `cap` bytes: the bound for the codecs that stream
+/// (gzip, zstd). `out` grows by at most one chunk past what was inflated.
+#[cfg(any(feature = "gzip", feature = "zstd"))]
 fn read_bounded(
     codec: Codec,
     mut reader: impl std::io::Read,
     out: &mut Vec<u8>,
     cap: usize,
+    compressed_len: usize,
 ) -> Result<(), CodecError> {
     const CHUNK: usize = 64 << 10;
+    // Reads start near what the stream likely inflates to (each read's
+    // room is zeroed first) and double up to 64 KiB.
+    let mut chunk = compressed_len.saturating_mul(4).clamp(4 << 10, CHUNK);
     loop {
         let at = out.len();
         // One byte past the cap tells a stream that ends exactly there
         // from one that goes on.
-        let want = CHUNK.min(cap + 1 - at);
-        if out.capacity() < at + want {
-            // Doubling, but never past the cap: a bomb stops at cap + 1.
-            let grown = out.capacity().saturating_mul(2).clamp(at + want, cap + 1);
-            out.reserve_exact(grown - at);
-        }
+        let want = chunk.min(cap + 1 - at);
+        chunk = (chunk * 2).min(CHUNK);
+        reserve_within(out, want, cap + 1);
         out.resize(at + want, 0);
         let n = match reader.read(&mut out[at..]) {
             Ok(n) => n,
@@ -287,6 +288,18 @@ fn read_bounded(
         if out.len() > cap {
             return Err(CodecError::TooLarge { codec, cap });
         }
+    }
+}
+
+/// Makes room in `out` for `additional` more bytes, doubling its capacity
+/// but never past `cap` (unless `additional` itself needs more): what a
+/// bomb can make an inflater allocate is the cap.
+#[cfg(any(feature = "gzip", feature = "snappy", feature = "lz4", feature = "zstd"))]
+fn reserve_within(out: &mut Vec<u8>, additional: usize, cap: usize) {
+    let need = out.len() + additional;
+    if out.capacity() < need {
+        let grown = out.capacity().saturating_mul(2).clamp(need, cap.max(need));
+        out.reserve_exact(grown - out.len());
     }
 }
 

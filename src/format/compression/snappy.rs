@@ -67,6 +67,7 @@ fn block(
     if len > cap - at {
         return Err(CodecError::TooLarge { codec: Codec::Snappy, cap });
     }
+    super::reserve_within(out, len, cap);
     out.resize(at + len, 0);
     match decoder.decompress(src, &mut out[at..]) {
         Ok(n) if n == len => Ok(()),

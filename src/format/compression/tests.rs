@@ -142,3 +142,20 @@ fn names_and_ids_are_kafkas() {
     assert_eq!(Codec::from_id(5), None);
     assert_eq!(Codec::parse("lz4"), Some(Codec::Lz4));
 }
+
+#[test]
+fn a_zstd_stream_needing_a_window_past_the_bound_is_unsupported() {
+    if !Codec::Zstd.is_enabled() {
+        return;
+    }
+    let mut encoder = ::zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    encoder.window_log(27).unwrap();
+    std::io::Write::write_all(&mut encoder, &sample(1 << 20)).unwrap();
+    let packed = encoder.finish().unwrap();
+    let got = decompress(Codec::Zstd, &packed, &mut Vec::new(), 8 << 20);
+    assert!(matches!(got, Err(CodecError::Unsupported { codec: Codec::Zstd, .. })), "{got:?}");
+    // The thread's context works on after the refusal.
+    let mut ok = Vec::new();
+    compress(Compression::new(Codec::Zstd), b"fine", &mut ok).unwrap();
+    decompress(Codec::Zstd, &ok, &mut Vec::new(), 100).unwrap();
+}

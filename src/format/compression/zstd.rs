@@ -1,8 +1,18 @@
 //! zstd (codec 4): zstd frames, as zstd-jni's `ZstdOutputStream` writes
 //! them for Kafka (`ZstdCompression`). Read as one stream across frames,
-//! with the decoder's window bounded by [`super::ZSTD_WINDOW_LOG_MAX`].
+//! with the decoder's window bounded by [`super::ZSTD_WINDOW_LOG_MAX`],
+//! through one decompression context per thread (its window is allocated
+//! once, not per batch).
+
+use std::cell::RefCell;
+
+use ::zstd::zstd_safe::{DCtx, DParameter, ResetDirective};
 
 use super::{corrupt, read_bounded, Codec, CodecError, ZSTD_WINDOW_LOG_MAX};
+
+thread_local! {
+    static CONTEXT: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
+}
 
 pub(super) fn compress(level: i32, src: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
     let fail = |e| corrupt(Codec::Zstd, e);
@@ -13,18 +23,30 @@ pub(super) fn compress(level: i32, src: &[u8], out: &mut Vec<u8>) -> Result<(), 
     if level >= 20 {
         encoder.window_log(ZSTD_WINDOW_LOG_MAX).map_err(fail)?;
     }
-    std::io::Write::write_all(&mut encoder, src).map_err(|e| corrupt(Codec::Zstd, e))?;
-    encoder.finish().map_err(|e| corrupt(Codec::Zstd, e))?;
+    std::io::Write::write_all(&mut encoder, src).map_err(fail)?;
+    encoder.finish().map_err(fail)?;
     Ok(())
 }
 
 pub(super) fn decompress(src: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<(), CodecError> {
-    let mut decoder = ::zstd::stream::read::Decoder::with_buffer(src).map_err(|e| corrupt(Codec::Zstd, e))?;
-    decoder.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(|e| corrupt(Codec::Zstd, e))?;
-    read_bounded(Codec::Zstd, decoder, out, cap).map_err(|e| match e {
-        CodecError::Corrupt { what, .. } if what.contains("Frame requires too much memory") => {
-            CodecError::Unsupported { codec: Codec::Zstd, what: "window larger than 16 MiB" }
-        }
-        other => other,
+    let code = |c: usize| corrupt(Codec::Zstd, ::zstd::zstd_safe::get_error_name(c));
+    CONTEXT.with_borrow_mut(|slot| {
+        let context = match slot {
+            Some(context) => context,
+            None => {
+                let mut context = DCtx::try_create().ok_or_else(|| corrupt(Codec::Zstd, "no memory for a context"))?;
+                context.set_parameter(DParameter::WindowLogMax(ZSTD_WINDOW_LOG_MAX)).map_err(code)?;
+                slot.insert(context)
+            }
+        };
+        // A stream that failed midway leaves the session behind: start anew.
+        context.reset(ResetDirective::SessionOnly).map_err(code)?;
+        let decoder = ::zstd::stream::read::Decoder::with_context(src, context);
+        read_bounded(Codec::Zstd, decoder, out, cap, src.len()).map_err(|e| match e {
+            CodecError::Corrupt { what, .. } if what.contains("Frame requires too much memory") => {
+                CodecError::Unsupported { codec: Codec::Zstd, what: "window larger than 16 MiB" }
+            }
+            other => other,
+        })
     })
 }
