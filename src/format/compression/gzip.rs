@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
 use super::{corrupt, read_bounded, Codec, CodecError};

@@ -71,7 +71,9 @@ pub(super) fn decompress(src: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<()
         }
         // Bounded: each step consumes a block's size field at least.
         loop {
-            let Some((size, after)) = rest.split_first_chunk::<4>() else { return bad("stream ends before the end mark") };
+            let Some((size, after)) = rest.split_first_chunk::<4>() else {
+                return bad("stream ends before the end mark");
+            };
             let size = u32::from_le_bytes(*size);
             if size == 0 {
                 if frame.content_checksum && after.len() < 4 {
@@ -135,7 +137,9 @@ fn descriptor(src: &[u8]) -> Result<Frame, CodecError> {
         _ => return unsupported("block size other than 64 KiB, 256 KiB, 1 MiB or 4 MiB"),
     };
     let descriptor_end = if flg & (1 << 3) != 0 { 14 } else { 6 };
-    let Some(&hc) = src.get(descriptor_end) else { return Err(corrupt(Codec::Lz4, "frame header cut short")) };
+    let Some(&hc) = src.get(descriptor_end) else {
+        return Err(corrupt(Codec::Lz4, "frame header cut short"));
+    };
     if hc != (xxh32(&src[4..descriptor_end]) >> 8) as u8 {
         return Err(corrupt(Codec::Lz4, "frame descriptor checksum mismatch"));
     }
@@ -155,7 +159,8 @@ fn xxh32(input: &[u8]) -> u32 {
     const P4: u32 = 668_265_263;
     const P5: u32 = 374_761_393;
     let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let round = |acc: u32, lane: u32| acc.wrapping_add(lane.wrapping_mul(P2)).rotate_left(13).wrapping_mul(P1);
+    let round =
+        |acc: u32, lane: u32| acc.wrapping_add(lane.wrapping_mul(P2)).rotate_left(13).wrapping_mul(P1);
     let mut stripes = input.chunks_exact(16);
     let mut h = if input.len() >= 16 {
         let mut v = [P1.wrapping_add(P2), P2, 0, 0u32.wrapping_sub(P1)];

@@ -34,13 +34,31 @@ pub(super) fn decompress(src: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<()
         let context = match slot {
             Some(context) => context,
             None => {
-                let mut context = DCtx::try_create().ok_or_else(|| corrupt(Codec::Zstd, "no memory for a context"))?;
+                let mut context =
+                    DCtx::try_create().ok_or_else(|| corrupt(Codec::Zstd, "no memory for a context"))?;
                 context.set_parameter(DParameter::WindowLogMax(ZSTD_WINDOW_LOG_MAX)).map_err(code)?;
                 slot.insert(context)
             }
         };
         // A stream that failed midway leaves the session behind: start anew.
         context.reset(ResetDirective::SessionOnly).map_err(code)?;
+        // A frame that states its size (annals' do) inflates in one call
+        // straight into `out`, when that size is within the cap; a claim
+        // past it is refused before anything is allocated.
+        if let Ok(Some(size)) = ::zstd::zstd_safe::get_frame_content_size(src) {
+            let size = usize::try_from(size).unwrap_or(usize::MAX);
+            if size > cap {
+                return Err(CodecError::TooLarge { codec: Codec::Zstd, cap });
+            }
+            out.clear();
+            out.reserve_exact(size);
+            // More frames after it, or a false size: the stream below decides.
+            if context.decompress(out, src).is_ok_and(|n| n == size && n == out.len()) {
+                return Ok(());
+            }
+            out.clear();
+            context.reset(ResetDirective::SessionOnly).map_err(code)?;
+        }
         let decoder = ::zstd::stream::read::Decoder::with_context(src, context);
         read_bounded(Codec::Zstd, decoder, out, cap, src.len()).map_err(|e| match e {
             CodecError::Corrupt { what, .. } if what.contains("Frame requires too much memory") => {
