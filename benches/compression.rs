@@ -5,6 +5,8 @@
 //!   records) through `append_batches` (inflated into a reused buffer,
 //!   validated in full, stored as sent) next to writing the same compressed
 //!   bytes with one `write()` per batch; prints the ratio.
+//!   `floor_inflate_only` inflates the same batch and checks nothing: the
+//!   least any validation of it costs.
 //! - `codec_append/{none,gzip,snappy,lz4,zstd}`: the record API's append of
 //!   100 records into a topic of that `compression.type` (records/s, MB/s of
 //!   keys and values).
@@ -98,6 +100,13 @@ fn limit_passthrough_compressed(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("raw_one_write_per_batch", codec), |bench| {
             bench.iter_custom(|iters| (0..iters).map(|_| raw.write_bytes(&b)).sum())
+        });
+        // The least a validator of this batch does: inflate its records
+        // (into a reused buffer), nothing checked.
+        let header = annals::format::BatchHeader::parse(&template).unwrap();
+        let mut inflater = annals::format::Inflater::default();
+        group.bench_function(BenchmarkId::new("floor_inflate_only", codec), |bench| {
+            bench.iter(|| inflater.records(std::hint::black_box(&template), header).is_ok())
         });
     }
     group.finish();
