@@ -308,10 +308,11 @@ fn produce(a: &ProduceArgs) -> CliResult {
         );
     } else {
         outln!(
-            "{}, {p50:.2} ms 50th, {p95:.2} ms 95th, {p99:.2} ms 99th, {p999:.2} ms 99.9th; {on_disk} bytes on disk ({}).",
-            window.line(),
-            a.compression
+            "{}, {p50:.2} ms 50th, {p95:.2} ms 95th, {p99:.2} ms 99th, {p999:.2} ms 99.9th.",
+            window.line()
         );
+        // Kafka's summary line above as it is; what is stored below it.
+        outln!("{on_disk} bytes on disk ({}).", a.compression);
     }
     Ok(())
 }
