@@ -71,6 +71,22 @@ fn rolls_truncations_and_reopen_survive_every_crash() {
     assert_clean(&run("roll+truncate", roll_and_truncate, Durability::Always));
 }
 
+/// The same workloads on compressed topics: recovery inflates each batch
+/// of the tail to check it, and truncation rewrites a cut batch compressed.
+#[test]
+fn compressed_appends_rolls_and_truncations_survive_every_crash() {
+    for (codec, workload, name) in [
+        (annals::format::Codec::Lz4, always_appends as Workload, "always lz4"),
+        (annals::format::Codec::Zstd, roll_and_truncate as Workload, "roll+truncate zstd"),
+    ] {
+        let compressed = annals::LogConfig {
+            compression_type: annals::CompressionType::Codec(codec),
+            ..config(Durability::Always)
+        };
+        assert_clean(&run_with(name, workload, &compressed));
+    }
+}
+
 #[test]
 fn close_and_reopen_survive_every_crash() {
     assert_clean(&run("close+reopen", close_and_reopen, Durability::None));
