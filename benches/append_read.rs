@@ -220,15 +220,7 @@ fn limit_append(c: &mut Criterion) {
 }
 
 fn read_annals(log: &PartitionLog) -> usize {
-    let (mut offset, mut seen, mut bytes) = (0u64, 0u64, 0usize);
-    while offset < log.log_end_offset() {
-        let fetched = log.read(offset, 1 << 20).unwrap();
-        for r in fetched.records() {
-            bytes += r.value.map_or(0, <[u8]>::len);
-            seen += 1;
-        }
-        offset = fetched.next_offset().unwrap();
-    }
+    let (seen, bytes) = support::read_all(log);
     assert_eq!(seen, READ_RECORDS);
     bytes
 }

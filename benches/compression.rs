@@ -143,16 +143,8 @@ fn codec_read(c: &mut Criterion) {
         group.throughput(Throughput::ElementsAndBytes { elements: READ_RECORDS as u64, bytes });
         group.bench_function(BenchmarkId::from_parameter(codec), |b| {
             b.iter(|| {
-                let (mut next, mut seen, mut sum) = (0, 0usize, 0usize);
-                while next < log.log_end_offset() {
-                    let fetched = log.read(next, 1 << 20).unwrap();
-                    for r in fetched.records() {
-                        sum += r.value.map_or(0, <[u8]>::len);
-                        seen += 1;
-                    }
-                    next = fetched.next_offset().unwrap();
-                }
-                assert_eq!(seen, READ_RECORDS);
+                let (seen, sum) = support::read_all(&log);
+                assert_eq!(seen, READ_RECORDS as u64);
                 sum
             })
         });

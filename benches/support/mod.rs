@@ -164,3 +164,18 @@ pub fn alternate<const N: usize>(calls: u64, sides: &mut [&mut dyn FnMut() -> Du
     }
     out
 }
+
+/// Every record of `log` read in order, each decoded: the records and the
+/// bytes of their values.
+pub fn read_all(log: &PartitionLog) -> (u64, usize) {
+    let (mut offset, mut seen, mut bytes) = (0u64, 0u64, 0usize);
+    while offset < log.log_end_offset() {
+        let fetched = log.read(offset, 1 << 20).unwrap();
+        for r in fetched.records() {
+            bytes += r.value.map_or(0, <[u8]>::len);
+            seen += 1;
+        }
+        offset = fetched.next_offset().unwrap();
+    }
+    (seen, bytes)
+}
