@@ -31,7 +31,7 @@ use annals::{LogConfig, PartitionLog, Record};
 
 mod support;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use support::{alternate, frame, FreshLog, RawWriter, RAW_IO_BYTES};
+use support::{alternate, frame, payload_bytes, FreshLog, RawWriter, RAW_IO_BYTES};
 
 const READ_RECORDS: u64 = 1_000_000;
 fn records(n: usize, value_bytes: usize, keyed: bool) -> Vec<Record> {
@@ -46,13 +46,6 @@ fn records(n: usize, value_bytes: usize, keyed: bool) -> Vec<Record> {
             r.timestamp_ms(1_700_000_000_000)
         })
         .collect()
-}
-
-fn payload_bytes(records: &[Record]) -> u64 {
-    records
-        .iter()
-        .map(|r| r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()))
-        .sum::<usize>() as u64
 }
 
 /// A producer's RecordBatch v2 of `records`, as it comes off the wire

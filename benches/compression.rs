@@ -23,7 +23,7 @@ use annals::{CompressionType, LogConfig, PartitionLog, Record};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 mod support;
-use support::{alternate, FreshLog, RawWriter};
+use support::{alternate, payload_bytes, FreshLog, RawWriter};
 
 const CODECS: [Codec; 5] = [Codec::None, Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd];
 const READ_RECORDS: usize = 100_000;
@@ -48,13 +48,6 @@ fn events(first: usize, n: usize) -> Vec<Record> {
                 .timestamp_ms(1_700_000_000_000 + i as i64 * 3)
         })
         .collect()
-}
-
-fn payload_bytes(records: &[Record]) -> u64 {
-    records
-        .iter()
-        .map(|r| r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()))
-        .sum::<usize>() as u64
 }
 
 fn config(codec: Codec) -> LogConfig {

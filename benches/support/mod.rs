@@ -179,3 +179,11 @@ pub fn read_all(log: &PartitionLog) -> (u64, usize) {
     }
     (seen, bytes)
 }
+
+/// Bytes of keys and values in `records`.
+pub fn payload_bytes(records: &[Record]) -> u64 {
+    records
+        .iter()
+        .map(|r| r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()))
+        .sum::<usize>() as u64
+}
