@@ -1,0 +1,61 @@
+//! One client connection: length-prefixed frames (Kafka's `int32 size`
+//! then the request), read and answered in order. A frame over
+//! `socket.request.max.bytes` or a negative size closes the connection
+//! before anything is allocated for it, as Kafka's `NetworkReceive` does;
+//! so does a request Kafka would not parse (unknown API key, unsupported
+//! version of an API other than ApiVersions, malformed bytes).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::api::{self, Outcome};
+use crate::Shared;
+
+pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let config = &shared.config;
+    loop {
+        let mut size = [0u8; 4];
+        match tokio::time::timeout(config.connections_max_idle, reader.read_exact(&mut size)).await {
+            Err(_) => {
+                tracing::info!(%peer, "closing an idle connection");
+                return;
+            }
+            Ok(Err(_)) => return, // closed by the client
+            Ok(Ok(_)) => {}
+        }
+        let size = i32::from_be_bytes(size);
+        let Some(size) = usize::try_from(size).ok().filter(|&s| s <= config.socket_request_max_bytes) else {
+            tracing::warn!(%peer, size, max = config.socket_request_max_bytes, "request frame size refused; closing");
+            return;
+        };
+        let mut frame = vec![0u8; size];
+        match tokio::time::timeout(config.request_read_timeout, reader.read_exact(&mut frame)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::warn!(%peer, "request frame not received in time; closing");
+                return;
+            }
+        }
+        match api::handle(&shared, bytes::Bytes::from(frame)).await {
+            Outcome::Respond(response) => {
+                let mut out = Vec::with_capacity(4 + response.len());
+                out.extend_from_slice(&(response.len() as i32).to_be_bytes());
+                out.extend_from_slice(&response);
+                if writer.write_all(&out).await.is_err() {
+                    return;
+                }
+            }
+            Outcome::NoResponse => {}
+            Outcome::Close(why) => {
+                tracing::warn!(%peer, "{why}; closing the connection");
+                return;
+            }
+        }
+    }
+}

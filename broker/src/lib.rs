@@ -1,0 +1,179 @@
+//! A Kafka-compatible broker on an annals store: one node, the leader of
+//! every partition, whose every byte on disk is annals'. Requests and
+//! responses are Kafka's wire protocol through the `kafka-protocol` crate
+//! (generated from Kafka's message specs); produced batches go to the
+//! engine's pass-through append as the client sent them, compressed or
+//! not, and fetches hand out the stored bytes unchanged.
+//!
+//! Layers: `connection` (frames, limits, timeouts) → `api` (header,
+//! versions, dispatch) → one module per API → the annals [`Store`].
+
+mod api;
+mod connection;
+mod errors;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod producer_ids;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use annals::{Store, StoreConfig};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use api::SUPPORTED;
+
+/// The broker's settings (Kafka's broker config names in the docs).
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// Data directory (`log.dirs`).
+    pub dir: PathBuf,
+    /// Address to listen on (`listeners`); port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Host and port clients are told to connect to
+    /// (`advertised.listeners`); `None`: the bound address.
+    pub advertised: Option<(String, u16)>,
+    /// Partitions of an auto-created topic (`num.partitions`).
+    pub default_partitions: u32,
+    /// Create topics on first use (`auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Largest request frame, refused before it is read
+    /// (`socket.request.max.bytes`, 100 MiB).
+    pub socket_request_max_bytes: usize,
+    /// Most open connections (`max.connections`); more wait to be accepted.
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed
+    /// (`connections.max.idle.ms`, 10 minutes).
+    pub connections_max_idle: Duration,
+    /// A request frame that takes longer than this to arrive is dropped
+    /// with its connection (a client that stalls mid-request).
+    pub request_read_timeout: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            dir: PathBuf::from("./annals-broker-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised: None,
+            default_partitions: 1,
+            auto_create_topics: true,
+            socket_request_max_bytes: 100 << 20,
+            max_connections: 1024,
+            connections_max_idle: Duration::from_secs(600),
+            request_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `host:port`, as `--advertised-listener` takes it.
+///
+/// # Errors
+/// A message when it is not `host:port` with a port number.
+pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("{s:?} is not host:port"))?;
+    let port = port.parse().map_err(|_| format!("{s:?}: bad port"))?;
+    if host.is_empty() {
+        return Err(format!("{s:?}: no host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    pub store: Store,
+    pub producer_ids: producer_ids::ProducerIds,
+    pub config: BrokerConfig,
+    /// This node as clients reach it.
+    pub host: String,
+    pub port: u16,
+}
+
+/// The node's id in metadata (one node).
+pub(crate) const NODE_ID: i32 = 0;
+
+/// A broker, bound and with its store open.
+pub struct Broker {
+    shared: Arc<Shared>,
+    listener: TcpListener,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Broker {
+    /// Opens the store in `config.dir/store` (annals') and the broker's
+    /// own state beside it (`producer-ids`), and binds `config.listen`.
+    ///
+    /// # Errors
+    /// The store's open error or the bind's.
+    pub async fn open(config: BrokerConfig) -> Result<Broker, BoxError> {
+        let dir = config.dir.clone();
+        let (store, producer_ids) = tokio::task::spawn_blocking(move || -> Result<_, BoxError> {
+            std::fs::create_dir_all(&dir)?;
+            let store = Store::open(dir.join("store"), StoreConfig::default())?;
+            Ok((store, producer_ids::ProducerIds::open(&dir)?))
+        })
+        .await??;
+        let listener = TcpListener::bind(config.listen).await?;
+        let bound = listener.local_addr()?;
+        let (host, port) = config.advertised.clone().unwrap_or((bound.ip().to_string(), bound.port()));
+        tracing::info!(dir = %config.dir.display(), listen = %bound, advertised = %format!("{host}:{port}"), "annals-broker started");
+        Ok(Broker { shared: Arc::new(Shared { store, producer_ids, config, host, port }), listener })
+    }
+
+    /// The address it listens on.
+    ///
+    /// # Errors
+    /// The socket's.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves connections until `shutdown` completes, then closes the
+    /// store cleanly (in-flight requests finish first).
+    ///
+    /// # Errors
+    /// The store's close error.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), BoxError> {
+        let slots = Arc::new(Semaphore::new(self.shared.config.max_connections));
+        let mut tasks = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                p = slots.clone().acquire_owned() => p?,
+            };
+            let accepted = tokio::select! {
+                _ = &mut shutdown => break,
+                a = self.listener.accept() => a,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let shared = self.shared.clone();
+                    tasks.spawn(async move {
+                        connection::run(stream, peer, shared).await;
+                        drop(permit);
+                    });
+                }
+                // Too many open files and the like: log, back off, go on.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            while tasks.try_join_next().is_some() {}
+        }
+        tracing::info!("shutting down: closing connections and the store");
+        tasks.shutdown().await;
+        let store = self.shared.store.clone();
+        tokio::task::spawn_blocking(move || store.close()).await??;
+        tracing::info!("store closed cleanly");
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! `annals-broker`: a one-node Kafka-compatible broker on an annals store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use annals_broker::{Broker, BrokerConfig};
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(version, about = "A Kafka-compatible broker whose storage is annals")]
+struct Args {
+    /// Data directory (Kafka's `log.dirs`; created if missing).
+    #[arg(long, default_value = "./annals-broker-data")]
+    dir: PathBuf,
+    /// Address to listen on (Kafka's `listeners`).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    listen: SocketAddr,
+    /// host:port clients are told to connect to (Kafka's
+    /// `advertised.listeners`); default: the listen address.
+    #[arg(long)]
+    advertised_listener: Option<String>,
+    /// Partitions of an auto-created topic (Kafka's `num.partitions`).
+    #[arg(long, default_value_t = 1)]
+    default_partitions: u32,
+    /// Create a topic on its first use (Kafka's `auto.create.topics.enable`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    auto_create_topics: bool,
+    /// Largest request frame (Kafka's `socket.request.max.bytes`).
+    #[arg(long, default_value_t = 100 << 20)]
+    socket_request_max_bytes: usize,
+    /// Most connections at once (Kafka's `max.connections`).
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let advertised = match args.advertised_listener.as_deref().map(annals_broker::parse_host_port) {
+        Some(Ok(hp)) => Some(hp),
+        Some(Err(e)) => {
+            eprintln!("error: --advertised-listener: {e}");
+            return ExitCode::from(2);
+        }
+        None => None,
+    };
+    let config = BrokerConfig {
+        dir: args.dir,
+        listen: args.listen,
+        advertised,
+        default_partitions: args.default_partitions,
+        auto_create_topics: args.auto_create_topics,
+        socket_request_max_bytes: args.socket_request_max_bytes,
+        max_connections: args.max_connections,
+        ..BrokerConfig::default()
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let broker = Broker::open(config).await?;
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r,
+                _ = term.recv() => Ok(()),
+            }
+        };
+        broker
+            .serve(async {
+                let _ = shutdown.await;
+            })
+            .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Produce: each partition's records (one or more RecordBatch v2, as the
+//! producer built them, compressed or not) go to the engine's
+//! pass-through append, which validates them in full, stamps offsets and
+//! the leader epoch and writes them as they are. One node holds the only
+//! replica: acks=1 and acks=-1 both answer once the leader has appended
+//! (and fsynced, per the topic's durability); acks=0 answers nothing.
+
+use std::sync::Arc;
+
+use annals::ProduceMeta;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use crate::Shared;
+
+/// The leader epoch stamped on every batch and advertised in metadata
+/// (one node, never a new leader).
+pub(crate) const LEADER_EPOCH: i32 = 0;
+
+pub(crate) async fn handle(
+    shared: &Arc<Shared>,
+    request: ProduceRequest,
+    version: i16,
+) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let shared = shared.clone();
+    let response =
+        tokio::task::spawn_blocking(move || answer(&shared, request, version)).await.unwrap_or_default();
+    (acks != 0).then_some(response)
+}
+
+fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResponse {
+    // Fields a version has: the log start offset from v5, messages from v8.
+    let start = |log: &annals::PartitionLog| if version >= 5 { log.log_start_offset() as i64 } else { -1 };
+    let bad_acks = !matches!(request.acks, -1..=1);
+    let topics = request
+        .topic_data
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let topic = shared.store.topic(&name);
+            let partitions = t
+                .partition_data
+                .into_iter()
+                .map(|p| {
+                    let response =
+                        PartitionProduceResponse::default().with_index(p.index).with_base_offset(-1);
+                    if bad_acks {
+                        return response.with_error_code(ResponseError::InvalidRequiredAcks.code());
+                    }
+                    let partition = match &topic {
+                        Ok(t) => u32::try_from(p.index)
+                            .map_err(|_| ())
+                            .and_then(|i| t.partition(i).map_err(|_| ())),
+                        Err(_) => Err(()),
+                    };
+                    let Ok(partition) = partition else {
+                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let Some(records) = p.records else {
+                        return response.with_error_code(ResponseError::CorruptMessage.code());
+                    };
+                    let log = partition.log_handle();
+                    let mut batches = records.to_vec();
+                    match log.append_batches(&mut batches, ProduceMeta::leader_epoch(LEADER_EPOCH)) {
+                        Ok(info) => response
+                            .with_base_offset(info.first_offset as i64)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(start(log)),
+                        Err(e) => {
+                            tracing::info!(topic = %name, partition = p.index, error = %e, "produce refused");
+                            let message = (version >= 8).then(|| crate::errors::message(&e));
+                            response
+                                .with_error_code(crate::errors::code(&e))
+                                .with_error_message(message)
+                                .with_log_start_offset(start(log))
+                        }
+                    }
+                })
+                .collect();
+            TopicProduceResponse::default().with_name(t.name).with_partition_responses(partitions)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(topics)
+}

@@ -1,0 +1,132 @@
+//! Real Kafka clients, written by other people, against the broker binary:
+//! kcat (librdkafka) and kafka-python. `.ci/run` installs both; a test
+//! whose client is missing fails in CI and skips loudly elsewhere.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The broker binary on a free port; killed on drop.
+struct Running {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path) -> Running {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_annals-broker"))
+        .args(["--dir", dir.to_str().unwrap(), "--listen", &addr, "--default-partitions", "1"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "the broker did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Running { child, addr }
+}
+
+/// The tool, or `None` outside CI (a loud skip); in CI a missing tool fails.
+fn tool(path: PathBuf, probe: &[&str], install: &str) -> Option<PathBuf> {
+    let works = Command::new(&path).args(probe).output().is_ok_and(|o| o.status.success());
+    if works {
+        return Some(path);
+    }
+    assert!(std::env::var_os("CI").is_none(), "{} is missing in CI ({install})", path.display());
+    eprintln!("\n*** SKIPPED: {} is missing. {install} ***\n", path.display());
+    None
+}
+
+fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[test]
+fn kcat_lists_produces_with_keys_and_consumes_exact_bytes() {
+    let Some(kcat) = tool(PathBuf::from("kcat"), &["-V"], "apt-get install -y kcat") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let lines: Vec<String> =
+        (0..200).map(|i| format!("key-{i}\tvalue {i}: {}", "x".repeat(i % 50))).collect();
+    let input = lines.join("\n") + "\n";
+    let file = dir.path().join("input.txt");
+    std::fs::write(&file, &input).unwrap();
+    let b = broker.addr.as_str();
+    run(
+        Command::new(&kcat).args(["-b", b, "-t", "kcat", "-K", "\t", "-P", "-l", file.to_str().unwrap()]),
+        None,
+    );
+    // Metadata lists the topic the produce created.
+    let listing = String::from_utf8(run(Command::new(&kcat).args(["-b", b, "-L"]), None).stdout).unwrap();
+    assert!(
+        listing.contains("topic \"kcat\" with 1 partitions") && listing.contains("leader 0"),
+        "{listing}"
+    );
+    // From the beginning: every key and value as sent, at offsets 0..200.
+    let consumed = run(
+        Command::new(&kcat).args(["-b", b, "-t", "kcat", "-C", "-e", "-o", "beginning", "-f", "%o %k\t%s\n"]),
+        None,
+    );
+    let got = String::from_utf8(consumed.stdout).unwrap();
+    let want: String = lines.iter().enumerate().map(|(o, l)| format!("{o} {l}\n")).collect();
+    assert_eq!(got, want);
+    // From an offset.
+    let consumed = run(
+        Command::new(&kcat).args(["-b", b, "-t", "kcat", "-C", "-e", "-o", "150", "-f", "%o %k\t%s\n"]),
+        None,
+    );
+    let got = String::from_utf8(consumed.stdout).unwrap();
+    assert_eq!(got.lines().count(), 50);
+    assert!(got.starts_with(&format!("150 {}\n", lines[150])), "{got}");
+    // Produced from stdin too, then read on from where the file ended.
+    run(Command::new(&kcat).args(["-b", b, "-t", "kcat", "-K", ":", "-P"]), Some(b"late:arrival\n"));
+    let consumed = run(
+        Command::new(&kcat).args(["-b", b, "-t", "kcat", "-C", "-e", "-o", "200", "-f", "%o %k=%s\n"]),
+        None,
+    );
+    assert_eq!(String::from_utf8(consumed.stdout).unwrap(), "200 late=arrival\n");
+}
+
+#[test]
+fn kafka_python_produces_every_codec_idempotently_and_consumes_it_back() {
+    let python = std::env::var_os("ANNALS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python"));
+    let install = "python3 -m venv target/pyenv && target/pyenv/bin/pip install kafka-python==3.0.12 python-snappy lz4 zstandard";
+    let probe = ["-c", "import kafka, snappy, lz4.frame, zstandard"];
+    let Some(python) = tool(python, &probe, install) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/kafka_python_client.py");
+    let out = run(Command::new(&python).arg(script).arg(&broker.addr), None);
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(report.lines().count(), 5, "{report}");
+    drop(broker);
+    // What kafka-python sent is on disk in annals' store, compressed as sent.
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let dir = dir.path().join("store").join(format!("py-{codec}-0"));
+        let log = annals::PartitionLog::open(&dir, annals::LogConfig::default()).unwrap();
+        let fetched = log.read(0, 1 << 20).unwrap();
+        let wanted = annals::format::Codec::parse(codec).unwrap();
+        assert!(fetched.batches().all(|(h, _)| h.compression() == wanted && h.producer_id >= 0), "{codec}");
+        assert_eq!(log.log_end_offset(), 500);
+    }
+}

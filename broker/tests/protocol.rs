@@ -1,0 +1,268 @@
+//! The broker's edge cases over the wire, through the `kafka-protocol`
+//! crate as the client: what ApiVersions advertises, Kafka's answer to a
+//! newer ApiVersions, closed connections for what Kafka would not parse
+//! (unknown API key, unsupported version, an oversize frame), and the
+//! exact error codes of a corrupt batch, an unknown topic and an
+//! out-of-range fetch; the broker serves on after each.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use annals_broker::{Broker, BrokerConfig};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{
+    encode_request_header_into_buffer, Decodable, Encodable, HeaderVersion, StrBytes,
+};
+
+/// A broker on a free port, in a runtime of its own thread.
+fn start(dir: &std::path::Path) -> SocketAddr {
+    let config = BrokerConfig {
+        dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        socket_request_max_bytes: 1 << 20,
+        ..BrokerConfig::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let broker = Broker::open(config).await.unwrap();
+            tx.send(broker.local_addr().unwrap()).unwrap();
+            broker.serve(std::future::pending()).await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn send_frame(s: &mut TcpStream, frame: &[u8]) {
+    s.write_all(&(frame.len() as i32).to_be_bytes()).unwrap();
+    s.write_all(frame).unwrap();
+}
+
+/// The response frame, or `None` when the broker closed the connection.
+fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).ok()?;
+    let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut frame).ok()?;
+    Some(Bytes::from(frame))
+}
+
+fn call<Q: Encodable + HeaderVersion, R: Decodable + HeaderVersion>(
+    s: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    request: &Q,
+) -> Option<R> {
+    let mut buf = BytesMut::new();
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("protocol-test")));
+    encode_request_header_into_buffer(&mut buf, &header).unwrap();
+    request.encode(&mut buf, version).unwrap();
+    send_frame(s, &buf);
+    let mut frame = read_frame(s)?;
+    let header = ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    Some(R::decode(&mut frame, version).unwrap())
+}
+
+fn closed(s: &mut TcpStream) -> bool {
+    read_frame(s).is_none()
+}
+
+fn batch(n: usize) -> Vec<u8> {
+    let records: Vec<annals::Record> = (0..n)
+        .map(|i| annals::Record::with_key(format!("k{i}"), format!("v{i}")).timestamp_ms(1_000 + i as i64))
+        .collect();
+    let mut out = Vec::new();
+    let limits = annals::format::EncodeLimits { max_record_bytes: 1 << 20, max_batch_bytes: 1 << 20 };
+    annals::format::encode_batch(&mut out, 0, annals::BatchMeta::default(), &records, 1_000, limits).unwrap();
+    out
+}
+
+fn produce(topic: &str, records: Vec<u8>) -> ProduceRequest {
+    let partition = PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(records)));
+    let topic = TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.into())))
+        .with_partition_data(vec![partition]);
+    ProduceRequest::default().with_acks(-1).with_timeout_ms(5_000).with_topic_data(vec![topic])
+}
+
+fn fetch(topic: &str, offset: i64) -> FetchRequest {
+    let partition = FetchPartition::default()
+        .with_partition(0)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(1 << 20);
+    let topic = FetchTopic::default()
+        .with_topic(TopicName(StrBytes::from_string(topic.into())))
+        .with_partitions(vec![partition]);
+    FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![topic])
+}
+
+fn create(s: &mut TcpStream, topic: &str) {
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(topic.into()))))]))
+        .with_allow_auto_topic_creation(true);
+    let response: MetadataResponse = call(s, ApiKey::Metadata, 12, &request).unwrap();
+    assert_eq!(response.topics[0].error_code, 0);
+    assert_eq!(response.topics[0].partitions.len(), 1);
+}
+
+#[test]
+fn api_versions_advertise_what_is_served_and_answer_newer_clients_as_kafka_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = start(dir.path());
+    let mut s = connect(addr);
+    let response: ApiVersionsResponse =
+        call(&mut s, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).unwrap();
+    assert_eq!(response.error_code, 0);
+    let advertised: Vec<(i16, i16, i16)> =
+        response.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
+    let served: Vec<(i16, i16, i16)> =
+        annals_broker::SUPPORTED.iter().map(|&(k, a, b)| (k as i16, a, b)).collect();
+    assert_eq!(advertised, served);
+    // A version past ours: UNSUPPORTED_VERSION in a v0 response, with the list.
+    let mut buf = BytesMut::new();
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::ApiVersions as i16)
+        .with_request_api_version(99)
+        .with_correlation_id(9);
+    header.encode(&mut buf, 1).unwrap();
+    send_frame(&mut s, &buf);
+    let mut frame = read_frame(&mut s).unwrap();
+    let header = ResponseHeader::decode(&mut frame, 0).unwrap();
+    assert_eq!(header.correlation_id, 9);
+    let response = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
+    assert_eq!(response.error_code, ResponseError::UnsupportedVersion.code());
+    assert_eq!(response.api_keys.len(), served.len());
+}
+
+#[test]
+fn requests_kafka_would_not_parse_close_the_connection_and_the_broker_serves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = start(dir.path());
+    // An unknown API key.
+    let mut s = connect(addr);
+    send_frame(&mut s, &[0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
+    assert!(closed(&mut s), "unknown API key");
+    // Produce v2 (before RecordBatch v2): not served.
+    let mut s = connect(addr);
+    send_frame(&mut s, &[0, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff, 0, 1, 0, 0, 0x13, 0x88]);
+    assert!(closed(&mut s), "Produce v2");
+    // A frame over socket.request.max.bytes (1 MiB here): refused from its
+    // size alone, before its bytes are read or allocated.
+    let mut s = connect(addr);
+    s.write_all(&(64i32 << 20).to_be_bytes()).unwrap();
+    assert!(closed(&mut s), "oversize frame");
+    let mut s = connect(addr);
+    s.write_all(&(-5i32).to_be_bytes()).unwrap();
+    assert!(closed(&mut s), "negative size");
+    // Malformed bytes after a valid header.
+    let mut s = connect(addr);
+    let mut buf = BytesMut::new();
+    let header =
+        RequestHeader::default().with_request_api_key(ApiKey::Metadata as i16).with_request_api_version(12);
+    encode_request_header_into_buffer(&mut buf, &header).unwrap();
+    buf.extend_from_slice(&[0xff; 3]);
+    send_frame(&mut s, &buf);
+    assert!(closed(&mut s), "malformed request");
+    // And a well-behaved client is served as ever.
+    let mut s = connect(addr);
+    let response: ApiVersionsResponse =
+        call(&mut s, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).unwrap();
+    assert_eq!(response.error_code, 0);
+}
+
+#[test]
+fn produce_and_fetch_errors_carry_kafkas_codes_and_store_nothing_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = start(dir.path());
+    let mut s = connect(addr);
+    // Unknown topic (produce does not create topics).
+    let response: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &produce("nope", batch(1))).unwrap();
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ResponseError::UnknownTopicOrPartition.code());
+    create(&mut s, "t");
+    // A corrupt batch: CORRUPT_MESSAGE, nothing stored.
+    let mut bad = batch(3);
+    let last = bad.len() - 1;
+    bad[last] ^= 0x01;
+    let response: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &produce("t", bad)).unwrap();
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ResponseError::CorruptMessage.code());
+    assert!(p.error_message.as_ref().is_some_and(|m| m.contains("CRC")), "{:?}", p.error_message);
+    // A good one: offsets from 0, the bytes served back as stored.
+    let good = batch(3);
+    let response: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &produce("t", good.clone())).unwrap();
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset, p.log_start_offset), (0, 0, 0));
+    let response: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &fetch("t", 0)).unwrap();
+    let p = &response.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.high_watermark, p.log_start_offset), (0, 3, 0));
+    let stored = p.records.clone().unwrap();
+    assert_eq!(stored.len(), good.len());
+    assert_eq!(stored[61..], good[61..], "records as sent");
+    assert_eq!(i32::from_be_bytes(stored[12..16].try_into().unwrap()), 0, "leader epoch stamped");
+    // Out of range: past the end, and in an older fetch version too.
+    for version in [4, 12] {
+        let response: FetchResponse = call(&mut s, ApiKey::Fetch, version, &fetch("t", 4)).unwrap();
+        assert_eq!(response.responses[0].partitions[0].error_code, ResponseError::OffsetOutOfRange.code());
+    }
+    // At the end: nothing, no error (after max_wait_ms).
+    let response: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &fetch("t", 3)).unwrap();
+    let p = &response.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+    // ListOffsets: earliest, latest, by timestamp.
+    for (timestamp, offset) in [(-2, 0), (-1, 3), (1_001, 1), (5_000, -1)] {
+        let partition = list_offsets_request::ListOffsetsPartition::default()
+            .with_partition_index(0)
+            .with_timestamp(timestamp);
+        let topic = list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_partitions(vec![partition]);
+        let request = ListOffsetsRequest::default().with_topics(vec![topic]);
+        let response: ListOffsetsResponse = call(&mut s, ApiKey::ListOffsets, 6, &request).unwrap();
+        let p = &response.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.offset), (0, offset), "timestamp {timestamp}");
+    }
+}
+
+#[test]
+fn a_fetch_at_the_end_waits_for_the_next_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = start(dir.path());
+    let mut s = connect(addr);
+    create(&mut s, "w");
+    let waiter = std::thread::spawn(move || {
+        let mut s = connect(addr);
+        let request = fetch("w", 0).with_max_wait_ms(5_000);
+        let started = std::time::Instant::now();
+        let response: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &request).unwrap();
+        (response.responses[0].partitions[0].records.clone().unwrap_or_default().len(), started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let _: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &produce("w", batch(2))).unwrap();
+    let (bytes, waited) = waiter.join().unwrap();
+    assert!(bytes > 61, "the append was returned");
+    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(4), "{waited:?}");
+}
