@@ -22,6 +22,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::CreateTopics, 2, 4),
+    (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::FindCoordinator, 0, 3),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
 ];
 
 /// What to do with a request.
@@ -93,6 +99,31 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Outcome {
         }
         ApiKey::InitProducerId => {
             let response = crate::producer_ids::handle(shared, body!(m::InitProducerIdRequest)).await;
+            respond(api, version, correlation_id, &response)
+        }
+        ApiKey::CreateTopics => {
+            let response = crate::admin::create_topics(shared, body!(m::CreateTopicsRequest)).await;
+            respond(api, version, correlation_id, &response)
+        }
+        ApiKey::DeleteTopics => {
+            let response = crate::admin::delete_topics(shared, body!(m::DeleteTopicsRequest), version).await;
+            respond(api, version, correlation_id, &response)
+        }
+        ApiKey::DeleteRecords => {
+            let response = crate::admin::delete_records(shared, body!(m::DeleteRecordsRequest)).await;
+            respond(api, version, correlation_id, &response)
+        }
+        ApiKey::FindCoordinator => {
+            let response =
+                crate::offsets::find_coordinator(shared, &body!(m::FindCoordinatorRequest), version);
+            respond(api, version, correlation_id, &response)
+        }
+        ApiKey::OffsetCommit => {
+            let response = crate::offsets::commit(shared, body!(m::OffsetCommitRequest)).await;
+            respond(api, version, correlation_id, &response)
+        }
+        ApiKey::OffsetFetch => {
+            let response = crate::offsets::fetch(shared, body!(m::OffsetFetchRequest)).await;
             respond(api, version, correlation_id, &response)
         }
         other => Outcome::Close(format!("{other:?} is not served")),

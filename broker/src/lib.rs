@@ -8,12 +8,14 @@
 //! Layers: `connection` (frames, limits, timeouts) → `api` (header,
 //! versions, dispatch) → one module per API → the annals [`Store`].
 
+mod admin;
 mod api;
 mod connection;
 mod errors;
 mod fetch;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 mod producer_ids;
 

@@ -266,3 +266,101 @@ fn a_fetch_at_the_end_waits_for_the_next_append() {
     assert!(bytes > 61, "the append was returned");
     assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(4), "{waited:?}");
 }
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.into()))
+}
+
+#[test]
+fn topics_are_created_with_kafkas_configs_records_deleted_offsets_committed_and_topics_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = start(dir.path());
+    let mut s = connect(addr);
+    let config = |k: &str, v: &str| {
+        create_topics_request::CreatableTopicConfig::default()
+            .with_name(StrBytes::from_string(k.into()))
+            .with_value(Some(StrBytes::from_string(v.into())))
+    };
+    let topic = |n: &str, partitions: i32, replication: i16, configs| {
+        create_topics_request::CreatableTopic::default()
+            .with_name(name(n))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication)
+            .with_configs(configs)
+    };
+    let request = CreateTopicsRequest::default().with_timeout_ms(5_000).with_topics(vec![
+        topic("made", 3, 1, vec![config("compression.type", "lz4"), config("retention.ms", "3600000")]),
+        topic("replicated", 1, 3, vec![]),
+        topic("bad-config", 1, 1, vec![config("no.such.config", "1")]),
+        topic("bad/name", 1, 1, vec![]),
+    ]);
+    let response: CreateTopicsResponse = call(&mut s, ApiKey::CreateTopics, 4, &request).unwrap();
+    let codes: Vec<i16> = response.topics.iter().map(|t| t.error_code).collect();
+    assert_eq!(
+        codes,
+        [
+            0,
+            ResponseError::InvalidReplicationFactor.code(),
+            ResponseError::InvalidConfig.code(),
+            ResponseError::InvalidTopicException.code()
+        ]
+    );
+    let again: CreateTopicsResponse = call(&mut s, ApiKey::CreateTopics, 4, &request).unwrap();
+    assert_eq!(again.topics[0].error_code, ResponseError::TopicAlreadyExists.code());
+    // The config was taken: a record-API style produce of a plain batch is
+    // stored lz4 (the topic recompresses).
+    let response: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &produce("made", batch(20))).unwrap();
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    let response: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &fetch("made", 0)).unwrap();
+    let records = response.responses[0].partitions[0].records.clone().unwrap();
+    assert_eq!(records[22] & 7, 3, "stored lz4");
+    // DeleteRecords raises the log start; a fetch below it is out of range.
+    let partition =
+        delete_records_request::DeleteRecordsPartition::default().with_partition_index(0).with_offset(5);
+    let request = DeleteRecordsRequest::default().with_topics(vec![
+        delete_records_request::DeleteRecordsTopic::default()
+            .with_name(name("made"))
+            .with_partitions(vec![partition]),
+    ]);
+    let response: DeleteRecordsResponse = call(&mut s, ApiKey::DeleteRecords, 2, &request).unwrap();
+    let p = &response.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.low_watermark), (0, 5));
+    let response: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &fetch("made", 2)).unwrap();
+    assert_eq!(response.responses[0].partitions[0].error_code, ResponseError::OffsetOutOfRange.code());
+    // The coordinator is this node; a standalone consumer's commit is kept.
+    let request = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"));
+    let response: FindCoordinatorResponse = call(&mut s, ApiKey::FindCoordinator, 3, &request).unwrap();
+    assert_eq!((response.error_code, response.node_id.0, response.port), (0, 0, addr.port() as i32));
+    let commit = |generation: i32| {
+        let partition = offset_commit_request::OffsetCommitRequestPartition::default()
+            .with_partition_index(1)
+            .with_committed_offset(42);
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_generation_id_or_member_epoch(generation)
+            .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(name("made"))
+                .with_partitions(vec![partition])])
+    };
+    let response: OffsetCommitResponse = call(&mut s, ApiKey::OffsetCommit, 8, &commit(-1)).unwrap();
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+    let response: OffsetCommitResponse = call(&mut s, ApiKey::OffsetCommit, 8, &commit(3)).unwrap();
+    assert_eq!(response.topics[0].partitions[0].error_code, ResponseError::UnknownMemberId.code());
+    for version in [1, 7] {
+        let topics = vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+            .with_name(name("made"))
+            .with_partition_indexes(vec![0, 1])];
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(Some(topics));
+        let response: OffsetFetchResponse = call(&mut s, ApiKey::OffsetFetch, version, &request).unwrap();
+        let got: Vec<i64> = response.topics[0].partitions.iter().map(|p| p.committed_offset).collect();
+        assert_eq!(got, [-1, 42], "v{version}");
+    }
+    // DeleteTopics: gone, and a second delete names it unknown.
+    let request = DeleteTopicsRequest::default().with_topic_names(vec![name("made")]).with_timeout_ms(5_000);
+    let response: DeleteTopicsResponse = call(&mut s, ApiKey::DeleteTopics, 5, &request).unwrap();
+    assert_eq!(response.responses[0].error_code, 0);
+    let response: DeleteTopicsResponse = call(&mut s, ApiKey::DeleteTopics, 5, &request).unwrap();
+    assert_eq!(response.responses[0].error_code, ResponseError::UnknownTopicOrPartition.code());
+}

@@ -1,0 +1,199 @@
+//! Topic administration: CreateTopics (with Kafka's topic configs where
+//! annals has them), DeleteTopics and DeleteRecords.
+
+use std::sync::Arc;
+
+use annals::{CleanupPolicy, CompressionType, LogConfig, TopicConfig};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::Shared;
+
+async fn blocking<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&Shared) -> T + Send + 'static,
+) -> Option<T> {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || f(&shared)).await.ok()
+}
+
+/// A topic's configs as Kafka names them, on top of annals' defaults.
+fn log_config(configs: &[create_topics_request::CreatableTopicConfig]) -> Result<LogConfig, String> {
+    let mut log = LogConfig::default();
+    for c in configs {
+        let Some(value) = c.value.as_deref() else { continue };
+        let number = || value.parse::<i64>().map_err(|_| format!("{}: not a number: {value}", &*c.name));
+        match &*c.name {
+            "retention.ms" => log.retention_ms = number()?,
+            "retention.bytes" => log.retention_bytes = number()?,
+            "segment.bytes" => {
+                log.segment_bytes = number()?.try_into().map_err(|_| "segment.bytes".to_string())?
+            }
+            "segment.ms" => log.segment_ms = number()?,
+            "max.message.bytes" => {
+                log.max_batch_bytes = number()?.try_into().map_err(|_| "max.message.bytes".to_string())?
+            }
+            "delete.retention.ms" => log.delete_retention_ms = number()?,
+            "message.timestamp.before.max.ms" => log.message_timestamp_before_max_ms = number()?,
+            "message.timestamp.after.max.ms" => log.message_timestamp_after_max_ms = number()?,
+            "message.timestamp.type" => {
+                log.message_timestamp_type =
+                    annals::TimestampType::parse(value).ok_or(format!("message.timestamp.type: {value}"))?
+            }
+            "compression.type" => {
+                log.compression_type =
+                    CompressionType::parse(value).ok_or(format!("compression.type: {value}"))?
+            }
+            "cleanup.policy" => {
+                log.cleanup_policy = match value {
+                    "delete" => CleanupPolicy::Delete,
+                    "compact" => CleanupPolicy::Compact,
+                    "compact,delete" | "delete,compact" => CleanupPolicy::CompactDelete,
+                    other => return Err(format!("cleanup.policy: {other}")),
+                }
+            }
+            other => return Err(format!("topic config {other} is not supported")),
+        }
+    }
+    log.validate().map_err(|e| e.to_string())?;
+    Ok(log)
+}
+
+pub(crate) async fn create_topics(
+    shared: &Arc<Shared>,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
+    let topics = blocking(shared, move |shared| {
+        request
+            .topics
+            .into_iter()
+            .map(|t| {
+                let result = CreatableTopicResult::default().with_name(t.name.clone());
+                let fail = |code: i16, message: String| {
+                    result
+                        .clone()
+                        .with_error_code(code)
+                        .with_error_message(Some(StrBytes::from_string(message)))
+                };
+                if t.replication_factor > 1 || !t.assignments.is_empty() {
+                    return fail(
+                        ResponseError::InvalidReplicationFactor.code(),
+                        "one node: replication factor 1".into(),
+                    );
+                }
+                let partitions = match t.num_partitions {
+                    -1 => shared.config.default_partitions,
+                    n => match u32::try_from(n) {
+                        Ok(n) if n > 0 => n,
+                        _ => return fail(ResponseError::InvalidPartitions.code(), format!("{n} partitions")),
+                    },
+                };
+                let log = match log_config(&t.configs) {
+                    Ok(log) => log,
+                    Err(e) => return fail(ResponseError::InvalidConfig.code(), e),
+                };
+                if request.validate_only {
+                    return match annals::validate_topic_name(&t.name.0) {
+                        Ok(()) if shared.store.topic(&t.name.0).is_ok() => {
+                            fail(ResponseError::TopicAlreadyExists.code(), "exists".into())
+                        }
+                        Ok(()) => result,
+                        Err(e) => fail(crate::errors::code(&e), e.to_string()),
+                    };
+                }
+                match shared.store.create_topic(&t.name.0, TopicConfig { partitions, log }) {
+                    Ok(_) => {
+                        tracing::info!(topic = %&*t.name.0, partitions, "topic created");
+                        result
+                    }
+                    Err(e) => fail(crate::errors::code(&e), e.to_string()),
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    CreateTopicsResponse::default().with_topics(topics)
+}
+
+pub(crate) async fn delete_topics(
+    shared: &Arc<Shared>,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    let responses = blocking(shared, move |shared| {
+        request
+            .topic_names
+            .into_iter()
+            .map(|name| {
+                let result = DeletableTopicResult::default().with_name(Some(name.clone()));
+                match shared.store.delete_topic(&name.0) {
+                    Ok(()) => {
+                        tracing::info!(topic = %&*name.0, "topic deleted");
+                        result
+                    }
+                    Err(e) => {
+                        let message = (version >= 5).then(|| crate::errors::message(&e));
+                        result.with_error_code(crate::errors::code(&e)).with_error_message(message)
+                    }
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub(crate) async fn delete_records(
+    shared: &Arc<Shared>,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
+    let topics = blocking(shared, move |shared| {
+        request
+            .topics
+            .into_iter()
+            .map(|t| {
+                let topic = shared.store.topic(&t.name.0);
+                let partitions = t
+                    .partitions
+                    .into_iter()
+                    .map(|p| {
+                        let result = DeleteRecordsPartitionResult::default()
+                            .with_partition_index(p.partition_index)
+                            .with_low_watermark(-1);
+                        let partition = topic
+                            .as_ref()
+                            .ok()
+                            .and_then(|t| t.partition(p.partition_index.try_into().ok()?).ok());
+                        let Some(partition) = partition else {
+                            return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                        };
+                        // -1: up to the high watermark, as Kafka's.
+                        let before = match p.offset {
+                            -1 => partition.high_watermark(),
+                            o => match u64::try_from(o) {
+                                Ok(o) if o <= partition.high_watermark() => o,
+                                _ => return result.with_error_code(ResponseError::OffsetOutOfRange.code()),
+                            },
+                        };
+                        match partition.delete_records_before(before) {
+                            Ok(low) => result.with_low_watermark(low as i64),
+                            Err(e) => result.with_error_code(crate::errors::code(&e)),
+                        }
+                    })
+                    .collect();
+                DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    DeleteRecordsResponse::default().with_topics(topics)
+}
