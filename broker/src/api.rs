@@ -28,6 +28,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::FindCoordinator, 0, 3),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::JoinGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 3),
+    (ApiKey::Heartbeat, 0, 3),
+    (ApiKey::LeaveGroup, 0, 3),
+    (ApiKey::ListGroups, 0, 2),
+    (ApiKey::DescribeGroups, 0, 4),
 ];
 
 /// What to do with a request.
@@ -124,6 +130,31 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Outcome {
         }
         ApiKey::OffsetFetch => {
             let response = crate::offsets::fetch(shared, body!(m::OffsetFetchRequest)).await;
+            respond(api, version, correlation_id, &response)
+        }
+        ApiKey::JoinGroup => {
+            let client = header.client_id.as_deref().unwrap_or("").to_string();
+            let response = crate::groups::join(shared, body!(m::JoinGroupRequest), version, client).await;
+            respond(api, version, correlation_id, &response)
+        }
+        ApiKey::SyncGroup => {
+            let response = crate::groups::sync(shared, body!(m::SyncGroupRequest)).await;
+            respond(api, version, correlation_id, &response)
+        }
+        ApiKey::Heartbeat => {
+            let response = crate::groups::heartbeat(shared, &body!(m::HeartbeatRequest));
+            respond(api, version, correlation_id, &response)
+        }
+        ApiKey::LeaveGroup => {
+            let response = crate::groups::leave(shared, &body!(m::LeaveGroupRequest), version);
+            respond(api, version, correlation_id, &response)
+        }
+        ApiKey::ListGroups => {
+            let _ = body!(m::ListGroupsRequest);
+            respond(api, version, correlation_id, &crate::groups::list(shared))
+        }
+        ApiKey::DescribeGroups => {
+            let response = crate::groups::describe(shared, &body!(m::DescribeGroupsRequest));
             respond(api, version, correlation_id, &response)
         }
         other => Outcome::Close(format!("{other:?} is not served")),

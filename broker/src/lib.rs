@@ -13,6 +13,7 @@ mod api;
 mod connection;
 mod errors;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod offsets;
@@ -56,6 +57,9 @@ pub struct BrokerConfig {
     /// A request frame that takes longer than this to arrive is dropped
     /// with its connection (a client that stalls mid-request).
     pub request_read_timeout: Duration,
+    /// How long an empty group's first rebalance waits for more members
+    /// (`group.initial.rebalance.delay.ms`, 3 s).
+    pub group_initial_rebalance_delay: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -70,6 +74,7 @@ impl Default for BrokerConfig {
             max_connections: 1024,
             connections_max_idle: Duration::from_secs(600),
             request_read_timeout: Duration::from_secs(30),
+            group_initial_rebalance_delay: groups::INITIAL_REBALANCE_DELAY,
         }
     }
 }
@@ -91,6 +96,7 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
 pub(crate) struct Shared {
     pub store: Store,
     pub producer_ids: producer_ids::ProducerIds,
+    pub groups: Arc<groups::Groups>,
     pub config: BrokerConfig,
     /// This node as clients reach it.
     pub host: String,
@@ -126,7 +132,8 @@ impl Broker {
         let bound = listener.local_addr()?;
         let (host, port) = config.advertised.clone().unwrap_or((bound.ip().to_string(), bound.port()));
         tracing::info!(dir = %config.dir.display(), listen = %bound, advertised = %format!("{host}:{port}"), "annals-broker started");
-        Ok(Broker { shared: Arc::new(Shared { store, producer_ids, config, host, port }), listener })
+        let groups = Arc::default();
+        Ok(Broker { shared: Arc::new(Shared { store, producer_ids, groups, config, host, port }), listener })
     }
 
     /// The address it listens on.
@@ -145,6 +152,15 @@ impl Broker {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), BoxError> {
         let slots = Arc::new(Semaphore::new(self.shared.config.max_connections));
         let mut tasks = tokio::task::JoinSet::new();
+        // Members whose heartbeats stopped leave their groups.
+        let shared = self.shared.clone();
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                groups::expire(&shared);
+            }
+        });
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -172,6 +188,7 @@ impl Broker {
             while tasks.try_join_next().is_some() {}
         }
         tracing::info!("shutting down: closing connections and the store");
+        sweeper.abort();
         tasks.shutdown().await;
         let store = self.shared.store.clone();
         tokio::task::spawn_blocking(move || store.close()).await??;

@@ -32,6 +32,10 @@ struct Args {
     /// Most connections at once (Kafka's `max.connections`).
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// How long an empty group's first rebalance waits for more members
+    /// (Kafka's `group.initial.rebalance.delay.ms`).
+    #[arg(long, default_value_t = 3000)]
+    group_initial_rebalance_delay_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -57,6 +61,9 @@ fn main() -> ExitCode {
         auto_create_topics: args.auto_create_topics,
         socket_request_max_bytes: args.socket_request_max_bytes,
         max_connections: args.max_connections,
+        group_initial_rebalance_delay: std::time::Duration::from_millis(
+            args.group_initial_rebalance_delay_ms,
+        ),
         ..BrokerConfig::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -1,8 +1,7 @@
 //! FindCoordinator (this node, for every group) and committed offsets in
-//! annals' consumer offsets: OffsetCommit and OffsetFetch. Group
-//! membership (JoinGroup and the rest of the classic protocol) is not
-//! served yet, so a commit is taken only as a standalone consumer's
-//! (generation -1, as Kafka takes it for a group with no members).
+//! annals' consumer offsets: OffsetCommit (from a member at the group's
+//! generation, or a standalone consumer's at -1 while the group has no
+//! members, as Kafka takes them) and OffsetFetch.
 
 use std::sync::Arc;
 
@@ -44,7 +43,12 @@ pub(crate) async fn commit(shared: &Arc<Shared>, request: OffsetCommitRequest) -
     let shared = shared.clone();
     let topics = tokio::task::spawn_blocking(move || {
         let group = request.group_id.0.to_string();
-        let standalone = request.generation_id_or_member_epoch < 0;
+        let allowed = crate::groups::may_commit(
+            &shared,
+            &group,
+            &request.member_id,
+            request.generation_id_or_member_epoch,
+        );
         let offsets = shared.store.offsets();
         request
             .topics
@@ -57,8 +61,8 @@ pub(crate) async fn commit(shared: &Arc<Shared>, request: OffsetCommitRequest) -
                     .map(|p| {
                         let response =
                             OffsetCommitResponsePartition::default().with_partition_index(p.partition_index);
-                        let code = if !standalone {
-                            ResponseError::UnknownMemberId.code()
+                        let code = if allowed != 0 {
+                            allowed
                         } else if topic
                             .as_ref()
                             .ok()

@@ -22,10 +22,19 @@ impl Drop for Running {
 }
 
 fn start(dir: &Path) -> Running {
+    start_with(dir, &[])
+}
+
+fn start_with(dir: &Path, flags: &[&str]) -> Running {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}");
+    start_at(dir, &format!("127.0.0.1:{port}"), flags)
+}
+
+fn start_at(dir: &Path, addr: &str, flags: &[&str]) -> Running {
+    let addr = addr.to_string();
     let child = Command::new(env!("CARGO_BIN_EXE_annals-broker"))
-        .args(["--dir", dir.to_str().unwrap(), "--listen", &addr, "--default-partitions", "1"])
+        .args(["--dir", dir.to_str().unwrap(), "--listen", &addr])
+        .args(flags)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -35,6 +44,15 @@ fn start(dir: &Path) -> Running {
         std::thread::sleep(Duration::from_millis(50));
     }
     Running { child, addr }
+}
+
+impl Running {
+    /// SIGTERM, as an operator stops it: the store closes cleanly.
+    fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "exit after SIGTERM: {status}");
+    }
 }
 
 /// The tool, or `None` outside CI (a loud skip); in CI a missing tool fails.
@@ -105,18 +123,72 @@ fn kcat_lists_produces_with_keys_and_consumes_exact_bytes() {
     assert_eq!(String::from_utf8(consumed.stdout).unwrap(), "200 late=arrival\n");
 }
 
-#[test]
-fn kafka_python_produces_every_codec_idempotently_and_consumes_it_back() {
+fn kafka_python() -> Option<PathBuf> {
     let python = std::env::var_os("ANNALS_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python"));
     let install = "python3 -m venv target/pyenv && target/pyenv/bin/pip install kafka-python==3.0.12 python-snappy lz4 zstandard";
     let probe = ["-c", "import kafka, snappy, lz4.frame, zstandard"];
-    let Some(python) = tool(python, &probe, install) else { return };
+    tool(python, &probe, install)
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(name)
+}
+
+/// (partition, offset, value) of each record the group script printed
+/// under `key`.
+fn consumed(json: &str, key: &str) -> Vec<(i64, i64, String)> {
+    let v: serde_json::Value = serde_json::from_str(json.lines().last().unwrap()).unwrap();
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_i64().unwrap(), r[1].as_i64().unwrap(), r[2].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn a_kafka_python_consumer_group_shares_partitions_survives_a_leave_and_a_restart() {
+    let Some(python) = kafka_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--default-partitions", "6", "--group-initial-rebalance-delay-ms", "300"];
+    let broker = start_with(dir.path(), &flags);
+    let group = script("kafka_python_group.py");
+    run(Command::new(&python).arg(&group).args([broker.addr.as_str(), "produce", "3000"]), None);
+    let out = run(Command::new(&python).arg(&group).args([broker.addr.as_str(), "consume", "3000"]), None);
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert!(json.contains("\"b_left\": true"), "{json}");
+    let (a, b) = (consumed(&json, "a"), consumed(&json, "b"));
+    assert!(!a.is_empty() && !b.is_empty(), "both members consumed: {} and {}", a.len(), b.len());
+    // Exactly once, and in order within each partition for each member.
+    let mut values: Vec<i64> = a.iter().chain(&b).map(|r| r.2.parse().unwrap()).collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..3000).collect::<Vec<_>>());
+    for member in [&a, &b] {
+        for p in 0..6 {
+            let offsets: Vec<i64> = member.iter().filter(|r| r.0 == p).map(|r| r.1).collect();
+            assert!(offsets.windows(2).all(|w| w[0] < w[1]), "partition {p} out of order");
+        }
+    }
+    // A restart: committed offsets hold; a new member gets only what is new.
+    let addr = broker.addr.clone();
+    broker.stop();
+    let broker = start_at(dir.path(), &addr, &flags);
+    let out = run(Command::new(&python).arg(&group).args([broker.addr.as_str(), "resume", "60"]), None);
+    let json = String::from_utf8(out.stdout).unwrap();
+    let c = consumed(&json, "c");
+    let mut values: Vec<i64> = c.iter().map(|r| r.2.parse().unwrap()).collect();
+    values.sort_unstable();
+    assert_eq!(values, (1_000_000..1_000_060).collect::<Vec<_>>());
+}
+
+#[test]
+fn kafka_python_produces_every_codec_idempotently_and_consumes_it_back() {
+    let Some(python) = kafka_python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let broker = start(dir.path());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/kafka_python_client.py");
-    let out = run(Command::new(&python).arg(script).arg(&broker.addr), None);
+    let out = run(Command::new(&python).arg(script("kafka_python_client.py")).arg(&broker.addr), None);
     let report = String::from_utf8(out.stdout).unwrap();
     assert_eq!(report.lines().count(), 5, "{report}");
     drop(broker);
