@@ -34,6 +34,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 3),
     (ApiKey::ListGroups, 0, 2),
     (ApiKey::DescribeGroups, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 3),
 ];
 
 /// What to do with a request.
@@ -155,6 +156,10 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Outcome {
         }
         ApiKey::DescribeGroups => {
             let response = crate::groups::describe(shared, &body!(m::DescribeGroupsRequest));
+            respond(api, version, correlation_id, &response)
+        }
+        ApiKey::DescribeConfigs => {
+            let response = crate::configs::describe(shared, body!(m::DescribeConfigsRequest), version).await;
             respond(api, version, correlation_id, &response)
         }
         other => Outcome::Close(format!("{other:?} is not served")),

@@ -10,6 +10,7 @@
 
 mod admin;
 mod api;
+mod configs;
 mod connection;
 mod errors;
 mod fetch;

@@ -364,3 +364,43 @@ fn topics_are_created_with_kafkas_configs_records_deleted_offsets_committed_and_
     let response: DeleteTopicsResponse = call(&mut s, ApiKey::DeleteTopics, 5, &request).unwrap();
     assert_eq!(response.responses[0].error_code, ResponseError::UnknownTopicOrPartition.code());
 }
+
+#[test]
+fn topic_configs_are_described_under_kafkas_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = start(dir.path());
+    let mut s = connect(addr);
+    let config = create_topics_request::CreatableTopicConfig::default()
+        .with_name(StrBytes::from_static_str("retention.ms"))
+        .with_value(Some(StrBytes::from_static_str("60000")));
+    let topic = create_topics_request::CreatableTopic::default()
+        .with_name(name("described"))
+        .with_num_partitions(2)
+        .with_replication_factor(1)
+        .with_configs(vec![config]);
+    let _: CreateTopicsResponse =
+        call(&mut s, ApiKey::CreateTopics, 4, &CreateTopicsRequest::default().with_topics(vec![topic]))
+            .unwrap();
+    let resource = |n: &str, keys: Option<Vec<StrBytes>>| {
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(n.into()))
+            .with_configuration_keys(keys)
+    };
+    let request = DescribeConfigsRequest::default().with_resources(vec![
+        resource("described", None),
+        resource("described", Some(vec![StrBytes::from_static_str("compression.type")])),
+        resource("missing", None),
+    ]);
+    let response: DescribeConfigsResponse = call(&mut s, ApiKey::DescribeConfigs, 3, &request).unwrap();
+    let all = &response.results[0];
+    assert_eq!(all.error_code, 0);
+    let retention = all.configs.iter().find(|c| &*c.name == "retention.ms").unwrap();
+    assert_eq!((retention.value.as_deref(), retention.config_source), (Some("60000"), 1));
+    let segment = all.configs.iter().find(|c| &*c.name == "segment.bytes").unwrap();
+    assert_eq!(segment.config_source, 5, "a default");
+    let one = &response.results[1];
+    assert_eq!(one.configs.len(), 1);
+    assert_eq!(one.configs[0].value.as_deref(), Some("producer"));
+    assert_eq!(response.results[2].error_code, ResponseError::UnknownTopicOrPartition.code());
+}
