@@ -20,6 +20,8 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer_ids;
+#[cfg(feature = "discard-sink")]
+mod sink;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -98,6 +100,8 @@ pub(crate) struct Shared {
     pub store: Store,
     pub producer_ids: producer_ids::ProducerIds,
     pub groups: Arc<groups::Groups>,
+    #[cfg(feature = "discard-sink")]
+    pub sink: sink::Sink,
     pub config: BrokerConfig,
     /// This node as clients reach it.
     pub host: String,
@@ -134,7 +138,19 @@ impl Broker {
         let (host, port) = config.advertised.clone().unwrap_or((bound.ip().to_string(), bound.port()));
         tracing::info!(dir = %config.dir.display(), listen = %bound, advertised = %format!("{host}:{port}"), "annals-broker started");
         let groups = Arc::default();
-        Ok(Broker { shared: Arc::new(Shared { store, producer_ids, groups, config, host, port }), listener })
+        #[cfg(feature = "discard-sink")]
+        tracing::warn!("built with discard-sink: produced records are DISCARDED (benchmark only)");
+        let shared = Shared {
+            store,
+            producer_ids,
+            groups,
+            config,
+            host,
+            port,
+            #[cfg(feature = "discard-sink")]
+            sink: sink::Sink::default(),
+        };
+        Ok(Broker { shared: Arc::new(shared), listener })
     }
 
     /// The address it listens on.
