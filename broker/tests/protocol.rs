@@ -21,12 +21,12 @@ use kafka_protocol::protocol::{
 
 /// A broker on a free port, in a runtime of its own thread.
 fn start(dir: &std::path::Path) -> SocketAddr {
-    let config = BrokerConfig {
-        dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        socket_request_max_bytes: 1 << 20,
-        ..BrokerConfig::default()
-    };
+    start_with(BrokerConfig { dir: dir.to_path_buf(), ..BrokerConfig::default() })
+}
+
+fn start_with(config: BrokerConfig) -> SocketAddr {
+    let config =
+        BrokerConfig { listen: "127.0.0.1:0".parse().unwrap(), socket_request_max_bytes: 1 << 20, ..config };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -403,4 +403,46 @@ fn topic_configs_are_described_under_kafkas_names() {
     assert_eq!(one.configs.len(), 1);
     assert_eq!(one.configs[0].value.as_deref(), Some("producer"));
     assert_eq!(response.results[2].error_code, ResponseError::UnknownTopicOrPartition.code());
+}
+
+#[test]
+fn idle_and_stalled_clients_time_out_and_connections_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = start_with(BrokerConfig {
+        dir: dir.path().to_path_buf(),
+        connections_max_idle: Duration::from_millis(300),
+        request_read_timeout: Duration::from_millis(300),
+        max_connections: 2,
+        ..BrokerConfig::default()
+    });
+    // Idle: closed after connections.max.idle.
+    let mut idle = connect(addr);
+    let started = std::time::Instant::now();
+    assert!(closed(&mut idle));
+    assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+    // Stalled mid-request: the size came, the bytes never do.
+    let mut stalled = connect(addr);
+    stalled.write_all(&100i32.to_be_bytes()).unwrap();
+    stalled.write_all(&[0, 18]).unwrap();
+    assert!(closed(&mut stalled));
+    // Two connections at most: a third waits until one closes.
+    let mut a = connect(addr);
+    let mut b = connect(addr);
+    let _: ApiVersionsResponse =
+        call(&mut a, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).unwrap();
+    let _: ApiVersionsResponse =
+        call(&mut b, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).unwrap();
+    let mut c = connect(addr);
+    c.set_read_timeout(Some(Duration::from_millis(150))).unwrap();
+    let mut buf = BytesMut::new();
+    let header =
+        RequestHeader::default().with_request_api_key(ApiKey::ApiVersions as i16).with_request_api_version(3);
+    encode_request_header_into_buffer(&mut buf, &header).unwrap();
+    ApiVersionsRequest::default().encode(&mut buf, 3).unwrap();
+    send_frame(&mut c, &buf);
+    let mut size = [0u8; 4];
+    assert!(c.read_exact(&mut size).is_err(), "served past max_connections");
+    drop(a);
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(read_frame(&mut c).is_some(), "served once a slot freed");
 }
