@@ -14,11 +14,11 @@ use crate::Shared;
 
 /// The APIs served and their version ranges. Produce from v3 (the first
 /// with RecordBatch v2); Fetch to v12 (v13 names topics by id);
-/// ListOffsets to v6 (v7 adds the max-timestamp query).
+/// ListOffsets to v7 (v8 adds tiered storage's queries).
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 9),
     (ApiKey::Fetch, 4, 12),
-    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::ListOffsets, 1, 7),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::InitProducerId, 0, 4),

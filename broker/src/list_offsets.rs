@@ -1,5 +1,6 @@
-//! ListOffsets: earliest (-2), latest (-1) or the first offset whose
-//! record has at least a timestamp, with that record's timestamp.
+//! ListOffsets: earliest (-2), latest (-1), the record with the largest
+//! timestamp (-3, v7+, KIP-734) or the first offset whose record has at
+//! least a timestamp, with that record's timestamp.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use crate::Shared;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
 
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
@@ -50,6 +52,11 @@ fn answer(shared: &Shared, request: ListOffsetsRequest, version: i16) -> ListOff
                     match p.timestamp {
                         LATEST => response.with_offset(partition.high_watermark() as i64),
                         EARLIEST => response.with_offset(partition.log_start_offset() as i64),
+                        MAX_TIMESTAMP if version >= 7 => match partition.log_handle().max_timestamp() {
+                            Ok(Some((ts, offset))) => response.with_offset(offset as i64).with_timestamp(ts),
+                            Ok(None) => response,
+                            Err(e) => response.with_error_code(crate::errors::code(&e)),
+                        },
                         ts if ts >= 0 => match at_timestamp(&partition, ts) {
                             Ok(Some((offset, timestamp))) => {
                                 response.with_offset(offset).with_timestamp(timestamp)

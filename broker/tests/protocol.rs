@@ -233,7 +233,7 @@ fn produce_and_fetch_errors_carry_kafkas_codes_and_store_nothing_bad() {
     assert_eq!(p.error_code, 0);
     assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
     // ListOffsets: earliest, latest, by timestamp.
-    for (timestamp, offset) in [(-2, 0), (-1, 3), (1_001, 1), (5_000, -1)] {
+    for (timestamp, offset) in [(-2, 0), (-1, 3), (1_001, 1), (5_000, -1), (-3, 2)] {
         let partition = list_offsets_request::ListOffsetsPartition::default()
             .with_partition_index(0)
             .with_timestamp(timestamp);
@@ -241,9 +241,12 @@ fn produce_and_fetch_errors_carry_kafkas_codes_and_store_nothing_bad() {
             .with_name(TopicName(StrBytes::from_static_str("t")))
             .with_partitions(vec![partition]);
         let request = ListOffsetsRequest::default().with_topics(vec![topic]);
-        let response: ListOffsetsResponse = call(&mut s, ApiKey::ListOffsets, 6, &request).unwrap();
+        let response: ListOffsetsResponse = call(&mut s, ApiKey::ListOffsets, 7, &request).unwrap();
         let p = &response.topics[0].partitions[0];
         assert_eq!((p.error_code, p.offset), (0, offset), "timestamp {timestamp}");
+        if timestamp == -3 {
+            assert_eq!(p.timestamp, 1_002, "the largest timestamp");
+        }
     }
 }
 

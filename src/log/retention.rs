@@ -39,6 +39,22 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// The largest record timestamp from the log start on and the first
+    /// offset whose record has it (Kafka's ListOffsets `MAX_TIMESTAMP`,
+    /// KIP-734); `None` for a log with no record.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] for a damaged batch on the way.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, u64)>> {
+        let start = self.log_start_offset();
+        let max =
+            self.snapshot().values().filter(|s| s.next_offset() > start).map(|s| s.max_timestamp_ms()).max();
+        match max {
+            Some(ts) if ts >= 0 => Ok(self.offset_for_timestamp(ts)?.map(|offset| (ts, offset))),
+            _ => Ok(None),
+        }
+    }
+
     /// Raises the log start offset to `offset` (Kafka's DeleteRecords):
     /// records below it can no longer be read, and segments wholly below it
     /// are deleted. A lower offset than the current log start changes
