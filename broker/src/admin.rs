@@ -168,10 +168,7 @@ pub(crate) async fn delete_records(
                         let result = DeleteRecordsPartitionResult::default()
                             .with_partition_index(p.partition_index)
                             .with_low_watermark(-1);
-                        let partition = topic
-                            .as_ref()
-                            .ok()
-                            .and_then(|t| t.partition(p.partition_index.try_into().ok()?).ok());
+                        let partition = crate::partition(&topic, p.partition_index);
                         let Some(partition) = partition else {
                             return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                         };

@@ -73,8 +73,7 @@ fn answer(
                 .map(|p| {
                     let response =
                         PartitionData::default().with_partition_index(p.partition).with_high_watermark(-1);
-                    let partition =
-                        topic.as_ref().ok().and_then(|t| t.partition(p.partition.try_into().ok()?).ok());
+                    let partition = crate::partition(&topic, p.partition);
                     let Some(partition) = partition else {
                         return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };

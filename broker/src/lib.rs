@@ -108,6 +108,12 @@ pub(crate) struct Shared {
     pub port: u16,
 }
 
+/// Partition `index` of `topic` (a lookup's result), if both exist: the
+/// one lookup behind every per-partition answer.
+pub(crate) fn partition(topic: &annals::Result<annals::Topic>, index: i32) -> Option<annals::Partition> {
+    topic.as_ref().ok()?.partition(u32::try_from(index).ok()?).ok()
+}
+
 /// The node's id in metadata (one node).
 pub(crate) const NODE_ID: i32 = 0;
 

@@ -42,10 +42,7 @@ fn answer(shared: &Shared, request: ListOffsetsRequest, version: i16) -> ListOff
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(epoch);
-                    let partition = topic
-                        .as_ref()
-                        .ok()
-                        .and_then(|t| t.partition(p.partition_index.try_into().ok()?).ok());
+                    let partition = crate::partition(&topic, p.partition_index);
                     let Some(partition) = partition else {
                         return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };

@@ -63,12 +63,7 @@ pub(crate) async fn commit(shared: &Arc<Shared>, request: OffsetCommitRequest) -
                             OffsetCommitResponsePartition::default().with_partition_index(p.partition_index);
                         let code = if allowed != 0 {
                             allowed
-                        } else if topic
-                            .as_ref()
-                            .ok()
-                            .and_then(|t| t.partition(p.partition_index.try_into().ok()?).ok())
-                            .is_none()
-                        {
+                        } else if crate::partition(&topic, p.partition_index).is_none() {
                             ResponseError::UnknownTopicOrPartition.code()
                         } else {
                             match u64::try_from(p.committed_offset) {

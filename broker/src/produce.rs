@@ -51,12 +51,7 @@ fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResp
                     if bad_acks {
                         return response.with_error_code(ResponseError::InvalidRequiredAcks.code());
                     }
-                    let partition = match &topic {
-                        Ok(t) => u32::try_from(p.index)
-                            .map_err(|_| ())
-                            .and_then(|i| t.partition(i).map_err(|_| ())),
-                        Err(_) => Err(()),
-                    };
+                    let partition = crate::partition(&topic, p.index).ok_or(());
                     let Ok(partition) = partition else {
                         return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
