@@ -269,7 +269,16 @@ fn a_broker_killed_mid_stream_loses_no_acknowledged_record_and_duplicates_none()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(1000));
+    // A group member reads and commits the first 300 while the stream goes on.
+    let consume = |n: &str, group: &str| {
+        rows(run(
+            Command::new(&python).arg(&client).args([addr.as_str(), "consume", "killed", n, group]),
+            None,
+        ))
+    };
+    let early = consume("300", "resumer");
+    assert_eq!(early.len(), 300);
     // kill -9: no clean close; then a restart on the same address.
     broker.child.kill().unwrap();
     broker.child.wait().unwrap();
@@ -277,6 +286,11 @@ fn a_broker_killed_mid_stream_loses_no_acknowledged_record_and_duplicates_none()
     let broker = start_at(dir.path(), &addr, &flags);
     let acked = rows(stream.wait_with_output().unwrap());
     assert!(acked.len() > 500, "{} acknowledged", acked.len());
+    // The group resumes from its committed offsets: the rest, none of the 300.
+    let late = consume(&(acked.len() - early.len()).to_string(), "resumer");
+    let seen: std::collections::HashSet<&(String, i64, i64)> = early.iter().collect();
+    assert!(late.iter().all(|r| !seen.contains(r)), "a committed record read again");
+    assert_eq!(early.len() + late.len(), acked.len());
     // Every acknowledged record is there, once, at its offset.
     let read = rows(run(
         Command::new(&python).arg(&client).args([
@@ -306,5 +320,9 @@ fn a_broker_killed_mid_stream_loses_no_acknowledged_record_and_duplicates_none()
         })
         .sum();
     assert_eq!(held, acked.len() as u64);
-    eprintln!("kill -9 mid-stream: {} records acknowledged, all read back once, {held} stored", acked.len());
+    eprintln!(
+        "kill -9 mid-stream: {} records acknowledged, all read back once, {held} stored; the group resumed after its {} committed",
+        acked.len(),
+        early.len()
+    );
 }
