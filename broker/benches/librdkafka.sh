@@ -2,8 +2,8 @@
 # librdkafka (through kcat) producing 1M x 100 B records into annals-broker
 # (acks=1, batching on: linger.ms=5, batch.num.messages=10000), then
 # consuming them all, next to the same client against the same broker
-# built with its storage replaced by a discarding sink (feature
-# discard-sink: produced batches counted and dropped, fetches answered
+# built with its storage replaced by a discarding sink (--cfg
+# discard_sink: produced batches counted and dropped, fetches answered
 # with the last batch restamped). Rounds alternate the two; the ratio
 # annals / sink shows what the storage costs behind the protocol.
 #
@@ -16,9 +16,9 @@ command -v kcat >/dev/null || { echo "kcat is needed: apt-get install -y kcat" >
 
 cargo build --release -q -p annals-broker
 cp target/release/annals-broker target/release/annals-broker-store
-cargo build --release -q -p annals-broker --features discard-sink
-cp target/release/annals-broker target/release/annals-broker-sink
-cargo build --release -q -p annals-broker   # leave the real one in place
+# The sink build: a cfg, in its own target directory (never a feature).
+RUSTFLAGS="--cfg discard_sink" cargo build --release -q -p annals-broker --target-dir target/discard-sink
+cp target/discard-sink/release/annals-broker target/release/annals-broker-sink
 
 input=target/librdkafka-bench-input.txt
 if [ ! -s "$input" ]; then

@@ -52,7 +52,7 @@ async fn any(mut waits: Vec<WaitForOffset>) {
 /// The response as the log stands, the record bytes in it, and a wait
 /// for each partition read at its end.
 // With the benchmark's sink, the store's path below it is dead code.
-#[cfg_attr(feature = "discard-sink", allow(unreachable_code, unused_variables))]
+#[cfg_attr(discard_sink, allow(unreachable_code, unused_variables))]
 fn answer(
     shared: &Shared,
     request: &FetchRequest,
@@ -77,7 +77,7 @@ fn answer(
                     let Some(partition) = partition else {
                         return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    #[cfg(feature = "discard-sink")]
+                    #[cfg(discard_sink)]
                     {
                         let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
                         let (end, bytes) =

@@ -20,7 +20,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer_ids;
-#[cfg(feature = "discard-sink")]
+#[cfg(discard_sink)]
 mod sink;
 
 use std::future::Future;
@@ -100,7 +100,7 @@ pub(crate) struct Shared {
     pub store: Store,
     pub producer_ids: producer_ids::ProducerIds,
     pub groups: Arc<groups::Groups>,
-    #[cfg(feature = "discard-sink")]
+    #[cfg(discard_sink)]
     pub sink: sink::Sink,
     pub config: BrokerConfig,
     /// This node as clients reach it.
@@ -144,7 +144,7 @@ impl Broker {
         let (host, port) = config.advertised.clone().unwrap_or((bound.ip().to_string(), bound.port()));
         tracing::info!(dir = %config.dir.display(), listen = %bound, advertised = %format!("{host}:{port}"), "annals-broker started");
         let groups = Arc::default();
-        #[cfg(feature = "discard-sink")]
+        #[cfg(discard_sink)]
         tracing::warn!("built with discard-sink: produced records are DISCARDED (benchmark only)");
         let shared = Shared {
             store,
@@ -153,7 +153,7 @@ impl Broker {
             config,
             host,
             port,
-            #[cfg(feature = "discard-sink")]
+            #[cfg(discard_sink)]
             sink: sink::Sink::default(),
         };
         Ok(Broker { shared: Arc::new(shared), listener })

@@ -31,7 +31,7 @@ pub(crate) async fn handle(
 }
 
 // With the benchmark's sink, the store's path below it is dead code.
-#[cfg_attr(feature = "discard-sink", allow(unreachable_code, unused_variables))]
+#[cfg_attr(discard_sink, allow(unreachable_code, unused_variables))]
 fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResponse {
     // Fields a version has: the log start offset from v5, messages from v8.
     let start = |log: &annals::PartitionLog| if version >= 5 { log.log_start_offset() as i64 } else { -1 };
@@ -58,7 +58,7 @@ fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResp
                     let Some(records) = p.records else {
                         return response.with_error_code(ResponseError::CorruptMessage.code());
                     };
-                    #[cfg(feature = "discard-sink")]
+                    #[cfg(discard_sink)]
                     return match shared.sink.append(&name, p.index, &records) {
                         Some(base) => response.with_base_offset(base as i64).with_log_append_time_ms(-1),
                         None => response.with_error_code(ResponseError::CorruptMessage.code()),

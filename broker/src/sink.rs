@@ -1,4 +1,4 @@
-//! The benchmark's stand-in for the store (feature `discard-sink`, built
+//! The benchmark's stand-in for the store (`--cfg discard_sink`, built
 //! only by `benches/librdkafka.sh`): produced batches are counted and
 //! discarded, offsets handed out by a counter; a fetch is answered with the
 //! last batch produced to the partition, its base offset restamped, so a
