@@ -130,7 +130,7 @@ fn dump_prints_batches_and_records_and_fails_on_damage() {
     let segs = seg.to_str().unwrap();
     let out = ok(annals(cwd.path(), &["dump", segs]));
     let len = std::fs::metadata(&seg).unwrap().len() as usize;
-    let batch = len / 10; // ten batches of 50 equal records
+    let batch = len / 10; // ten batches of 50 records of one size
     assert_eq!(out.lines().filter(|l| l.starts_with("baseOffset:")).count(), 10);
     assert!(
         out.contains("baseOffset: 450 lastOffset: 499 count: 50") && out.contains("isvalid: true"),

@@ -23,15 +23,18 @@ use super::record::{RecordView, StoredRecord};
 pub struct FetchedRecords {
     data: Bytes,
     from_offset: u64,
-    /// The inflated records of compressed batches, by batch index.
-    inflated: Arc<OnceLock<Box<[OnceLock<Bytes>]>>>,
+    /// The inflated records of compressed batches, by batch index: set on
+    /// the first iteration that meets a compressed batch (a read of
+    /// uncompressed batches allocates nothing for it), shared by clones
+    /// made after.
+    inflated: OnceLock<Arc<[OnceLock<Bytes>]>>,
 }
 
 impl FetchedRecords {
     /// Wraps `data`, which must hold whole batches that passed
     /// [`check_batch`](super::check_batch).
     pub(crate) fn new(data: Bytes, from_offset: u64) -> Self {
-        FetchedRecords { data, from_offset, inflated: Arc::default() }
+        FetchedRecords { data, from_offset, inflated: OnceLock::new() }
     }
 
     /// The same batches, with records below `offset` skipped.
@@ -50,7 +53,7 @@ impl FetchedRecords {
         FetchedRecords {
             data: self.data.slice(..keep),
             from_offset: self.from_offset,
-            inflated: Arc::default(),
+            inflated: OnceLock::new(),
         }
     }
 
