@@ -11,6 +11,8 @@
 //! prefix of new bytes and possibly zeros or garbage after it, never changes
 //! bytes that were synced before.
 
+mod mapped;
+mod pool;
 mod read_map;
 #[cfg(any(test, feature = "test-util"))]
 pub mod sim;
@@ -21,6 +23,8 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use mapped::{MappedBytes, MappedBytesMut};
+pub use pool::{FilePool, PoolStats};
 pub use std_fs::StdFileSystem;
 
 /// How [`FileSystem::open`] treats an existing or missing file.
@@ -94,11 +98,15 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
 }
 
 /// A writable view of the start of a file (see [`FileHandle::map`]).
+///
+/// Access goes through a guard: a [`FilePool`] may let an idle mapping go
+/// and map it again on the next access, which can then fail (the error of
+/// reopening the file or of `mmap`).
 pub trait Mapping: Send + Sync + fmt::Debug {
     /// The mapped bytes.
-    fn bytes(&self) -> &[u8];
+    fn bytes(&self) -> io::Result<MappedBytes<'_>>;
     /// The mapped bytes, writable; writes reach the file.
-    fn bytes_mut(&mut self) -> &mut [u8];
+    fn bytes_mut(&mut self) -> io::Result<MappedBytesMut<'_>>;
     /// Makes writes through the mapping durable (`msync`).
     fn flush(&self) -> io::Result<()>;
 }
@@ -109,12 +117,12 @@ pub trait Mapping: Send + Sync + fmt::Debug {
 pub struct EmptyMapping;
 
 impl Mapping for EmptyMapping {
-    fn bytes(&self) -> &[u8] {
-        &[]
+    fn bytes(&self) -> io::Result<MappedBytes<'_>> {
+        Ok(MappedBytes::slice(&[]))
     }
 
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut []
+    fn bytes_mut(&mut self) -> io::Result<MappedBytesMut<'_>> {
+        Ok(MappedBytesMut::slice(&mut []))
     }
 
     fn flush(&self) -> io::Result<()> {

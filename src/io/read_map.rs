@@ -20,8 +20,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::{Mmap, MmapOptions};
 use parking_lot::RwLock;
 
+/// The smallest read mapping made (a small file still maps this much of
+/// address space, not of memory).
+pub(super) const MAP_MIN_BYTES: u64 = 64 << 10;
+
 /// The read side of a file handle: its known length and, once asked for,
-/// a read-only mapping of `[0, capacity)`.
+/// a read-only mapping of up to `[0, capacity)`.
 #[derive(Debug)]
 pub(super) struct ReadMap {
     /// The file's length: set at open and by `set_len`, raised by writes.
@@ -45,7 +49,7 @@ impl ReadMap {
     }
 
     /// Serves reads below `capacity` from a mapping from now on (made at the
-    /// first read).
+    /// first read, sized to the file then).
     pub(super) fn enable(&self, capacity: u64) {
         let mut state = self.state.write();
         if state.capacity != capacity {
@@ -54,21 +58,28 @@ impl ReadMap {
     }
 
     /// Reads at `pos` through the mapping, or with `pread` where it does not
-    /// reach.
+    /// reach. The mapping covers the file's length rounded up to a power of
+    /// two (at least [`MAP_MIN_BYTES`], at most the capacity), and is made
+    /// again, larger, when a read needs bytes the file has grown past it.
     pub(super) fn read_at(&self, file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        let end = pos.saturating_add(buf.len() as u64);
         {
             let state = self.state.read();
             if let Some(n) = self.copy_out(&state, buf, pos) {
                 return Ok(n);
             }
-            if state.capacity == 0 || state.failed || state.map.is_some() {
+            if !self.needs_mapping(&state, end) {
                 drop(state);
                 return file.read_at(buf, pos);
             }
         }
         let mut state = self.state.write();
-        if state.map.is_none() && !state.failed && state.capacity > 0 {
-            match map(file, state.capacity) {
+        if self.needs_mapping(&state, end) {
+            let len = self.len.load(Ordering::Acquire);
+            let want =
+                len.max(MAP_MIN_BYTES).checked_next_power_of_two().unwrap_or(u64::MAX).min(state.capacity);
+            state.map = None; // the old mapping goes before the new one is made
+            match map(file, want) {
                 Ok(m) => state.map = Some(m),
                 Err(_) => state.failed = true,
             }
@@ -77,6 +88,18 @@ impl ReadMap {
             Some(n) => Ok(n),
             None => file.read_at(buf, pos),
         }
+    }
+
+    /// Whether a read ending at `end` should (re)map first: mapping is on,
+    /// has not failed, and the mapping is missing or ends before both the
+    /// read's end (clipped to the file) and the capacity.
+    fn needs_mapping(&self, state: &MapState, end: u64) -> bool {
+        if state.capacity == 0 || state.failed {
+            return false;
+        }
+        let mapped = state.map.as_ref().map_or(0, |m| m.len() as u64);
+        let len = self.len.load(Ordering::Acquire);
+        mapped < state.capacity && (state.map.is_none() || mapped < end.min(len))
     }
 
     /// Appends `[pos, pos + len)` to `buf` straight from the mapping when it
@@ -172,10 +195,23 @@ mod tests {
         reads.set_len(&file, 4).unwrap();
         assert_eq!(reads.read_at(&file, &mut buf, 0).unwrap(), 4, "shrunk: remapped, clipped");
         assert_eq!(reads.read_at(&file, &mut buf, 9).unwrap(), 0, "past the end");
+        assert_eq!(
+            reads.state.read().map.as_ref().map(|m| m.len()),
+            Some(MAP_MIN_BYTES as usize),
+            "sized to the file"
+        );
         // Past the mapping: pread.
         let small = ReadMap::new(4);
         small.enable(2);
         assert_eq!(small.read_at(&file, &mut buf, 1).unwrap(), 3);
         assert_eq!(&buf[..3], b"ell");
+        // A file grown past its mapping is mapped again, larger.
+        let big = vec![7u8; 3 * MAP_MIN_BYTES as usize];
+        file.write_all_at(&big, 0).unwrap();
+        reads.wrote(big.len() as u64);
+        let mut tail = [0u8; 4];
+        assert_eq!(reads.read_at(&file, &mut tail, 2 * MAP_MIN_BYTES + 1).unwrap(), 4);
+        assert_eq!(tail, [7; 4]);
+        assert_eq!(reads.state.read().map.as_ref().map(|m| m.len()), Some(4 * MAP_MIN_BYTES as usize));
     }
 }

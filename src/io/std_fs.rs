@@ -10,7 +10,7 @@ use std::sync::Arc;
 use memmap2::{MmapMut, MmapOptions};
 
 use super::read_map::ReadMap;
-use super::{EmptyMapping, FileHandle, FileLock, FileSystem, Mapping, OpenMode};
+use super::{EmptyMapping, FileHandle, FileLock, FileSystem, MappedBytes, MappedBytesMut, Mapping, OpenMode};
 
 /// The operating system's file system.
 #[derive(Clone, Copy, Debug, Default)]
@@ -165,12 +165,12 @@ struct StdMapping {
 }
 
 impl Mapping for StdMapping {
-    fn bytes(&self) -> &[u8] {
-        &self.map
+    fn bytes(&self) -> io::Result<MappedBytes<'_>> {
+        Ok(MappedBytes::slice(&self.map))
     }
 
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.map
+    fn bytes_mut(&mut self) -> io::Result<MappedBytesMut<'_>> {
+        Ok(MappedBytesMut::slice(&mut self.map))
     }
 
     fn flush(&self) -> io::Result<()> {
@@ -238,10 +238,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fs = StdFileSystem;
         let file = fs.open(&dir.path().join("m"), OpenMode::Create).unwrap();
-        assert!(file.map(0).unwrap().bytes().is_empty(), "empty maps need no mmap");
+        assert!(file.map(0).unwrap().bytes().unwrap().is_empty(), "empty maps need no mmap");
         file.set_len(16).unwrap();
         let mut map = file.map(16).unwrap();
-        map.bytes_mut()[3] = 7;
+        map.bytes_mut().unwrap()[3] = 7;
         map.flush().unwrap();
         let mut buf = [0u8; 1];
         read_exact_at(&*file, &mut buf, 3).unwrap();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::io::{EmptyMapping, FileHandle, FileSystem, Mapping, OpenMode};
+use crate::io::{EmptyMapping, FileHandle, FileSystem, MappedBytes, Mapping, OpenMode};
 
 /// `N`-byte entries in a mapped file.
 #[derive(Debug)]
@@ -96,18 +96,28 @@ impl<const N: usize> EntryFile<N> {
         self.entries >= self.capacity
     }
 
-    /// Entry `i` (`i < len()`).
-    pub(crate) fn get(&self, i: usize) -> &[u8] {
-        &self.map.bytes()[i * N..(i + 1) * N]
+    /// The entries, readable while the view lives; `None` when the
+    /// mapping cannot be made (a pooled file that cannot be reopened or
+    /// mapped now): callers then use no entry, which is correct for a
+    /// derived index (lookups walk from the segment start).
+    pub(crate) fn view(&self) -> Option<EntryView<'_, N>> {
+        let bytes = self.map.bytes().ok()?;
+        let entries = self.entries.min(bytes.len() / N);
+        Some(EntryView { bytes, entries })
     }
 
-    /// Appends an entry; false (and nothing written) when full.
+    /// Appends an entry; false (and nothing written) when full or when
+    /// the mapping cannot be made now (the index is lossy: a missing entry
+    /// only makes lookups walk further).
     pub(crate) fn push(&mut self, entry: &[u8; N]) -> bool {
         if self.is_full() {
             return false;
         }
         let at = self.entries * N;
-        self.map.bytes_mut()[at..at + N].copy_from_slice(entry);
+        let Ok(mut bytes) = self.map.bytes_mut() else { return false };
+        let Some(slot) = bytes.get_mut(at..at + N) else { return false };
+        slot.copy_from_slice(entry);
+        drop(bytes);
         self.entries += 1;
         true
     }
@@ -119,6 +129,23 @@ impl<const N: usize> EntryFile<N> {
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The entries of an [`EntryFile`], read through its mapping.
+pub(crate) struct EntryView<'a, const N: usize> {
+    bytes: MappedBytes<'a>,
+    entries: usize,
+}
+
+impl<const N: usize> EntryView<'_, N> {
+    pub(crate) fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// Entry `i` (`i < len()`).
+    pub(crate) fn get(&self, i: usize) -> &[u8] {
+        &self.bytes[i * N..(i + 1) * N]
     }
 }
 

@@ -119,8 +119,14 @@ impl SparseIndex<IndexEntry, INDEX_ENTRY_BYTES> {
         }
         // The first entry past `offset`; the one before it holds the floor.
         let after = self.count_before(|e| e.offset > offset);
-        let next = (after < self.entries()).then(|| self.entry(after));
-        let entry = after.checked_sub(1).map_or(self.segment_start(), |i| self.entry(i));
+        // Each entry is read again: the filters keep the span right even if
+        // the index became unreadable in between (then it is the segment).
+        let next = self.entry(after).filter(|e| e.offset > offset);
+        let entry = after
+            .checked_sub(1)
+            .and_then(|i| self.entry(i))
+            .filter(|e| e.offset <= offset)
+            .unwrap_or_else(|| self.segment_start());
         IndexSpan { entry, next }
     }
 

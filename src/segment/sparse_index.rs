@@ -104,31 +104,40 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
         self.file.is_full()
     }
 
-    /// Entry `i` (`i < entries()`).
-    pub(super) fn entry(&self, i: usize) -> E {
-        E::decode(self.file.get(i), self.base_offset)
+    /// Entry `i` (`i < entries()`); `None` when the index cannot be read
+    /// now (see `EntryFile::view`).
+    pub(super) fn entry(&self, i: usize) -> Option<E> {
+        let view = self.file.view()?;
+        (i < view.len()).then(|| E::decode(view.get(i), self.base_offset))
     }
 
     /// The last entry.
     pub fn last_entry(&self) -> Option<E> {
-        self.entries().checked_sub(1).map(|i| self.entry(i))
+        self.entries().checked_sub(1).and_then(|i| self.entry(i))
     }
 
     /// Appends `entry` unless it does not fit the format, does not follow
     /// the last entry, or the index is full (see the module docs).
     pub(super) fn push(&mut self, entry: E) {
-        if let Some(bytes) = admit::<E, N>(self.last_entry(), entry, self.base_offset) {
+        let last = self.last_entry();
+        if last.is_none() && self.entries() > 0 {
+            return; // unreadable now: the entry cannot be ordered
+        }
+        if let Some(bytes) = admit::<E, N>(last, entry, self.base_offset) {
             self.file.push(&bytes);
         }
     }
 
     /// The number of leading entries before the first one `past` holds for
-    /// (entries increase, so `past` flips once): a binary search.
+    /// (entries increase, so `past` flips once): a binary search. 0 when
+    /// the index cannot be read now (lookups then start at the segment
+    /// start, which is always correct).
     pub(super) fn count_before(&self, past: impl Fn(E) -> bool) -> usize {
-        let (mut lo, mut hi) = (0usize, self.entries());
+        let Some(view) = self.file.view() else { return 0 };
+        let (mut lo, mut hi) = (0usize, view.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if past(self.entry(mid)) {
+            if past(E::decode(view.get(mid), self.base_offset)) {
                 hi = mid;
             } else {
                 lo = mid + 1;
@@ -145,6 +154,9 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
     /// Whether lookups may trust the entries: runs a deferred check the
     /// first time (see [`SparseIndex::defer_check`]).
     pub(super) fn trusted(&self) -> bool {
+        if self.file.view().is_none() {
+            return false; // unreadable now: decide at a later lookup
+        }
         self.lazy.passed(|n, bound| self.check(0..n.min(self.entries()), bound).is_ok())
     }
 
@@ -178,9 +190,13 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
     /// Checks the entries at `indexes` (ascending): each within `bound`,
     /// each following the one checked before.
     fn check(&self, indexes: impl Iterator<Item = usize>, bound: u64) -> Result<(), &'static str> {
+        let view = self.file.view().ok_or("index could not be mapped")?;
         let mut prev: Option<E> = None;
         for i in indexes {
-            let e = self.entry(i);
+            if i >= view.len() {
+                return Err("index could not be mapped");
+            }
+            let e = E::decode(view.get(i), self.base_offset);
             if let Some(why) = e.out_of_bounds(bound) {
                 return Err(why);
             }

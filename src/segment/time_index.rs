@@ -80,7 +80,11 @@ impl SparseIndex<TimeEntry, TIME_INDEX_ENTRY_BYTES> {
             return self.base_offset(); // entries that failed their check: scan it all
         }
         let older = self.count_before(|e| e.timestamp_ms >= target_ms);
-        older.checked_sub(1).map_or(self.base_offset(), |i| self.entry(i).offset + 1)
+        older
+            .checked_sub(1)
+            .and_then(|i| self.entry(i))
+            .filter(|e| e.timestamp_ms < target_ms)
+            .map_or(self.base_offset(), |e| e.offset + 1)
     }
 
     /// Drops every entry at or past `offset`.

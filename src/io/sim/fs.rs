@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::super::{FileHandle, FileLock, FileSystem, Mapping, OpenMode};
+use super::super::{FileHandle, FileLock, FileSystem, MappedBytes, MappedBytesMut, Mapping, OpenMode};
 use super::*;
 
 impl FileSystem for SimFs {
@@ -241,13 +241,13 @@ impl SimMapping {
 }
 
 impl Mapping for SimMapping {
-    fn bytes(&self) -> &[u8] {
-        &self.buf
+    fn bytes(&self) -> io::Result<MappedBytes<'_>> {
+        Ok(MappedBytes::slice(&self.buf))
     }
 
-    fn bytes_mut(&mut self) -> &mut [u8] {
+    fn bytes_mut(&mut self) -> io::Result<MappedBytesMut<'_>> {
         self.dirty = true;
-        &mut self.buf
+        Ok(MappedBytesMut::slice(&mut self.buf))
     }
 
     fn flush(&self) -> io::Result<()> {

@@ -1,0 +1,140 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::io::{read_exact_at, StdFileSystem};
+
+fn pool(capacity: usize) -> FilePool {
+    FilePool::new(Arc::new(StdFileSystem), capacity)
+}
+
+fn read(file: &dyn FileHandle, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    read_exact_at(file, &mut buf, 0).unwrap();
+    buf
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+#[test]
+fn many_files_share_few_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(3);
+    let files: Vec<_> = (0..20)
+        .map(|i| {
+            let f = pool.open(&dir.path().join(format!("f{i}")), OpenMode::CreateNew).unwrap();
+            f.write_all_at(format!("file {i:02}").as_bytes(), 0).unwrap();
+            f
+        })
+        .collect();
+    assert!(pool.stats().open_files <= 3);
+    for round in 0..3 {
+        for (i, f) in files.iter().enumerate() {
+            assert_eq!(read(&**f, 7), format!("file {i:02}").as_bytes(), "round {round}");
+            f.sync_data().unwrap();
+        }
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.peak_open_files, 3, "{stats:?}");
+    assert!(stats.evictions >= 57, "{stats:?}");
+    drop(files);
+    assert_eq!(pool.stats().open_files, 0, "dropping a handle gives its descriptor back");
+    assert_eq!(
+        pool.open(&dir.path().join("f1"), OpenMode::CreateNew).unwrap_err().kind(),
+        io::ErrorKind::AlreadyExists
+    );
+}
+
+#[test]
+fn descriptors_really_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(2);
+    let before = open_fds();
+    let files: Vec<_> =
+        (0..50).map(|i| pool.open(&dir.path().join(format!("f{i}")), OpenMode::Create).unwrap()).collect();
+    // Other tests run in parallel and open files too: a margin, far below 50.
+    assert!(open_fds() < before + 10, "{} open, {before} before", open_fds());
+    drop(files);
+}
+
+#[test]
+fn mappings_come_back_after_eviction_with_their_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(2);
+    let idx = pool.open(&dir.path().join("i"), OpenMode::Create).unwrap();
+    idx.set_len(4096).unwrap();
+    let mut map = idx.map(4096).unwrap();
+    assert_eq!(pool.stats().mappings, 0, "mapped at first access only");
+    map.bytes_mut().unwrap()[..4].copy_from_slice(b"abcd");
+    assert_eq!(pool.stats().mappings, 1);
+    assert_eq!(pool.stats().mapped_bytes, 4096);
+    // Two other files push the index out of the pool.
+    let others: Vec<_> =
+        (0..2).map(|i| pool.open(&dir.path().join(format!("o{i}")), OpenMode::Create).unwrap()).collect();
+    for o in &others {
+        o.write_all_at(b"x", 0).unwrap();
+    }
+    assert_eq!(pool.stats().mappings, 0, "evicted with its descriptor");
+    assert_eq!(&map.bytes().unwrap()[..4], b"abcd", "the unmapped writes stayed with the file");
+    map.flush().unwrap();
+    drop(map);
+    assert_eq!(pool.stats().mapped_bytes, 0);
+    assert_eq!(&read(&*idx, 4), b"abcd");
+}
+
+#[test]
+fn removed_and_replaced_files_stay_readable_through_live_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two files end up pinned (removed or replaced while open): room for
+    // one more.
+    let pool = pool(3);
+    let path = |n: &str| dir.path().join(n);
+    let old = pool.open(&path("seg"), OpenMode::Create).unwrap();
+    old.write_all_at(b"old bytes", 0).unwrap();
+    let moving = pool.open(&path("seg.cleaned"), OpenMode::Create).unwrap();
+    moving.write_all_at(b"new bytes", 0).unwrap();
+    let gone = pool.open(&path("deleted"), OpenMode::Create).unwrap();
+    gone.write_all_at(b"last read", 0).unwrap();
+    // Evict them all.
+    let filler: Vec<_> =
+        (0..3).map(|i| pool.open(&path(&format!("f{i}")), OpenMode::Create).unwrap()).collect();
+    for f in &filler {
+        f.write_all_at(b"f", 0).unwrap();
+    }
+    pool.rename(&path("seg.cleaned"), &path("seg")).unwrap();
+    pool.remove_file(&path("deleted")).unwrap();
+    drop(filler);
+    assert_eq!(read(&*old, 9), b"old bytes", "replaced: the handle keeps the old file");
+    assert_eq!(read(&*moving, 9), b"new bytes", "renamed: the handle follows its file");
+    assert_eq!(read(&*gone, 9), b"last read", "removed: still readable");
+    let fresh = pool.open(&path("seg"), OpenMode::Existing).unwrap();
+    assert_eq!(read(&*fresh, 9), b"new bytes");
+    assert!(!Path::new(&path("deleted")).exists());
+}
+
+#[test]
+fn concurrent_use_stays_within_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(4);
+    let files: Vec<_> = (0..16)
+        .map(|i| {
+            let f = pool.open(&dir.path().join(format!("f{i}")), OpenMode::Create).unwrap();
+            f.write_all_at(&[i as u8; 64], 0).unwrap();
+            f
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let files = &files;
+            s.spawn(move || {
+                for round in 0..500 {
+                    let i = (round * 7 + t * 3) % files.len();
+                    assert_eq!(read(&*files[i], 64), vec![i as u8; 64]);
+                }
+            });
+        }
+    });
+    assert!(pool.stats().peak_open_files <= 4, "{:?}", pool.stats());
+}
