@@ -45,6 +45,30 @@ pub enum Error {
     Encode(EncodeError),
     /// The log or store was closed.
     Closed,
+    /// A partition whose open failed: the store serves its other
+    /// partitions, and this one reports why until it is repaired and the
+    /// store reopened (Kafka's offline partition, `KAFKA_STORAGE_ERROR`).
+    PartitionOffline {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The error its open failed with.
+        cause: std::sync::Arc<Error>,
+    },
+    /// `create_topic` stopped part way: the topic's metadata is durable,
+    /// `created` of its `partitions` were opened, and the next
+    /// `Store::open` creates the others (the topic then exists in full).
+    TopicIncomplete {
+        /// The topic.
+        topic: String,
+        /// Partitions opened before the failure.
+        created: u32,
+        /// Partitions the topic has.
+        partitions: u32,
+        /// What stopped it.
+        cause: Box<Error>,
+    },
     /// A record without a key appended to a compacted topic (compaction
     /// keeps the latest record per key, so a keyless record has no place).
     UnkeyedRecordInCompactedLog {
@@ -327,6 +351,14 @@ impl fmt::Display for Error {
             Error::Encode(e) => write!(f, "{e}"),
             Error::InvalidConfig { field, reason } => write!(f, "invalid config {field}: {reason}"),
             Error::Closed => write!(f, "closed"),
+            Error::PartitionOffline { topic, partition, cause } => {
+                write!(f, "partition {topic}-{partition} is offline: {cause}")
+            }
+            Error::TopicIncomplete { topic, created, partitions, cause } => write!(
+                f,
+                "topic {topic} created with {created} of {partitions} partitions ({cause}); \
+                 its metadata is durable and the next open creates the rest"
+            ),
             Error::UnkeyedRecordInCompactedLog { index } => {
                 write!(f, "record {index} has no key: a compacted topic needs one")
             }
@@ -398,6 +430,8 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::Poisoned { cause, .. } => Some(&**cause),
+            Error::PartitionOffline { cause, .. } => Some(&**cause),
+            Error::TopicIncomplete { cause, .. } => Some(&**cause),
             // A corruption's detail is part of its message.
             _ => None,
         }

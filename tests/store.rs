@@ -59,9 +59,12 @@ fn second_open_is_refused_while_any_handle_lives() {
     let topic = store.create_topic("t", TopicConfig::default()).unwrap();
     assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::StoreLocked { .. })));
     drop(store);
-    // A topic handle still writes to these files: its partitions' locks
-    // still hold, so a new store cannot open them.
-    assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::LogLocked { .. })));
+    // A topic handle still writes to these files: its partitions share the
+    // store's lock, which holds until the last of them is dropped.
+    assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::StoreLocked { .. })));
+    // Nor can the partition be opened on its own meanwhile.
+    let alone = annals::PartitionLog::open(dir.path().join("t-0"), annals::LogConfig::default());
+    assert!(matches!(alone, Err(Error::LogLocked { .. })), "{alone:?}");
     topic.append_to(0, &[Record::new("still mine")]).unwrap();
     drop(topic);
     let store = open(dir.path());

@@ -18,7 +18,9 @@ pub(crate) fn code(e: &annals::Error) -> i16 {
         InvalidTimestamp { .. } => E::InvalidTimestamp.code(),
         UnkeyedRecordInCompactedLog { .. } => E::InvalidRecord.code(),
         Encode(_) | InvalidBatch { .. } | NonContiguousBatch { .. } => E::CorruptMessage.code(),
-        Io { .. } | DiskFull { .. } | Poisoned { .. } | Corruption { .. } => E::KafkaStorageError.code(),
+        Io { .. } | DiskFull { .. } | Poisoned { .. } | Corruption { .. } | PartitionOffline { .. } => {
+            E::KafkaStorageError.code()
+        }
         Closed => E::NotLeaderOrFollower.code(),
         _ => E::UnknownServerError.code(),
     }

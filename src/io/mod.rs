@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 pub use mapped::{MappedBytes, MappedBytesMut};
 pub use pool::{FilePool, PoolStats};
-pub use std_fs::StdFileSystem;
+pub use std_fs::{open_file_limit, StdFileSystem};
 
 /// How [`FileSystem::open`] treats an existing or missing file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -158,13 +158,15 @@ impl FilePool {
     /// Live entries for `path`, and for everything under it when `tree`.
     fn entries_at(&self, path: &Path, tree: bool) -> Vec<Arc<Entry>> {
         let paths = self.shared.by_path.lock();
-        let hit = |p: &Path| if tree { p.starts_with(path) } else { p == path };
-        paths
-            .map
-            .iter()
-            .filter(|(p, _)| hit(p))
-            .flat_map(|(_, v)| v.iter().filter_map(Weak::upgrade))
-            .collect()
+        if !tree {
+            return paths
+                .map
+                .get(path)
+                .map_or_else(Vec::new, |v| v.iter().filter_map(Weak::upgrade).collect());
+        }
+        // A directory's removal (a deleted topic): rare, so a scan.
+        let under = paths.map.iter().filter(|(p, _)| p.starts_with(path));
+        under.flat_map(|(_, v)| v.iter().filter_map(Weak::upgrade)).collect()
     }
 
     /// Opens and pins every live entry of `path` (or under it) before the

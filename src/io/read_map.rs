@@ -158,8 +158,10 @@ fn map(file: &File, capacity: u64) -> io::Result<Mmap> {
     // which is never above the real length: only this handle changes the
     // file (a segment's log file is shrunk through its one open handle;
     // recovery's own handles are closed before the segment opens; the
-    // partition log holds its directory's exclusive lock for its lifetime,
-    // so no other log handle or repair, in any process, opens the file),
+    // partition log holds an exclusive lock covering its directory for its
+    // lifetime, its own or its store's with a claim, so no other log handle
+    // or repair, in any process, opens the file; a `FilePool` closing and
+    // reopening the handle drops this mapping with it),
     // writes raise `len` only after they succeed, and `set_len` drops the
     // mapping under the write lock before shrinking. A process that ignores
     // the lock and truncates a segment file would make such a read fault

@@ -12,6 +12,15 @@ use memmap2::{MmapMut, MmapOptions};
 use super::read_map::ReadMap;
 use super::{EmptyMapping, FileHandle, FileLock, FileSystem, MappedBytes, MappedBytesMut, Mapping, OpenMode};
 
+/// The soft limit on open files (`RLIMIT_NOFILE`) of this process, read
+/// from `/proc/self/limits` (Linux); `None` where that cannot be read or
+/// says "unlimited".
+pub fn open_file_limit() -> Option<u64> {
+    let limits = fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files").split_whitespace().next()?.parse().ok()
+}
+
 /// The operating system's file system.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StdFileSystem;
@@ -139,10 +148,13 @@ impl FileHandle for StdFile {
             return Ok(Box::new(EmptyMapping));
         }
         // SAFETY: mapped files are index files owned by one open segment of
-        // one log: every `PartitionLog` holds its directory's exclusive
-        // lock (`.lock`, flock) for as long as it lives, so no other handle,
-        // in this process or another, opens the file while it is mapped
-        // (only a process ignoring the lock could). The segment only shrinks
+        // one log: every `PartitionLog` holds an exclusive lock covering its
+        // directory for as long as it lives (its own `.lock` flock, or for a
+        // store's partition the store's `.lock` flock plus the store's claim
+        // on the directory, see `store::layout`), so no other log handle, in
+        // this process or another, opens the file while it is mapped (only
+        // a process ignoring the locks could; a `FilePool` reopening the
+        // file is the same log's handle). The segment only shrinks
         // the file after dropping this mapping (see `segment::entry_file`),
         // and the mapping never extends past the file length it was created
         // with, so no access can fault. Other writers to the same file
@@ -208,6 +220,12 @@ mod tests {
         assert!(!fs.exists(&path).unwrap());
         fs.remove_file(&dir.path().join("b")).unwrap();
         assert!(fs.list_dir(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn open_file_limit_is_read() {
+        let limit = open_file_limit().expect("Linux has /proc/self/limits");
+        assert!(limit >= 8, "{limit}");
     }
 
     #[test]

@@ -179,6 +179,7 @@ impl PartitionLog {
             .append_batches(bytes, headers, &self.segment_config, now_ms)
             .map_err(|e| self.write_failed(e))?;
         self.log_end_offset.store(last.next_offset(), Ordering::SeqCst);
+        self.counters.appended(last.next_offset() - first.base_offset, bytes.len() as u64);
         for header in headers.iter().filter(|h| h.producer_id >= 0) {
             writer.producers.update(header);
         }
@@ -206,7 +207,7 @@ impl PartitionLog {
         // ORDER: seal (trim index, fsync log and index), create the new
         // segment's files, fsync the directory. Sealed segments are durable,
         // so recovery after a crash scans only the active one.
-        active.seal()?;
+        self.counters.fsync(|| active.seal())?;
         let segment = Arc::new(LogSegment::create(&*self.fs, &self.dir, base, &self.segment_config)?);
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         let mut map = (*self.snapshot()).clone();
@@ -216,6 +217,8 @@ impl PartitionLog {
         self.set_recovery_point(LogPoint { segment: base, position: 0, offset: base })?;
         // Recovery replays producer state only from here on.
         writer.producers.write(&*self.fs, &self.dir, base)?;
+        self.counters.rolled();
+        tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled a new segment");
         Ok(segment)
     }
 }

@@ -324,6 +324,7 @@ impl PartitionLog {
         pass: &Pass<'_>,
         report: &mut CompactionReport,
     ) -> Result<()> {
+        self.counters.changed();
         let base = group[0].base_offset();
         let written = writer.finish(&*self.fs)?;
         let _writer = self.writable()?;

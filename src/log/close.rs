@@ -38,10 +38,23 @@ impl PartitionLog {
         // A poisoned log must not claim a clean shutdown: its next open
         // has to run recovery.
         self.syncer.check(&self.dir)?;
+        let active = self.active();
+        if !self.counters.unsynced() {
+            // Nothing changed since a clean open or the last flush: every
+            // byte and checkpoint the marker vouches for is durable already
+            // (the producer snapshot may be older: open replays the batches
+            // after it). The marker itself need not be: without it the next
+            // open only scans the active segment from the recovery point.
+            active.seal_unsynced()?;
+            return self
+                .fs
+                .open(&self.dir.join(CLEAN_SHUTDOWN_FILE), OpenMode::Create)
+                .map(drop)
+                .map_err(Error::io("write clean-shutdown marker", &self.dir.join(CLEAN_SHUTDOWN_FILE)));
+        }
         // ORDER: data and index durable, recovery point, the marker, then the
         // directory.
-        let active = self.active();
-        active.seal()?;
+        self.counters.fsync(|| active.seal())?;
         self.set_recovery_point(end_point(&active))?;
         self.checkpoint_high_watermark()?;
         writer.producers.write(&*self.fs, &self.dir, active.next_offset())?;

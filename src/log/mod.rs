@@ -8,6 +8,7 @@ mod close;
 mod durability;
 mod epochs;
 mod extent;
+mod metrics;
 mod notify;
 mod open;
 mod partition;
@@ -26,8 +27,10 @@ mod watermark;
 pub use checkpoint::{CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 pub use epochs::LEADER_EPOCH_FILE;
 pub use extent::SYNCED_EXTENT_FILE;
+pub use metrics::{LatencyHistogram, PartitionMetrics, LATENCY_BUCKETS};
 #[cfg(feature = "openraft")]
 pub(crate) use open::lock_log_dir;
+pub(crate) use open::{lock_own_dir, STORE_TOPICS_DIR};
 pub use open::{CLEAN_SHUTDOWN_FILE, LOG_LOCK_FILE};
 pub use partition::PartitionLog;
 pub use produce::ProduceMeta;

@@ -34,17 +34,54 @@ pub const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
 pub const LOG_LOCK_FILE: &str = ".lock";
 
 /// Takes `dir`'s exclusive lock: one [`PartitionLog`] (or repair) per
-/// partition directory, in this process or any other.
+/// partition directory, in this process or any other. A partition directory
+/// of a store (its parent holds `topics/` and the store's `.lock`) is also
+/// covered by the store's lock, which the store's own partitions share
+/// instead of holding a descriptor each (see `store::layout`): it is taken
+/// too, so an open store and a lone open of one of its partitions exclude
+/// each other.
 pub(crate) fn lock_log_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Arc<dyn FileLock>> {
+    let own = lock_own_dir(fs, dir)?;
+    let Some(store) = dir.parent().filter(|p| is_store_dir(fs, p)) else { return Ok(Arc::from(own)) };
+    let store_lock = store.join(LOG_LOCK_FILE);
+    match fs.lock_exclusive(&store_lock) {
+        Ok(lock) => Ok(Arc::new(Locks { _held: [own, lock] })),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(Error::LogLocked { dir: dir.to_path_buf() })
+        }
+        Err(e) => Err(Error::io("lock data directory", &store_lock)(e)),
+    }
+}
+
+/// Takes `dir`'s own lock only (its store's lock is the caller's).
+pub(crate) fn lock_own_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn FileLock>> {
     let path = dir.join(LOG_LOCK_FILE);
     match fs.lock_exclusive(&path) {
-        Ok(lock) => Ok(Arc::from(lock)),
+        Ok(lock) => Ok(lock),
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
             Err(Error::LogLocked { dir: dir.to_path_buf() })
         }
         Err(e) => Err(Error::io("lock log directory", &path)(e)),
     }
 }
+
+/// The directory of topic metadata that makes a directory a store's (the
+/// store layer names its layout; the log layer only has to recognise it).
+pub(crate) const STORE_TOPICS_DIR: &str = "topics";
+
+/// Whether `dir` is a store's data directory.
+fn is_store_dir(fs: &dyn FileSystem, dir: &Path) -> bool {
+    fs.exists(&dir.join(STORE_TOPICS_DIR)).unwrap_or(false)
+        && fs.exists(&dir.join(LOG_LOCK_FILE)).unwrap_or(false)
+}
+
+/// Several locks held as one.
+#[derive(Debug)]
+struct Locks {
+    _held: [Box<dyn FileLock>; 2],
+}
+
+impl FileLock for Locks {}
 
 impl PartitionLog {
     /// Opens (creating if needed) the log in `dir` on the real file system.
@@ -79,6 +116,23 @@ impl PartitionLog {
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create log directory", &dir))?;
         let dir_lock = lock_log_dir(&*fs, &dir)?;
         Self::open_locked(fs, clock, dir, config, dir_lock)
+    }
+
+    /// Opens (creating if needed) the log in `dir` under a lock the caller
+    /// took for it (a store's partitions share the store's).
+    ///
+    /// # Errors
+    /// As [`PartitionLog::open`].
+    pub(crate) fn open_claimed(
+        fs: SharedFs,
+        clock: SharedClock,
+        dir: PathBuf,
+        config: LogConfig,
+        lock: Arc<dyn FileLock>,
+    ) -> Result<Self> {
+        config.validate()?;
+        crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create log directory", &dir))?;
+        Self::open_locked(fs, clock, dir, config, lock)
     }
 
     /// Opens the log in `dir`, whose lock the caller holds.
@@ -176,8 +230,14 @@ impl PartitionLog {
             delete_horizon_ms: std::sync::atomic::AtomicI64::new(super::cleaner::HORIZON_UNKNOWN),
             high_watermark: AtomicU64::new(high_watermark),
             report,
+            counters: super::metrics::LogCounters::default(),
             _dir_lock: dir_lock,
         };
+        if !clean {
+            // Recovered bytes may sit only in the page cache: the first
+            // close makes them durable even if nothing is appended.
+            log.counters.changed();
+        }
         log.apply_log_start_at_open()?;
         Ok(log)
     }

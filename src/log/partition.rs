@@ -97,6 +97,8 @@ pub struct PartitionLog {
     /// The high watermark, or `FOLLOWS_LOG_END` (see `watermark.rs`).
     pub(super) high_watermark: AtomicU64,
     pub(super) report: RecoveryReport,
+    /// What it has done since it was opened (see `metrics.rs`).
+    pub(super) counters: super::metrics::LogCounters,
     /// This handle's exclusive hold on `dir` (see `open.rs`): the premise
     /// of every mapping's `SAFETY:` comment. Dropped last.
     pub(super) _dir_lock: Arc<dyn FileLock>,

@@ -117,11 +117,12 @@ impl PartitionLog {
     /// [`crate::Error::Poisoned`] (this failure poisons too); [`crate::Error::Io`].
     pub fn flush(&self) -> Result<()> {
         self.syncer.check(&self.dir)?;
+        self.counters.flushing();
         // Snapshot what this flush will cover, then fsync it, then record it.
         let (active, point, truncations) = self.point_now();
         self.sync_to(point.offset)?;
         // The index entries below the point become durable with it.
-        active.sync().map_err(|e| self.write_failed(e))?;
+        self.counters.fsync(|| active.sync()).map_err(|e| self.write_failed(e))?;
         let mut c = self.checkpoints.lock();
         if c.truncations != truncations {
             return Ok(());
@@ -167,7 +168,7 @@ impl PartitionLog {
         let synced = self.syncer.sync_to(&self.dir, target, || {
             let (active, point, truncations) = self.synced_point_now();
             // A roll since then fsynced `active` as it sealed it.
-            active.sync_log()?;
+            self.counters.fsync(|| active.sync_log())?;
             let mut c = self.checkpoints.lock();
             if c.truncations != truncations {
                 // A truncation cut below `point`: this fsync vouches for

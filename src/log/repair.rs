@@ -84,11 +84,22 @@ impl PartitionLog {
         config: LogConfig,
         _: AcceptDataLoss,
     ) -> Result<RepairReport> {
+        let lock = super::open::lock_log_dir(&*fs, dir.as_ref())?;
+        Self::repair_locked(fs, dir, config, lock)
+    }
+
+    /// [`PartitionLog::repair`] under a lock the caller holds for `dir`
+    /// (a store's repair holds the store's).
+    pub(crate) fn repair_locked(
+        fs: SharedFs,
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+        dir_lock: Arc<dyn crate::io::FileLock>,
+    ) -> Result<RepairReport> {
         config.validate()?;
         let dir = dir.as_ref();
-        // Held across every pass: no log handle opens the directory while
-        // repair cuts its files.
-        let dir_lock = super::open::lock_log_dir(&*fs, dir)?;
+        // `dir_lock` is held across every pass: no log handle opens the
+        // directory while repair cuts its files.
         let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
         let mut report = RepairReport::default();
         // Bounded: each pass removes bytes or lowers the synced extent, and

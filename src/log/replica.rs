@@ -105,6 +105,7 @@ impl PartitionLog {
     /// never reused here); [`Error::Closed`]; [`Error::Poisoned`];
     /// [`Error::Io`].
     pub fn truncate_fully_and_start_at(&self, offset: u64) -> Result<()> {
+        self.counters.changed();
         let mut writer = self.writable()?;
         let (start, end) = (self.log_start_offset(), self.log_end_offset());
         if offset < end || offset > crate::segment::OFFSET_MAX {

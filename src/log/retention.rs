@@ -143,6 +143,7 @@ impl PartitionLog {
 
     /// Persists and publishes a higher log start offset.
     pub(super) fn raise_log_start(&self, writer: &mut Writer, offset: u64) -> Result<()> {
+        self.counters.changed();
         // ORDER: durable before any segment is deleted because of it.
         checkpoint::write_log_start(&*self.fs, &self.dir, offset).map_err(|e| self.write_failed(e))?;
         self.log_start_offset.fetch_max(offset, Ordering::SeqCst);
@@ -184,6 +185,14 @@ impl PartitionLog {
         self.fs
             .sync_dir(&self.dir)
             .map_err(|e| self.write_failed(Error::io("sync directory", &self.dir)(e)))?;
+        self.counters.deleted(report.segments_deleted as u64, report.bytes_deleted);
+        tracing::info!(
+            dir = %self.dir.display(),
+            segments = report.segments_deleted,
+            bytes = report.bytes_deleted,
+            log_start_offset = log_start,
+            "deleted segments below the log start offset"
+        );
         Ok(report)
     }
 

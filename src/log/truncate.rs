@@ -21,6 +21,7 @@ impl PartitionLog {
     /// [`Error::OffsetOutOfRange`] outside `[log_start_offset,
     /// log_end_offset]`; [`Error::Closed`]; [`Error::Io`].
     pub fn truncate_to(&self, offset: u64) -> Result<()> {
+        self.counters.changed();
         let mut writer = self.writable()?;
         let _no_readers = self.truncation.write();
         self.truncate_locked(&mut writer, offset).map_err(|e| self.write_failed(e))
@@ -95,6 +96,7 @@ impl PartitionLog {
     /// open restarts the same way (never two segments with a gap between).
     /// Readers are excluded (open, or the truncation lock held).
     pub(super) fn restart_at(&self, offset: u64) -> Result<()> {
+        self.counters.changed();
         let old = self.snapshot();
         // ORDER: the synced extent first comes below every segment that
         // may be active after a crash in here.

@@ -38,6 +38,7 @@ impl PartitionLog {
     /// # Errors
     /// [`Error::OffsetOutOfRange`] past the log end offset; [`Error::Closed`].
     pub fn set_high_watermark(&self, offset: u64) -> Result<u64> {
+        self.counters.changed();
         let writer = self.writable()?;
         let end = self.log_end_offset();
         if offset > end {

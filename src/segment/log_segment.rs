@@ -332,6 +332,13 @@ impl LogSegment {
     /// Seals the segment (on roll or clean close): trims the indexes to
     /// their entries, then syncs log and indexes.
     pub(crate) fn seal(&self) -> Result<()> {
+        self.seal_unsynced()?;
+        self.sync()
+    }
+
+    /// [`LogSegment::seal`] without the fsyncs, for a segment whose bytes
+    /// are all durable already (nothing appended since it was last synced).
+    pub(crate) fn seal_unsynced(&self) -> Result<()> {
         if self.maps_reads.load(Ordering::Relaxed) {
             // Just the sealed bytes (an active segment maps up to
             // `segment_bytes`, more address space than it may ever fill).
@@ -345,8 +352,7 @@ impl LogSegment {
             }
             times.trim()?;
         }
-        self.index.write().trim()?;
-        self.sync()
+        self.index.write().trim()
     }
 
     /// Gives a (re)active segment room for index entries.

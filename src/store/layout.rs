@@ -2,9 +2,11 @@
 //! partition directories that must belong to a topic, opening a topic's
 //! logs, and finishing a delete a crash interrupted.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -14,11 +16,70 @@ use crate::log::PartitionLog;
 use super::metadata::{self, TopicConfig, METADATA_BYTES_MAX};
 use super::name::{parse_partition_dir, partition_dir_name, validate_topic_name};
 use super::store::{DELETING_SUFFIX, LOCK_FILE, META_SUFFIX, TOPICS_DIR};
-use super::topic::Topic;
+use super::topic::{PartitionSlot, Topic};
+
+/// The data directory's lock, shared by the store and every partition it
+/// opened: its flock is released when the last of them is dropped. Each
+/// partition's directory is claimed in it rather than locked with a
+/// descriptor of its own (10,000 partitions would hold 10,000 descriptors),
+/// so a second open of a partition directory this store still has open
+/// fails as a second flock would.
+#[derive(Debug)]
+pub(super) struct StoreLock {
+    _file: Box<dyn FileLock>,
+    /// Claimed directories, each with its claim's number.
+    claimed: Mutex<(HashMap<PathBuf, u64>, u64)>,
+}
+
+/// One partition directory's claim on its store's lock.
+#[derive(Debug)]
+struct Claim {
+    store: Arc<StoreLock>,
+    dir: PathBuf,
+    id: u64,
+}
+
+impl FileLock for Claim {}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut claimed = self.store.claimed.lock();
+        if claimed.0.get(&self.dir) == Some(&self.id) {
+            claimed.0.remove(&self.dir);
+        }
+    }
+}
+
+impl StoreLock {
+    /// Claims partition directory `dir` ([`Error::LogLocked`] while an
+    /// earlier handle to it lives).
+    pub(super) fn claim(self: &Arc<Self>, dir: &Path) -> Result<Arc<dyn FileLock>> {
+        let mut claimed = self.claimed.lock();
+        if claimed.0.contains_key(dir) {
+            return Err(Error::LogLocked { dir: dir.to_path_buf() });
+        }
+        claimed.1 += 1;
+        let id = claimed.1;
+        claimed.0.insert(dir.to_path_buf(), id);
+        Ok(Arc::new(Claim { store: self.clone(), dir: dir.to_path_buf(), id }))
+    }
+
+    /// Lets `dir` be claimed again though handles to its old log live: its
+    /// files are gone (a deleted topic), so those handles only read the
+    /// unlinked files they hold and never write.
+    pub(super) fn release(&self, dir: &Path) {
+        self.claimed.lock().0.remove(dir);
+    }
+}
 
 /// Takes the data directory's exclusive lock (one `Store`, or one repair,
 /// at a time).
-pub(super) fn lock_store(fs: &dyn crate::io::FileSystem, dir: &Path) -> Result<Box<dyn FileLock>> {
+pub(super) fn lock_store(fs: &dyn crate::io::FileSystem, dir: &Path) -> Result<Arc<StoreLock>> {
+    let file = lock_store_file(fs, dir)?;
+    Ok(Arc::new(StoreLock { _file: file, claimed: Mutex::new((HashMap::new(), 0)) }))
+}
+
+fn lock_store_file(fs: &dyn crate::io::FileSystem, dir: &Path) -> Result<Box<dyn FileLock>> {
     let lock_path = dir.join(LOCK_FILE);
     fs.lock_exclusive(&lock_path).map_err(|e| match e.kind() {
         std::io::ErrorKind::WouldBlock => Error::StoreLocked { path: lock_path.clone() },
@@ -72,20 +133,63 @@ pub(super) fn check_partition_dirs(
     Ok(())
 }
 
+/// How [`open_topic`] treats a partition whose open fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OnFailure {
+    /// Store open: the partition goes offline with its error.
+    Offline,
+    /// Topic creation: the whole call fails ([`Error::TopicIncomplete`]).
+    Fail,
+}
+
+/// What [`open_topic`] needs of the store.
+pub(super) struct OpenContext<'a> {
+    pub fs: &'a SharedFs,
+    pub clock: &'a SharedClock,
+    pub dir: &'a Path,
+    pub lock: &'a Arc<StoreLock>,
+    /// Threads to open partitions on.
+    pub threads: usize,
+}
+
+/// Opens (creating what is missing) every partition of topic `name`, on
+/// `cx.threads` threads.
 pub(super) fn open_topic(
-    fs: &SharedFs,
-    clock: &SharedClock,
-    dir: &Path,
+    cx: &OpenContext<'_>,
     name: &str,
     config: TopicConfig,
+    on_failure: OnFailure,
 ) -> Result<Topic> {
-    let logs = (0..config.partitions)
-        .map(|p| {
-            let path = dir.join(partition_dir_name(name, p));
-            PartitionLog::open_with_clock(fs.clone(), clock.clone(), path, config.log.clone()).map(Arc::new)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Topic::new(name.to_owned(), config, logs))
+    let _span = tracing::info_span!("open_topic", topic = name, partitions = config.partitions).entered();
+    let results = super::parallel::run(config.partitions as usize, cx.threads, |p| {
+        let path = cx.dir.join(partition_dir_name(name, p as u32));
+        let claim = cx.lock.claim(&path)?;
+        PartitionLog::open_claimed(cx.fs.clone(), cx.clock.clone(), path, config.log.clone(), claim)
+    });
+    let mut slots = Vec::with_capacity(results.len());
+    let mut first_error = None;
+    for (p, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(log) => slots.push(PartitionSlot::Online(Arc::new(log))),
+            Err(e) if on_failure == OnFailure::Fail => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                tracing::error!(topic = name, partition = p, error = %e, "partition offline: its open failed");
+                slots.push(PartitionSlot::Offline(Arc::new(e)));
+            }
+        }
+    }
+    if let Some(cause) = first_error {
+        // The partitions opened are dropped (closed) with `slots`.
+        return Err(Error::TopicIncomplete {
+            topic: name.to_owned(),
+            created: slots.len() as u32,
+            partitions: config.partitions,
+            cause: Box::new(cause),
+        });
+    }
+    Ok(Topic::new(name.to_owned(), config, slots))
 }
 
 /// Removes a deleted topic's partition directories, then its `.deleting`

@@ -38,10 +38,9 @@ impl Maintenance {
                         }
                     }
                     let Some(store) = store.upgrade() else { return };
-                    // Errors are for the next explicit call to report; the
-                    // partition stays as it was.
-                    let _ = store.enforce_retention();
-                    let _ = store.compact();
+                    // Every error is logged and counted (see `metrics`); a
+                    // failing partition stays as it was and the pass goes on.
+                    store.maintain();
                     drop(store);
                     next = Instant::now() + every;
                 }

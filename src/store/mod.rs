@@ -3,8 +3,10 @@
 mod layout;
 mod maintenance;
 mod metadata;
+mod metrics;
 mod name;
 mod offsets;
+mod parallel;
 mod partitioner;
 mod reader;
 mod repair;
@@ -13,9 +15,12 @@ mod store;
 mod topic;
 
 pub use metadata::TopicConfig;
+pub use metrics::StoreMetrics;
 pub use name::{partition_dir_name, validate_topic_name, TOPIC_NAME_MAX};
 pub use offsets::{ConsumerOffsets, GROUP_NAME_MAX, OFFSETS_TOPIC};
 pub use partitioner::{murmur2, partition_for_key};
 pub use reader::{ReadBound, Reader, StartAt, DEFAULT_FETCH_BYTES};
-pub use store::{PartitionDescription, Store, StoreConfig, TopicDescription};
+pub use store::{
+    default_max_open_files, PartitionDescription, Store, StoreConfig, TopicDescription, MIN_OPEN_FILES,
+};
 pub use topic::{Partition, PartitionAppend, Topic};

@@ -27,11 +27,11 @@ impl Store {
         dir: impl AsRef<Path>,
         topic: &str,
         partition: u32,
-        accept: AcceptDataLoss,
+        _: AcceptDataLoss,
     ) -> Result<RepairReport> {
         let dir = dir.as_ref();
         validate_topic_name(topic)?;
-        let _lock = lock_store(&*fs, dir)?;
+        let lock = lock_store(&*fs, dir)?;
         let path = dir.join(TOPICS_DIR).join(format!("{topic}{META_SUFFIX}"));
         if !fs.exists(&path).map_err(Error::io("stat", &path))? {
             return Err(Error::UnknownTopic { topic: topic.to_owned() });
@@ -43,6 +43,22 @@ impl Store {
             return Err(Error::PartitionOutOfRange { topic: topic.to_owned(), partition, partitions });
         }
         let log_dir = dir.join(partition_dir_name(topic, partition));
-        PartitionLog::repair(fs, log_dir, config.log, accept)
+        let own = crate::log::lock_own_dir(&*fs, &log_dir)?;
+        PartitionLog::repair_locked(
+            fs,
+            &log_dir,
+            config.log,
+            std::sync::Arc::new(RepairLock { _own: own, _store: lock }),
+        )
     }
 }
+
+/// A partition repair's locks: the partition directory's own, and the
+/// store's (which its partitions otherwise share).
+#[derive(Debug)]
+struct RepairLock {
+    _own: Box<dyn crate::io::FileLock>,
+    _store: std::sync::Arc<super::layout::StoreLock>,
+}
+
+impl crate::io::FileLock for RepairLock {}

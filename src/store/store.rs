@@ -19,12 +19,17 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::{Error, Result};
-use crate::io::{write_file_atomic, FileLock, SharedFs, StdFileSystem};
+use crate::io::{write_file_atomic, FilePool, SharedFs, StdFileSystem};
+use crate::log::PartitionLog;
 use crate::log::{CompactionReport, RetentionReport};
 
-use super::layout::{check_partition_dirs, finish_delete, load_topic_configs, lock_store, open_topic};
+use super::layout::{
+    check_partition_dirs, finish_delete, load_topic_configs, lock_store, open_topic, OnFailure, OpenContext,
+    StoreLock,
+};
 use super::maintenance::Maintenance;
 use super::offsets::{load as load_offsets, ConsumerOffsets, OffsetTable, OFFSETS_TOPIC};
+use super::topic::PartitionSlot;
 use crate::config::{CleanupPolicy, LogConfig};
 
 use super::metadata::{self, TopicConfig};
@@ -32,7 +37,7 @@ use super::name::validate_topic_name;
 use super::topic::Topic;
 
 pub(super) const LOCK_FILE: &str = ".lock";
-pub(super) const TOPICS_DIR: &str = "topics";
+pub(super) const TOPICS_DIR: &str = crate::log::STORE_TOPICS_DIR;
 pub(super) const META_SUFFIX: &str = ".meta";
 pub(super) const DELETING_SUFFIX: &str = ".deleting";
 
@@ -49,7 +54,31 @@ pub struct StoreConfig {
     /// Default: 4 partitions, 16 MiB segments, `Always` durability; its
     /// cleanup policy is always `Compact`.
     pub offsets_topic: TopicConfig,
+    /// Most file descriptors the store's files hold at once (segment logs,
+    /// indexes, checkpoints), each with at most one memory mapping: files
+    /// of idle segments are closed, least recently used first, and opened
+    /// again on demand (see `io::FilePool`). The store holds one more, for
+    /// its lock. Default: [`default_max_open_files`], from the process's
+    /// `RLIMIT_NOFILE` with headroom. At least 8.
+    pub max_open_files: usize,
+    /// Threads that open and close partitions (Kafka's
+    /// `num.recovery.threads.per.data.dir`). Default 8 (opening is mostly
+    /// waiting on the disk, closing on fsync); at least 1.
+    pub num_recovery_threads_per_data_dir: usize,
 }
+
+/// The default [`StoreConfig::max_open_files`]: the soft `RLIMIT_NOFILE`
+/// less a quarter of it (at least 64) for the rest of the process
+/// (sockets, a broker's clients, the standard streams): 768 under the
+/// usual limit of 1,024. 768 when the limit cannot be read.
+pub fn default_max_open_files() -> usize {
+    let soft = crate::io::open_file_limit().unwrap_or(1024);
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX).min(1 << 20);
+    soft.saturating_sub((soft / 4).max(64)).max(MIN_OPEN_FILES)
+}
+
+/// The least [`StoreConfig::max_open_files`].
+pub const MIN_OPEN_FILES: usize = 8;
 
 impl Default for StoreConfig {
     fn default() -> Self {
@@ -64,6 +93,8 @@ impl Default for StoreConfig {
             max_partitions: 10_000,
             retention_check_interval_ms: None,
             offsets_topic: TopicConfig { partitions: 4, log },
+            max_open_files: default_max_open_files(),
+            num_recovery_threads_per_data_dir: 8,
         }
     }
 }
@@ -81,6 +112,12 @@ pub struct PartitionDescription {
     pub size_bytes: u64,
     /// Number of segments.
     pub segments: usize,
+    /// Why the partition is offline (its open failed), if it is; the
+    /// offsets, sizes and metrics are then 0 (the typed error:
+    /// [`Topic::offline_partitions`]).
+    pub offline: Option<String>,
+    /// Its counters since the store opened it.
+    pub metrics: crate::log::PartitionMetrics,
 }
 
 /// What [`Store::describe_topic`] reports.
@@ -116,12 +153,15 @@ pub struct Store {
 #[derive(Debug)]
 pub(super) struct StoreInner {
     fs: SharedFs,
+    /// The same file system as `fs`: its handles' bounded descriptors.
+    pool: FilePool,
+    metrics: super::metrics::StoreCounters,
     clock: SharedClock,
     dir: PathBuf,
     config: StoreConfig,
-    /// The data directory's lock, released by `close` (each partition log
-    /// also locks its own directory while it lives).
-    lock: Mutex<Option<Box<dyn FileLock>>>,
+    /// The data directory's lock, let go by `close`; every partition log
+    /// shares it (its flock is released with the last of them).
+    lock: Mutex<Option<Arc<StoreLock>>>,
     topics: RwLock<BTreeMap<String, Topic>>,
     /// Serializes metadata changes (create, delete, close); holds whether
     /// the store is closed.
@@ -135,34 +175,76 @@ pub(super) struct StoreInner {
 }
 
 impl StoreInner {
-    pub(super) fn compact(&self) -> Result<CompactionReport> {
-        let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
-        let mut report = CompactionReport::default();
-        let mut first_error = None;
-        for log in topics.iter().flat_map(|t| t.logs().iter()) {
-            match log.maybe_compact() {
-                Ok(r) => report.add(r),
-                Err(e) => {
-                    first_error.get_or_insert(e);
+    pub(super) fn topics_snapshot(&self) -> Vec<Topic> {
+        self.topics.read().values().cloned().collect()
+    }
+
+    pub(super) fn pool_stats(&self) -> crate::io::PoolStats {
+        self.pool.stats()
+    }
+
+    pub(super) fn counters(&self) -> &super::metrics::StoreCounters {
+        &self.metrics
+    }
+
+    /// Runs `op` on every online partition; each error goes to `on_error`
+    /// (with its topic and partition) and the others still run.
+    fn each_log<R>(
+        &self,
+        op: impl Fn(&PartitionLog) -> Result<R>,
+        mut on_ok: impl FnMut(R),
+        mut on_error: impl FnMut(&str, u32, Error),
+    ) {
+        for topic in &self.topics_snapshot() {
+            for (p, slot) in topic.slots().iter().enumerate() {
+                let Some(log) = slot.online() else { continue };
+                match op(log) {
+                    Ok(r) => on_ok(r),
+                    Err(e) => on_error(topic.name(), p as u32, e),
                 }
             }
         }
+    }
+
+    pub(super) fn compact(&self) -> Result<CompactionReport> {
+        let mut report = CompactionReport::default();
+        let mut first_error = None;
+        self.each_log(
+            PartitionLog::maybe_compact,
+            |r| report.add(r),
+            |_, _, e| {
+                first_error.get_or_insert(e);
+            },
+        );
         first_error.map_or(Ok(report), Err)
     }
 
     pub(super) fn enforce_retention(&self) -> Result<RetentionReport> {
-        let topics: Vec<Topic> = self.topics.read().values().cloned().collect();
         let mut report = RetentionReport::default();
         let mut first_error = None;
-        for log in topics.iter().flat_map(|t| t.logs().iter()) {
-            match log.enforce_retention() {
-                Ok(r) => report.add(r),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
+        self.each_log(
+            PartitionLog::enforce_retention,
+            |r| report.add(r),
+            |_, _, e| {
+                first_error.get_or_insert(e);
+            },
+        );
         first_error.map_or(Ok(report), Err)
+    }
+
+    /// One maintenance pass: retention, then compaction, on every
+    /// partition. Every error is logged and counted, none stops the pass.
+    pub(super) fn maintain(&self) {
+        let _span = tracing::debug_span!("maintenance").entered();
+        let report = |task: &'static str| {
+            move |topic: &str, partition: u32, e: Error| {
+                tracing::error!(task, topic, partition, error = %e, "maintenance failed on a partition");
+                self.metrics.maintenance_error(format!("{task} {topic}-{partition}: {e}"));
+            }
+        };
+        self.each_log(PartitionLog::enforce_retention, drop, report("retention"));
+        self.each_log(PartitionLog::maybe_compact, drop, report("compaction"));
+        self.metrics.maintenance_run();
     }
 }
 
@@ -173,6 +255,10 @@ impl Drop for StoreInner {
 }
 
 impl Store {
+    pub(super) fn inner(&self) -> &StoreInner {
+        &self.inner
+    }
+
     /// Opens (creating if needed) the store in `dir` on the real file system.
     ///
     /// # Errors
@@ -208,6 +294,16 @@ impl Store {
         if config.retention_check_interval_ms == Some(0) {
             return Err(Error::config("retention_check_interval_ms", "must be at least 1"));
         }
+        if config.max_open_files < MIN_OPEN_FILES {
+            return Err(Error::config("max_open_files", "must be at least 8"));
+        }
+        if config.num_recovery_threads_per_data_dir == 0 {
+            return Err(Error::config("num_recovery_threads_per_data_dir", "must be at least 1"));
+        }
+        let _span = tracing::info_span!("open_store", dir = %dir.as_ref().display()).entered();
+        let started = std::time::Instant::now();
+        let pool = FilePool::new(fs, config.max_open_files);
+        let fs: SharedFs = Arc::new(pool.clone());
         let dir = dir.as_ref().to_path_buf();
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create data directory", &dir))?;
         let lock = lock_store(&*fs, &dir)?;
@@ -217,13 +313,26 @@ impl Store {
         let configs = load_topic_configs(&*fs, &dir)?;
         check_partition_dirs(&*fs, &dir, &configs)?;
         let mut topics = BTreeMap::new();
-        for (name, config) in configs {
-            let topic = open_topic(&fs, &clock, &dir, &name, config)?;
+        let threads = config.num_recovery_threads_per_data_dir;
+        let cx = OpenContext { fs: &fs, clock: &clock, dir: &dir, lock: &lock, threads };
+        for (name, topic_config) in configs {
+            let topic = open_topic(&cx, &name, topic_config, OnFailure::Offline)?;
             topics.insert(name, topic);
         }
+        let offline: usize = topics.values().map(|t| t.offline_partitions().len()).sum();
+        let partitions: usize = topics.values().map(|t| t.partition_count() as usize).sum();
+        tracing::info!(
+            topics = topics.len(),
+            partitions,
+            offline,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store opened"
+        );
         let interval = config.retention_check_interval_ms;
         let inner = StoreInner {
             fs,
+            pool,
+            metrics: super::metrics::StoreCounters::default(),
             clock,
             dir,
             config,
@@ -282,7 +391,7 @@ impl Store {
 
     /// Bytes of the internal consumer-offsets topic (all partitions).
     pub fn offsets_topic_size(&self) -> u64 {
-        self.topic_internal(OFFSETS_TOPIC).map_or(0, |t| t.logs().iter().map(|l| l.size_bytes()).sum())
+        self.topic_internal(OFFSETS_TOPIC).map_or(0, |t| t.logs().map(|l| l.size_bytes()).sum())
     }
 
     /// Committed consumer-group offsets.
@@ -348,7 +457,10 @@ impl Store {
         let meta = format!("{name}{META_SUFFIX}");
         write_file_atomic(&**fs, &topics_dir, &meta, &metadata::encode(&config))
             .map_err(Error::io("write topic metadata", &topics_dir.join(&meta)))?;
-        let topic = open_topic(fs, &self.inner.clock, dir, name, config)?;
+        let lock = self.inner.lock.lock().clone().ok_or(Error::Closed)?;
+        let threads = self.inner.config.num_recovery_threads_per_data_dir;
+        let cx = OpenContext { fs, clock: &self.inner.clock, dir, lock: &lock, threads };
+        let topic = open_topic(&cx, name, config, OnFailure::Fail)?;
         fs.sync_dir(dir).map_err(Error::io("sync data directory", dir))?;
         self.inner.topics.write().insert(name.to_owned(), topic.clone());
         Ok(topic)
@@ -378,15 +490,28 @@ impl Store {
     pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
         let topic = self.topic(name)?;
         let partitions = topic
-            .logs()
+            .slots()
             .iter()
             .enumerate()
-            .map(|(i, log)| PartitionDescription {
-                partition: i as u32,
-                log_start_offset: log.log_start_offset(),
-                log_end_offset: log.log_end_offset(),
-                size_bytes: log.size_bytes(),
-                segments: log.segment_count(),
+            .map(|(i, slot)| match slot {
+                PartitionSlot::Online(log) => PartitionDescription {
+                    partition: i as u32,
+                    log_start_offset: log.log_start_offset(),
+                    log_end_offset: log.log_end_offset(),
+                    size_bytes: log.size_bytes(),
+                    segments: log.segment_count(),
+                    offline: None,
+                    metrics: log.metrics(),
+                },
+                PartitionSlot::Offline(cause) => PartitionDescription {
+                    partition: i as u32,
+                    log_start_offset: 0,
+                    log_end_offset: 0,
+                    size_bytes: 0,
+                    segments: 0,
+                    offline: Some(cause.to_string()),
+                    metrics: Default::default(),
+                },
             })
             .collect();
         Ok(TopicDescription { name: name.to_owned(), config: topic.config().clone(), partitions })
@@ -415,7 +540,13 @@ impl Store {
         for log in topic.logs() {
             log.close()?;
         }
-        finish_delete(fs, dir, name, topic.partition_count())
+        finish_delete(fs, dir, name, topic.partition_count())?;
+        if let Some(lock) = self.inner.lock.lock().as_ref() {
+            for p in 0..topic.partition_count() {
+                lock.release(&dir.join(super::name::partition_dir_name(name, p)));
+            }
+        }
+        Ok(())
     }
 
     /// Makes everything appended to every topic so far durable (a group
@@ -445,6 +576,9 @@ impl Store {
     pub fn close(&self) -> Result<()> {
         self.inner.maintenance.stop();
         let mut closed = self.inner.admin.lock();
+        if *closed {
+            return Ok(());
+        }
         *closed = true;
         self.inner.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let mut first_error = None;
@@ -453,13 +587,22 @@ impl Store {
         // directory, so the directory can be opened again while this value
         // lives on.
         let topics = std::mem::take(&mut *self.inner.topics.write());
-        for topic in topics.values() {
-            for log in topic.logs() {
-                if let Err(e) = log.close() {
-                    first_error.get_or_insert(e);
-                }
+        let _span = tracing::info_span!("close_store", dir = %self.inner.dir.display()).entered();
+        let started = std::time::Instant::now();
+        let logs: Vec<&Arc<PartitionLog>> = topics.values().flat_map(|t| t.logs()).collect();
+        let threads = self.inner.config.num_recovery_threads_per_data_dir;
+        for result in super::parallel::run(logs.len(), threads, |i| logs[i].close()) {
+            if let Err(e) = result {
+                tracing::error!(error = %e, "partition did not close cleanly; the next open recovers it");
+                first_error.get_or_insert(e);
             }
         }
+        tracing::info!(
+            partitions = logs.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store closed"
+        );
+        drop(logs);
         drop(topics);
         self.inner.lock.lock().take();
         first_error.map_or(Ok(()), Err)

@@ -23,9 +23,26 @@ pub struct Topic {
 pub(super) struct TopicInner {
     pub(super) name: String,
     pub(super) config: TopicConfig,
-    pub(super) logs: Vec<Arc<PartitionLog>>,
+    pub(super) logs: Vec<PartitionSlot>,
     /// Where the next unkeyed batch goes (round robin, one partition per call).
     next_unkeyed: AtomicU32,
+}
+
+/// A partition as the store opened it: serving, or offline with the error
+/// its open failed with (the other partitions still serve).
+#[derive(Clone, Debug)]
+pub(super) enum PartitionSlot {
+    Online(Arc<PartitionLog>),
+    Offline(Arc<Error>),
+}
+
+impl PartitionSlot {
+    pub(super) fn online(&self) -> Option<&Arc<PartitionLog>> {
+        match self {
+            PartitionSlot::Online(log) => Some(log),
+            PartitionSlot::Offline(_) => None,
+        }
+    }
 }
 
 /// Where part of a topic append landed.
@@ -38,7 +55,7 @@ pub struct PartitionAppend {
 }
 
 impl Topic {
-    pub(super) fn new(name: String, config: TopicConfig, logs: Vec<Arc<PartitionLog>>) -> Self {
+    pub(super) fn new(name: String, config: TopicConfig, logs: Vec<PartitionSlot>) -> Self {
         let inner = TopicInner { name, config, logs, next_unkeyed: AtomicU32::new(0) };
         Topic { inner: Arc::new(inner) }
     }
@@ -61,23 +78,43 @@ impl Topic {
     /// A handle to one partition.
     ///
     /// # Errors
-    /// [`Error::PartitionOutOfRange`].
+    /// [`Error::PartitionOutOfRange`]; [`Error::PartitionOffline`] for a
+    /// partition whose open failed.
     pub fn partition(&self, partition: u32) -> Result<Partition> {
-        self.log(partition)?;
-        Ok(Partition { topic: self.inner.clone(), id: partition })
+        let log = self.log(partition)?.clone();
+        Ok(Partition { topic: self.inner.clone(), id: partition, log })
     }
 
-    /// Handles to every partition, in order.
+    /// Handles to every partition that is online, in order.
     pub fn partitions(&self) -> Vec<Partition> {
-        (0..self.partition_count()).map(|id| Partition { topic: self.inner.clone(), id }).collect()
+        (0..self.partition_count()).filter_map(|id| self.partition(id).ok()).collect()
+    }
+
+    /// Partitions that are offline, with the error their open failed with.
+    pub fn offline_partitions(&self) -> Vec<(u32, Arc<Error>)> {
+        let slots = self.inner.logs.iter().enumerate();
+        slots
+            .filter_map(|(i, slot)| match slot {
+                PartitionSlot::Offline(e) => Some((i as u32, e.clone())),
+                PartitionSlot::Online(_) => None,
+            })
+            .collect()
     }
 
     fn log(&self, partition: u32) -> Result<&Arc<PartitionLog>> {
-        self.inner.logs.get(partition as usize).ok_or_else(|| Error::PartitionOutOfRange {
+        let slot = self.inner.logs.get(partition as usize).ok_or_else(|| Error::PartitionOutOfRange {
             topic: self.inner.name.clone(),
             partition,
             partitions: self.partition_count(),
-        })
+        })?;
+        match slot {
+            PartitionSlot::Online(log) => Ok(log),
+            PartitionSlot::Offline(cause) => Err(Error::PartitionOffline {
+                topic: self.inner.name.clone(),
+                partition,
+                cause: cause.clone(),
+            }),
+        }
     }
 
     /// The partition a record goes to: Kafka's default partitioner for a
@@ -135,7 +172,7 @@ impl Topic {
     /// The first error of flushing a partition (all are attempted).
     pub fn flush(&self) -> Result<()> {
         let mut first_error = None;
-        for log in &self.inner.logs {
+        for log in self.logs() {
             if let Err(e) = log.flush() {
                 first_error.get_or_insert(e);
             }
@@ -143,7 +180,13 @@ impl Topic {
         first_error.map_or(Ok(()), Err)
     }
 
-    pub(super) fn logs(&self) -> &[Arc<PartitionLog>] {
+    /// The online partitions' logs.
+    pub(super) fn logs(&self) -> impl Iterator<Item = &Arc<PartitionLog>> {
+        self.inner.logs.iter().filter_map(PartitionSlot::online)
+    }
+
+    /// Every partition's slot, in order.
+    pub(super) fn slots(&self) -> &[PartitionSlot] {
         &self.inner.logs
     }
 }
@@ -153,12 +196,12 @@ impl Topic {
 pub struct Partition {
     topic: Arc<TopicInner>,
     id: u32,
+    log: Arc<PartitionLog>,
 }
 
 impl Partition {
     fn log(&self) -> &Arc<PartitionLog> {
-        // `id` was checked when the handle was made.
-        &self.topic.logs[self.id as usize]
+        &self.log
     }
 
     /// The partition number.

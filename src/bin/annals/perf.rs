@@ -347,7 +347,9 @@ fn consume(a: &ConsumeArgs) -> CliResult {
     let limit = a.messages.unwrap_or(u64::MAX);
     let started = Instant::now();
     let (mut records, mut bytes, mut fetches) = (0u64, 0u64, 0u64);
-    'partitions: for partition in topic.partitions() {
+    // Every partition, so an offline one fails the run with its cause.
+    'partitions: for p in 0..topic.partition_count() {
+        let partition = topic.partition(p)?;
         if let StartAt::Offset(o) = start_at {
             if o >= partition.log_end_offset() {
                 continue; // nothing there yet in this partition

@@ -118,15 +118,37 @@ pub fn run(command: TopicsCommand) -> CliResult<ExitCode> {
                 l.durability
             );
             for p in &d.partitions {
+                if let Some(why) = &p.offline {
+                    outln!("\tPartition: {}\tOFFLINE: {why}", p.partition);
+                    continue;
+                }
+                let m = &p.metrics;
                 outln!(
-                    "\tPartition: {}\tLogStartOffset: {}\tLogEndOffset: {}\tSize: {}\tSegments: {}",
+                    "\tPartition: {}\tLogStartOffset: {}\tLogEndOffset: {}\tSize: {}\tSegments: {}\t\
+                     DurableOffset: {}\tRecordsAppended: {}\tBytesAppended: {}\tFsyncs: {}\tFsyncP99Us: {}",
                     p.partition,
                     p.log_start_offset,
                     p.log_end_offset,
                     p.size_bytes,
-                    p.segments
+                    p.segments,
+                    m.durable_offset,
+                    m.records_appended,
+                    m.bytes_appended,
+                    m.fsyncs,
+                    m.fsync_latency.quantile_upper_us(0.99).map_or("-".into(), |u| format!("<{u}")),
                 );
             }
+            let m = store.metrics();
+            outln!(
+                "Store: Partitions: {}\tOffline: {}\tOpenFiles: {} (peak {}, max {})\tMappings: {}\tMaintenanceErrors: {}",
+                m.partitions,
+                m.offline_partitions,
+                m.files.open_files,
+                m.files.peak_open_files,
+                m.files.capacity,
+                m.files.mappings,
+                m.maintenance_errors
+            );
         }
         TopicsCommand::Delete(a) => {
             let store = open(&a.store)?;
