@@ -204,6 +204,17 @@ fn waits_time_out_and_dropped_futures_are_harmless() {
 /// their bytes after the segment under them was truncated and rewritten.
 #[test]
 fn mapped_reads_race_truncation_and_keep_held_records_intact() {
+    race_truncation(None);
+}
+
+/// The same race with the log's files in a pool of 8 descriptors, so files
+/// are closed and reopened under the readers and the truncation (issue 20).
+#[test]
+fn the_truncation_race_holds_with_a_tiny_file_pool() {
+    race_truncation(Some(8));
+}
+
+fn race_truncation(pool: Option<usize>) {
     use annals::{Error, LogConfig, PartitionLog};
 
     fn value(offset: u64, generation: u64) -> Vec<u8> {
@@ -221,7 +232,11 @@ fn mapped_reads_race_truncation_and_keep_held_records_intact() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig { segment_bytes: 16 << 10, index_interval_bytes: 512, ..LogConfig::default() };
     assert!(config.mmap_reads, "the default");
-    let log = Arc::new(PartitionLog::open(dir.path(), config).unwrap());
+    let fs: annals::io::SharedFs = match pool {
+        Some(n) => Arc::new(annals::io::FilePool::new(Arc::new(annals::io::StdFileSystem), n)),
+        None => Arc::new(annals::io::StdFileSystem),
+    };
+    let log = Arc::new(PartitionLog::open_with(fs, dir.path(), config).unwrap());
     let done = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|seed| {
@@ -245,7 +260,7 @@ fn mapped_reads_race_truncation_and_keep_held_records_intact() {
                             }
                         }
                         Err(Error::OffsetOutOfRange { .. }) => {}
-                        Err(e) => panic!("read at {offset}: {e}"),
+                        Err(e) => panic!("read at {offset}: {e:?}"),
                     }
                     reads += 1;
                 }

@@ -50,7 +50,9 @@ impl Run {
 
 /// A store whose internal offsets topic is small, so images stay small.
 pub fn store_config() -> StoreConfig {
-    let mut config = StoreConfig::default();
+    // The fewest descriptors a store takes: every crash point also runs
+    // with files closed and reopened under it (issue 20).
+    let mut config = StoreConfig { max_open_files: annals::store::MIN_OPEN_FILES, ..StoreConfig::default() };
     config.offsets_topic.partitions = 1;
     config.offsets_topic.log.segment_bytes = 600;
     config.offsets_topic.log.index_interval_bytes = 128;

@@ -63,6 +63,11 @@ pub struct BrokerConfig {
     /// How long an empty group's first rebalance waits for more members
     /// (`group.initial.rebalance.delay.ms`, 3 s).
     pub group_initial_rebalance_delay: Duration,
+    /// How often the store's metrics are logged (one `info` line of
+    /// `annals::StoreMetrics`: partitions, offline ones, bytes, appends,
+    /// fsyncs and their p99, open files, maintenance errors); `None`: never.
+    /// Default 60 s (`--metrics-log-interval-ms`, 0 turns it off).
+    pub metrics_log_interval: Option<Duration>,
 }
 
 impl Default for BrokerConfig {
@@ -73,6 +78,7 @@ impl Default for BrokerConfig {
             advertised: None,
             default_partitions: 1,
             auto_create_topics: true,
+            metrics_log_interval: Some(Duration::from_secs(60)),
             socket_request_max_bytes: 100 << 20,
             max_connections: 1024,
             connections_max_idle: Duration::from_secs(600),
@@ -184,6 +190,17 @@ impl Broker {
                 groups::expire(&shared);
             }
         });
+        let metrics = self.shared.config.metrics_log_interval.map(|every| {
+            let store = self.shared.store.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await; // the first tick is immediate
+                loop {
+                    tick.tick().await;
+                    log_metrics(&store.metrics());
+                }
+            })
+        });
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -212,10 +229,32 @@ impl Broker {
         }
         tracing::info!("shutting down: closing connections and the store");
         sweeper.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         tasks.shutdown().await;
         let store = self.shared.store.clone();
         tokio::task::spawn_blocking(move || store.close()).await??;
         tracing::info!("store closed cleanly");
         Ok(())
     }
+}
+
+/// One line of the store's metrics (see [`BrokerConfig::metrics_log_interval`]).
+fn log_metrics(m: &annals::StoreMetrics) {
+    tracing::info!(
+        partitions = m.partitions,
+        offline_partitions = m.offline_partitions,
+        size_bytes = m.size_bytes,
+        segments = m.segments,
+        records_appended = m.records_appended,
+        bytes_appended = m.bytes_appended,
+        fsyncs = m.fsyncs,
+        fsync_p99_us_below = m.fsync_latency.quantile_upper_us(0.99).unwrap_or(0),
+        open_files = m.files.open_files,
+        max_open_files = m.files.capacity,
+        mappings = m.files.mappings,
+        maintenance_errors = m.maintenance_errors,
+        "store metrics"
+    );
 }

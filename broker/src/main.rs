@@ -36,6 +36,9 @@ struct Args {
     /// (Kafka's `group.initial.rebalance.delay.ms`).
     #[arg(long, default_value_t = 3000)]
     group_initial_rebalance_delay_ms: u64,
+    /// Log the store's metrics this often (milliseconds; 0: never).
+    #[arg(long, default_value_t = 60_000)]
+    metrics_log_interval_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,8 @@ fn main() -> ExitCode {
         group_initial_rebalance_delay: std::time::Duration::from_millis(
             args.group_initial_rebalance_delay_ms,
         ),
+        metrics_log_interval: (args.metrics_log_interval_ms > 0)
+            .then(|| std::time::Duration::from_millis(args.metrics_log_interval_ms)),
         ..BrokerConfig::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -11,6 +11,7 @@
 //! prefix of new bytes and possibly zeros or garbage after it, never changes
 //! bytes that were synced before.
 
+mod listed;
 mod mapped;
 mod pool;
 mod read_map;
@@ -23,6 +24,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use listed::ListedDir;
 pub use mapped::{MappedBytes, MappedBytesMut};
 pub use pool::{FilePool, PoolStats};
 pub use std_fs::{open_file_limit, StdFileSystem};
@@ -52,6 +54,12 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Makes creations, renames and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Makes everything written so far on the file system holding `dir`
+    /// durable, data and directories alike (`syncfs(2)`): one call where a
+    /// store would otherwise fsync thousands of files and directories. The
+    /// standard file system relies on Linux 5.8 or later, where `syncfs`
+    /// reports writeback errors.
+    fn sync_all(&self, dir: &Path) -> io::Result<()>;
     /// Whether `path` exists.
     fn exists(&self, path: &Path) -> io::Result<bool>;
     /// Removes a directory and everything in it.
@@ -194,6 +202,17 @@ pub fn write_file_atomic(fs: &dyn FileSystem, dir: &Path, name: &str, bytes: &[u
     }
     fs.rename(&tmp, &dir.join(name))?;
     fs.sync_dir(dir)
+}
+
+/// Rewrites the file at `path` with `bytes` in place (created if missing),
+/// and syncs it: no new inode, unlike [`write_file_atomic`], but a crash
+/// during the write may leave a mix of old and new bytes, so only for files
+/// whose readers detect that (a checksum) and can do without them.
+pub fn write_file_in_place(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let file = fs.open(path, OpenMode::Create)?;
+    file.write_all_at(bytes, 0)?;
+    file.set_len(bytes.len() as u64)?;
+    file.sync_data()
 }
 
 /// Creates `dir` and any missing parents durably: each directory created is

@@ -22,8 +22,12 @@
 //!
 //! A file removed, or replaced by a rename, while entries of it live would
 //! make a reopen by path fail or open another file: before such a change
-//! the pool opens those entries and pins them (never evicted again), so
-//! readers keep reading the old file as with plain open handles.
+//! the pool detaches those entries (never reopened by path again). One
+//! holding its descriptor keeps it, pinned, so readers keep reading the old
+//! file as with plain open handles, while pins hold at most a quarter of
+//! the pool;
+//! past that, and for an entry already closed, its operations then fail
+//! with `NotFound` (a log reader reads again from the current segments).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -71,6 +75,8 @@ pub struct PoolStats {
 struct Shared {
     inner: SharedFs,
     capacity: usize,
+    /// Entries pinned by `Entry::detach`.
+    pinned: AtomicUsize,
     open: AtomicUsize,
     peak: AtomicUsize,
     mappings: AtomicUsize,
@@ -128,6 +134,7 @@ impl FilePool {
         let shared = Shared {
             inner,
             capacity: capacity.max(1),
+            pinned: AtomicUsize::new(0),
             open: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             mappings: AtomicUsize::new(0),
@@ -139,6 +146,23 @@ impl FilePool {
             by_path: Mutex::new(Paths::default()),
         };
         FilePool { shared: Arc::new(shared) }
+    }
+
+    /// Runs `work` on this thread with every fsync through a pool (a
+    /// handle's `sync_data`, a mapping's flush, `sync_dir`) returning at
+    /// once without syncing; the caller makes all of it durable afterwards
+    /// with one [`FileSystem::sync_all`]. Other threads still sync. Only
+    /// for work that promises nothing durable before that call: a store's
+    /// clean close, once no writer is left (see `Store::close`).
+    pub fn deferring_syncs<R>(work: impl FnOnce() -> R) -> R {
+        struct Reset(bool);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                DEFER_SYNCS.with(|d| d.set(self.0));
+            }
+        }
+        let _reset = Reset(DEFER_SYNCS.with(|d| d.replace(true)));
+        work()
     }
 
     /// Counters and gauges (cheap: atomics only).
@@ -169,8 +193,8 @@ impl FilePool {
         under.flat_map(|(_, v)| v.iter().filter_map(Weak::upgrade)).collect()
     }
 
-    /// Opens and pins every live entry of `path` (or under it) before the
-    /// name stops naming that file.
+    /// Detaches every live entry of `path` (or under it) before the name
+    /// stops naming that file (see `Entry::detach`).
     fn detach(&self, path: &Path, tree: bool) {
         for entry in self.entries_at(path, tree) {
             entry.detach();
@@ -184,29 +208,45 @@ impl fmt::Debug for FilePool {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs [`FilePool::deferring_syncs`].
+    static DEFER_SYNCS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl Shared {
+    fn deferred(&self) -> bool {
+        DEFER_SYNCS.with(std::cell::Cell::get)
+    }
+
     /// Takes one descriptor slot, evicting idle entries while the pool is
-    /// full; waits (bounded) while every entry is busy or pinned.
+    /// full; waits (bounded) while every entry is busy or pinned. A victim's
+    /// descriptor and mapping are closed outside the pool's lock, and its
+    /// slot is given back only once they are (so the count of open
+    /// descriptors never passes the capacity, not even for a moment).
     fn admit(&self) -> io::Result<()> {
         let deadline = Instant::now() + ADMIT_TIMEOUT;
-        let mut ring = self.ring.lock();
         loop {
+            let mut ring = self.ring.lock();
             let open = self.open.load(Ordering::Acquire);
             if open < self.capacity {
                 self.open.store(open + 1, Ordering::Release);
                 self.peak.fetch_max(open + 1, Ordering::Relaxed);
                 return Ok(());
             }
-            if !self.evict_one(&mut ring) {
-                if Instant::now() >= deadline {
-                    return Err(io::Error::other(format!(
-                        "all {} pooled file descriptors are in use or pinned (max_open_files)",
-                        self.capacity
-                    )));
-                }
-                // Busy entries free no slot when they finish: poll.
-                self.freed.wait_for(&mut ring, Duration::from_millis(1));
+            if let Some(victim) = self.evict_one(&mut ring) {
+                drop(ring);
+                drop(victim); // close(2) and munmap(2), without the lock
+                self.release();
+                continue;
             }
+            if Instant::now() >= deadline {
+                return Err(io::Error::other(format!(
+                    "all {} pooled file descriptors are in use or pinned (max_open_files)",
+                    self.capacity
+                )));
+            }
+            // Busy entries free no slot when they finish: poll.
+            self.freed.wait_for(&mut ring, Duration::from_millis(1));
         }
     }
 
@@ -216,9 +256,11 @@ impl Shared {
         self.freed.notify_one();
     }
 
-    /// One CLOCK sweep (two passes at most): closes the first idle,
-    /// unreferenced, unpinned entry. False when none could be closed.
-    fn evict_one(&self, ring: &mut Ring) -> bool {
+    /// One CLOCK sweep (two passes at most): takes the descriptor and
+    /// mapping of the first idle, unreferenced, unpinned entry (its slot
+    /// stays counted until the caller drops them). `None` when none could
+    /// be taken.
+    fn evict_one(&self, ring: &mut Ring) -> Option<Evicted> {
         let mut steps = 2 * ring.entries.len();
         while steps > 0 && !ring.entries.is_empty() {
             steps -= 1;
@@ -229,7 +271,11 @@ impl Shared {
                 ring.entries.swap_remove(ring.hand);
                 continue;
             };
-            if entry.referenced.swap(false, Ordering::Relaxed) {
+            // First pass: a referenced entry gets its second chance. Second
+            // pass: taken whatever its bit, so entries touched again and
+            // again (readers on two cores) cannot starve an open.
+            let first_pass = steps >= ring.entries.len();
+            if entry.referenced.swap(false, Ordering::Relaxed) && first_pass {
                 ring.hand += 1;
                 continue;
             }
@@ -241,16 +287,16 @@ impl Shared {
                 ring.hand += 1;
                 continue;
             }
-            if state.file.is_some() {
-                entry.close(&mut state);
+            ring.entries.swap_remove(ring.hand);
+            if let Some(file) = state.file.take() {
+                let map = state.take_map(self);
                 self.evictions.fetch_add(1, Ordering::Relaxed);
-                ring.entries.swap_remove(ring.hand);
-                return true;
+                drop(state);
+                return Some(Evicted { _map: map, _file: file, _entry: entry });
             }
             // Closed already (it failed to reopen, or was dropped).
-            ring.entries.swap_remove(ring.hand);
         }
-        false
+        None
     }
 
     fn track(&self, entry: &Arc<Entry>) {
@@ -340,30 +386,59 @@ impl Entry {
         self.shared.inner.open(path, OpenMode::Existing)
     }
 
-    /// Opens and pins the entry: its path is about to stop naming its file.
+    /// The entry's path is about to stop naming its file: it is never
+    /// reopened by that path again. An entry holding a descriptor keeps it
+    /// (pinned, never evicted) while pins hold at most a quarter of the pool, so
+    /// readers go on reading the old file; otherwise, and for an entry
+    /// already closed, later operations fail with `NotFound` (a reader
+    /// then reads again from the log's current segments). Nothing is
+    /// reopened here: pins never wait for, or starve, other files.
     fn detach(self: &Arc<Self>) {
         let mut state = self.state.write();
-        // Best effort: if it cannot be reopened now, later operations fail
-        // (never reopen another file by the same name).
-        let _ = self.reopen(&mut state);
-        state.pinned = true;
         state.detached = true;
+        if state.pinned || state.file.is_none() {
+            return;
+        }
+        let pins = &self.shared.pinned;
+        if pins.fetch_add(1, Ordering::AcqRel) < self.shared.capacity / 4 {
+            state.pinned = true;
+        } else {
+            pins.fetch_sub(1, Ordering::AcqRel);
+            self.close(&mut state);
+        }
     }
 }
 
+/// What an eviction took from an entry, closed when dropped. The entry
+/// is held too, so its own drop (which gives a slot back) cannot run
+/// before the caller gives this one back.
+struct Evicted {
+    _map: Option<Box<dyn Mapping>>,
+    _file: Arc<dyn FileHandle>,
+    _entry: Arc<Entry>,
+}
+
 impl State {
+    /// Takes the inner mapping out, if one is held (counted as gone).
+    fn take_map(&mut self, shared: &Shared) -> Option<Box<dyn Mapping>> {
+        let map = self.map.take()?;
+        shared.mappings.fetch_sub(1, Ordering::Relaxed);
+        shared.mapped_bytes.fetch_sub(self.map_len.unwrap_or(0) as u64, Ordering::Relaxed);
+        Some(map)
+    }
+
     /// Drops the inner mapping, if one is held.
     fn unmap(&mut self, shared: &Shared) {
-        if self.map.take().is_some() {
-            shared.mappings.fetch_sub(1, Ordering::Relaxed);
-            shared.mapped_bytes.fetch_sub(self.map_len.unwrap_or(0) as u64, Ordering::Relaxed);
-        }
+        drop(self.take_map(shared));
     }
 }
 
 impl Drop for Entry {
     fn drop(&mut self) {
         let mut state = std::mem::take(self.state.get_mut());
+        if state.pinned {
+            self.shared.pinned.fetch_sub(1, Ordering::AcqRel);
+        }
         self.close(&mut state);
     }
 }
@@ -433,7 +508,14 @@ impl FileSystem for FilePool {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.shared.deferred() {
+            return Ok(());
+        }
         self.shared.inner.sync_dir(dir)
+    }
+
+    fn sync_all(&self, dir: &Path) -> io::Result<()> {
+        self.shared.inner.sync_all(dir)
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
@@ -487,6 +569,9 @@ impl FileHandle for PooledFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        if self.entry.shared.deferred() {
+            return Ok(());
+        }
         self.with(|f| f.sync_data())
     }
 
@@ -542,6 +627,9 @@ impl Mapping for PooledMapping {
     }
 
     fn flush(&self) -> io::Result<()> {
+        if self.entry.shared.deferred() {
+            return Ok(());
+        }
         let state = self.entry.open_state(false)?;
         match (&state.map, &state.file) {
             (Some(map), _) => map.flush(),

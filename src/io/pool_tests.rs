@@ -87,9 +87,9 @@ fn mappings_come_back_after_eviction_with_their_writes() {
 #[test]
 fn removed_and_replaced_files_stay_readable_through_live_handles() {
     let dir = tempfile::tempdir().unwrap();
-    // Two files end up pinned (removed or replaced while open): room for
-    // one more.
-    let pool = pool(3);
+    // Pins may hold a quarter of the pool: room for the two removed or
+    // replaced.
+    let pool = pool(8);
     let path = |n: &str| dir.path().join(n);
     let old = pool.open(&path("seg"), OpenMode::Create).unwrap();
     old.write_all_at(b"old bytes", 0).unwrap();
@@ -97,14 +97,15 @@ fn removed_and_replaced_files_stay_readable_through_live_handles() {
     moving.write_all_at(b"new bytes", 0).unwrap();
     let gone = pool.open(&path("deleted"), OpenMode::Create).unwrap();
     gone.write_all_at(b"last read", 0).unwrap();
-    // Evict them all.
+    // Replaced and removed while their descriptors are open: pinned.
+    pool.rename(&path("seg.cleaned"), &path("seg")).unwrap();
+    pool.remove_file(&path("deleted")).unwrap();
+    // Push everything else out of the pool.
     let filler: Vec<_> =
-        (0..3).map(|i| pool.open(&path(&format!("f{i}")), OpenMode::Create).unwrap()).collect();
+        (0..4).map(|i| pool.open(&path(&format!("f{i}")), OpenMode::Create).unwrap()).collect();
     for f in &filler {
         f.write_all_at(b"f", 0).unwrap();
     }
-    pool.rename(&path("seg.cleaned"), &path("seg")).unwrap();
-    pool.remove_file(&path("deleted")).unwrap();
     drop(filler);
     assert_eq!(read(&*old, 9), b"old bytes", "replaced: the handle keeps the old file");
     assert_eq!(read(&*moving, 9), b"new bytes", "renamed: the handle follows its file");
@@ -112,6 +113,19 @@ fn removed_and_replaced_files_stay_readable_through_live_handles() {
     let fresh = pool.open(&path("seg"), OpenMode::Existing).unwrap();
     assert_eq!(read(&*fresh, 9), b"new bytes");
     assert!(!Path::new(&path("deleted")).exists());
+    // A file removed while its descriptor was closed is never reopened by
+    // its old name (which may name another file by then).
+    let closed = pool.open(&path("closed"), OpenMode::Create).unwrap();
+    let filler: Vec<_> =
+        (0..4).map(|i| pool.open(&path(&format!("g{i}")), OpenMode::Create).unwrap()).collect();
+    for f in &filler {
+        f.write_all_at(b"g", 0).unwrap();
+    }
+    drop(filler);
+    pool.remove_file(&path("closed")).unwrap();
+    std::fs::write(path("closed"), b"another file").unwrap();
+    let mut buf = [0u8; 4];
+    assert_eq!(closed.read_at(&mut buf, 0).unwrap_err().kind(), io::ErrorKind::NotFound);
 }
 
 #[test]

@@ -28,7 +28,8 @@ pub(super) const MAP_MIN_BYTES: u64 = 64 << 10;
 /// a read-only mapping of up to `[0, capacity)`.
 #[derive(Debug)]
 pub(super) struct ReadMap {
-    /// The file's length: set at open and by `set_len`, raised by writes.
+    /// The file's length: read when mapping is enabled (`UNKNOWN` before,
+    /// so an open costs no `fstat`), set by `set_len`, raised by writes.
     /// Only this handle changes the file (see the safety note in `map`).
     len: AtomicU64,
     state: RwLock<MapState>,
@@ -43,14 +44,23 @@ struct MapState {
     failed: bool,
 }
 
+/// [`ReadMap::len`] not read yet.
+const UNKNOWN: u64 = u64::MAX;
+
 impl ReadMap {
-    pub(super) fn new(len: u64) -> Self {
-        ReadMap { len: AtomicU64::new(len), state: RwLock::new(MapState::default()) }
+    /// A read side whose file's length is not known yet.
+    pub(super) fn new() -> Self {
+        ReadMap { len: AtomicU64::new(UNKNOWN), state: RwLock::new(MapState::default()) }
     }
 
     /// Serves reads below `capacity` from a mapping from now on (made at the
     /// first read, sized to the file then).
-    pub(super) fn enable(&self, capacity: u64) {
+    pub(super) fn enable(&self, file: &File, capacity: u64) {
+        if self.len.load(Ordering::Acquire) == UNKNOWN {
+            // A write racing this one raises the length only once known.
+            let len = file.metadata().map_or(0, |m| m.len());
+            let _ = self.len.compare_exchange(UNKNOWN, len, Ordering::AcqRel, Ordering::Acquire);
+        }
         let mut state = self.state.write();
         if state.capacity != capacity {
             *state = MapState { capacity, map: None, failed: false };
@@ -132,7 +142,10 @@ impl ReadMap {
 
     /// After a write that ended at `end`.
     pub(super) fn wrote(&self, end: u64) {
-        self.len.fetch_max(end, Ordering::Release);
+        // Unknown stays unknown: `enable` reads it from the file.
+        let _ = self.len.fetch_update(Ordering::AcqRel, Ordering::Acquire, |len| {
+            (len != UNKNOWN && len < end).then_some(end)
+        });
     }
 
     /// Changes the file's length with the mapping dropped first.
@@ -185,8 +198,8 @@ mod tests {
             .open(&path)
             .unwrap();
         file.write_all_at(b"hello", 0).unwrap();
-        let reads = ReadMap::new(5);
-        reads.enable(1 << 20); // past the end of the file
+        let reads = ReadMap::new();
+        reads.enable(&file, 1 << 20); // past the end of the file
         let mut buf = [0u8; 8];
         assert_eq!(reads.read_at(&file, &mut buf, 0).unwrap(), 5, "clipped to the known length");
         assert_eq!(&buf[..5], b"hello");
@@ -203,8 +216,8 @@ mod tests {
             "sized to the file"
         );
         // Past the mapping: pread.
-        let small = ReadMap::new(4);
-        small.enable(2);
+        let small = ReadMap::new();
+        small.enable(&file, 2);
         assert_eq!(small.read_at(&file, &mut buf, 1).unwrap(), 3);
         assert_eq!(&buf[..3], b"ell");
         // A file grown past its mapping is mapped again, larger.

@@ -39,8 +39,7 @@ impl FileSystem for StdFileSystem {
             OpenMode::Existing => &mut options,
         };
         let file = options.open(path)?;
-        let len = file.metadata()?.len();
-        Ok(Arc::new(StdFile { file, reads: ReadMap::new(len) }))
+        Ok(Arc::new(StdFile { file, reads: ReadMap::new() }))
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -65,6 +64,20 @@ impl FileSystem for StdFileSystem {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    #[expect(unsafe_code, reason = "syncfs(2) has no std wrapper; its contract is below")]
+    fn sync_all(&self, dir: &Path) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let dir = File::open(dir)?;
+        // SAFETY: `dir` is an open descriptor for the duration of the call;
+        // syncfs reads no memory of ours.
+        let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
@@ -127,7 +140,7 @@ impl FileHandle for StdFile {
     }
 
     fn map_for_reads(&self, capacity: u64) {
-        self.reads.enable(capacity);
+        self.reads.enable(&self.file, capacity);
     }
 
     fn read_exact_into(&self, buf: &mut Vec<u8>, pos: u64, len: usize) -> io::Result<()> {

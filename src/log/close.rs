@@ -26,6 +26,37 @@ impl PartitionLog {
         self.shutdown(&writer)
     }
 
+    /// The first step of a store's close: later appends fail with
+    /// [`Error::Closed`] (an append in flight finishes first). False when
+    /// the log was closed already.
+    pub(crate) fn close_writes(&self) -> bool {
+        let mut writer = self.writer.lock();
+        !std::mem::replace(&mut writer.closed, true)
+    }
+
+    /// The second: seal and checkpoints, everything but the marker (see
+    /// [`PartitionLog::close_writes`]).
+    pub(crate) fn close_checkpoints(&self) -> Result<()> {
+        let writer = self.writer.lock();
+        self.seal_and_checkpoint(&writer, false).map(drop)
+    }
+
+    /// The last: the clean-shutdown marker, synced (with the directory)
+    /// when `sync` is set.
+    pub(crate) fn write_clean_marker(&self, sync: bool) -> Result<()> {
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        let file = self
+            .fs
+            .open(&marker, OpenMode::Create)
+            .map_err(Error::io("write clean-shutdown marker", &marker))?;
+        file.set_len(0).map_err(Error::io("write clean-shutdown marker", &marker))?;
+        if sync {
+            file.sync_data().map_err(Error::io("sync clean-shutdown marker", &marker))?;
+            self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
+        }
+        Ok(())
+    }
+
     /// Drops the handle as a killed process would leave the log: no seal,
     /// no checkpoint, no clean-shutdown marker; open files and the
     /// directory lock are released. For crash tests.
@@ -35,6 +66,16 @@ impl PartitionLog {
     }
 
     fn shutdown(&self, writer: &Writer) -> Result<()> {
+        let sync = self.seal_and_checkpoint(writer, true)?;
+        self.write_clean_marker(sync)
+    }
+
+    /// Seals the active segment and writes the checkpoints a clean open
+    /// relies on; returns whether any of it had to be synced. ORDER: data
+    /// and index durable, then the recovery point, before the marker.
+    /// Without `recovery_point` (a store's close) the recovery point is not
+    /// rewritten: see below.
+    fn seal_and_checkpoint(&self, writer: &Writer, recovery_point: bool) -> Result<bool> {
         // A poisoned log must not claim a clean shutdown: its next open
         // has to run recovery.
         self.syncer.check(&self.dir)?;
@@ -46,25 +87,24 @@ impl PartitionLog {
             // after it). The marker itself need not be: without it the next
             // open only scans the active segment from the recovery point.
             active.seal_unsynced()?;
-            return self
-                .fs
-                .open(&self.dir.join(CLEAN_SHUTDOWN_FILE), OpenMode::Create)
-                .map(drop)
-                .map_err(Error::io("write clean-shutdown marker", &self.dir.join(CLEAN_SHUTDOWN_FILE)));
+            return Ok(false);
         }
-        // ORDER: data and index durable, recovery point, the marker, then the
-        // directory.
         self.counters.fsync(|| active.seal())?;
-        self.set_recovery_point(end_point(&active))?;
+        if recovery_point {
+            self.set_recovery_point(end_point(&active))?;
+        } else {
+            // A store's close: the marker makes the next open trust every
+            // segment, so the recovery point is not rewritten (a file
+            // created per partition per close, most of a 10,000-partition
+            // close; should the marker be lost, an older point only means a
+            // longer scan). The synced extent, written in place, is raised,
+            // so damage to these bytes is refused, never cut.
+            self.raise_extent(end_point(&active))?;
+        }
         self.checkpoint_high_watermark()?;
-        writer.producers.write(&*self.fs, &self.dir, active.next_offset())?;
-        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
-        let file = self
-            .fs
-            .open(&marker, OpenMode::Create)
-            .map_err(Error::io("write clean-shutdown marker", &marker))?;
-        file.sync_data().map_err(Error::io("sync clean-shutdown marker", &marker))?;
-        self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))
+        // A store's close rewrites the snapshot in place (see `write_as`).
+        writer.producers.write_as(&*self.fs, &self.dir, active.next_offset(), !recovery_point)?;
+        Ok(true)
     }
 }
 

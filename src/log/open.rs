@@ -26,9 +26,23 @@ use super::points::{end_point, segment_recovery, Checkpoints};
 use super::producers::ProducerStates;
 use super::types::RecoveryReport;
 
-/// Present in a partition directory only while the log is cleanly closed:
-/// its presence lets the next open skip scanning the active segment.
+/// Empty only while the log is cleanly closed: an empty marker lets the
+/// next open skip scanning the active segment. An open log (or one that
+/// stopped uncleanly) has it missing or one byte long: open extends it to
+/// one byte (a hole) and a clean close truncates it again, so neither
+/// creates an inode nor allocates a block (creating 10,000 inodes per close
+/// was most of a store's close).
 pub const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
+
+/// Whether `dir`'s log was closed cleanly (its marker exists and is empty).
+pub(crate) fn closed_cleanly(fs: &dyn FileSystem, dir: &Path) -> Result<bool> {
+    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+    match fs.open(&marker, crate::io::OpenMode::Existing) {
+        Ok(file) => Ok(file.size().map_err(Error::io("stat", &marker))? == 0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("open clean-shutdown marker", &marker)(e)),
+    }
+}
 
 /// Held (flock) by the one handle that has a partition directory open.
 pub const LOG_LOCK_FILE: &str = ".lock";
@@ -115,7 +129,7 @@ impl PartitionLog {
         let dir = dir.as_ref().to_path_buf();
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create log directory", &dir))?;
         let dir_lock = lock_log_dir(&*fs, &dir)?;
-        Self::open_locked(fs, clock, dir, config, dir_lock)
+        Self::open_locked(fs, clock, dir, config, dir_lock, true)
     }
 
     /// Opens (creating if needed) the log in `dir` under a lock the caller
@@ -132,24 +146,32 @@ impl PartitionLog {
     ) -> Result<Self> {
         config.validate()?;
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create log directory", &dir))?;
-        Self::open_locked(fs, clock, dir, config, lock)
+        // The store syncs every marker's removal at once (`Store::open`).
+        Self::open_locked(fs, clock, dir, config, lock, false)
     }
 
-    /// Opens the log in `dir`, whose lock the caller holds.
+    /// Opens the log in `dir`, whose lock the caller holds. Without
+    /// `sync_marker`, the caller makes the clean-shutdown marker's removal
+    /// durable before anything is appended (one `sync_all` for a store).
     pub(super) fn open_locked(
         fs: SharedFs,
         clock: SharedClock,
         dir: PathBuf,
         config: LogConfig,
         dir_lock: Arc<dyn FileLock>,
+        sync_marker: bool,
     ) -> Result<Self> {
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-        let clean = fs.exists(&marker).map_err(Error::io("stat", &marker))?;
         // A compaction swap a crash interrupted is finished or undone first.
         crate::segment::clean::recover_swaps(&*fs, &dir)?;
-        let bases = Self::list_segments(&*fs, &dir)?;
-        let recovery_point = checkpoint::read(&*fs, &dir);
-        let synced_extent = extent::read(&*fs, &dir)?;
+        let (bases, names) = Self::list_segments(&*fs, &dir)?;
+        // The checkpoints are read through the listing: a missing one costs
+        // no system call. Nothing else changes the directory meanwhile
+        // (the caller holds its lock).
+        let listed = crate::io::ListedDir::new(&*fs, &dir, names);
+        let clean = closed_cleanly(&listed, &dir)?;
+        let recovery_point = checkpoint::read(&listed, &dir);
+        let synced_extent = extent::read(&listed, &dir)?;
         let mut report =
             RecoveryReport { clean_shutdown: clean, segments: bases.len(), ..Default::default() };
         let mut segments = BTreeMap::new();
@@ -197,17 +219,24 @@ impl PartitionLog {
         if clean {
             // ORDER: the marker goes before any append, so a crash from here
             // on is seen as unclean.
-            fs.remove_file(&marker).map_err(Error::io("remove clean-shutdown marker", &marker))?;
-            fs.sync_dir(&dir).map_err(Error::io("sync directory", &dir))?;
+            let file = fs
+                .open(&marker, crate::io::OpenMode::Existing)
+                .map_err(Error::io("open clean-shutdown marker", &marker))?;
+            // A one-byte hole: no data block to allocate now or free at close.
+            file.set_len(1).map_err(Error::io("mark log open", &marker))?;
+            if sync_marker {
+                file.sync_data().map_err(Error::io("sync clean-shutdown marker", &marker))?;
+            }
         }
         let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
-        let high_watermark = checkpoint::read_high_watermark(&*fs, &dir)
+        let high_watermark = checkpoint::read_high_watermark(&listed, &dir)
             .map_or(super::watermark::FOLLOWS_LOG_END, |hw| hw.min(log_end_offset));
-        let log_start_offset = checkpoint::read_log_start(&*fs, &dir);
-        let epochs = load_epochs(&*fs, &dir, &segments, (log_start_offset, log_end_offset))?;
-        let mut producers = load_producers(&*fs, &dir, &segments, log_end_offset)?;
+        let log_start_offset = checkpoint::read_log_start(&listed, &dir);
+        let epochs = load_epochs(&listed, &dir, &segments, (log_start_offset, log_end_offset))?;
+        let mut producers = load_producers(&listed, &dir, &segments, log_end_offset)?;
         producers.expire(clock.now_ms(), config.producer_id_expiration_ms);
-        let cleaned_to = checkpoint::read_cleaner_offset(&*fs, &dir);
+        let cleaned_to = checkpoint::read_cleaner_offset(&listed, &dir);
+        drop(listed);
         let log = PartitionLog {
             fs,
             clock,
@@ -245,7 +274,8 @@ impl PartitionLog {
     /// Base offsets of the segments in `dir`, sorted; removes index files
     /// whose log file is gone (an index is derived data). Any file the log
     /// does not write is an error: it is not ours to delete or ignore.
-    pub(super) fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
+    /// Also returns the directory's entries, less the temp files removed.
+    pub(super) fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<(Vec<u64>, Vec<String>)> {
         let names = fs.list_dir(dir).map_err(Error::io("list log directory", dir))?;
         let checkpoints = [
             RECOVERY_POINT_FILE,
@@ -296,7 +326,8 @@ impl PartitionLog {
                 _ => {}
             }
         }
-        Ok(logs)
+        let names = names.into_iter().filter(|n| !n.ends_with(".tmp")).collect();
+        Ok((logs, names))
     }
 }
 

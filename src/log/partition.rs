@@ -175,8 +175,34 @@ impl PartitionLog {
     /// [`Error::OffsetOutOfRange`] outside `[log_start_offset,
     /// log_end_offset]`; [`Error::Corruption`] for damaged bytes.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
-        let _no_truncation = self.truncation.read();
-        let segments = self.snapshot();
+        // A segment deleted (retention) while this read held it may fail to
+        // read when its file pool had closed its descriptor (see
+        // `io::FilePool`): read again from the segments now, where the
+        // offset is either out of range or in a live segment. Bounded: a
+        // retry only follows a deletion that removed the segment.
+        let mut tries = 0;
+        loop {
+            let no_truncation = self.truncation.read();
+            let segments = self.snapshot();
+            match self.read_in(&segments, offset, max_bytes) {
+                Err(Error::Io { .. }) if tries < 3 && self.removed_since(&segments) => {
+                    drop(no_truncation);
+                    tries += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Whether a segment of `segments` is no longer in the log.
+    fn removed_since(&self, segments: &SegmentMap) -> bool {
+        let now = self.snapshot();
+        segments.iter().any(|(base, s)| !now.get(base).is_some_and(|n| Arc::ptr_eq(n, s)))
+    }
+
+    /// [`PartitionLog::read`] in `segments`; the caller holds the
+    /// truncation lock (read).
+    fn read_in(&self, segments: &SegmentMap, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
         let end = self.log_end_offset();
         check_range(offset, self.log_start_offset(), end)?;
         if offset == end {

@@ -166,6 +166,20 @@ impl ProducerStates {
 
     /// Writes the snapshot of the state as of `offset` (the log end).
     pub(crate) fn write(&self, fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<()> {
+        self.write_as(fs, dir, offset, false)
+    }
+
+    /// [`ProducerStates::write`], rewriting the file in place when
+    /// `in_place` (no new inode; a write torn by a crash fails the
+    /// snapshot's checksum, and open then replays the whole log). Only
+    /// where a sync of the whole store follows (`Store::close`).
+    pub(crate) fn write_as(
+        &self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+        offset: u64,
+        in_place: bool,
+    ) -> Result<()> {
         let mut ids: Vec<&i64> = self.map.keys().collect();
         ids.sort_unstable();
         let mut pairs = vec![
@@ -187,8 +201,14 @@ impl ProducerStates {
             pairs.push((format!("p.{i}"), format!("{id} {} {}", e.epoch, batches.join(";"))));
         }
         let pairs: Vec<(&str, String)> = pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        write_file_atomic(fs, dir, PRODUCER_SNAPSHOT_FILE, &kv::encode(HEADER, &pairs))
-            .map_err(Error::io("write producer snapshot", &dir.join(PRODUCER_SNAPSHOT_FILE)))
+        let bytes = kv::encode(HEADER, &pairs);
+        let path = dir.join(PRODUCER_SNAPSHOT_FILE);
+        if in_place {
+            return crate::io::write_file_in_place(fs, &path, &bytes)
+                .map_err(Error::io("write producer snapshot", &path));
+        }
+        write_file_atomic(fs, dir, PRODUCER_SNAPSHOT_FILE, &bytes)
+            .map_err(Error::io("write producer snapshot", &path))
     }
 
     /// Reads the snapshot: the offset it describes and the state; `None`

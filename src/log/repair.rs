@@ -112,6 +112,7 @@ impl PartitionLog {
                 dir.to_path_buf(),
                 config.clone(),
                 dir_lock.clone(),
+                true,
             ) {
                 Ok(log) => {
                     report.log_end_offset = log.log_end_offset();

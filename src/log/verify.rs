@@ -9,7 +9,6 @@ use crate::io::FileSystem;
 use crate::segment::verify::{verify_segment, Problem, TailCut};
 
 use super::extent::{self, Loaded, SYNCED_EXTENT_FILE};
-use super::open::CLEAN_SHUTDOWN_FILE;
 use super::points::segment_recovery;
 use crate::segment::{log_file_name, parse_file_name, SegmentFile};
 
@@ -93,8 +92,7 @@ pub fn verify_partition(
     let mut report = VerifyReport::default();
     let mut expected: Option<u64> = None;
     // Judged as the next open would: clean or not, from the same points.
-    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-    let clean = fs.exists(&marker).map_err(Error::io("stat", &marker))?;
+    let clean = super::open::closed_cleanly(fs, dir)?;
     let recovery_point = super::checkpoint::read(fs, dir);
     let synced = extent::read(fs, dir)?;
     if synced == Loaded::Damaged {

@@ -1,9 +1,9 @@
 //! A memory-mapped file of fixed-size entries: the storage of the offset
 //! and time indexes.
 //!
-//! An active segment's file is preallocated to its capacity (zeros past the
-//! last entry) and trimmed to its entries when the segment is sealed or the
-//! log closes cleanly, so a trimmed file's length says how many entries it
+//! An active segment's file grows (doubling, zeros past the last entry) up
+//! to its capacity as entries are pushed, and is trimmed to its entries
+//! when the segment is sealed or the log closes cleanly, so a trimmed file's length says how many entries it
 //! has. Everything in it is derived data that recovery can rebuild.
 
 use std::path::{Path, PathBuf};
@@ -20,7 +20,13 @@ pub(crate) struct EntryFile<const N: usize> {
     /// Maps `[0, capacity * N)` of the file.
     map: Box<dyn Mapping>,
     entries: usize,
+    /// Entries the file is sized and mapped for now.
     capacity: usize,
+    /// Entries it may grow to: the file grows from `capacity` towards
+    /// `limit` at each push that needs room (so opening or creating an
+    /// active segment costs no resize, and an idle partition's index stays
+    /// small).
+    limit: usize,
 }
 
 impl<const N: usize> EntryFile<N> {
@@ -41,9 +47,21 @@ impl<const N: usize> EntryFile<N> {
         if entries > entries_bound.max(capacity) {
             entries = 0;
         }
-        let mut f =
-            EntryFile { path: path.to_path_buf(), file, map: Box::new(EmptyMapping), entries, capacity: 0 };
-        f.remap(capacity.max(entries))?;
+        let mut f = EntryFile {
+            path: path.to_path_buf(),
+            file,
+            map: Box::new(EmptyMapping),
+            entries,
+            capacity: 0,
+            limit: capacity.max(entries),
+        };
+        if len == (entries * N) as u64 {
+            // Already its entries' length: map it, no resize.
+            f.map = f.file.map(entries * N).map_err(Error::io("map index", path))?;
+            f.capacity = entries;
+        } else {
+            f.remap(entries)?;
+        }
         Ok(f)
     }
 
@@ -67,19 +85,19 @@ impl<const N: usize> EntryFile<N> {
         Ok(())
     }
 
-    /// Trims the file to its entries.
+    /// Trims the file to its entries (and takes no more).
     pub(crate) fn trim(&mut self) -> Result<()> {
+        self.limit = self.entries;
         if self.capacity != self.entries {
             self.remap(self.entries)?;
         }
         Ok(())
     }
 
-    /// Grows the file back to `capacity` entries.
+    /// Lets the file grow to `capacity` entries (at the first push that
+    /// needs the room).
     pub(crate) fn reserve(&mut self, capacity: usize) -> Result<()> {
-        if capacity > self.capacity {
-            self.remap(capacity)?;
-        }
+        self.limit = self.limit.max(capacity);
         Ok(())
     }
 
@@ -93,7 +111,7 @@ impl<const N: usize> EntryFile<N> {
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        self.entries >= self.capacity
+        self.entries >= self.limit
     }
 
     /// The entries, readable while the view lives; `None` when the
@@ -112,6 +130,12 @@ impl<const N: usize> EntryFile<N> {
     pub(crate) fn push(&mut self, entry: &[u8; N]) -> bool {
         if self.is_full() {
             return false;
+        }
+        // Grown geometrically (64 entries at least): a small segment keeps
+        // a small index and mapping, a large one remaps O(log n) times.
+        let grown = self.capacity.saturating_mul(2).max(64).min(self.limit);
+        if self.entries >= self.capacity && self.remap(grown).is_err() {
+            return false; // no room now (a full disk): the entry is skipped
         }
         let at = self.entries * N;
         let Ok(mut bytes) = self.map.bytes_mut() else { return false };

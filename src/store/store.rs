@@ -319,6 +319,9 @@ impl Store {
             let topic = open_topic(&cx, &name, topic_config, OnFailure::Offline)?;
             topics.insert(name, topic);
         }
+        // ORDER: every clean-shutdown marker's removal is durable before
+        // the store is handed out (and anything appended).
+        fs.sync_all(&dir).map_err(Error::io("sync the store's file system", &dir))?;
         let offline: usize = topics.values().map(|t| t.offline_partitions().len()).sum();
         let partitions: usize = topics.values().map(|t| t.partition_count() as usize).sum();
         tracing::info!(
@@ -591,9 +594,47 @@ impl Store {
         let started = std::time::Instant::now();
         let logs: Vec<&Arc<PartitionLog>> = topics.values().flat_map(|t| t.logs()).collect();
         let threads = self.inner.config.num_recovery_threads_per_data_dir;
-        for result in super::parallel::run(logs.len(), threads, |i| logs[i].close()) {
-            if let Err(e) = result {
-                tracing::error!(error = %e, "partition did not close cleanly; the next open recovers it");
+        // ORDER: no writer is left (each append in flight finishes), so
+        // nothing is acknowledged from here on; every partition seals and
+        // checkpoints with its fsyncs deferred; one syncfs makes all of it
+        // durable; only then the markers go down (unsynced), and a second
+        // syncfs makes them durable. A crash before the first leaves
+        // unclean logs that recover; the markers never precede their data.
+        let closing: Vec<bool> = logs.iter().map(|log| log.close_writes()).collect();
+        let sealed = super::parallel::run(logs.len(), threads, |i| {
+            if !closing[i] {
+                return Ok(());
+            }
+            FilePool::deferring_syncs(|| logs[i].close_checkpoints())
+        });
+        let mut marked = Vec::with_capacity(logs.len());
+        for (i, result) in sealed.into_iter().enumerate() {
+            match result {
+                Ok(_) if closing[i] => marked.push(logs[i]),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "partition did not close cleanly; the next open recovers it");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let dir = &self.inner.dir;
+        match self.inner.fs.sync_all(dir) {
+            Ok(()) => {
+                let markers = super::parallel::run(marked.len(), threads, |i| {
+                    FilePool::deferring_syncs(|| marked[i].write_clean_marker(false))
+                });
+                for e in markers.into_iter().filter_map(Result::err) {
+                    first_error.get_or_insert(e);
+                }
+                if let Err(e) = self.inner.fs.sync_all(dir) {
+                    first_error.get_or_insert(Error::io("sync the store's file system", dir)(e));
+                }
+            }
+            Err(e) => {
+                // No marker: every partition recovers at the next open.
+                let e = Error::io("sync the store's file system", dir)(e);
+                tracing::error!(error = %e, "store close could not sync; no partition is marked clean");
                 first_error.get_or_insert(e);
             }
         }

@@ -177,8 +177,14 @@ pub fn config(durability: Durability) -> LogConfig {
     }
 }
 
+/// Descriptors each log's file pool holds in the crash tests: a tiny
+/// cache, so every crash point also runs with files closed and reopened
+/// under the log (issue 20).
+pub const POOL_FILES: usize = 8;
+
 pub fn open(fs: &SimFs, config: &LogConfig) -> annals::Result<PartitionLog> {
-    PartitionLog::open_with(Arc::new(fs.clone()), Path::new(DIR), config.clone())
+    let pool = annals::io::FilePool::new(Arc::new(fs.clone()), POOL_FILES);
+    PartitionLog::open_with(Arc::new(pool), Path::new(DIR), config.clone())
 }
 
 /// A workload: drives a log and tells the tracker what it did.

@@ -90,6 +90,9 @@ impl FileSystem for GatedFs {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         StdFileSystem.sync_dir(dir)
     }
+    fn sync_all(&self, dir: &Path) -> io::Result<()> {
+        StdFileSystem.sync_all(dir)
+    }
     fn exists(&self, path: &Path) -> io::Result<bool> {
         StdFileSystem.exists(path)
     }

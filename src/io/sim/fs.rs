@@ -99,6 +99,27 @@ impl FileSystem for SimFs {
         Ok(())
     }
 
+    fn sync_all(&self, _dir: &Path) -> io::Result<()> {
+        let mut state = self.state.lock();
+        state.alive()?;
+        state.tick()?;
+        let (files, dirs) = (!state.ignore_file_sync, !state.ignore_dir_sync);
+        for node in state.nodes.values_mut() {
+            match node {
+                Node::File(f) if files => {
+                    f.durable = f.data.clone();
+                    f.pending.clear();
+                }
+                Node::Dir(d) if dirs => {
+                    d.durable = d.entries.clone();
+                    d.pending.clear();
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let state = self.state.lock();
         state.alive()?;
