@@ -91,6 +91,13 @@ fn topics(partitions: u32) -> Vec<(String, u32)> {
 }
 
 fn main() {
+    // The engine's own events (store opened / closed, with how long each
+    // step took) go to stderr beside the phase lines.
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
     // `cargo bench` passes `--bench`; nothing else is taken from argv.
     let partitions: u32 =
         std::env::var("ANNALS_PARTITIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);

@@ -85,12 +85,39 @@ impl<const N: usize> EntryFile<N> {
         Ok(())
     }
 
-    /// Trims the file to its entries (and takes no more).
-    pub(crate) fn trim(&mut self) -> Result<()> {
-        self.limit = self.entries;
-        if self.capacity != self.entries {
-            self.remap(self.entries)?;
+    /// Trims the file to its entries, then appends `last` (if any) as its
+    /// final entry; it takes no more. The entry is written through the
+    /// file, not a mapping: sealing is done once per segment, often on a
+    /// file whose descriptor a `FilePool` closed, and mapping a file to
+    /// write 12 bytes and unmapping it (a TLB shootdown) cost most of a
+    /// store's close.
+    ///
+    /// ORDER (mapping safety, as in `remap`): the mapping is dropped, so
+    /// its writes reach the file first and none extends past its end.
+    pub(crate) fn seal(&mut self, last: Option<&[u8; N]>) -> Result<()> {
+        if self.capacity == self.entries && last.is_none() {
+            self.limit = self.entries;
+            return Ok(()); // trimmed already
         }
+        self.map = Box::new(EmptyMapping);
+        // As in `remap`: no usable entry until the new mapping is made.
+        let mut entries = std::mem::take(&mut self.entries);
+        // The file is `capacity` entries long (`open`, `remap` and this
+        // keep it so), so a write just past the entries extends it exactly
+        // when nothing is reserved beyond them.
+        let sized = std::mem::take(&mut self.capacity);
+        self.limit = 0;
+        if let Some(entry) = last {
+            let at = (entries * N) as u64;
+            self.file.write_all_at(entry, at).map_err(Error::io("write index", &self.path))?;
+            entries += 1;
+        }
+        let len = entries * N;
+        if sized.max(entries) != entries {
+            self.file.set_len(len as u64).map_err(Error::io("resize index", &self.path))?;
+        }
+        self.map = self.file.map(len).map_err(Error::io("map index", &self.path))?;
+        (self.entries, self.capacity, self.limit) = (entries, entries, entries);
         Ok(())
     }
 

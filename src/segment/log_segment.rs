@@ -344,14 +344,8 @@ impl LogSegment {
             // `segment_bytes`, more address space than it may ever fill).
             self.log.map_for_reads(self.size_bytes());
         }
-        {
-            let covering = self.covering_time_entry();
-            let mut times = self.time_index.write();
-            if let Some(t) = covering {
-                times.append(t.timestamp_ms, t.offset);
-            }
-            times.trim()?;
-        }
+        let covering = self.covering_time_entry();
+        self.time_index.write().seal(covering)?;
         self.index.write().trim()
     }
 

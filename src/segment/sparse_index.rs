@@ -65,7 +65,18 @@ pub struct SparseIndex<E: SparseEntry, const N: usize> {
     base_offset: u64,
     /// A full check deferred to the first lookup (see [`SparseIndex::defer_check`]).
     lazy: LazyCheck,
+    /// The last entry, kept by appends so they need not read the mapping.
+    last: Last<E>,
     entry: PhantomData<E>,
+}
+
+/// What [`SparseIndex`] knows of its last entry without reading the file.
+#[derive(Debug, Clone, Copy)]
+enum Last<E> {
+    /// Not read yet, or the entries changed in a way that loses it.
+    Unknown,
+    /// The last entry (`None`: the index is empty).
+    Known(Option<E>),
 }
 
 impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
@@ -85,6 +96,7 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
             file: EntryFile::open(fs, path, capacity, entries_bound)?,
             base_offset,
             lazy: LazyCheck::default(),
+            last: Last::Unknown,
             entry: PhantomData,
         })
     }
@@ -116,15 +128,36 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
         self.entries().checked_sub(1).and_then(|i| self.entry(i))
     }
 
+    /// The last entry, from memory when known; `Err` when the index has
+    /// entries but cannot be read now.
+    fn known_last(&mut self) -> Result<Option<E>, ()> {
+        if let Last::Known(last) = self.last {
+            return Ok(last);
+        }
+        let last = self.last_entry();
+        if last.is_none() && self.entries() > 0 {
+            return Err(()); // unreadable now: the entry cannot be ordered
+        }
+        self.last = Last::Known(last);
+        Ok(last)
+    }
+
+    /// The stored bytes of `entry` if the index takes it after its last
+    /// entry (see [`admit`]).
+    fn admitted(&mut self, entry: E) -> Option<[u8; N]> {
+        let last = self.known_last().ok()?;
+        admit::<E, N>(last, entry, self.base_offset)
+    }
+
     /// Appends `entry` unless it does not fit the format, does not follow
     /// the last entry, or the index is full (see the module docs).
     pub(super) fn push(&mut self, entry: E) {
-        let last = self.last_entry();
-        if last.is_none() && self.entries() > 0 {
-            return; // unreadable now: the entry cannot be ordered
+        if self.is_full() {
+            return;
         }
-        if let Some(bytes) = admit::<E, N>(last, entry, self.base_offset) {
-            self.file.push(&bytes);
+        if let Some(bytes) = self.admitted(entry) {
+            let pushed = self.file.push(&bytes);
+            self.last = if pushed { Last::Known(Some(entry)) } else { Last::Unknown };
         }
     }
 
@@ -148,6 +181,9 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
 
     /// Keeps the first `n` entries.
     pub(super) fn keep(&mut self, n: usize) {
+        if n < self.entries() {
+            self.last = Last::Unknown;
+        }
         self.file.truncate(n);
     }
 
@@ -163,6 +199,7 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
     /// Drops every entry.
     pub(crate) fn clear(&mut self) {
         self.file.truncate(0);
+        self.last = Last::Known(None);
         self.lazy.clear();
     }
 
@@ -210,7 +247,21 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
 
     /// Trims the file to its entries (sealing or clean close).
     pub(crate) fn trim(&mut self) -> Result<()> {
-        self.file.trim()
+        self.seal(None)
+    }
+
+    /// Trims the file to its entries and appends `last` (when it follows
+    /// the last entry) as the final one, written through the file (see
+    /// `EntryFile::seal`): sealing or clean close.
+    pub(crate) fn seal(&mut self, last: Option<E>) -> Result<()> {
+        let bytes = last.and_then(|e| self.admitted(e));
+        let sealed = self.file.seal(bytes.as_ref());
+        self.last = match (&sealed, bytes) {
+            (Ok(()), Some(_)) => Last::Known(last),
+            (Ok(()), None) => self.last,
+            (Err(_), _) => Last::Unknown,
+        };
+        sealed
     }
 
     /// Grows the file back to `capacity` entries so appends can add entries.

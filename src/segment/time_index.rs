@@ -97,7 +97,7 @@ impl SparseIndex<TimeEntry, TIME_INDEX_ENTRY_BYTES> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::StdFileSystem;
+    use crate::io::{FileSystem, OpenMode, StdFileSystem};
 
     #[test]
     fn lookup_starts_after_everything_older() {
@@ -119,5 +119,42 @@ mod tests {
         assert_eq!(index.last_entry(), Some(TimeEntry { timestamp_ms: 10, offset: 104 }));
         assert!(index.sanity_check(105).is_ok());
         assert!(index.sanity_check(104).is_err());
+    }
+
+    /// Sealing writes the covering entry through the file: on a file grown
+    /// past its entries (trimmed), on one exactly its entries long
+    /// (extended), and on one a pool of a single descriptor closed
+    /// in between; each reopens with exactly its entries.
+    #[test]
+    fn seal_appends_the_covering_entry_and_trims() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::io::FilePool::new(std::sync::Arc::new(StdFileSystem), 1);
+        let at = |ts, offset| TimeEntry { timestamp_ms: ts, offset };
+        let fss: [(&str, &dyn FileSystem); 2] = [("std", &StdFileSystem), ("pool", &pool)];
+        for (name, fs) in fss {
+            let path = dir.path().join(name);
+            let mut index = TimeIndex::open(fs, &path, 100, 100, 1000).unwrap();
+            index.append(10, 104);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), 64 * 12, "{name}: grown ahead");
+            // Another file takes the pool's one descriptor.
+            let _other = fs.open(&dir.path().join(format!("{name}.other")), OpenMode::Create).unwrap();
+            index.seal(Some(at(20, 110))).unwrap();
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), 24, "{name}: trimmed to two entries");
+            assert!(index.is_full(), "{name}: sealed");
+            index.seal(Some(at(20, 110))).unwrap(); // not after the last: nothing written
+            index.sync().unwrap();
+            assert_eq!(index.entries(), 2);
+            assert_eq!(index.lookup(15), 105);
+            drop(index);
+            let mut index = TimeIndex::open(fs, &path, 100, 0, 1000).unwrap();
+            assert_eq!((index.entries(), index.last_entry()), (2, Some(at(20, 110))), "{name}");
+            index.reserve(4).unwrap();
+            index.seal(Some(at(30, 120))).unwrap(); // exactly its entries long: extended
+            drop(index);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), 36, "{name}");
+            let index = TimeIndex::open(fs, &path, 100, 0, 1000).unwrap();
+            assert_eq!(index.sanity_check(121), Ok(()), "{name}");
+            assert_eq!(index.lookup(25), 111, "{name}");
+        }
     }
 }

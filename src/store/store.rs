@@ -607,6 +607,7 @@ impl Store {
             }
             FilePool::deferring_syncs(|| logs[i].close_checkpoints())
         });
+        let sealed_at = started.elapsed();
         let mut marked = Vec::with_capacity(logs.len());
         for (i, result) in sealed.into_iter().enumerate() {
             match result {
@@ -619,8 +620,10 @@ impl Store {
             }
         }
         let dir = &self.inner.dir;
+        let mut synced_at = None;
         match self.inner.fs.sync_all(dir) {
             Ok(()) => {
+                synced_at = Some(started.elapsed());
                 let markers = super::parallel::run(marked.len(), threads, |i| {
                     FilePool::deferring_syncs(|| marked[i].write_clean_marker(false))
                 });
@@ -641,6 +644,8 @@ impl Store {
         tracing::info!(
             partitions = logs.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
+            sealed_ms = sealed_at.as_millis() as u64,
+            synced_ms = synced_at.map(|t| t.as_millis() as u64),
             "store closed"
         );
         drop(logs);
