@@ -212,7 +212,28 @@ fn verify_passes_a_sound_store_and_names_a_damaged_file() {
     let out = stdout(&o);
     assert!(out.contains(&format!("CORRUPT {}", seg.display())), "names the file: {out}");
     assert!(out.contains("1 problem(s)"), "{out}");
+    assert!(out.contains("DAMAGED perf-1: 1 problem(s) above"), "{out}");
     assert!(!stderr(&o).contains("panicked"));
+    // An unreadable partition (its segment is a directory) is named
+    // offline, and the others are still checked.
+    let bad = d.join("perf-2").join("00000000000000000000.log");
+    std::fs::remove_file(&bad).unwrap();
+    std::fs::create_dir(&bad).unwrap();
+    let o = annals(cwd.path(), &["verify", "--dir", ds]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("OFFLINE perf-2: unreadable") && out.contains("DAMAGED perf-1: "), "{out}");
+    assert!(
+        out.contains("verified 8 partitions") && out.contains("1 partition(s) offline, 1 problem(s)"),
+        "{out}"
+    );
+    {
+        // The store opens with it offline and serves the rest.
+        let store = Store::open(&d, StoreConfig::default()).unwrap();
+        let t = store.topic("perf").unwrap();
+        assert_eq!(t.offline_partitions().iter().map(|(p, _)| *p).collect::<Vec<_>>(), [2]);
+        assert!(t.partition(0).unwrap().read(0, 1 << 20).unwrap().records().count() > 0);
+    }
     fails(annals(cwd.path(), &["verify", "--dir", "missing"]));
 }
 

@@ -152,6 +152,76 @@ fn tracing_events_for_open_roll_retention_and_offline_partitions() {
     assert!(has("partition offline") && has("stray"), "{events:#?}");
 }
 
+/// Runs `f` with every `tracing` event captured; returns the events.
+fn capture_events(f: impl FnOnce()) -> Vec<String> {
+    use tracing_subscriber::layer::SubscriberExt;
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::registry().with(captured.clone());
+    tracing::subscriber::with_default(subscriber, f);
+    let events = captured.0.lock().unwrap().clone();
+    events
+}
+
+/// The events of recovery (segments found, torn tail cut, index rebuilt),
+/// compaction, a full disk and a poisoned partition, each with what it
+/// names.
+#[test]
+fn tracing_events_for_recovery_compaction_disk_full_and_poison() {
+    use annals::io::sim::SimFs;
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 128,
+        cleanup_policy: annals::CleanupPolicy::Compact,
+        ..LogConfig::default()
+    };
+    let events = capture_events(|| {
+        let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        for i in 0..40 {
+            log.append(&[Record::with_key(format!("k{}", i % 4), format!("{i:0100}"))]).unwrap();
+        }
+        log.set_high_watermark(log.log_end_offset()).ok();
+        let report = log.compact().unwrap();
+        assert!(report.records_removed > 0, "{report:?}");
+        log.close().unwrap();
+        drop(log);
+        // A torn last write in the active segment, the clean-shutdown
+        // marker gone with the crash, and a sealed segment's index garbled.
+        let mut segments: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        segments.sort();
+        let active = segments.last().unwrap();
+        let head = std::fs::read(&segments[0]).unwrap()[..30].to_vec();
+        let mut bytes = std::fs::read(active).unwrap();
+        bytes.extend_from_slice(&head);
+        std::fs::write(active, bytes).unwrap();
+        std::fs::remove_file(dir.path().join("clean_shutdown")).unwrap();
+        std::fs::write(segments[0].with_extension("index"), [0xFF; 16]).unwrap();
+        let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(log.recovery_report().bytes_truncated, 30);
+        drop(log);
+
+        let fs = SimFs::new();
+        let log = PartitionLog::open_with(Arc::new(fs.clone()), "/log", LogConfig::default()).unwrap();
+        fs.set_capacity(Some(2048)); // the checkpoints fit, a 4 KiB record does not
+        assert!(matches!(log.append(&[Record::new("x".repeat(4096))]), Err(Error::DiskFull { .. })));
+        fs.set_capacity(None);
+        fs.fail_at(fs.op_count(), std::io::ErrorKind::Other, false);
+        assert!(log.append(&[Record::new("y")]).is_err());
+        assert!(matches!(log.append(&[Record::new("z")]), Err(Error::Poisoned { .. })));
+    });
+    let has = |what: &str| events.iter().any(|e| e.contains(what));
+    assert!(has("compacted") && has("records_removed="), "{events:#?}");
+    assert!(has("segments found") && has("clean_shutdown=false"), "{events:#?}");
+    assert!(has("torn tail cut") && has("bytes=30"), "{events:#?}");
+    assert!(has("index rebuilt") && has("00000000000000000000.log"), "{events:#?}");
+    assert!(has("disk full"), "{events:#?}");
+    assert_eq!(events.iter().filter(|e| e.contains("partition poisoned")).count(), 1, "{events:#?}");
+}
+
 #[test]
 fn metrics_count_a_known_workload_exactly() {
     let dir = tempfile::tempdir().unwrap();

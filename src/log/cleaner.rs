@@ -131,6 +131,17 @@ impl PartitionLog {
                 break;
             }
         }
+        if report.segments_cleaned > 0 {
+            tracing::info!(
+                dir = %self.dir.display(),
+                passes = report.passes,
+                segments = report.segments_cleaned,
+                records_removed = report.records_removed,
+                bytes_read = report.bytes_read,
+                bytes_written = report.bytes_written,
+                "compacted"
+            );
+        }
         Ok(report)
     }
 

@@ -73,11 +73,14 @@ impl Syncer {
         }
     }
 
-    /// Poisons the partition (keeps the first cause).
-    pub(crate) fn poison(&self, cause: &Error) {
+    /// Poisons the partition (keeps the first cause); true when this call
+    /// poisoned it.
+    pub(crate) fn poison(&self, cause: &Error) -> bool {
         let mut state = self.state.lock();
+        let first = state.poisoned.is_none();
         state.poisoned.get_or_insert_with(|| poison_cause(cause));
         self.synced.notify_all();
+        first
     }
 
     /// Notes `records` appended; under the interval policy, says whether

@@ -181,6 +181,7 @@ impl PartitionLog {
             let role = if active { SegmentRole::Active } else { SegmentRole::Sealed };
             let (segment, repair) =
                 LogSegment::open(&*fs, &dir, base, &config.segment_config(), recovery, role)?;
+            repair.trace(segment.log_path());
             report.bytes_scanned += repair.bytes_scanned;
             report.bytes_truncated += repair.bytes_truncated;
             report.truncated_from_offset = report.truncated_from_offset.or(repair.truncated_from_offset);
@@ -212,6 +213,13 @@ impl PartitionLog {
             None => LogPoint { segment: 0, position: 0, offset: 0 },
         };
         let extent_file = ExtentFile::open(&*fs, &dir, fallback)?;
+        tracing::debug!(
+            dir = %dir.display(),
+            segments = bases.len(),
+            clean_shutdown = clean,
+            bytes_scanned = report.bytes_scanned,
+            "segments found"
+        );
         if segments.is_empty() {
             segments.insert(0, Arc::new(LogSegment::create(&*fs, &dir, 0, &config.segment_config())?));
             fs.sync_dir(&dir).map_err(Error::io("sync directory", &dir))?;

@@ -141,12 +141,10 @@ impl PartitionLog {
     pub(super) fn write_failed(&self, e: Error) -> Error {
         match e {
             Error::Io { source, path, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+                tracing::warn!(dir = %self.dir.display(), path = %path.display(), "disk full: the write was refused");
                 Error::DiskFull { path }
             }
-            e @ Error::Io { .. } => {
-                self.syncer.poison(&e);
-                e
-            }
+            e @ Error::Io { .. } => self.poison(e),
             e => e,
         }
     }
@@ -155,7 +153,9 @@ impl PartitionLog {
     /// kind): poisons the partition, so only a reopen (which reads the
     /// files) serves it again.
     pub(super) fn poison(&self, e: Error) -> Error {
-        self.syncer.poison(&e);
+        if self.syncer.poison(&e) {
+            tracing::error!(dir = %self.dir.display(), error = %e, "partition poisoned: writes fail until it is reopened");
+        }
         e
     }
 

@@ -103,6 +103,34 @@ pub struct SegmentRepair {
     pub quarantined: Option<Quarantine>,
 }
 
+impl SegmentRepair {
+    /// Reports what recovery did to the segment at `log_path` as `tracing`
+    /// events: a torn tail cut and a quarantine as warnings, a rebuilt
+    /// index as information.
+    pub(crate) fn trace(&self, log_path: &Path) {
+        if self.bytes_truncated > 0 {
+            tracing::warn!(
+                segment = %log_path.display(),
+                bytes = self.bytes_truncated,
+                from_offset = self.truncated_from_offset,
+                "torn tail cut"
+            );
+        }
+        if let Some(q) = &self.quarantined {
+            tracing::warn!(
+                segment = %log_path.display(),
+                quarantine = %q.path.display(),
+                first_offset = q.first_offset,
+                bytes = q.bytes,
+                "damaged bytes quarantined"
+            );
+        }
+        if self.index_rebuilt {
+            tracing::info!(segment = %log_path.display(), "index rebuilt");
+        }
+    }
+}
+
 /// A segment of a partition log, shared between one writer and any number
 /// of readers.
 ///

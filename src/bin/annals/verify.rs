@@ -47,7 +47,8 @@ pub fn run(a: &VerifyArgs) -> CliResult<ExitCode> {
     let fs = StdFileSystem;
     let mut total_bytes = 0;
     for d in &dirs {
-        total_bytes += log_bytes(&fs, d)?;
+        // For the progress bar only: an unreadable partition is reported below.
+        total_bytes += log_bytes(&fs, d).unwrap_or(0);
     }
     let terminal = std::io::stderr().is_terminal();
     let bar = if terminal {
@@ -64,13 +65,30 @@ pub fn run(a: &VerifyArgs) -> CliResult<ExitCode> {
     };
     let started = Instant::now();
     let mut report = VerifyReport::default();
+    // Partitions that could not be read, which a store's next open takes
+    // offline (it serves the others), with why; and damaged ones.
+    let mut offline: Vec<(String, String)> = Vec::new();
+    let mut damaged: Vec<(String, usize)> = Vec::new();
     for d in &dirs {
         let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         bar.set_message(name.clone());
-        let r = verify_partition(&fs, d, &mut |n| bar.inc(n))?;
+        let r = match verify_partition(&fs, d, &mut |n| bar.inc(n)) {
+            Ok(r) => r,
+            Err(e) => {
+                // One unreadable partition does not stop the check of the rest.
+                if !terminal {
+                    eprintln!("{name}: unreadable: {e}");
+                }
+                offline.push((name, e.to_string()));
+                continue;
+            }
+        };
         if !terminal {
             let status = status(&r);
             eprintln!("{name}: {} segments, {} records, {} bytes: {status}", r.segments, r.records, r.bytes);
+        }
+        if !r.problems.is_empty() {
+            damaged.push((name, r.problems.len()));
         }
         report.absorb(r);
     }
@@ -113,6 +131,22 @@ pub fn run(a: &VerifyArgs) -> CliResult<ExitCode> {
             );
         }
     }
+    for (name, n) in &damaged {
+        outln!(
+            "DAMAGED {name}: {n} problem(s) above: reads of those bytes fail with a corruption error, and an \
+             open that has to scan them (after an unclean shutdown) takes the partition offline"
+        );
+    }
+    for (name, why) in &offline {
+        outln!(
+            "OFFLINE {name}: unreadable; the store's next open takes it offline and serves the others: {why}"
+        );
+    }
+    let summary = match (offline.len(), status(&report)) {
+        (0, status) => status,
+        (n, status) if status == "ok" => format!("{n} partition(s) offline"),
+        (n, status) => format!("{n} partition(s) offline, {status}"),
+    };
     outln!(
         "verified {} partitions, {} segments, {} batches, {} records, {} bytes in {:.2} s: {}",
         dirs.len(),
@@ -121,10 +155,10 @@ pub fn run(a: &VerifyArgs) -> CliResult<ExitCode> {
         report.records,
         report.bytes,
         started.elapsed().as_secs_f64(),
-        status(&report)
+        summary
     );
     // A plain torn tail is no damage to act on; anything else is.
-    Ok(if report.needs_attention() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if report.needs_attention() || !offline.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// `ok`, or what was found.
