@@ -168,9 +168,9 @@ pub(crate) async fn delete_records(
                         let result = DeleteRecordsPartitionResult::default()
                             .with_partition_index(p.partition_index)
                             .with_low_watermark(-1);
-                        let partition = crate::partition(&topic, p.partition_index);
-                        let Some(partition) = partition else {
-                            return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                        let partition = match crate::partition(&topic, p.partition_index) {
+                            Ok(partition) => partition,
+                            Err(code) => return result.with_error_code(code),
                         };
                         // -1: up to the high watermark, as Kafka's.
                         let before = match p.offset {

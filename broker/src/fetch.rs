@@ -73,9 +73,9 @@ fn answer(
                 .map(|p| {
                     let response =
                         PartitionData::default().with_partition_index(p.partition).with_high_watermark(-1);
-                    let partition = crate::partition(&topic, p.partition);
-                    let Some(partition) = partition else {
-                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match crate::partition(&topic, p.partition) {
+                        Ok(partition) => partition,
+                        Err(code) => return response.with_error_code(code),
                     };
                     #[cfg(discard_sink)]
                     {

@@ -114,10 +114,15 @@ pub(crate) struct Shared {
     pub port: u16,
 }
 
-/// Partition `index` of `topic` (a lookup's result), if both exist: the
-/// one lookup behind every per-partition answer.
-pub(crate) fn partition(topic: &annals::Result<annals::Topic>, index: i32) -> Option<annals::Partition> {
-    topic.as_ref().ok()?.partition(u32::try_from(index).ok()?).ok()
+/// Partition `index` of `topic` (a lookup's result): the one lookup behind
+/// every per-partition answer. Its error is the code Kafka answers with:
+/// UNKNOWN_TOPIC_OR_PARTITION when either does not exist,
+/// KAFKA_STORAGE_ERROR for a partition whose log is offline.
+pub(crate) fn partition(topic: &annals::Result<annals::Topic>, index: i32) -> Result<annals::Partition, i16> {
+    let unknown = kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code();
+    let topic = topic.as_ref().map_err(errors::code)?;
+    let index = u32::try_from(index).map_err(|_| unknown)?;
+    topic.partition(index).map_err(|e| errors::code(&e))
 }
 
 /// The node's id in metadata (one node).

@@ -42,9 +42,9 @@ fn answer(shared: &Shared, request: ListOffsetsRequest, version: i16) -> ListOff
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(epoch);
-                    let partition = crate::partition(&topic, p.partition_index);
-                    let Some(partition) = partition else {
-                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match crate::partition(&topic, p.partition_index) {
+                        Ok(partition) => partition,
+                        Err(code) => return response.with_error_code(code),
                     };
                     match p.timestamp {
                         LATEST => response.with_offset(partition.high_watermark() as i64),

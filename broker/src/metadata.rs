@@ -76,14 +76,23 @@ fn topic(shared: &Shared, name: Option<String>, create: bool, version: i16) -> M
     };
     match topic {
         Ok(t) => {
+            let offline: Vec<u32> = t.offline_partitions().into_iter().map(|(p, _)| p).collect();
             let partitions = (0..t.partition_count())
                 .map(|p| {
-                    MetadataResponsePartition::default()
+                    let partition = MetadataResponsePartition::default()
                         .with_partition_index(p as i32)
-                        .with_leader_id(BrokerId(NODE_ID))
                         .with_leader_epoch(epoch)
-                        .with_replica_nodes(vec![BrokerId(NODE_ID)])
-                        .with_isr_nodes(vec![BrokerId(NODE_ID)])
+                        .with_replica_nodes(vec![BrokerId(NODE_ID)]);
+                    if offline.contains(&p) {
+                        // As Kafka answers for a partition whose only
+                        // replica's log is offline: no leader, the
+                        // replica listed offline; clients wait and retry.
+                        return partition
+                            .with_error_code(ResponseError::LeaderNotAvailable.code())
+                            .with_leader_id(BrokerId(-1))
+                            .with_offline_replicas(vec![BrokerId(NODE_ID)]);
+                    }
+                    partition.with_leader_id(BrokerId(NODE_ID)).with_isr_nodes(vec![BrokerId(NODE_ID)])
                 })
                 .collect();
             response.with_partitions(partitions)

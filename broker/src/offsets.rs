@@ -63,8 +63,8 @@ pub(crate) async fn commit(shared: &Arc<Shared>, request: OffsetCommitRequest) -
                             OffsetCommitResponsePartition::default().with_partition_index(p.partition_index);
                         let code = if allowed != 0 {
                             allowed
-                        } else if crate::partition(&topic, p.partition_index).is_none() {
-                            ResponseError::UnknownTopicOrPartition.code()
+                        } else if let Err(code) = crate::partition(&topic, p.partition_index) {
+                            code
                         } else {
                             match u64::try_from(p.committed_offset) {
                                 Ok(o) => match offsets.commit(&group, &t.name.0, p.partition_index as u32, o)

@@ -51,9 +51,9 @@ fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResp
                     if bad_acks {
                         return response.with_error_code(ResponseError::InvalidRequiredAcks.code());
                     }
-                    let partition = crate::partition(&topic, p.index).ok_or(());
-                    let Ok(partition) = partition else {
-                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match crate::partition(&topic, p.index) {
+                        Ok(partition) => partition,
+                        Err(code) => return response.with_error_code(code),
                     };
                     let Some(records) = p.records else {
                         return response.with_error_code(ResponseError::CorruptMessage.code());

@@ -250,6 +250,112 @@ fn produce_and_fetch_errors_carry_kafkas_codes_and_store_nothing_bad() {
     }
 }
 
+/// A partition whose log cannot be opened (damage in its fsynced bytes)
+/// is offline: Metadata lists it without a leader (LEADER_NOT_AVAILABLE,
+/// the replica offline) and Produce and Fetch on it answer
+/// KAFKA_STORAGE_ERROR, as Kafka's do for a replica on a failed log
+/// directory; the topic's other partition serves.
+#[test]
+fn an_offline_partition_answers_kafka_storage_error_and_the_others_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = annals::Store::open(dir.path().join("store"), annals::StoreConfig::default()).unwrap();
+        let topic = store.create_topic("t", annals::TopicConfig::with_partitions(2)).unwrap();
+        for p in 0..2 {
+            for i in 0..20 {
+                topic.append_to(p, &[annals::Record::new(format!("record {i} of {p}"))]).unwrap();
+            }
+        }
+        store.close().unwrap();
+    }
+    let segment = dir.path().join("store").join("t-1").join("00000000000000000000.log");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let addr = start(dir.path());
+    let mut s = connect(addr);
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("t"))))]));
+    let response: MetadataResponse = call(&mut s, ApiKey::Metadata, 12, &request).unwrap();
+    let parts = &response.topics[0].partitions;
+    assert_eq!((parts[0].error_code, parts[0].leader_id.0), (0, 0));
+    assert_eq!(parts[1].error_code, ResponseError::LeaderNotAvailable.code());
+    assert_eq!((parts[1].leader_id.0, parts[1].offline_replicas.len()), (-1, 1));
+
+    for p in [0, 1] {
+        let mut request = produce("t", batch(2));
+        request.topic_data[0].partition_data[0].index = p;
+        let response: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &request).unwrap();
+        let code = response.responses[0].partition_responses[0].error_code;
+        let mut request = fetch("t", 0);
+        request.topics[0].partitions[0].partition = p;
+        let response: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &request).unwrap();
+        let fetched = &response.responses[0].partitions[0];
+        if p == 0 {
+            assert_eq!((code, fetched.error_code, fetched.high_watermark), (0, 0, 22));
+        } else {
+            let storage = ResponseError::KafkaStorageError.code();
+            assert_eq!((code, fetched.error_code), (storage, storage));
+        }
+    }
+}
+
+/// `--metrics-log-interval-ms`: the broker's log carries a `store metrics`
+/// line on that interval, with the engine's counters (here the three
+/// records just produced) beside the engine's own events.
+#[test]
+fn the_broker_logs_store_metrics_on_its_interval() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_annals-broker"))
+        .args(["--dir", dir.path().to_str().unwrap(), "--listen", &addr.to_string()])
+        .args(["--metrics-log-interval-ms", "100"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut s = loop {
+        match TcpStream::connect(addr) {
+            Ok(s) => break s,
+            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("the broker did not start: {e}"),
+        }
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    create(&mut s, "t");
+    let response: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &produce("t", batch(3))).unwrap();
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    let mut seen = Vec::new();
+    let found = loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(line) if line.contains("store metrics") && line.contains("records_appended=3") => {
+                break Some(line)
+            }
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = found.unwrap_or_else(|| panic!("no store metrics line with the 3 records: {seen:#?}"));
+    assert!(line.contains("partitions=") && line.contains("max_open_files="), "{line}");
+    assert!(seen.iter().any(|l| l.contains("store opened")), "the engine's events are logged: {seen:#?}");
+}
+
 #[test]
 fn a_fetch_at_the_end_waits_for_the_next_append() {
     let dir = tempfile::tempdir().unwrap();
