@@ -175,16 +175,21 @@ impl PartitionLog {
     /// [`Error::OffsetOutOfRange`] outside `[log_start_offset,
     /// log_end_offset]`; [`Error::Corruption`] for damaged bytes.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
-        // A segment deleted (retention) while this read held it may fail to
-        // read when its file pool had closed its descriptor (see
-        // `io::FilePool`): read again from the segments now, where the
-        // offset is either out of range or in a live segment. Bounded: a
-        // retry only follows a deletion that removed the segment.
+        self.in_live_segments(|segments| self.read_in(segments, offset, max_bytes))
+    }
+
+    /// Runs `f` on the segments (under the truncation lock, read), again
+    /// if it failed with an I/O error after a segment left the log: a
+    /// segment deleted (retention) while `f` held it may fail to read when
+    /// its file pool had closed its descriptor (see `io::FilePool`), and
+    /// the segments now either hold what `f` looks for or put it out of
+    /// range. Bounded: a retry only follows a deletion.
+    pub(super) fn in_live_segments<R>(&self, f: impl Fn(&SegmentMap) -> Result<R>) -> Result<R> {
         let mut tries = 0;
         loop {
             let no_truncation = self.truncation.read();
             let segments = self.snapshot();
-            match self.read_in(&segments, offset, max_bytes) {
+            match f(&segments) {
                 Err(Error::Io { .. }) if tries < 3 && self.removed_since(&segments) => {
                     drop(no_truncation);
                     tries += 1;

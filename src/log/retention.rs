@@ -29,14 +29,17 @@ impl PartitionLog {
     /// # Errors
     /// [`Error::Corruption`] for a damaged batch on the way.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>> {
-        let _no_truncation = self.truncation.read();
-        let start = self.log_start_offset();
-        for segment in self.snapshot().values() {
-            if let Some(offset) = segment.offset_for_timestamp(timestamp_ms, start, &self.segment_config)? {
-                return Ok(Some(offset));
+        self.in_live_segments(|segments| {
+            let start = self.log_start_offset();
+            for segment in segments.values() {
+                if let Some(offset) =
+                    segment.offset_for_timestamp(timestamp_ms, start, &self.segment_config)?
+                {
+                    return Ok(Some(offset));
+                }
             }
-        }
-        Ok(None)
+            Ok(None)
+        })
     }
 
     /// The largest record timestamp from the log start on and the first

@@ -58,7 +58,7 @@ impl PartitionLog {
             map.insert(offset, Arc::new(segment));
         } else if let Some(active) = map.values().next_back() {
             active.truncate_to(&*self.fs, offset, &mut writer.scratch)?;
-            active.activate(&self.segment_config)?;
+            active.activate(&self.segment_config);
         }
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         let active = map.values().next_back().cloned().expect("a log always has a segment");

@@ -123,9 +123,8 @@ impl<const N: usize> EntryFile<N> {
 
     /// Lets the file grow to `capacity` entries (at the first push that
     /// needs the room).
-    pub(crate) fn reserve(&mut self, capacity: usize) -> Result<()> {
+    pub(crate) fn reserve(&mut self, capacity: usize) {
         self.limit = self.limit.max(capacity);
-        Ok(())
     }
 
     /// Makes the entries durable.

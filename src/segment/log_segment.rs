@@ -378,9 +378,9 @@ impl LogSegment {
     }
 
     /// Gives a (re)active segment room for index entries.
-    pub(crate) fn activate(&self, config: &SegmentConfig) -> Result<()> {
-        self.index.write().reserve(config.index_entries_max)?;
-        self.time_index.write().reserve(config.index_entries_max + 1)
+    pub(crate) fn activate(&self, config: &SegmentConfig) {
+        self.index.write().reserve(config.index_entries_max);
+        self.time_index.write().reserve(config.index_entries_max + 1);
     }
 
     /// Removes the segment's files. Readers still holding the segment keep

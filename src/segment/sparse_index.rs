@@ -264,9 +264,10 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
         sealed
     }
 
-    /// Grows the file back to `capacity` entries so appends can add entries.
-    pub(crate) fn reserve(&mut self, capacity: usize) -> Result<()> {
-        self.file.reserve(capacity)
+    /// Lets the file grow to `capacity` entries, so appends can add
+    /// entries (it grows at the first one that needs the room).
+    pub(crate) fn reserve(&mut self, capacity: usize) {
+        self.file.reserve(capacity);
     }
 
     /// Makes the entries durable.

@@ -206,12 +206,18 @@ impl StoreInner {
         }
     }
 
-    pub(super) fn compact(&self) -> Result<CompactionReport> {
-        let mut report = CompactionReport::default();
+    /// `op` on every online partition, the reports summed with `add`.
+    /// The first error, once every partition was tried.
+    fn sum_over_logs<R: Default>(
+        &self,
+        op: impl Fn(&PartitionLog) -> Result<R>,
+        add: impl Fn(&mut R, R),
+    ) -> Result<R> {
+        let mut report = R::default();
         let mut first_error = None;
         self.each_log(
-            PartitionLog::maybe_compact,
-            |r| report.add(r),
+            op,
+            |r| add(&mut report, r),
             |_, _, e| {
                 first_error.get_or_insert(e);
             },
@@ -219,17 +225,12 @@ impl StoreInner {
         first_error.map_or(Ok(report), Err)
     }
 
+    pub(super) fn compact(&self) -> Result<CompactionReport> {
+        self.sum_over_logs(PartitionLog::maybe_compact, CompactionReport::add)
+    }
+
     pub(super) fn enforce_retention(&self) -> Result<RetentionReport> {
-        let mut report = RetentionReport::default();
-        let mut first_error = None;
-        self.each_log(
-            PartitionLog::enforce_retention,
-            |r| report.add(r),
-            |_, _, e| {
-                first_error.get_or_insert(e);
-            },
-        );
-        first_error.map_or(Ok(report), Err)
+        self.sum_over_logs(PartitionLog::enforce_retention, RetentionReport::add)
     }
 
     /// One maintenance pass: retention, then compaction, on every
