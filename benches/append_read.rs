@@ -21,6 +21,10 @@
 //!   CRC checked, next to reading the raw file back with 64 KiB `read()`s
 //!   and checking each frame's CRC; prints the ratio too.
 //!
+//! - `pool_overhead`: the same appends, sequential reads and one-batch
+//!   fetches on a log over the store's `FilePool` next to one on the plain
+//!   file system; prints pooled / plain ratios.
+//!
 //! Run: `cargo bench --bench append_read`; quick: add `-- --quick`.
 
 use std::fs::File;
@@ -286,5 +290,87 @@ fn limit_read(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, limit_passthrough, checksums, limit_append, limit_read, append);
+/// `pool_overhead`: what the store's bounded file pool (`io::FilePool`,
+/// issue 20) costs on the hot path when the partition's files stay open:
+/// the same appends (100 x 100 B, no fsync), sequential reads of 1M
+/// records and single-batch fetches at random offsets, on a log over the
+/// pool next to one on the plain file system, alternating in one run.
+fn pool_overhead(c: &mut Criterion) {
+    use std::sync::Arc;
+    let pooled = || -> annals::io::SharedFs {
+        Arc::new(annals::io::FilePool::new(Arc::new(annals::io::StdFileSystem), 768))
+    };
+    let plain = || -> annals::io::SharedFs { Arc::new(annals::io::StdFileSystem) };
+    let batch = records(100, 100, false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut logs = [
+        FreshLog::with_fs(dir.path().join("plain"), LogConfig::default(), plain()),
+        FreshLog::with_fs(dir.path().join("pooled"), LogConfig::default(), pooled()),
+    ];
+    let [plain_append, pooled_append] = {
+        let [a, b] = &mut logs;
+        alternate(5_000, &mut [&mut || a.append(&batch), &mut || b.append(&batch)])
+    };
+    let full = |fs: annals::io::SharedFs, name: &str| {
+        let log = PartitionLog::open_with(fs, dir.path().join(name), LogConfig::default()).unwrap();
+        for _ in 0..READ_RECORDS / 100 {
+            log.append(&batch).unwrap();
+        }
+        log
+    };
+    let readable = [full(plain(), "plain-read"), full(pooled(), "pooled-read")];
+    let timed = |f: &mut dyn FnMut() -> usize| {
+        let start = Instant::now();
+        std::hint::black_box(f());
+        start.elapsed()
+    };
+    let [plain_read, pooled_read] = {
+        let [a, b] = &readable;
+        alternate(1, &mut [&mut || timed(&mut || read_annals(a)), &mut || timed(&mut || read_annals(b))])
+    };
+    // One batch (about 10 KiB) at a pseudo-random offset: a consumer's fetch.
+    let fetch = |log: &PartitionLog, x: &mut u64| {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        let start = Instant::now();
+        std::hint::black_box(log.read(*x % READ_RECORDS, 16 << 10).unwrap().bytes().len());
+        start.elapsed()
+    };
+    let (mut xa, mut xb) = (0x9E37_79B9_7F4A_7C15u64, 0x9E37_79B9_7F4A_7C15u64);
+    let [plain_fetch, pooled_fetch] = {
+        let [a, b] = &readable;
+        alternate(20_000, &mut [&mut || fetch(a, &mut xa), &mut || fetch(b, &mut xb)])
+    };
+    eprintln!(
+        "pool_overhead (pooled / plain, 1.00x = free): append 100 x 100 B {:.2} / {:.2} us = {:.2}x; \
+         sequential read of 1M records {:.1} / {:.1} ms = {:.2}x; one-batch fetch {:.2} / {:.2} us = {:.2}x",
+        pooled_append / 1e3,
+        plain_append / 1e3,
+        pooled_append / plain_append,
+        pooled_read / 1e6,
+        plain_read / 1e6,
+        pooled_read / plain_read,
+        pooled_fetch / 1e3,
+        plain_fetch / 1e3,
+        pooled_fetch / plain_fetch
+    );
+    let mut group = c.benchmark_group("pool_overhead");
+    group.throughput(Throughput::Elements(100));
+    for (name, log) in ["plain", "pooled"].into_iter().zip(&mut logs) {
+        group.bench_function(format!("append_100x100B_{name}"), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| log.append(&batch)).sum())
+        });
+    }
+    group.throughput(Throughput::Elements(1));
+    for (name, log) in ["plain", "pooled"].into_iter().zip(&readable) {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        group.bench_function(format!("fetch_one_batch_{name}"), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| fetch(log, &mut x)).sum())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, limit_passthrough, checksums, limit_append, limit_read, append, pool_overhead);
 criterion_main!(benches);

@@ -29,6 +29,7 @@ pub const WARM_ROUNDS: usize = 4;
 pub struct FreshLog {
     root: std::path::PathBuf,
     config: LogConfig,
+    fs: annals::io::SharedFs,
     generation: u32,
     log: Option<PartitionLog>,
 }
@@ -40,9 +41,19 @@ impl FreshLog {
 
     /// A log of `config` (its `compression_type`, say).
     pub fn with_config(root: std::path::PathBuf, config: LogConfig) -> Self {
-        let mut fresh = FreshLog { root, config, generation: 0, log: None };
+        Self::with_fs(root, config, std::sync::Arc::new(annals::io::StdFileSystem))
+    }
+
+    /// A log on `fs` (a `FilePool`, say).
+    pub fn with_fs(root: std::path::PathBuf, config: LogConfig, fs: annals::io::SharedFs) -> Self {
+        let mut fresh = FreshLog { root, config, fs, generation: 0, log: None };
         fresh.reset();
         fresh
+    }
+
+    /// The log now (it changes at each start-over).
+    pub fn log(&self) -> &PartitionLog {
+        self.log.as_ref().unwrap()
     }
 
     fn reset(&mut self) {
@@ -53,7 +64,7 @@ impl FreshLog {
         }
         self.generation += 1;
         let dir = self.root.join(self.generation.to_string());
-        self.log = Some(PartitionLog::open(dir, self.config.clone()).unwrap());
+        self.log = Some(PartitionLog::open_with(self.fs.clone(), dir, self.config.clone()).unwrap());
     }
 
     /// One append of `batch`, timed.

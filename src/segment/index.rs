@@ -113,21 +113,13 @@ impl SparseIndex<IndexEntry, INDEX_ENTRY_BYTES> {
     /// `offset` starts at or before it: a read of the span and a batch
     /// covers it.
     pub fn lookup_span(&self, offset: u64) -> IndexSpan {
-        if !self.trusted() {
-            // Entries that failed their check: scan from the segment start.
+        // The floor entry and the first one past `offset`. Entries that
+        // failed their check, or cannot be read now: scan from the
+        // segment start.
+        let Some((floor, next)) = self.bracket(|e| e.offset > offset) else {
             return IndexSpan { entry: self.segment_start(), next: None };
-        }
-        // The first entry past `offset`; the one before it holds the floor.
-        let after = self.count_before(|e| e.offset > offset);
-        // Each entry is read again: the filters keep the span right even if
-        // the index became unreadable in between (then it is the segment).
-        let next = self.entry(after).filter(|e| e.offset > offset);
-        let entry = after
-            .checked_sub(1)
-            .and_then(|i| self.entry(i))
-            .filter(|e| e.offset <= offset)
-            .unwrap_or_else(|| self.segment_start());
-        IndexSpan { entry, next }
+        };
+        IndexSpan { entry: floor.unwrap_or_else(|| self.segment_start()), next }
     }
 
     /// Adds an entry for the batch at `position` ending at `offset` (see

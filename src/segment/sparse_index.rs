@@ -12,7 +12,7 @@
 use std::marker::PhantomData;
 use std::path::Path;
 
-use super::entry_file::{EntryFile, LazyCheck};
+use super::entry_file::{EntryFile, EntryView, LazyCheck};
 use crate::error::Result;
 use crate::io::FileSystem;
 
@@ -179,21 +179,38 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
         lo
     }
 
+    /// The entries on either side of where `past` flips (entries
+    /// increase, so it flips once): the last one it does not hold for and
+    /// the first one it holds for, found through one view of the file.
+    /// `None` when the entries failed their (deferred) check or cannot be
+    /// read now: lookups then start at the segment start, always correct.
+    pub(super) fn bracket(&self, past: impl Fn(E) -> bool) -> Option<(Option<E>, Option<E>)> {
+        let view = self.file.view()?;
+        let entries = self.entries();
+        let checked =
+            |n: usize, bound| Self::check_in(&view, self.base_offset, 0..n.min(entries), bound).is_ok();
+        if !self.lazy.passed(checked) {
+            return None;
+        }
+        let (mut lo, mut hi) = (0usize, view.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if past(E::decode(view.get(mid), self.base_offset)) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let at = |i: usize| (i < view.len()).then(|| E::decode(view.get(i), self.base_offset));
+        Some((lo.checked_sub(1).and_then(at), at(lo)))
+    }
+
     /// Keeps the first `n` entries.
     pub(super) fn keep(&mut self, n: usize) {
         if n < self.entries() {
             self.last = Last::Unknown;
         }
         self.file.truncate(n);
-    }
-
-    /// Whether lookups may trust the entries: runs a deferred check the
-    /// first time (see [`SparseIndex::defer_check`]).
-    pub(super) fn trusted(&self) -> bool {
-        if self.file.view().is_none() {
-            return false; // unreadable now: decide at a later lookup
-        }
-        self.lazy.passed(|n, bound| self.check(0..n.min(self.entries()), bound).is_ok())
     }
 
     /// Drops every entry.
@@ -228,12 +245,22 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
     /// each following the one checked before.
     fn check(&self, indexes: impl Iterator<Item = usize>, bound: u64) -> Result<(), &'static str> {
         let view = self.file.view().ok_or("index could not be mapped")?;
+        Self::check_in(&view, self.base_offset, indexes, bound)
+    }
+
+    /// [`SparseIndex::check`] on `view`, entries relative to `base_offset`.
+    fn check_in(
+        view: &EntryView<'_, N>,
+        base_offset: u64,
+        indexes: impl Iterator<Item = usize>,
+        bound: u64,
+    ) -> Result<(), &'static str> {
         let mut prev: Option<E> = None;
         for i in indexes {
             if i >= view.len() {
                 return Err("index could not be mapped");
             }
-            let e = E::decode(view.get(i), self.base_offset);
+            let e = E::decode(view.get(i), base_offset);
             if let Some(why) = e.out_of_bounds(bound) {
                 return Err(why);
             }

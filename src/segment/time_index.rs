@@ -76,15 +76,11 @@ impl SparseIndex<TimeEntry, TIME_INDEX_ENTRY_BYTES> {
     /// least `target_ms` may start from: just after the last entry whose
     /// timestamp is below the target (everything up to it is older).
     pub fn lookup(&self, target_ms: i64) -> u64 {
-        if !self.trusted() {
-            return self.base_offset(); // entries that failed their check: scan it all
+        // Entries that failed their check or cannot be read now: scan it all.
+        match self.bracket(|e| e.timestamp_ms >= target_ms) {
+            Some((Some(older), _)) => older.offset + 1,
+            _ => self.base_offset(),
         }
-        let older = self.count_before(|e| e.timestamp_ms >= target_ms);
-        older
-            .checked_sub(1)
-            .and_then(|i| self.entry(i))
-            .filter(|e| e.timestamp_ms < target_ms)
-            .map_or(self.base_offset(), |e| e.offset + 1)
     }
 
     /// Drops every entry at or past `offset`.
