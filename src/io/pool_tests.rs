@@ -152,3 +152,31 @@ fn concurrent_use_stays_within_the_bound() {
     });
     assert!(pool.stats().peak_open_files <= 4, "{:?}", pool.stats());
 }
+
+/// The pool remembers paths only for entries that live: opening and
+/// dropping handles (a store's close opens every partition's marker once)
+/// leaves nothing behind, a renamed entry is found under its new name, and
+/// a mapping keeps its entry's record while it lives.
+#[test]
+fn paths_are_forgotten_with_their_last_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(4);
+    let remembered = |pool: &FilePool| pool.shared.by_path.lock().map.len();
+    for round in 0..3 {
+        for i in 0..100 {
+            let f = pool.open(&dir.path().join(format!("f{i}")), OpenMode::Create).unwrap();
+            f.write_all_at(&[round], 0).unwrap();
+        }
+        assert_eq!(remembered(&pool), 0, "round {round}");
+    }
+    let kept = pool.open(&dir.path().join("kept"), OpenMode::Create).unwrap();
+    kept.set_len(16).unwrap();
+    let map = kept.map(16).unwrap();
+    pool.rename(&dir.path().join("kept"), &dir.path().join("moved")).unwrap();
+    assert_eq!(remembered(&pool), 1);
+    assert_eq!(pool.entries_at(&dir.path().join("moved"), false).len(), 1);
+    drop(kept);
+    assert_eq!(remembered(&pool), 1, "the mapping still holds the entry");
+    drop(map);
+    assert_eq!(remembered(&pool), 0);
+}

@@ -95,26 +95,44 @@ fn decode(slot: &[u8]) -> Option<(u64, Extent)> {
 /// # Errors
 /// [`Error::Io`] when the file exists but cannot be read.
 pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Loaded> {
-    Ok(match read_slots(fs, dir)? {
-        None => Loaded::Missing,
-        Some((_, _, None)) => Loaded::Damaged,
-        Some((_, _, Some((_, extent)))) => Loaded::Valid(extent),
-    })
+    Ok(read_file(fs, dir)?.map_or(Loaded::Missing, |r| r.loaded()))
 }
 
-type Slots = (Arc<dyn FileHandle>, PathBuf, Option<(u64, Extent)>);
+/// The extent file as read: its handle and its newest valid slot, so a
+/// log's open reads it once for recovery and keeps it for writing.
+#[derive(Debug)]
+pub(crate) struct ReadExtent {
+    file: Arc<dyn FileHandle>,
+    path: PathBuf,
+    newest: Option<(u64, Extent)>,
+}
 
-fn read_slots(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Slots>> {
-    let path = dir.join(SYNCED_EXTENT_FILE);
-    if !fs.exists(&path).map_err(Error::io("stat synced extent", &path))? {
-        return Ok(None);
+impl ReadExtent {
+    /// What recovery may assume from it.
+    pub(crate) fn loaded(&self) -> Loaded {
+        match self.newest {
+            None => Loaded::Damaged,
+            Some((_, extent)) => Loaded::Valid(extent),
+        }
     }
-    let file = fs.open(&path, OpenMode::Existing).map_err(Error::io("open synced extent", &path))?;
+}
+
+/// The file in `dir`, read; `None` when there is none.
+///
+/// # Errors
+/// [`Error::Io`] when it exists but cannot be read.
+pub(crate) fn read_file(fs: &dyn FileSystem, dir: &Path) -> Result<Option<ReadExtent>> {
+    let path = dir.join(SYNCED_EXTENT_FILE);
+    let file = match fs.open(&path, OpenMode::Existing) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open synced extent", &path)(e)),
+    };
     let len = file.size().map_err(Error::io("stat synced extent", &path))?;
     let mut bytes = vec![0u8; len.min(FILE_BYTES) as usize];
     read_exact_at(&*file, &mut bytes, 0).map_err(Error::io("read synced extent", &path))?;
     let newest = bytes.chunks(SLOT_BYTES).filter_map(decode).max_by_key(|&(sequence, _)| sequence);
-    Ok(Some((file, path, newest)))
+    Ok(Some(ReadExtent { file, path, newest }))
 }
 
 impl ExtentFile {
@@ -125,9 +143,24 @@ impl ExtentFile {
     /// # Errors
     /// [`Error::Io`].
     pub(crate) fn open(fs: &dyn FileSystem, dir: &Path, fallback: Extent) -> Result<ExtentFile> {
-        match read_slots(fs, dir)? {
-            Some((file, path, Some((sequence, last)))) => Ok(ExtentFile { file, path, sequence, last }),
-            Some((file, path, None)) => {
+        Self::open_read(fs, dir, read_file(fs, dir)?, fallback)
+    }
+
+    /// [`ExtentFile::open`] of the file as `read` found it (`None`: missing).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub(crate) fn open_read(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        read: Option<ReadExtent>,
+        fallback: Extent,
+    ) -> Result<ExtentFile> {
+        match read {
+            Some(ReadExtent { file, path, newest: Some((sequence, last)) }) => {
+                Ok(ExtentFile { file, path, sequence, last })
+            }
+            Some(ReadExtent { file, path, newest: None }) => {
                 let mut this = ExtentFile { file, path, sequence: 0, last: fallback };
                 this.write(fallback)?;
                 Ok(this)

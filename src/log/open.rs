@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::LogConfig;
 use crate::error::{Corruption, Error, Result};
-use crate::io::{FileLock, FileSystem, SharedFs, StdFileSystem};
+use crate::io::{FileHandle, FileLock, FileSystem, SharedFs, StdFileSystem};
 use crate::segment::{parse_file_name, LogSegment, SegmentFile, SegmentRole};
 
 use super::checkpoint::{
@@ -19,7 +19,7 @@ use super::checkpoint::{
 };
 use super::durability::Syncer;
 use super::epochs::{EpochCache, ReadError as EpochReadError};
-use super::extent::{self, ExtentFile, SYNCED_EXTENT_FILE};
+use super::extent::{self, ExtentFile, Loaded, SYNCED_EXTENT_FILE};
 use super::notify::Notifier;
 use super::partition::{PartitionLog, SegmentMap, Writer};
 use super::points::{end_point, segment_recovery, Checkpoints};
@@ -36,10 +36,19 @@ pub const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
 
 /// Whether `dir`'s log was closed cleanly (its marker exists and is empty).
 pub(crate) fn closed_cleanly(fs: &dyn FileSystem, dir: &Path) -> Result<bool> {
+    Ok(open_marker(fs, dir)?.is_some_and(|(_, clean)| clean))
+}
+
+/// `dir`'s clean-shutdown marker, if it exists, and whether it says the
+/// log was closed cleanly (it is empty).
+fn open_marker(fs: &dyn FileSystem, dir: &Path) -> Result<Option<(Arc<dyn FileHandle>, bool)>> {
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     match fs.open(&marker, crate::io::OpenMode::Existing) {
-        Ok(file) => Ok(file.size().map_err(Error::io("stat", &marker))? == 0),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Ok(file) => {
+            let clean = file.size().map_err(Error::io("stat", &marker))? == 0;
+            Ok(Some((file, clean)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("open clean-shutdown marker", &marker)(e)),
     }
 }
@@ -169,9 +178,14 @@ impl PartitionLog {
         // no system call. Nothing else changes the directory meanwhile
         // (the caller holds its lock).
         let listed = crate::io::ListedDir::new(&*fs, &dir, names);
-        let clean = closed_cleanly(&listed, &dir)?;
+        let (marker_file, clean) = match open_marker(&listed, &dir)? {
+            Some((file, clean)) => (Some(file), clean),
+            None => (None, false),
+        };
         let recovery_point = checkpoint::read(&listed, &dir);
-        let synced_extent = extent::read(&listed, &dir)?;
+        // Read once: for recovery here, and kept for writing below.
+        let extent_read = extent::read_file(&listed, &dir)?;
+        let synced_extent = extent_read.as_ref().map_or(Loaded::Missing, extent::ReadExtent::loaded);
         let mut report =
             RecoveryReport { clean_shutdown: clean, segments: bases.len(), ..Default::default() };
         let mut segments = BTreeMap::new();
@@ -212,7 +226,7 @@ impl PartitionLog {
                 }),
             None => LogPoint { segment: 0, position: 0, offset: 0 },
         };
-        let extent_file = ExtentFile::open(&*fs, &dir, fallback)?;
+        let extent_file = ExtentFile::open_read(&*fs, &dir, extent_read, fallback)?;
         tracing::debug!(
             dir = %dir.display(),
             segments = bases.len(),
@@ -224,12 +238,9 @@ impl PartitionLog {
             segments.insert(0, Arc::new(LogSegment::create(&*fs, &dir, 0, &config.segment_config())?));
             fs.sync_dir(&dir).map_err(Error::io("sync directory", &dir))?;
         }
-        if clean {
+        if let Some(file) = marker_file.filter(|_| clean) {
             // ORDER: the marker goes before any append, so a crash from here
             // on is seen as unclean.
-            let file = fs
-                .open(&marker, crate::io::OpenMode::Existing)
-                .map_err(Error::io("open clean-shutdown marker", &marker))?;
             // A one-byte hole: no data block to allocate now or free at close.
             file.set_len(1).map_err(Error::io("mark log open", &marker))?;
             if sync_marker {

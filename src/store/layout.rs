@@ -164,13 +164,16 @@ pub(super) fn open_topic(
     let results = super::parallel::run(config.partitions as usize, cx.threads, |p| {
         let path = cx.dir.join(partition_dir_name(name, p as u32));
         let claim = cx.lock.claim(&path)?;
+        // Boxed here: a log is about 1 KiB, and 1,000 of them by value
+        // would be copied through the results.
         PartitionLog::open_claimed(cx.fs.clone(), cx.clock.clone(), path, config.log.clone(), claim)
+            .map(Arc::new)
     });
     let mut slots = Vec::with_capacity(results.len());
     let mut first_error = None;
     for (p, result) in results.into_iter().enumerate() {
         match result {
-            Ok(log) => slots.push(PartitionSlot::Online(Arc::new(log))),
+            Ok(log) => slots.push(PartitionSlot::Online(log)),
             Err(e) if on_failure == OnFailure::Fail => {
                 first_error.get_or_insert(e);
             }
