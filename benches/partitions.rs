@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! ulimit -n 1024; cargo bench --bench partitions
-//! ANNALS_PARTITIONS=100000 ANNALS_PHASES=create,open cargo bench --bench partitions
+//! ANNALS_PARTITIONS=100000 ANNALS_PHASES=create,open,close cargo bench --bench partitions
 //! ```
 //!
 //! Phases on one store of `ANNALS_PARTITIONS` (default 10,000) single-

@@ -119,11 +119,8 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
 
 #[test]
 fn tracing_events_for_open_roll_retention_and_offline_partitions() {
-    use tracing_subscriber::layer::SubscriberExt;
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(captured.clone());
     let dir = tempfile::tempdir().unwrap();
-    tracing::subscriber::with_default(subscriber, || {
+    let events = capture_events(|| {
         let one_thread = StoreConfig { num_recovery_threads_per_data_dir: 1, ..StoreConfig::default() };
         let store = Store::open(dir.path(), one_thread.clone()).unwrap();
         let mut c = TopicConfig::with_partitions(2);
@@ -143,13 +140,17 @@ fn tracing_events_for_open_roll_retention_and_offline_partitions() {
         let store = Store::open(dir.path(), one_thread).unwrap();
         assert_eq!(store.metrics().offline_partitions, 1);
     });
-    let events = captured.0.lock().unwrap().clone();
-    let has = |what: &str| events.iter().any(|e| e.contains(what));
-    assert!(has("rolled a new segment"), "{events:#?}");
-    assert!(has("deleted segments below the log start offset"), "{events:#?}");
-    assert!(has("store opened"), "{events:#?}");
-    assert!(has("store closed"), "{events:#?}");
-    assert!(has("partition offline") && has("stray"), "{events:#?}");
+    let has = |what: &[&str]| has_event(&events, what);
+    assert!(has(&["rolled a new segment"]), "{events:#?}");
+    assert!(has(&["deleted segments below the log start offset"]), "{events:#?}");
+    assert!(has(&["store opened"]), "{events:#?}");
+    assert!(has(&["store closed"]), "{events:#?}");
+    assert!(has(&["partition offline", "stray"]), "{events:#?}");
+}
+
+/// Whether one event holds every one of `parts`.
+fn has_event(events: &[String], parts: &[&str]) -> bool {
+    events.iter().any(|e| parts.iter().all(|p| e.contains(p)))
 }
 
 /// Runs `f` with every `tracing` event captured; returns the events.
@@ -213,12 +214,12 @@ fn tracing_events_for_recovery_compaction_disk_full_and_poison() {
         assert!(log.append(&[Record::new("y")]).is_err());
         assert!(matches!(log.append(&[Record::new("z")]), Err(Error::Poisoned { .. })));
     });
-    let has = |what: &str| events.iter().any(|e| e.contains(what));
-    assert!(has("compacted") && has("records_removed="), "{events:#?}");
-    assert!(has("segments found") && has("clean_shutdown=false"), "{events:#?}");
-    assert!(has("torn tail cut") && has("bytes=30"), "{events:#?}");
-    assert!(has("index rebuilt") && has("00000000000000000000.log"), "{events:#?}");
-    assert!(has("disk full"), "{events:#?}");
+    let has = |what: &[&str]| has_event(&events, what);
+    assert!(has(&["compacted", "records_removed="]), "{events:#?}");
+    assert!(has(&["segments found", "clean_shutdown=false"]), "{events:#?}");
+    assert!(has(&["torn tail cut", "bytes=30", "from_offset=40"]), "{events:#?}");
+    assert!(has(&["index rebuilt", "00000000000000000000.log"]), "{events:#?}");
+    assert!(has(&["disk full", "dir=/log"]), "{events:#?}");
     assert_eq!(events.iter().filter(|e| e.contains("partition poisoned")).count(), 1, "{events:#?}");
 }
 

@@ -167,10 +167,16 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
     /// start, which is always correct).
     pub(super) fn count_before(&self, past: impl Fn(E) -> bool) -> usize {
         let Some(view) = self.file.view() else { return 0 };
+        Self::flip_in(&view, self.base_offset, past)
+    }
+
+    /// The binary search behind [`SparseIndex::count_before`] and
+    /// [`SparseIndex::bracket`], on `view`.
+    fn flip_in(view: &EntryView<'_, N>, base_offset: u64, past: impl Fn(E) -> bool) -> usize {
         let (mut lo, mut hi) = (0usize, view.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if past(E::decode(view.get(mid), self.base_offset)) {
+            if past(E::decode(view.get(mid), base_offset)) {
                 hi = mid;
             } else {
                 lo = mid + 1;
@@ -192,15 +198,7 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
         if !self.lazy.passed(checked) {
             return None;
         }
-        let (mut lo, mut hi) = (0usize, view.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if past(E::decode(view.get(mid), self.base_offset)) {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
+        let lo = Self::flip_in(&view, self.base_offset, past);
         let at = |i: usize| (i < view.len()).then(|| E::decode(view.get(i), self.base_offset));
         Some((lo.checked_sub(1).and_then(at), at(lo)))
     }

@@ -601,14 +601,12 @@ impl Store {
         // durable; only then the markers go down (unsynced), and a second
         // syncfs makes them durable. A crash before the first leaves
         // unclean logs that recover; the markers never precede their data.
-        // Errors are boxed in the results: a pointer, not 72 bytes, per
-        // partition (10,000 of them, and `parallel::run` holds two copies).
         let closing: Vec<bool> = logs.iter().map(|log| log.close_writes()).collect();
         let sealed = super::parallel::run(logs.len(), threads, |i| {
             if !closing[i] {
                 return Ok(());
             }
-            FilePool::deferring_syncs(|| logs[i].close_checkpoints()).map_err(Box::new)
+            FilePool::deferring_syncs(|| logs[i].close_checkpoints())
         });
         let sealed_at = started.elapsed();
         let mut marked = Vec::with_capacity(logs.len());
@@ -618,7 +616,7 @@ impl Store {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "partition did not close cleanly; the next open recovers it");
-                    first_error.get_or_insert(*e);
+                    first_error.get_or_insert(e);
                 }
             }
         }
@@ -628,10 +626,10 @@ impl Store {
             Ok(()) => {
                 synced_at = Some(started.elapsed());
                 let markers = super::parallel::run(marked.len(), threads, |i| {
-                    FilePool::deferring_syncs(|| marked[i].write_clean_marker(false)).map_err(Box::new)
+                    FilePool::deferring_syncs(|| marked[i].write_clean_marker(false))
                 });
                 for e in markers.into_iter().filter_map(Result::err) {
-                    first_error.get_or_insert(*e);
+                    first_error.get_or_insert(e);
                 }
                 if let Err(e) = self.inner.fs.sync_all(dir) {
                     first_error.get_or_insert(Error::io("sync the store's file system", dir)(e));
