@@ -13,15 +13,8 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::api::{blocking, Answer};
 use crate::Shared;
-
-async fn blocking<T: Send + 'static>(
-    shared: &Arc<Shared>,
-    f: impl FnOnce(&Shared) -> T + Send + 'static,
-) -> Option<T> {
-    let shared = shared.clone();
-    tokio::task::spawn_blocking(move || f(&shared)).await.ok()
-}
 
 /// A topic's configs as Kafka names them, on top of annals' defaults.
 fn log_config(configs: &[create_topics_request::CreatableTopicConfig]) -> Result<LogConfig, String> {
@@ -68,8 +61,8 @@ fn log_config(configs: &[create_topics_request::CreatableTopicConfig]) -> Result
 pub(crate) async fn create_topics(
     shared: &Arc<Shared>,
     request: CreateTopicsRequest,
-) -> CreateTopicsResponse {
-    let topics = blocking(shared, move |shared| {
+) -> Answer<CreateTopicsResponse> {
+    let topics = blocking(shared, ApiKey::CreateTopics, move |shared| {
         request
             .topics
             .into_iter()
@@ -117,17 +110,16 @@ pub(crate) async fn create_topics(
             })
             .collect::<Vec<_>>()
     })
-    .await
-    .unwrap_or_default();
-    CreateTopicsResponse::default().with_topics(topics)
+    .await?;
+    Ok(CreateTopicsResponse::default().with_topics(topics))
 }
 
 pub(crate) async fn delete_topics(
     shared: &Arc<Shared>,
     request: DeleteTopicsRequest,
     version: i16,
-) -> DeleteTopicsResponse {
-    let responses = blocking(shared, move |shared| {
+) -> Answer<DeleteTopicsResponse> {
+    let responses = blocking(shared, ApiKey::DeleteTopics, move |shared| {
         request
             .topic_names
             .into_iter()
@@ -146,16 +138,15 @@ pub(crate) async fn delete_topics(
             })
             .collect::<Vec<_>>()
     })
-    .await
-    .unwrap_or_default();
-    DeleteTopicsResponse::default().with_responses(responses)
+    .await?;
+    Ok(DeleteTopicsResponse::default().with_responses(responses))
 }
 
 pub(crate) async fn delete_records(
     shared: &Arc<Shared>,
     request: DeleteRecordsRequest,
-) -> DeleteRecordsResponse {
-    let topics = blocking(shared, move |shared| {
+) -> Answer<DeleteRecordsResponse> {
+    let topics = blocking(shared, ApiKey::DeleteRecords, move |shared| {
         request
             .topics
             .into_iter()
@@ -190,7 +181,6 @@ pub(crate) async fn delete_records(
             })
             .collect::<Vec<_>>()
     })
-    .await
-    .unwrap_or_default();
-    DeleteRecordsResponse::default().with_topics(topics)
+    .await?;
+    Ok(DeleteRecordsResponse::default().with_topics(topics))
 }

@@ -35,7 +35,51 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 2),
     (ApiKey::DescribeGroups, 0, 4),
     (ApiKey::DescribeConfigs, 1, 3),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
+
+/// Why a handler closes the connection instead of answering: a panic in
+/// it (logged where it is caught), or a failed acks=0 produce, which has
+/// no response to carry its error (Kafka closes the connection so that the
+/// producer refreshes its metadata).
+#[derive(Debug)]
+pub(crate) struct Close(pub(crate) String);
+
+/// A handler's answer, or why the connection closes instead.
+pub(crate) type Answer<T> = Result<T, Close>;
+
+/// Runs `f` on tokio's blocking pool (store calls block on disk). A panic
+/// in it is logged and closes the connection: it is never answered as an
+/// empty, well-formed success.
+pub(crate) async fn blocking<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    api: ApiKey,
+    f: impl FnOnce(&Shared) -> T + Send + 'static,
+) -> Answer<T> {
+    let shared = shared.clone();
+    match tokio::task::spawn_blocking(move || f(&shared)).await {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            let why = match e.try_into_panic() {
+                Ok(payload) => panic_message(payload.as_ref()),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(?api, panic = %why, "request handler panicked");
+            Err(Close(format!("the {api:?} handler panicked")))
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
 
 /// What to do with a request.
 pub(crate) enum Outcome {
@@ -74,6 +118,15 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Outcome {
         Err(e) => return Outcome::Close(format!("malformed {api:?} v{version} header: {e}")),
     };
     tracing::debug!(?api, version, correlation_id, client = ?header.client_id, "request");
+    // A handler's `Answer`: its response, or the connection closed.
+    macro_rules! answer {
+        ($e:expr) => {
+            match $e {
+                Ok(response) => respond(api, version, correlation_id, &response),
+                Err(Close(why)) => return Outcome::Close(why),
+            }
+        };
+    }
     macro_rules! body {
         ($t:ty) => {
             match <$t>::decode(&mut frame, version) {
@@ -89,78 +142,68 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Outcome {
             respond(api, version, correlation_id, &api_versions())
         }
         ApiKey::Metadata => {
-            let response = crate::metadata::handle(shared, body!(m::MetadataRequest), version).await;
-            respond(api, version, correlation_id, &response)
+            answer!(crate::metadata::handle(shared, body!(m::MetadataRequest), version).await)
         }
         ApiKey::Produce => match crate::produce::handle(shared, body!(m::ProduceRequest), version).await {
-            Some(response) => respond(api, version, correlation_id, &response),
-            None => Outcome::NoResponse,
+            Ok(Some(response)) => respond(api, version, correlation_id, &response),
+            Ok(None) => Outcome::NoResponse,
+            Err(Close(why)) => Outcome::Close(why),
         },
-        ApiKey::Fetch => {
-            let response = crate::fetch::handle(shared, body!(m::FetchRequest), version).await;
-            respond(api, version, correlation_id, &response)
-        }
+        ApiKey::Fetch => answer!(crate::fetch::handle(shared, body!(m::FetchRequest), version).await),
         ApiKey::ListOffsets => {
-            let response = crate::list_offsets::handle(shared, body!(m::ListOffsetsRequest), version).await;
-            respond(api, version, correlation_id, &response)
+            answer!(crate::list_offsets::handle(shared, body!(m::ListOffsetsRequest), version).await)
         }
         ApiKey::InitProducerId => {
-            let response = crate::producer_ids::handle(shared, body!(m::InitProducerIdRequest)).await;
-            respond(api, version, correlation_id, &response)
+            answer!(crate::producer_ids::handle(shared, body!(m::InitProducerIdRequest)).await)
         }
         ApiKey::CreateTopics => {
-            let response = crate::admin::create_topics(shared, body!(m::CreateTopicsRequest)).await;
-            respond(api, version, correlation_id, &response)
+            answer!(crate::admin::create_topics(shared, body!(m::CreateTopicsRequest)).await)
         }
         ApiKey::DeleteTopics => {
-            let response = crate::admin::delete_topics(shared, body!(m::DeleteTopicsRequest), version).await;
-            respond(api, version, correlation_id, &response)
+            answer!(crate::admin::delete_topics(shared, body!(m::DeleteTopicsRequest), version).await)
         }
         ApiKey::DeleteRecords => {
-            let response = crate::admin::delete_records(shared, body!(m::DeleteRecordsRequest)).await;
-            respond(api, version, correlation_id, &response)
+            answer!(crate::admin::delete_records(shared, body!(m::DeleteRecordsRequest)).await)
         }
-        ApiKey::FindCoordinator => {
-            let response =
-                crate::offsets::find_coordinator(shared, &body!(m::FindCoordinatorRequest), version);
-            respond(api, version, correlation_id, &response)
-        }
-        ApiKey::OffsetCommit => {
-            let response = crate::offsets::commit(shared, body!(m::OffsetCommitRequest)).await;
-            respond(api, version, correlation_id, &response)
-        }
-        ApiKey::OffsetFetch => {
-            let response = crate::offsets::fetch(shared, body!(m::OffsetFetchRequest)).await;
-            respond(api, version, correlation_id, &response)
-        }
+        ApiKey::FindCoordinator => answer!(Ok::<_, Close>(crate::offsets::find_coordinator(
+            shared,
+            &body!(m::FindCoordinatorRequest),
+            version
+        ))),
+        ApiKey::OffsetCommit => answer!(crate::offsets::commit(shared, body!(m::OffsetCommitRequest)).await),
+        ApiKey::OffsetFetch => answer!(crate::offsets::fetch(shared, body!(m::OffsetFetchRequest)).await),
         ApiKey::JoinGroup => {
             let client = header.client_id.as_deref().unwrap_or("").to_string();
-            let response = crate::groups::join(shared, body!(m::JoinGroupRequest), version, client).await;
-            respond(api, version, correlation_id, &response)
+            answer!(Ok::<_, Close>(
+                crate::groups::join(shared, body!(m::JoinGroupRequest), version, client).await
+            ))
         }
         ApiKey::SyncGroup => {
-            let response = crate::groups::sync(shared, body!(m::SyncGroupRequest)).await;
-            respond(api, version, correlation_id, &response)
+            answer!(Ok::<_, Close>(crate::groups::sync(shared, body!(m::SyncGroupRequest)).await))
         }
         ApiKey::Heartbeat => {
-            let response = crate::groups::heartbeat(shared, &body!(m::HeartbeatRequest));
-            respond(api, version, correlation_id, &response)
+            answer!(Ok::<_, Close>(crate::groups::heartbeat(shared, &body!(m::HeartbeatRequest))))
         }
         ApiKey::LeaveGroup => {
-            let response = crate::groups::leave(shared, &body!(m::LeaveGroupRequest), version);
-            respond(api, version, correlation_id, &response)
+            answer!(Ok::<_, Close>(crate::groups::leave(shared, &body!(m::LeaveGroupRequest), version)))
         }
         ApiKey::ListGroups => {
             let _ = body!(m::ListGroupsRequest);
             respond(api, version, correlation_id, &crate::groups::list(shared))
         }
         ApiKey::DescribeGroups => {
-            let response = crate::groups::describe(shared, &body!(m::DescribeGroupsRequest));
-            respond(api, version, correlation_id, &response)
+            answer!(Ok::<_, Close>(crate::groups::describe(shared, &body!(m::DescribeGroupsRequest))))
         }
         ApiKey::DescribeConfigs => {
-            let response = crate::configs::describe(shared, body!(m::DescribeConfigsRequest), version).await;
-            respond(api, version, correlation_id, &response)
+            answer!(crate::configs::describe(shared, body!(m::DescribeConfigsRequest), version).await)
+        }
+        ApiKey::SaslHandshake => {
+            let _ = body!(m::SaslHandshakeRequest);
+            respond(api, version, correlation_id, &crate::sasl::handshake())
+        }
+        ApiKey::SaslAuthenticate => {
+            let _ = body!(m::SaslAuthenticateRequest);
+            respond(api, version, correlation_id, &crate::sasl::authenticate())
         }
         other => Outcome::Close(format!("{other:?} is not served")),
     }

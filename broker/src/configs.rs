@@ -10,9 +10,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
-use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::api::{blocking, Answer};
 use crate::Shared;
 
 const TOPIC: i8 = 2;
@@ -61,9 +62,8 @@ pub(crate) async fn describe(
     shared: &Arc<Shared>,
     request: DescribeConfigsRequest,
     version: i16,
-) -> DescribeConfigsResponse {
-    let shared = shared.clone();
-    let results = tokio::task::spawn_blocking(move || {
+) -> Answer<DescribeConfigsResponse> {
+    let results = blocking(shared, ApiKey::DescribeConfigs, move |shared| {
         let defaults = settings(&LogConfig::default());
         request
             .resources
@@ -107,7 +107,6 @@ pub(crate) async fn describe(
             })
             .collect::<Vec<_>>()
     })
-    .await
-    .unwrap_or_default();
-    DescribeConfigsResponse::default().with_results(results)
+    .await?;
+    Ok(DescribeConfigsResponse::default().with_results(results))
 }

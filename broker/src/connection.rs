@@ -14,13 +14,26 @@ use tokio::net::TcpStream;
 use crate::api::{self, Outcome};
 use crate::Shared;
 
-pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// Serves `stream` until the client closes it, a limit closes it, or the
+/// broker is `stopping`: then it returns before reading another request,
+/// having answered the one it was serving.
+pub(crate) async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let config = &shared.config;
     loop {
         let mut size = [0u8; 4];
-        match tokio::time::timeout(config.connections_max_idle, reader.read_exact(&mut size)).await {
+        let next = tokio::time::timeout(config.connections_max_idle, reader.read_exact(&mut size));
+        let read = tokio::select! {
+            read = next => read,
+            _ = stopping.wait_for(|&stop| stop) => return,
+        };
+        match read {
             Err(_) => {
                 tracing::info!(%peer, "closing an idle connection");
                 return;

@@ -14,23 +14,25 @@ use std::time::{Duration, Instant};
 use annals::WaitForOffset;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
 
+use crate::api::{blocking, Answer};
 use crate::Shared;
 
-pub(crate) async fn handle(shared: &Arc<Shared>, request: FetchRequest, version: i16) -> FetchResponse {
+pub(crate) async fn handle(
+    shared: &Arc<Shared>,
+    request: FetchRequest,
+    version: i16,
+) -> Answer<FetchResponse> {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let request = Arc::new(request);
     loop {
-        let (shared2, request2) = (shared.clone(), request.clone());
-        let Ok((response, bytes, waits)) =
-            tokio::task::spawn_blocking(move || answer(&shared2, &request2, version)).await
-        else {
-            return FetchResponse::default();
-        };
+        let request2 = request.clone();
+        let (response, bytes, waits) =
+            blocking(shared, ApiKey::Fetch, move |shared| answer(shared, &request2, version)).await?;
         let now = Instant::now();
         if bytes >= request.min_bytes.max(0) as usize || now >= deadline || waits.is_empty() {
-            return response;
+            return Ok(response);
         }
         // Wait for an append to any partition asked for, or the deadline.
         let _ = tokio::time::timeout(deadline - now, any(waits)).await;

@@ -20,6 +20,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer_ids;
+mod sasl;
 #[cfg(discard_sink)]
 mod sink;
 
@@ -40,6 +41,9 @@ pub use api::SUPPORTED;
 pub struct BrokerConfig {
     /// Data directory (`log.dirs`).
     pub dir: PathBuf,
+    /// The store's settings (file limits, partitions per topic, recovery
+    /// threads); its default is annals'.
+    pub store: StoreConfig,
     /// Address to listen on (`listeners`); port 0 picks a free one.
     pub listen: SocketAddr,
     /// Host and port clients are told to connect to
@@ -60,6 +64,12 @@ pub struct BrokerConfig {
     /// A request frame that takes longer than this to arrive is dropped
     /// with its connection (a client that stalls mid-request).
     pub request_read_timeout: Duration,
+    /// On shutdown, how long in-flight requests (a long-polling fetch, a
+    /// join waiting for its rebalance) may take to finish before their
+    /// connections are dropped and the store is closed anyway. Default 30 s
+    /// (Kafka's controlled shutdown has its own timeouts; this is the
+    /// request drain of one node).
+    pub shutdown_drain_timeout: Duration,
     /// How long an empty group's first rebalance waits for more members
     /// (`group.initial.rebalance.delay.ms`, 3 s).
     pub group_initial_rebalance_delay: Duration,
@@ -74,6 +84,7 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             dir: PathBuf::from("./annals-broker-data"),
+            store: StoreConfig::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertised: None,
             default_partitions: 1,
@@ -83,6 +94,7 @@ impl Default for BrokerConfig {
             max_connections: 1024,
             connections_max_idle: Duration::from_secs(600),
             request_read_timeout: Duration::from_secs(30),
+            shutdown_drain_timeout: Duration::from_secs(30),
             group_initial_rebalance_delay: groups::INITIAL_REBALANCE_DELAY,
         }
     }
@@ -143,10 +155,10 @@ impl Broker {
     /// # Errors
     /// The store's open error or the bind's.
     pub async fn open(config: BrokerConfig) -> Result<Broker, BoxError> {
-        let dir = config.dir.clone();
+        let (dir, store_config) = (config.dir.clone(), config.store.clone());
         let (store, producer_ids) = tokio::task::spawn_blocking(move || -> Result<_, BoxError> {
             std::fs::create_dir_all(&dir)?;
-            let store = Store::open(dir.join("store"), StoreConfig::default())?;
+            let store = Store::open(dir.join("store"), store_config)?;
             Ok((store, producer_ids::ProducerIds::open(&dir)?))
         })
         .await??;
@@ -178,13 +190,17 @@ impl Broker {
         self.listener.local_addr()
     }
 
-    /// Serves connections until `shutdown` completes, then closes the
-    /// store cleanly (in-flight requests finish first).
+    /// Serves connections until `shutdown` completes; then stops accepting,
+    /// lets each connection finish the request it is serving (up to
+    /// [`BrokerConfig::shutdown_drain_timeout`]) and closes it, and closes
+    /// the store cleanly.
     ///
     /// # Errors
     /// The store's close error.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), BoxError> {
         let slots = Arc::new(Semaphore::new(self.shared.config.max_connections));
+        // Raised once at shutdown: connections stop before their next request.
+        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
         // Members whose heartbeats stopped leave their groups.
         let shared = self.shared.clone();
@@ -218,9 +234,9 @@ impl Broker {
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    let shared = self.shared.clone();
+                    let (shared, stopping) = (self.shared.clone(), stopping.clone());
                     tasks.spawn(async move {
-                        connection::run(stream, peer, shared).await;
+                        connection::run(stream, peer, shared, stopping).await;
                         drop(permit);
                     });
                 }
@@ -230,18 +246,45 @@ impl Broker {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
-            while tasks.try_join_next().is_some() {}
+            while let Some(done) = tasks.try_join_next() {
+                log_panic(done);
+            }
         }
-        tracing::info!("shutting down: closing connections and the store");
+        // ORDER: stop accepting, drain the requests in flight, then close
+        // the store, so that every answered append is in the clean close.
+        drop(self.listener);
+        tracing::info!(connections = tasks.len(), "shutting down: draining in-flight requests");
+        let _ = stopping_tx.send(true);
+        let drain = async {
+            while let Some(done) = tasks.join_next().await {
+                log_panic(done);
+            }
+        };
+        if tokio::time::timeout(self.shared.config.shutdown_drain_timeout, drain).await.is_err() {
+            tracing::warn!(
+                connections = tasks.len(),
+                "requests still in flight at the drain timeout; dropping them"
+            );
+            tasks.shutdown().await;
+        }
         sweeper.abort();
         if let Some(metrics) = metrics {
             metrics.abort();
         }
-        tasks.shutdown().await;
         let store = self.shared.store.clone();
         tokio::task::spawn_blocking(move || store.close()).await??;
         tracing::info!("store closed cleanly");
         Ok(())
+    }
+}
+
+/// A connection task's end: a panic outside the blocking handlers (a
+/// group handler's, say) ended its connection; log it.
+fn log_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!(error = %e, "a connection's task panicked; its connection is closed");
+        }
     }
 }
 

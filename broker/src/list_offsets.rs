@@ -8,8 +8,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 
+use crate::api::{blocking, Answer};
 use crate::Shared;
 
 const LATEST: i64 = -1;
@@ -20,9 +21,8 @@ pub(crate) async fn handle(
     shared: &Arc<Shared>,
     request: ListOffsetsRequest,
     version: i16,
-) -> ListOffsetsResponse {
-    let shared = shared.clone();
-    tokio::task::spawn_blocking(move || answer(&shared, request, version)).await.unwrap_or_default()
+) -> Answer<ListOffsetsResponse> {
+    blocking(shared, ApiKey::ListOffsets, move |shared| answer(shared, request, version)).await
 }
 
 fn answer(shared: &Shared, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {

@@ -9,17 +9,21 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::api::{blocking, Answer};
 use crate::{Shared, NODE_ID};
 
 /// annals' own topic of consumer offsets: not in Kafka's format, not listed.
 const INTERNAL: &str = "__consumer_offsets";
 
-pub(crate) async fn handle(shared: &Arc<Shared>, request: MetadataRequest, version: i16) -> MetadataResponse {
-    let shared = shared.clone();
-    tokio::task::spawn_blocking(move || answer(&shared, &request, version)).await.unwrap_or_default()
+pub(crate) async fn handle(
+    shared: &Arc<Shared>,
+    request: MetadataRequest,
+    version: i16,
+) -> Answer<MetadataResponse> {
+    blocking(shared, ApiKey::Metadata, move |shared| answer(shared, &request, version)).await
 }
 
 fn answer(shared: &Shared, request: &MetadataRequest, version: i16) -> MetadataResponse {

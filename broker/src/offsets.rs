@@ -15,6 +15,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::api::{blocking, Answer};
 use crate::{Shared, NODE_ID};
 
 pub(crate) fn find_coordinator(
@@ -39,12 +40,14 @@ pub(crate) fn find_coordinator(
     }
 }
 
-pub(crate) async fn commit(shared: &Arc<Shared>, request: OffsetCommitRequest) -> OffsetCommitResponse {
-    let shared = shared.clone();
-    let topics = tokio::task::spawn_blocking(move || {
+pub(crate) async fn commit(
+    shared: &Arc<Shared>,
+    request: OffsetCommitRequest,
+) -> Answer<OffsetCommitResponse> {
+    let topics = blocking(shared, ApiKey::OffsetCommit, move |shared| {
         let group = request.group_id.0.to_string();
         let allowed = crate::groups::may_commit(
-            &shared,
+            shared,
             &group,
             &request.member_id,
             request.generation_id_or_member_epoch,
@@ -82,14 +85,12 @@ pub(crate) async fn commit(shared: &Arc<Shared>, request: OffsetCommitRequest) -
             })
             .collect::<Vec<_>>()
     })
-    .await
-    .unwrap_or_default();
-    OffsetCommitResponse::default().with_topics(topics)
+    .await?;
+    Ok(OffsetCommitResponse::default().with_topics(topics))
 }
 
-pub(crate) async fn fetch(shared: &Arc<Shared>, request: OffsetFetchRequest) -> OffsetFetchResponse {
-    let shared = shared.clone();
-    let topics = tokio::task::spawn_blocking(move || {
+pub(crate) async fn fetch(shared: &Arc<Shared>, request: OffsetFetchRequest) -> Answer<OffsetFetchResponse> {
+    let topics = blocking(shared, ApiKey::OffsetFetch, move |shared| {
         let group = request.group_id.0.to_string();
         let offsets = shared.store.offsets();
         let asked: Vec<(TopicName, Vec<i32>)> = match request.topics {
@@ -123,7 +124,6 @@ pub(crate) async fn fetch(shared: &Arc<Shared>, request: OffsetFetchRequest) -> 
             })
             .collect::<Vec<_>>()
     })
-    .await
-    .unwrap_or_default();
-    OffsetFetchResponse::default().with_topics(topics)
+    .await?;
+    Ok(OffsetFetchResponse::default().with_topics(topics))
 }

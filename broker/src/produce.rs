@@ -10,8 +10,9 @@ use std::sync::Arc;
 use annals::ProduceMeta;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
+use crate::api::{blocking, Answer};
 use crate::Shared;
 
 /// The leader epoch stamped on every batch and advertised in metadata
@@ -22,12 +23,10 @@ pub(crate) async fn handle(
     shared: &Arc<Shared>,
     request: ProduceRequest,
     version: i16,
-) -> Option<ProduceResponse> {
+) -> Answer<Option<ProduceResponse>> {
     let acks = request.acks;
-    let shared = shared.clone();
-    let response =
-        tokio::task::spawn_blocking(move || answer(&shared, request, version)).await.unwrap_or_default();
-    (acks != 0).then_some(response)
+    let response = blocking(shared, ApiKey::Produce, move |shared| answer(shared, request, version)).await?;
+    Ok((acks != 0).then_some(response))
 }
 
 // With the benchmark's sink, the store's path below it is dead code.

@@ -12,10 +12,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::api::{blocking, Answer};
 use annals::format::kv;
 use annals::io::{write_file_atomic, StdFileSystem};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use parking_lot::Mutex;
 
 const FILE: &str = "producer-ids";
@@ -66,26 +67,24 @@ impl ProducerIds {
 pub(crate) async fn handle(
     shared: &std::sync::Arc<crate::Shared>,
     request: InitProducerIdRequest,
-) -> InitProducerIdResponse {
+) -> Answer<InitProducerIdResponse> {
     let response = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     if request.transactional_id.is_some() {
         // Transactions are not served yet.
-        return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+        return Ok(response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()));
     }
     // KIP-360: a producer that has an id asks for its epoch to be bumped.
     if request.producer_id.0 >= 0 && request.producer_epoch >= 0 {
         let epoch = request.producer_epoch.checked_add(1).filter(|&e| e < i16::MAX);
         if let Some(epoch) = epoch {
-            return response.with_producer_id(request.producer_id).with_producer_epoch(epoch);
+            return Ok(response.with_producer_id(request.producer_id).with_producer_epoch(epoch));
         }
     }
-    let shared = shared.clone();
-    match tokio::task::spawn_blocking(move || shared.producer_ids.next()).await {
-        Ok(Ok(id)) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
-        Ok(Err(e)) => {
+    match blocking(shared, ApiKey::InitProducerId, |shared| shared.producer_ids.next()).await? {
+        Ok(id) => Ok(response.with_producer_id(ProducerId(id)).with_producer_epoch(0)),
+        Err(e) => {
             tracing::error!(error = %e, "producer ids: the next block could not be recorded");
-            response.with_error_code(ResponseError::KafkaStorageError.code())
+            Ok(response.with_error_code(ResponseError::KafkaStorageError.code()))
         }
-        Err(_) => response.with_error_code(ResponseError::UnknownServerError.code()),
     }
 }

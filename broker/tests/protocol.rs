@@ -5,127 +5,18 @@
 //! exact error codes of a corrupt batch, an unknown topic and an
 //! out-of-range fetch; the broker serves on after each.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use annals_broker::{Broker, BrokerConfig};
-use bytes::{Bytes, BytesMut};
+use annals_broker::BrokerConfig;
+use bytes::BytesMut;
+use common::*;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{
-    encode_request_header_into_buffer, Decodable, Encodable, HeaderVersion, StrBytes,
-};
-
-/// A broker on a free port, in a runtime of its own thread.
-fn start(dir: &std::path::Path) -> SocketAddr {
-    start_with(BrokerConfig { dir: dir.to_path_buf(), ..BrokerConfig::default() })
-}
-
-fn start_with(config: BrokerConfig) -> SocketAddr {
-    let config =
-        BrokerConfig { listen: "127.0.0.1:0".parse().unwrap(), socket_request_max_bytes: 1 << 20, ..config };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async move {
-            let broker = Broker::open(config).await.unwrap();
-            tx.send(broker.local_addr().unwrap()).unwrap();
-            broker.serve(std::future::pending()).await.unwrap();
-        });
-    });
-    rx.recv().unwrap()
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
-fn send_frame(s: &mut TcpStream, frame: &[u8]) {
-    s.write_all(&(frame.len() as i32).to_be_bytes()).unwrap();
-    s.write_all(frame).unwrap();
-}
-
-/// The response frame, or `None` when the broker closed the connection.
-fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).ok()?;
-    let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
-    s.read_exact(&mut frame).ok()?;
-    Some(Bytes::from(frame))
-}
-
-fn call<Q: Encodable + HeaderVersion, R: Decodable + HeaderVersion>(
-    s: &mut TcpStream,
-    key: ApiKey,
-    version: i16,
-    request: &Q,
-) -> Option<R> {
-    let mut buf = BytesMut::new();
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("protocol-test")));
-    encode_request_header_into_buffer(&mut buf, &header).unwrap();
-    request.encode(&mut buf, version).unwrap();
-    send_frame(s, &buf);
-    let mut frame = read_frame(s)?;
-    let header = ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, 7);
-    Some(R::decode(&mut frame, version).unwrap())
-}
-
-fn closed(s: &mut TcpStream) -> bool {
-    read_frame(s).is_none()
-}
-
-fn batch(n: usize) -> Vec<u8> {
-    let records: Vec<annals::Record> = (0..n)
-        .map(|i| annals::Record::with_key(format!("k{i}"), format!("v{i}")).timestamp_ms(1_000 + i as i64))
-        .collect();
-    let mut out = Vec::new();
-    let limits = annals::format::EncodeLimits { max_record_bytes: 1 << 20, max_batch_bytes: 1 << 20 };
-    annals::format::encode_batch(&mut out, 0, annals::BatchMeta::default(), &records, 1_000, limits).unwrap();
-    out
-}
-
-fn produce(topic: &str, records: Vec<u8>) -> ProduceRequest {
-    let partition = PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(records)));
-    let topic = TopicProduceData::default()
-        .with_name(TopicName(StrBytes::from_string(topic.into())))
-        .with_partition_data(vec![partition]);
-    ProduceRequest::default().with_acks(-1).with_timeout_ms(5_000).with_topic_data(vec![topic])
-}
-
-fn fetch(topic: &str, offset: i64) -> FetchRequest {
-    let partition = FetchPartition::default()
-        .with_partition(0)
-        .with_fetch_offset(offset)
-        .with_partition_max_bytes(1 << 20);
-    let topic = FetchTopic::default()
-        .with_topic(TopicName(StrBytes::from_string(topic.into())))
-        .with_partitions(vec![partition]);
-    FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![topic])
-}
-
-fn create(s: &mut TcpStream, topic: &str) {
-    let request = MetadataRequest::default()
-        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
-            .with_name(Some(TopicName(StrBytes::from_string(topic.into()))))]))
-        .with_allow_auto_topic_creation(true);
-    let response: MetadataResponse = call(s, ApiKey::Metadata, 12, &request).unwrap();
-    assert_eq!(response.topics[0].error_code, 0);
-    assert_eq!(response.topics[0].partitions.len(), 1);
-}
+use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Encodable, StrBytes};
 
 #[test]
 fn api_versions_advertise_what_is_served_and_answer_newer_clients_as_kafka_does() {
@@ -374,10 +265,6 @@ fn a_fetch_at_the_end_waits_for_the_next_append() {
     let (bytes, waited) = waiter.join().unwrap();
     assert!(bytes > 61, "the append was returned");
     assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(4), "{waited:?}");
-}
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.into()))
 }
 
 #[test]
