@@ -8,8 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::api::{self, Outcome};
 use crate::Shared;
@@ -17,14 +16,13 @@ use crate::Shared;
 /// Serves `stream` until the client closes it, a limit closes it, or the
 /// broker is `stopping`: then it returns before reading another request,
 /// having answered the one it was serving.
-pub(crate) async fn run(
-    stream: TcpStream,
+pub(crate) async fn run<S: AsyncRead + AsyncWrite>(
+    stream: S,
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let config = &shared.config;
     loop {
         let mut size = [0u8; 4];

@@ -17,7 +17,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock, not std's: the same in a running broker, and paused (and
+// jumped ahead) in the hostile-frame sweep and the fuzz target.
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;

@@ -144,6 +144,8 @@ pub(crate) const NODE_ID: i32 = 0;
 pub struct Broker {
     shared: Arc<Shared>,
     listener: TcpListener,
+    /// Raised once at shutdown: connections stop before their next request.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -179,7 +181,19 @@ impl Broker {
             #[cfg(discard_sink)]
             sink: sink::Sink::default(),
         };
-        Ok(Broker { shared: Arc::new(shared), listener })
+        let (stopping, _) = tokio::sync::watch::channel(false);
+        Ok(Broker { shared: Arc::new(shared), listener, stopping })
+    }
+
+    /// Serves one connection on `stream`, any byte stream that carries
+    /// Kafka's framing (the listener's TCP connections are served the same
+    /// way), until the client closes it or a limit does: how a fuzz target
+    /// or a test drives the broker without sockets. `peer` names it in logs.
+    pub async fn serve_stream<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        connection::run(stream, peer, self.shared.clone(), self.stopping.subscribe()).await;
     }
 
     /// The address it listens on.
@@ -199,8 +213,6 @@ impl Broker {
     /// The store's close error.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), BoxError> {
         let slots = Arc::new(Semaphore::new(self.shared.config.max_connections));
-        // Raised once at shutdown: connections stop before their next request.
-        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
         // Members whose heartbeats stopped leave their groups.
         let shared = self.shared.clone();
@@ -234,7 +246,8 @@ impl Broker {
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    let (shared, stopping) = (self.shared.clone(), stopping.clone());
+                    let _ = stream.set_nodelay(true);
+                    let (shared, stopping) = (self.shared.clone(), self.stopping.subscribe());
                     tasks.spawn(async move {
                         connection::run(stream, peer, shared, stopping).await;
                         drop(permit);
@@ -254,7 +267,7 @@ impl Broker {
         // the store, so that every answered append is in the clean close.
         drop(self.listener);
         tracing::info!(connections = tasks.len(), "shutting down: draining in-flight requests");
-        let _ = stopping_tx.send(true);
+        let _ = self.stopping.send(true);
         let drain = async {
             while let Some(done) = tasks.join_next().await {
                 log_panic(done);

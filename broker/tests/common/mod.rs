@@ -3,6 +3,8 @@
 //! and the requests the tests build.
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod replay;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
