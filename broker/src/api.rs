@@ -230,3 +230,37 @@ fn respond(api: ApiKey, version: i16, correlation_id: i32, body: &impl Encodable
         Err(e) => Outcome::Close(format!("{api:?} v{version} response did not encode: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::MetadataResponse;
+
+    /// A broker's shared state on a store in `dir`, without a listener.
+    fn shared(dir: &std::path::Path) -> Arc<Shared> {
+        let store = annals::Store::open(dir.join("store"), annals::StoreConfig::default()).unwrap();
+        Arc::new(Shared {
+            store,
+            producer_ids: crate::producer_ids::ProducerIds::open(dir).unwrap(),
+            groups: Arc::default(),
+            #[cfg(discard_sink)]
+            sink: crate::sink::Sink::default(),
+            config: crate::BrokerConfig::default(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_closes_the_connection_instead_of_answering_an_empty_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let answer: Answer<MetadataResponse> =
+            blocking(&shared, ApiKey::Metadata, |_| panic!("a handler's bug")).await;
+        let Err(Close(why)) = answer else { panic!("a panic was answered: {answer:?}") };
+        assert!(why.contains("Metadata handler panicked"), "{why}");
+        // The blocking pool and the store go on serving.
+        let topics = blocking(&shared, ApiKey::Metadata, |s| s.store.list_topics()).await.unwrap();
+        assert!(topics.iter().all(|t| t != "x"));
+    }
+}

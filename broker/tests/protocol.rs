@@ -442,3 +442,22 @@ fn idle_and_stalled_clients_time_out_and_connections_are_bounded() {
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert!(read_frame(&mut c).is_some(), "served once a slot freed");
 }
+
+#[test]
+fn sasl_on_a_listener_without_sasl_is_answered_illegal_sasl_state_as_kafka_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = start(dir.path());
+    let mut s = connect(addr);
+    let handshake = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+    for version in 0..=1 {
+        let response: SaslHandshakeResponse = call(&mut s, ApiKey::SaslHandshake, version, &handshake).unwrap();
+        assert_eq!(response.error_code, ResponseError::IllegalSaslState.code());
+        assert!(response.mechanisms.is_empty());
+    }
+    let authenticate = SaslAuthenticateRequest::default();
+    let response: SaslAuthenticateResponse =
+        call(&mut s, ApiKey::SaslAuthenticate, 2, &authenticate).expect("answered, not closed");
+    assert_eq!(response.error_code, ResponseError::IllegalSaslState.code());
+    // The connection serves on.
+    create(&mut s, "after-sasl");
+}

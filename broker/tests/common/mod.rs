@@ -58,12 +58,8 @@ pub fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
     Some(Bytes::from(frame))
 }
 
-pub fn call<Q: Encodable + HeaderVersion, R: Decodable + HeaderVersion>(
-    s: &mut TcpStream,
-    key: ApiKey,
-    version: i16,
-    request: &Q,
-) -> Option<R> {
+/// Sends `request` (correlation id 7) without waiting for its answer.
+pub fn send_request<Q: Encodable + HeaderVersion>(s: &mut TcpStream, key: ApiKey, version: i16, request: &Q) {
     let mut buf = BytesMut::new();
     let header = RequestHeader::default()
         .with_request_api_key(key as i16)
@@ -73,6 +69,15 @@ pub fn call<Q: Encodable + HeaderVersion, R: Decodable + HeaderVersion>(
     encode_request_header_into_buffer(&mut buf, &header).unwrap();
     request.encode(&mut buf, version).unwrap();
     send_frame(s, &buf);
+}
+
+pub fn call<Q: Encodable + HeaderVersion, R: Decodable + HeaderVersion>(
+    s: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    request: &Q,
+) -> Option<R> {
+    send_request(s, key, version, request);
     let mut frame = read_frame(s)?;
     let header = ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
     assert_eq!(header.correlation_id, 7);
