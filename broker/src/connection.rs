@@ -1,7 +1,8 @@
 //! One client connection: length-prefixed frames (Kafka's `int32 size`
 //! then the request), read and answered in order. A frame over
 //! `socket.request.max.bytes` or a negative size closes the connection
-//! before anything is allocated for it, as Kafka's `NetworkReceive` does;
+//! before anything is allocated for it, as Kafka's `NetworkReceive` does,
+//! and a frame's buffer grows with the bytes received, not the size claimed;
 //! so does a request Kafka would not parse (unknown API key, unsupported
 //! version of an API other than ApiVersions, malformed bytes).
 
@@ -12,6 +13,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::api::{self, Outcome};
 use crate::Shared;
+
+/// What a frame's buffer starts with before its bytes arrive; it grows
+/// (doubling) with them, up to the frame's size.
+const FRAME_PREALLOCATE_BYTES: usize = 64 << 10;
 
 /// Serves `stream` until the client closes it, a limit closes it, or the
 /// broker is `stopping`: then it returns before reading another request,
@@ -44,10 +49,15 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite>(
             tracing::warn!(%peer, size, max = config.socket_request_max_bytes, "request frame size refused; closing");
             return;
         };
-        let mut frame = vec![0u8; size];
-        match tokio::time::timeout(config.request_read_timeout, reader.read_exact(&mut frame)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) => return,
+        // The frame's memory follows the bytes that arrive, not the size
+        // claimed: a client that claims 100 MiB and sends 4 bytes costs
+        // 64 KiB, not 100 MiB per connection (Kafka bounds the same with
+        // its `queued.max.request.bytes` pool).
+        let mut frame = Vec::with_capacity(size.min(FRAME_PREALLOCATE_BYTES));
+        let mut body = (&mut reader).take(size as u64);
+        match tokio::time::timeout(config.request_read_timeout, body.read_to_end(&mut frame)).await {
+            Ok(Ok(n)) if n == size => {}
+            Ok(_) => return, // closed by the client mid-frame, or failed
             Err(_) => {
                 tracing::warn!(%peer, "request frame not received in time; closing");
                 return;

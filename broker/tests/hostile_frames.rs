@@ -342,8 +342,50 @@ fn framed(body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The tests here measure one counter: one at a time.
+static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn a_claimed_frame_size_costs_the_bytes_that_arrive_not_the_size_claimed() {
+    let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    runtime.block_on(async {
+        // Kafka's default socket.request.max.bytes, 100 MiB.
+        let config = BrokerConfig {
+            dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            metrics_log_interval: None,
+            ..BrokerConfig::default()
+        };
+        let claimed = config.socket_request_max_bytes;
+        let broker = Arc::new(Broker::open(config).await.unwrap());
+        let before = LIVE.load(Ordering::Relaxed);
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            let (mut client, server) = tokio::io::duplex(64 << 10);
+            let serving = broker.clone();
+            let peer = "127.0.0.1:1".parse().unwrap();
+            tokio::spawn(async move { serving.serve_stream(server, peer).await });
+            // A full-size frame claimed, 1 KiB of it sent, then nothing.
+            tokio::io::AsyncWriteExt::write_all(&mut client, &(claimed as u32).to_be_bytes()).await.unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut client, &[0u8; 1024]).await.unwrap();
+            clients.push(client);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let held = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+        println!(
+            "8 connections each claiming a {claimed}-byte frame and sending 1 KiB: {} KiB held",
+            held >> 10
+        );
+        assert!(held < 8 << 20, "{held} bytes held for 8 KiB received");
+    });
+}
+
 #[test]
 fn no_spoiled_frame_of_any_served_api_aborts_panics_or_answers_bytes_a_client_cannot_decode() {
+    let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
     let panics = Arc::new(AtomicUsize::new(0));
     let counted = panics.clone();
     let default_hook = std::panic::take_hook();
