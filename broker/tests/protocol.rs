@@ -450,7 +450,8 @@ fn sasl_on_a_listener_without_sasl_is_answered_illegal_sasl_state_as_kafka_does(
     let mut s = connect(addr);
     let handshake = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
     for version in 0..=1 {
-        let response: SaslHandshakeResponse = call(&mut s, ApiKey::SaslHandshake, version, &handshake).unwrap();
+        let response: SaslHandshakeResponse =
+            call(&mut s, ApiKey::SaslHandshake, version, &handshake).unwrap();
         assert_eq!(response.error_code, ResponseError::IllegalSaslState.code());
         assert!(response.mechanisms.is_empty());
     }
