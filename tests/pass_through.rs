@@ -58,11 +58,23 @@ fn every_bad_producer_batch_is_refused_with_its_kafka_code_and_nothing_is_append
             2,
         ),
         ("truncated", good[..good.len() - 3].to_vec(), LogConfig::default(), 2),
+        // Kafka's ProduceRequest.validateRecords: an older magic in a
+        // produce v3+ is INVALID_RECORD; a magic no format has is corrupt.
         (
-            "wrong magic",
+            "magic 1",
             {
                 let mut b = good.clone();
                 b[16] = 1;
+                b
+            },
+            LogConfig::default(),
+            87,
+        ),
+        (
+            "magic 3",
+            {
+                let mut b = good.clone();
+                b[16] = 3;
                 b
             },
             LogConfig::default(),
@@ -264,4 +276,106 @@ fn files_of_the_pre_kafka_format_are_refused_at_open_and_damage_is_not_taken_for
     std::fs::write(&seg, &damaged).unwrap();
     let err = PartitionLog::open(dir.path(), LogConfig::default()).err();
     assert!(!matches!(err, Some(Error::PreKafkaFormat { .. })), "{err:?}");
+}
+
+/// A batch of sarama 1.22's: it never sets maxTimestamp, so it sends -1.
+/// A stored batch may not hold -1 (the strict reader refuses it); Kafka's
+/// `LogValidator` recomputes it, and so does the append: the header is
+/// rewritten with the largest record timestamp and a new CRC, the records
+/// stay the producer's bytes, and the log reopens with it.
+#[test]
+fn a_max_timestamp_of_minus_one_is_recomputed_as_kafka_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), LogConfig::default());
+    let mut sent = client_batch(&keyed(3), BatchMeta::default());
+    patch(&mut sent, 35, &(-1i64).to_be_bytes());
+    assert!(annals::format::check_batch(&sent).is_err(), "not a batch a log may hold as sent");
+    let mut request = sent.clone();
+    log.append_batches(&mut request, ProduceMeta::default()).unwrap();
+    let check = |log: &PartitionLog| {
+        let fetched = log.read(0, 1 << 20).unwrap();
+        let (h, stored) = fetched.batches().next().unwrap();
+        assert_eq!((h.base_timestamp_ms, h.max_timestamp_ms), (NOW, NOW), "the largest record timestamp");
+        assert_eq!(&stored[61..], &sent[61..], "the records as sent");
+        annals::format::check_batch(stored).unwrap();
+        let times: Vec<i64> = fetched.records().map(|r| r.timestamp_ms).collect();
+        assert_eq!(times, [NOW, NOW - 1, NOW - 2]);
+    };
+    check(&log);
+    assert_eq!(log.offset_for_timestamp(NOW).unwrap(), Some(0));
+    log.close().unwrap();
+    drop(log);
+    let (log, _) = open(dir.path(), LogConfig::default());
+    check(&log);
+}
+
+/// The byte position of each record's offset-delta varint in an
+/// uncompressed batch of small records (one-byte lengths and timestamp
+/// deltas: records with one timestamp).
+fn offset_delta_positions(batch: &[u8], count: usize) -> Vec<usize> {
+    let mut at = 61;
+    (0..count)
+        .map(|_| {
+            let len = (batch[at] >> 1) as usize; // zigzag, under 64
+            let delta_at = at + 3; // length, attributes, timestamp delta
+            at += 1 + len;
+            delta_at
+        })
+        .collect()
+}
+
+/// A producer's offset deltas that are not 0, 1, 2, ... (out of order, or
+/// past the batch): Kafka's validator then builds the batch again at
+/// consecutive offsets; so does the append, so the log holds each record
+/// once, at consecutive offsets, in the order sent, in a batch every
+/// reader takes.
+#[test]
+fn offset_deltas_that_are_not_the_records_positions_are_renumbered() {
+    for deltas in [[0u8, 2, 1], [0, 1, 7], [2, 1, 0]] {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path(), LogConfig::default());
+        log.append(&keyed(1)).unwrap();
+        let records: Vec<Record> =
+            (0..3).map(|i| Record::with_key(format!("k{i}"), format!("v{i}")).timestamp_ms(NOW)).collect();
+        let mut batch = client_batch(&records, BatchMeta::default());
+        for (at, delta) in offset_delta_positions(&batch, 3).into_iter().zip(deltas) {
+            batch[at] = delta << 1; // zigzag varint
+        }
+        let crc = annals::format::batch::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        let info = log.append_batches(&mut batch, ProduceMeta::default()).unwrap();
+        assert_eq!((info.first_offset, info.last_offset), (1, 3), "{deltas:?}");
+        let fetched = log.read(1, 1 << 20).unwrap();
+        let (_, stored) = fetched.batches().next().unwrap();
+        annals::format::check_batch(stored).unwrap();
+        let read: Vec<(u64, Vec<u8>)> =
+            fetched.records().map(|r| (r.offset, r.value.unwrap().to_vec())).collect();
+        let expected: Vec<(u64, Vec<u8>)> =
+            (0..3).map(|i| (1 + i as u64, format!("v{i}").into_bytes())).collect();
+        assert_eq!(read, expected, "{deltas:?}");
+    }
+}
+
+/// A baseTimestamp past every record's timestamp (each delta negative):
+/// Kafka checks the records' timestamps, not the base, and stores it. A
+/// stored batch's base is at most its maxTimestamp, so the append builds
+/// it again, based at its first record's timestamp.
+#[test]
+fn a_base_timestamp_past_every_record_is_taken_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), LogConfig::default());
+    let records: Vec<Record> =
+        (0..3).map(|i| Record::with_key(format!("k{i}"), "v").timestamp_ms(NOW)).collect();
+    let mut batch = client_batch(&records, BatchMeta::default());
+    for at in offset_delta_positions(&batch, 3) {
+        batch[at - 1] = 1; // timestamp delta -1 (zigzag)
+    }
+    let crc = annals::format::batch::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    log.append_batches(&mut batch, ProduceMeta::default()).unwrap();
+    let fetched = log.read(0, 1 << 20).unwrap();
+    let (h, stored) = fetched.batches().next().unwrap();
+    annals::format::check_batch(stored).unwrap();
+    assert_eq!((h.base_timestamp_ms, h.max_timestamp_ms), (NOW - 1, NOW - 1));
+    assert!(fetched.records().all(|r| r.timestamp_ms == NOW - 1));
 }

@@ -37,7 +37,8 @@
 use byteorder::{BigEndian as BE, ByteOrder};
 
 use super::error::{DecodeError, DecodeErrorKind};
-use super::record::{decode_record, Checks, RecordBounds, RecordView};
+pub(crate) use super::record::Checks;
+use super::record::{decode_record, RecordBounds, RecordView};
 
 /// Size of the batch header (Kafka's `RECORD_BATCH_OVERHEAD`).
 pub const BATCH_HEADER_BYTES: usize = 61;
@@ -161,81 +162,146 @@ impl BatchHeader {
         self.codec() != 0
     }
 
-    /// Parses and range-checks the header at the front of `buf` (no CRC check).
+    /// Parses and range-checks the header at the front of `buf` (no CRC
+    /// check): every invariant of a batch in a log. A producer's batch is
+    /// held to Kafka's rules instead (`validate.rs`), and corrected until
+    /// it holds these.
     ///
     /// # Errors
     /// [`DecodeError`] when `buf` is shorter than a header or a field is out of range.
     pub fn parse(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
-        let h = buf
-            .get(..BATCH_HEADER_BYTES)
-            .ok_or_else(|| DecodeError::new(DecodeErrorKind::Truncated, buf.len()))?;
-        let bad = |what, at| Err(DecodeError::new(DecodeErrorKind::BadHeader(what), at));
-        let magic = h[MAGIC_AT];
-        if magic != MAGIC {
-            return Err(DecodeError::new(DecodeErrorKind::UnknownMagic(magic), MAGIC_AT));
+        let wire = WireHeader::read(buf)?;
+        if wire.magic != MAGIC {
+            return Err(DecodeError::new(DecodeErrorKind::UnknownMagic(wire.magic), MAGIC_AT));
         }
-        let length = BE::read_i32(&h[LENGTH_AT..]);
-        let batch_len = u32::try_from(i64::from(length) + LOG_OVERHEAD as i64)
-            .ok()
-            .filter(|&l| l as usize >= BATCH_HEADER_BYTES && length >= 0)
-            .ok_or_else(|| DecodeError::new(DecodeErrorKind::BadBatchLength(length as u32), LENGTH_AT))?;
-        let (Ok(base_offset), Ok(last_offset_delta), Ok(record_count)) = (
-            u64::try_from(BE::read_i64(&h[BASE_OFFSET_AT..])),
-            u32::try_from(BE::read_i32(&h[LAST_OFFSET_DELTA_AT..])),
-            u32::try_from(BE::read_i32(&h[RECORDS_COUNT_AT..])),
-        ) else {
-            return bad("negative base offset, last offset delta or record count", BASE_OFFSET_AT);
-        };
-        let header = BatchHeader {
-            base_offset,
-            batch_len,
-            leader_epoch: BE::read_i32(&h[LEADER_EPOCH_AT..]),
-            magic,
-            crc: BE::read_u32(&h[CRC_AT..]),
-            attributes: BE::read_u16(&h[ATTRIBUTES_AT..]),
-            last_offset_delta,
-            base_timestamp_ms: BE::read_i64(&h[BASE_TIMESTAMP_AT..]),
-            max_timestamp_ms: BE::read_i64(&h[MAX_TIMESTAMP_AT..]),
-            producer_id: BE::read_i64(&h[PRODUCER_ID_AT..]),
-            producer_epoch: BE::read_i16(&h[PRODUCER_EPOCH_AT..]),
-            base_sequence: BE::read_i32(&h[BASE_SEQUENCE_AT..]),
-            record_count,
-        };
-        if header.attributes & !ATTR_KNOWN != 0 {
+        if wire.batch_len().is_none() {
+            return Err(DecodeError::new(DecodeErrorKind::BadBatchLength(wire.length as u32), LENGTH_AT));
+        }
+        let header = wire.narrow().ok_or_else(|| {
+            let kind = DecodeErrorKind::BadHeader("negative base offset, last offset delta or record count");
+            DecodeError::new(kind, BASE_OFFSET_AT)
+        })?;
+        header.check_invariants()?;
+        Ok(header)
+    }
+
+    /// The checks of [`BatchHeader::parse`] past the fields' types: what a
+    /// stored batch's header holds, and what the validator's corrected
+    /// header of a producer's batch is checked against before it is stored.
+    pub(crate) fn check_invariants(&self) -> Result<(), DecodeError> {
+        let bad = |what, at| Err(DecodeError::new(DecodeErrorKind::BadHeader(what), at));
+        if self.attributes & !ATTR_KNOWN != 0 {
             return bad("unknown attribute bits", ATTRIBUTES_AT);
         }
-        if super::Codec::from_id(header.codec()).is_none() {
-            return Err(DecodeError::new(DecodeErrorKind::UnsupportedCodec(header.codec()), ATTRIBUTES_AT));
+        if super::Codec::from_id(self.codec()).is_none() {
+            return Err(DecodeError::new(DecodeErrorKind::UnsupportedCodec(self.codec()), ATTRIBUTES_AT));
         }
-        if u64::from(header.record_count) > u64::from(header.last_offset_delta) + 1 {
+        if u64::from(self.record_count) > u64::from(self.last_offset_delta) + 1 {
             return bad("more records than offsets", RECORDS_COUNT_AT);
         }
-        if header
+        if self
             .base_offset
-            .checked_add(u64::from(header.last_offset_delta) + 1)
+            .checked_add(u64::from(self.last_offset_delta) + 1)
             .is_none_or(|end| end > i64::MAX as u64)
         {
             return bad("offset range overflows", LAST_OFFSET_DELTA_AT);
         }
-        let timestamps_ok = if header.record_count == 0 {
+        let timestamps_ok = if self.record_count == 0 {
             // Kafka's empty batch: baseTimestamp -1, maxTimestamp kept.
-            header.max_timestamp_ms >= -1
-        } else if header.is_log_append_time() || header.delete_horizon_ms().is_some() {
-            header.max_timestamp_ms >= 0
+            self.max_timestamp_ms >= -1
+        } else if self.is_log_append_time() || self.delete_horizon_ms().is_some() {
+            self.max_timestamp_ms >= 0
         } else {
-            header.base_timestamp_ms >= 0 && header.max_timestamp_ms >= header.base_timestamp_ms
+            // What a broker leaves (Kafka's `LogValidator` recomputes
+            // maxTimestamp): never -1, as a producer may send it.
+            self.base_timestamp_ms >= 0 && self.max_timestamp_ms >= self.base_timestamp_ms
         };
         if !timestamps_ok {
             return bad("timestamps out of order", BASE_TIMESTAMP_AT);
         }
         // Bound record_count by the length (a compressed batch's records
         // are bounded by what they inflate to, when they are walked).
-        if !header.is_compressed()
-            && u64::from(header.record_count) * RECORD_BYTES_MIN > u64::from(header.batch_len)
+        if !self.is_compressed()
+            && u64::from(self.record_count) * RECORD_BYTES_MIN > u64::from(self.batch_len)
         {
             return bad("more records than bytes", RECORDS_COUNT_AT);
         }
-        Ok(header)
+        Ok(())
+    }
+}
+
+/// A batch header's fields as the wire holds them, in Kafka's types, with
+/// no range checked: the one read of a header's bytes. [`BatchHeader::parse`]
+/// holds them to every invariant of a stored batch; the producer validator
+/// (`validate.rs`) to Kafka's `LogValidator`, answering with Kafka's
+/// error codes, and corrects what Kafka's broker corrects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WireHeader {
+    pub base_offset: i64,
+    pub length: i32,
+    pub leader_epoch: i32,
+    pub magic: u8,
+    pub crc: u32,
+    pub attributes: u16,
+    pub last_offset_delta: i32,
+    pub base_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+impl WireHeader {
+    /// The fields at the front of `buf`.
+    pub(crate) fn read(buf: &[u8]) -> Result<WireHeader, DecodeError> {
+        let h = buf
+            .get(..BATCH_HEADER_BYTES)
+            .ok_or_else(|| DecodeError::new(DecodeErrorKind::Truncated, buf.len()))?;
+        Ok(WireHeader {
+            base_offset: BE::read_i64(&h[BASE_OFFSET_AT..]),
+            length: BE::read_i32(&h[LENGTH_AT..]),
+            leader_epoch: BE::read_i32(&h[LEADER_EPOCH_AT..]),
+            magic: h[MAGIC_AT],
+            crc: BE::read_u32(&h[CRC_AT..]),
+            attributes: BE::read_u16(&h[ATTRIBUTES_AT..]),
+            last_offset_delta: BE::read_i32(&h[LAST_OFFSET_DELTA_AT..]),
+            base_timestamp_ms: BE::read_i64(&h[BASE_TIMESTAMP_AT..]),
+            max_timestamp_ms: BE::read_i64(&h[MAX_TIMESTAMP_AT..]),
+            producer_id: BE::read_i64(&h[PRODUCER_ID_AT..]),
+            producer_epoch: BE::read_i16(&h[PRODUCER_EPOCH_AT..]),
+            base_sequence: BE::read_i32(&h[BASE_SEQUENCE_AT..]),
+            records_count: BE::read_i32(&h[RECORDS_COUNT_AT..]),
+        })
+    }
+
+    /// The whole batch's bytes (`length` + 12), when that is at least a
+    /// header (Kafka's `DefaultRecordBatch.isValid` refuses less).
+    pub(crate) fn batch_len(&self) -> Option<u32> {
+        u32::try_from(i64::from(self.length) + LOG_OVERHEAD as i64)
+            .ok()
+            .filter(|&l| l as usize >= BATCH_HEADER_BYTES)
+    }
+
+    /// The fields in annals' types: `None` when the length is less than a
+    /// header or the base offset, last offset delta or record count is
+    /// negative. Nothing else is checked.
+    pub(crate) fn narrow(&self) -> Option<BatchHeader> {
+        Some(BatchHeader {
+            base_offset: u64::try_from(self.base_offset).ok()?,
+            batch_len: self.batch_len()?,
+            leader_epoch: self.leader_epoch,
+            magic: self.magic,
+            crc: self.crc,
+            attributes: self.attributes,
+            last_offset_delta: u32::try_from(self.last_offset_delta).ok()?,
+            base_timestamp_ms: self.base_timestamp_ms,
+            max_timestamp_ms: self.max_timestamp_ms,
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.base_sequence,
+            record_count: u32::try_from(self.records_count).ok()?,
+        })
     }
 }
 
@@ -290,13 +356,25 @@ pub fn check_batch_with(buf: &[u8], inflater: &mut Inflater) -> Result<BatchHead
 /// turns a framing problem into `E`.
 #[inline(always)]
 pub(crate) fn check_records<'a, E>(
+    records: RecordIter<'a>,
+    decode_error: impl Fn(DecodeError) -> E,
+    each: impl FnMut(u32, RecordView<'a>, std::ops::Range<usize>) -> Result<(), E>,
+) -> Result<(), E> {
+    check_records_with(records, Checks::Full, decode_error, each)
+}
+
+/// [`check_records`] with `checks` ([`Checks::Client`] for a producer's
+/// batch; `checks` is a constant at each call, folded in once inlined).
+#[inline(always)]
+pub(crate) fn check_records_with<'a, E>(
     mut records: RecordIter<'a>,
+    checks: Checks,
     decode_error: impl Fn(DecodeError) -> E,
     mut each: impl FnMut(u32, RecordView<'a>, std::ops::Range<usize>) -> Result<(), E>,
 ) -> Result<(), E> {
     for index in 0..records.left {
         let at = records.pos;
-        let record = records.next_checked().map_err(&decode_error)?;
+        let record = records.next_with(checks).map_err(&decode_error)?;
         each(index, record, at..records.pos)?;
     }
     if records.pos != records.bytes.len() {
@@ -434,14 +512,9 @@ impl<'a> RecordIter<'a> {
         }
     }
 
-    /// The next record, fully checked (see `decode_record`); only for a
-    /// record that the header counts. Inlined whole into the loops that
-    /// walk records, so the view stays in registers.
-    #[inline(always)]
-    pub(crate) fn next_checked(&mut self) -> Result<RecordView<'a>, DecodeError> {
-        self.next_with(Checks::Full)
-    }
-
+    /// The next record, checked as `checks` says (see `decode_record`);
+    /// only for a record that the header counts. Inlined whole into the
+    /// loops that walk records, so the view stays in registers.
     #[inline(always)]
     fn next_with(&mut self, checks: Checks) -> Result<RecordView<'a>, DecodeError> {
         let rest = self.bytes.get(self.pos..).unwrap_or(&[]);
@@ -549,7 +622,9 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
-pub(crate) use super::encode::{compress_batch, encode_with_deltas, put_batch, reencode, BatchLayout};
+pub(crate) use super::encode::{
+    compress_batch, encode_with_deltas, put_batch, reencode, renumber, BatchLayout,
+};
 pub use super::encode::{
     encode_batch, rewrite_header, set_base_offset, set_leader_epoch, BatchMeta, EncodeError, EncodeLimits,
 };

@@ -292,6 +292,48 @@ pub(crate) fn reencode(
     Ok(encoded)
 }
 
+/// Encodes a producer's validated `records` again as the batch `header`
+/// describes, at offset deltas 0, 1, 2, ... and compressed with
+/// `compression` (uncompressed for `Codec::None`): Kafka's
+/// `LogValidator.buildRecordsAndAssignOffsets`, for a producer's batch
+/// whose offset deltas are not its records' positions. Producer, leader
+/// epoch and attribute fields carry over; baseTimestamp becomes the first
+/// record's, maxTimestamp the largest (a LogAppendTime batch's is kept).
+///
+/// # Errors
+/// As [`encode_batch`] under `limits`, and [`EncodeError::Compression`].
+pub(crate) fn renumber(
+    out: &mut Vec<u8>,
+    header: &BatchHeader,
+    records: &[Record],
+    compression: Compression,
+    limits: EncodeLimits,
+) -> Result<BatchHeader, EncodeError> {
+    let log_append_time = header.is_log_append_time();
+    let layout = BatchLayout {
+        base_offset: header.base_offset,
+        meta: BatchMeta {
+            leader_epoch: header.leader_epoch,
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+            base_sequence: header.base_sequence,
+            log_append_time,
+        },
+        last_offset_delta: header.last_offset_delta,
+        now_ms: header.max_timestamp_ms,
+        limits,
+        attributes: header.attributes & !ATTR_CODEC_MASK,
+        base_timestamp_ms: None,
+        max_timestamp_ms: log_append_time.then_some(header.max_timestamp_ms),
+    };
+    let start = out.len();
+    let mut encoded = encode_with_deltas(out, &layout, records, |i| i as u32)?;
+    if compression.codec != super::Codec::None {
+        compress_batch(out, start, &mut encoded, compression)?;
+    }
+    Ok(encoded)
+}
+
 /// Appends to `out` a batch with `header`'s fields whose records, `records`
 /// (their uncompressed bytes), are stored with `compression` (uncompressed
 /// for `Codec::None`): the codec bits, length and CRC are set, in `header`

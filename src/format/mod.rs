@@ -21,4 +21,4 @@ pub use compression::{Codec, CodecError, Compression};
 pub use error::{DecodeError, DecodeErrorKind};
 pub use fetched::{BatchIter, FetchedRecords};
 pub use record::{Header, HeaderIter, Record, RecordView, StoredRecord};
-pub use validate::{BatchProblem, ClientBatch, ClientRules};
+pub use validate::{BatchProblem, ClientBatch, ClientRules, Correction};

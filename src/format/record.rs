@@ -378,9 +378,17 @@ pub(crate) struct RecordBounds {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Checks {
     /// Every field against Kafka's rules and the batch header: what a batch
-    /// passes on its way into a log (append, recovery) and what a
-    /// producer's batch is validated with.
+    /// passes on its way into a log (append, recovery).
     Full,
+    /// What a producer's batch is validated with (`validate.rs`): as
+    /// [`Checks::Full`] but for the two fields a broker corrects rather
+    /// than trusts. Timestamps are not held to the header's maxTimestamp
+    /// (Kafka's `LogValidator` recomputes it; the validator checks each
+    /// against the topic's window), and an offset delta may be any: one
+    /// outside `[0, lastOffsetDelta]` reads as the offset after the batch,
+    /// which is no record's position (Kafka's broker then rebuilds the
+    /// batch at consecutive offsets).
+    Client,
     /// The framing only (every length bounds-checked, nothing read past
     /// the record; no panic on any bytes): reads of a batch that passed
     /// [`Checks::Full`] on its way in and whose CRC matched when it was
@@ -401,7 +409,9 @@ pub(crate) fn decode_record<'a>(
     prev_offset_delta: Option<u32>,
     checks: Checks,
 ) -> Result<(RecordView<'a>, usize), DecodeError> {
-    let full = checks == Checks::Full;
+    // Client is Full but for timestamps and offset deltas.
+    let full = checks != Checks::Framing;
+    let stored = checks == Checks::Full;
     let mut cur = Cursor { buf, pos: 0 };
     let body_len = cur.varint().ok_or_else(|| cur.err("record length"))?;
     let body_end = usize::try_from(body_len)
@@ -417,10 +427,15 @@ pub(crate) fn decode_record<'a>(
     cur.pos += 1;
     let ts_delta = cur.varlong().ok_or_else(|| cur.err("timestamp delta"))?;
     let offset_delta = cur.varint().ok_or_else(|| cur.err("offset delta"))?;
-    let offset_delta = u32::try_from(offset_delta)
-        .ok()
-        .filter(|&d| d <= bounds.last_offset_delta && (!full || prev_offset_delta.is_none_or(|p| d > p)))
-        .ok_or_else(|| cur.err("offset delta out of order or past the batch"))?;
+    let in_batch = u32::try_from(offset_delta).ok().filter(|&d| d <= bounds.last_offset_delta);
+    let offset_delta = match in_batch {
+        // The offset after the batch; `lastOffsetDelta` is an i32 that
+        // `parse` (or the validator) found non-negative, so this fits.
+        None if checks == Checks::Client => bounds.last_offset_delta + 1,
+        d => d
+            .filter(|&d| !stored || prev_offset_delta.is_none_or(|p| d > p))
+            .ok_or_else(|| cur.err("offset delta out of order or past the batch"))?,
+    };
     let create_time = bounds.base_timestamp_ms.checked_add(ts_delta);
     let timestamp_ms = if bounds.log_append_time {
         // Kafka keeps the producer's deltas and reads the batch's time.
@@ -428,7 +443,7 @@ pub(crate) fn decode_record<'a>(
         bounds.max_timestamp_ms
     } else {
         create_time
-            .filter(|&t| !full || (t >= 0 && t <= bounds.max_timestamp_ms))
+            .filter(|&t| !stored || (t >= 0 && t <= bounds.max_timestamp_ms))
             .ok_or_else(|| cur.err("timestamp outside the batch's range"))?
     };
     let key = cur.field().ok_or_else(|| cur.err("key length"))?;

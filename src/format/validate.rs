@@ -1,12 +1,26 @@
 //! The checks a leader runs on a producer's batches before a pass-through
-//! append: Kafka's `LogValidator` for uncompressed v2 batches from a
-//! client. Nothing a client sends is trusted: the CRC, every header field,
-//! every record's framing and offset delta, sizes, timestamps and the
-//! producer fields are checked, and the offsets and leader epoch are
-//! stamped by the log afterwards (they sit outside the CRC).
+//! append, and what it corrects: Kafka's `LogValidator` for v2 batches
+//! from a client, with the checks Kafka makes before it
+//! (`ProduceRequest.validateRecords`, `UnifiedLog.analyzeAndValidateRecords`).
+//! Nothing a client sends is trusted: the CRC, every header field, every
+//! record's framing and offset delta, sizes, timestamps and the producer
+//! fields are checked. Where Kafka's broker recomputes a field rather
+//! than refuse the batch (maxTimestamp, the offset deltas of a compressed
+//! batch) so does this; the offsets and leader epoch are stamped by the
+//! log afterwards (they sit outside the CRC). What is stored holds every
+//! invariant the strict reader (`BatchHeader::parse`, `check_batch`)
+//! checks: the leniency is Kafka's producer side only. docs/FORMAT.md,
+//! "Producer batches: what Kafka recomputes, tolerates or refuses", lists
+//! every field with Kafka's behaviour and this.
 
-use super::batch::{check_batch_crc, check_records, BatchHeader, Inflater};
-use super::compression::CodecError;
+use super::batch::{
+    check_records_with, compute_crc, inflated_records, put_batch, renumber, BatchHeader, Checks, Inflater,
+    RecordIter, WireHeader, ATTRIBUTES_AT, ATTR_CODEC_MASK, ATTR_CONTROL, ATTR_DELETE_HORIZON, ATTR_KNOWN,
+    ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, BASE_OFFSET_AT, BASE_SEQUENCE_AT, BATCH_HEADER_BYTES, CRC_AT,
+    LAST_OFFSET_DELTA_AT, LENGTH_AT, MAGIC, MAGIC_AT, PRODUCER_EPOCH_AT, RECORDS_COUNT_AT,
+};
+use super::compression::{CodecError, Compression};
+use super::encode::{EncodeError, EncodeLimits};
 use super::error::{DecodeError, DecodeErrorKind};
 
 /// What a producer's batch must satisfy (the topic's configuration).
@@ -68,6 +82,20 @@ pub enum BatchProblem {
     },
     /// A transactional batch: transactions are not implemented yet.
     Transactional,
+    /// A timestamp Kafka's validator refuses, or one a stored batch cannot
+    /// hold where Kafka stores it (`INVALID_TIMESTAMP`).
+    TimestampRefused {
+        /// What is wrong.
+        why: &'static str,
+        /// The timestamp.
+        timestamp_ms: i64,
+    },
+    /// An idempotent batch with a negative producer epoch
+    /// (`INVALID_PRODUCER_EPOCH`).
+    InvalidProducerEpoch {
+        /// The epoch.
+        epoch: i16,
+    },
 }
 
 impl BatchProblem {
@@ -77,11 +105,12 @@ impl BatchProblem {
             BatchProblem::Corrupt(_) => 2,
             BatchProblem::UnsupportedCompression(_) => 76,
             BatchProblem::InvalidRecord(_) => 87,
-            BatchProblem::InvalidTimestamp { .. } => 32,
+            BatchProblem::InvalidTimestamp { .. } | BatchProblem::TimestampRefused { .. } => 32,
             BatchProblem::RecordTooLarge { .. }
             | BatchProblem::BatchTooLarge { .. }
             | BatchProblem::InflatesTooLarge { .. } => 10,
             BatchProblem::Transactional => 48,
+            BatchProblem::InvalidProducerEpoch { .. } => 90,
         }
     }
 }
@@ -105,6 +134,12 @@ impl std::fmt::Display for BatchProblem {
                 write!(f, "compressed records inflate past {max} bytes")
             }
             BatchProblem::Transactional => write!(f, "transactional batches are not supported yet"),
+            BatchProblem::TimestampRefused { why, timestamp_ms } => {
+                write!(f, "invalid timestamp {timestamp_ms}: {why}")
+            }
+            BatchProblem::InvalidProducerEpoch { epoch } => {
+                write!(f, "producer epoch {epoch} in an idempotent batch")
+            }
         }
     }
 }
@@ -117,19 +152,41 @@ pub fn within_window(ts: i64, now_ms: i64, before_max_ms: i64, after_max_ms: i64
 }
 
 /// A producer's batch that passed [`validate_client_batch`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientBatch {
-    /// Its header as sent (base offset and leader epoch not yet stamped).
+    /// The header the batch is stored with: the producer's, corrected as
+    /// Kafka's broker corrects it (maxTimestamp the largest record
+    /// timestamp, or the append time with the LogAppendTime bit on such a
+    /// topic; unused attribute bits cleared). `batch_len` is the sent
+    /// batch's; base offset and leader epoch are stamped at the append.
     pub header: BatchHeader,
-    /// The largest record timestamp, when the header's maxTimestamp
-    /// claims more (the broker corrects it, as Kafka's does).
-    pub actual_max_timestamp_ms: Option<i64>,
+    /// What storing it takes.
+    pub correction: Correction,
+}
+
+/// What a leader changes in a producer's batch before storing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Correction {
+    /// Nothing inside the CRC: stored as sent.
+    None,
+    /// Header fields inside the CRC (maxTimestamp, the timestamp type, unused
+    /// attribute bits): the header is rewritten and the CRC recomputed,
+    /// the records untouched (Kafka's `DefaultRecordBatch.setMaxTimestamp`).
+    Header,
+    /// Offset deltas that are not the records' positions (0, 1, 2, ...):
+    /// the records are encoded again at consecutive deltas, and compressed
+    /// again (Kafka's `LogValidator.buildRecordsAndAssignOffsets`).
+    Records,
 }
 
 /// Checks the batch at the front of `buf` (more bytes may follow) as a
-/// client batch under `rules`. A refusal names the byte, relative to
-/// `buf`, where the problem lies (the first byte of the compressed records
-/// for a problem inside them).
+/// client batch under `rules`, in Kafka's order and with Kafka's error
+/// codes (docs/FORMAT.md, "Producer batches: what Kafka recomputes,
+/// tolerates or refuses", lists every field), and works out what Kafka's
+/// broker would correct. A refusal names the byte, relative to `buf`,
+/// where the problem lies (the first byte of the compressed records for a
+/// problem inside them).
 ///
 /// Compressed records are inflated into `inflater` (reuse it across
 /// calls), to at most `max_batch_bytes` and
@@ -142,69 +199,219 @@ pub fn validate_client_batch(
     rules: &ClientRules,
     inflater: &mut Inflater,
 ) -> Result<ClientBatch, (usize, BatchProblem)> {
-    if let Some(len) = super::batch::peek_batch_len(buf) {
-        if len as usize > rules.max_batch_bytes {
-            return Err((8, BatchProblem::BatchTooLarge { size: len as usize, max: rules.max_batch_bytes }));
-        }
-    }
-    let header = check_batch_crc(buf).map_err(|e| match e.kind {
-        DecodeErrorKind::UnsupportedCodec(c) => (e.position, BatchProblem::UnsupportedCompression(c)),
-        _ => (e.position, BatchProblem::Corrupt(e)),
-    })?;
+    let corrupt = |e: DecodeError| (e.position, BatchProblem::Corrupt(e));
     let invalid = |at: usize, why| Err((at, BatchProblem::InvalidRecord(why)));
-    if header.is_control() {
-        return invalid(21, "a client may not send a control batch");
-    }
-    if header.is_transactional() {
-        return Err((21, BatchProblem::Transactional));
-    }
-    if header.is_log_append_time() || header.delete_horizon_ms().is_some() {
-        return invalid(21, "a client batch with the LogAppendTime or delete-horizon bit set");
-    }
-    if header.record_count == 0 || u64::from(header.record_count) != u64::from(header.last_offset_delta) + 1 {
-        return invalid(57, "record count does not match the batch's offset range");
-    }
-    if header.producer_id >= 0 && (header.producer_epoch < 0 || header.base_sequence < 0) {
-        return invalid(43, "an idempotent batch needs a producer epoch and a base sequence");
-    }
-    if header.producer_id < -1 {
-        return invalid(43, "producer id below -1");
-    }
-    let batch = &buf[..header.batch_len as usize];
-    let mut max_seen = i64::MIN;
-    let corrupt = |e: DecodeError| match e.kind {
-        DecodeErrorKind::Compression(CodecError::Disabled(c)) => {
-            (e.position, BatchProblem::UnsupportedCompression(c.id()))
-        }
-        DecodeErrorKind::Compression(CodecError::TooLarge { cap, .. }) => {
-            (e.position, BatchProblem::InflatesTooLarge { max: cap })
-        }
-        _ => (e.position, BatchProblem::Corrupt(e)),
+    let wire = WireHeader::read(buf).map_err(corrupt)?;
+    // ProduceRequest.validateRecords (produce v3 and later) and
+    // ByteBufferLogInputStream.nextBatchSize: v2 only; a length or a magic
+    // no Kafka format has is corrupt.
+    let Some(batch_len) = wire.batch_len() else {
+        return Err(corrupt(DecodeError::new(
+            DecodeErrorKind::BadBatchLength(wire.length as u32),
+            LENGTH_AT,
+        )));
     };
+    match wire.magic {
+        MAGIC => {}
+        0 | 1 => return invalid(MAGIC_AT, "magic below 2: a produce request carries v2 batches"),
+        m => return Err(corrupt(DecodeError::new(DecodeErrorKind::UnknownMagic(m), MAGIC_AT))),
+    }
+    // UnifiedLog.analyzeAndValidateRecords: base offset 0, size, CRC.
+    if wire.base_offset != 0 {
+        return invalid(BASE_OFFSET_AT, "a producer's batch starts at base offset 0");
+    }
+    if batch_len as usize > rules.max_batch_bytes {
+        let problem = BatchProblem::BatchTooLarge { size: batch_len as usize, max: rules.max_batch_bytes };
+        return Err((LENGTH_AT, problem));
+    }
+    let batch = buf
+        .get(..batch_len as usize)
+        .ok_or_else(|| corrupt(DecodeError::new(DecodeErrorKind::Truncated, buf.len())))?;
+    let computed = compute_crc(batch);
+    if computed != wire.crc {
+        let kind = DecodeErrorKind::CrcMismatch { stored: wire.crc, computed };
+        return Err(corrupt(DecodeError::new(kind, CRC_AT)));
+    }
+    let codec = wire.attributes & ATTR_CODEC_MASK;
+    if super::Codec::from_id(codec).is_none() {
+        return Err((ATTRIBUTES_AT, BatchProblem::UnsupportedCompression(codec)));
+    }
+    // LogValidator.validateBatch.
+    if wire.last_offset_delta < 0 {
+        return invalid(LAST_OFFSET_DELTA_AT, "negative last offset delta: no offset range");
+    }
+    if wire.records_count <= 0 || i64::from(wire.records_count) != i64::from(wire.last_offset_delta) + 1 {
+        return invalid(RECORDS_COUNT_AT, "record count does not match the batch's offset range");
+    }
+    if wire.attributes & ATTR_CONTROL != 0 {
+        return invalid(ATTRIBUTES_AT, "a client may not send a control batch");
+    }
+    if wire.producer_id >= 0 && wire.base_sequence < 0 {
+        return invalid(BASE_SEQUENCE_AT, "an idempotent batch needs a base sequence");
+    }
+    // Refused where Kafka's broker takes them (FORMAT.md says why).
+    if wire.attributes & ATTR_TRANSACTIONAL != 0 {
+        return Err((ATTRIBUTES_AT, BatchProblem::Transactional));
+    }
+    if wire.attributes & ATTR_LOG_APPEND_TIME != 0 {
+        // Kafka's `validateTimestamp` refuses it on a LogAppendTime topic,
+        // and on a CreateTime topic when maxTimestamp is -1.
+        let why = "a producer's batch with the LogAppendTime bit";
+        return Err((
+            ATTRIBUTES_AT,
+            BatchProblem::TimestampRefused { why, timestamp_ms: wire.max_timestamp_ms },
+        ));
+    }
+    if wire.attributes & ATTR_DELETE_HORIZON != 0 {
+        return invalid(ATTRIBUTES_AT, "a producer's batch with the delete-horizon bit");
+    }
+    if wire.producer_id >= 0 && wire.producer_epoch < 0 {
+        let problem = BatchProblem::InvalidProducerEpoch { epoch: wire.producer_epoch };
+        return Err((PRODUCER_EPOCH_AT, problem));
+    }
+    // Length, base offset, last offset delta and count are checked above.
+    let mut header = wire.narrow().ok_or_else(|| {
+        corrupt(DecodeError::new(DecodeErrorKind::BadHeader("fields out of range"), BASE_OFFSET_AT))
+    })?;
+    let (max_seen, consecutive) = check_client_records(batch, header, rules, inflater)?;
+    // Kafka reads the attributes' low byte and writes them anew when it
+    // sets maxTimestamp: bits 7-15 do not survive.
+    header.attributes &= ATTR_KNOWN;
+    if rules.log_append_time {
+        header.attributes |= ATTR_LOG_APPEND_TIME;
+        header.max_timestamp_ms = rules.now_ms;
+    } else {
+        header.max_timestamp_ms = max_seen;
+    }
+    // A stored batch's baseTimestamp is at most its maxTimestamp and not
+    // negative. Kafka stores a producer's that is not (the records'
+    // timestamps are what it checks); rebuilt, the batch takes its first
+    // record's.
+    let base = header.base_timestamp_ms;
+    let base_ok = rules.log_append_time || (0..=max_seen).contains(&base);
+    let correction = if !consecutive || !base_ok {
+        Correction::Records
+    } else if header.attributes != wire.attributes || header.max_timestamp_ms != wire.max_timestamp_ms {
+        Correction::Header
+    } else {
+        Correction::None
+    };
+    if correction != Correction::Records {
+        // Stored as sent but for the header: it must hold what a stored
+        // batch holds (a rebuilt one is encoded to).
+        header.check_invariants().map_err(corrupt)?;
+    }
+    Ok(ClientBatch { header, correction })
+}
+
+/// Walks a client batch's records (Kafka's `LogValidator.validateRecord`
+/// for each, and annals' `max_record_bytes`): the largest CreateTime
+/// timestamp, and whether every offset delta is the record's position.
+fn check_client_records(
+    batch: &[u8],
+    header: BatchHeader,
+    rules: &ClientRules,
+    inflater: &mut Inflater,
+) -> Result<(i64, bool), (usize, BatchProblem)> {
     inflater.cap = rules.max_batch_bytes.min(super::compression::MAX_INFLATED_BYTES);
-    let records = inflater.records(batch, header).map_err(corrupt)?;
-    check_records(records, corrupt, |index, record, span| {
+    let records = inflater.records(batch, header).map_err(record_problem)?;
+    let (mut max_seen, mut consecutive) = (i64::MIN, true);
+    check_records_with(records, Checks::Client, record_problem, |index, record, span| {
         let (at, size) = (span.start, span.len());
         if size > rules.max_record_bytes {
             return Err((at, BatchProblem::RecordTooLarge { size, max: rules.max_record_bytes }));
         }
-        if record.offset - header.base_offset != u64::from(index) {
-            return Err((
-                at,
-                BatchProblem::InvalidRecord("offset delta is not the record's position in the batch"),
-            ));
-        }
+        consecutive &= record.offset == u64::from(index);
         if rules.keys_required && record.key.is_none() {
             return Err((at, BatchProblem::InvalidRecord("a compacted topic needs a key on every record")));
         }
         let ts = record.timestamp_ms;
-        if !rules.log_append_time && !within_window(ts, rules.now_ms, rules.before_max_ms, rules.after_max_ms)
-        {
-            return Err((at, BatchProblem::InvalidTimestamp { timestamp_ms: ts, now_ms: rules.now_ms }));
+        if !rules.log_append_time {
+            if ts < 0 {
+                let why = "a negative record timestamp";
+                return Err((at, BatchProblem::TimestampRefused { why, timestamp_ms: ts }));
+            }
+            if !within_window(ts, rules.now_ms, rules.before_max_ms, rules.after_max_ms) {
+                return Err((at, BatchProblem::InvalidTimestamp { timestamp_ms: ts, now_ms: rules.now_ms }));
+            }
         }
         max_seen = max_seen.max(ts);
         Ok(())
     })?;
-    let actual_max_timestamp_ms = (max_seen != header.max_timestamp_ms).then_some(max_seen);
-    Ok(ClientBatch { header, actual_max_timestamp_ms })
+    Ok((max_seen, consecutive))
+}
+
+/// What a problem the record walk found answers: a record Kafka's
+/// `DefaultRecord.readFrom` cannot read is `INVALID_RECORD` (the CRC
+/// matched, so the producer built it so); a stream that does not inflate,
+/// `CORRUPT_MESSAGE`.
+fn record_problem(e: DecodeError) -> (usize, BatchProblem) {
+    let problem = match e.kind {
+        DecodeErrorKind::BadRecord(why) => BatchProblem::InvalidRecord(why),
+        DecodeErrorKind::Compression(CodecError::Disabled(c)) => BatchProblem::UnsupportedCompression(c.id()),
+        DecodeErrorKind::Compression(CodecError::TooLarge { cap, .. }) => {
+            BatchProblem::InflatesTooLarge { max: cap }
+        }
+        _ => BatchProblem::Corrupt(e.clone()),
+    };
+    (e.position, problem)
+}
+
+/// Writes to `out` the client batch `batch` (validated: `valid`) as it is
+/// stored when its records cannot stay as sent: encoded again at
+/// consecutive offset deltas for [`Correction::Records`], else its
+/// records' bytes (inflated into `inflater` by the validation, the last
+/// use of it) compressed with `compression` (the topic's
+/// `compression.type`, another codec than the producer's). Returns the
+/// header of what was written.
+///
+/// # Errors
+/// The records no longer fit the limits, or do not compress: a codec not
+/// in this build (a level the config validated cannot fail).
+pub(crate) fn rebuild_client_batch(
+    out: &mut Vec<u8>,
+    batch: &[u8],
+    valid: &ClientBatch,
+    inflater: &Inflater,
+    compression: Compression,
+    limits: EncodeLimits,
+) -> Result<BatchHeader, BatchProblem> {
+    let mut header = valid.header;
+    if valid.correction != Correction::Records {
+        let records = match header.is_compressed() {
+            true => inflater.inflated(),
+            false => batch.get(BATCH_HEADER_BYTES..).unwrap_or(&[]),
+        };
+        put_batch(out, &mut header, records, compression)
+            .map_err(|e| rebuild_problem(EncodeError::Compression(e)))?;
+        return Ok(header);
+    }
+    let records = match header.is_compressed() {
+        true => inflated_records(inflater.inflated(), header),
+        false => RecordIter::new(batch, header),
+    };
+    let mut owned = Vec::with_capacity(header.record_count as usize);
+    // The walk the validation made, so it finds the same records
+    // (LogAppendTime records read the append time).
+    check_records_with(records, Checks::Client, BatchProblem::Corrupt, |_, record, _| {
+        owned.push(record.to_record());
+        Ok(())
+    })?;
+    renumber(out, &header, &owned, compression, limits).map_err(rebuild_problem)
+}
+
+/// What a refusal to encode a producer's records again answers.
+fn rebuild_problem(e: EncodeError) -> BatchProblem {
+    match e {
+        EncodeError::RecordTooLarge { size, max, .. } => BatchProblem::RecordTooLarge { size, max },
+        EncodeError::BatchTooLarge { size, max } => BatchProblem::BatchTooLarge { size, max },
+        EncodeError::InvalidTimestamp { timestamp_ms, .. } => {
+            BatchProblem::TimestampRefused { why: "a negative record timestamp", timestamp_ms }
+        }
+        EncodeError::Empty => BatchProblem::InvalidRecord("no records"),
+        EncodeError::Compression(CodecError::Disabled(c)) => BatchProblem::UnsupportedCompression(c.id()),
+        EncodeError::Compression(e) => {
+            BatchProblem::Corrupt(DecodeError::new(DecodeErrorKind::Compression(e), BATCH_HEADER_BYTES))
+        }
+    }
 }

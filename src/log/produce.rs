@@ -9,10 +9,8 @@
 //! does).
 
 use crate::error::{Error, Result};
-use crate::format::batch::{
-    put_batch, rewrite_header, set_base_offset, set_leader_epoch, ATTR_LOG_APPEND_TIME, BATCH_HEADER_BYTES,
-};
-use crate::format::validate::validate_client_batch;
+use crate::format::batch::{rewrite_header, set_base_offset, set_leader_epoch};
+use crate::format::validate::{rebuild_client_batch, validate_client_batch, Correction};
 use crate::format::{BatchHeader, BatchProblem, EncodeError, Inflater};
 
 use super::partition::PartitionLog;
@@ -46,11 +44,15 @@ impl PartitionLog {
     /// leader. Each batch is validated fully before anything is written
     /// (CRC-32C, header fields, every record, sizes, timestamps against
     /// `message_timestamp_*`, producer fields; the client's offsets are
-    /// not trusted); then, under the writer lock, each gets its base
-    /// offset and the leader epoch stamped in place in `batches`, a
-    /// LogAppendTime topic stamps maxTimestamp (CRC recomputed, records
-    /// untouched, as Kafka's broker does), and all are written with one
-    /// write. An idempotent producer's retry of a batch already in the log
+    /// not trusted: a batch must start at base offset 0, as Kafka's
+    /// broker requires). What Kafka's broker corrects is corrected: the
+    /// maxTimestamp is recomputed from the records (a producer such as
+    /// sarama sends -1), or is the append time on a LogAppendTime topic
+    /// (header rewritten, CRC recomputed, records untouched), and records
+    /// whose offset deltas are not 0, 1, 2, ... are encoded again at
+    /// those (docs/FORMAT.md lists every field). Then, under the writer
+    /// lock, each batch gets its base offset and the leader epoch stamped
+    /// in place in `batches`, and all are written with one write. An idempotent producer's retry of a batch already in the log
     /// returns that batch's offsets and appends nothing (as Kafka does
     /// with a duplicate in a produce).
     ///
@@ -73,13 +75,14 @@ impl PartitionLog {
             Some(inflater) => inflater,
             None => own.insert(Inflater::default()),
         };
-        // Validate (and correct timestamps) outside the writer lock. The
+        // Validate (and correct) outside the writer lock. The
         // batches lie back to back: each one's position is the sum of the
         // lengths before it.
         let mut headers: Vec<BatchHeader> = Vec::with_capacity(1);
-        // Batches rebuilt in a codec other than the producer's (the topic's
-        // `compression.type`), with those before them copied: then all of
-        // them are written from here.
+        // Batches rebuilt (in a codec other than the producer's, the
+        // topic's `compression.type`, or at consecutive offset deltas),
+        // with those before them copied: then all of them are written
+        // from here.
         let mut rebuilt: Option<Vec<u8>> = None;
         let mut at = 0usize;
         while at < batches.len() {
@@ -90,38 +93,31 @@ impl PartitionLog {
             let mut header = valid.header;
             let (before, rest) = batches.split_at_mut(at);
             let bytes = &mut rest[..header.batch_len as usize];
-            if rules.log_append_time {
-                header.attributes |= ATTR_LOG_APPEND_TIME;
-                header.max_timestamp_ms = now_ms;
-                rewrite_header(bytes, &mut header);
-            } else if let Some(max) = valid.actual_max_timestamp_ms {
-                header.max_timestamp_ms = max;
-                rewrite_header(bytes, &mut header);
-            }
-            match target.filter(|t| t.codec != header.compression()) {
-                Some(to) => {
-                    let out = rebuilt.get_or_insert_with(|| before.to_vec());
-                    let records = if header.is_compressed() {
-                        inflater.inflated()
-                    } else {
-                        &bytes[BATCH_HEADER_BYTES..]
-                    };
-                    let start = out.len();
-                    put_batch(out, &mut header, records, to).map_err(EncodeError::Compression)?;
-                    if out.len() - start > rules.max_batch_bytes {
-                        let problem = BatchProblem::BatchTooLarge {
-                            size: out.len() - start,
-                            max: rules.max_batch_bytes,
-                        };
-                        return Err(Error::InvalidProducerBatch { batch, position: at, problem });
-                    }
+            let recompress = target.filter(|t| t.codec != header.compression());
+            if recompress.is_some() || valid.correction == Correction::Records {
+                // Kafka's broker rebuilds the batch: its records in another
+                // codec, or encoded again at consecutive offsets.
+                let out = rebuilt.get_or_insert_with(|| before.to_vec());
+                let to = recompress.unwrap_or_else(|| self.config.compression_for(header.compression()));
+                let start = out.len();
+                let limits = self.config.encode_limits();
+                let problem = |problem| Error::InvalidProducerBatch { batch, position: at, problem };
+                header = rebuild_client_batch(out, bytes, &valid, inflater, to, limits).map_err(problem)?;
+                if out.len() - start > rules.max_batch_bytes {
+                    let size = out.len() - start;
+                    return Err(problem(BatchProblem::BatchTooLarge { size, max: rules.max_batch_bytes }));
                 }
-                None => {
-                    if let Some(out) = rebuilt.as_mut() {
-                        out.extend_from_slice(bytes);
-                    }
+            } else {
+                if valid.correction == Correction::Header {
+                    // maxTimestamp recomputed (or the append time), as
+                    // Kafka's `setMaxTimestamp`: the records untouched.
+                    rewrite_header(bytes, &mut header);
+                }
+                if let Some(out) = rebuilt.as_mut() {
+                    out.extend_from_slice(bytes);
                 }
             }
+            debug_assert_eq!(header.base_offset, 0, "stamped at the append");
             at += bytes.len();
             headers.push(header);
         }

@@ -10,7 +10,10 @@ pub struct AppendInfo {
     pub first_offset: u64,
     /// Offset of the last record appended.
     pub last_offset: u64,
-    /// Largest timestamp in the batch.
+    /// Largest timestamp in the batch: on a LogAppendTime log, the append
+    /// time the log stamped as the batches' maxTimestamp (Kafka's
+    /// `logAppendTime`; for an idempotent producer's retry, the first
+    /// append's).
     pub max_timestamp_ms: i64,
 }
 
