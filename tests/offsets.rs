@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
+use annals::store::OffsetCommit;
 use annals::{Error, Store, StoreConfig, TopicConfig};
 
 fn small_store_config() -> StoreConfig {
@@ -26,7 +27,12 @@ fn commits_survive_reopen_and_groups_are_independent() {
     let offsets = store.offsets();
     for g in 0..50 {
         let group = format!("group-{g}");
-        offsets.commit_many(&group, &[("orders", 0, g), ("orders", 2, g * 2), ("audit", 0, 7)]).unwrap();
+        let commits = [
+            OffsetCommit::new("orders", 0, g),
+            OffsetCommit::new("orders", 2, g * 2),
+            OffsetCommit::new("audit", 0, 7),
+        ];
+        offsets.commit_many(&group, &commits).unwrap();
     }
     offsets.commit("group-3", "orders", 0, 1000).unwrap(); // later commits win
     offsets.delete_group("group-4").unwrap();
@@ -45,6 +51,54 @@ fn commits_survive_reopen_and_groups_are_independent() {
     let g9 = offsets.group_offsets("group-9");
     assert_eq!(g9.len(), 3);
     assert_eq!(g9[&("audit".to_owned(), 0)], 7);
+}
+
+#[test]
+fn a_commit_of_many_partitions_keeps_epochs_and_metadata_across_reopen_in_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    store.create_topic("orders", TopicConfig::with_partitions(3)).unwrap();
+    let offsets = store.offsets();
+    let long = "é".repeat(2048);
+    let commits = [
+        OffsetCommit::new("orders", 0, 10).leader_epoch(7).metadata("stream-time=1000"),
+        OffsetCommit::new("orders", 1, 11).leader_epoch(8),
+        OffsetCommit::new("orders", 2, 12).metadata(&long),
+    ];
+    // One batch: the same three commits, one by one (another group of a
+    // name as long), take two more 61-byte batch headers.
+    let size = store.offsets_topic_size();
+    offsets.commit_many("streams", &commits).unwrap();
+    let together = store.offsets_topic_size() - size;
+    for c in &commits {
+        offsets.commit_many("streamz", std::slice::from_ref(c)).unwrap();
+    }
+    let apart = store.offsets_topic_size() - size - together;
+    assert_eq!(apart - together, 2 * 61, "{together} bytes together, {apart} apart");
+    offsets.delete_group("streamz").unwrap();
+    let bad = [OffsetCommit::new("orders", 0, 99), OffsetCommit::new("orders", 3, 1)];
+    assert!(matches!(offsets.commit_many("streams", &bad), Err(Error::PartitionOutOfRange { .. })));
+    store.close().unwrap();
+    drop((offsets, store));
+
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let offsets = store.offsets();
+    assert_eq!(offsets.list_groups(), ["streams"]);
+    let all = offsets.group_committed("streams");
+    let got: Vec<(u64, Option<i32>, usize)> =
+        all.values().map(|c| (c.offset, c.leader_epoch, c.metadata.chars().count())).collect();
+    assert_eq!(got, [(10, Some(7), 16), (11, Some(8), 0), (12, None, 2048)], "nothing of the refused commit");
+    let first = offsets.fetch_committed("streams", "orders", 0).unwrap().unwrap();
+    assert_eq!(first.metadata, "stream-time=1000");
+    assert!(first.commit_timestamp_ms > 0);
+    assert_eq!(offsets.group_offsets("streams")[&("orders".to_owned(), 2)], 12);
+    // Deleting some of them (those committed; each once) is durable.
+    assert_eq!(offsets.delete_offsets("streams", &[("orders", 0), ("orders", 0), ("nope", 5)]).unwrap(), 1);
+    store.close().unwrap();
+    drop((offsets, store));
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    assert_eq!(store.offsets().fetch("streams", "orders", 0).unwrap(), None);
+    assert_eq!(store.offsets().fetch("streams", "orders", 1).unwrap(), Some(11));
 }
 
 #[test]

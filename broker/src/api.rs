@@ -25,15 +25,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 4),
     (ApiKey::DeleteTopics, 1, 5),
     (ApiKey::DeleteRecords, 0, 2),
-    (ApiKey::FindCoordinator, 0, 3),
+    (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::JoinGroup, 0, 5),
     (ApiKey::SyncGroup, 0, 3),
     (ApiKey::Heartbeat, 0, 3),
     (ApiKey::LeaveGroup, 0, 3),
     (ApiKey::ListGroups, 0, 2),
     (ApiKey::DescribeGroups, 0, 4),
+    (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::DescribeConfigs, 1, 3),
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
@@ -172,6 +174,12 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Outcome {
         ))),
         ApiKey::OffsetCommit => answer!(crate::offsets::commit(shared, body!(m::OffsetCommitRequest)).await),
         ApiKey::OffsetFetch => answer!(crate::offsets::fetch(shared, body!(m::OffsetFetchRequest)).await),
+        ApiKey::OffsetDelete => {
+            answer!(crate::offsets::delete_offsets(shared, body!(m::OffsetDeleteRequest)).await)
+        }
+        ApiKey::DeleteGroups => {
+            answer!(crate::offsets::delete_groups(shared, body!(m::DeleteGroupsRequest)).await)
+        }
         ApiKey::JoinGroup => {
             let client = header.client_id.as_deref().unwrap_or("").to_string();
             answer!(Ok::<_, Close>(

@@ -14,8 +14,12 @@
 //! (the leader also the members' metadata), and the group waits in
 //! CompletingRebalance for the leader's SyncGroup with the assignment.
 //! A member whose heartbeats stop for its session timeout is removed.
+//!
+//! What DeleteGroups and OffsetDelete may remove is decided here too
+//! ([`remove_empty`], [`offsets_in_use`]), from the group's state and the
+//! topics its members subscribed to at the current generation.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 // tokio's clock, not std's: the same in a running broker, and paused (and
@@ -74,6 +78,11 @@ struct Group {
     pending: HashSet<String>,
     /// Bumped at each rebalance start: a timer for an older one is stale.
     rebalance: u64,
+    /// The topics the members subscribed to, as of the current generation
+    /// (Kafka's `subscribedTopics`): `None` while unknown (no generation
+    /// yet, a protocol type other than "consumer", or metadata that does
+    /// not parse as the consumer protocol).
+    subscribed: Option<BTreeSet<String>>,
     deadline: Instant,
     started: Instant,
     initial: bool,
@@ -91,10 +100,33 @@ impl Group {
             members: BTreeMap::new(),
             pending: HashSet::new(),
             rebalance: 0,
+            subscribed: None,
             deadline: now,
             started: now,
             initial: false,
         }
+    }
+
+    /// A new generation: what its members subscribe to (Kafka computes it
+    /// in `initNextGeneration`, from the chosen protocol's metadata).
+    fn subscriptions_changed(&mut self) {
+        self.subscribed = if self.protocol_type != crate::consumer_protocol::PROTOCOL_TYPE {
+            None
+        } else if self.members.is_empty() {
+            Some(BTreeSet::new())
+        } else if let Some(protocol) = &self.protocol {
+            let mut topics = BTreeSet::new();
+            let every = self.members.values().all(|m| {
+                let metadata = m.protocols.iter().find(|(n, _)| n == protocol).map(|(_, b)| b);
+                metadata
+                    .and_then(crate::consumer_protocol::subscribed_topics)
+                    .map(|t| topics.extend(t))
+                    .is_some()
+            });
+            every.then_some(topics)
+        } else {
+            None
+        };
     }
 }
 
@@ -102,7 +134,6 @@ impl Group {
 #[derive(Default)]
 pub(crate) struct Groups {
     groups: Mutex<BTreeMap<String, Group>>,
-    next_member: std::sync::atomic::AtomicU64,
 }
 
 /// Kafka's `group.initial.rebalance.delay.ms` default.
@@ -135,7 +166,7 @@ impl Groups {
         }
         let (groups, id, seq, at) = (self.clone(), id.to_string(), g.rebalance, g.deadline);
         tokio::spawn(async move {
-            tokio::time::sleep_until(at.into()).await;
+            tokio::time::sleep_until(at).await;
             let mut all = groups.groups.lock();
             if let Some(g) = all.get_mut(&id) {
                 if g.state == State::PreparingRebalance && g.rebalance == seq && Instant::now() >= g.deadline
@@ -156,6 +187,7 @@ fn complete_join(id: &str, g: &mut Group) {
         g.generation += 1;
         g.leader = None;
         g.protocol = None;
+        g.subscriptions_changed();
         return;
     }
     g.generation += 1;
@@ -167,6 +199,7 @@ fn complete_join(id: &str, g: &mut Group) {
     let candidates: Vec<String> = g.members[&leader].protocols.iter().map(|(n, _)| n.clone()).collect();
     g.protocol =
         candidates.into_iter().find(|p| g.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == p)));
+    g.subscriptions_changed();
     let protocol = g.protocol.clone().unwrap_or_default();
     let listing: Vec<JoinGroupResponseMember> = g
         .members
@@ -231,8 +264,9 @@ pub(crate) async fn join(
         g.protocol_type = request.protocol_type.to_string();
         let mut member_id = request.member_id.to_string();
         if member_id.is_empty() {
-            let n = groups.next_member.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            member_id = format!("{client_id}-{n:08}");
+            // Kafka's form, unique across restarts: a counter would hand a
+            // new member the id of one from before the restart.
+            member_id = format!("{client_id}-{}", uuid::Uuid::new_v4());
             if version >= 4 {
                 // KIP-394: the client rejoins with the id.
                 g.pending.insert(member_id.clone());
@@ -410,6 +444,7 @@ fn members_changed(shared: &Arc<Shared>, id: &str, g: &mut Group) {
         g.state = State::Empty;
         g.leader = None;
         g.generation += 1;
+        g.subscriptions_changed();
         return;
     }
     if g.state == State::PreparingRebalance {
@@ -501,4 +536,57 @@ pub(crate) fn describe(shared: &Shared, request: &DescribeGroupsRequest) -> Desc
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)
+}
+
+/// Deletes group `id` unless it has members (Kafka's `validateDeleteGroup`:
+/// only an Empty group may be deleted): NON_EMPTY_GROUP, or what
+/// `delete_offsets` answers. `delete_offsets` is told whether the group is
+/// in memory, deletes its committed offsets, and answers 0 or an error
+/// code; the group is forgotten once it answered 0.
+///
+/// `delete_offsets` runs with the coordinator's lock held (one append, one
+/// fsync, for a rare admin request), so that no member joins, and no
+/// commit of a new generation lands, between the check and the deletion.
+pub(crate) fn remove_empty(shared: &Shared, id: &str, delete_offsets: impl FnOnce(bool) -> i16) -> i16 {
+    let mut all = shared.groups.groups.lock();
+    let in_memory = match all.get(id) {
+        Some(g) if g.state != State::Empty => return E::NonEmptyGroup.code(),
+        Some(_) => true,
+        None => false,
+    };
+    let code = delete_offsets(in_memory);
+    if code == 0 {
+        all.remove(id);
+    }
+    code
+}
+
+/// Which of a group's committed offsets its members are reading, for
+/// OffsetDelete (Kafka's `validateOffsetDelete` and `isSubscribedToTopic`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum InUse {
+    /// Not in memory: known by its offsets alone, if at all.
+    Absent,
+    /// Members of a protocol type other than "consumer": the coordinator
+    /// cannot tell what they read (Kafka's NON_EMPTY_GROUP).
+    Opaque,
+    /// The topics the members subscribe to (none for an Empty group);
+    /// `None` when that is unknown, and then every topic counts.
+    Topics(Option<BTreeSet<String>>),
+}
+
+/// Runs `f` on what group `id`'s members read (see [`InUse`]), with the
+/// coordinator's lock held, as [`remove_empty`] does and for the same
+/// reason: no member subscribes between the check and the deletion.
+pub(crate) fn offsets_in_use<R>(shared: &Shared, id: &str, f: impl FnOnce(InUse) -> R) -> R {
+    let all = shared.groups.groups.lock();
+    let in_use = match all.get(id) {
+        None => InUse::Absent,
+        // No member reads anything (Kafka's `subscribedTopics` of an
+        // Empty generation, or none at all for another protocol type).
+        Some(g) if g.state == State::Empty => InUse::Topics(Some(BTreeSet::new())),
+        Some(g) if g.protocol_type != crate::consumer_protocol::PROTOCOL_TYPE => InUse::Opaque,
+        Some(g) => InUse::Topics(g.subscribed.clone()),
+    };
+    f(in_use)
 }

@@ -12,6 +12,7 @@ mod admin;
 mod api;
 mod configs;
 mod connection;
+mod consumer_protocol;
 mod errors;
 mod fetch;
 mod groups;

@@ -17,7 +17,7 @@ mod topic;
 pub use metadata::TopicConfig;
 pub use metrics::StoreMetrics;
 pub use name::{partition_dir_name, validate_topic_name, TOPIC_NAME_MAX};
-pub use offsets::{ConsumerOffsets, GROUP_NAME_MAX, OFFSETS_TOPIC};
+pub use offsets::{CommittedOffset, ConsumerOffsets, OffsetCommit, GROUP_NAME_MAX, OFFSETS_TOPIC};
 pub use partitioner::{murmur2, partition_for_key};
 pub use reader::{ReadBound, Reader, StartAt, DEFAULT_FETCH_BYTES};
 pub use store::{
