@@ -1,9 +1,9 @@
-//! Topic administration: CreateTopics (with Kafka's topic configs where
-//! annals has them), DeleteTopics and DeleteRecords.
+//! Topic administration: CreateTopics (Kafka's topic configs, as
+//! `topic_configs` takes them), DeleteTopics and DeleteRecords.
 
 use std::sync::Arc;
 
-use annals::{CleanupPolicy, CompressionType, LogConfig, TopicConfig};
+use annals::TopicConfig;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_records_response::{
@@ -16,48 +16,6 @@ use kafka_protocol::protocol::StrBytes;
 use crate::api::{blocking, Answer};
 use crate::Shared;
 
-/// A topic's configs as Kafka names them, on top of annals' defaults.
-fn log_config(configs: &[create_topics_request::CreatableTopicConfig]) -> Result<LogConfig, String> {
-    let mut log = LogConfig::default();
-    for c in configs {
-        let Some(value) = c.value.as_deref() else { continue };
-        let number = || value.parse::<i64>().map_err(|_| format!("{}: not a number: {value}", &*c.name));
-        match &*c.name {
-            "retention.ms" => log.retention_ms = number()?,
-            "retention.bytes" => log.retention_bytes = number()?,
-            "segment.bytes" => {
-                log.segment_bytes = number()?.try_into().map_err(|_| "segment.bytes".to_string())?
-            }
-            "segment.ms" => log.segment_ms = number()?,
-            "max.message.bytes" => {
-                log.max_batch_bytes = number()?.try_into().map_err(|_| "max.message.bytes".to_string())?
-            }
-            "delete.retention.ms" => log.delete_retention_ms = number()?,
-            "message.timestamp.before.max.ms" => log.message_timestamp_before_max_ms = number()?,
-            "message.timestamp.after.max.ms" => log.message_timestamp_after_max_ms = number()?,
-            "message.timestamp.type" => {
-                log.message_timestamp_type =
-                    annals::TimestampType::parse(value).ok_or(format!("message.timestamp.type: {value}"))?
-            }
-            "compression.type" => {
-                log.compression_type =
-                    CompressionType::parse(value).ok_or(format!("compression.type: {value}"))?
-            }
-            "cleanup.policy" => {
-                log.cleanup_policy = match value {
-                    "delete" => CleanupPolicy::Delete,
-                    "compact" => CleanupPolicy::Compact,
-                    "compact,delete" | "delete,compact" => CleanupPolicy::CompactDelete,
-                    other => return Err(format!("cleanup.policy: {other}")),
-                }
-            }
-            other => return Err(format!("topic config {other} is not supported")),
-        }
-    }
-    log.validate().map_err(|e| e.to_string())?;
-    Ok(log)
-}
-
 pub(crate) async fn create_topics(
     shared: &Arc<Shared>,
     request: CreateTopicsRequest,
@@ -67,7 +25,9 @@ pub(crate) async fn create_topics(
             .topics
             .into_iter()
             .map(|t| {
-                let result = CreatableTopicResult::default().with_name(t.name.clone());
+                // Kafka answers a null message on success.
+                let result =
+                    CreatableTopicResult::default().with_name(t.name.clone()).with_error_message(None);
                 let fail = |code: i16, message: String| {
                     result
                         .clone()
@@ -87,8 +47,9 @@ pub(crate) async fn create_topics(
                         _ => return fail(ResponseError::InvalidPartitions.code(), format!("{n} partitions")),
                     },
                 };
-                let log = match log_config(&t.configs) {
-                    Ok(log) => log,
+                let configs = t.configs.iter().map(|c| (&*c.name, c.value.as_deref()));
+                let parsed = match crate::topic_configs::parse(configs) {
+                    Ok(parsed) => parsed,
                     Err(e) => return fail(ResponseError::InvalidConfig.code(), e),
                 };
                 if request.validate_only {
@@ -100,7 +61,8 @@ pub(crate) async fn create_topics(
                         Err(e) => fail(crate::errors::code(&e), e.to_string()),
                     };
                 }
-                match shared.store.create_topic(&t.name.0, TopicConfig { partitions, log }) {
+                let config = TopicConfig { partitions, log: parsed.log };
+                match shared.store.create_topic_with_passthrough(&t.name.0, config, parsed.passthrough) {
                     Ok(_) => {
                         tracing::info!(topic = %&*t.name.0, partitions, "topic created");
                         result

@@ -37,6 +37,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 4),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::DescribeConfigs, 1, 3),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
 ];
@@ -204,6 +207,20 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Outcome {
         }
         ApiKey::DescribeConfigs => {
             answer!(crate::configs::describe(shared, body!(m::DescribeConfigsRequest), version).await)
+        }
+        ApiKey::DescribeCluster => {
+            answer!(Ok::<_, Close>(crate::cluster::describe_cluster(
+                shared,
+                &body!(m::DescribeClusterRequest)
+            )))
+        }
+        ApiKey::DescribeLogDirs => {
+            answer!(crate::cluster::describe_log_dirs(shared, body!(m::DescribeLogDirsRequest)).await)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            answer!(
+                crate::cluster::offset_for_leader_epoch(shared, body!(m::OffsetForLeaderEpochRequest)).await
+            )
         }
         ApiKey::SaslHandshake => {
             let _ = body!(m::SaslHandshakeRequest);

@@ -1,9 +1,23 @@
 //! Fetch: the stored batches from the one holding each fetch offset, as
 //! they are on disk (a Kafka record set), within the partition's and the
-//! response's byte limits (the first batch always, as Kafka's KIP-74);
-//! long polling until `min_bytes` are there or `max_wait_ms` has passed,
-//! woken by the engine's appends. No fetch sessions: every fetch is a full
-//! one (session id 0), which clients accept.
+//! response's byte limits; long polling until `min_bytes` are there or
+//! `max_wait_ms` has passed, woken by the engine's appends. No fetch
+//! sessions: every fetch is a full one (session id 0), which clients
+//! accept.
+//!
+//! Limits, as Kafka's `ReplicaManager.readFromLog` (KIP-74): each
+//! partition reads at most `min(partition_max_bytes, what is left of
+//! max_bytes)`. Until a partition has returned records (`minOneMessage`),
+//! the first batch is returned whatever its size, so a batch larger than
+//! the limits never stalls a consumer; from then on a partition whose
+//! first batch does not fit returns nothing (Kafka answers an incomplete
+//! first batch with an empty record set for Fetch v3+).
+//!
+//! Waiting, as Kafka's `DelayedFetch`: answered at once when `max_wait_ms`
+//! is 0, a partition answered with an error, or the bytes available reach
+//! `min_bytes` (each partition counting at most its `partition_max_bytes`);
+//! otherwise after the next append to a partition asked for brings them
+//! there, or at `max_wait_ms`, with whatever is there then.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use annals::WaitForOffset;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
 
@@ -25,17 +40,18 @@ pub(crate) async fn handle(
     version: i16,
 ) -> Answer<FetchResponse> {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let min_bytes = request.min_bytes.max(0) as usize;
     let request = Arc::new(request);
+    // Bounded by the deadline: each pass answers, or waits for an append
+    // or the deadline.
     loop {
         let request2 = request.clone();
-        let (response, bytes, waits) =
-            blocking(shared, ApiKey::Fetch, move |shared| answer(shared, &request2, version)).await?;
+        let read = blocking(shared, ApiKey::Fetch, move |shared| answer(shared, &request2, version)).await?;
         let now = Instant::now();
-        if bytes >= request.min_bytes.max(0) as usize || now >= deadline || waits.is_empty() {
-            return Ok(response);
+        if read.complete(min_bytes) || now >= deadline {
+            return Ok(read.response);
         }
-        // Wait for an append to any partition asked for, or the deadline.
-        let _ = tokio::time::timeout(deadline - now, any(waits)).await;
+        let _ = tokio::time::timeout(deadline - now, any(read.waits)).await;
     }
 }
 
@@ -51,19 +67,48 @@ async fn any(mut waits: Vec<WaitForOffset>) {
     .await;
 }
 
-/// The response as the log stands, the record bytes in it, and a wait
-/// for each partition read at its end.
+/// One pass over the partitions asked for, as the logs stand.
+struct Read {
+    response: FetchResponse,
+    /// Bytes available, as Kafka's `DelayedFetch` counts them: what each
+    /// partition returned, or its `partition_max_bytes` when it had more
+    /// than that.
+    available: usize,
+    /// The response holds what `max_bytes` lets it: a partition had more
+    /// than was left of it. Waiting cannot add to such a response.
+    full: bool,
+    /// A partition answered with an error (Kafka answers at once).
+    error: bool,
+    /// A wait for the next append, for each partition read without error.
+    waits: Vec<WaitForOffset>,
+}
+
+impl Read {
+    /// Whether to answer now rather than wait for appends.
+    fn complete(&self, min_bytes: usize) -> bool {
+        self.available >= min_bytes || self.full || self.error || self.waits.is_empty()
+    }
+}
+
+/// What is left of the response's `max_bytes`, and whether a partition has
+/// returned records yet (Kafka's `minOneMessage` is true until one has).
+struct Budget {
+    left: usize,
+    min_one_message: bool,
+}
+
 // With the benchmark's sink, the store's path below it is dead code.
 #[cfg_attr(discard_sink, allow(unreachable_code, unused_variables))]
-fn answer(
-    shared: &Shared,
-    request: &FetchRequest,
-    version: i16,
-) -> (FetchResponse, usize, Vec<WaitForOffset>) {
-    // The log start offset is in the response from v5 on.
-    let start_of = |start: u64| if version >= 5 { start as i64 } else { -1 };
-    let mut budget = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
-    let (mut total, mut waits, mut first) = (0usize, Vec::new(), true);
+fn answer(shared: &Shared, request: &FetchRequest, version: i16) -> Read {
+    let left = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
+    let mut budget = Budget { left, min_one_message: true };
+    let mut read = Read {
+        response: FetchResponse::default(),
+        available: 0,
+        full: false,
+        error: false,
+        waits: Vec::new(),
+    };
     let topics = request
         .topics
         .iter()
@@ -73,56 +118,95 @@ fn answer(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let response =
-                        PartitionData::default().with_partition_index(p.partition).with_high_watermark(-1);
-                    let partition = match crate::partition(&topic, p.partition) {
-                        Ok(partition) => partition,
-                        Err(code) => return response.with_error_code(code),
-                    };
-                    #[cfg(discard_sink)]
-                    {
-                        let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
-                        let (end, bytes) =
-                            shared.sink.fetch(&t.topic.0, p.partition, p.fetch_offset.max(0) as u64, limit);
-                        budget = budget.saturating_sub(bytes.len());
-                        total += bytes.len();
-                        let response =
-                            response.with_high_watermark(end as i64).with_last_stable_offset(end as i64);
-                        return response.with_records(Some(bytes));
-                    }
-                    let (start, end) = (partition.log_start_offset(), partition.high_watermark());
-                    let response = response
-                        .with_high_watermark(end as i64)
-                        .with_last_stable_offset(end as i64)
-                        .with_log_start_offset(start_of(start));
-                    let Some(offset) = u64::try_from(p.fetch_offset).ok().filter(|&o| o >= start && o <= end)
-                    else {
-                        return response.with_error_code(ResponseError::OffsetOutOfRange.code());
-                    };
-                    if offset == end {
-                        waits.push(partition.wait_for_async(offset));
-                        return response.with_records(Some(bytes::Bytes::new()));
-                    }
-                    // The first batch of the response goes out whatever its size.
-                    let limit = (p.partition_max_bytes.max(0) as usize).min(budget);
-                    let limit = if first { limit.max(1) } else { limit };
-                    if limit == 0 {
-                        return response.with_records(Some(bytes::Bytes::new()));
-                    }
-                    match partition.read(offset, limit) {
-                        Ok(fetched) => {
-                            let bytes = fetched.bytes().clone();
-                            first &= bytes.is_empty();
-                            total += bytes.len();
-                            budget = budget.saturating_sub(bytes.len());
-                            response.with_records(Some(bytes))
-                        }
-                        Err(e) => response.with_error_code(crate::errors::code(&e)),
-                    }
+                    let response = partition(shared, &topic, p, version, &mut budget, &mut read);
+                    read.error |= response.error_code != 0;
+                    response
                 })
                 .collect();
             FetchableTopicResponse::default().with_topic(t.topic.clone()).with_partitions(partitions)
         })
         .collect();
-    (FetchResponse::default().with_responses(topics), total, waits)
+    read.response = FetchResponse::default().with_responses(topics);
+    read
+}
+
+/// One partition's part of the response; notes what it read in `read`.
+/// (`shared` is the benchmark's sink's alone.)
+#[cfg_attr(discard_sink, allow(unreachable_code))]
+#[cfg_attr(not(discard_sink), allow(unused_variables))]
+fn partition(
+    shared: &Shared,
+    topic: &annals::Result<annals::Topic>,
+    p: &FetchPartition,
+    version: i16,
+    budget: &mut Budget,
+    read: &mut Read,
+) -> PartitionData {
+    // The log start offset is in the response from v5 on.
+    let start_of = |start: u64| if version >= 5 { start as i64 } else { -1 };
+    let response = PartitionData::default().with_partition_index(p.partition).with_high_watermark(-1);
+    let partition = match crate::partition(topic, p.partition) {
+        Ok(partition) => partition,
+        Err(code) => return response.with_error_code(code),
+    };
+    let partition_max = p.partition_max_bytes.max(0) as usize;
+    #[cfg(discard_sink)]
+    {
+        let limit = partition_max.min(budget.left);
+        let (end, bytes) =
+            shared.sink.fetch(partition.topic(), p.partition, p.fetch_offset.max(0) as u64, limit);
+        budget.left = budget.left.saturating_sub(bytes.len());
+        read.available += bytes.len();
+        let response = response.with_high_watermark(end as i64).with_last_stable_offset(end as i64);
+        return response.with_records(Some(bytes));
+    }
+    // A poisoned log (a failed fsync or write) is offline, as metadata
+    // lists it: Kafka answers KAFKA_STORAGE_ERROR for a replica on a
+    // failed log directory.
+    if let Some(e) = partition.log_handle().poisoned() {
+        return response.with_error_code(crate::errors::code(&e));
+    }
+    let (start, end) = (partition.log_start_offset(), partition.high_watermark());
+    let response = response
+        .with_high_watermark(end as i64)
+        .with_last_stable_offset(end as i64)
+        .with_log_start_offset(start_of(start));
+    let Some(offset) = u64::try_from(p.fetch_offset).ok().filter(|&o| o >= start && o <= end) else {
+        return response.with_error_code(ResponseError::OffsetOutOfRange.code());
+    };
+    read.waits.push(partition.wait_for_async(end));
+    if offset == end {
+        return response.with_records(Some(bytes::Bytes::new()));
+    }
+    let limit = partition_max.min(budget.left);
+    let fetched = if budget.min_one_message {
+        // The first batch goes out whatever its size.
+        partition.read(offset, limit.max(1)).map(Some)
+    } else if limit == 0 {
+        Ok(None)
+    } else {
+        // The engine returns whole batches, the first whatever its size:
+        // one larger than the limit is not sent (Kafka's incomplete first
+        // batch, answered with no records).
+        partition.read(offset, limit).map(|f| Some(f).filter(|f| f.bytes().len() <= limit))
+    };
+    match fetched {
+        Ok(fetched) => {
+            let bytes = fetched.as_ref().map(|f| f.bytes().clone()).unwrap_or_default();
+            let next = fetched.and_then(|f| f.next_offset()).unwrap_or(offset);
+            if next < end {
+                // More than the limits let out. Kafka's DelayedFetch counts
+                // such a partition as its partition_max_bytes; one cut by
+                // what was left of max_bytes fills the response.
+                read.full |= limit < partition_max;
+                read.available += partition_max.max(bytes.len());
+            } else {
+                read.available += bytes.len();
+            }
+            budget.min_one_message &= bytes.is_empty();
+            budget.left = budget.left.saturating_sub(bytes.len());
+            response.with_records(Some(bytes))
+        }
+        Err(e) => response.with_error_code(crate::errors::code(&e)),
+    }
 }

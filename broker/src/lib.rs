@@ -10,6 +10,7 @@
 
 mod admin;
 mod api;
+mod cluster;
 mod configs;
 mod connection;
 mod consumer_protocol;
@@ -24,6 +25,7 @@ mod producer_ids;
 mod sasl;
 #[cfg(discard_sink)]
 mod sink;
+mod topic_configs;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -159,10 +161,26 @@ impl Broker {
     /// The store's open error or the bind's.
     pub async fn open(config: BrokerConfig) -> Result<Broker, BoxError> {
         let (dir, store_config) = (config.dir.clone(), config.store.clone());
-        let (store, producer_ids) = tokio::task::spawn_blocking(move || -> Result<_, BoxError> {
+        let store = tokio::task::spawn_blocking(move || -> Result<_, BoxError> {
             std::fs::create_dir_all(&dir)?;
-            let store = Store::open(dir.join("store"), store_config)?;
-            Ok((store, producer_ids::ProducerIds::open(&dir)?))
+            Ok(Store::open(dir.join("store"), store_config)?)
+        })
+        .await??;
+        Broker::with_store(config, store).await
+    }
+
+    /// A broker on `store`, already open (for instance on a simulated file
+    /// system whose faults a test injects); `config.store` is not used.
+    /// The broker's own state is kept in `config.dir`, as by
+    /// [`Broker::open`], and `config.listen` is bound.
+    ///
+    /// # Errors
+    /// The broker state's open error or the bind's.
+    pub async fn with_store(config: BrokerConfig, store: Store) -> Result<Broker, BoxError> {
+        let dir = config.dir.clone();
+        let producer_ids = tokio::task::spawn_blocking(move || -> Result<_, BoxError> {
+            std::fs::create_dir_all(&dir)?;
+            Ok(producer_ids::ProducerIds::open(&dir)?)
         })
         .await??;
         let listener = TcpListener::bind(config.listen).await?;

@@ -1,5 +1,7 @@
 //! Metadata: this node as the only broker and the leader of every
-//! partition; topics auto-created on first use when the broker allows it
+//! partition it serves (an offline or poisoned one is listed without a
+//! leader, as Kafka lists a partition on a failed log directory); topics
+//! auto-created on first use when the broker allows it
 //! (`auto.create.topics.enable`) and the client asks (v4+) or always (v0-3).
 
 use std::sync::Arc;
@@ -42,11 +44,14 @@ fn answer(shared: &Shared, request: &MetadataRequest, version: i16) -> MetadataR
     let response = MetadataResponse::default().with_brokers(vec![broker]).with_topics(topics);
     let response = if version >= 1 { response.with_controller_id(BrokerId(NODE_ID)) } else { response };
     if version >= 2 {
-        response.with_cluster_id(Some(StrBytes::from_static_str("annals")))
+        response.with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
     } else {
         response
     }
 }
+
+/// The cluster id in Metadata and DescribeCluster (one node, one cluster).
+pub(crate) const CLUSTER_ID: &str = "annals";
 
 fn all(shared: &Shared) -> Vec<Option<String>> {
     shared.store.list_topics().into_iter().filter(|n| n != INTERNAL).map(Some).collect()
@@ -80,14 +85,13 @@ fn topic(shared: &Shared, name: Option<String>, create: bool, version: i16) -> M
     };
     match topic {
         Ok(t) => {
-            let offline: Vec<u32> = t.offline_partitions().into_iter().map(|(p, _)| p).collect();
             let partitions = (0..t.partition_count())
                 .map(|p| {
                     let partition = MetadataResponsePartition::default()
                         .with_partition_index(p as i32)
                         .with_leader_epoch(epoch)
                         .with_replica_nodes(vec![BrokerId(NODE_ID)]);
-                    if offline.contains(&p) {
+                    if !online(&t, p) {
                         // As Kafka answers for a partition whose only
                         // replica's log is offline: no leader, the
                         // replica listed offline; clients wait and retry.
@@ -103,4 +107,11 @@ fn topic(shared: &Shared, name: Option<String>, create: bool, version: i16) -> M
         }
         Err(e) => response.with_error_code(crate::errors::code(&e)),
     }
+}
+
+/// Whether partition `p` is served: its log opened, and no failed fsync or
+/// write has poisoned it since (Kafka takes a replica on a failed log
+/// directory offline; here the log refuses writes until a reopen).
+fn online(topic: &annals::Topic, p: u32) -> bool {
+    topic.partition(p).is_ok_and(|partition| partition.log_handle().poisoned().is_none())
 }

@@ -3,7 +3,11 @@
 //! pass-through append, which validates them in full, stamps offsets and
 //! the leader epoch and writes them as they are. One node holds the only
 //! replica: acks=1 and acks=-1 both answer once the leader has appended
-//! (and fsynced, per the topic's durability); acks=0 answers nothing.
+//! (and fsynced, per the topic's durability); acks=0 answers nothing, and
+//! a failed acks=0 produce closes the connection, as Kafka's does: there
+//! is no response to carry the error, and the producer's reconnect
+//! refreshes its metadata. `log_append_time_ms` is the time the log
+//! stamped on a LogAppendTime topic, -1 on a CreateTime one (Kafka's).
 
 use std::sync::Arc;
 
@@ -12,7 +16,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
-use crate::api::{blocking, Answer};
+use crate::api::{blocking, Answer, Close};
 use crate::Shared;
 
 /// The leader epoch stamped on every batch and advertised in metadata
@@ -26,7 +30,35 @@ pub(crate) async fn handle(
 ) -> Answer<Option<ProduceResponse>> {
     let acks = request.acks;
     let response = blocking(shared, ApiKey::Produce, move |shared| answer(shared, request, version)).await?;
-    Ok((acks != 0).then_some(response))
+    if acks != 0 {
+        return Ok(Some(response));
+    }
+    match failures(&response) {
+        Some(why) => Err(Close(format!("an acks=0 produce failed ({why})"))),
+        None => Ok(None),
+    }
+}
+
+/// The partitions a produce failed on, `topic-partition: ERROR` each (the
+/// first few), or `None` when none did.
+fn failures(response: &ProduceResponse) -> Option<String> {
+    const LISTED: usize = 8;
+    let failed: Vec<String> = response
+        .responses
+        .iter()
+        .flat_map(|t| {
+            t.partition_responses.iter().filter(|p| p.error_code != 0).map(move |p| {
+                let error = ResponseError::try_from_code(p.error_code)
+                    .map_or_else(|| format!("error {}", p.error_code), |e| format!("{e:?}"));
+                format!("{}-{}: {error}", &*t.name.0, p.index)
+            })
+        })
+        .collect();
+    match failed.len() {
+        0 => None,
+        n if n <= LISTED => Some(failed.join(", ")),
+        n => Some(format!("{}, and {} more", failed[..LISTED].join(", "), n - LISTED)),
+    }
 }
 
 // With the benchmark's sink, the store's path below it is dead code.
@@ -67,7 +99,7 @@ fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResp
                     match log.append_batches(&mut batches, ProduceMeta::leader_epoch(LEADER_EPOCH)) {
                         Ok(info) => response
                             .with_base_offset(info.first_offset as i64)
-                            .with_log_append_time_ms(-1)
+                            .with_log_append_time_ms(append_time(&topic, &info))
                             .with_log_start_offset(start(log)),
                         Err(e) => {
                             tracing::info!(topic = %name, partition = p.index, error = %e, "produce refused");
@@ -84,4 +116,18 @@ fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResp
         })
         .collect();
     ProduceResponse::default().with_responses(topics)
+}
+
+/// Kafka's `log_append_time_ms`: on a LogAppendTime topic the time the log
+/// stamped as the batches' maxTimestamp (for an idempotent retry, the
+/// first append's, as Kafka answers a duplicate); -1 on a CreateTime one.
+fn append_time(topic: &annals::Result<annals::Topic>, info: &annals::AppendInfo) -> i64 {
+    let log_append_time = topic
+        .as_ref()
+        .is_ok_and(|t| t.config().log.message_timestamp_type == annals::TimestampType::LogAppendTime);
+    if log_append_time {
+        info.max_timestamp_ms
+    } else {
+        -1
+    }
 }

@@ -256,6 +256,13 @@ impl PartitionLog {
         self.notifier.notify();
     }
 
+    /// Why the log refuses writes, once a failed fsync or write poisoned
+    /// it ([`Error::Poisoned`], with the first failure's cause); `None`
+    /// while it takes writes. Only a reopen clears it. No I/O.
+    pub fn poisoned(&self) -> Option<Error> {
+        self.syncer.check(&self.dir).err()
+    }
+
     /// Offsets below this are known durable (fsynced).
     pub fn durable_offset(&self) -> u64 {
         self.syncer.synced_offset()
@@ -327,5 +334,19 @@ mod tests {
         let offsets: Vec<u64> = log.read(0, 1 << 20).unwrap().records().map(|r| r.offset).collect();
         assert_eq!(offsets, [0], "nothing at or past the log end offset the read checked");
         assert!(log.read(1, 1 << 20).unwrap().is_empty(), "a read at the log end returns nothing");
+    }
+
+    /// What a broker asks before advertising a partition: a failed fsync
+    /// shows as `poisoned()`, without an append to find it.
+    #[test]
+    fn a_failed_fsync_shows_as_poisoned() {
+        let fs = crate::io::sim::SimFs::new();
+        let log = PartitionLog::open_with(Arc::new(fs.clone()), "/p", LogConfig::default()).unwrap();
+        log.append(&[Record::new("a")]).unwrap();
+        assert!(log.poisoned().is_none());
+        fs.fail_at(fs.op_count() + 1, std::io::ErrorKind::Other, false);
+        assert!(log.flush().is_err());
+        assert!(matches!(log.poisoned(), Some(Error::Poisoned { .. })));
+        assert!(log.read(0, 1 << 20).is_ok(), "reads go on");
     }
 }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::io::{read_small_file, FileLock, SharedFs};
 use crate::log::PartitionLog;
 
-use super::metadata::{self, TopicConfig, METADATA_BYTES_MAX};
+use super::metadata::{self, TopicMetadata, METADATA_BYTES_MAX};
 use super::name::{parse_partition_dir, partition_dir_name, validate_topic_name};
 use super::store::{DELETING_SUFFIX, LOCK_FILE, META_SUFFIX, TOPICS_DIR};
 use super::topic::{PartitionSlot, Topic};
@@ -92,7 +92,7 @@ fn lock_store_file(fs: &dyn crate::io::FileSystem, dir: &Path) -> Result<Box<dyn
 pub(super) fn load_topic_configs(
     fs: &dyn crate::io::FileSystem,
     dir: &Path,
-) -> Result<BTreeMap<String, TopicConfig>> {
+) -> Result<BTreeMap<String, TopicMetadata>> {
     let topics_dir = dir.join(TOPICS_DIR);
     let names = fs.list_dir(&topics_dir).map_err(Error::io("list topics", &topics_dir))?;
     let mut configs = BTreeMap::new();
@@ -108,7 +108,7 @@ pub(super) fn load_topic_configs(
             finish_delete(fs, dir, name, config.partitions)?;
         } else if let Some(name) = file.strip_suffix(META_SUFFIX).filter(|n| validate_topic_name(n).is_ok()) {
             let bytes = read_small_file(fs, &path, METADATA_BYTES_MAX).map_err(Error::io("read", &path))?;
-            configs.insert(name.to_owned(), metadata::decode(&bytes, &path)?);
+            configs.insert(name.to_owned(), metadata::decode_with(&bytes, &path)?);
         } else {
             return Err(Error::UnexpectedFile { path });
         }
@@ -121,11 +121,11 @@ pub(super) fn load_topic_configs(
 pub(super) fn check_partition_dirs(
     fs: &dyn crate::io::FileSystem,
     dir: &Path,
-    configs: &BTreeMap<String, TopicConfig>,
+    configs: &BTreeMap<String, TopicMetadata>,
 ) -> Result<()> {
     for name in fs.list_dir(dir).map_err(Error::io("list data directory", dir))? {
         if let Some((topic, partition)) = parse_partition_dir(&name) {
-            if configs.get(topic).is_none_or(|c| partition >= c.partitions) {
+            if configs.get(topic).is_none_or(|m| partition >= m.config.partitions) {
                 return Err(Error::UnexpectedFile { path: dir.join(name) });
             }
         }
@@ -157,9 +157,10 @@ pub(super) struct OpenContext<'a> {
 pub(super) fn open_topic(
     cx: &OpenContext<'_>,
     name: &str,
-    config: TopicConfig,
+    metadata: TopicMetadata,
     on_failure: OnFailure,
 ) -> Result<Topic> {
+    let TopicMetadata { config, passthrough } = metadata;
     let _span = tracing::info_span!("open_topic", topic = name, partitions = config.partitions).entered();
     let results = super::parallel::run(config.partitions as usize, cx.threads, |p| {
         let path = cx.dir.join(partition_dir_name(name, p as u32));
@@ -192,7 +193,7 @@ pub(super) fn open_topic(
             cause: Box::new(cause),
         });
     }
-    Ok(Topic::new(name.to_owned(), config, slots))
+    Ok(Topic::new(name.to_owned(), config, passthrough, slots))
 }
 
 /// Removes a deleted topic's partition directories, then its `.deleting`

@@ -31,12 +31,16 @@
 //! `compression_type` Kafka's `producer`, `none`, `gzip`, `snappy`, `lz4`
 //! or `zstd`.
 //! `durability` is `none`, `always` or `interval` (then with
-//! `flush_messages` and `flush_ms`). `crc32` is CRC-32 (IEEE) of every byte
+//! `flush_messages` and `flush_ms`). Lines `passthrough.<name>=<value>`
+//! (after the others, in name order) are the topic's pass-through
+//! settings ([`crate::Store::create_topic_with_passthrough`]): kept for the caller,
+//! verbatim, and never read by the engine. `crc32` is CRC-32 (IEEE) of every byte
 //! before its line, in hex. A key this
 //! build does not know is an error (a newer build wrote it); a missing key
 //! takes its default (an older build wrote it). The file is replaced
 //! atomically (`io::write_file_atomic`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::{CleanupPolicy, CompressionType, Durability, LogConfig, TimestampType};
@@ -46,6 +50,8 @@ use crate::format::kv;
 /// Bounds on a metadata file's size when read.
 pub const METADATA_BYTES_MAX: u64 = 64 << 10;
 const HEADER: &str = "annals-topic 1";
+/// The key prefix of a pass-through setting.
+const PASSTHROUGH: &str = "passthrough.";
 
 /// Settings of a topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,8 +76,41 @@ impl TopicConfig {
     }
 }
 
-/// Encodes `config` as a metadata file.
-pub fn encode(config: &TopicConfig) -> Vec<u8> {
+/// What a topic's metadata file holds: its settings, and the pass-through
+/// ones its creator keeps with it (see
+/// [`crate::Store::create_topic_with_passthrough`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TopicMetadata {
+    pub(crate) config: TopicConfig,
+    pub(crate) passthrough: BTreeMap<String, String>,
+}
+
+/// Checks pass-through settings fit the file: names of at most 255 bytes
+/// without `=` or control characters, values without line breaks.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] naming the first that does not.
+pub(crate) fn check_passthrough(passthrough: &BTreeMap<String, String>) -> Result<()> {
+    for (name, value) in passthrough {
+        if name.is_empty() || name.len() > 255 || name.contains('=') || name.chars().any(char::is_control) {
+            return Err(Error::config("passthrough", format!("{name:?} is not a setting name")));
+        }
+        if value.contains(['\n', '\r']) {
+            return Err(Error::config("passthrough", format!("{name}: a value with a line break")));
+        }
+    }
+    Ok(())
+}
+
+/// Encodes `config` as a metadata file (without pass-through settings).
+#[cfg(test)]
+fn encode(config: &TopicConfig) -> Vec<u8> {
+    encode_with(&TopicMetadata { config: config.clone(), passthrough: BTreeMap::new() })
+}
+
+/// Encodes a topic's settings and pass-through settings as a metadata file.
+pub(crate) fn encode_with(metadata: &TopicMetadata) -> Vec<u8> {
+    let config = &metadata.config;
     let l = &config.log;
     let mut pairs = vec![
         ("partitions", config.partitions.to_string()),
@@ -98,6 +137,8 @@ pub fn encode(config: &TopicConfig) -> Vec<u8> {
         ("compression_zstd_level", l.compression_zstd_level.to_string()),
     ];
     pairs.extend(l.durability.to_pairs());
+    let keys: Vec<String> = metadata.passthrough.keys().map(|name| format!("{PASSTHROUGH}{name}")).collect();
+    pairs.extend(keys.iter().map(String::as_str).zip(metadata.passthrough.values().cloned()));
     kv::encode(HEADER, &pairs)
 }
 
@@ -106,12 +147,25 @@ pub fn encode(config: &TopicConfig) -> Vec<u8> {
 /// # Errors
 /// [`Error::InvalidMetadata`] for a bad header, checksum, key or value.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<TopicConfig> {
+    decode_with(bytes, path).map(|metadata| metadata.config)
+}
+
+/// Decodes a metadata file read from `path`, pass-through settings included.
+///
+/// # Errors
+/// As [`decode`].
+pub(crate) fn decode_with(bytes: &[u8], path: &Path) -> Result<TopicMetadata> {
     let bad = |reason: String| Error::InvalidMetadata { path: path.to_path_buf(), reason };
     let pairs = kv::decode(bytes, HEADER).map_err(bad)?;
     let mut config = TopicConfig::default();
+    let mut passthrough = BTreeMap::new();
     let mut durability = Vec::new();
     for (key, value) in pairs {
         let too_big = || bad(format!("{key}: {value} out of range"));
+        if let Some(name) = key.strip_prefix(PASSTHROUGH) {
+            passthrough.insert(name.to_owned(), value.to_owned());
+            continue;
+        }
         match key {
             "durability" | "flush_messages" | "flush_ms" => {
                 durability.push((key, value));
@@ -187,7 +241,8 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<TopicConfig> {
         }
     }
     config.log.durability = Durability::from_pairs(&durability).map_err(bad)?;
-    Ok(config)
+    check_passthrough(&passthrough).map_err(|e| bad(e.to_string()))?;
+    Ok(TopicMetadata { config, passthrough })
 }
 
 #[cfg(test)]
@@ -241,6 +296,32 @@ mod tests {
             // A flip in the stored checksum's own hex may still parse to a
             // different number, which then mismatches; nothing gets through.
             assert!(decode(&bad, path).is_err(), "flip at {i}");
+        }
+    }
+
+    #[test]
+    fn passthrough_settings_roundtrip_verbatim() {
+        let path = Path::new("t.meta");
+        let passthrough: BTreeMap<String, String> = [
+            ("min.insync.replicas", "1"),
+            ("leader.replication.throttled.replicas", "0:0,1:0"),
+            ("message.format.version", "3.0-IV1"),
+            ("odd", "a=b crc32=0 "),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        check_passthrough(&passthrough).unwrap();
+        let metadata = TopicMetadata { config: TopicConfig::with_partitions(3), passthrough };
+        let bytes = encode_with(&metadata);
+        assert!(String::from_utf8_lossy(&bytes).contains("passthrough.min.insync.replicas=1\n"));
+        assert_eq!(decode_with(&bytes, path).unwrap(), metadata);
+        assert_eq!(decode(&bytes, path).unwrap(), metadata.config, "the engine's settings alone");
+        // A file without any decodes with none.
+        assert!(decode_with(&encode(&metadata.config), path).unwrap().passthrough.is_empty());
+        for bad in [("", "1"), ("a=b", "1"), ("a\nb", "1"), ("a", "1\n2"), ("a", "1\r")] {
+            let one = BTreeMap::from([(bad.0.to_owned(), bad.1.to_owned())]);
+            assert!(matches!(check_passthrough(&one), Err(Error::InvalidConfig { .. })), "{bad:?}");
         }
     }
 

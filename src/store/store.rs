@@ -32,7 +32,7 @@ use super::offsets::{load as load_offsets, ConsumerOffsets, OffsetTable, OFFSETS
 use super::topic::PartitionSlot;
 use crate::config::{CleanupPolicy, LogConfig};
 
-use super::metadata::{self, TopicConfig};
+use super::metadata::{self, TopicConfig, TopicMetadata};
 use super::name::validate_topic_name;
 use super::topic::Topic;
 
@@ -316,8 +316,8 @@ impl Store {
         let mut topics = BTreeMap::new();
         let threads = config.num_recovery_threads_per_data_dir;
         let cx = OpenContext { fs: &fs, clock: &clock, dir: &dir, lock: &lock, threads };
-        for (name, topic_config) in configs {
-            let topic = open_topic(&cx, &name, topic_config, OnFailure::Offline)?;
+        for (name, metadata) in configs {
+            let topic = open_topic(&cx, &name, metadata, OnFailure::Offline)?;
             topics.insert(name, topic);
         }
         // ORDER: every clean-shutdown marker's removal is durable before
@@ -353,7 +353,7 @@ impl Store {
             Err(Error::UnknownTopic { .. }) => {
                 let mut config = store.inner.config.offsets_topic.clone();
                 config.log.cleanup_policy = CleanupPolicy::Compact;
-                store.create_topic_unchecked(OFFSETS_TOPIC, config)?
+                store.create_topic_unchecked(OFFSETS_TOPIC, TopicMetadata { config, ..Default::default() })?
             }
             Err(e) => return Err(e),
         };
@@ -430,22 +430,65 @@ impl Store {
     /// [`Error::InvalidConfig`], [`Error::TopicExists`], [`Error::Closed`],
     /// [`Error::Io`].
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        self.create_topic_with_passthrough(name, config, BTreeMap::new())
+    }
+
+    /// Creates a topic that keeps `passthrough` with its metadata: settings
+    /// by name that the engine stores verbatim and never acts on (a Kafka
+    /// broker's accepted topic configs that change nothing on one node,
+    /// such as `min.insync.replicas=1`), returned by
+    /// [`Topic::passthrough_configs`] after every reopen.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use annals::{Store, StoreConfig, TopicConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path(), StoreConfig::default())?;
+    /// let kept = BTreeMap::from([("min.insync.replicas".to_string(), "1".to_string())]);
+    /// store.create_topic_with_passthrough("orders", TopicConfig::with_partitions(2), kept.clone())?;
+    /// store.close()?;
+    /// drop(store);
+    /// let store = Store::open(dir.path(), StoreConfig::default())?;
+    /// assert_eq!(store.topic("orders")?.passthrough_configs(), &kept);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::create_topic`]; [`Error::InvalidConfig`] for a name
+    /// that is empty, longer than 255 bytes or holds `=` or a control
+    /// character, a value with a line break, or settings that make the
+    /// metadata file larger than 64 KiB.
+    pub fn create_topic_with_passthrough(
+        &self,
+        name: &str,
+        config: TopicConfig,
+        passthrough: BTreeMap<String, String>,
+    ) -> Result<Topic> {
         if name == OFFSETS_TOPIC {
             return Err(Error::InvalidTopicName {
                 topic: name.to_owned(),
                 reason: "reserved for consumer offsets",
             });
         }
-        self.create_topic_unchecked(name, config)
+        self.create_topic_unchecked(name, TopicMetadata { config, passthrough })
     }
 
-    fn create_topic_unchecked(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+    fn create_topic_unchecked(&self, name: &str, metadata: TopicMetadata) -> Result<Topic> {
         validate_topic_name(name)?;
+        let config = &metadata.config;
         let max = self.inner.config.max_partitions;
         if config.partitions == 0 || config.partitions > max {
             return Err(Error::InvalidPartitionCount { partitions: config.partitions, max });
         }
         config.log.validate()?;
+        metadata::check_passthrough(&metadata.passthrough)?;
+        let encoded = metadata::encode_with(&metadata);
+        if encoded.len() as u64 > metadata::METADATA_BYTES_MAX {
+            return Err(Error::config("passthrough", "the topic's metadata would pass 64 KiB"));
+        }
         let closed = self.inner.admin.lock();
         if *closed {
             return Err(Error::Closed);
@@ -459,12 +502,12 @@ impl Store {
         // whose missing partitions the next open creates empty.
         let topics_dir = dir.join(TOPICS_DIR);
         let meta = format!("{name}{META_SUFFIX}");
-        write_file_atomic(&**fs, &topics_dir, &meta, &metadata::encode(&config))
+        write_file_atomic(&**fs, &topics_dir, &meta, &encoded)
             .map_err(Error::io("write topic metadata", &topics_dir.join(&meta)))?;
         let lock = self.inner.lock.lock().clone().ok_or(Error::Closed)?;
         let threads = self.inner.config.num_recovery_threads_per_data_dir;
         let cx = OpenContext { fs, clock: &self.inner.clock, dir, lock: &lock, threads };
-        let topic = open_topic(&cx, name, config, OnFailure::Fail)?;
+        let topic = open_topic(&cx, name, metadata, OnFailure::Fail)?;
         fs.sync_dir(dir).map_err(Error::io("sync data directory", dir))?;
         self.inner.topics.write().insert(name.to_owned(), topic.clone());
         Ok(topic)

@@ -23,6 +23,8 @@ pub struct Topic {
 pub(super) struct TopicInner {
     pub(super) name: String,
     pub(super) config: TopicConfig,
+    /// Settings kept for the caller (see `Store::create_topic_with_passthrough`).
+    pub(super) passthrough: BTreeMap<String, String>,
     pub(super) logs: Vec<PartitionSlot>,
     /// Where the next unkeyed batch goes (round robin, one partition per call).
     next_unkeyed: AtomicU32,
@@ -55,8 +57,13 @@ pub struct PartitionAppend {
 }
 
 impl Topic {
-    pub(super) fn new(name: String, config: TopicConfig, logs: Vec<PartitionSlot>) -> Self {
-        let inner = TopicInner { name, config, logs, next_unkeyed: AtomicU32::new(0) };
+    pub(super) fn new(
+        name: String,
+        config: TopicConfig,
+        passthrough: BTreeMap<String, String>,
+        logs: Vec<PartitionSlot>,
+    ) -> Self {
+        let inner = TopicInner { name, config, passthrough, logs, next_unkeyed: AtomicU32::new(0) };
         Topic { inner: Arc::new(inner) }
     }
 
@@ -68,6 +75,13 @@ impl Topic {
     /// The topic's configuration.
     pub fn config(&self) -> &TopicConfig {
         &self.inner.config
+    }
+
+    /// The pass-through settings it was created with
+    /// ([`crate::Store::create_topic_with_passthrough`]), by name; empty
+    /// for a topic created without.
+    pub fn passthrough_configs(&self) -> &BTreeMap<String, String> {
+        &self.inner.passthrough
     }
 
     /// Number of partitions.

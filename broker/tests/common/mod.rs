@@ -38,6 +38,27 @@ pub fn start_with(config: BrokerConfig) -> SocketAddr {
     rx.recv().unwrap()
 }
 
+/// A broker serving `store` (opened by the test, e.g. on a simulated file
+/// system), its own state in `dir`.
+pub fn start_on_store(dir: &std::path::Path, store: annals::Store) -> SocketAddr {
+    let config = BrokerConfig {
+        dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        socket_request_max_bytes: 1 << 20,
+        ..BrokerConfig::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let broker = Broker::with_store(config, store).await.unwrap();
+            tx.send(broker.local_addr().unwrap()).unwrap();
+            broker.serve(std::future::pending()).await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
