@@ -1,6 +1,7 @@
 //! Real Kafka clients, written by other people, against the broker binary:
-//! kcat (librdkafka) and kafka-python. `.ci/run` installs both; a test
-//! whose client is missing fails in CI and skips loudly elsewhere.
+//! kcat and confluent-kafka (librdkafka), kafka-python and sarama (Go).
+//! `.ci/run` installs them; a test whose client is missing fails in CI and
+//! skips loudly elsewhere.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -58,12 +59,17 @@ impl Running {
 /// The tool, or `None` outside CI (a loud skip); in CI a missing tool fails.
 fn tool(path: PathBuf, probe: &[&str], install: &str) -> Option<PathBuf> {
     let works = Command::new(&path).args(probe).output().is_ok_and(|o| o.status.success());
+    present(works, &path.display().to_string(), install).then_some(path)
+}
+
+/// Whether `what` is there; if not, a loud skip outside CI and a failure in CI.
+fn present(works: bool, what: &str, install: &str) -> bool {
     if works {
-        return Some(path);
+        return true;
     }
-    assert!(std::env::var_os("CI").is_none(), "{} is missing in CI ({install})", path.display());
-    eprintln!("\n*** SKIPPED: {} is missing. {install} ***\n", path.display());
-    None
+    assert!(std::env::var_os("CI").is_none(), "{what} is missing in CI ({install})");
+    eprintln!("\n*** SKIPPED: {what} is missing. {install} ***\n");
+    false
 }
 
 fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
@@ -325,4 +331,131 @@ fn a_broker_killed_mid_stream_loses_no_acknowledged_record_and_duplicates_none()
         acked.len(),
         early.len()
     );
+}
+
+/// Debian's sarama sources, which `go build` finds in GOPATH mode (no
+/// module download: the network is not needed).
+const SARAMA_GOPATH: &str = "/usr/share/gocode";
+
+/// `tests/clients/sarama_client.go` built into the target directory, or
+/// `None` (a loud skip) outside CI when Go or sarama is missing.
+fn sarama_client() -> Option<PathBuf> {
+    let install = "apt-get install -y golang-go golang-github-shopify-sarama-dev";
+    let go = tool(PathBuf::from("go"), &["version"], install)?;
+    let sources = Path::new(SARAMA_GOPATH).join("src/github.com/Shopify/sarama");
+    if !present(sources.is_dir(), &sources.display().to_string(), install) {
+        return None;
+    }
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sarama");
+    let binary = out.join("sarama_client");
+    run(
+        Command::new(go)
+            .env("GO111MODULE", "off")
+            .env("GOPATH", SARAMA_GOPATH)
+            .env("GOCACHE", out.join("go-build"))
+            .arg("build")
+            .arg("-o")
+            .arg(&binary)
+            .arg(script("sarama_client.go")),
+        None,
+    );
+    Some(binary)
+}
+
+/// One record the sarama client printed: acknowledged or read back.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct SaramaRecord {
+    partition: i64,
+    offset: i64,
+    key: String,
+    value: String,
+    /// (key, value) pairs; a null value is `None`.
+    headers: Vec<(String, Option<String>)>,
+}
+
+/// The "acked" and the "read" records, each in the order printed.
+fn sarama_records(out: Output) -> (Vec<SaramaRecord>, Vec<SaramaRecord>) {
+    let (mut acked, mut read) = (Vec::new(), Vec::new());
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let headers = v["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_str().map(str::to_string)));
+        let record = SaramaRecord {
+            partition: v["partition"].as_i64().unwrap(),
+            offset: v["offset"].as_i64().unwrap(),
+            key: v["key"].as_str().unwrap().to_string(),
+            value: v["value"].as_str().unwrap().to_string(),
+            headers: headers.collect(),
+        };
+        match v["event"].as_str().unwrap() {
+            "acked" => acked.push(record),
+            "read" => read.push(record),
+            other => panic!("unknown event {other}: {line}"),
+        }
+    }
+    (acked, read)
+}
+
+/// sarama's `NewHashPartitioner`: FNV-1a (32 bits) of the key, as `i32`,
+/// modulo the partition count, made non-negative (not Java's murmur2).
+fn sarama_hash_partition(key: &[u8], partitions: i32) -> i64 {
+    let hash = key.iter().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193));
+    i64::from(((hash as i32) % partitions).abs())
+}
+
+#[test]
+fn sarama_produces_keyed_records_with_headers_and_reads_every_acknowledged_one_back() {
+    let Some(client) = sarama_client() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // One partition for an auto-created topic: the 4 the records land on
+    // come from sarama's CreateTopics.
+    let broker = start(dir.path());
+    let (partitions, n, keys) = (4, 2000, 50);
+    let out = run(
+        Command::new(&client).args([
+            broker.addr.as_str(),
+            "sarama",
+            &partitions.to_string(),
+            &n.to_string(),
+            &keys.to_string(),
+        ]),
+        None,
+    );
+    let (acked, read) = sarama_records(out);
+    assert_eq!(acked.len(), n, "every record acknowledged");
+    // What was sent: the client numbers records by their "seq" header.
+    for (i, r) in acked.iter().enumerate() {
+        assert_eq!(r.key, format!("key-{}", i % keys));
+        assert_eq!(r.value, format!("value {i}: {}", "s".repeat(i % 40)));
+        let want = [
+            ("seq", Some(i.to_string())),
+            ("client", Some("sarama".into())),
+            ("empty", Some(String::new())),
+            ("null", None),
+        ];
+        let want: Vec<(String, Option<String>)> = want.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        assert_eq!(r.headers, want, "record {i} as sent");
+    }
+    // A key always on one partition: the one sarama's partitioner picks for 4.
+    let mut key_partition = std::collections::BTreeMap::new();
+    for r in &acked {
+        let p = *key_partition.entry(r.key.as_str()).or_insert(r.partition);
+        assert_eq!(r.partition, p, "{} on two partitions", r.key);
+        assert_eq!(r.partition, sarama_hash_partition(r.key.as_bytes(), partitions), "{}", r.key);
+    }
+    let used: std::collections::BTreeSet<i64> = acked.iter().map(|r| r.partition).collect();
+    assert_eq!(used, (0..i64::from(partitions)).collect(), "CreateTopics made {partitions} partitions");
+    // Per partition: acknowledged offsets dense from 0, in the order sent;
+    // read back exactly those records, in offset order, bytes and headers as sent.
+    for p in used {
+        let acked: Vec<&SaramaRecord> = acked.iter().filter(|r| r.partition == p).collect();
+        let read: Vec<&SaramaRecord> = read.iter().filter(|r| r.partition == p).collect();
+        let offsets: Vec<i64> = acked.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, (0..acked.len() as i64).collect::<Vec<_>>(), "partition {p}: dense from 0");
+        assert_eq!(read, acked, "partition {p}: read back as acknowledged");
+    }
+    assert_eq!(read.len(), n, "nothing read besides the acknowledged records");
 }
