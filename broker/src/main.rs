@@ -39,6 +39,10 @@ struct Args {
     /// Log the store's metrics this often (milliseconds; 0: never).
     #[arg(long, default_value_t = 60_000)]
     metrics_log_interval_ms: u64,
+    /// At SIGTERM or Ctrl-C, how long requests in flight may take to be
+    /// answered before their connections are dropped (milliseconds).
+    #[arg(long, default_value_t = 30_000)]
+    shutdown_drain_timeout_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         ),
         metrics_log_interval: (args.metrics_log_interval_ms > 0)
             .then(|| std::time::Duration::from_millis(args.metrics_log_interval_ms)),
+        shutdown_drain_timeout: std::time::Duration::from_millis(args.shutdown_drain_timeout_ms),
         ..BrokerConfig::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -456,12 +456,13 @@ fn no_spoiled_frame_of_any_served_api_aborts_panics_or_answers_bytes_a_client_ca
         .unwrap_or_default();
     println!(
         "{frames} frames from {} seeds ({} from real clients): 0 aborts, {} panics; \
-         most held by one frame {} KiB (a {}-byte frame); peak RSS {peak_rss_kib} KiB",
+         most held by one frame {} KiB (a {}-byte frame of API key {}); peak RSS {peak_rss_kib} KiB",
         seeds.len(),
         from_clients.len(),
         panics.load(Ordering::Relaxed),
         worst.0 >> 10,
-        worst.1.len()
+        worst.1.len(),
+        worst.1.get(..2).map_or(-1, |k| i16::from_be_bytes([k[0], k[1]])),
     );
     assert_eq!(panics.load(Ordering::Relaxed), 0, "the broker panicked on a spoiled frame");
     assert!(
