@@ -126,7 +126,7 @@ pub(crate) async fn offset_for_leader_epoch(
                             }
                             _ => {}
                         }
-                        match partition.log_handle().end_offset_for_epoch(p.leader_epoch) {
+                        match partition.end_offset_for_epoch(p.leader_epoch) {
                             Some((epoch, end)) => answer.with_leader_epoch(epoch).with_end_offset(end as i64),
                             None => answer,
                         }

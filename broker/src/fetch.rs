@@ -163,7 +163,7 @@ fn partition(
     // A poisoned log (a failed fsync or write) is offline, as metadata
     // lists it: Kafka answers KAFKA_STORAGE_ERROR for a replica on a
     // failed log directory.
-    if let Some(e) = partition.log_handle().poisoned() {
+    if let Some(e) = partition.poisoned() {
         return response.with_error_code(crate::errors::code(&e));
     }
     let (start, end) = (partition.log_start_offset(), partition.high_watermark());

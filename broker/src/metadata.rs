@@ -113,5 +113,5 @@ fn topic(shared: &Shared, name: Option<String>, create: bool, version: i16) -> M
 /// write has poisoned it since (Kafka takes a replica on a failed log
 /// directory offline; here the log refuses writes until a reopen).
 fn online(topic: &annals::Topic, p: u32) -> bool {
-    topic.partition(p).is_ok_and(|partition| partition.log_handle().poisoned().is_none())
+    topic.partition(p).is_ok_and(|partition| partition.poisoned().is_none())
 }

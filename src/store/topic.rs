@@ -337,6 +337,19 @@ impl Partition {
         self.log().flush()
     }
 
+    /// Why the partition refuses writes since a failed fsync or write
+    /// poisoned its log (until a reopen); `None` while it takes them. No
+    /// I/O: what a broker asks before listing the partition with a leader.
+    pub fn poisoned(&self) -> Option<Error> {
+        self.log().poisoned()
+    }
+
+    /// Kafka's `OffsetsForLeaderEpoch` on this partition (see
+    /// [`PartitionLog::end_offset_for_epoch`]).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, u64)> {
+        self.log().end_offset_for_epoch(epoch)
+    }
+
     /// The underlying log.
     pub fn log_handle(&self) -> &Arc<PartitionLog> {
         self.log()
