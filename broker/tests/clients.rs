@@ -459,3 +459,36 @@ fn sarama_produces_keyed_records_with_headers_and_reads_every_acknowledged_one_b
     }
     assert_eq!(read.len(), n, "nothing read besides the acknowledged records");
 }
+
+/// kafka-python's admin client (code nobody here wrote decoding the
+/// answers): CreateTopics with Kafka's configs (one refused by name),
+/// DescribeConfigs showing them, a group's committed offsets listed, one
+/// deleted (OffsetDelete), the group deleted (DeleteGroups), and
+/// DescribeCluster and DescribeLogDirs.
+#[test]
+fn kafka_pythons_admin_client_manages_topics_groups_and_reads_the_cluster() {
+    let Some(python) = kafka_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let out = run(Command::new(&python).arg(script("kafka_python_admin.py")).arg(&broker.addr), None);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["refused"], "InvalidConfigurationError", "min.insync.replicas=2 on one node");
+    let configs = &v["configs"];
+    for (name, value) in [
+        ("min.insync.replicas", "1"),
+        ("max.message.bytes", "1048588"),
+        ("flush.messages", "1"),
+        ("unclean.leader.election.enable", "false"),
+        ("retention.ms", "604800000"),
+    ] {
+        assert_eq!(configs[name], value, "{name}");
+    }
+    assert_eq!(v["committed"], serde_json::json!([["adm", 0, 5], ["adm", 1, 5]]));
+    assert_eq!(v["after_offset_delete"], serde_json::json!([["adm", 1, 5]]));
+    assert_eq!(v["groups_before"], serde_json::json!(["adm-group"]));
+    assert_eq!(v["groups_after"], serde_json::json!([]));
+    assert_eq!(v["cluster"], serde_json::json!({"cluster_id": "annals", "controller_id": 0, "brokers": [0]}));
+    let sizes = v["log_dir_sizes"].as_object().unwrap();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    assert!(sizes.values().all(|s| s.as_i64().unwrap() > 0), "{sizes:?}");
+}
