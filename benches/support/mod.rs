@@ -74,8 +74,12 @@ impl FreshLog {
         })
     }
 
-    /// One pass-through append of a producer's ready-made batch, timed.
+    /// One pass-through append of a producer's ready-made batch (one
+    /// batch), timed. The append stamps the batch's base offset in place;
+    /// it is set back to 0 untimed, as a producer sends it (Kafka's broker,
+    /// and annals, refuse any other).
     pub fn append_batches(&mut self, batch: &mut [u8]) -> Duration {
+        annals::format::batch::set_base_offset(batch, 0);
         self.timed(|log| {
             log.append_batches(batch, ProduceMeta::leader_epoch(1)).unwrap();
         })

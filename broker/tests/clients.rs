@@ -3,7 +3,7 @@
 //! `.ci/run` installs them; a test whose client is missing fails in CI and
 //! skips loudly elsewhere.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -72,13 +72,40 @@ fn present(works: bool, what: &str, install: &str) -> bool {
     false
 }
 
+/// How long one client run may take: a client that hangs (on a broker
+/// that never answers, say) is killed and fails its test, not CI.
+const CLIENT_RUN_MAX: Duration = Duration::from_secs(300);
+
 fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     if let Some(input) = stdin {
         child.stdin.take().unwrap().write_all(input).unwrap();
     }
     drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
+    // The pipes are drained while the child runs, so that a chatty one
+    // never blocks on a full pipe.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + CLIENT_RUN_MAX;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {CLIENT_RUN_MAX:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() };
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
 }

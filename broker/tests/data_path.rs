@@ -269,6 +269,19 @@ fn sizes(response: &FetchResponse) -> Vec<usize> {
     partitions.map(|p| p.records.as_ref().map_or(0, Bytes::len)).collect()
 }
 
+/// A broker whose topics get two partitions, with topic `k` created, and a
+/// connection to it.
+fn two_partitions_of_k(dir: &std::path::Path) -> (std::net::SocketAddr, TcpStream) {
+    let addr = start_with(annals_broker::BrokerConfig {
+        dir: dir.to_path_buf(),
+        default_partitions: 2,
+        ..annals_broker::BrokerConfig::default()
+    });
+    let mut s = connect(addr);
+    let _ = metadata(&mut s, "k");
+    (addr, s)
+}
+
 /// KIP-74 as Kafka's `ReplicaManager.readFromLog` applies it: each
 /// partition reads at most `min(partition_max_bytes, what is left of
 /// max_bytes)`; only until a partition has returned records may a first
@@ -276,13 +289,7 @@ fn sizes(response: &FetchResponse) -> Vec<usize> {
 #[test]
 fn fetch_limits_let_only_the_first_partition_with_data_overshoot() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = start_with(annals_broker::BrokerConfig {
-        dir: dir.path().to_path_buf(),
-        default_partitions: 2,
-        ..annals_broker::BrokerConfig::default()
-    });
-    let mut s = connect(addr);
-    let _ = metadata(&mut s, "k");
+    let (_, mut s) = two_partitions_of_k(dir.path());
     let small = sized_batch(1, 900);
     let large = sized_batch(3, 900);
     for _ in 0..3 {
@@ -316,13 +323,7 @@ fn fetch_limits_let_only_the_first_partition_with_data_overshoot() {
 #[test]
 fn a_fetch_waits_for_min_bytes_up_to_max_wait_ms() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = start_with(annals_broker::BrokerConfig {
-        dir: dir.path().to_path_buf(),
-        default_partitions: 2,
-        ..annals_broker::BrokerConfig::default()
-    });
-    let mut s = connect(addr);
-    let _ = metadata(&mut s, "k");
+    let (addr, mut s) = two_partitions_of_k(dir.path());
     produce_to(&mut s, "k", 0, sized_batch(1, 100));
     let timed = |s: &mut TcpStream, min_bytes: i32, wait_ms: i32| {
         let started = Instant::now();
@@ -350,13 +351,7 @@ fn a_fetch_waits_for_min_bytes_up_to_max_wait_ms() {
 #[test]
 fn describe_cluster_log_dirs_and_offset_for_leader_epoch_answer_as_kafka_does() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = start_with(annals_broker::BrokerConfig {
-        dir: dir.path().to_path_buf(),
-        default_partitions: 2,
-        ..annals_broker::BrokerConfig::default()
-    });
-    let mut s = connect(addr);
-    let _ = metadata(&mut s, "k");
+    let (addr, mut s) = two_partitions_of_k(dir.path());
     produce_to(&mut s, "k", 0, sized_batch(3, 100));
 
     for version in 0..=2 {

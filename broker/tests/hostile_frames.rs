@@ -47,10 +47,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Most bytes one spoiled frame (under 1 KiB) may make the broker hold at
-/// once beyond what it held before: its buffers, a topic it creates, a
-/// response. A count that sized an allocation would be gigabytes.
-const PER_FRAME_BYTES_MAX: usize = 32 << 20;
+/// Most bytes one spoiled frame (at most 4 KiB) may make the broker hold
+/// at once beyond what it held before: its buffers, a topic it creates
+/// (the most measured, about 205 KiB), a response. A count that sized an
+/// allocation would be gigabytes.
+const PER_FRAME_BYTES_MAX: usize = 2 << 20;
 
 /// Seeds longer than this get one bit flipped per byte, not eight (the
 /// sweep stays within a minute or two in a debug build).

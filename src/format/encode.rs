@@ -269,13 +269,7 @@ pub(crate) fn reencode(
     let keep_max = header.is_log_append_time() || kept.is_empty();
     let layout = BatchLayout {
         base_offset: header.base_offset,
-        meta: BatchMeta {
-            leader_epoch: header.leader_epoch,
-            producer_id: header.producer_id,
-            producer_epoch: header.producer_epoch,
-            base_sequence: header.base_sequence,
-            log_append_time: false,
-        },
+        meta: BatchMeta::of(header, false),
         last_offset_delta,
         now_ms: header.base_timestamp_ms,
         limits: EncodeLimits { max_record_bytes: usize::MAX, max_batch_bytes: usize::MAX },
@@ -290,6 +284,20 @@ pub(crate) fn reencode(
         compress_batch(out, start, &mut encoded, Compression::new(header.compression()))?;
     }
     Ok(encoded)
+}
+
+impl BatchMeta {
+    /// The leader epoch and producer fields of `header`, for a batch
+    /// encoded again from it.
+    fn of(header: &BatchHeader, log_append_time: bool) -> BatchMeta {
+        BatchMeta {
+            leader_epoch: header.leader_epoch,
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+            base_sequence: header.base_sequence,
+            log_append_time,
+        }
+    }
 }
 
 /// Encodes a producer's validated `records` again as the batch `header`
@@ -312,13 +320,7 @@ pub(crate) fn renumber(
     let log_append_time = header.is_log_append_time();
     let layout = BatchLayout {
         base_offset: header.base_offset,
-        meta: BatchMeta {
-            leader_epoch: header.leader_epoch,
-            producer_id: header.producer_id,
-            producer_epoch: header.producer_epoch,
-            base_sequence: header.base_sequence,
-            log_append_time,
-        },
+        meta: BatchMeta::of(header, log_append_time),
         last_offset_delta: header.last_offset_delta,
         now_ms: header.max_timestamp_ms,
         limits,
