@@ -123,12 +123,7 @@ fn checksums(c: &mut Criterion) {
     let mut inflater = annals::format::Inflater::default();
     group.bench_function("validate_client_batch", |b| {
         b.iter(|| {
-            annals::format::validate::validate_client_batch(
-                std::hint::black_box(&batch),
-                &rules,
-                &mut inflater,
-            )
-            .is_ok()
+            annals::format::validate_client_batch(std::hint::black_box(&batch), &rules, &mut inflater).is_ok()
         })
     });
     // The least any validator that walks records must do: the CRC-32C
@@ -140,7 +135,7 @@ fn checksums(c: &mut Criterion) {
             let batch = std::hint::black_box(&batch[..]);
             let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &batch[21..]);
             let (mut at, mut records) = (61, 0u32);
-            while let Some((len, n)) = annals::format::varint::get_varint(&batch[at..]) {
+            while let Some((len, n)) = annals::format::get_varint(&batch[at..]) {
                 at += n + len as usize;
                 records += 1;
                 if at >= batch.len() {

@@ -6,7 +6,7 @@
 //!
 //! Layers, each depending only on those before it:
 //! [`format`](mod@format) (pure encoding) → [`io`] (the only file-system seam) →
-//! [`segment`] → [`log`] (one partition) → [`store`] (topics, partitions,
+//! `segment` (private; read through [`inspect`]) → [`log`] (one partition) → [`store`] (topics, partitions,
 //! consumers).
 //!
 //! # Examples
@@ -34,13 +34,14 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod format;
+pub mod inspect;
 pub mod io;
 pub mod log;
 #[doc(hidden)]
 pub mod mutation;
 #[cfg(feature = "openraft")]
 pub mod raft;
-pub mod segment;
+pub(crate) mod segment;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};

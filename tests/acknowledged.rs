@@ -12,8 +12,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use annals::inspect::verify_partition;
 use annals::io::StdFileSystem;
-use annals::log::{verify_partition, RECOVERY_POINT_FILE};
+use annals::log::RECOVERY_POINT_FILE;
 use annals::{AcceptDataLoss, Corruption, Durability, Error, LogConfig, PartitionLog};
 use common::*;
 
@@ -62,7 +63,7 @@ fn assert_repairs(dir: &Path, config: &LogConfig, segment: &Path, first: u64) {
     let fs_: annals::io::SharedFs = Arc::new(StdFileSystem);
     let report = PartitionLog::repair(fs_, dir, config.clone(), AcceptDataLoss).unwrap();
     assert_eq!(report.log_end_offset, first);
-    let kept: Vec<&annals::segment::Quarantine> = report.quarantined.iter().collect();
+    let kept: Vec<&annals::inspect::Quarantine> = report.quarantined.iter().collect();
     let [q] = kept[..] else { panic!("one quarantine file, got {kept:?}") };
     assert_eq!(q.first_offset, first);
     let cut = fs::read(&q.path).unwrap();

@@ -8,8 +8,8 @@
 
 use std::io::Write;
 
-use annals::format::batch::rewrite_header;
-use annals::format::compression::MAX_INFLATED_BYTES;
+use annals::format::rewrite_header;
+use annals::format::MAX_INFLATED_BYTES;
 use annals::format::{
     check_batch, BatchMeta, BatchProblem, Codec, CodecError, DecodeErrorKind, EncodeLimits,
 };

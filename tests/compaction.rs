@@ -260,7 +260,7 @@ proptest! {
             prop_assert_eq!(h.compression(), codec, "batch at {}", h.base_offset);
         }
         packed.close().unwrap();
-        let report = annals::log::verify_partition(&StdFileSystem, packed_dir.path(), &mut |_| {}).unwrap();
+        let report = annals::inspect::verify_partition(&StdFileSystem, packed_dir.path(), &mut |_| {}).unwrap();
         prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 }

@@ -116,7 +116,7 @@ fn record_appends_of_every_codec_survive_reopen_crash_and_verify() {
         let last = log.read(250, 1 << 16).unwrap();
         assert!(last.batches().all(|(h, _)| h.compression() == codec), "{codec}: rewritten compressed");
         log.close().unwrap();
-        let report = annals::log::verify_partition(&StdFileSystem, dir.path(), &mut |_| {}).unwrap();
+        let report = annals::inspect::verify_partition(&StdFileSystem, dir.path(), &mut |_| {}).unwrap();
         assert!(report.problems.is_empty(), "{codec}: {:?}", report.problems);
         assert_eq!(report.records, 255);
     }

@@ -37,7 +37,7 @@ fn open(dir: &std::path::Path, config: LogConfig) -> (PartitionLog, Arc<ManualCl
 /// the bad field on purpose, so only the field is wrong).
 fn patch(batch: &mut [u8], at: usize, bytes: &[u8]) {
     batch[at..at + bytes.len()].copy_from_slice(bytes);
-    let crc = annals::format::batch::crc32c(&batch[21..]);
+    let crc = annals::format::crc32c(&batch[21..]);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
@@ -341,7 +341,7 @@ fn offset_deltas_that_are_not_the_records_positions_are_renumbered() {
         for (at, delta) in offset_delta_positions(&batch, 3).into_iter().zip(deltas) {
             batch[at] = delta << 1; // zigzag varint
         }
-        let crc = annals::format::batch::crc32c(&batch[21..]);
+        let crc = annals::format::crc32c(&batch[21..]);
         batch[17..21].copy_from_slice(&crc.to_be_bytes());
         let info = log.append_batches(&mut batch, ProduceMeta::default()).unwrap();
         assert_eq!((info.first_offset, info.last_offset), (1, 3), "{deltas:?}");
@@ -370,7 +370,7 @@ fn a_base_timestamp_past_every_record_is_taken_and_rebuilt() {
     for at in offset_delta_positions(&batch, 3) {
         batch[at - 1] = 1; // timestamp delta -1 (zigzag)
     }
-    let crc = annals::format::batch::crc32c(&batch[21..]);
+    let crc = annals::format::crc32c(&batch[21..]);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
     log.append_batches(&mut batch, ProduceMeta::default()).unwrap();
     let fetched = log.read(0, 1 << 20).unwrap();

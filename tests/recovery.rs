@@ -248,7 +248,7 @@ fn orphan_index_is_removed_and_missing_segment_is_reported() {
             assert_eq!(
                 synced_end_offset,
                 Some(
-                    annals::segment::parse_file_name(&files[2].file_name().unwrap().to_string_lossy())
+                    annals::inspect::parse_file_name(&files[2].file_name().unwrap().to_string_lossy())
                         .unwrap()
                         .0
                 )

@@ -2,12 +2,12 @@
 
 mod common;
 
+use annals::inspect::verify_partition;
 use annals::io::StdFileSystem;
-use annals::log::verify_partition;
 use annals::PartitionLog;
 use common::*;
 
-fn verify(dir: &std::path::Path) -> annals::log::VerifyReport {
+fn verify(dir: &std::path::Path) -> annals::inspect::VerifyReport {
     let mut progressed = 0;
     let report = verify_partition(&StdFileSystem, dir, &mut |n| progressed += n).unwrap();
     assert!(progressed <= report.bytes, "progress past the log bytes");

@@ -79,7 +79,7 @@ impl FreshLog {
     /// it is set back to 0 untimed, as a producer sends it (Kafka's broker,
     /// and annals, refuse any other).
     pub fn append_batches(&mut self, batch: &mut [u8]) -> Duration {
-        annals::format::batch::set_base_offset(batch, 0);
+        annals::format::set_base_offset(batch, 0);
         self.timed(|log| {
             log.append_batches(batch, ProduceMeta::leader_epoch(1)).unwrap();
         })

@@ -47,7 +47,7 @@ impl Sink {
         while at < *end && (out.is_empty() || out.len() + last.len() <= max_bytes) {
             let start = out.len();
             out.extend_from_slice(last);
-            annals::format::batch::set_base_offset(&mut out[start..], at);
+            annals::format::set_base_offset(&mut out[start..], at);
             at += count;
         }
         (*end, Bytes::from(out))

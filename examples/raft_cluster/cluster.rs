@@ -189,12 +189,12 @@ impl Cluster {
 
     /// `annals verify` of node `id`'s partition, read-only: every batch's
     /// CRC and records, offsets dense, indexes naming their batches.
-    pub fn verify(&self, id: NodeId) -> annals::log::VerifyReport {
+    pub fn verify(&self, id: NodeId) -> annals::inspect::VerifyReport {
         let dir = self.nodes[&id].log.dir().to_path_buf();
         let mut progress = |_| {};
         match &self.disks {
-            Disks::Real(_) => annals::log::verify_partition(&StdFileSystem, &dir, &mut progress),
-            Disks::Simulated(disks) => annals::log::verify_partition(&disks[&id], &dir, &mut progress),
+            Disks::Real(_) => annals::inspect::verify_partition(&StdFileSystem, &dir, &mut progress),
+            Disks::Simulated(disks) => annals::inspect::verify_partition(&disks[&id], &dir, &mut progress),
         }
         .expect("verify reads the partition")
     }

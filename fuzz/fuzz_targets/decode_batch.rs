@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let inflated = inflater.inflate_owned(batch, header).expect("inflated once, inflates again");
     let owner = inflated.map_or(owner, Bytes::from);
     let records = match header.is_compressed() {
-        true => annals::format::batch::inflated_records(&owner, header),
+        true => annals::format::inflated_records(&owner, header),
         false => annals::format::RecordIter::new(&owner, header),
     };
     for record in records {

@@ -528,7 +528,7 @@ impl<'a> RecordIter<'a> {
 }
 
 /// A reusable buffer for the records of compressed batches, and the cap
-/// they may inflate to (see [`super::compression`]).
+/// they may inflate to (see `format/compression`).
 #[derive(Debug)]
 pub struct Inflater {
     buf: Vec<u8>,

@@ -21,7 +21,7 @@ fn zigzag64(value: i64) -> u64 {
     ((value << 1) ^ (value >> 63)) as u64
 }
 
-#[inline]
+#[cfg(test)]
 fn put_unsigned(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
@@ -75,25 +75,25 @@ pub fn write_varlong(dst: &mut [u8], at: usize, value: i64) -> usize {
     write_unsigned(dst, at, zigzag64(value))
 }
 
-/// Appends `value` as a varint.
-#[inline]
+/// Appends `value` as a varint (the tests' reference encoder).
+#[cfg(test)]
 pub fn put_varint(out: &mut Vec<u8>, value: i32) {
     put_unsigned(out, u64::from(zigzag32(value)));
 }
 
-/// Appends `value` as a varlong.
-#[inline]
+/// Appends `value` as a varlong (the tests' reference encoder).
+#[cfg(test)]
 pub fn put_varlong(out: &mut Vec<u8>, value: i64) {
     put_unsigned(out, zigzag64(value));
 }
 
-/// The bytes `put_varint(value)` writes.
+/// The bytes `write_varint(value)` writes.
 #[inline(always)]
 pub fn varint_len(value: i32) -> usize {
     unsigned_len(u64::from(zigzag32(value)))
 }
 
-/// The bytes `put_varlong(value)` writes.
+/// The bytes `write_varlong(value)` writes.
 #[inline(always)]
 pub fn varlong_len(value: i64) -> usize {
     unsigned_len(zigzag64(value))

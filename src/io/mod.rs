@@ -88,9 +88,16 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     /// A hint that `read_at` will be called often on this file, below
     /// `capacity` bytes: the standard file system then copies reads out of
     /// a read-only mapping instead of calling `pread` per read (same bytes,
-    /// the same errors at the end of the file; see `io/read_map.rs`). Only
-    /// for files that change through this handle alone.
-    fn map_for_reads(&self, capacity: u64) {
+    /// the same errors at the end of the file; see `io/read_map.rs`).
+    ///
+    /// # Safety
+    /// From this call until the handle drops, the file must change only
+    /// through this handle: no other handle, in this process or another,
+    /// may shrink it (a read of a mapped page past its end raises SIGBUS).
+    /// The engine holds its partition directory's exclusive lock for that
+    /// whole time.
+    #[expect(unsafe_code, reason = "mmap's contract, passed on to the caller")]
+    unsafe fn map_for_reads(&self, capacity: u64) {
         let _ = capacity;
     }
     /// Appends exactly `len` bytes read at `pos` to `buf` (`UnexpectedEof`
@@ -100,9 +107,20 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     fn read_exact_into(&self, buf: &mut Vec<u8>, pos: u64, len: usize) -> io::Result<()> {
         read_exact_appending(self, buf, pos, len)
     }
-    /// Maps bytes `[0, len)` of the file shared and writable. The file must be
-    /// at least `len` long, and must not shrink below `len` while mapped.
-    fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>>;
+    /// Maps bytes `[0, len)` of the file shared and writable.
+    ///
+    /// # Safety
+    /// The file must be at least `len` long, and while the mapping lives:
+    /// - nothing may shrink it below `len` (an access past its end raises
+    ///   SIGBUS), through this handle or any other;
+    /// - nothing else may write it or map it, through another handle, in
+    ///   this process or another (the bytes handed out by
+    ///   [`Mapping::bytes_mut`] would race).
+    ///
+    /// The engine maps only index files of a partition whose directory lock
+    /// it holds, and drops a mapping before it resizes the file.
+    #[expect(unsafe_code, reason = "mmap's contract, passed on to the caller")]
+    unsafe fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>>;
 }
 
 /// A writable view of the start of a file (see [`FileHandle::map`]).

@@ -344,7 +344,12 @@ impl Entry {
         if map && state.map.is_none() {
             let len = state.map_len.ok_or_else(|| io::Error::other("mapping used after it was dropped"))?;
             let file = state.file.as_ref().ok_or_else(|| io::Error::other("pooled file closed"))?;
-            state.map = Some(file.map(len)?);
+            // SAFETY: `map_len` is set only by `PooledHandle::map`, whose
+            // caller promised its contract for the life of the mapping; the
+            // reopened descriptor is that handle's only one.
+            #[expect(unsafe_code, reason = "a pooled mapping, mapped again on access")]
+            let mapped = unsafe { file.map(len)? };
+            state.map = Some(mapped);
             self.shared.mappings.fetch_add(1, Ordering::Relaxed);
             self.shared.mapped_bytes.fetch_add(len as u64, Ordering::Relaxed);
         }
@@ -367,7 +372,13 @@ impl Entry {
         match self.inner_open(&path) {
             Ok(file) => {
                 if state.read_capacity > 0 {
-                    file.map_for_reads(state.read_capacity);
+                    // SAFETY: set only by `PooledHandle::map_for_reads`,
+                    // whose caller's promise covers every descriptor the
+                    // handle reopens.
+                    #[expect(unsafe_code, reason = "a read mapping, restored at reopen")]
+                    unsafe {
+                        file.map_for_reads(state.read_capacity)
+                    };
                 }
                 state.file = Some(file);
                 self.shared.track(self);
@@ -577,11 +588,14 @@ impl FileHandle for PooledFile {
         self.with(|f| f.sync_data())
     }
 
-    fn map_for_reads(&self, capacity: u64) {
+    #[expect(unsafe_code, reason = "forwards the trait's contract to the pooled file")]
+    unsafe fn map_for_reads(&self, capacity: u64) {
         let mut state = self.entry.state.write();
         state.read_capacity = capacity;
         if let Some(file) = &state.file {
-            file.map_for_reads(capacity);
+            // SAFETY: the pooled descriptor is this handle's only one; the
+            // caller's promise for this handle covers it.
+            unsafe { file.map_for_reads(capacity) };
         }
     }
 
@@ -589,7 +603,10 @@ impl FileHandle for PooledFile {
         self.with(|f| f.read_exact_into(buf, pos, len))
     }
 
-    fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>> {
+    // The inner file is mapped lazily (`Entry::open_state_mut`), under
+    // this call's contract.
+    #[expect(unsafe_code, reason = "the trait's contract for mappings")]
+    unsafe fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>> {
         let mut state = self.entry.open_state_mut(false)?;
         if state.map_len.is_some() {
             return Err(io::Error::other("a pooled file is mapped once at a time"));

@@ -65,7 +65,10 @@ fn mappings_come_back_after_eviction_with_their_writes() {
     let pool = pool(2);
     let idx = pool.open(&dir.path().join("i"), OpenMode::Create).unwrap();
     idx.set_len(4096).unwrap();
-    let mut map = idx.map(4096).unwrap();
+    // SAFETY: a file of this test's own temp directory, sized first; nothing
+    // else opens it.
+    #[expect(unsafe_code, reason = "a test mapping")]
+    let mut map = unsafe { idx.map(4096) }.unwrap();
     assert_eq!(pool.stats().mappings, 0, "mapped at first access only");
     map.bytes_mut().unwrap()[..4].copy_from_slice(b"abcd");
     assert_eq!(pool.stats().mappings, 1);
@@ -171,7 +174,10 @@ fn paths_are_forgotten_with_their_last_handle() {
     }
     let kept = pool.open(&dir.path().join("kept"), OpenMode::Create).unwrap();
     kept.set_len(16).unwrap();
-    let map = kept.map(16).unwrap();
+    // SAFETY: a file of this test's own temp directory, sized first; nothing
+    // else opens it.
+    #[expect(unsafe_code, reason = "a test mapping")]
+    let map = unsafe { kept.map(16) }.unwrap();
     pool.rename(&dir.path().join("kept"), &dir.path().join("moved")).unwrap();
     assert_eq!(remembered(&pool), 1);
     assert_eq!(pool.entries_at(&dir.path().join("moved"), false).len(), 1);

@@ -139,7 +139,10 @@ impl FileHandle for StdFile {
         self.reads.set_len(&self.file, len)
     }
 
-    fn map_for_reads(&self, capacity: u64) {
+    // The read mapping's own `SAFETY:` argument is in `read_map::map`; its
+    // premise (only this handle changes the file) is this fn's contract.
+    #[expect(unsafe_code, reason = "the trait's contract for read mappings")]
+    unsafe fn map_for_reads(&self, capacity: u64) {
         self.reads.enable(&self.file, capacity);
     }
 
@@ -156,22 +159,17 @@ impl FileHandle for StdFile {
     }
 
     #[expect(unsafe_code, reason = "mmap is the crate's one unsafe call; its contract is below")]
-    fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>> {
+    unsafe fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>> {
         if len == 0 {
             return Ok(Box::new(EmptyMapping));
         }
-        // SAFETY: mapped files are index files owned by one open segment of
-        // one log: every `PartitionLog` holds an exclusive lock covering its
-        // directory for as long as it lives (its own `.lock` flock, or for a
-        // store's partition the store's `.lock` flock plus the store's claim
-        // on the directory, see `store::layout`), so no other log handle, in
-        // this process or another, opens the file while it is mapped (only
-        // a process ignoring the locks could; a `FilePool` reopening the
-        // file is the same log's handle). The segment only shrinks
-        // the file after dropping this mapping (see `segment::entry_file`),
-        // and the mapping never extends past the file length it was created
-        // with, so no access can fault. Other writers to the same file
-        // through `write_all_at` do not exist for index files.
+        // SAFETY: the caller upholds `FileHandle::map`'s contract: the file
+        // is at least `len` long and nothing shrinks, writes or maps it
+        // while this mapping lives (the engine's callers, in
+        // `segment::entry_file`, map only index files of a segment whose
+        // log holds its directory's exclusive lock, and drop the mapping
+        // before resizing). The mapping never extends past `len`, so no
+        // access can fault.
         let map = unsafe { MmapOptions::new().len(len).map_mut(&self.file)? };
         // Index pages are touched one at a time (appends fill them in
         // order, lookups binary-search): no readahead. Without this advice
@@ -269,9 +267,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fs = StdFileSystem;
         let file = fs.open(&dir.path().join("m"), OpenMode::Create).unwrap();
-        assert!(file.map(0).unwrap().bytes().unwrap().is_empty(), "empty maps need no mmap");
-        file.set_len(16).unwrap();
-        let mut map = file.map(16).unwrap();
+        // SAFETY: a file of this test's own temp directory, sized before it
+        // is mapped; nothing else opens it.
+        #[expect(unsafe_code, reason = "test mappings")]
+        let (empty, mut map) = unsafe {
+            let empty = file.map(0).unwrap();
+            file.set_len(16).unwrap();
+            (empty, file.map(16).unwrap())
+        };
+        assert!(empty.bytes().unwrap().is_empty(), "empty maps need no mmap");
         map.bytes_mut().unwrap()[3] = 7;
         map.flush().unwrap();
         let mut buf = [0u8; 1];

@@ -20,7 +20,7 @@ mod replica;
 mod retention;
 mod truncate;
 mod types;
-pub mod verify;
+pub(crate) mod verify;
 mod wait;
 mod watermark;
 
@@ -37,5 +37,4 @@ pub use produce::ProduceMeta;
 pub use producers::PRODUCER_SNAPSHOT_FILE;
 pub use repair::{AcceptDataLoss, RepairReport};
 pub use types::{AppendInfo, CompactionReport, RecoveryReport, RetentionReport};
-pub use verify::{verify_partition, VerifyReport};
 pub use wait::WaitForOffset;

@@ -57,12 +57,29 @@ impl<const N: usize> EntryFile<N> {
         };
         if len == (entries * N) as u64 {
             // Already its entries' length: map it, no resize.
-            f.map = f.file.map(entries * N).map_err(Error::io("map index", path))?;
+            f.map = f.map_file(entries * N)?;
             f.capacity = entries;
         } else {
             f.remap(entries)?;
         }
         Ok(f)
+    }
+
+    /// Maps `[0, bytes)` of the file, which is at least that long.
+    #[expect(unsafe_code, reason = "mapping an index file")]
+    fn map_file(&self, bytes: usize) -> Result<Box<dyn Mapping>> {
+        // SAFETY (`FileHandle::map`'s contract):
+        // - the file is `bytes` long or longer: `open` maps its length or
+        //   less, `remap` and `seal` set the length first;
+        // - nothing shrinks it while mapped: this type alone resizes it,
+        //   and drops the mapping first (`remap`, `seal`);
+        // - nothing else writes or maps it: an index file is opened by its
+        //   one segment, and segments are made only inside the crate
+        //   (`segment` is private) by a `PartitionLog`, which holds its
+        //   directory's exclusive lock as long as it lives, so no other log
+        //   or repair in any process opens the file. (A process ignoring
+        //   the lock could fault us, as it could fault Kafka's indexes.)
+        unsafe { self.file.map(bytes) }.map_err(Error::io("map index", &self.path))
     }
 
     /// Resizes the file to `capacity` entries and maps all of it.
@@ -79,7 +96,7 @@ impl<const N: usize> EntryFile<N> {
         self.capacity = 0;
         let bytes = capacity * N;
         self.file.set_len(bytes as u64).map_err(Error::io("resize index", &self.path))?;
-        self.map = self.file.map(bytes).map_err(Error::io("map index", &self.path))?;
+        self.map = self.map_file(bytes)?;
         self.capacity = capacity;
         self.entries = entries.min(capacity);
         Ok(())
@@ -116,7 +133,7 @@ impl<const N: usize> EntryFile<N> {
         if sized.max(entries) != entries {
             self.file.set_len(len as u64).map_err(Error::io("resize index", &self.path))?;
         }
-        self.map = self.file.map(len).map_err(Error::io("map index", &self.path))?;
+        self.map = self.map_file(len)?;
         (self.entries, self.capacity, self.limit) = (entries, entries, entries);
         Ok(())
     }

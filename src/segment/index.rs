@@ -104,11 +104,13 @@ impl SparseIndex<IndexEntry, INDEX_ENTRY_BYTES> {
     /// (position 0): where a scan for `offset` begins (Kafka's `lookup`;
     /// the batch there ends at or before `offset`, so the batch holding
     /// `offset` is it or one after it).
+    #[cfg(test)]
     pub fn lookup(&self, offset: u64) -> IndexEntry {
         self.lookup_span(offset).entry
     }
 
-    /// [`OffsetIndex::lookup`], and the position of the next entry if there
+    /// Kafka's `lookup` (the entry with the largest offset `<= offset`, or
+    /// the segment start), and the position of the next entry if there
     /// is one. That entry's batch ends past `offset`, so the batch holding
     /// `offset` starts at or before it: a read of the span and a batch
     /// covers it.

@@ -33,7 +33,7 @@ pub struct InspectedBatch<'a> {
 ///
 /// ```
 /// use annals::io::StdFileSystem;
-/// use annals::segment::{log_file_name, SegmentBatches};
+/// use annals::inspect::{log_file_name, SegmentBatches};
 /// use annals::{LogConfig, PartitionLog, Record};
 /// let dir = tempfile::tempdir()?;
 /// let log = PartitionLog::open(dir.path(), LogConfig::default())?;

@@ -215,7 +215,18 @@ impl LogSegment {
     /// to the sealed bytes.
     pub(super) fn map_reads(&self, capacity: u64) {
         self.maps_reads.store(true, Ordering::Relaxed);
-        self.log.map_for_reads(capacity);
+        self.map_log_for_reads(capacity);
+    }
+
+    #[expect(unsafe_code, reason = "a read mapping of the segment's log file")]
+    fn map_log_for_reads(&self, capacity: u64) {
+        // SAFETY (`FileHandle::map_for_reads`'s contract): the log file
+        // changes only through `self.log`: segments are made only inside
+        // the crate (`segment` is private) by a `PartitionLog`, which holds
+        // its directory's exclusive lock as long as it lives, so no other
+        // log, repair or cleaner in any process opens this file; recovery
+        // and truncation change it through this handle.
+        unsafe { self.log.map_for_reads(capacity) }
     }
 
     /// The largest record timestamp (-1 while empty).
@@ -370,7 +381,7 @@ impl LogSegment {
         if self.maps_reads.load(Ordering::Relaxed) {
             // Just the sealed bytes (an active segment maps up to
             // `segment_bytes`, more address space than it may ever fill).
-            self.log.map_for_reads(self.size_bytes());
+            self.map_log_for_reads(self.size_bytes());
         }
         let covering = self.covering_time_entry();
         self.time_index.write().seal(covering)?;

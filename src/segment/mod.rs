@@ -4,7 +4,7 @@ pub(crate) mod clean;
 pub(crate) mod cursor;
 mod entry_file;
 mod index;
-pub mod index_check;
+pub(crate) mod index_check;
 mod indexing;
 mod inspect;
 mod log_segment;
@@ -16,15 +16,15 @@ mod scan;
 mod sparse_index;
 mod time_index;
 mod truncate;
-pub mod verify;
+pub(crate) mod verify;
 
-pub use index::{IndexEntry, IndexSpan, OffsetIndex, INDEX_ENTRY_BYTES};
+pub use index::{IndexEntry, INDEX_ENTRY_BYTES};
 pub use inspect::{InspectedBatch, SegmentBatches};
-pub use log_segment::{LogSegment, Recovery, SegmentPoint, SegmentRepair, SegmentRole};
+pub(crate) use log_segment::{LogSegment, Recovery, SegmentPoint, SegmentRole};
 pub(crate) use quarantine::{quarantine, Cut};
 pub use quarantine::{quarantine_file_name, Quarantine};
-pub use sparse_index::{SparseEntry, SparseIndex};
-pub use time_index::{TimeEntry, TimeIndex, TIME_INDEX_ENTRY_BYTES};
+pub use sparse_index::SparseEntry;
+pub use time_index::{TimeEntry, TIME_INDEX_ENTRY_BYTES};
 
 /// Finishes a truncation inside a batch that a crash interrupted (see
 /// `rewrite.rs`); call before opening the segment. Returns whether there

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use annals::format::{BatchHeader, Inflater};
+use annals::inspect::{offset_entry_problem, stored_entries, time_entry_problem, BatchSummary};
+use annals::inspect::{IndexEntry, SegmentBatches, TimeEntry};
 use annals::io::{read_small_file, StdFileSystem};
-use annals::segment::index_check::{offset_entry_problem, stored_entries, time_entry_problem, BatchSummary};
-use annals::segment::{IndexEntry, SegmentBatches, TimeEntry};
 use clap::Args;
 
 use crate::CliResult;

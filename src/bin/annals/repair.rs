@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use annals::inspect::verify_partition;
 use annals::io::StdFileSystem;
-use annals::log::verify_partition;
 use annals::{AcceptDataLoss, Store};
 use clap::Args;
 

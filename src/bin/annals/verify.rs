@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use annals::inspect::{log_bytes, verify_partition, VerifyReport};
 use annals::io::StdFileSystem;
-use annals::log::verify::{log_bytes, verify_partition, VerifyReport};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 

@@ -151,7 +151,7 @@ pub enum CodecError {
     },
     /// A valid stream of a form Kafka does not accept (or this build does
     /// not bound): lz4 dependent blocks, an unknown lz4 block size, a zstd
-    /// window over [`ZSTD_WINDOW_LOG_MAX`].
+    /// window over 2^`ZSTD_WINDOW_LOG_MAX` (2^24) bytes.
     Unsupported {
         /// The codec.
         codec: Codec,

@@ -229,7 +229,9 @@ impl FileHandle for SimHandle {
         }
     }
 
-    fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>> {
+    // A copy, not a mapping: nothing here is unsafe, whatever the caller.
+    #[expect(unsafe_code, reason = "the trait's method is unsafe for real mappings")]
+    unsafe fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>> {
         let mut state = self.fs.state.lock();
         state.alive()?;
         let data = &state.file_mut(self.id)?.data;
