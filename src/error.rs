@@ -67,7 +67,7 @@ pub enum Error {
         /// Partitions the topic has.
         partitions: u32,
         /// What stopped it.
-        cause: Box<Error>,
+        cause: std::sync::Arc<Error>,
     },
     /// A record without a key appended to a compacted topic (compaction
     /// keeps the latest record per key, so a keyless record has no place).
@@ -206,9 +206,10 @@ pub enum Error {
         /// The producer's current epoch.
         current: i16,
     },
-    /// A producer's batch refused by a pass-through append
-    /// ([`crate::PartitionLog::append_batches`]); nothing was appended.
-    InvalidProducerBatch {
+    /// A batch refused by a pass-through append (a producer's, by
+    /// [`crate::PartitionLog::append_batches`], or a leader's, by
+    /// [`crate::PartitionLog::append_replica`]); nothing was appended.
+    InvalidBatch {
         /// Which batch of the bytes given (0 for the first).
         batch: usize,
         /// The byte, in the bytes given, where the problem lies.
@@ -233,13 +234,6 @@ pub enum Error {
     PreKafkaFormat {
         /// The segment file.
         path: PathBuf,
-    },
-    /// A replicated batch failed its checks (CRC, framing, records).
-    InvalidBatch {
-        /// Byte position of the batch in the bytes given.
-        position: usize,
-        /// What is wrong.
-        error: crate::format::DecodeError,
     },
 }
 
@@ -351,12 +345,13 @@ impl fmt::Display for Error {
             Error::Encode(e) => write!(f, "{e}"),
             Error::InvalidConfig { field, reason } => write!(f, "invalid config {field}: {reason}"),
             Error::Closed => write!(f, "closed"),
-            Error::PartitionOffline { topic, partition, cause } => {
-                write!(f, "partition {topic}-{partition} is offline: {cause}")
+            // Their causes are `source()`, not repeated here.
+            Error::PartitionOffline { topic, partition, .. } => {
+                write!(f, "partition {topic}-{partition} is offline")
             }
-            Error::TopicIncomplete { topic, created, partitions, cause } => write!(
+            Error::TopicIncomplete { topic, created, partitions, .. } => write!(
                 f,
-                "topic {topic} created with {created} of {partitions} partitions ({cause}); \
+                "topic {topic} created with {created} of {partitions} partitions; \
                  its metadata is durable and the next open creates the rest"
             ),
             Error::UnkeyedRecordInCompactedLog { index } => {
@@ -396,8 +391,8 @@ impl fmt::Display for Error {
             Error::ProducerFenced { producer_id, epoch, current } => {
                 write!(f, "producer {producer_id}: epoch {epoch} is fenced by epoch {current}")
             }
-            Error::InvalidProducerBatch { batch, position, problem } => {
-                write!(f, "producer batch {batch} refused at byte {position}: {problem}")
+            Error::InvalidBatch { batch, position, problem } => {
+                write!(f, "batch {batch} refused at byte {position}: {problem}")
             }
             Error::InvalidTimestamp { index, timestamp_ms, now_ms } => write!(
                 f,
@@ -409,9 +404,6 @@ impl fmt::Display for Error {
                  RecordBatch v2 and has no converter: re-create the data directory",
                 path.display()
             ),
-            Error::InvalidBatch { position, error } => {
-                write!(f, "invalid replicated batch at byte {position}: {error}")
-            }
             Error::StoreLocked { path } => {
                 write!(f, "data directory is already open (lock {} is held)", path.display())
             }
@@ -435,5 +427,123 @@ impl std::error::Error for Error {
             // A corruption's detail is part of its message.
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::format::{BatchProblem, DecodeErrorKind};
+
+    /// One of every variant. `covered` has no wildcard arm, so a new
+    /// variant does not compile until it is added here too.
+    fn every_variant() -> Vec<Error> {
+        let path = PathBuf::from("/data/orders-0/00000000000000000000.log");
+        let io = || io::Error::other("the device said no");
+        let decode = DecodeError { kind: DecodeErrorKind::Truncated, position: 7 };
+        let all = vec![
+            Error::Io { op: "write", path: path.clone(), source: io() },
+            Error::Corruption { path: path.clone(), position: 9, detail: Corruption::Batch(decode.clone()) },
+            Error::OffsetOutOfRange { offset: 9, log_start_offset: 1, log_end_offset: 5 },
+            Error::Encode(EncodeError::Empty),
+            Error::Closed,
+            Error::PartitionOffline {
+                topic: "orders".into(),
+                partition: 3,
+                cause: Arc::new(Error::Io { op: "open", path: path.clone(), source: io() }),
+            },
+            Error::TopicIncomplete {
+                topic: "orders".into(),
+                created: 2,
+                partitions: 4,
+                cause: Arc::new(Error::DiskFull { path: path.clone() }),
+            },
+            Error::UnkeyedRecordInCompactedLog { index: 2 },
+            Error::NotCompacted,
+            Error::CleanerMemoryTooSmall { segment_base_offset: 0, cleaner_memory_bytes: 10 },
+            Error::InvalidGroupName { group: String::new() },
+            Error::Poisoned { dir: path.clone(), cause: Arc::new(io()) },
+            Error::DiskFull { path: path.clone() },
+            Error::UnexpectedFile { path: path.clone() },
+            Error::UnknownTopic { topic: "x".into() },
+            Error::TopicExists { topic: "x".into() },
+            Error::InvalidTopicName { topic: "..".into(), reason: "is . or .." },
+            Error::PartitionOutOfRange { topic: "x".into(), partition: 4, partitions: 4 },
+            Error::InvalidPartitionCount { partitions: 0, max: 10 },
+            Error::StoreLocked { path: path.clone() },
+            Error::LogLocked { dir: path.clone() },
+            Error::InvalidMetadata { path: path.clone(), reason: "bad checksum".into() },
+            Error::InvalidConfig { field: "segment_bytes", reason: "too small".into() },
+            Error::StaleLeaderEpoch { epoch: 1, latest: 2 },
+            Error::NonContiguousBatch { expected: 5, found: 7 },
+            Error::OutOfOrderSequence { producer_id: 1, expected: 2, found: 4 },
+            Error::ProducerFenced { producer_id: 1, epoch: 0, current: 1 },
+            Error::InvalidBatch { batch: 1, position: 61, problem: BatchProblem::Corrupt(decode) },
+            Error::InvalidTimestamp { index: 0, timestamp_ms: 1, now_ms: 2 },
+            Error::PreKafkaFormat { path },
+        ];
+        for e in &all {
+            covered(e);
+        }
+        all
+    }
+
+    fn covered(e: &Error) {
+        match e {
+            Error::Io { .. }
+            | Error::Corruption { .. }
+            | Error::OffsetOutOfRange { .. }
+            | Error::Encode(_)
+            | Error::Closed
+            | Error::PartitionOffline { .. }
+            | Error::TopicIncomplete { .. }
+            | Error::UnkeyedRecordInCompactedLog { .. }
+            | Error::NotCompacted
+            | Error::CleanerMemoryTooSmall { .. }
+            | Error::InvalidGroupName { .. }
+            | Error::Poisoned { .. }
+            | Error::DiskFull { .. }
+            | Error::UnexpectedFile { .. }
+            | Error::UnknownTopic { .. }
+            | Error::TopicExists { .. }
+            | Error::InvalidTopicName { .. }
+            | Error::PartitionOutOfRange { .. }
+            | Error::InvalidPartitionCount { .. }
+            | Error::StoreLocked { .. }
+            | Error::LogLocked { .. }
+            | Error::InvalidMetadata { .. }
+            | Error::InvalidConfig { .. }
+            | Error::StaleLeaderEpoch { .. }
+            | Error::NonContiguousBatch { .. }
+            | Error::OutOfOrderSequence { .. }
+            | Error::ProducerFenced { .. }
+            | Error::InvalidBatch { .. }
+            | Error::InvalidTimestamp { .. }
+            | Error::PreKafkaFormat { .. } => {}
+        }
+    }
+
+    #[test]
+    fn display_never_repeats_the_source() {
+        let mut with_source = 0;
+        for e in every_variant() {
+            let shown = e.to_string();
+            assert!(!shown.is_empty(), "{e:?}");
+            // Every level below, not just the first.
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                with_source += 1;
+                let below = c.to_string();
+                assert!(!shown.contains(&below), "{shown:?} repeats its source {below:?}");
+                cause = c.source();
+            }
+        }
+        assert_eq!(
+            with_source, 5,
+            "Io, PartitionOffline (its Io and that one's OS error), TopicIncomplete, Poisoned"
+        );
     }
 }

@@ -173,7 +173,7 @@ fn every_bad_producer_batch_is_refused_with_its_kafka_code_and_nothing_is_append
         let valid = client_batch(&keyed(2), BatchMeta::default());
         let mut request = [valid.clone(), bad].concat();
         match log.append_batches(&mut request, ProduceMeta::default()) {
-            Err(Error::InvalidProducerBatch { batch, position, problem }) => {
+            Err(Error::InvalidBatch { batch, position, problem }) => {
                 let first_ok = matches!(problem, BatchProblem::BatchTooLarge { .. }) || batch == 1;
                 assert!(first_ok, "{what}: batch {batch}");
                 if batch == 1 {
@@ -225,9 +225,7 @@ fn a_wrong_max_timestamp_is_corrected_and_the_window_applies_to_both_apis() {
     assert!(matches!(log.append(&future), Err(Error::InvalidTimestamp { index: 0, .. })));
     let mut later = client_batch(&future, BatchMeta::default());
     match log.append_batches(&mut later, ProduceMeta::default()) {
-        Err(Error::InvalidProducerBatch {
-            problem: BatchProblem::InvalidTimestamp { .. }, batch: 0, ..
-        }) => {}
+        Err(Error::InvalidBatch { problem: BatchProblem::InvalidTimestamp { .. }, batch: 0, .. }) => {}
         other => panic!("{other:?}"),
     }
     assert_eq!(log.log_end_offset(), 2);

@@ -6,7 +6,7 @@ use kafka_protocol::error::ResponseError as E;
 pub(crate) fn code(e: &annals::Error) -> i16 {
     use annals::Error::*;
     match e {
-        InvalidProducerBatch { problem, .. } => problem.kafka_error_code(),
+        InvalidBatch { problem, .. } => problem.kafka_error_code(),
         OutOfOrderSequence { .. } => E::OutOfOrderSequenceNumber.code(),
         ProducerFenced { .. } => E::InvalidProducerEpoch.code(),
         StaleLeaderEpoch { .. } => E::FencedLeaderEpoch.code(),
@@ -17,7 +17,7 @@ pub(crate) fn code(e: &annals::Error) -> i16 {
         InvalidPartitionCount { .. } => E::InvalidPartitions.code(),
         InvalidTimestamp { .. } => E::InvalidTimestamp.code(),
         UnkeyedRecordInCompactedLog { .. } => E::InvalidRecord.code(),
-        Encode(_) | InvalidBatch { .. } | NonContiguousBatch { .. } => E::CorruptMessage.code(),
+        Encode(_) | NonContiguousBatch { .. } => E::CorruptMessage.code(),
         Io { .. } | DiskFull { .. } | Poisoned { .. } | Corruption { .. } | PartitionOffline { .. } => {
             E::KafkaStorageError.code()
         }
@@ -26,7 +26,16 @@ pub(crate) fn code(e: &annals::Error) -> i16 {
     }
 }
 
-/// `annals::Error` as the message a response may carry.
+/// `annals::Error` and its causes (each `Display` is its own level only)
+/// as the message a response may carry.
 pub(crate) fn message(e: &annals::Error) -> kafka_protocol::protocol::StrBytes {
-    kafka_protocol::protocol::StrBytes::from_string(e.to_string())
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    // Bounded by the chain's depth (a few levels).
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    kafka_protocol::protocol::StrBytes::from_string(text)
 }

@@ -57,7 +57,7 @@ impl PartitionLog {
     /// with a duplicate in a produce).
     ///
     /// # Errors
-    /// [`Error::InvalidProducerBatch`] (batch index, byte, and the Kafka
+    /// [`Error::InvalidBatch`] (batch index, byte, and the Kafka
     /// error code through [`crate::format::BatchProblem::kafka_error_code`]);
     /// [`Error::Encode`] for no batch; [`Error::OutOfOrderSequence`],
     /// [`Error::ProducerFenced`], [`Error::StaleLeaderEpoch`],
@@ -88,7 +88,7 @@ impl PartitionLog {
         while at < batches.len() {
             let batch = headers.len();
             let refuse =
-                |(position, problem)| Error::InvalidProducerBatch { batch, position: at + position, problem };
+                |(position, problem)| Error::InvalidBatch { batch, position: at + position, problem };
             let valid = validate_client_batch(&batches[at..], &rules, inflater).map_err(refuse)?;
             let mut header = valid.header;
             let (before, rest) = batches.split_at_mut(at);
@@ -101,7 +101,7 @@ impl PartitionLog {
                 let to = recompress.unwrap_or_else(|| self.config.compression_for(header.compression()));
                 let start = out.len();
                 let limits = self.config.encode_limits();
-                let problem = |problem| Error::InvalidProducerBatch { batch, position: at, problem };
+                let problem = |problem| Error::InvalidBatch { batch, position: at, problem };
                 header = rebuild_client_batch(out, bytes, &valid, inflater, to, limits).map_err(problem)?;
                 if out.len() - start > rules.max_batch_bytes {
                     let size = out.len() - start;

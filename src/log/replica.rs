@@ -51,7 +51,8 @@ impl PartitionLog {
                     return Err(Error::NonContiguousBatch { expected, found });
                 }
                 Step::Damaged(Corruption::Batch(error)) => {
-                    return Err(Error::InvalidBatch { position: at, error })
+                    let problem = crate::format::BatchProblem::Corrupt(error);
+                    return Err(Error::InvalidBatch { batch: headers.len(), position: at, problem });
                 }
                 Step::Damaged(other) => return Err(Error::corruption(&self.dir, at as u64, other)),
             };

@@ -190,7 +190,7 @@ pub(super) fn open_topic(
             topic: name.to_owned(),
             created: slots.len() as u32,
             partitions: config.partitions,
-            cause: Box::new(cause),
+            cause: std::sync::Arc::new(cause),
         });
     }
     Ok(Topic::new(name.to_owned(), config, passthrough, slots))
