@@ -18,7 +18,7 @@ const RESET_BYTES: u64 = 256 << 20;
 
 fn reset_if_large(topic: &Topic) {
     for p in topic.partitions() {
-        let log = p.log_handle();
+        let log = p;
         if log.size_bytes() > RESET_BYTES {
             log.truncate_to(log.log_start_offset()).unwrap();
         }

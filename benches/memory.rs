@@ -33,11 +33,11 @@ fn child(dir: &Path) {
     let partition = topic.partition(0).unwrap();
     let mut first = partition.reader(StartAt::Earliest);
     assert!(!first.poll().unwrap().is_empty());
-    let end = partition.log_handle().log_end_offset();
+    let end = partition.log_end_offset();
     let mut last = partition.reader(StartAt::Offset(end - 1));
     assert_eq!(last.poll().unwrap().records().next().unwrap().offset, end - 1);
     let after = rss_anon_kib();
-    println!("{before} {after} {}", partition.log_handle().segment_count());
+    println!("{before} {after} {}", partition.segment_count());
 }
 
 fn fill(dir: &Path, records: u64, segment_bytes: u64) {

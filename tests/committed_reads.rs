@@ -19,7 +19,7 @@ fn a_committed_reader_waits_for_the_high_watermark_not_for_appends() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let partition = store.create_topic("t", TopicConfig::with_partitions(1)).unwrap().partition(0).unwrap();
-    let log = partition.log_handle().clone();
+    let log = partition.clone();
     partition.append(&batch(5, "a")).unwrap(); // offsets 0..5
     log.set_high_watermark(0).unwrap();
     let meta = BatchMeta::default();
@@ -69,7 +69,7 @@ fn the_async_wait_of_a_committed_reader_resolves_on_the_high_watermark() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let partition = store.create_topic("t", TopicConfig::with_partitions(1)).unwrap().partition(0).unwrap();
-    let log = partition.log_handle().clone();
+    let log = partition.clone();
     log.set_high_watermark(0).unwrap();
     let reader = partition.reader(StartAt::Earliest).committed_only();
     let mut wait = Box::pin(reader.wait());

@@ -261,25 +261,20 @@ fn a_clean_close_fsyncs_only_the_partitions_written_since_the_open() {
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let t = store.topic("t").unwrap();
     let partitions = t.partitions();
-    assert!(partitions.iter().all(|p| !p.log_handle().metrics().unsynced));
+    assert!(partitions.iter().all(|p| !p.metrics().unsynced));
     t.append_to(1, &[Record::new("two")]).unwrap();
-    assert!(t.partition(1).unwrap().log_handle().metrics().unsynced);
-    assert!(
-        partitions.iter().all(|p| p.log_handle().metrics().fsyncs == 0),
-        "the default policy defers them"
-    );
+    assert!(t.partition(1).unwrap().metrics().unsynced);
+    assert!(partitions.iter().all(|p| p.metrics().fsyncs == 0), "the default policy defers them");
     store.close().unwrap();
     // The close sealed (one fsync, counted though a syncfs does it) only
     // the partition appended to.
-    let fsyncs: Vec<u64> = partitions.iter().map(|p| p.log_handle().metrics().fsyncs).collect();
+    let fsyncs: Vec<u64> = partitions.iter().map(|p| p.metrics().fsyncs).collect();
     assert_eq!(fsyncs, [0, 1, 0, 0]);
     drop((store, t, partitions));
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let d = store.describe_topic("t").unwrap();
     assert_eq!(d.partitions.iter().map(|p| p.log_end_offset).collect::<Vec<_>>(), [1, 1, 0, 0]);
     for p in 0..4 {
-        assert!(
-            store.topic("t").unwrap().partition(p).unwrap().log_handle().recovery_report().clean_shutdown
-        );
+        assert!(store.topic("t").unwrap().partition(p).unwrap().recovery_report().clean_shutdown);
     }
 }

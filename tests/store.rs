@@ -37,7 +37,7 @@ fn topics_persist_across_reopen() {
     store.topic("orders").unwrap().append_to(2, &[Record::new("x"), Record::new("y")]).unwrap();
     store.flush().unwrap();
     let p2 = store.topic("orders").unwrap().partition(2).unwrap();
-    assert_eq!(p2.log_handle().durable_offset(), 2, "flush made both records durable");
+    assert_eq!(p2.durable_offset(), 2, "flush made both records durable");
     drop(p2); // a live handle would keep the directory locked
     assert!(dir.path().join("orders-3").is_dir(), "Kafka's <topic>-<partition> layout");
     store.close().unwrap();
@@ -268,7 +268,7 @@ fn background_retention_runs_and_stops_with_the_store() {
     let partition = topic.partition(0).unwrap();
     for _ in 0..5 {
         partition.append(&[Record::new("old")]).unwrap();
-        partition.log_handle().roll().unwrap();
+        partition.roll().unwrap();
     }
     partition.append(&[Record::new("new")]).unwrap();
     clock.advance(120_000);

@@ -49,7 +49,7 @@ fn answer(shared: &Shared, request: ListOffsetsRequest, version: i16) -> ListOff
                     match p.timestamp {
                         LATEST => response.with_offset(partition.high_watermark() as i64),
                         EARLIEST => response.with_offset(partition.log_start_offset() as i64),
-                        MAX_TIMESTAMP if version >= 7 => match partition.log_handle().max_timestamp() {
+                        MAX_TIMESTAMP if version >= 7 => match partition.max_timestamp() {
                             Ok(Some((ts, offset))) => response.with_offset(offset as i64).with_timestamp(ts),
                             Ok(None) => response,
                             Err(e) => response.with_error_code(crate::errors::code(&e)),

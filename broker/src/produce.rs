@@ -94,7 +94,7 @@ fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResp
                         Some(base) => response.with_base_offset(base as i64).with_log_append_time_ms(-1),
                         None => response.with_error_code(ResponseError::CorruptMessage.code()),
                     };
-                    let log = partition.log_handle();
+                    let log: &annals::PartitionLog = &partition;
                     let mut batches = records.to_vec();
                     match log.append_batches(&mut batches, ProduceMeta::leader_epoch(LEADER_EPOCH)) {
                         Ok(info) => response

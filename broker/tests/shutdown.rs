@@ -63,6 +63,6 @@ fn shutdown_answers_the_request_in_flight_then_refuses_connections_and_closes_th
 
     // The store was closed cleanly: it reopens without recovery.
     let store = annals::Store::open(dir.path().join("store"), annals::StoreConfig::default()).unwrap();
-    let recovered = store.topic("t").unwrap().partition(0).unwrap().log_handle().recovery_report();
+    let recovered = store.topic("t").unwrap().partition(0).unwrap().recovery_report();
     assert!(recovered.clean_shutdown, "{recovered:?}");
 }

@@ -291,7 +291,7 @@ pub(super) fn load(topic: &Topic) -> Result<OffsetTable> {
             let fetched = partition.read(next, 1 << 20)?;
             for r in fetched.records() {
                 let bad = || Error::InvalidMetadata {
-                    path: partition.log_handle().dir().to_path_buf(),
+                    path: partition.dir().to_path_buf(),
                     reason: format!("undecodable consumer offset record at offset {}", r.offset),
                 };
                 let key = decode_key(r.key.unwrap_or(&[])).ok_or_else(bad)?;

@@ -3,10 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::{FetchedRecords, Record};
+use crate::format::Record;
 use crate::log::{AppendInfo, PartitionLog, WaitForOffset};
 
 use super::metadata::TopicConfig;
@@ -213,11 +212,17 @@ pub struct Partition {
     log: Arc<PartitionLog>,
 }
 
-impl Partition {
-    fn log(&self) -> &Arc<PartitionLog> {
+/// Everything a partition's log does ([`PartitionLog`]'s methods: append,
+/// read, waits, truncation, flush, metrics) is a `Partition`'s too.
+impl std::ops::Deref for Partition {
+    type Target = PartitionLog;
+
+    fn deref(&self) -> &PartitionLog {
         &self.log
     }
+}
 
+impl Partition {
     /// The partition number.
     pub fn id(&self) -> u32 {
         self.id
@@ -228,130 +233,19 @@ impl Partition {
         &self.topic.name
     }
 
-    /// Appends `records` as one batch.
-    ///
-    /// # Errors
-    /// As [`PartitionLog::append`].
-    pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
-        self.log().append(records)
-    }
-
-    /// Reads whole batches from `offset`, up to about `max_bytes`.
-    ///
-    /// # Errors
-    /// As [`PartitionLog::read`].
-    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
-        self.log().read(offset, max_bytes)
-    }
-
-    /// Like [`Partition::read`], only below the high watermark.
-    ///
-    /// # Errors
-    /// As [`PartitionLog::read_committed`].
-    pub fn read_committed(&self, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
-        self.log().read_committed(offset, max_bytes)
-    }
-
-    /// Like [`Partition::read`], only below the durable offset.
-    ///
-    /// # Errors
-    /// As [`PartitionLog::read_durable`].
-    pub fn read_durable(&self, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
-        self.log().read_durable(offset, max_bytes)
-    }
-
-    /// Offsets below this are durable (fsynced) in this partition.
-    pub fn durable_offset(&self) -> u64 {
-        self.log().durable_offset()
-    }
-
     /// A consumer positioned at `start` (a timestamp with no record at or
     /// after it positions at the log end).
     pub fn reader(&self, start: StartAt) -> Reader {
         Reader::new(self.clone(), start)
     }
 
-    /// The earliest offset whose record has a timestamp at or after
-    /// `timestamp_ms`, if any (see [`PartitionLog::offset_for_timestamp`]).
-    ///
-    /// # Errors
-    /// [`Error::Corruption`] for a damaged batch on the way.
-    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>> {
-        self.log().offset_for_timestamp(timestamp_ms)
-    }
-
-    /// Raises the log start offset (see [`PartitionLog::delete_records_before`]).
-    ///
-    /// # Errors
-    /// As [`PartitionLog::delete_records_before`].
-    pub fn delete_records_before(&self, offset: u64) -> Result<u64> {
-        self.log().delete_records_before(offset)
-    }
-
-    /// The first offset in the partition.
-    pub fn log_start_offset(&self) -> u64 {
-        self.log().log_start_offset()
-    }
-
-    /// The offset the next append gets.
-    pub fn log_end_offset(&self) -> u64 {
-        self.log().log_end_offset()
-    }
-
-    /// Blocks until a record at `offset` exists or `timeout` passes.
-    pub fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
-        self.log().wait_for(offset, timeout)
-    }
-
     /// A future resolving once a record at `offset` exists.
     pub fn wait_for_async(&self, offset: u64) -> WaitForOffset {
-        PartitionLog::wait_for_async(self.log(), offset)
-    }
-
-    /// The high watermark (the log end offset unless a replication layer
-    /// set one).
-    pub fn high_watermark(&self) -> u64 {
-        self.log().high_watermark()
-    }
-
-    /// As [`PartitionLog::wait_for_committed`].
-    pub fn wait_for_committed(&self, offset: u64, timeout: Duration) -> bool {
-        self.log().wait_for_committed(offset, timeout)
-    }
-
-    /// As [`PartitionLog::wait_for_durable`].
-    pub fn wait_for_durable(&self, offset: u64, timeout: Duration) -> bool {
-        self.log().wait_for_durable(offset, timeout)
+        PartitionLog::wait_for_async(&self.log, offset)
     }
 
     /// As [`PartitionLog::wait_for_committed_async`].
     pub fn wait_for_committed_async(&self, offset: u64) -> WaitForOffset {
-        PartitionLog::wait_for_committed_async(self.log(), offset)
-    }
-
-    /// Makes every appended record durable.
-    ///
-    /// # Errors
-    /// [`Error::Io`].
-    pub fn flush(&self) -> Result<()> {
-        self.log().flush()
-    }
-
-    /// Why the partition refuses writes since a failed fsync or write
-    /// poisoned its log (until a reopen); `None` while it takes them. No
-    /// I/O: what a broker asks before listing the partition with a leader.
-    pub fn poisoned(&self) -> Option<Error> {
-        self.log().poisoned()
-    }
-
-    /// Kafka's `OffsetsForLeaderEpoch` on this partition (see
-    /// [`PartitionLog::end_offset_for_epoch`]).
-    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, u64)> {
-        self.log().end_offset_for_epoch(epoch)
-    }
-
-    /// The underlying log.
-    pub fn log_handle(&self) -> &Arc<PartitionLog> {
-        self.log()
+        PartitionLog::wait_for_committed_async(&self.log, offset)
     }
 }
