@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use annals::{LogConfig, PartitionLog, Record};
 
 mod support;
+use annals::ReadBound;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use support::{alternate, frame, payload_bytes, FreshLog, RawWriter, RAW_IO_BYTES};
 
@@ -329,7 +330,7 @@ fn pool_overhead(c: &mut Criterion) {
         *x ^= *x >> 7;
         *x ^= *x << 17;
         let start = Instant::now();
-        std::hint::black_box(log.read(*x % READ_RECORDS, 16 << 10).unwrap().bytes().len());
+        std::hint::black_box(log.read(*x % READ_RECORDS, 16 << 10, ReadBound::LogEnd).unwrap().bytes().len());
         start.elapsed()
     };
     let (mut xa, mut xb) = (0x9E37_79B9_7F4A_7C15u64, 0x9E37_79B9_7F4A_7C15u64);

@@ -23,6 +23,7 @@ use annals::{CompressionType, LogConfig, PartitionLog, Record};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 mod support;
+use annals::ReadBound;
 use support::{alternate, payload_bytes, FreshLog, RawWriter};
 
 const CODECS: [Codec; 5] = [Codec::None, Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd];
@@ -60,7 +61,7 @@ fn client_batch(records: &[Record], codec: Codec) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), config(codec)).unwrap();
     log.append(records).unwrap();
-    let bytes = log.read(0, 1 << 20).unwrap().bytes().to_vec();
+    let bytes = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap().bytes().to_vec();
     assert_eq!(bytes[22] & 7, codec.id() as u8);
     bytes
 }

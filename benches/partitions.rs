@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use annals::ReadBound;
 use annals::{Record, Store, StoreConfig, TopicConfig};
 
 const PER_TOPIC: u32 = 1_000;
@@ -160,7 +161,7 @@ fn main() {
                     let topic = store.topic(name)?;
                     for p in 0..*n {
                         let log = topic.partition(p)?;
-                        let got = log.read(0, 1 << 20)?;
+                        let got = log.read(0, 1 << 20, ReadBound::LogEnd)?;
                         assert_eq!(got.records().count(), 1, "{name}-{p}");
                     }
                 }

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use annals::ReadBound;
 use annals::{LogConfig, PartitionLog, Record};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
@@ -36,13 +37,13 @@ fn random_read(c: &mut Criterion) {
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     // Warm the page cache, then time single reads one by one.
     for o in (0..1_000_000).step_by(100) {
-        log.read(o, 1).unwrap();
+        log.read(o, 1, ReadBound::LogEnd).unwrap();
     }
     let mut samples: Vec<Duration> = (0..200_000)
         .map(|_| {
             let offset = xorshift(&mut seed) % 1_000_000;
             let start = Instant::now();
-            let fetched = log.read(offset, 1).unwrap();
+            let fetched = log.read(offset, 1, ReadBound::LogEnd).unwrap();
             let r = fetched.records().next().unwrap();
             assert_eq!(r.offset, offset);
             start.elapsed()
@@ -60,7 +61,7 @@ fn random_read(c: &mut Criterion) {
     c.bench_function("random_read_1M_warm", |b| {
         b.iter(|| {
             let offset = xorshift(&mut seed) % 1_000_000;
-            log.read(offset, 1).unwrap()
+            log.read(offset, 1, ReadBound::LogEnd).unwrap()
         })
     });
 }

@@ -12,7 +12,7 @@
 //! # Examples
 //!
 //! ```
-//! use annals::{LogConfig, PartitionLog, Record};
+//! use annals::{LogConfig, PartitionLog, ReadBound, Record};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let log = PartitionLog::open(dir.path().join("orders-0"), LogConfig::default())?;
@@ -22,7 +22,7 @@
 //!
 //! let log = PartitionLog::open(dir.path().join("orders-0"), LogConfig::default())?;
 //! assert_eq!(log.log_end_offset(), 2);
-//! let values: Vec<_> = log.read(0, 1 << 20)?.records().map(|r| r.value.unwrap().to_vec()).collect();
+//! let values: Vec<_> = log.read(0, 1 << 20, ReadBound::LogEnd)?.records().map(|r| r.value.unwrap().to_vec()).collect();
 //! assert_eq!(values, [b"created".to_vec(), b"paid".to_vec()]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

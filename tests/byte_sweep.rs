@@ -10,6 +10,7 @@ use std::sync::Arc;
 use annals::format::{check_batch, BATCH_HEADER_BYTES};
 use annals::io::sim::{CrashMode, SimFs};
 use annals::io::{FileSystem, OpenMode};
+use annals::ReadBound;
 use annals::{LogConfig, PartitionLog, Record};
 
 const DIR: &str = "/p";
@@ -69,7 +70,7 @@ fn open_and_read(fs: SimFs) -> Outcome {
     let mut failed = false;
     let mut next = log.log_start_offset();
     while next < log.log_end_offset() {
-        match log.read(next, 1) {
+        match log.read(next, 1, ReadBound::LogEnd) {
             Ok(fetched) => {
                 for r in fetched.records() {
                     got.push((

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use annals::ReadBound;
 use annals::{Store, StoreConfig, TopicConfig};
 
 fn annals(cwd: &Path, args: &[&str]) -> Output {
@@ -232,7 +233,7 @@ fn verify_passes_a_sound_store_and_names_a_damaged_file() {
         let store = Store::open(&d, StoreConfig::default()).unwrap();
         let t = store.topic("perf").unwrap();
         assert_eq!(t.offline_partitions().iter().map(|(p, _)| *p).collect::<Vec<_>>(), [2]);
-        assert!(t.partition(0).unwrap().read(0, 1 << 20).unwrap().records().count() > 0);
+        assert!(t.partition(0).unwrap().read(0, 1 << 20, ReadBound::LogEnd).unwrap().records().count() > 0);
     }
     fails(annals(cwd.path(), &["verify", "--dir", "missing"]));
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use annals::format::Codec;
 use annals::io::StdFileSystem;
+use annals::ReadBound;
 use annals::{CleanupPolicy, CompressionType, Error, LogConfig, ManualClock, PartitionLog, Record};
 use proptest::prelude::*;
 
@@ -34,7 +35,7 @@ fn contents(log: &PartitionLog) -> Vec<(u64, Vec<u8>, Option<Vec<u8>>)> {
     let mut out = Vec::new();
     let mut next = log.log_start_offset();
     while next < log.log_end_offset() {
-        let fetched = log.read(next, 4096).unwrap();
+        let fetched = log.read(next, 4096, ReadBound::LogEnd).unwrap();
         for r in fetched.records() {
             out.push((r.offset, r.key.unwrap().to_vec(), r.value.map(<[u8]>::to_vec)));
         }
@@ -153,7 +154,7 @@ fn reads_and_lookups_skip_the_gaps() {
     let got = contents(&log);
     assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [57, 58, 59]);
     // A read at a removed offset returns the next survivor.
-    assert_eq!(log.read(10, 1).unwrap().records().next().unwrap().offset, 57);
+    assert_eq!(log.read(10, 1, ReadBound::LogEnd).unwrap().records().next().unwrap().offset, 57);
     assert_eq!(log.offset_for_timestamp(1_020).unwrap(), Some(57));
     // Small cleaned segments were merged.
     assert!(log.segment_count() <= 3, "{:?}", log.segment_base_offsets());
@@ -255,7 +256,7 @@ proptest! {
             log.compact().unwrap();
         }
         prop_assert_eq!(contents(&packed), contents(&plain));
-        let fetched = packed.read(packed.log_start_offset(), 1 << 20).unwrap();
+        let fetched = packed.read(packed.log_start_offset(), 1 << 20, ReadBound::LogEnd).unwrap();
         for (h, _) in fetched.batches().filter(|(h, _)| h.record_count > 0) {
             prop_assert_eq!(h.compression(), codec, "batch at {}", h.base_offset);
         }

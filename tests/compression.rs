@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use annals::format::{encode_batch, BatchMeta, Codec, EncodeLimits};
 use annals::io::StdFileSystem;
+use annals::ReadBound;
 use annals::{CompressionType, LogConfig, ManualClock, PartitionLog, ProduceMeta, Record, TimestampType};
 
 const NOW: i64 = 1_700_000_000_000;
@@ -54,7 +55,7 @@ fn contents(log: &PartitionLog) -> Vec<Row> {
     let mut out = Vec::new();
     let mut next = log.log_start_offset();
     while next < log.log_end_offset() {
-        let fetched = log.read(next, 1 << 16).unwrap();
+        let fetched = log.read(next, 1 << 16, ReadBound::LogEnd).unwrap();
         out.extend(fetched.to_records().into_iter().map(|r| {
             (
                 r.offset,
@@ -95,7 +96,7 @@ fn record_appends_of_every_codec_survive_reopen_crash_and_verify() {
             log.size_bytes(),
             plain.size_bytes()
         );
-        let fetched = log.read(0, 1 << 20).unwrap();
+        let fetched = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap();
         assert!(fetched.batches().all(|(h, _)| h.compression() == codec), "{codec}");
         // Iterating twice reuses the batches inflated the first time.
         assert_eq!(fetched.records().count(), fetched.records().count());
@@ -113,7 +114,7 @@ fn record_appends_of_every_codec_survive_reopen_crash_and_verify() {
         log.truncate_to(255).unwrap();
         let cut = contents(&log);
         assert_eq!(cut[..], expected[..255], "{codec}: truncated");
-        let last = log.read(250, 1 << 16).unwrap();
+        let last = log.read(250, 1 << 16, ReadBound::LogEnd).unwrap();
         assert!(last.batches().all(|(h, _)| h.compression() == codec), "{codec}: rewritten compressed");
         log.close().unwrap();
         let report = annals::inspect::verify_partition(&StdFileSystem, dir.path(), &mut |_| {}).unwrap();
@@ -130,7 +131,7 @@ fn a_producers_compressed_batch_is_stored_as_sent_and_log_append_time_leaves_its
         let dir = tempfile::tempdir().unwrap();
         let producer = open(&dir.path().join("producer"), config(codec));
         producer.append(&batch(0)).unwrap();
-        let sent = producer.read(0, 1 << 20).unwrap().bytes().to_vec();
+        let sent = producer.read(0, 1 << 20, ReadBound::LogEnd).unwrap().bytes().to_vec();
         assert!(sent.len() < 400, "{codec}: {} bytes", sent.len());
         for timestamp_type in [TimestampType::CreateTime, TimestampType::LogAppendTime] {
             let config = LogConfig {
@@ -143,7 +144,7 @@ fn a_producers_compressed_batch_is_stored_as_sent_and_log_append_time_leaves_its
             let mut request = sent.clone();
             let info = log.append_batches(&mut request, ProduceMeta::leader_epoch(3)).unwrap();
             assert_eq!((info.first_offset, info.last_offset), (10, 19));
-            let stored = log.read(10, 1 << 20).unwrap();
+            let stored = log.read(10, 1 << 20, ReadBound::LogEnd).unwrap();
             let bytes = stored.bytes();
             assert_eq!(bytes.len(), sent.len(), "{codec}");
             // Compressed records as the producer sent them; a LogAppendTime
@@ -164,7 +165,7 @@ fn a_producers_compressed_batch_is_stored_as_sent_and_log_append_time_leaves_its
     encode_batch(&mut plain, 0, BatchMeta::default(), &batch(0), NOW, limits).unwrap();
     let sent = plain.len();
     log.append_batches(&mut plain, ProduceMeta::default()).unwrap();
-    let stored = log.read(0, 1 << 20).unwrap();
+    let stored = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap();
     assert_eq!(stored.batches().next().unwrap().0.compression(), Codec::Zstd);
     assert!(stored.bytes().len() * 3 < sent, "{} of {sent}", stored.bytes().len());
     assert_eq!(stored.records().count(), 10);

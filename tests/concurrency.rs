@@ -9,6 +9,7 @@ use std::task::{Context, Poll, Wake};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use annals::ReadBound;
 use annals::{Record, StartAt, Store, StoreConfig, TopicConfig};
 
 const PRODUCERS: usize = 4;
@@ -186,15 +187,18 @@ fn waits_time_out_and_dropped_futures_are_harmless() {
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     let partition = store.create_topic("t", TopicConfig::default()).unwrap().partition(0).unwrap();
     let start = Instant::now();
-    assert!(!partition.wait_for(0, Duration::from_millis(20)), "times out on an empty log");
+    assert!(
+        !partition.wait_for(0, ReadBound::LogEnd, Duration::from_millis(20)),
+        "times out on an empty log"
+    );
     assert!(start.elapsed() >= Duration::from_millis(20));
     for _ in 0..100 {
-        let mut f = Box::pin(partition.wait_for_async(0));
+        let mut f = Box::pin(partition.wait_for_async(0, ReadBound::LogEnd));
         let waker = std::task::Waker::noop();
         assert!(f.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
     }
     partition.append(&[Record::new("x")]).unwrap();
-    assert!(partition.wait_for(0, Duration::ZERO));
+    assert!(partition.wait_for(0, ReadBound::LogEnd, Duration::ZERO));
 }
 
 /// Reads are copied out of a mapping of each segment file (`mmap_reads`):
@@ -251,7 +255,7 @@ fn race_truncation(pool: Option<usize>) {
                     x ^= x << 17;
                     let (start, end) = (log.log_start_offset(), log.log_end_offset());
                     let offset = start + x % (end - start + 1);
-                    match log.read(offset, 1 + (x % 4096) as usize) {
+                    match log.read(offset, 1 + (x % 4096) as usize, ReadBound::LogEnd) {
                         Ok(fetched) => {
                             let records = fetched.to_records();
                             records.iter().for_each(check);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
 use annals::io::FileSystem;
+use annals::ReadBound;
 use annals::{CleanupPolicy, Durability, LogConfig, PartitionLog, Record};
 
 const DIR: &str = "/data/c-0";
@@ -84,7 +85,7 @@ fn judge(image: &SimFs, w: &Written) -> Result<(), String> {
     let mut got: BTreeMap<u64, (u8, u64)> = BTreeMap::new();
     let mut next = log.log_start_offset();
     while next < log.log_end_offset() {
-        let fetched = log.read(next, 4096).map_err(|e| format!("read at {next}: {e}"))?;
+        let fetched = log.read(next, 4096, ReadBound::LogEnd).map_err(|e| format!("read at {next}: {e}"))?;
         for r in fetched.records() {
             let key = r.key.and_then(|k| k.first().copied()).ok_or("record without key")?;
             let value: u64 = std::str::from_utf8(r.value.ok_or("lost value")?)

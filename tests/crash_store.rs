@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
+use annals::ReadBound;
 use annals::{Durability, LogConfig, Record, Store, StoreConfig, TopicConfig};
 use common::crash::record;
 
@@ -102,7 +103,7 @@ fn matches(store: &Store, model: &Model, floor: &Model) -> bool {
         }
         partitions.iter().enumerate().all(|(p, want)| {
             let partition = topic.partition(p as u32).unwrap();
-            let got: Vec<Vec<u8>> = match partition.read(0, 1 << 20) {
+            let got: Vec<Vec<u8>> = match partition.read(0, 1 << 20, ReadBound::LogEnd) {
                 Ok(f) if partition.log_end_offset() > 0 => {
                     f.records().map(|r| r.value.unwrap_or(b"<tombstone>").to_vec()).collect()
                 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use annals::io::sim::SimFs;
 use annals::io::{FileSystem, SharedFs};
+use annals::ReadBound;
 use annals::{
     CleanupPolicy, Durability, Error, LogConfig, PartitionLog, Record, Store, StoreConfig, TopicConfig,
 };
@@ -82,7 +83,7 @@ fn contents(log: &PartitionLog) -> Vec<(u64, Option<bytes::Bytes>, Option<bytes:
     let mut out = Vec::new();
     let mut at = log.log_start_offset();
     while at < log.log_end_offset() {
-        let fetched = log.read(at, 1 << 20).unwrap();
+        let fetched = log.read(at, 1 << 20, ReadBound::LogEnd).unwrap();
         out.extend(fetched.to_records().into_iter().map(|r| (r.offset, r.key, r.value)));
         at = fetched.next_offset().unwrap();
     }

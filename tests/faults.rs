@@ -7,6 +7,7 @@ mod common;
 use std::io::ErrorKind;
 
 use annals::io::sim::{CrashMode, SimFs};
+use annals::ReadBound;
 use annals::{Durability, Error};
 use common::crash::{config, open, record, Tracker};
 
@@ -56,7 +57,7 @@ fn reopen_is_consistent(fs: &SimFs, t: &Tracker, what: &str) {
         let allowed = t.allowed();
         let got: Vec<_> = (0..end)
             .map(|o| {
-                let r = log.read(o as u64, 1).unwrap().to_records().remove(0);
+                let r = log.read(o as u64, 1, ReadBound::LogEnd).unwrap().to_records().remove(0);
                 (r.key, r.value, r.timestamp_ms)
             })
             .collect();
@@ -119,7 +120,7 @@ fn a_failed_fsync_poisons_until_reopen() {
     // Transient or not, the partition stays poisoned: no retry can be trusted.
     assert!(matches!(log.flush(), Err(Error::Poisoned { .. })));
     assert!(matches!(log.append(&[record(2)]), Err(Error::Poisoned { .. })));
-    assert!(log.read(0, 100).is_ok(), "reads still work");
+    assert!(log.read(0, 100, ReadBound::LogEnd).is_ok(), "reads still work");
     assert!(log.close().is_err(), "a poisoned log does not claim a clean shutdown");
     drop(log);
     let log = open(&fs, &config(Durability::None)).unwrap();
@@ -152,14 +153,14 @@ fn a_full_disk_is_a_typed_error_and_appends_resume_without_gap() {
     // Readable and consistent while full.
     assert_eq!(log.log_end_offset(), next);
     for o in 0..next {
-        assert_eq!(log.read(o, 1).unwrap().to_records()[0].value, record(o).value);
+        assert_eq!(log.read(o, 1, ReadBound::LogEnd).unwrap().to_records()[0].value, record(o).value);
     }
     assert!(matches!(log.append(&[record(next)]), Err(Error::DiskFull { .. })), "still full");
     fs.set_capacity(None);
     let info = log.append(&[record(next)]).unwrap();
     assert_eq!(info.first_offset, next, "no gap, no duplicate");
     for o in 0..=next {
-        assert_eq!(log.read(o, 1).unwrap().to_records()[0].offset, o);
+        assert_eq!(log.read(o, 1, ReadBound::LogEnd).unwrap().to_records()[0].offset, o);
     }
 }
 

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use annals::format::Codec;
+use annals::ReadBound;
 use annals::{
     CleanupPolicy, CompressionType, LogConfig, PartitionLog, ProduceMeta, Record, Store, StoreConfig,
     TopicConfig,
@@ -85,7 +86,7 @@ fn read_all(dir: &Path) -> Vec<Value> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
-        let fetched = log.read(offset, 1 << 20).unwrap();
+        let fetched = log.read(offset, 1 << 20, ReadBound::LogEnd).unwrap();
         out.extend(fetched.records().map(|r| annals_json(&r)));
         offset = fetched.next_offset().unwrap();
     }
@@ -244,7 +245,7 @@ fn pass_through(python: &Path, codec: Codec) {
         }
     }
     assert_eq!(next as usize, expected.len());
-    let fetched = log.read(0, 1 << 20).unwrap();
+    let fetched = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap();
     let got: Vec<Value> = fetched.records().map(|r| annals_json(&r)).collect();
     for (offset, (g, e)) in got.iter().zip(&expected).enumerate() {
         assert_eq!(g["offset"], offset as u64);
@@ -292,7 +293,7 @@ fn recompressed(python: &Path, from: Codec, to: Codec) {
     let log = PartitionLog::open(dir.path().join("log"), config).unwrap();
     let info = log.append_batches(&mut bytes, ProduceMeta::leader_epoch(2)).unwrap();
     assert_eq!(info.last_offset as usize + 1, expected.len());
-    let fetched = log.read(0, 1 << 20).unwrap();
+    let fetched = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap();
     assert!(fetched.batches().all(|(h, _)| h.compression() == to), "{from} -> {to}");
     let got: Vec<Value> = fetched.records().map(|r| annals_json(&r)).collect();
     log.close().unwrap();

@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 
+use annals::ReadBound;
 use annals::{LogConfig, PartitionLog, Record};
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -81,7 +82,7 @@ fn sealed_bytes(log: &PartitionLog) -> u64 {
     let mut total = 0;
     let mut at = log.log_start_offset();
     while at < active {
-        let fetched = log.read(at, 1 << 20).unwrap();
+        let fetched = log.read(at, 1 << 20, ReadBound::LogEnd).unwrap();
         total += fetched.bytes().len() as u64;
         at = fetched.next_offset().unwrap();
     }
@@ -120,7 +121,7 @@ proptest! {
                 }
                 Op::Read { at, max_bytes } => {
                     let offset = u64::from(at) % (model.len() as u64 + 2);
-                    let result = log.read(offset, usize::from(max_bytes));
+                    let result = log.read(offset, usize::from(max_bytes), ReadBound::LogEnd);
                     if offset > model.len() as u64 {
                         prop_assert!(matches!(result, Err(annals::Error::OffsetOutOfRange { .. })), "{:?}", result);
                         continue;

@@ -3,6 +3,7 @@
 mod common;
 
 use annals::format::EncodeError;
+use annals::ReadBound;
 use annals::{Error, LogConfig, PartitionLog, Record};
 use common::*;
 
@@ -15,7 +16,7 @@ fn append_read_across_segments() {
     assert_holds(&log, 500);
     // Random single-record reads land on the right record.
     for offset in [0, 1, 6, 7, 8, 123, 250, 499] {
-        let got = log.read(offset, 1).unwrap().to_records();
+        let got = log.read(offset, 1, ReadBound::LogEnd).unwrap().to_records();
         assert_eq!(got[0].offset, offset);
         assert_eq!(got[0].value, record(offset).value);
     }
@@ -30,10 +31,10 @@ fn append_read_across_segments() {
 fn read_at_end_is_empty_and_beyond_is_out_of_range() {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
-    assert!(log.read(0, 100).unwrap().is_empty());
+    assert!(log.read(0, 100, ReadBound::LogEnd).unwrap().is_empty());
     append_range(&log, 0, 10, 3);
-    assert!(log.read(10, 100).unwrap().is_empty());
-    match log.read(11, 100) {
+    assert!(log.read(10, 100, ReadBound::LogEnd).unwrap().is_empty());
+    match log.read(11, 100, ReadBound::LogEnd) {
         Err(Error::OffsetOutOfRange { offset: 11, log_start_offset: 0, log_end_offset: 10 }) => {}
         other => panic!("{other:?}"),
     }
@@ -151,7 +152,7 @@ fn records_keep_keys_headers_and_tombstones() {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
     append_range(&log, 0, 30, 30);
-    let got = log.read(0, 1 << 20).unwrap().to_records();
+    let got = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap().to_records();
     assert!(got.iter().any(|r| r.value.is_none() && r.key.is_some()), "a tombstone survives");
     assert!(got.iter().any(|r| !r.headers.is_empty()));
     assert_holds(&log, 30);
@@ -177,13 +178,13 @@ fn max_bytes_bounds_a_read_but_returns_at_least_one_batch() {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
     append_range(&log, 0, 100, 10);
-    let one = log.read(15, 0).unwrap();
+    let one = log.read(15, 0, ReadBound::LogEnd).unwrap();
     assert_eq!(one.batches().count(), 1, "whole first batch even over max_bytes");
     assert_eq!(one.to_records().first().unwrap().offset, 15, "records before the offset are skipped");
     assert_eq!(one.next_offset(), Some(20));
-    let some = log.read(0, 2000).unwrap();
+    let some = log.read(0, 2000, ReadBound::LogEnd).unwrap();
     assert!(some.bytes().len() <= 2000 && some.batches().count() >= 1);
-    let all = log.read(0, 1 << 20).unwrap();
+    let all = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap();
     assert_eq!(all.to_records().len(), 100);
 }
 
@@ -192,7 +193,7 @@ fn fetched_records_outlive_truncation_and_segment_deletion() {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     append_range(&log, 0, 200, 5);
-    let fetched = log.read(0, 1 << 20).unwrap();
+    let fetched = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap();
     let before = fetched.to_records();
     log.truncate_to(0).unwrap();
     append_range(&log, 0, 50, 5);

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use annals::ReadBound;
 use annals::{Durability, Error, LogConfig, PartitionLog, Record, Store, StoreConfig, TopicConfig};
 
 fn config(max_open_files: usize) -> StoreConfig {
@@ -37,12 +38,12 @@ fn five_hundred_partitions_on_sixty_four_descriptors() {
     let topic = store.topic("many").unwrap();
     for p in 0..500 {
         let partition = topic.partition(p).unwrap();
-        let records = partition.read(0, 1 << 20).unwrap().to_records();
+        let records = partition.read(0, 1 << 20, ReadBound::LogEnd).unwrap().to_records();
         // Reads stop at the first segment's end; read on from there.
         let mut values: Vec<Vec<u8>> = records.iter().map(|r| r.value.as_ref().unwrap().to_vec()).collect();
         let mut next = records.last().unwrap().offset + 1;
         while next < partition.log_end_offset() {
-            let more = partition.read(next, 1 << 20).unwrap().to_records();
+            let more = partition.read(next, 1 << 20, ReadBound::LogEnd).unwrap().to_records();
             next = more.last().unwrap().offset + 1;
             values.extend(more.iter().map(|r| r.value.as_ref().unwrap().to_vec()));
         }
@@ -93,7 +94,7 @@ fn a_corrupt_partition_goes_offline_and_the_others_serve() {
     for p in [0, 2] {
         topic.append_to(p, &[Record::new("still serving")]).unwrap();
         let partition = topic.partition(p).unwrap();
-        assert_eq!(partition.read(0, 1 << 20).unwrap().records().count(), 21);
+        assert_eq!(partition.read(0, 1 << 20, ReadBound::LogEnd).unwrap().records().count(), 21);
     }
     assert_eq!(topic.partitions().len(), 2, "handles only for online partitions");
     assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing was cut");

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use annals::format::{encode_batch, BatchMeta, EncodeLimits};
 use annals::io::StdFileSystem;
+use annals::ReadBound;
 use annals::{
     BatchProblem, CleanupPolicy, Error, LogConfig, ManualClock, PartitionLog, ProduceMeta, Record,
     TimestampType,
@@ -184,7 +185,7 @@ fn every_bad_producer_batch_is_refused_with_its_kafka_code_and_nothing_is_append
             other => panic!("{what}: {other:?}"),
         }
         assert_eq!(log.log_end_offset(), 1, "{what}: nothing appended");
-        assert_eq!(log.read(0, 1 << 20).unwrap().records().count(), 1, "{what}");
+        assert_eq!(log.read(0, 1 << 20, ReadBound::LogEnd).unwrap().records().count(), 1, "{what}");
     }
 }
 
@@ -199,7 +200,7 @@ fn log_append_time_stamps_the_batch_as_kafka_does() {
     log.append_batches(&mut request, ProduceMeta::leader_epoch(2)).unwrap();
     clock.set(NOW + 9_000);
     log.append(&keyed(2)).unwrap();
-    let fetched = log.read(0, 1 << 20).unwrap();
+    let fetched = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap();
     let (h, stored) = fetched.batches().next().unwrap();
     assert!(h.is_log_append_time());
     assert_eq!((h.max_timestamp_ms, h.leader_epoch), (NOW + 5_000, 2));
@@ -219,7 +220,7 @@ fn a_wrong_max_timestamp_is_corrected_and_the_window_applies_to_both_apis() {
     let mut batch = client_batch(&keyed(2), BatchMeta::default());
     patch(&mut batch, 35, &(NOW + 30_000).to_be_bytes()); // maxTimestamp above every record
     log.append_batches(&mut batch, ProduceMeta::default()).unwrap();
-    let h = log.read(0, 1 << 20).unwrap().batches().next().unwrap().0;
+    let h = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap().batches().next().unwrap().0;
     assert_eq!(h.max_timestamp_ms, NOW, "corrected to the largest record timestamp");
     let future = [Record::with_key("k", "v").timestamp_ms(NOW + 120_000)];
     assert!(matches!(log.append(&future), Err(Error::InvalidTimestamp { index: 0, .. })));
@@ -291,7 +292,7 @@ fn a_max_timestamp_of_minus_one_is_recomputed_as_kafka_does() {
     let mut request = sent.clone();
     log.append_batches(&mut request, ProduceMeta::default()).unwrap();
     let check = |log: &PartitionLog| {
-        let fetched = log.read(0, 1 << 20).unwrap();
+        let fetched = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap();
         let (h, stored) = fetched.batches().next().unwrap();
         assert_eq!((h.base_timestamp_ms, h.max_timestamp_ms), (NOW, NOW), "the largest record timestamp");
         assert_eq!(&stored[61..], &sent[61..], "the records as sent");
@@ -343,7 +344,7 @@ fn offset_deltas_that_are_not_the_records_positions_are_renumbered() {
         batch[17..21].copy_from_slice(&crc.to_be_bytes());
         let info = log.append_batches(&mut batch, ProduceMeta::default()).unwrap();
         assert_eq!((info.first_offset, info.last_offset), (1, 3), "{deltas:?}");
-        let fetched = log.read(1, 1 << 20).unwrap();
+        let fetched = log.read(1, 1 << 20, ReadBound::LogEnd).unwrap();
         let (_, stored) = fetched.batches().next().unwrap();
         annals::format::check_batch(stored).unwrap();
         let read: Vec<(u64, Vec<u8>)> =
@@ -371,7 +372,7 @@ fn a_base_timestamp_past_every_record_is_taken_and_rebuilt() {
     let crc = annals::format::crc32c(&batch[21..]);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
     log.append_batches(&mut batch, ProduceMeta::default()).unwrap();
-    let fetched = log.read(0, 1 << 20).unwrap();
+    let fetched = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap();
     let (h, stored) = fetched.batches().next().unwrap();
     annals::format::check_batch(stored).unwrap();
     assert_eq!((h.base_timestamp_ms, h.max_timestamp_ms), (NOW - 1, NOW - 1));

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use annals::io::sim::{CrashMode, SimFs};
 use annals::raft::{KvConfig, KvStateMachine, LogStore, RaftStoreError};
 use annals::LogConfig;
+use annals::ReadBound;
 use openraft::entry::RaftEntry;
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, Entry, LogId, StorageError, Vote};
@@ -107,7 +108,7 @@ fn state_and_entries_survive_reopen_and_terms_become_leader_epochs() {
     assert_eq!(indexes(&store).len(), 8);
     assert_eq!(store.log().high_watermark(), 7);
     let committed: Vec<u64> =
-        store.log().read_committed(0, 1 << 20).unwrap().records().map(|r| r.offset).collect();
+        store.log().read(0, 1 << 20, ReadBound::HighWatermark).unwrap().records().map(|r| r.offset).collect();
     assert_eq!(committed, (0..6).collect::<Vec<_>>(), "whole batches below the high watermark");
 }
 

@@ -6,6 +6,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
+use annals::ReadBound;
 use annals::{Corruption, Error, LogConfig, PartitionLog};
 use common::*;
 
@@ -151,7 +152,7 @@ fn flipped_byte_below_the_recovery_point_fails_the_read_not_the_log() {
     assert_eq!(log.log_end_offset(), 40, "durable bytes are never cut");
     let mut errors = 0;
     for offset in log.log_start_offset()..40 {
-        if let Err(e) = log.read(offset, 1) {
+        if let Err(e) = log.read(offset, 1, ReadBound::LogEnd) {
             assert!(matches!(e, Error::Corruption { .. }), "{e}");
             errors += 1;
         }
@@ -169,10 +170,10 @@ fn flipped_byte_in_sealed_segment_fails_the_read_not_the_log() {
     bytes[100] ^= 0x80;
     fs::write(&first, &bytes).unwrap();
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
-    assert!(matches!(log.read(0, 1 << 20), Err(Error::Corruption { .. })));
+    assert!(matches!(log.read(0, 1 << 20, ReadBound::LogEnd), Err(Error::Corruption { .. })));
     // Later segments are still readable.
     let second = log.segment_base_offsets()[1];
-    assert_eq!(log.read(second, 10).unwrap().to_records()[0].offset, second);
+    assert_eq!(log.read(second, 10, ReadBound::LogEnd).unwrap().to_records()[0].offset, second);
 }
 
 #[test]
@@ -224,7 +225,11 @@ fn missing_empty_or_garbage_indexes_are_rebuilt() {
         let log = PartitionLog::open(dir.path(), small_config()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_holds(&log, 400);
         for offset in 0..50 {
-            assert_eq!(log.read(offset, 1).unwrap().to_records()[0].offset, offset, "{name}");
+            assert_eq!(
+                log.read(offset, 1, ReadBound::LogEnd).unwrap().to_records()[0].offset,
+                offset,
+                "{name}"
+            );
         }
     }
 }
@@ -306,7 +311,7 @@ fn regression_flipped_base_offset_never_misplaces_records() {
     fs::write(&first, &bytes).unwrap();
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     for offset in 0..12 {
-        match log.read(offset, 1) {
+        match log.read(offset, 1, ReadBound::LogEnd) {
             Ok(fetched) => {
                 for r in fetched.records() {
                     assert_eq!(r.value, record(r.offset).value.as_deref(), "record at {}", r.offset);

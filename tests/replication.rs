@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
+use annals::ReadBound;
 use annals::{BatchMeta, Error, LogConfig, PartitionLog, Record};
 use common::values;
 
@@ -34,7 +35,7 @@ fn lead(log: &PartitionLog, epoch: i32, tag: &str, n: usize) {
 /// does), appending them as a replica.
 fn fetch(follower: &PartitionLog, leader: &PartitionLog) {
     while follower.log_end_offset() < leader.log_end_offset() {
-        let fetched = leader.read(follower.log_end_offset(), 4096).unwrap();
+        let fetched = leader.read(follower.log_end_offset(), 4096, ReadBound::LogEnd).unwrap();
         follower.append_replica(fetched.bytes()).unwrap();
     }
 }
@@ -66,13 +67,13 @@ fn replica_appends_keep_offsets_and_epochs_and_refuse_gaps_and_damage() {
     // A batch that does not continue the log, or a damaged one: refused,
     // nothing written.
     let end = follower.log_end_offset();
-    let again = leader.read(10, 1).unwrap();
+    let again = leader.read(10, 1, ReadBound::LogEnd).unwrap();
     assert!(matches!(
         follower.append_replica(again.bytes()),
         Err(Error::NonContiguousBatch { expected, found: 0 }) if expected == end
     ));
     lead(&leader, 4, "d", 3);
-    let next = leader.read(end, 4096).unwrap();
+    let next = leader.read(end, 4096, ReadBound::LogEnd).unwrap();
     let mut bad = next.bytes().to_vec();
     let last = bad.len() - 1;
     bad[last] ^= 0x20;
@@ -213,7 +214,7 @@ fn crash_anywhere_leaves_the_epoch_cache_consistent_with_the_log() {
             // Every batch's epoch is the cache's epoch at its offset.
             let mut offset = log.log_start_offset();
             while offset < end {
-                let fetched = log.read(offset, 1 << 20).unwrap();
+                let fetched = log.read(offset, 1 << 20, ReadBound::LogEnd).unwrap();
                 for (h, _) in fetched.batches() {
                     let cached = epochs.iter().rev().find(|&&(_, s)| s <= h.base_offset.max(epochs[0].1));
                     assert_eq!(
@@ -244,14 +245,14 @@ fn the_high_watermark_bounds_committed_reads_retention_and_compaction() {
     assert_eq!(log.high_watermark(), 20, "appends do not move a set high watermark");
 
     // Committed reads: whole batches wholly below the high watermark.
-    let committed = log.read_committed(0, 1 << 20).unwrap();
+    let committed = log.read(0, 1 << 20, ReadBound::HighWatermark).unwrap();
     let offsets: Vec<u64> = committed.records().map(|r| r.offset).collect();
     assert!(offsets.iter().all(|&o| o < 20), "{offsets:?}");
-    assert!(log.read_committed(20, 1 << 20).unwrap().is_empty());
-    assert!(log.read_committed(64, 1 << 20).unwrap().is_empty());
-    assert!(matches!(log.read_committed(66, 1), Err(Error::OffsetOutOfRange { .. })));
+    assert!(log.read(20, 1 << 20, ReadBound::HighWatermark).unwrap().is_empty());
+    assert!(log.read(64, 1 << 20, ReadBound::HighWatermark).unwrap().is_empty());
+    assert!(matches!(log.read(66, 1, ReadBound::HighWatermark), Err(Error::OffsetOutOfRange { .. })));
     log.set_high_watermark(65).unwrap();
-    assert_eq!(log.read_committed(0, 1 << 20).unwrap().to_records().len(), 65);
+    assert_eq!(log.read(0, 1 << 20, ReadBound::HighWatermark).unwrap().to_records().len(), 65);
 
     // Truncation lowers it; a checkpoint and a clean close persist it.
     log.truncate_to(50).unwrap();
@@ -292,11 +293,11 @@ fn retention_and_compaction_never_act_at_or_above_the_high_watermark() {
     log.set_high_watermark(100).unwrap();
     log.enforce_retention().unwrap();
     assert!(log.log_start_offset() <= 100, "log start {}", log.log_start_offset());
-    let fetched = log.read(log.log_start_offset(), 1 << 20).unwrap();
+    let fetched = log.read(log.log_start_offset(), 1 << 20, ReadBound::LogEnd).unwrap();
     assert!(fetched.records().next().is_some());
     // Every record from the high watermark on is still there.
     for o in 100..200 {
-        assert_eq!(log.read(o, 1).unwrap().records().next().unwrap().offset, o);
+        assert_eq!(log.read(o, 1, ReadBound::LogEnd).unwrap().records().next().unwrap().offset, o);
     }
 
     let cdir = tempfile::tempdir().unwrap();
@@ -315,10 +316,17 @@ fn retention_and_compaction_never_act_at_or_above_the_high_watermark() {
     // Records at or above the high watermark are all still there (the
     // segment holding 150 is not wholly below it either).
     for o in 150..300 {
-        assert_eq!(log.read(o, 1).unwrap().records().next().unwrap().offset, o, "offset {o}");
+        assert_eq!(
+            log.read(o, 1, ReadBound::LogEnd).unwrap().records().next().unwrap().offset,
+            o,
+            "offset {o}"
+        );
     }
     // Below it, superseded records went.
-    let kept_below =
-        (0..150).filter(|&o| log.read(o, 1).unwrap().records().next().is_some_and(|r| r.offset == o)).count();
+    let kept_below = (0..150)
+        .filter(|&o| {
+            log.read(o, 1, ReadBound::LogEnd).unwrap().records().next().is_some_and(|r| r.offset == o)
+        })
+        .count();
     assert!(kept_below < 150, "compaction ran below the high watermark");
 }

@@ -5,6 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use annals::io::StdFileSystem;
+use annals::ReadBound;
 use annals::{Error, LogConfig, ManualClock, PartitionLog, Record};
 use proptest::prelude::*;
 
@@ -123,16 +124,16 @@ fn retention_by_time_deletes_old_segments_and_keeps_the_active_one() {
     assert_eq!(report.segments_deleted, 7, "{report:?}");
     assert_eq!(log.log_start_offset(), 21);
     assert!(matches!(
-        log.read(20, 100),
+        log.read(20, 100, ReadBound::LogEnd),
         Err(Error::OffsetOutOfRange { offset: 20, log_start_offset: 21, .. })
     ));
-    assert_eq!(log.read(21, 1).unwrap().to_records()[0].offset, 21);
+    assert_eq!(log.read(21, 1, ReadBound::LogEnd).unwrap().to_records()[0].offset, 21);
     // Far in the future: every sealed segment goes, the active one stays.
     clock.advance(365 * DAY);
     log.enforce_retention().unwrap();
     assert_eq!(log.segment_count(), 1);
     assert_eq!(log.log_start_offset(), 30);
-    assert_eq!(log.read(30, 100).unwrap().to_records().len(), 1);
+    assert_eq!(log.read(30, 100, ReadBound::LogEnd).unwrap().to_records().len(), 1);
     // The log start survives a reopen.
     log.close().unwrap();
     drop(log);
@@ -172,15 +173,15 @@ fn delete_records_before_raises_the_log_start_and_never_lowers_it() {
     assert!(matches!(log.delete_records_before(99), Err(Error::OffsetOutOfRange { offset: 99, .. })));
     assert_eq!(log.delete_records_before(10).unwrap(), 10);
     assert_eq!(log.segment_base_offsets()[0], 9, "the segment holding 10 stays");
-    assert!(matches!(log.read(9, 10), Err(Error::OffsetOutOfRange { .. })));
-    let first = log.read(10, 1).unwrap();
+    assert!(matches!(log.read(9, 10, ReadBound::LogEnd), Err(Error::OffsetOutOfRange { .. })));
+    let first = log.read(10, 1, ReadBound::LogEnd).unwrap();
     assert_eq!(first.records().next().unwrap().offset, 10, "records below the start are not returned");
     assert_eq!(log.delete_records_before(5).unwrap(), 10, "never moves back");
     // Everything: the active segment is rolled and deleted too.
     assert_eq!(log.delete_records_before(31).unwrap(), 31);
     assert_eq!(log.segment_base_offsets(), [31]);
     log.append(&[Record::new("after")]).unwrap();
-    assert_eq!(log.read(31, 10).unwrap().to_records()[0].offset, 31);
+    assert_eq!(log.read(31, 10, ReadBound::LogEnd).unwrap().to_records()[0].offset, 31);
     drop(log);
     let log = open(dir.path(), &clock, config);
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (31, 32));
@@ -219,7 +220,7 @@ fn reads_racing_deletion_finish_or_fail_cleanly() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let mut next = log.log_start_offset();
                     while next < log.log_end_offset() {
-                        match log.read(next, 512) {
+                        match log.read(next, 512, ReadBound::LogEnd) {
                             Ok(fetched) => {
                                 for r in fetched.records() {
                                     assert_eq!(r.value.unwrap(), value(r.offset).as_bytes(), "wrong bytes");

@@ -2,6 +2,7 @@
 
 use std::fs;
 
+use annals::ReadBound;
 use annals::{
     partition_for_key, Error, Partition, Reader, Record, StartAt, Store, StoreConfig, Topic, TopicConfig,
 };
@@ -138,7 +139,7 @@ fn a_keyed_batch_is_grouped_by_partition_and_unkeyed_batches_rotate() {
     // Order within each partition is the order given.
     for p in topic.partitions() {
         let values: Vec<u32> = p
-            .read(0, 1 << 20)
+            .read(0, 1 << 20, ReadBound::LogEnd)
             .unwrap()
             .records()
             .map(|r| std::str::from_utf8(r.value.unwrap()).unwrap().parse().unwrap())
@@ -174,7 +175,7 @@ fn records_round_trip_exactly() {
     p.append(&given).unwrap();
     let after =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let got = p.read(0, 1 << 20).unwrap().to_records();
+    let got = p.read(0, 1 << 20, ReadBound::LogEnd).unwrap().to_records();
     assert_eq!(got.len(), 3);
     for (g, w) in got.iter().zip(&given) {
         assert_eq!((&g.key, &g.value, &g.headers), (&w.key, &w.value, &w.headers));

@@ -9,6 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
+use annals::ReadBound;
 use annals::{BatchMeta, Error, LogConfig, PartitionLog, Record};
 use common::values;
 
@@ -48,7 +49,7 @@ fn the_log_starts_over_empty_past_its_end_with_no_epoch_left() {
     assert_eq!(log.segment_base_offsets(), [100]);
     assert!(log.leader_epochs().is_empty());
     assert_eq!(log.high_watermark(), 100);
-    assert!(matches!(log.read(60, 1024), Err(Error::OffsetOutOfRange { .. })));
+    assert!(matches!(log.read(60, 1024, ReadBound::LogEnd), Err(Error::OffsetOutOfRange { .. })));
     // The new leader's records may carry an epoch below the old latest.
     lead(&log, 4, "c", 3).unwrap();
     assert_eq!(log.leader_epochs(), [(4, 100)]);

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use annals::ReadBound;
 use annals::{LogConfig, PartitionLog, ProduceMeta, Record};
 
 /// Log size at which append benches truncate (untimed) to start over. Kept
@@ -185,7 +186,7 @@ pub fn alternate<const N: usize>(calls: u64, sides: &mut [&mut dyn FnMut() -> Du
 pub fn read_all(log: &PartitionLog) -> (u64, usize) {
     let (mut offset, mut seen, mut bytes) = (0u64, 0u64, 0usize);
     while offset < log.log_end_offset() {
-        let fetched = log.read(offset, 1 << 20).unwrap();
+        let fetched = log.read(offset, 1 << 20, ReadBound::LogEnd).unwrap();
         for r in fetched.records() {
             bytes += r.value.map_or(0, <[u8]>::len);
             seen += 1;

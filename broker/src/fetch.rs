@@ -33,6 +33,7 @@ use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
 
 use crate::api::{blocking, Answer};
 use crate::Shared;
+use annals::ReadBound;
 
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
@@ -174,21 +175,21 @@ fn partition(
     let Some(offset) = u64::try_from(p.fetch_offset).ok().filter(|&o| o >= start && o <= end) else {
         return response.with_error_code(ResponseError::OffsetOutOfRange.code());
     };
-    read.waits.push(partition.wait_for_async(end));
+    read.waits.push(partition.wait_for_async(end, ReadBound::LogEnd));
     if offset == end {
         return response.with_records(Some(bytes::Bytes::new()));
     }
     let limit = partition_max.min(budget.left);
     let fetched = if budget.min_one_message {
         // The first batch goes out whatever its size.
-        partition.read(offset, limit.max(1)).map(Some)
+        partition.read(offset, limit.max(1), ReadBound::LogEnd).map(Some)
     } else if limit == 0 {
         Ok(None)
     } else {
         // The engine returns whole batches, the first whatever its size:
         // one larger than the limit is not sent (Kafka's incomplete first
         // batch, answered with no records).
-        partition.read(offset, limit).map(|f| Some(f).filter(|f| f.bytes().len() <= limit))
+        partition.read(offset, limit, ReadBound::LogEnd).map(|f| Some(f).filter(|f| f.bytes().len() <= limit))
     };
     match fetched {
         Ok(fetched) => {

@@ -12,6 +12,7 @@ use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 
 use crate::api::{blocking, Answer};
 use crate::Shared;
+use annals::ReadBound;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -74,7 +75,7 @@ fn answer(shared: &Shared, request: ListOffsetsRequest, version: i16) -> ListOff
 /// The first offset at or after `ts` and its record's timestamp.
 fn at_timestamp(partition: &annals::Partition, ts: i64) -> annals::Result<Option<(i64, i64)>> {
     let Some(offset) = partition.offset_for_timestamp(ts)? else { return Ok(None) };
-    let fetched = partition.read(offset, 1 << 16)?;
+    let fetched = partition.read(offset, 1 << 16, ReadBound::LogEnd)?;
     let timestamp = fetched.records().find(|r| r.offset >= offset).map_or(-1, |r| r.timestamp_ms);
     Ok(Some((offset as i64, timestamp)))
 }

@@ -3,6 +3,7 @@
 //! `.ci/run` installs them; a test whose client is missing fails in CI and
 //! skips loudly elsewhere.
 
+use annals::ReadBound;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -229,7 +230,7 @@ fn kafka_python_produces_every_codec_idempotently_and_consumes_it_back() {
     for codec in ["gzip", "snappy", "lz4", "zstd"] {
         let dir = dir.path().join("store").join(format!("py-{codec}-0"));
         let log = annals::PartitionLog::open(&dir, annals::LogConfig::default()).unwrap();
-        let fetched = log.read(0, 1 << 20).unwrap();
+        let fetched = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap();
         let wanted = annals::format::Codec::parse(codec).unwrap();
         assert!(fetched.batches().all(|(h, _)| h.compression() == wanted && h.producer_id >= 0), "{codec}");
         assert_eq!(log.log_end_offset(), 500);

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use annals::io::sim::{CrashMode, SimFs};
 use annals::io::{FileSystem, OpenMode};
 use annals::format::Codec;
-use annals::{CompressionType, LogConfig, PartitionLog, Record};
+use annals::{CompressionType, LogConfig, PartitionLog, ReadBound, Record};
 use libfuzzer_sys::fuzz_target;
 
 const DIR: &str = "/p";
@@ -116,7 +116,7 @@ fuzz_target!(|data: &[u8]| {
         if next >= log.log_end_offset() {
             break;
         }
-        let Ok(fetched) = log.read(next, 4096) else { return };
+        let Ok(fetched) = log.read(next, 4096, ReadBound::LogEnd) else { return };
         for r in fetched.records() {
             let want = written.get(r.offset as usize).expect("an offset the fixture never wrote was returned");
             assert_eq!(r.key.map(<[u8]>::to_vec), want.0, "key at {}", r.offset);

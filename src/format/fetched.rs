@@ -42,21 +42,6 @@ impl FetchedRecords {
         FetchedRecords { from_offset: offset, ..self }
     }
 
-    /// The same, cut before the first batch that reaches `end_offset`
-    /// (whole batches only).
-    pub(crate) fn below(self, end_offset: u64) -> Self {
-        let keep: usize = self
-            .batches()
-            .take_while(|(h, _)| h.last_offset() < end_offset)
-            .map(|(h, _)| h.batch_len as usize)
-            .sum();
-        FetchedRecords {
-            data: self.data.slice(..keep),
-            from_offset: self.from_offset,
-            inflated: OnceLock::new(),
-        }
-    }
-
     /// True when the read returned nothing (the offset was the log end).
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()

@@ -36,5 +36,5 @@ pub use partition::PartitionLog;
 pub use produce::ProduceMeta;
 pub use producers::PRODUCER_SNAPSHOT_FILE;
 pub use repair::{AcceptDataLoss, RepairReport};
-pub use types::{AppendInfo, CompactionReport, RecoveryReport, RetentionReport};
+pub use types::{AppendInfo, CompactionReport, ReadBound, RecoveryReport, RetentionReport};
 pub use wait::WaitForOffset;

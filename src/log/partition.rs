@@ -24,7 +24,7 @@ use super::epochs::EpochCache;
 use super::notify::Notifier;
 use super::points::Checkpoints;
 use super::producers::ProducerStates;
-use super::types::RecoveryReport;
+use super::types::{ReadBound, RecoveryReport};
 use super::wait::WaitForOffset;
 
 /// The log of one partition, safe to share between threads (`Arc`).
@@ -44,12 +44,12 @@ use super::wait::WaitForOffset;
 /// # Examples
 ///
 /// ```
-/// use annals::{LogConfig, PartitionLog, Record};
+/// use annals::{LogConfig, PartitionLog, ReadBound, Record};
 /// let dir = tempfile::tempdir()?;
 /// let log = PartitionLog::open(dir.path(), LogConfig::default())?;
 /// let info = log.append(&[Record::new("a"), Record::with_key("k", "b")])?;
 /// assert_eq!((info.first_offset, info.last_offset), (0, 1));
-/// let fetched = log.read(1, 1 << 20)?;
+/// let fetched = log.read(1, 1 << 20, ReadBound::LogEnd)?;
 /// let records = fetched.to_records();
 /// assert_eq!(records[0].value.as_deref(), Some(&b"b"[..]));
 /// log.close()?;
@@ -168,14 +168,27 @@ impl PartitionLog {
     }
 
     /// Reads whole batches from the one holding `offset`, up to about
-    /// `max_bytes` (at least one batch). Reading at the log end offset
-    /// returns nothing.
+    /// `max_bytes` (at least one batch), each wholly below `bound`: the
+    /// log end offset, the high watermark (what a consumer may see of a
+    /// replicated partition) or the durable offset (what a power cut
+    /// cannot take back; under `Durability::Always` a record is there once
+    /// its append is acknowledged). Reading at the bound, or between it
+    /// and the log end, returns nothing.
     ///
     /// # Errors
     /// [`Error::OffsetOutOfRange`] outside `[log_start_offset,
     /// log_end_offset]`; [`Error::Corruption`] for damaged bytes.
-    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
-        self.in_live_segments(|segments| self.read_in(segments, offset, max_bytes))
+    pub fn read(&self, offset: u64, max_bytes: usize, bound: ReadBound) -> Result<FetchedRecords> {
+        self.in_live_segments(|segments| self.read_in(segments, offset, max_bytes, bound))
+    }
+
+    /// The offset `bound` stands at now (never above the log end).
+    pub fn bound_offset(&self, bound: ReadBound) -> u64 {
+        match bound {
+            ReadBound::LogEnd => self.log_end_offset(),
+            ReadBound::HighWatermark => self.high_watermark(),
+            ReadBound::Durable => self.durable_offset(),
+        }
     }
 
     /// Runs `f` on the segments (under the truncation lock, read), again
@@ -206,11 +219,19 @@ impl PartitionLog {
     }
 
     /// [`PartitionLog::read`] in `segments`; the caller holds the
-    /// truncation lock (read).
-    fn read_in(&self, segments: &SegmentMap, offset: u64, max_bytes: usize) -> Result<FetchedRecords> {
-        let end = self.log_end_offset();
-        check_range(offset, self.log_start_offset(), end)?;
-        if offset == end {
+    /// truncation lock (read). The bound goes down to the segment read,
+    /// which keeps only batches wholly below it.
+    fn read_in(
+        &self,
+        segments: &SegmentMap,
+        offset: u64,
+        max_bytes: usize,
+        bound: ReadBound,
+    ) -> Result<FetchedRecords> {
+        // ORDER: the bound before the log end, so it is never above it.
+        let end = self.bound_offset(bound);
+        check_range(offset, self.log_start_offset(), self.log_end_offset())?;
+        if offset >= end {
             return Ok(FetchedRecords::default());
         }
         // Compaction can leave batches with no record at or after `offset`:
@@ -237,17 +258,18 @@ impl PartitionLog {
         Ok(empty)
     }
 
-    /// Blocks until a record at `offset` can be read (the log end offset is
-    /// above it) or `timeout` passes; returns whether it can.
-    pub fn wait_for(&self, offset: u64, timeout: Duration) -> bool {
+    /// Blocks until `bound` is above `offset` (a read at `offset` with that
+    /// bound can return a record once its batch is wholly below it) or
+    /// `timeout` passes; returns whether it is.
+    pub fn wait_for(&self, offset: u64, bound: ReadBound, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        self.notifier.wait_until(deadline, || self.log_end_offset() > offset)
+        self.notifier.wait_until(deadline, || self.bound_offset(bound) > offset)
     }
 
-    /// A future resolving once a record at `offset` can be read. Woken by
-    /// appends; runtime-agnostic.
-    pub fn wait_for_async(log: &Arc<PartitionLog>, offset: u64) -> WaitForOffset {
-        WaitForOffset::new(log.clone(), offset, false)
+    /// A future resolving once `bound` is above `offset`. Woken by appends,
+    /// fsyncs and high-watermark moves; runtime-agnostic.
+    pub fn wait_for_async(log: &Arc<PartitionLog>, offset: u64, bound: ReadBound) -> WaitForOffset {
+        WaitForOffset::new(log.clone(), offset, bound)
     }
 
     /// Wakes readers waiting for new records (after the writer lock is
@@ -331,9 +353,17 @@ mod tests {
         let header =
             encode_batch(&mut batch, 1, BatchMeta::default(), &[Record::new("b")], 0, limits).unwrap();
         log.active().append_batches(&batch, &[header], &log.segment_config, 0).unwrap();
-        let offsets: Vec<u64> = log.read(0, 1 << 20).unwrap().records().map(|r| r.offset).collect();
+        let offsets: Vec<u64> = log
+            .read(0, 1 << 20, crate::log::ReadBound::LogEnd)
+            .unwrap()
+            .records()
+            .map(|r| r.offset)
+            .collect();
         assert_eq!(offsets, [0], "nothing at or past the log end offset the read checked");
-        assert!(log.read(1, 1 << 20).unwrap().is_empty(), "a read at the log end returns nothing");
+        assert!(
+            log.read(1, 1 << 20, crate::log::ReadBound::LogEnd).unwrap().is_empty(),
+            "a read at the log end returns nothing"
+        );
     }
 
     /// What a broker asks before advertising a partition: a failed fsync
@@ -347,6 +377,6 @@ mod tests {
         fs.fail_at(fs.op_count() + 1, std::io::ErrorKind::Other, false);
         assert!(log.flush().is_err());
         assert!(matches!(log.poisoned(), Some(Error::Poisoned { .. })));
-        assert!(log.read(0, 1 << 20).is_ok(), "reads go on");
+        assert!(log.read(0, 1 << 20, crate::log::ReadBound::LogEnd).is_ok(), "reads go on");
     }
 }

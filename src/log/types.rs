@@ -3,6 +3,19 @@
 
 use crate::segment::Quarantine;
 
+/// How far a read goes, and what a wait waits for (Kafka's isolation:
+/// `LogEnd` is a leader's own view, `HighWatermark` a consumer's
+/// read_uncommitted on a replicated partition).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadBound {
+    /// Up to the log end offset: every acknowledged append.
+    LogEnd,
+    /// Below the high watermark (records a replication layer committed).
+    HighWatermark,
+    /// Below the durable offset (records a power cut cannot take back).
+    Durable,
+}
+
 /// Where an append landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendInfo {

@@ -7,18 +7,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::partition::PartitionLog;
+use super::types::ReadBound;
 
-/// Resolves (to the log end offset) once the log end offset is above
-/// `offset`, i.e. a record at `offset` can be read; or, made by
-/// [`PartitionLog::wait_for_committed_async`], (to the high watermark) once
-/// the high watermark is above it. Woken by appends and high-watermark
-/// moves; needs no async runtime.
+/// Resolves (to the bound's offset) once the bound it was made with (see
+/// [`PartitionLog::wait_for_async`]) is above `offset`: for
+/// [`ReadBound::LogEnd`], once a record at `offset` can be read. Woken by
+/// appends, fsyncs and high-watermark moves; needs no async runtime.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::sync::Arc;
-/// use annals::{LogConfig, PartitionLog, Record};
+/// use annals::{LogConfig, PartitionLog, ReadBound, Record};
 /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     let waker = std::task::Waker::noop();
 /// #     let mut cx = std::task::Context::from_waker(&waker);
@@ -27,7 +27,7 @@ use super::partition::PartitionLog;
 /// # }
 /// let dir = tempfile::tempdir()?;
 /// let log = Arc::new(PartitionLog::open(dir.path(), LogConfig::default())?);
-/// let wait = PartitionLog::wait_for_async(&log, 0);
+/// let wait = PartitionLog::wait_for_async(&log, 0, ReadBound::LogEnd);
 /// log.append(&[Record::new("hello")])?;
 /// assert_eq!(block_on(wait), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -39,23 +39,17 @@ pub struct WaitForOffset {
     offset: u64,
     id: u64,
     registered: bool,
-    /// Waits for the high watermark instead of the log end.
-    committed: bool,
+    bound: ReadBound,
 }
 
 impl WaitForOffset {
-    pub(super) fn new(log: Arc<PartitionLog>, offset: u64, committed: bool) -> Self {
+    pub(super) fn new(log: Arc<PartitionLog>, offset: u64, bound: ReadBound) -> Self {
         let id = log.notifier.new_waiter_id();
-        WaitForOffset { log, offset, id, registered: false, committed }
+        WaitForOffset { log, offset, id, registered: false, bound }
     }
 
-    /// The log end offset, or the high watermark for a committed wait.
     fn bound(&self) -> u64 {
-        if self.committed {
-            self.log.high_watermark()
-        } else {
-            self.log.log_end_offset()
-        }
+        self.log.bound_offset(self.bound)
     }
 }
 

@@ -45,7 +45,7 @@ const RECOVERY_POINT_BYTES: u64 = 64 << 20;
 /// moves every 64 MiB); truncation and purging
 /// are the log's crash-safe `truncate_to`, `delete_records_before` and
 /// `truncate_fully_and_start_at`. The partition's high watermark follows
-/// the committed log id, so `PartitionLog::read_committed` (or a
+/// the committed log id, so `PartitionLog::read` with `ReadBound::HighWatermark` (or a
 /// committed-only reader) sees only committed entries. Retention is turned
 /// off (openraft decides what to purge) and a compacting cleanup policy is
 /// refused.

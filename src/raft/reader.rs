@@ -60,7 +60,7 @@ where
     // Bounded: every pass takes at least one entry, moves `at` up to a
     // raised log start (which only rises, once per purge), or stops.
     while at < end {
-        let fetched = match log.read(at, READ_BYTES) {
+        let fetched = match log.read(at, READ_BYTES, crate::log::ReadBound::LogEnd) {
             Ok(fetched) => fetched,
             // A purge or truncation since `at` was chosen: the answer is
             // the log as it is after it (a purge: read again from the new

@@ -288,7 +288,7 @@ pub(super) fn load(topic: &Topic) -> Result<OffsetTable> {
         let mut next = partition.log_start_offset();
         // Bounded by the log end.
         while next < partition.log_end_offset() {
-            let fetched = partition.read(next, 1 << 20)?;
+            let fetched = partition.read(next, 1 << 20, crate::log::ReadBound::LogEnd)?;
             for r in fetched.records() {
                 let bad = || Error::InvalidMetadata {
                     path: partition.dir().to_path_buf(),

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::format::FetchedRecords;
-use crate::log::WaitForOffset;
+use crate::log::{ReadBound, WaitForOffset};
 
 use super::topic::Partition;
 
@@ -50,17 +50,6 @@ pub struct Reader {
     position: u64,
     max_bytes: usize,
     bound: ReadBound,
-}
-
-/// How far a [`Reader`] reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReadBound {
-    /// Up to the log end offset: every acknowledged append.
-    LogEnd,
-    /// Below the high watermark (records a replication layer committed).
-    HighWatermark,
-    /// Below the durable offset (records a power cut cannot take back).
-    Durable,
 }
 
 impl Reader {
@@ -128,20 +117,16 @@ impl Reader {
     /// [`crate::Error::OffsetOutOfRange`] when the position is outside the
     /// log (seek to recover); [`crate::Error::Corruption`]; [`crate::Error::Io`].
     pub fn poll(&mut self) -> Result<FetchedRecords> {
-        let fetched = match self.bound {
-            ReadBound::LogEnd => self.partition.read(self.position, self.max_bytes)?,
-            ReadBound::HighWatermark => self.partition.read_committed(self.position, self.max_bytes)?,
-            ReadBound::Durable => self.partition.read_durable(self.position, self.max_bytes)?,
-        };
+        let fetched = self.partition.read(self.position, self.max_bytes, self.bound)?;
         if let Some(next) = fetched.next_offset() {
             self.position = next;
         }
         Ok(fetched)
     }
 
-    /// Like [`Reader::poll`], but at the log end waits up to `timeout` for an
-    /// append first (a committed-only reader waits for the high watermark to
-    /// move past the position's batch).
+    /// Like [`Reader::poll`], but at the bound waits up to `timeout` for it
+    /// to move first (an append, or for a committed or durable reader the
+    /// high watermark or an fsync past the position's batch).
     ///
     /// # Errors
     /// As [`Reader::poll`].
@@ -150,25 +135,13 @@ impl Reader {
         if !fetched.is_empty() {
             return Ok(fetched);
         }
-        if self.bound == ReadBound::LogEnd {
-            if self.partition.wait_for(self.position, timeout) {
-                return self.poll();
-            }
-            return Ok(fetched);
-        }
         // The position's batch may straddle the bound: wait for it to move
         // past where it is now. Bounded by the deadline.
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let moved = if self.bound == ReadBound::Durable {
-                let target = self.position.max(self.partition.durable_offset());
-                self.partition.wait_for_durable(target, left)
-            } else {
-                let target = self.position.max(self.partition.high_watermark());
-                self.partition.wait_for_committed(target, left)
-            };
-            if !moved {
+            let target = self.position.max(self.partition.bound_offset(self.bound));
+            if !self.partition.wait_for(target, self.bound, left) {
                 return Ok(FetchedRecords::default());
             }
             let fetched = self.poll()?;
@@ -178,16 +151,10 @@ impl Reader {
         }
     }
 
-    /// A future resolving once a record at the position exists; then
-    /// [`Reader::poll`] returns it. For a committed-only reader: once the
-    /// high watermark is past the position (a poll returns nothing while
-    /// the position's batch still straddles it).
+    /// A future resolving once the bound is past the position; then
+    /// [`Reader::poll`] returns a record, unless the position's batch
+    /// still straddles the bound (wait again from there).
     pub fn wait(&self) -> WaitForOffset {
-        match self.bound {
-            ReadBound::HighWatermark => self.partition.wait_for_committed_async(self.position),
-            // A durable-only reader's future resolves on the append; its
-            // poll may then return nothing until the fsync lands.
-            ReadBound::LogEnd | ReadBound::Durable => self.partition.wait_for_async(self.position),
-        }
+        self.partition.wait_for_async(self.position, self.bound)
     }
 }

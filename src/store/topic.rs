@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::Record;
-use crate::log::{AppendInfo, PartitionLog, WaitForOffset};
+use crate::log::{AppendInfo, PartitionLog, ReadBound, WaitForOffset};
 
 use super::metadata::TopicConfig;
 use super::partitioner::partition_for_key;
@@ -239,13 +239,8 @@ impl Partition {
         Reader::new(self.clone(), start)
     }
 
-    /// A future resolving once a record at `offset` exists.
-    pub fn wait_for_async(&self, offset: u64) -> WaitForOffset {
-        PartitionLog::wait_for_async(&self.log, offset)
-    }
-
-    /// As [`PartitionLog::wait_for_committed_async`].
-    pub fn wait_for_committed_async(&self, offset: u64) -> WaitForOffset {
-        PartitionLog::wait_for_committed_async(&self.log, offset)
+    /// As [`PartitionLog::wait_for_async`].
+    pub fn wait_for_async(&self, offset: u64, bound: ReadBound) -> WaitForOffset {
+        PartitionLog::wait_for_async(&self.log, offset, bound)
     }
 }

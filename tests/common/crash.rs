@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
+use annals::ReadBound;
 use annals::{Durability, LogConfig, PartitionLog, Record};
 use bytes::Bytes;
 
@@ -197,7 +198,7 @@ fn recover(fs: &SimFs, config: &LogConfig) -> Result<(usize, Vec<Rec>), String> 
     let mut out = Vec::new();
     while start + (out.len() as u64) < log.log_end_offset() {
         let next = start + out.len() as u64;
-        let fetched = log.read(next, 4096).map_err(|e| format!("read failed: {e}"))?;
+        let fetched = log.read(next, 4096, ReadBound::LogEnd).map_err(|e| format!("read failed: {e}"))?;
         for r in fetched.records() {
             if r.offset != start + out.len() as u64 {
                 return Err(format!("offset {} where {} was due: not contiguous", r.offset, next));

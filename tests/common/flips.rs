@@ -15,6 +15,7 @@ use annals::io::{FileSystem, OpenMode};
 use annals::{Error, LogConfig};
 
 use super::crash::{open, Rec, State, Workload, DIR};
+use annals::ReadBound;
 
 /// Totals of a flip enumeration.
 #[derive(Debug, Default)]
@@ -188,7 +189,7 @@ fn judge_flip(
     // batch may fail its read (skipped one offset at a time).
     let mut offset = start;
     while offset < end {
-        match log.read(offset, 4096) {
+        match log.read(offset, 4096, ReadBound::LogEnd) {
             Ok(fetched) => {
                 let mut last = offset;
                 for r in fetched.records() {

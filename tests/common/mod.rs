@@ -8,6 +8,7 @@ pub mod workloads;
 
 use std::path::Path;
 
+use annals::ReadBound;
 use annals::{LogConfig, PartitionLog, Record};
 
 /// Small segments so tests roll often.
@@ -50,7 +51,7 @@ pub fn read_all(log: &PartitionLog, from: u64) -> Vec<(u64, Record)> {
     let mut out = Vec::new();
     let mut next = from;
     while next < log.log_end_offset() {
-        let fetched = log.read(next, 1000).unwrap();
+        let fetched = log.read(next, 1000, ReadBound::LogEnd).unwrap();
         assert!(!fetched.is_empty(), "empty read at {next}");
         for r in fetched.to_records() {
             assert_eq!(r.offset, next, "offsets must be dense");

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
+use annals::ReadBound;
 use annals::{CleanupPolicy, LogConfig, ManualClock, PartitionLog, Record};
 
 const DIR: &str = "/p";
@@ -42,7 +43,7 @@ fn check(log: &PartitionLog, m: &Model) {
     let mut seen = vec![false; m.records.len()];
     let mut next = log.log_start_offset();
     while next < log.log_end_offset() {
-        let fetched = log.read(next, 1024).expect("read");
+        let fetched = log.read(next, 1024, ReadBound::LogEnd).expect("read");
         for r in fetched.records() {
             let o = r.offset as usize;
             let key = r.key.expect("keyed")[0];
