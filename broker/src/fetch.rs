@@ -33,7 +33,6 @@ use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
 
 use crate::api::{blocking, Answer};
 use crate::Shared;
-use annals::ReadBound;
 
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
@@ -98,8 +97,6 @@ struct Budget {
     min_one_message: bool,
 }
 
-// With the benchmark's sink, the store's path below it is dead code.
-#[cfg_attr(discard_sink, allow(unreachable_code, unused_variables))]
 fn answer(shared: &Shared, request: &FetchRequest, version: i16) -> Read {
     let left = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
     let mut budget = Budget { left, min_one_message: true };
@@ -132,9 +129,6 @@ fn answer(shared: &Shared, request: &FetchRequest, version: i16) -> Read {
 }
 
 /// One partition's part of the response; notes what it read in `read`.
-/// (`shared` is the benchmark's sink's alone.)
-#[cfg_attr(discard_sink, allow(unreachable_code))]
-#[cfg_attr(not(discard_sink), allow(unused_variables))]
 fn partition(
     shared: &Shared,
     topic: &annals::Result<annals::Topic>,
@@ -151,23 +145,14 @@ fn partition(
         Err(code) => return response.with_error_code(code),
     };
     let partition_max = p.partition_max_bytes.max(0) as usize;
-    #[cfg(discard_sink)]
-    {
-        let limit = partition_max.min(budget.left);
-        let (end, bytes) =
-            shared.sink.fetch(partition.topic(), p.partition, p.fetch_offset.max(0) as u64, limit);
-        budget.left = budget.left.saturating_sub(bytes.len());
-        read.available += bytes.len();
-        let response = response.with_high_watermark(end as i64).with_last_stable_offset(end as i64);
-        return response.with_records(Some(bytes));
-    }
+    let data = &*shared.data;
     // A poisoned log (a failed fsync or write) is offline, as metadata
     // lists it: Kafka answers KAFKA_STORAGE_ERROR for a replica on a
     // failed log directory.
-    if let Some(e) = partition.poisoned() {
+    if let Some(e) = data.offline(&partition) {
         return response.with_error_code(crate::errors::code(&e));
     }
-    let (start, end) = (partition.log_start_offset(), partition.high_watermark());
+    let (start, end) = data.offsets(&partition);
     let response = response
         .with_high_watermark(end as i64)
         .with_last_stable_offset(end as i64)
@@ -175,26 +160,26 @@ fn partition(
     let Some(offset) = u64::try_from(p.fetch_offset).ok().filter(|&o| o >= start && o <= end) else {
         return response.with_error_code(ResponseError::OffsetOutOfRange.code());
     };
-    read.waits.push(partition.wait_for_async(end, ReadBound::LogEnd));
+    read.waits.extend(data.wait(&partition, end));
     if offset == end {
         return response.with_records(Some(bytes::Bytes::new()));
     }
     let limit = partition_max.min(budget.left);
     let fetched = if budget.min_one_message {
         // The first batch goes out whatever its size.
-        partition.read(offset, limit.max(1), ReadBound::LogEnd).map(Some)
+        data.read(&partition, offset, limit.max(1)).map(Some)
     } else if limit == 0 {
         Ok(None)
     } else {
         // The engine returns whole batches, the first whatever its size:
         // one larger than the limit is not sent (Kafka's incomplete first
         // batch, answered with no records).
-        partition.read(offset, limit, ReadBound::LogEnd).map(|f| Some(f).filter(|f| f.bytes().len() <= limit))
+        data.read(&partition, offset, limit).map(|f| Some(f).filter(|(bytes, _)| bytes.len() <= limit))
     };
     match fetched {
         Ok(fetched) => {
-            let bytes = fetched.as_ref().map(|f| f.bytes().clone()).unwrap_or_default();
-            let next = fetched.and_then(|f| f.next_offset()).unwrap_or(offset);
+            let (bytes, next) = fetched.unwrap_or_default();
+            let next = next.unwrap_or(offset);
             if next < end {
                 // More than the limits let out. Kafka's DelayedFetch counts
                 // such a partition as its partition_max_bytes; one cut by

@@ -25,6 +25,7 @@ mod producer_ids;
 mod sasl;
 #[cfg(discard_sink)]
 mod sink;
+mod storage;
 mod topic_configs;
 
 use std::future::Future;
@@ -121,8 +122,8 @@ pub(crate) struct Shared {
     pub store: Store,
     pub producer_ids: producer_ids::ProducerIds,
     pub groups: Arc<groups::Groups>,
-    #[cfg(discard_sink)]
-    pub sink: sink::Sink,
+    /// Where Produce and Fetch go: the store (or the benchmark's sink).
+    pub data: Box<dyn storage::DataPath>,
     pub config: BrokerConfig,
     /// This node as clients reach it.
     pub host: String,
@@ -138,6 +139,20 @@ pub(crate) fn partition(topic: &annals::Result<annals::Topic>, index: i32) -> Re
     let topic = topic.as_ref().map_err(errors::code)?;
     let index = u32::try_from(index).map_err(|_| unknown)?;
     topic.partition(index).map_err(|e| errors::code(&e))
+}
+
+/// The store's partitions as the data path.
+#[cfg(not(discard_sink))]
+fn data_path() -> Box<dyn storage::DataPath> {
+    Box::new(storage::Stored)
+}
+
+/// The benchmark's build (`--cfg discard_sink`): produced records are
+/// discarded.
+#[cfg(discard_sink)]
+fn data_path() -> Box<dyn storage::DataPath> {
+    tracing::warn!("built with discard-sink: produced records are DISCARDED (benchmark only)");
+    Box::new(sink::Sink::default())
 }
 
 /// The node's id in metadata (one node).
@@ -188,18 +203,7 @@ impl Broker {
         let (host, port) = config.advertised.clone().unwrap_or((bound.ip().to_string(), bound.port()));
         tracing::info!(dir = %config.dir.display(), listen = %bound, advertised = %format!("{host}:{port}"), "annals-broker started");
         let groups = Arc::default();
-        #[cfg(discard_sink)]
-        tracing::warn!("built with discard-sink: produced records are DISCARDED (benchmark only)");
-        let shared = Shared {
-            store,
-            producer_ids,
-            groups,
-            config,
-            host,
-            port,
-            #[cfg(discard_sink)]
-            sink: sink::Sink::default(),
-        };
+        let shared = Shared { store, producer_ids, groups, data: data_path(), config, host, port };
         let (stopping, _) = tokio::sync::watch::channel(false);
         Ok(Broker { shared: Arc::new(shared), listener, stopping })
     }

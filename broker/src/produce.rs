@@ -61,11 +61,10 @@ fn failures(response: &ProduceResponse) -> Option<String> {
     }
 }
 
-// With the benchmark's sink, the store's path below it is dead code.
-#[cfg_attr(discard_sink, allow(unreachable_code, unused_variables))]
 fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResponse {
+    let data = &*shared.data;
     // Fields a version has: the log start offset from v5, messages from v8.
-    let start = |log: &annals::PartitionLog| if version >= 5 { log.log_start_offset() as i64 } else { -1 };
+    let start = |p: &annals::Partition| if version >= 5 { data.offsets(p).0 as i64 } else { -1 };
     let bad_acks = !matches!(request.acks, -1..=1);
     let topics = request
         .topic_data
@@ -89,25 +88,18 @@ fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResp
                     let Some(records) = p.records else {
                         return response.with_error_code(ResponseError::CorruptMessage.code());
                     };
-                    #[cfg(discard_sink)]
-                    return match shared.sink.append(&name, p.index, &records) {
-                        Some(base) => response.with_base_offset(base as i64).with_log_append_time_ms(-1),
-                        None => response.with_error_code(ResponseError::CorruptMessage.code()),
-                    };
-                    let log: &annals::PartitionLog = &partition;
-                    let mut batches = records.to_vec();
-                    match log.append_batches(&mut batches, ProduceMeta::leader_epoch(LEADER_EPOCH)) {
+                    match data.append(&partition, &records, ProduceMeta::leader_epoch(LEADER_EPOCH)) {
                         Ok(info) => response
                             .with_base_offset(info.first_offset as i64)
                             .with_log_append_time_ms(append_time(&topic, &info))
-                            .with_log_start_offset(start(log)),
+                            .with_log_start_offset(start(&partition)),
                         Err(e) => {
                             tracing::info!(topic = %name, partition = p.index, error = %e, "produce refused");
                             let message = (version >= 8).then(|| crate::errors::message(&e));
                             response
                                 .with_error_code(crate::errors::code(&e))
                                 .with_error_message(message)
-                                .with_log_start_offset(start(log))
+                                .with_log_start_offset(start(&partition))
                         }
                     }
                 })

@@ -1,24 +1,27 @@
 //! The benchmark's stand-in for the store (`--cfg discard_sink`, built
-//! only by `benches/librdkafka.sh`): produced batches are counted and
-//! discarded, offsets handed out by a counter; a fetch is answered with the
-//! last batch produced to the partition, its base offset restamped, so a
-//! consumer measures the protocol path without storage. Never in a broker
-//! anyone runs.
+//! only by `benches/librdkafka.sh`), behind the same [`DataPath`] as the
+//! store: produced batches are counted and discarded, offsets handed out
+//! by a counter; a fetch is answered with the last batch produced to the
+//! partition, its base offset restamped, so a consumer measures the
+//! protocol path without storage. Never in a broker anyone runs.
 
 use std::collections::HashMap;
 
+use annals::{AppendInfo, Partition, ProduceMeta, WaitForOffset};
 use bytes::Bytes;
 use parking_lot::Mutex;
+
+use crate::storage::DataPath;
 
 /// Per partition: the next offset and the last batch.
 #[derive(Default)]
 pub(crate) struct Sink {
-    partitions: Mutex<HashMap<(String, i32), (u64, Bytes)>>,
+    partitions: Mutex<HashMap<(String, u32), (u64, Bytes)>>,
 }
 
 impl Sink {
     /// "Appends" `records` (whole batches): the base offset.
-    pub(crate) fn append(&self, topic: &str, partition: i32, records: &[u8]) -> Option<u64> {
+    fn append_to(&self, topic: &str, partition: u32, records: &[u8]) -> Option<u64> {
         let (mut at, mut count, mut last) = (0usize, 0u64, None);
         while at + 61 <= records.len() {
             let header = annals::format::BatchHeader::parse(&records[at..]).ok()?;
@@ -37,7 +40,7 @@ impl Sink {
 
     /// The end offset and copies of the last batch restamped at `offset`
     /// on, as many as fit `max_bytes` (one at least) before the end.
-    pub(crate) fn fetch(&self, topic: &str, partition: i32, offset: u64, max_bytes: usize) -> (u64, Bytes) {
+    fn fetch(&self, topic: &str, partition: u32, offset: u64, max_bytes: usize) -> (u64, Bytes) {
         let all = self.partitions.lock();
         let Some((end, last)) = all.get(&(topic.to_string(), partition)) else { return (0, Bytes::new()) };
         let Ok(header) = annals::format::BatchHeader::parse(last) else { return (*end, Bytes::new()) };
@@ -52,4 +55,65 @@ impl Sink {
         }
         (*end, Bytes::from(out))
     }
+}
+
+impl DataPath for Sink {
+    fn append(
+        &self,
+        partition: &Partition,
+        batches: &[u8],
+        _meta: ProduceMeta,
+    ) -> annals::Result<AppendInfo> {
+        match self.append_to(partition.topic(), partition.id(), batches) {
+            Some(base) => Ok(AppendInfo { first_offset: base, last_offset: base, max_timestamp_ms: -1 }),
+            // CORRUPT_MESSAGE, as the store answers bytes that are no batch.
+            None => Err(annals::Error::InvalidBatch {
+                batch: 0,
+                position: 0,
+                problem: annals::BatchProblem::Corrupt(annals::format::DecodeError {
+                    kind: annals::format::DecodeErrorKind::Truncated,
+                    position: 0,
+                }),
+            }),
+        }
+    }
+
+    fn offsets(&self, partition: &Partition) -> (u64, u64) {
+        let end =
+            self.partitions.lock().get(&(partition.topic().to_string(), partition.id())).map_or(0, |e| e.0);
+        (0, end)
+    }
+
+    fn offline(&self, _partition: &Partition) -> Option<annals::Error> {
+        None
+    }
+
+    fn read(
+        &self,
+        partition: &Partition,
+        offset: u64,
+        max_bytes: usize,
+    ) -> annals::Result<(Bytes, Option<u64>)> {
+        let (end, bytes) = self.fetch(partition.topic(), partition.id(), offset, max_bytes);
+        let next = (!bytes.is_empty()).then_some(end.min(offset + copies_end(&bytes, offset)));
+        Ok((bytes, next))
+    }
+
+    fn wait(&self, _partition: &Partition, _offset: u64) -> Option<WaitForOffset> {
+        None
+    }
+}
+
+/// How many offsets past `offset` the restamped copies in `bytes` cover.
+fn copies_end(bytes: &[u8], offset: u64) -> u64 {
+    let mut at = 0;
+    let mut next = offset;
+    while let Ok(header) = annals::format::BatchHeader::parse(&bytes[at..]) {
+        next = header.next_offset();
+        at += header.batch_len as usize;
+        if at >= bytes.len() {
+            break;
+        }
+    }
+    next - offset
 }

@@ -1,0 +1,64 @@
+//! What the data path (Produce and Fetch) asks of storage, behind one
+//! small trait: the store's partitions, or the benchmark's discarding sink
+//! (`sink.rs`, built only with `--cfg discard_sink`). The broker picks one
+//! when it starts; no handler branches on which.
+
+use annals::{AppendInfo, Partition, ProduceMeta, ReadBound, WaitForOffset};
+use bytes::Bytes;
+
+/// One partition's data, as Produce and Fetch use it.
+pub(crate) trait DataPath: Send + Sync {
+    /// Appends a producer's batches (validated and stamped by the engine's
+    /// pass-through append).
+    fn append(&self, partition: &Partition, batches: &[u8], meta: ProduceMeta) -> annals::Result<AppendInfo>;
+    /// The log start offset and the high watermark.
+    fn offsets(&self, partition: &Partition) -> (u64, u64);
+    /// Why the partition is offline, if it is (a poisoned log).
+    fn offline(&self, partition: &Partition) -> Option<annals::Error>;
+    /// Whole batches from the one holding `offset`, up to about
+    /// `max_bytes` (the first whatever its size), below the high
+    /// watermark: their bytes and the offset after them.
+    fn read(
+        &self,
+        partition: &Partition,
+        offset: u64,
+        max_bytes: usize,
+    ) -> annals::Result<(Bytes, Option<u64>)>;
+    /// A future resolving once the high watermark passes `offset`; `None`
+    /// when nothing will move it.
+    fn wait(&self, partition: &Partition, offset: u64) -> Option<WaitForOffset>;
+}
+
+/// The store: every call goes to the partition's log.
+#[cfg_attr(discard_sink, allow(dead_code, reason = "the benchmark build serves its sink"))]
+pub(crate) struct Stored;
+
+impl DataPath for Stored {
+    fn append(&self, partition: &Partition, batches: &[u8], meta: ProduceMeta) -> annals::Result<AppendInfo> {
+        // The append stamps offsets and the epoch in place.
+        let mut batches = batches.to_vec();
+        partition.append_batches(&mut batches, meta)
+    }
+
+    fn offsets(&self, partition: &Partition) -> (u64, u64) {
+        (partition.log_start_offset(), partition.high_watermark())
+    }
+
+    fn offline(&self, partition: &Partition) -> Option<annals::Error> {
+        partition.poisoned()
+    }
+
+    fn read(
+        &self,
+        partition: &Partition,
+        offset: u64,
+        max_bytes: usize,
+    ) -> annals::Result<(Bytes, Option<u64>)> {
+        let fetched = partition.read(offset, max_bytes, ReadBound::HighWatermark)?;
+        Ok((fetched.bytes().clone(), fetched.next_offset()))
+    }
+
+    fn wait(&self, partition: &Partition, offset: u64) -> Option<WaitForOffset> {
+        Some(partition.wait_for_async(offset, ReadBound::HighWatermark))
+    }
+}
