@@ -1,6 +1,6 @@
 //! A 3-node openraft cluster in one process over an in-memory network,
 //! each node's log in an annals `LogStore`. Shared by the `raft_cluster`
-//! example and `tests/raft_cluster.rs`.
+//! example and `tests/oracles/raft_cluster.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;

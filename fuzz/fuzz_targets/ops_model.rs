@@ -4,10 +4,10 @@
 //! agrees with the model: offsets contiguous, every record returned is the
 //! one written at its offset, every record that must be there is; after a
 //! crash every synced record is present. The model lives in
-//! `tests/common/ops_model.rs`, shared with the regression replays.
+//! `tests/support/src/ops_model.rs`, shared with the regression replays.
 #![no_main]
 
-#[path = "../../tests/common/ops_model.rs"]
+#[path = "../../tests/support/src/ops_model.rs"]
 mod ops_model;
 
 use libfuzzer_sys::fuzz_target;

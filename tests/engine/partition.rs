@@ -1,0 +1,203 @@
+//! Partition log behaviour: append, read, roll, truncate, reopen.
+
+use annals_testkit as common;
+
+use annals::format::EncodeError;
+use annals::ReadBound;
+use annals::{Error, LogConfig, PartitionLog, Record};
+use common::*;
+
+#[test]
+fn append_read_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    append_range(&log, 0, 500, 7);
+    assert!(log.segment_count() > 3, "rolled into {} segments", log.segment_count());
+    assert_holds(&log, 500);
+    // Random single-record reads land on the right record.
+    for offset in [0, 1, 6, 7, 8, 123, 250, 499] {
+        let got = log.read(offset, 1, ReadBound::LogEnd).unwrap().to_records();
+        assert_eq!(got[0].offset, offset);
+        assert_eq!(got[0].value, record(offset).value);
+    }
+    // Segment files are named by base offset.
+    let bases = log.segment_base_offsets();
+    let files = log_files(dir.path());
+    assert_eq!(files.len(), bases.len());
+    assert_eq!(files[1].file_name().unwrap().to_str().unwrap(), format!("{:020}.log", bases[1]));
+}
+
+#[test]
+fn read_at_end_is_empty_and_beyond_is_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert!(log.read(0, 100, ReadBound::LogEnd).unwrap().is_empty());
+    append_range(&log, 0, 10, 3);
+    assert!(log.read(10, 100, ReadBound::LogEnd).unwrap().is_empty());
+    match log.read(11, 100, ReadBound::LogEnd) {
+        Err(Error::OffsetOutOfRange { offset: 11, log_start_offset: 0, log_end_offset: 10 }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(log.truncate_to(11), Err(Error::OffsetOutOfRange { .. })));
+}
+
+#[test]
+fn bad_appends_are_refused_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { max_record_bytes: 1000, max_batch_bytes: 4000, ..small_config() };
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    append_range(&log, 0, 5, 5);
+    assert!(matches!(log.append(&[]), Err(Error::Encode(EncodeError::Empty))));
+    let big = Record::new(vec![0u8; 2000]);
+    assert!(matches!(
+        log.append(&[record(5), big]),
+        Err(Error::Encode(EncodeError::RecordTooLarge { index: 1, .. }))
+    ));
+    let many: Vec<_> = (0..10).map(|_| Record::new(vec![0u8; 900])).collect();
+    assert!(matches!(log.append(&many), Err(Error::Encode(EncodeError::BatchTooLarge { .. }))));
+    let neg = Record::new("x").timestamp_ms(-1);
+    assert!(matches!(
+        log.append(&[neg]),
+        Err(Error::Encode(EncodeError::InvalidTimestamp { index: 0, timestamp_ms: -1 }))
+    ));
+    assert_holds(&log, 5);
+    append_range(&log, 5, 8, 3);
+    assert_holds(&log, 8);
+}
+
+#[test]
+fn invalid_config_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { segment_bytes: 1, ..LogConfig::default() };
+    assert!(matches!(
+        PartitionLog::open(dir.path(), config),
+        Err(Error::InvalidConfig { field: "segment_bytes", .. })
+    ));
+}
+
+#[test]
+fn clean_reopen_does_not_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { segment_bytes: 64 << 10, index_interval_bytes: 1024, ..LogConfig::default() };
+    let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    append_range(&log, 0, 5000, 10);
+    let size = log.size_bytes();
+    log.close().unwrap();
+    drop(log);
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    let report = log.recovery_report();
+    assert!(report.clean_shutdown);
+    assert_eq!(report.bytes_truncated, 0);
+    assert_eq!(report.indexes_rebuilt, 0);
+    // Only each segment's tail after its last index entry is checked.
+    let per_segment_bound = 1024 + 2048;
+    assert!(
+        report.bytes_scanned <= per_segment_bound * report.segments as u64,
+        "scanned {} of {size} bytes",
+        report.bytes_scanned
+    );
+    assert_holds(&log, 5000);
+}
+
+#[test]
+fn unclean_reopen_scans_only_the_active_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    append_range(&log, 0, 300, 5);
+    log.roll().unwrap();
+    append_range(&log, 300, 310, 5);
+    let sealed = log.segment_count() - 1;
+    let total = log.size_bytes();
+    crash(log);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let report = log.recovery_report();
+    assert!(!report.clean_shutdown);
+    // The whole active segment, plus each sealed segment's tail after its
+    // last index entry (under an index interval plus a batch).
+    let active = log_files(dir.path()).pop().map(|p| std::fs::metadata(p).unwrap().len()).unwrap();
+    let bound = active + sealed as u64 * (256 + 400);
+    assert!(report.bytes_scanned <= bound, "scanned {} of {total}, bound {bound}", report.bytes_scanned);
+    assert!(report.bytes_scanned < total / 2);
+    assert_holds(&log, 310);
+}
+
+#[test]
+fn truncate_inside_batches_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    append_range(&log, 0, 400, 9);
+    // Mid-batch: offsets 0..=349 stay, including the start of 349's batch.
+    log.truncate_to(350).unwrap();
+    assert_holds(&log, 350);
+    append_range(&log, 350, 380, 4);
+    assert_holds(&log, 380);
+    // Into an older segment, at a batch boundary.
+    log.truncate_to(99).unwrap();
+    assert_holds(&log, 99);
+    log.close().unwrap();
+    drop(log);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_holds(&log, 99);
+    append_range(&log, 99, 120, 6);
+    // Everything.
+    log.truncate_to(0).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert_holds(&log, 0);
+    append_range(&log, 0, 20, 6);
+    assert_holds(&log, 20);
+}
+
+#[test]
+fn records_keep_keys_headers_and_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    append_range(&log, 0, 30, 30);
+    let got = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap().to_records();
+    assert!(got.iter().any(|r| r.value.is_none() && r.key.is_some()), "a tombstone survives");
+    assert!(got.iter().any(|r| !r.headers.is_empty()));
+    assert_holds(&log, 30);
+}
+
+#[test]
+fn full_index_rolls_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for 2 entries, one per batch after the first: 3 batches a segment.
+    let config = LogConfig { index_interval_bytes: 0, segment_index_bytes: 16, ..LogConfig::default() };
+    let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    append_range(&log, 0, 20, 2);
+    assert_eq!(log.segment_base_offsets(), [0, 6, 12, 18]);
+    log.close().unwrap();
+    drop(log);
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    assert_eq!(log.recovery_report().indexes_rebuilt, 0);
+    assert_holds(&log, 20);
+}
+
+#[test]
+fn max_bytes_bounds_a_read_but_returns_at_least_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    append_range(&log, 0, 100, 10);
+    let one = log.read(15, 0, ReadBound::LogEnd).unwrap();
+    assert_eq!(one.batches().count(), 1, "whole first batch even over max_bytes");
+    assert_eq!(one.to_records().first().unwrap().offset, 15, "records before the offset are skipped");
+    assert_eq!(one.next_offset(), Some(20));
+    let some = log.read(0, 2000, ReadBound::LogEnd).unwrap();
+    assert!(some.bytes().len() <= 2000 && some.batches().count() >= 1);
+    let all = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap();
+    assert_eq!(all.to_records().len(), 100);
+}
+
+#[test]
+fn fetched_records_outlive_truncation_and_segment_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    append_range(&log, 0, 200, 5);
+    let fetched = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap();
+    let before = fetched.to_records();
+    log.truncate_to(0).unwrap();
+    append_range(&log, 0, 50, 5);
+    // The buffer is the reader's own: nothing the log does changes it.
+    assert_eq!(fetched.to_records(), before);
+    assert_eq!(before[3].value, record(3).value);
+}
