@@ -12,6 +12,7 @@ mod metrics;
 mod notify;
 mod open;
 mod partition;
+mod pipeline;
 mod points;
 mod produce;
 mod producers;

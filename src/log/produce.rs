@@ -1,20 +1,21 @@
 //! The pass-through append a Kafka broker needs as leader (Kafka's
 //! `UnifiedLog.appendAsLeader` for v2 batches): the bytes a producer sent
 //! are validated in full (compressed records inflated into a reused
-//! buffer to be walked), stamped in place with their offsets and the
-//! leader epoch (outside the CRC), and written as they are, compressed or
-//! not, with one write. No record is decoded into values or re-encoded;
+//! buffer to be walked), then handed to the one pipeline
+//! (`pipeline.rs`), which stamps their offsets and the leader epoch in
+//! place (outside the CRC) and writes them as they are, compressed or not,
+//! with one write. No record is decoded into values or re-encoded;
 //! only a topic whose `compression.type` names another codec than the
 //! producer's recompresses the records' bytes (as Kafka's `LogValidator`
 //! does).
 
 use crate::error::{Error, Result};
-use crate::format::batch::{rewrite_header, set_base_offset, set_leader_epoch};
+use crate::format::batch::rewrite_header;
 use crate::format::validate::{rebuild_client_batch, validate_client_batch, Correction};
 use crate::format::{BatchHeader, BatchProblem, EncodeError, Inflater};
 
 use super::partition::PartitionLog;
-use super::producers::Check;
+use super::pipeline::Checked;
 use super::types::AppendInfo;
 
 /// What the broker stamps on a produce.
@@ -129,61 +130,7 @@ impl PartitionLog {
             Some(out) => &mut out[..],
             None => batches,
         };
-        self.append_validated(to_write, &mut headers, meta).and_then(|info| self.make_durable(info))
-    }
-
-    /// Assigns offsets, checks producers, stamps and writes validated
-    /// batches (see [`PartitionLog::append_batches`]).
-    fn append_validated(
-        &self,
-        batches: &mut [u8],
-        headers: &mut [BatchHeader],
-        meta: ProduceMeta,
-    ) -> Result<AppendInfo> {
-        let mut writer = self.writable()?;
-        let mut next = self.log_end_offset();
-        for h in headers.iter_mut() {
-            h.base_offset = next;
-            h.leader_epoch = meta.leader_epoch;
-            next = next
-                .checked_add(u64::from(h.last_offset_delta) + 1)
-                .filter(|&end| end <= crate::segment::OFFSET_MAX)
-                .ok_or(Error::OffsetOutOfRange {
-                    offset: next,
-                    log_start_offset: self.log_start_offset(),
-                    log_end_offset: self.log_end_offset(),
-                })?;
-        }
-        // Producer checks of every batch before anything is written: a
-        // request with several batches is checked against the state the
-        // earlier ones leave (on a copy; one batch needs none).
-        match &*headers {
-            [h] if h.producer_id >= 0 => {
-                if let Check::Duplicate(info) = writer.producers.check(h)? {
-                    return Ok(info); // a retry: already in the log at these offsets
-                }
-            }
-            [_] => {}
-            _ => {
-                let mut state = writer.producers.clone();
-                for h in headers.iter().filter(|h| h.producer_id >= 0) {
-                    match state.check(h)? {
-                        Check::Duplicate(info) => return Ok(info),
-                        Check::Append => state.update(h),
-                    }
-                }
-            }
-        }
-        let mut at = 0;
-        for h in headers.iter() {
-            let bytes = &mut batches[at..at + h.batch_len as usize];
-            set_base_offset(bytes, h.base_offset);
-            set_leader_epoch(bytes, h.leader_epoch);
-            at += bytes.len();
-        }
-        let info = self.write_batches_locked(&mut writer, batches, headers)?;
-        drop(writer);
-        self.notify_appended();
-        Ok(info)
+        let leader_epoch = Some(meta.leader_epoch);
+        self.append_checked(Checked::Stamp { bytes: to_write, leader_epoch }, &mut headers)
     }
 }

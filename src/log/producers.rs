@@ -122,6 +122,28 @@ impl ProducerStates {
 
     /// Forgets producers whose last batch's timestamp is more than
     /// `expiration_ms` before `now_ms` (-1: never). Returns how many.
+    /// [`ProducerStates::check`] for batches appended together, each
+    /// against the state the earlier ones leave (on a copy; one batch
+    /// needs none): the first retry's offsets, or `None` to append them.
+    pub(crate) fn check_all(&self, headers: &[BatchHeader]) -> Result<Option<AppendInfo>> {
+        match headers {
+            [h] => Ok(match self.check(h)? {
+                Check::Duplicate(info) => Some(info),
+                Check::Append => None,
+            }),
+            _ => {
+                let mut state = self.clone();
+                for h in headers.iter().filter(|h| h.producer_id >= 0) {
+                    match state.check(h)? {
+                        Check::Duplicate(info) => return Ok(Some(info)),
+                        Check::Append => state.update(h),
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
     pub(crate) fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         if expiration_ms < 0 {
             return 0;

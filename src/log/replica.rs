@@ -10,6 +10,7 @@ use crate::segment::cursor::{BatchCursor, Check, Step};
 
 use super::epochs::EpochCache;
 use super::partition::PartitionLog;
+use super::pipeline::Checked;
 use super::producers::ProducerStates;
 use super::types::AppendInfo;
 use super::watermark::FOLLOWS_LOG_END;
@@ -29,13 +30,13 @@ impl PartitionLog {
     /// for a batch whose epoch is below the log's latest (the batches before
     /// it stay appended); [`Error::Closed`]; [`Error::Io`].
     pub fn append_replica(&self, batches: &[u8]) -> Result<AppendInfo> {
-        let mut writer = self.writable()?;
-        // Check everything first: a bad batch anywhere writes nothing. The
-        // batches walk as a segment's do, from the log end.
+        // Check everything first, outside the writer lock: a bad batch
+        // anywhere writes nothing. The batches walk as a segment's do, each
+        // continuing the one before; the pipeline checks that the first
+        // continues the log.
         let mut headers = Vec::new();
         let mut source: &[u8] = batches;
-        let end = batches.len() as u64;
-        let mut cursor = BatchCursor::new(0, Some(self.log_end_offset()), end, Check::Whole);
+        let mut cursor = BatchCursor::new(0, None, batches.len() as u64, Check::Whole);
         // Bounded by the buffer: each step advances by a batch or returns.
         loop {
             let at = cursor.position() as usize;
@@ -44,9 +45,9 @@ impl PartitionLog {
             if len > self.config.max_batch_bytes {
                 return Err(EncodeError::BatchTooLarge { size: len, max: self.config.max_batch_bytes }.into());
             }
-            let header = match cursor.step(&mut source)? {
+            match cursor.step(&mut source)? {
                 Step::End => break,
-                Step::Batch(b) => b.header,
+                Step::Batch(b) => headers.push(b.header),
                 Step::Damaged(Corruption::OffsetMismatch { expected, found }) => {
                     return Err(Error::NonContiguousBatch { expected, found });
                 }
@@ -55,38 +56,9 @@ impl PartitionLog {
                     return Err(Error::InvalidBatch { batch: headers.len(), position: at, problem });
                 }
                 Step::Damaged(other) => return Err(Error::corruption(&self.dir, at as u64, other)),
-            };
-            if header.next_offset() > crate::segment::OFFSET_MAX {
-                let (start, end) = (self.log_start_offset(), self.log_end_offset());
-                let offset = header.last_offset();
-                return Err(Error::OffsetOutOfRange { offset, log_start_offset: start, log_end_offset: end });
-            }
-            headers.push((at, header));
-        }
-        let Some(&(_, first)) = headers.first() else { return Err(EncodeError::Empty.into()) };
-        let mut last = None;
-        for (at, header) in &headers {
-            let bytes = &batches[*at..*at + header.batch_len as usize];
-            match self.write_batch_locked(&mut writer, bytes, header) {
-                Ok(info) => last = Some(info),
-                Err(e) => {
-                    drop(writer);
-                    if last.is_some() {
-                        self.notify_appended();
-                    }
-                    return Err(e);
-                }
             }
         }
-        drop(writer);
-        self.notify_appended();
-        let last = last.expect("at least one batch");
-        let info = AppendInfo {
-            first_offset: first.base_offset,
-            last_offset: last.last_offset,
-            max_timestamp_ms: headers.iter().map(|(_, h)| h.max_timestamp_ms).max().unwrap_or(-1),
-        };
-        self.make_durable(info)
+        self.append_checked(Checked::Placed { bytes: batches }, &mut headers)
     }
 
     /// Drops every record and starts the log over, empty, at `offset`

@@ -330,3 +330,67 @@ fn retention_and_compaction_never_act_at_or_above_the_high_watermark() {
         .count();
     assert!(kept_below < 150, "compaction ran below the high watermark");
 }
+
+/// Leader batches at `bases`, each of `n` records of `size` bytes, back to
+/// back (what one fetch of a compacted leader can return: gaps between
+/// batches are legal).
+fn leader_batches(bases: &[u64], n: usize, size: usize) -> Vec<u8> {
+    let limits = annals::format::EncodeLimits { max_record_bytes: 1 << 20, max_batch_bytes: 1 << 20 };
+    let mut out = Vec::new();
+    for &base in bases {
+        let records: Vec<Record> = (0..n).map(|i| Record::new(vec![b'a' + (i % 26) as u8; size])).collect();
+        let meta = BatchMeta { leader_epoch: 3, ..BatchMeta::default() };
+        annals::format::encode_batch(&mut out, base, meta, &records, 1_000, limits).unwrap();
+    }
+    out
+}
+
+/// One replica append of more than a segment holds is written in runs,
+/// each into a segment that takes it (the writer rolls between runs), and
+/// reads back whole.
+#[test]
+fn a_replica_append_larger_than_a_segment_is_written_in_runs_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let follower = open(dir.path());
+    let bases: Vec<u64> = (0..12).map(|i| i * 4).collect();
+    let bytes = leader_batches(&bases, 4, 100); // ~12 x 480 B: about 3 segments of 2048 B
+    let info = follower.append_replica(&bytes).unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (0, 47));
+    assert!(follower.segment_count() >= 3, "{} segments", follower.segment_count());
+    let mut read = Vec::new();
+    let mut at = 0;
+    while at < follower.log_end_offset() {
+        let fetched = follower.read(at, 1 << 20, ReadBound::LogEnd).unwrap();
+        read.extend_from_slice(fetched.bytes());
+        at = fetched.next_offset().unwrap();
+    }
+    assert_eq!(read, bytes, "the leader's bytes, unchanged");
+    drop(follower);
+    let reopened = open(dir.path());
+    assert_eq!(reopened.log_end_offset(), 48);
+    assert_eq!(reopened.latest_epoch(), Some(3));
+}
+
+/// Batches whose offsets span more than an index entry's 31-bit relative
+/// offset can say go to separate segments, though they fit one by size
+/// (Kafka's `canConvertToRelativeOffset`): here a compacted batch whose
+/// lastOffsetDelta (kept by compaction) reaches near `i32::MAX`.
+#[test]
+fn replica_batches_past_the_relative_offset_range_go_to_separate_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let follower = open(dir.path());
+    let mut bytes = leader_batches(&[0], 2, 10);
+    let wide = i32::MAX as u32 - 1;
+    let mut header = annals::format::BatchHeader::parse(&bytes).unwrap();
+    header.last_offset_delta = wide;
+    annals::format::rewrite_header(&mut bytes, &mut header);
+    let next = u64::from(wide) + 1;
+    bytes.extend(leader_batches(&[next], 2, 10));
+    let info = follower.append_replica(&bytes).unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (0, next + 1));
+    assert_eq!(follower.segment_count(), 2, "one segment each");
+    let fetched = follower.read(next, 1 << 20, ReadBound::LogEnd).unwrap();
+    assert_eq!(fetched.records().next().map(|r| r.offset), Some(next));
+    drop(follower);
+    assert_eq!(open(dir.path()).log_end_offset(), next + 2, "and recovery reads both");
+}
