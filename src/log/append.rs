@@ -114,7 +114,7 @@ impl PartitionLog {
         map.insert(base, segment.clone());
         *self.segments.write() = Arc::new(map);
         // Everything below the new segment is durable now.
-        self.set_recovery_point(LogPoint { segment: base, position: 0, offset: base })?;
+        self.set_recovery_point(writer, LogPoint { segment: base, position: 0, offset: base })?;
         // Recovery replays producer state only from here on.
         writer.producers.write(&*self.fs, &self.dir, base)?;
         self.counters.rolled();

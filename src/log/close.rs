@@ -91,7 +91,7 @@ impl PartitionLog {
         }
         self.counters.fsync(|| active.seal())?;
         if recovery_point {
-            self.set_recovery_point(end_point(&active))?;
+            self.set_recovery_point(writer, end_point(&active))?;
         } else {
             // A store's close: the marker makes the next open trust every
             // segment, so the recovery point is not rewritten (a file
@@ -99,7 +99,7 @@ impl PartitionLog {
             // close; should the marker be lost, an older point only means a
             // longer scan). The synced extent, written in place, is raised,
             // so damage to these bytes is refused, never cut.
-            self.raise_extent(end_point(&active))?;
+            self.raise_extent(writer, end_point(&active))?;
         }
         self.checkpoint_high_watermark()?;
         // A store's close rewrites the snapshot in place (see `write_as`).

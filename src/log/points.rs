@@ -19,7 +19,7 @@ use crate::segment::{LogSegment, Recovery, SegmentPoint};
 
 use super::checkpoint::{self, LogPoint};
 use super::extent::{ExtentFile, Loaded};
-use super::partition::PartitionLog;
+use super::partition::{PartitionLog, Writer};
 
 /// The recovery point and the synced extent. Lock order: `writer`, then
 /// this.
@@ -196,19 +196,19 @@ impl PartitionLog {
     }
 
     /// Records `point` as the recovery point, and raises the synced extent
-    /// to it. Writer lock held (roll, truncation, close, restart: the bytes
-    /// it covers are already durable).
-    pub(super) fn set_recovery_point(&self, point: LogPoint) -> Result<()> {
+    /// to it. Writer only (roll, truncation, close, restart: the bytes it
+    /// covers are already durable): `writer` is the proof.
+    pub(super) fn set_recovery_point(&self, writer: &Writer, point: LogPoint) -> Result<()> {
         let mut c = self.checkpoints.lock();
         checkpoint::write(&*self.fs, &self.dir, point)?;
         c.recovery_point = Some(point);
         drop(c);
-        self.raise_extent(point)
+        self.raise_extent(writer, point)
     }
 
     /// Raises the synced extent to `point` if it is below, its bytes being
-    /// durable. Writer lock held.
-    pub(super) fn raise_extent(&self, point: LogPoint) -> Result<()> {
+    /// durable. Writer only.
+    pub(super) fn raise_extent(&self, _writer: &Writer, point: LogPoint) -> Result<()> {
         let mut c = self.checkpoints.lock();
         if point > c.extent.last() {
             c.extent.write(point)?;
@@ -218,12 +218,12 @@ impl PartitionLog {
 
     /// Before a truncation cuts bytes: counts it, and lowers the synced
     /// extent durably to `to` (at or below the first byte cut) if it is
-    /// above. Writer lock held.
+    /// above. Writer only.
     ///
     /// ORDER: lowered before the cut, or a crash after the cut would leave
     /// an extent vouching for bytes that are gone, and recovery would
     /// refuse the log.
-    pub(super) fn lower_extent(&self, to: LogPoint) -> Result<()> {
+    pub(super) fn lower_extent(&self, _writer: &Writer, to: LogPoint) -> Result<()> {
         let mut c = self.checkpoints.lock();
         c.truncations += 1;
         if to < c.extent.last() {

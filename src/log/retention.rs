@@ -204,10 +204,10 @@ impl PartitionLog {
     /// (data after the checkpoint was lost) starts over, empty, at the log
     /// start, so the log start never moves backwards.
     pub(super) fn apply_log_start_at_open(&self) -> Result<()> {
-        let _writer = self.writer.lock();
+        let writer = self.writer.lock();
         let log_start = self.log_start_offset.load(Ordering::SeqCst);
         if log_start > self.log_end_offset() {
-            self.restart_at(log_start)?;
+            self.restart_at(&writer, log_start)?;
         }
         self.delete_below_log_start().map(drop)
     }

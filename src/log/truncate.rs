@@ -43,7 +43,7 @@ impl PartitionLog {
             }
             None => LogPoint { segment: offset, position: 0, offset },
         };
-        self.lower_extent(lowered)?;
+        self.lower_extent(writer, lowered)?;
         let mut map = (*segments).clone();
         let doomed: Vec<u64> = map.range(offset..).map(|(&b, _)| b).collect();
         let keep_none = doomed.len() == map.len();
@@ -63,7 +63,7 @@ impl PartitionLog {
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         let active = map.values().next_back().cloned().expect("a log always has a segment");
         // The cut is durable: the extent goes back up to the new end.
-        self.raise_extent(end_point(&active))?;
+        self.raise_extent(writer, end_point(&active))?;
         *self.segments.write() = Arc::new(map);
         self.log_end_offset.store(offset, Ordering::SeqCst);
         self.syncer.lower_synced_offset(offset);
@@ -84,24 +84,24 @@ impl PartitionLog {
             writer.epochs.write(&*self.fs, &self.dir)?;
         }
         // The cut was fsynced: the recovery point is the new end.
-        self.set_recovery_point(end_point(&active))
+        self.set_recovery_point(writer, end_point(&active))
     }
 
     /// Drops every segment and starts an empty one at `offset` (the log
-    /// start moved past everything on disk). Writer lock held (or at open).
+    /// start moved past everything on disk). Writer only (at open too).
     ///
     /// ORDER: the old segments are deleted oldest first, then the new one
     /// is created: a crash in between leaves a contiguous suffix of the old
     /// log (or nothing), still below the durable log start, so the next
     /// open restarts the same way (never two segments with a gap between).
     /// Readers are excluded (open, or the truncation lock held).
-    pub(super) fn restart_at(&self, offset: u64) -> Result<()> {
+    pub(super) fn restart_at(&self, writer: &Writer, offset: u64) -> Result<()> {
         self.counters.changed();
         let old = self.snapshot();
         // ORDER: the synced extent first comes below every segment that
         // may be active after a crash in here.
         let lowest = old.keys().next().map_or(offset, |&b| b.min(offset));
-        self.lower_extent(LogPoint { segment: lowest, position: 0, offset: lowest })?;
+        self.lower_extent(writer, LogPoint { segment: lowest, position: 0, offset: lowest })?;
         for s in old.values().filter(|s| s.base_offset() != offset) {
             s.delete(&*self.fs)?;
         }
@@ -111,6 +111,6 @@ impl PartitionLog {
         *self.segments.write() = Arc::new(map);
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         self.log_end_offset.store(offset, Ordering::SeqCst);
-        self.set_recovery_point(LogPoint { segment: offset, position: 0, offset })
+        self.set_recovery_point(writer, LogPoint { segment: offset, position: 0, offset })
     }
 }
