@@ -308,7 +308,12 @@ fn pool_overhead(c: &mut Criterion) {
         alternate(5_000, &mut [&mut || a.append(&batch), &mut || b.append(&batch)])
     };
     let full = |fs: annals::io::SharedFs, name: &str| {
-        let log = PartitionLog::open_with(fs, dir.path().join(name), LogConfig::default()).unwrap();
+        let log = PartitionLog::open_with(
+            dir.path().join(name),
+            LogConfig::default(),
+            annals::OpenOptions::default().with_fs(fs),
+        )
+        .unwrap();
         for _ in 0..READ_RECORDS / 100 {
             log.append(&batch).unwrap();
         }

@@ -54,8 +54,8 @@ pub struct ReadmeDoctests;
 pub use error::{Corruption, Error, Result};
 pub use format::{BatchMeta, BatchProblem, FetchedRecords, Header, Record, RecordView, StoredRecord};
 pub use log::{
-    AcceptDataLoss, AppendInfo, CompactionReport, LatencyHistogram, PartitionLog, PartitionMetrics,
-    ProduceMeta, RecoveryReport, RepairReport, RetentionReport, WaitForOffset,
+    AcceptDataLoss, AppendInfo, CompactionReport, LatencyHistogram, OpenOptions, PartitionLog,
+    PartitionMetrics, ProduceMeta, RecoveryReport, RepairReport, RetentionReport, WaitForOffset,
 };
 pub use store::{
     murmur2, partition_for_key, validate_topic_name, ConsumerOffsets, Partition, PartitionAppend,

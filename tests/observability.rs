@@ -113,7 +113,12 @@ fn tracing_events_for_recovery_compaction_disk_full_and_poison() {
         drop(log);
 
         let fs = SimFs::new();
-        let log = PartitionLog::open_with(Arc::new(fs.clone()), "/log", LogConfig::default()).unwrap();
+        let log = PartitionLog::open_with(
+            "/log",
+            LogConfig::default(),
+            annals::OpenOptions::default().with_fs(Arc::new(fs.clone())),
+        )
+        .unwrap();
         fs.set_capacity(Some(2048)); // the checkpoints fit, a 4 KiB record does not
         assert!(matches!(log.append(&[Record::new("x".repeat(4096))]), Err(Error::DiskFull { .. })));
         fs.set_capacity(None);

@@ -65,7 +65,14 @@ impl FreshLog {
         }
         self.generation += 1;
         let dir = self.root.join(self.generation.to_string());
-        self.log = Some(PartitionLog::open_with(self.fs.clone(), dir, self.config.clone()).unwrap());
+        self.log = Some(
+            PartitionLog::open_with(
+                dir,
+                self.config.clone(),
+                annals::OpenOptions::default().with_fs(self.fs.clone()),
+            )
+            .unwrap(),
+        );
     }
 
     /// One append of `batch`, timed.

@@ -29,14 +29,14 @@ fn fixture() -> &'static (SimFs, Vec<(Option<Vec<u8>>, Option<Vec<u8>>, i64)>) {
         let mut written = Vec::new();
         // Segments of every codec: eight appends each, the log reopened with
         // the next `compression.type` (reads need none of it).
-        let mut log = PartitionLog::open_with(Arc::new(fs.clone()), DIR, config()).unwrap();
+        let mut log = PartitionLog::open_with(DIR, config(), annals::OpenOptions::default().with_fs(Arc::new(fs.clone()))).unwrap();
         for i in 0..40u64 {
             if i % 8 == 0 && i > 0 {
                 log.close().unwrap();
                 drop(log);
                 let codec = [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd][(i / 8 - 1) as usize];
                 let compressed = LogConfig { compression_type: CompressionType::Codec(codec), ..config() };
-                log = PartitionLog::open_with(Arc::new(fs.clone()), DIR, compressed).unwrap();
+                log = PartitionLog::open_with(DIR, compressed, annals::OpenOptions::default().with_fs(Arc::new(fs.clone()))).unwrap();
             }
             let r = match i % 4 {
                 0 => Record::with_key(format!("k{}", i % 5), format!("value-{i}")),
@@ -109,7 +109,7 @@ fuzz_target!(|data: &[u8]| {
     for m in data.chunks_exact(4).take(16) {
         mutate(&fs, m);
     }
-    let Ok(log) = PartitionLog::open_with(Arc::new(fs), DIR, config()) else { return };
+    let Ok(log) = PartitionLog::open_with(DIR, config(), annals::OpenOptions::default().with_fs(Arc::new(fs))) else { return };
     let mut next = log.log_start_offset();
     // Bounded: each read advances or stops.
     for _ in 0..1000 {

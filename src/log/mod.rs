@@ -32,7 +32,7 @@ pub use metrics::{LatencyHistogram, PartitionMetrics, LATENCY_BUCKETS};
 #[cfg(feature = "openraft")]
 pub(crate) use open::lock_log_dir;
 pub(crate) use open::{lock_own_dir, STORE_TOPICS_DIR};
-pub use open::{CLEAN_SHUTDOWN_FILE, LOG_LOCK_FILE};
+pub use open::{OpenOptions, CLEAN_SHUTDOWN_FILE, LOG_LOCK_FILE};
 pub use partition::PartitionLog;
 pub use produce::ProduceMeta;
 pub use producers::PRODUCER_SNAPSHOT_FILE;

@@ -106,6 +106,55 @@ struct Locks {
 
 impl FileLock for Locks {}
 
+/// What a log or a store opens through: the file system and the clock.
+/// The default is the real file system and the system clock.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use annals::{LogConfig, ManualClock, OpenOptions, PartitionLog};
+/// let dir = tempfile::tempdir()?;
+/// let clock = Arc::new(ManualClock::new(1_000));
+/// let log = PartitionLog::open_with(dir.path(), LogConfig::default(), OpenOptions::default().with_clock(clock))?;
+/// assert_eq!(log.log_end_offset(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    fs: SharedFs,
+    clock: SharedClock,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { fs: Arc::new(StdFileSystem), clock: Arc::new(SystemClock) }
+    }
+}
+
+impl OpenOptions {
+    /// Through `fs` (a file pool, or a simulated file system in tests).
+    pub fn with_fs(self, fs: SharedFs) -> Self {
+        OpenOptions { fs, ..self }
+    }
+
+    /// Reading time from `clock` (append timestamps, time-based roll,
+    /// retention).
+    pub fn with_clock(self, clock: SharedClock) -> Self {
+        OpenOptions { clock, ..self }
+    }
+
+    /// The file system.
+    pub fn fs(&self) -> &SharedFs {
+        &self.fs
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+}
+
 impl PartitionLog {
     /// Opens (creating if needed) the log in `dir` on the real file system.
     ///
@@ -113,27 +162,16 @@ impl PartitionLog {
     /// [`Error::InvalidConfig`], [`Error::Io`], or [`Error::Corruption`] when
     /// recovery finds damage it must not repair by truncation.
     pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Self> {
-        Self::open_with(Arc::new(StdFileSystem), dir, config)
+        Self::open_with(dir, config, OpenOptions::default())
     }
 
-    /// Opens the log in `dir` through `fs`.
+    /// Opens the log in `dir` through the options' file system, reading
+    /// time from their clock.
     ///
     /// # Errors
     /// As [`PartitionLog::open`].
-    pub fn open_with(fs: SharedFs, dir: impl AsRef<Path>, config: LogConfig) -> Result<Self> {
-        Self::open_with_clock(fs, Arc::new(SystemClock), dir, config)
-    }
-
-    /// Opens the log in `dir` through `fs`, reading time from `clock`.
-    ///
-    /// # Errors
-    /// As [`PartitionLog::open`].
-    pub fn open_with_clock(
-        fs: SharedFs,
-        clock: SharedClock,
-        dir: impl AsRef<Path>,
-        config: LogConfig,
-    ) -> Result<Self> {
+    pub fn open_with(dir: impl AsRef<Path>, config: LogConfig, options: OpenOptions) -> Result<Self> {
+        let OpenOptions { fs, clock } = options;
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create log directory", &dir))?;

@@ -371,7 +371,12 @@ mod tests {
     #[test]
     fn a_failed_fsync_shows_as_poisoned() {
         let fs = crate::io::sim::SimFs::new();
-        let log = PartitionLog::open_with(Arc::new(fs.clone()), "/p", LogConfig::default()).unwrap();
+        let log = PartitionLog::open_with(
+            "/p",
+            LogConfig::default(),
+            crate::log::OpenOptions::default().with_fs(Arc::new(fs.clone())),
+        )
+        .unwrap();
         log.append(&[Record::new("a")]).unwrap();
         assert!(log.poisoned().is_none());
         fs.fail_at(fs.op_count() + 1, std::io::ErrorKind::Other, false);

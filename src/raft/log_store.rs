@@ -125,7 +125,11 @@ where
         let committed: Option<Option<LogId<C::NodeId>>> = state::read(&*fs, &dir, COMMITTED)?;
         let purged = state::read(&*fs, &dir, PURGED)?;
         let max_batch_bytes = config.max_batch_bytes;
-        let log = Arc::new(PartitionLog::open_with(fs.clone(), dir.join(LOG_DIR), config)?);
+        let log = Arc::new(PartitionLog::open_with(
+            dir.join(LOG_DIR),
+            config,
+            crate::log::OpenOptions::default().with_fs(fs.clone()),
+        )?);
         let flushed_bytes = log.size_bytes();
         let store = LogStore {
             log,

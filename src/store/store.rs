@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::SharedClock;
 use crate::error::{Error, Result};
-use crate::io::{write_file_atomic, FilePool, SharedFs, StdFileSystem};
-use crate::log::PartitionLog;
+use crate::io::{write_file_atomic, FilePool, SharedFs};
 use crate::log::{CompactionReport, RetentionReport};
+use crate::log::{OpenOptions, PartitionLog};
 
 use super::layout::{
     check_partition_dirs, finish_delete, load_topic_configs, lock_store, open_topic, OnFailure, OpenContext,
@@ -267,28 +267,17 @@ impl Store {
     /// [`Error::InvalidMetadata`], [`Error::UnexpectedFile`], or any error of
     /// opening a partition log.
     pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
-        Store::open_with(Arc::new(StdFileSystem), dir, config)
+        Store::open_with(dir, config, OpenOptions::default())
     }
 
-    /// Opens the store in `dir` through `fs`.
+    /// Opens the store in `dir` through the options' file system, reading
+    /// time from their clock (append timestamps, time-based roll and
+    /// retention).
     ///
     /// # Errors
     /// As [`Store::open`].
-    pub fn open_with(fs: SharedFs, dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
-        Store::open_with_clock(fs, Arc::new(SystemClock), dir, config)
-    }
-
-    /// Opens the store in `dir` through `fs`, reading time from `clock`
-    /// (append timestamps, time-based roll and retention).
-    ///
-    /// # Errors
-    /// As [`Store::open`].
-    pub fn open_with_clock(
-        fs: SharedFs,
-        clock: SharedClock,
-        dir: impl AsRef<Path>,
-        config: StoreConfig,
-    ) -> Result<Store> {
+    pub fn open_with(dir: impl AsRef<Path>, config: StoreConfig, options: OpenOptions) -> Result<Store> {
+        let (fs, clock) = (options.fs().clone(), options.clock().clone());
         if config.max_partitions == 0 {
             return Err(Error::config("max_partitions", "must be at least 1"));
         }

@@ -29,7 +29,9 @@ type Rec = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
 
 fn fixture() -> (SimFs, Vec<Rec>) {
     let fs = SimFs::new();
-    let log = PartitionLog::open_with(Arc::new(fs.clone()), DIR, config()).unwrap();
+    let log =
+        PartitionLog::open_with(DIR, config(), annals::OpenOptions::default().with_fs(Arc::new(fs.clone())))
+            .unwrap();
     let mut written = Vec::new();
     for i in 0..16u64 {
         let batch: Vec<Record> = (0..2)
@@ -65,7 +67,11 @@ enum Outcome {
 }
 
 fn open_and_read(fs: SimFs) -> Outcome {
-    let Ok(log) = PartitionLog::open_with(Arc::new(fs), DIR, config()) else { return Outcome::OpenFailed };
+    let Ok(log) =
+        PartitionLog::open_with(DIR, config(), annals::OpenOptions::default().with_fs(Arc::new(fs)))
+    else {
+        return Outcome::OpenFailed;
+    };
     let mut got = Vec::new();
     let mut failed = false;
     let mut next = log.log_start_offset();

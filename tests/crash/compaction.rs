@@ -27,7 +27,11 @@ fn config() -> LogConfig {
 }
 
 fn open(fs: &SimFs) -> annals::Result<PartitionLog> {
-    PartitionLog::open_with(Arc::new(fs.clone()), Path::new(DIR), config())
+    PartitionLog::open_with(
+        Path::new(DIR),
+        config(),
+        annals::OpenOptions::default().with_fs(Arc::new(fs.clone())),
+    )
 }
 
 #[derive(Default)]

@@ -62,7 +62,11 @@ pub fn store_config() -> StoreConfig {
 }
 
 fn workload(fs: &SimFs, run: &mut Run) -> annals::Result<()> {
-    let store = Store::open_with(Arc::new(fs.clone()), "/data", store_config())?;
+    let store = Store::open_with(
+        "/data",
+        store_config(),
+        annals::OpenOptions::default().with_fs(Arc::new(fs.clone())),
+    )?;
     let create = |run: &mut Run, name: &str, partitions: u32| {
         let mut after = run.current.clone();
         after.insert(name.to_owned(), vec![Vec::new(); partitions as usize]);
@@ -140,7 +144,11 @@ fn enumerate(weaken: Option<fn(&SimFs)>) -> (u64, u64, Vec<String>) {
         for mode in modes {
             images += 1;
             let image = fs.crash_image(mode);
-            let store = match Store::open_with(Arc::new(image), "/data", store_config()) {
+            let store = match Store::open_with(
+                "/data",
+                store_config(),
+                annals::OpenOptions::default().with_fs(Arc::new(image)),
+            ) {
                 Ok(store) => store,
                 Err(e) => {
                     failures.push(format!("op {point} {mode:?}: open failed: {e}"));

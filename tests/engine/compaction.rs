@@ -25,7 +25,12 @@ fn config(memory: usize) -> LogConfig {
 }
 
 fn open(dir: &std::path::Path, clock: &Arc<ManualClock>, config: LogConfig) -> PartitionLog {
-    PartitionLog::open_with_clock(Arc::new(StdFileSystem), clock.clone(), dir, config).unwrap()
+    PartitionLog::open_with(
+        dir,
+        config,
+        annals::OpenOptions::default().with_fs(Arc::new(StdFileSystem)).with_clock(clock.clone()),
+    )
+    .unwrap()
 }
 
 /// (offset, key, value) of every record readable from the log start.

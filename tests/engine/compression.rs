@@ -26,7 +26,12 @@ fn config(codec: Codec) -> LogConfig {
 
 fn open(dir: &std::path::Path, config: LogConfig) -> PartitionLog {
     let clock = Arc::new(ManualClock::new(NOW));
-    PartitionLog::open_with_clock(Arc::new(StdFileSystem), clock, dir, config).unwrap()
+    PartitionLog::open_with(
+        dir,
+        config,
+        annals::OpenOptions::default().with_fs(Arc::new(StdFileSystem)).with_clock(clock),
+    )
+    .unwrap()
 }
 
 /// Batch `b` of ten records: identical values (inflating more than

@@ -240,7 +240,9 @@ fn race_truncation(pool: Option<usize>) {
         Some(n) => Arc::new(annals::io::FilePool::new(Arc::new(annals::io::StdFileSystem), n)),
         None => Arc::new(annals::io::StdFileSystem),
     };
-    let log = Arc::new(PartitionLog::open_with(fs, dir.path(), config).unwrap());
+    let log = Arc::new(
+        PartitionLog::open_with(dir.path(), config, annals::OpenOptions::default().with_fs(fs)).unwrap(),
+    );
     let done = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|seed| {

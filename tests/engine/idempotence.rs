@@ -63,7 +63,12 @@ fn idle_producers_expire_and_active_ones_stay() {
     let config = LogConfig { producer_id_expiration_ms: 60_000, ..config() };
     let open = || {
         let fs = Arc::new(annals::io::StdFileSystem);
-        PartitionLog::open_with_clock(fs, clock.clone(), dir.path(), config.clone()).unwrap()
+        PartitionLog::open_with(
+            dir.path(),
+            config.clone(),
+            annals::OpenOptions::default().with_fs(fs).with_clock(clock.clone()),
+        )
+        .unwrap()
     };
     let log = open();
     let idle = send(&log, 1, 0, 0, 2).unwrap();
@@ -166,7 +171,11 @@ fn producer_state_survives_reopen_roll_and_truncation() {
 fn crash_anywhere_then_retry_never_duplicates_an_acknowledged_batch() {
     let config = LogConfig { durability: Durability::Always, ..config() };
     let run = |fs: &SimFs, acked: &mut Vec<AppendInfo>| -> annals::Result<()> {
-        let log = PartitionLog::open_with(Arc::new(fs.clone()), "/p", config.clone())?;
+        let log = PartitionLog::open_with(
+            "/p",
+            config.clone(),
+            annals::OpenOptions::default().with_fs(Arc::new(fs.clone())),
+        )?;
         for k in 0..11 {
             let info = send(&log, 7, 0, k * 3, 3)?;
             acked.push(info);
@@ -189,7 +198,12 @@ fn crash_anywhere_then_retry_never_duplicates_an_acknowledged_batch() {
         let mut acked = Vec::new();
         let _ = run(&fs, &mut acked);
         for mode in [CrashMode::DurableOnly, CrashMode::AllPending] {
-            let log = PartitionLog::open_with(Arc::new(fs.crash_image(mode)), "/p", config.clone()).unwrap();
+            let log = PartitionLog::open_with(
+                "/p",
+                config.clone(),
+                annals::OpenOptions::default().with_fs(Arc::new(fs.crash_image(mode))),
+            )
+            .unwrap();
             let end = log.log_end_offset();
             if let Some(last) = acked.last() {
                 let k = acked.len() as i32 - 1;

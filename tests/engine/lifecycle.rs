@@ -17,7 +17,7 @@ use annals::{
 };
 
 fn open_sim(fs: &SimFs, config: LogConfig) -> annals::Result<PartitionLog> {
-    PartitionLog::open_with(Arc::new(fs.clone()), "/log", config)
+    PartitionLog::open_with("/log", config, annals::OpenOptions::default().with_fs(Arc::new(fs.clone())))
 }
 
 /// Defect 1: a second handle on one partition directory appended over the
@@ -162,7 +162,9 @@ fn regression_an_offset_commit_waited_for_another_groups_fsync() {
     let dir = tempfile::tempdir().unwrap();
     let gate = common::gate::GatedFs::default();
     let fs: SharedFs = Arc::new(gate.clone());
-    let store = Store::open_with(fs, dir.path(), StoreConfig::default()).unwrap();
+    let store =
+        Store::open_with(dir.path(), StoreConfig::default(), annals::OpenOptions::default().with_fs(fs))
+            .unwrap();
     store.create_topic("orders", TopicConfig::with_partitions(1)).unwrap();
     let partitions = StoreConfig::default().offsets_topic.partitions;
     let (a, b) = (

@@ -145,7 +145,11 @@ fn the_offsets_topic_compacts() {
 #[test]
 fn acknowledged_commits_survive_every_crash() {
     let run = |fs: &SimFs, acked: &mut Vec<(String, u64)>| -> annals::Result<()> {
-        let store = Store::open_with(Arc::new(fs.clone()), Path::new("/data"), crash_config())?;
+        let store = Store::open_with(
+            Path::new("/data"),
+            crash_config(),
+            annals::OpenOptions::default().with_fs(Arc::new(fs.clone())),
+        )?;
         store.create_topic("t", TopicConfig::default())?;
         let offsets = store.offsets();
         for i in 0..8u64 {
@@ -168,7 +172,11 @@ fn acknowledged_commits_survive_every_crash() {
         let _ = run(&fs, &mut acked);
         for mode in [CrashMode::DurableOnly, CrashMode::AllPending, CrashMode::Seeded(point)] {
             let image = fs.crash_image(mode);
-            let store = match Store::open_with(Arc::new(image), Path::new("/data"), crash_config()) {
+            let store = match Store::open_with(
+                Path::new("/data"),
+                crash_config(),
+                annals::OpenOptions::default().with_fs(Arc::new(image)),
+            ) {
                 Ok(s) => s,
                 Err(e) => {
                     failures.push(format!("op {point} {mode:?}: {e}"));

@@ -30,7 +30,12 @@ fn keyed(n: usize) -> Vec<Record> {
 
 fn open(dir: &std::path::Path, config: LogConfig) -> (PartitionLog, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(NOW));
-    let log = PartitionLog::open_with_clock(Arc::new(StdFileSystem), clock.clone(), dir, config).unwrap();
+    let log = PartitionLog::open_with(
+        dir,
+        config,
+        annals::OpenOptions::default().with_fs(Arc::new(StdFileSystem)).with_clock(clock.clone()),
+    )
+    .unwrap();
     (log, clock)
 }
 

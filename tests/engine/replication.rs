@@ -175,7 +175,11 @@ fn the_epoch_cache_follows_truncation_retention_reopen_and_damage() {
 #[test]
 fn crash_anywhere_leaves_the_epoch_cache_consistent_with_the_log() {
     let workload = |fs: &SimFs| -> annals::Result<()> {
-        let log = PartitionLog::open_with(Arc::new(fs.clone()), "/p", config())?;
+        let log = PartitionLog::open_with(
+            "/p",
+            config(),
+            annals::OpenOptions::default().with_fs(Arc::new(fs.clone())),
+        )?;
         for (epoch, n) in [(1, 12), (2, 6), (5, 9)] {
             let records: Vec<Record> = (0..n).map(|i| Record::new(format!("e{epoch}-{i}"))).collect();
             log.append_with(&records, BatchMeta { leader_epoch: epoch, ..BatchMeta::default() })?;
@@ -200,7 +204,12 @@ fn crash_anywhere_leaves_the_epoch_cache_consistent_with_the_log() {
         let _ = workload(&fs);
         for mode in [CrashMode::DurableOnly, CrashMode::AllPending] {
             let image = fs.crash_image(mode);
-            let log = PartitionLog::open_with(Arc::new(image), "/p", config()).unwrap();
+            let log = PartitionLog::open_with(
+                "/p",
+                config(),
+                annals::OpenOptions::default().with_fs(Arc::new(image)),
+            )
+            .unwrap();
             let epochs = log.leader_epochs();
             let end = log.log_end_offset();
             // The high watermark never comes back above the log end, nor

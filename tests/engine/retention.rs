@@ -10,7 +10,12 @@ use proptest::prelude::*;
 const DAY: i64 = 24 * 60 * 60 * 1000;
 
 fn open(dir: &std::path::Path, clock: &Arc<ManualClock>, config: LogConfig) -> PartitionLog {
-    PartitionLog::open_with_clock(Arc::new(StdFileSystem), clock.clone(), dir, config).unwrap()
+    PartitionLog::open_with(
+        dir,
+        config,
+        annals::OpenOptions::default().with_fs(Arc::new(StdFileSystem)).with_clock(clock.clone()),
+    )
+    .unwrap()
 }
 
 fn small(config: LogConfig) -> LogConfig {

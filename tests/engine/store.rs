@@ -262,7 +262,12 @@ fn background_retention_runs_and_stops_with_the_store() {
     let clock = std::sync::Arc::new(annals::ManualClock::new(1_000_000));
     let config = StoreConfig { retention_check_interval_ms: Some(5), ..StoreConfig::default() };
     let fs = std::sync::Arc::new(annals::io::StdFileSystem);
-    let store = Store::open_with_clock(fs.clone(), clock.clone(), dir.path(), config.clone()).unwrap();
+    let store = Store::open_with(
+        dir.path(),
+        config.clone(),
+        annals::OpenOptions::default().with_fs(fs.clone()).with_clock(clock.clone()),
+    )
+    .unwrap();
     assert!(store.maintenance_running());
     let log = annals::LogConfig { retention_ms: 60_000, ..annals::LogConfig::default() };
     let topic = store.create_topic("t", TopicConfig { partitions: 1, log }).unwrap();
@@ -283,7 +288,13 @@ fn background_retention_runs_and_stops_with_the_store() {
     assert!(!store.maintenance_running(), "close stops the thread");
     drop((partition, topic, store));
     // Dropping a store with a running thread does not hang or leak the lock.
-    let store = Store::open_with_clock(fs.clone(), clock.clone(), dir.path(), config.clone()).unwrap();
+    let store = Store::open_with(
+        dir.path(),
+        config.clone(),
+        annals::OpenOptions::default().with_fs(fs.clone()).with_clock(clock.clone()),
+    )
+    .unwrap();
     drop(store);
-    Store::open_with_clock(fs, clock, dir.path(), config).unwrap();
+    Store::open_with(dir.path(), config, annals::OpenOptions::default().with_fs(fs).with_clock(clock))
+        .unwrap();
 }

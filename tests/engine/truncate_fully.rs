@@ -78,7 +78,11 @@ fn the_log_starts_over_empty_past_its_end_with_no_epoch_left() {
 #[test]
 fn crash_anywhere_leaves_the_old_log_or_an_empty_one_never_a_mix() {
     let workload = |fs: &SimFs| -> annals::Result<()> {
-        let log = PartitionLog::open_with(Arc::new(fs.clone()), "/p", config())?;
+        let log = PartitionLog::open_with(
+            "/p",
+            config(),
+            annals::OpenOptions::default().with_fs(Arc::new(fs.clone())),
+        )?;
         lead(&log, 2, "old", 20)?;
         lead(&log, 6, "old6", 20)?;
         log.flush()?;
@@ -98,7 +102,12 @@ fn crash_anywhere_leaves_the_old_log_or_an_empty_one_never_a_mix() {
         let _ = workload(&fs);
         for mode in [CrashMode::DurableOnly, CrashMode::AllPending] {
             let image = fs.crash_image(mode);
-            let log = PartitionLog::open_with(Arc::new(image), "/p", config()).unwrap();
+            let log = PartitionLog::open_with(
+                "/p",
+                config(),
+                annals::OpenOptions::default().with_fs(Arc::new(image)),
+            )
+            .unwrap();
             let (start, end) = (log.log_start_offset(), log.log_end_offset());
             let got = values(&log);
             let epochs = log.leader_epochs();

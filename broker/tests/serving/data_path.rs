@@ -72,8 +72,12 @@ fn metadata(s: &mut TcpStream, topic: &str) -> MetadataResponse {
 #[test]
 fn a_poisoned_partition_is_listed_without_a_leader_and_its_replica_offline() {
     let fs = annals::io::sim::SimFs::new();
-    let store =
-        annals::Store::open_with(Arc::new(fs.clone()), "/store", annals::StoreConfig::default()).unwrap();
+    let store = annals::Store::open_with(
+        "/store",
+        annals::StoreConfig::default(),
+        annals::OpenOptions::default().with_fs(Arc::new(fs.clone())),
+    )
+    .unwrap();
     let topic = store.create_topic("t", annals::TopicConfig::with_partitions(2)).unwrap();
     for p in 0..2 {
         topic.append_to(p, &[annals::Record::new("before")]).unwrap();

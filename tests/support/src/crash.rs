@@ -185,7 +185,11 @@ pub const POOL_FILES: usize = 8;
 
 pub fn open(fs: &SimFs, config: &LogConfig) -> annals::Result<PartitionLog> {
     let pool = annals::io::FilePool::new(Arc::new(fs.clone()), POOL_FILES);
-    PartitionLog::open_with(Arc::new(pool), Path::new(DIR), config.clone())
+    PartitionLog::open_with(
+        Path::new(DIR),
+        config.clone(),
+        annals::OpenOptions::default().with_fs(Arc::new(pool)),
+    )
 }
 
 /// A workload: drives a log and tells the tracker what it did.

@@ -34,7 +34,12 @@ struct Model {
 }
 
 fn open(fs: &SimFs, clock: &Arc<ManualClock>) -> Option<PartitionLog> {
-    PartitionLog::open_with_clock(Arc::new(fs.clone()), clock.clone(), DIR, config()).ok()
+    PartitionLog::open_with(
+        DIR,
+        config(),
+        annals::OpenOptions::default().with_fs(Arc::new(fs.clone())).with_clock(clock.clone()),
+    )
+    .ok()
 }
 
 fn check(log: &PartitionLog, m: &Model) {
