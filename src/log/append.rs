@@ -112,7 +112,7 @@ impl PartitionLog {
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         let mut map = (*self.snapshot()).clone();
         map.insert(base, segment.clone());
-        *self.segments.write() = Arc::new(map);
+        self.segments.replace(writer, map);
         // Everything below the new segment is durable now.
         self.set_recovery_point(writer, LogPoint { segment: base, position: 0, offset: base })?;
         // Recovery replays producer state only from here on.

@@ -338,7 +338,7 @@ impl PartitionLog {
         self.counters.changed();
         let base = group[0].base_offset();
         let written = writer.finish(&*self.fs)?;
-        let _writer = self.writable()?;
+        let writer = self.writable()?;
         let current = self.snapshot();
         let unchanged = self.truncation_count() == pass.truncations
             && group.iter().all(|s| current.get(&s.base_offset()).is_some_and(|c| Arc::ptr_eq(c, s)));
@@ -365,7 +365,7 @@ impl PartitionLog {
             map_after.remove(b);
         }
         map_after.insert(base, Arc::new(segment));
-        *self.segments.write() = Arc::new(map_after);
+        self.segments.replace(&writer, map_after);
         report.segments_cleaned += group.len();
         report.bytes_written += written;
         Ok(())

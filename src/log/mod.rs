@@ -19,6 +19,7 @@ mod producers;
 mod repair;
 mod replica;
 mod retention;
+mod segments;
 mod truncate;
 mod types;
 pub(crate) mod verify;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::LogConfig;
@@ -24,6 +24,7 @@ use super::notify::Notifier;
 use super::partition::{PartitionLog, SegmentMap, Writer};
 use super::points::{end_point, segment_recovery, Checkpoints};
 use super::producers::ProducerStates;
+use super::segments::Segments;
 use super::types::RecoveryReport;
 
 /// Empty only while the log is cleanly closed: an empty marker lets the
@@ -297,14 +298,11 @@ impl PartitionLog {
         let log = PartitionLog {
             fs,
             clock,
-            log_start_offset: AtomicU64::new(log_start_offset),
             dir,
             segment_config: config.segment_config(),
             config,
             writer: Mutex::new(Writer { scratch: Vec::new(), closed: false, producers, epochs }),
-            segments: RwLock::new(Arc::new(segments)),
-            log_end_offset: AtomicU64::new(log_end_offset),
-            truncation: RwLock::new(()),
+            segments: Segments::new(segments, log_start_offset, log_end_offset),
             notifier: Notifier::default(),
             // Nothing is known durable until the first flush (after an
             // unclean stop the recovered bytes may sit only in the page cache).

@@ -4,13 +4,12 @@
 //! close in `close.rs` (Kafka's `LocalLog` / `LogLoader` / `UnifiedLog`
 //! seams).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::clock::SharedClock;
 use crate::config::{LogConfig, SegmentConfig};
@@ -24,6 +23,7 @@ use super::epochs::EpochCache;
 use super::notify::Notifier;
 use super::points::Checkpoints;
 use super::producers::ProducerStates;
+use super::segments::Segments;
 use super::types::{ReadBound, RecoveryReport};
 use super::wait::WaitForOffset;
 
@@ -66,18 +66,8 @@ pub struct PartitionLog {
     /// Everything only the writer touches; reached through
     /// [`PartitionLog::writable`].
     pub(super) writer: Mutex<Writer>,
-    /// The checkpointed log start offset (raised by retention and
-    /// `delete_records_before`, never lowered); the first segment's base
-    /// offset bounds the log start from below too.
-    pub(super) log_start_offset: AtomicU64,
-    /// By base offset; never empty, the last one is active. Replaced whole
-    /// (copy on write) by roll and truncation; readers clone the `Arc`.
-    pub(super) segments: RwLock<Arc<SegmentMap>>,
-    /// Published after a batch is fully written (`SeqCst`: see `notify`).
-    pub(super) log_end_offset: AtomicU64,
-    /// Readers share it; `truncate_to` takes it alone, so no reader is inside
-    /// a segment while its bytes are cut or rewritten.
-    pub(super) truncation: RwLock<()>,
+    /// The segments, the log start and end offsets (see `segments.rs`).
+    pub(super) segments: Segments,
     pub(super) notifier: Notifier,
     /// Group commit and poisoning.
     pub(super) syncer: Syncer,
@@ -104,7 +94,7 @@ pub struct PartitionLog {
     pub(super) _dir_lock: Arc<dyn FileLock>,
 }
 
-pub(super) type SegmentMap = BTreeMap<u64, Arc<LogSegment>>;
+pub(super) use super::segments::SegmentMap;
 
 /// State only the writer touches: behind the writer mutex, so holding the
 /// guard is what "writer lock held" means.
@@ -160,11 +150,11 @@ impl PartitionLog {
     }
 
     pub(super) fn snapshot(&self) -> Arc<SegmentMap> {
-        self.segments.read().clone()
+        self.segments.snapshot()
     }
 
     pub(super) fn active(&self) -> Arc<LogSegment> {
-        self.segments.read().values().next_back().cloned().expect("a log always has a segment")
+        self.segments.active()
     }
 
     /// Reads whole batches from the one holding `offset`, up to about
@@ -200,7 +190,7 @@ impl PartitionLog {
     pub(super) fn in_live_segments<R>(&self, f: impl Fn(&SegmentMap) -> Result<R>) -> Result<R> {
         let mut tries = 0;
         loop {
-            let no_truncation = self.truncation.read();
+            let no_truncation = self.segments.readers();
             let segments = self.snapshot();
             match f(&segments) {
                 Err(Error::Io { .. }) if tries < 3 && self.removed_since(&segments) => {
@@ -292,13 +282,12 @@ impl PartitionLog {
 
     /// The first offset in the log.
     pub fn log_start_offset(&self) -> u64 {
-        let first_base = self.snapshot().keys().next().copied().unwrap_or(0);
-        first_base.max(self.log_start_offset.load(Ordering::SeqCst)).min(self.log_end_offset())
+        self.segments.log_start_offset()
     }
 
     /// The offset the next append gets.
     pub fn log_end_offset(&self) -> u64 {
-        self.log_end_offset.load(Ordering::SeqCst)
+        self.segments.log_end_offset()
     }
 
     /// Bytes of log data in all segments.

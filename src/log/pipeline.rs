@@ -14,8 +14,6 @@
 //! 5. waiters woken, after the writer lock is released;
 //! 6. the durability policy.
 
-use std::sync::atomic::Ordering;
-
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::format::batch::{set_base_offset, set_leader_epoch};
@@ -173,7 +171,7 @@ impl PartitionLog {
                 .append_batches(&bytes[at..at + len], run, &self.segment_config, now_ms)
                 .map_err(|e| self.write_failed(e))?;
             let run_last = run.last().expect("a run holds a batch");
-            self.log_end_offset.store(run_last.next_offset(), Ordering::SeqCst);
+            self.segments.publish_end(writer, run_last.next_offset());
             self.counters.appended(run_last.next_offset() - run[0].base_offset, len as u64);
             for header in run.iter().filter(|h| h.producer_id >= 0) {
                 writer.producers.update(header);

@@ -84,7 +84,7 @@ impl PartitionLog {
         if offset < end || offset > crate::segment::OFFSET_MAX {
             return Err(Error::OffsetOutOfRange { offset, log_start_offset: start, log_end_offset: end });
         }
-        let _no_readers = self.truncation.write();
+        let _no_readers = self.segments.exclude_readers(&writer);
         // ORDER: first every record is cut (the crash-safe truncation: the
         // epochs and producers of the cut records go with them), then the
         // cache is emptied (an empty log holds no epoch: open drops any left

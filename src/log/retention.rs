@@ -11,9 +11,6 @@
 //! handles (log data is read, never mapped): they finish, or their next
 //! read below the new log start gets `OffsetOutOfRange`.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-
 use crate::error::{Error, Result};
 
 use super::checkpoint;
@@ -85,7 +82,7 @@ impl PartitionLog {
         if !active.is_empty() && active.next_offset() <= offset {
             self.roll_locked(&mut writer).map_err(|e| self.write_failed(e))?;
         }
-        self.delete_below_log_start()?;
+        self.delete_below_log_start(&writer)?;
         Ok(self.log_start_offset())
     }
 
@@ -141,7 +138,7 @@ impl PartitionLog {
         if new_start > log_start {
             self.raise_log_start(writer, new_start)?;
         }
-        self.delete_below_log_start()
+        self.delete_below_log_start(writer)
     }
 
     /// Persists and publishes a higher log start offset.
@@ -149,7 +146,7 @@ impl PartitionLog {
         self.counters.changed();
         // ORDER: durable before any segment is deleted because of it.
         checkpoint::write_log_start(&*self.fs, &self.dir, offset).map_err(|e| self.write_failed(e))?;
-        self.log_start_offset.fetch_max(offset, Ordering::SeqCst);
+        self.segments.raise_log_start(writer, offset);
         // The epoch holding the new start now begins there (Kafka's
         // truncateFromStart); a crash before this write leaves an older
         // start, which only makes end_offset_for_epoch answer for records
@@ -160,10 +157,9 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Removes the sealed segments wholly below the log start offset. Writer
-    /// lock held.
-    fn delete_below_log_start(&self) -> Result<RetentionReport> {
-        let log_start = self.log_start_offset.load(Ordering::SeqCst);
+    /// Removes the sealed segments wholly below the log start offset.
+    fn delete_below_log_start(&self, writer: &Writer) -> Result<RetentionReport> {
+        let log_start = self.segments.checkpointed_log_start();
         let mut map = (*self.snapshot()).clone();
         let last = map.keys().next_back().copied();
         let doomed: Vec<u64> = map
@@ -178,7 +174,7 @@ impl PartitionLog {
         for base in doomed {
             removed.extend(map.remove(&base));
         }
-        *self.segments.write() = Arc::new(map);
+        self.segments.replace(writer, map);
         let mut report = RetentionReport::default();
         for segment in removed {
             report.segments_deleted += 1;
@@ -205,10 +201,10 @@ impl PartitionLog {
     /// start, so the log start never moves backwards.
     pub(super) fn apply_log_start_at_open(&self) -> Result<()> {
         let writer = self.writer.lock();
-        let log_start = self.log_start_offset.load(Ordering::SeqCst);
+        let log_start = self.segments.checkpointed_log_start();
         if log_start > self.log_end_offset() {
             self.restart_at(&writer, log_start)?;
         }
-        self.delete_below_log_start().map(drop)
+        self.delete_below_log_start(&writer).map(drop)
     }
 }

@@ -23,7 +23,7 @@ impl PartitionLog {
     pub fn truncate_to(&self, offset: u64) -> Result<()> {
         self.counters.changed();
         let mut writer = self.writable()?;
-        let _no_readers = self.truncation.write();
+        let _no_readers = self.segments.exclude_readers(&writer);
         self.truncate_locked(&mut writer, offset).map_err(|e| self.write_failed(e))
     }
 
@@ -64,8 +64,8 @@ impl PartitionLog {
         let active = map.values().next_back().cloned().expect("a log always has a segment");
         // The cut is durable: the extent goes back up to the new end.
         self.raise_extent(writer, end_point(&active))?;
-        *self.segments.write() = Arc::new(map);
-        self.log_end_offset.store(offset, Ordering::SeqCst);
+        self.segments.replace(writer, map);
+        self.segments.publish_end(writer, offset);
         self.syncer.lower_synced_offset(offset);
         self.cleaned_to.fetch_min(offset, Ordering::SeqCst);
         // Producer state as of the new end: the snapshot (if it is not past
@@ -108,9 +108,9 @@ impl PartitionLog {
         let segment = Arc::new(LogSegment::create(&*self.fs, &self.dir, offset, &self.segment_config)?);
         let mut map = SegmentMap::new();
         map.insert(offset, segment);
-        *self.segments.write() = Arc::new(map);
+        self.segments.replace(writer, map);
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
-        self.log_end_offset.store(offset, Ordering::SeqCst);
+        self.segments.publish_end(writer, offset);
         self.set_recovery_point(writer, LogPoint { segment: offset, position: 0, offset })
     }
 }
