@@ -224,7 +224,7 @@ mod tests {
         Arc::new(Shared {
             store,
             producer_ids: crate::producer_ids::ProducerIds::open(dir).unwrap(),
-            groups: Arc::default(),
+            groups: Arc::new(crate::groups::Groups::new(crate::groups::INITIAL_REBALANCE_DELAY)),
             data: Box::new(crate::storage::Stored),
             config: crate::BrokerConfig::default(),
             host: "127.0.0.1".into(),

@@ -202,7 +202,7 @@ impl Broker {
         let bound = listener.local_addr()?;
         let (host, port) = config.advertised.clone().unwrap_or((bound.ip().to_string(), bound.port()));
         tracing::info!(dir = %config.dir.display(), listen = %bound, advertised = %format!("{host}:{port}"), "annals-broker started");
-        let groups = Arc::default();
+        let groups = Arc::new(groups::Groups::new(config.group_initial_rebalance_delay));
         let shared = Shared { store, producer_ids, groups, data: data_path(), config, host, port };
         let (stopping, _) = tokio::sync::watch::channel(false);
         Ok(Broker { shared: Arc::new(shared), listener, stopping })
@@ -237,15 +237,6 @@ impl Broker {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), BoxError> {
         let slots = Arc::new(Semaphore::new(self.shared.config.max_connections));
         let mut tasks = tokio::task::JoinSet::new();
-        // Members whose heartbeats stopped leave their groups.
-        let shared = self.shared.clone();
-        let sweeper = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
-            loop {
-                tick.tick().await;
-                groups::expire(&shared);
-            }
-        });
         let metrics = self.shared.config.metrics_log_interval.map(|every| {
             let store = self.shared.store.clone();
             tokio::spawn(async move {
@@ -303,7 +294,6 @@ impl Broker {
             );
             tasks.shutdown().await;
         }
-        sweeper.abort();
         if let Some(metrics) = metrics {
             metrics.abort();
         }

@@ -9,11 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::*;
 
-use super::{s, State};
+use super::coordinator::State;
+use super::s;
 use crate::Shared;
 
 pub(crate) fn list(shared: &Shared) -> ListGroupsResponse {
-    let all = shared.groups.groups.lock();
+    let coordinator = shared.groups.lock();
+    let all = &coordinator.groups;
     let mut listed: BTreeMap<String, (String, &'static str)> =
         all.iter().map(|(id, g)| (id.clone(), (g.protocol_type.clone(), g.state.name()))).collect();
     for id in shared.store.offsets().list_groups() {
@@ -31,7 +33,8 @@ pub(crate) fn list(shared: &Shared) -> ListGroupsResponse {
 }
 
 pub(crate) fn describe(shared: &Shared, request: &DescribeGroupsRequest) -> DescribeGroupsResponse {
-    let all = shared.groups.groups.lock();
+    let coordinator = shared.groups.lock();
+    let all = &coordinator.groups;
     let groups = request
         .groups
         .iter()
@@ -79,7 +82,8 @@ pub(crate) fn describe(shared: &Shared, request: &DescribeGroupsRequest) -> Desc
 /// fsync, for a rare admin request), so that no member joins, and no
 /// commit of a new generation lands, between the check and the deletion.
 pub(crate) fn remove_empty(shared: &Shared, id: &str, delete_offsets: impl FnOnce(bool) -> i16) -> i16 {
-    let mut all = shared.groups.groups.lock();
+    let mut coordinator = shared.groups.lock();
+    let all = &mut coordinator.groups;
     let in_memory = match all.get(id) {
         Some(g) if g.state != State::Empty => return E::NonEmptyGroup.code(),
         Some(_) => true,
@@ -110,7 +114,8 @@ pub(crate) enum InUse {
 /// coordinator's lock held, as [`remove_empty`] does and for the same
 /// reason: no member subscribes between the check and the deletion.
 pub(crate) fn offsets_in_use<R>(shared: &Shared, id: &str, f: impl FnOnce(InUse) -> R) -> R {
-    let all = shared.groups.groups.lock();
+    let coordinator = shared.groups.lock();
+    let all = &coordinator.groups;
     let in_use = match all.get(id) {
         None => InUse::Absent,
         // No member reads anything (Kafka's `subscribedTopics` of an
