@@ -429,7 +429,7 @@ impl LogConfig {
     }
 
     /// What a segment needs of this configuration.
-    pub fn segment_config(&self) -> SegmentConfig {
+    pub(crate) fn segment_config(&self) -> SegmentConfig {
         SegmentConfig {
             segment_bytes: self.segment_bytes,
             segment_ms: self.segment_ms,
@@ -445,7 +445,7 @@ impl LogConfig {
 /// how it reads (not retention, durability or compaction). Made by
 /// [`LogConfig::segment_config`], which has the defaults and bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SegmentConfig {
+pub(crate) struct SegmentConfig {
     /// `segment.bytes`: roll when a batch would pass this size.
     pub segment_bytes: u64,
     /// `segment.ms`: roll a segment this old.

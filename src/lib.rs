@@ -45,7 +45,7 @@ pub(crate) mod segment;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use config::{CleanupPolicy, CompressionType, Durability, LogConfig, SegmentConfig, TimestampType};
+pub use config::{CleanupPolicy, CompressionType, Durability, LogConfig, TimestampType};
 
 /// The README's example runs as a doc test, so it cannot rot.
 #[doc = include_str!("../README.md")]

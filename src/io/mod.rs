@@ -24,7 +24,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use listed::ListedDir;
+pub(crate) use listed::ListedDir;
 pub use mapped::{MappedBytes, MappedBytesMut};
 pub use pool::{FilePool, PoolStats};
 pub use std_fs::{open_file_limit, StdFileSystem};
@@ -175,7 +175,7 @@ pub fn read_exact_at<F: FileHandle + ?Sized>(file: &F, mut buf: &mut [u8], mut p
 
 /// Appends exactly `len` bytes read at `pos` to `buf` through `read_at`
 /// (the space is zeroed first).
-pub fn read_exact_appending<F: FileHandle + ?Sized>(
+pub(crate) fn read_exact_appending<F: FileHandle + ?Sized>(
     file: &F,
     buf: &mut Vec<u8>,
     pos: u64,
@@ -226,7 +226,7 @@ pub fn write_file_atomic(fs: &dyn FileSystem, dir: &Path, name: &str, bytes: &[u
 /// and syncs it: no new inode, unlike [`write_file_atomic`], but a crash
 /// during the write may leave a mix of old and new bytes, so only for files
 /// whose readers detect that (a checksum) and can do without them.
-pub fn write_file_in_place(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_file_in_place(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let file = fs.open(path, OpenMode::Create)?;
     file.write_all_at(bytes, 0)?;
     file.set_len(bytes.len() as u64)?;
@@ -235,7 +235,7 @@ pub fn write_file_in_place(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> io
 
 /// Creates `dir` and any missing parents durably: each directory created is
 /// followed by an fsync of its parent, so it survives a crash.
-pub fn create_dir_all_durable(fs: &dyn FileSystem, dir: &Path) -> io::Result<()> {
+pub(crate) fn create_dir_all_durable(fs: &dyn FileSystem, dir: &Path) -> io::Result<()> {
     let mut missing = Vec::new();
     let mut at = Some(dir);
     // Bounded by the path's depth.
