@@ -6,8 +6,28 @@
 //!
 //! Layers, each depending only on those before it:
 //! [`format`](mod@format) (pure encoding) → [`io`] (the only file-system seam) →
-//! `segment` (private; read through [`inspect`]) → [`log`] (one partition) → [`store`] (topics, partitions,
-//! consumers).
+//! `segment` (private; read through [`inspect`]) → [`log`] (one partition) →
+//! [`store`] (topics, partitions, consumers). See docs/ARCHITECTURE.md.
+//!
+//! # The public surface
+//!
+//! - A store: [`Store`], [`StoreConfig`], [`Topic`], [`TopicConfig`],
+//!   [`Partition`] (which derefs to its [`PartitionLog`]), [`Reader`],
+//!   [`StartAt`], [`ConsumerOffsets`], [`partition_for_key`] / [`murmur2`].
+//! - One partition: [`PartitionLog`], opened with a [`LogConfig`] and
+//!   [`OpenOptions`]; appends ([`Record`]s, producer batches with
+//!   [`ProduceMeta`], a leader's batches), `read(offset, max_bytes,`
+//!   [`ReadBound`]`)`, `wait_for` / `wait_for_async` ([`WaitForOffset`]),
+//!   truncation, retention, compaction, repair, and what they report.
+//! - Kafka's bytes: [`format`](mod@format) (RecordBatch v2 encode, check and decode,
+//!   [`FetchedRecords`], the producer-batch validator, codecs).
+//! - The file-system seam: [`io`] (`FileSystem`, `FileHandle`, whose
+//!   `map` and `map_for_reads` are `unsafe fn`s, `StdFileSystem`,
+//!   `FilePool`; `io::sim` with feature `test-util`).
+//! - Read-only tools: [`inspect`]. Errors: [`Error`] and [`Corruption`].
+//!   Time: [`clock`]. With feature `openraft`: `raft`.
+//!
+//! Nothing public can create, map or truncate a segment file.
 //!
 //! # Examples
 //!

@@ -2,6 +2,7 @@
 //! reads, appends (records, producer batches, replicas), retention,
 //! compaction, compression, recovery, the store and its consumer offsets.
 
+mod architecture;
 mod bombs;
 mod committed_reads;
 mod compaction;
