@@ -23,6 +23,7 @@ impl PartitionLog {
             return Ok(());
         }
         writer.closed = true;
+        self.syncer.close();
         self.shutdown(&writer)
     }
 
@@ -31,6 +32,7 @@ impl PartitionLog {
     /// the log was closed already.
     pub(crate) fn close_writes(&self) -> bool {
         let mut writer = self.writer.lock();
+        self.syncer.close();
         !std::mem::replace(&mut writer.closed, true)
     }
 

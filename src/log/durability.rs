@@ -46,6 +46,8 @@ struct SyncState {
     in_progress: bool,
     /// Why the partition is poisoned, once it is.
     poisoned: Option<std::sync::Arc<std::io::Error>>,
+    /// Closed: `sync` and `flush` refuse (close made everything durable).
+    closed: bool,
     /// For the interval policy: records appended since the last flush.
     unflushed_records: u64,
     last_flush: Instant,
@@ -58,6 +60,7 @@ impl Syncer {
                 synced_offset,
                 in_progress: false,
                 poisoned: None,
+                closed: false,
                 unflushed_records: 0,
                 last_flush: Instant::now(),
             }),
@@ -71,6 +74,24 @@ impl Syncer {
             Some(cause) => Err(Error::Poisoned { dir: dir.to_path_buf(), cause: cause.clone() }),
             None => Ok(()),
         }
+    }
+
+    /// [`Syncer::check`], and [`Error::Closed`] once [`Syncer::close`] ran:
+    /// the gate of the public `sync` and `flush`. (An append's own
+    /// durability step does not ask it: an append that passed the write
+    /// gate before a close is made durable by the close.)
+    pub(crate) fn check_open(&self, dir: &Path) -> Result<()> {
+        let state = self.state.lock();
+        match &state.poisoned {
+            Some(cause) => Err(Error::Poisoned { dir: dir.to_path_buf(), cause: cause.clone() }),
+            None if state.closed => Err(Error::Closed),
+            None => Ok(()),
+        }
+    }
+
+    /// From now on `check_open` answers [`Error::Closed`].
+    pub(crate) fn close(&self) {
+        self.state.lock().closed = true;
     }
 
     /// Poisons the partition (keeps the first cause); true when this call

@@ -220,7 +220,7 @@ impl PartitionLog {
             Durability::Interval { flush_messages, flush_ms } => {
                 let records = info.last_offset + 1 - info.first_offset;
                 if self.syncer.note_appended(records, flush_messages, flush_ms) {
-                    self.flush()?;
+                    self.flush_points()?;
                 }
             }
         }

@@ -101,9 +101,11 @@ impl PartitionLog {
     /// rescans more of the active segment.
     ///
     /// # Errors
-    /// [`crate::Error::Poisoned`] (this failure poisons too); [`crate::Error::Io`].
+    /// [`crate::Error::Closed`] once the log is closed (its close made
+    /// everything durable); [`crate::Error::Poisoned`] (this failure
+    /// poisons too); [`crate::Error::Io`].
     pub fn sync(&self) -> Result<()> {
-        self.syncer.check(&self.dir)?;
+        self.syncer.check_open(&self.dir)?;
         self.sync_to(self.log_end_offset())
     }
 
@@ -114,8 +116,17 @@ impl PartitionLog {
     /// after a crash starts scanning there and refuses damage below it.
     ///
     /// # Errors
-    /// [`crate::Error::Poisoned`] (this failure poisons too); [`crate::Error::Io`].
+    /// [`crate::Error::Closed`] once the log is closed (its close made
+    /// everything durable); [`crate::Error::Poisoned`] (this failure
+    /// poisons too); [`crate::Error::Io`].
     pub fn flush(&self) -> Result<()> {
+        self.syncer.check_open(&self.dir)?;
+        self.flush_points()
+    }
+
+    /// [`PartitionLog::flush`] past the closed check: an append's
+    /// durability step under the interval policy.
+    pub(super) fn flush_points(&self) -> Result<()> {
         self.syncer.check(&self.dir)?;
         self.counters.flushing();
         // Snapshot what this flush will cover, then fsync it, then record it.

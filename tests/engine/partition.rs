@@ -201,3 +201,20 @@ fn fetched_records_outlive_truncation_and_segment_deletion() {
     assert_eq!(fetched.to_records(), before);
     assert_eq!(before[3].value, record(3).value);
 }
+
+/// After close (which made everything durable), `flush` and `sync` are
+/// refused as appends are, rather than writing checkpoints behind the
+/// clean-shutdown marker; reads go on.
+#[test]
+fn flush_and_sync_after_close_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    log.append(&[Record::new("a")]).unwrap();
+    log.flush().unwrap();
+    log.close().unwrap();
+    assert!(matches!(log.flush(), Err(Error::Closed)), "{:?}", log.flush());
+    assert!(matches!(log.sync(), Err(Error::Closed)));
+    assert!(matches!(log.append(&[Record::new("b")]), Err(Error::Closed)));
+    assert_eq!(log.read(0, 1 << 20, ReadBound::LogEnd).unwrap().to_records().len(), 1);
+    assert!(log.close().is_ok(), "closing twice does nothing");
+}
