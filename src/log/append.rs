@@ -107,12 +107,13 @@ impl PartitionLog {
         // ORDER: seal (trim index, fsync log and index), create the new
         // segment's files, fsync the directory. Sealed segments are durable,
         // so recovery after a crash scans only the active one.
-        self.counters.fsync(|| active.seal())?;
+        self.counters.fsync(|| active.seal(&writer.indexing))?;
         let segment = Arc::new(LogSegment::create(&*self.fs, &self.dir, base, &self.segment_config)?);
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         let mut map = (*self.snapshot()).clone();
         map.insert(base, segment.clone());
         self.segments.replace(writer, map);
+        writer.indexing = segment.opened_indexing();
         // Everything below the new segment is durable now.
         self.set_recovery_point(writer, LogPoint { segment: base, position: 0, offset: base })?;
         // Recovery replays producer state only from here on.

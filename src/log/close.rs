@@ -88,10 +88,10 @@ impl PartitionLog {
             // (the producer snapshot may be older: open replays the batches
             // after it). The marker itself need not be: without it the next
             // open only scans the active segment from the recovery point.
-            active.seal_unsynced()?;
+            active.seal_unsynced(&writer.indexing)?;
             return Ok(false);
         }
-        self.counters.fsync(|| active.seal())?;
+        self.counters.fsync(|| active.seal(&writer.indexing))?;
         if recovery_point {
             self.set_recovery_point(writer, end_point(&active))?;
         } else {

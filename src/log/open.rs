@@ -295,13 +295,15 @@ impl PartitionLog {
         producers.expire(clock.now_ms(), config.producer_id_expiration_ms);
         let cleaned_to = checkpoint::read_cleaner_offset(&listed, &dir);
         drop(listed);
+        // The writer's copy of the active segment's indexing state.
+        let indexing = segments.values().next_back().expect("a log always has a segment").opened_indexing();
         let log = PartitionLog {
             fs,
             clock,
             dir,
             segment_config: config.segment_config(),
             config,
-            writer: Mutex::new(Writer { scratch: Vec::new(), closed: false, producers, epochs }),
+            writer: Mutex::new(Writer { scratch: Vec::new(), closed: false, producers, epochs, indexing }),
             segments: Segments::new(segments, log_start_offset, log_end_offset),
             notifier: Notifier::default(),
             // Nothing is known durable until the first flush (after an

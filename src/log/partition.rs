@@ -16,7 +16,7 @@ use crate::config::{LogConfig, SegmentConfig};
 use crate::error::{Error, Result};
 use crate::format::FetchedRecords;
 use crate::io::{FileLock, SharedFs};
-use crate::segment::LogSegment;
+use crate::segment::{Indexing, LogSegment};
 
 use super::durability::Syncer;
 use super::epochs::EpochCache;
@@ -108,6 +108,9 @@ pub(super) struct Writer {
     pub(super) producers: ProducerStates,
     /// Leader epochs and their start offsets (KIP-101; see `epochs.rs`).
     pub(super) epochs: EpochCache,
+    /// The active segment's writer half: where the indexing rule stands
+    /// after its last batch (each append and seal takes it).
+    pub(super) indexing: Indexing,
 }
 
 impl PartitionLog {
@@ -341,7 +344,9 @@ mod tests {
         let limits = log.config.encode_limits();
         let header =
             encode_batch(&mut batch, 1, BatchMeta::default(), &[Record::new("b")], 0, limits).unwrap();
-        log.active().append_batches(&batch, &[header], &log.segment_config, 0).unwrap();
+        let mut writer = log.writer.lock();
+        log.active().append_batches(&mut writer.indexing, &batch, &[header], &log.segment_config, 0).unwrap();
+        drop(writer);
         let offsets: Vec<u64> = log
             .read(0, 1 << 20, crate::log::ReadBound::LogEnd)
             .unwrap()

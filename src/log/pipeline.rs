@@ -168,7 +168,7 @@ impl PartitionLog {
             let run = &rest[..run];
             let len: usize = run.iter().map(|h| h.batch_len as usize).sum();
             active
-                .append_batches(&bytes[at..at + len], run, &self.segment_config, now_ms)
+                .append_batches(&mut writer.indexing, &bytes[at..at + len], run, &self.segment_config, now_ms)
                 .map_err(|e| self.write_failed(e))?;
             let run_last = run.last().expect("a run holds a batch");
             self.segments.publish_end(writer, run_last.next_offset());

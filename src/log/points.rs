@@ -14,6 +14,8 @@
 //! itself, so that a flush or group fsync that read its point before the
 //! truncation writes neither point afterwards.
 
+use std::sync::Arc;
+
 use crate::error::Result;
 use crate::segment::{LogSegment, Recovery, SegmentPoint};
 
@@ -133,7 +135,13 @@ impl PartitionLog {
         let (active, point, truncations) = self.point_now();
         self.sync_to(point.offset)?;
         // The index entries below the point become durable with it.
-        self.counters.fsync(|| active.sync()).map_err(|e| self.write_failed(e))?;
+        // With the writer's covering time entry, while `active` is still the
+        // active segment (a roll in between sealed it with its own).
+        let covering = {
+            let writer = self.writer.lock();
+            Arc::ptr_eq(&self.active(), &active).then(|| writer.indexing.time_entry()).flatten()
+        };
+        self.counters.fsync(|| active.sync(covering)).map_err(|e| self.write_failed(e))?;
         let mut c = self.checkpoints.lock();
         if c.truncations != truncations {
             return Ok(());

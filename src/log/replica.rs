@@ -99,7 +99,7 @@ impl PartitionLog {
             }
             if offset > start {
                 self.raise_log_start(&mut writer, offset)?;
-                self.restart_at(&writer, offset)?;
+                self.restart_at(&mut writer, offset)?;
                 writer.producers = ProducerStates::default();
                 writer.producers.write(&*self.fs, &self.dir, offset)?;
             }

@@ -200,10 +200,10 @@ impl PartitionLog {
     /// (data after the checkpoint was lost) starts over, empty, at the log
     /// start, so the log start never moves backwards.
     pub(super) fn apply_log_start_at_open(&self) -> Result<()> {
-        let writer = self.writer.lock();
+        let mut writer = self.writer.lock();
         let log_start = self.segments.checkpointed_log_start();
         if log_start > self.log_end_offset() {
-            self.restart_at(&writer, log_start)?;
+            self.restart_at(&mut writer, log_start)?;
         }
         self.delete_below_log_start(&writer).map(drop)
     }

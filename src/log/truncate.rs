@@ -55,9 +55,10 @@ impl PartitionLog {
         if keep_none {
             // Everything went: start over, empty, at `offset`.
             let segment = LogSegment::create(&*self.fs, &self.dir, offset, &self.segment_config)?;
+            writer.indexing = segment.opened_indexing();
             map.insert(offset, Arc::new(segment));
         } else if let Some(active) = map.values().next_back() {
-            active.truncate_to(&*self.fs, offset, &mut writer.scratch)?;
+            writer.indexing = active.truncate_to(&*self.fs, offset, &mut writer.scratch)?;
             active.activate(&self.segment_config);
         }
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
@@ -95,7 +96,7 @@ impl PartitionLog {
     /// log (or nothing), still below the durable log start, so the next
     /// open restarts the same way (never two segments with a gap between).
     /// Readers are excluded (open, or the truncation lock held).
-    pub(super) fn restart_at(&self, writer: &Writer, offset: u64) -> Result<()> {
+    pub(super) fn restart_at(&self, writer: &mut Writer, offset: u64) -> Result<()> {
         self.counters.changed();
         let old = self.snapshot();
         // ORDER: the synced extent first comes below every segment that
@@ -106,6 +107,7 @@ impl PartitionLog {
             s.delete(&*self.fs)?;
         }
         let segment = Arc::new(LogSegment::create(&*self.fs, &self.dir, offset, &self.segment_config)?);
+        writer.indexing = segment.opened_indexing();
         let mut map = SegmentMap::new();
         map.insert(offset, segment);
         self.segments.replace(writer, map);

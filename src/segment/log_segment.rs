@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use crate::config::SegmentConfig;
 use crate::error::{Error, Result};
@@ -16,7 +16,7 @@ use super::index::OffsetIndex;
 use super::indexing::Indexing;
 use super::quarantine::Quarantine;
 use super::scan::ChunkReader;
-use super::time_index::TimeIndex;
+use super::time_index::{TimeEntry, TimeIndex};
 use super::{index_file_name, log_file_name, time_index_file_name};
 
 /// A batch boundary in a segment: the first `position` bytes, ending at
@@ -149,8 +149,11 @@ pub struct LogSegment {
     /// Bytes of valid batches; the file is never read past this.
     pub(super) size: AtomicU64,
     pub(super) next_offset: AtomicU64,
-    /// Writer-only bookkeeping: the indexing rule's state.
-    pub(super) indexing: Mutex<Indexing>,
+    /// The indexing rule's state as the segment was opened or created. The
+    /// writer takes its own copy when the segment becomes active and
+    /// passes it to each append ([`LogSegment::append_batches`]); this one
+    /// never changes.
+    opened_indexing: Indexing,
     /// Lock order: `index`, then `time_index`.
     pub(super) time_index: RwLock<TimeIndex>,
     /// Largest record timestamp (-1 while empty).
@@ -202,7 +205,7 @@ impl LogSegment {
             index: RwLock::new(index),
             size: AtomicU64::new(size),
             next_offset: AtomicU64::new(next_offset),
-            indexing: Mutex::new(indexing),
+            opened_indexing: indexing,
             time_index: RwLock::new(time_index),
             max_timestamp_ms: AtomicI64::new(indexing.max_timestamp_ms),
             roll_base_ms: AtomicI64::new(roll_base_ms),
@@ -297,12 +300,15 @@ impl LogSegment {
 
     /// Appends `bytes`, the encoded, checked batches `headers` describe
     /// back to back, with a single positional write (as Kafka appends a
-    /// producer's record set). Writer only.
+    /// producer's record set). `indexing` is the writer's state of the
+    /// indexing rule for this (active) segment: holding it `&mut` is what
+    /// makes the caller the writer.
     ///
     /// On a write error nothing changes: bytes past `size` are never read and
     /// the next append overwrites them.
     pub(crate) fn append_batches(
         &self,
+        indexing: &mut Indexing,
         bytes: &[u8],
         headers: &[BatchHeader],
         config: &SegmentConfig,
@@ -316,7 +322,6 @@ impl LogSegment {
         if position == 0 {
             self.roll_base_ms.store(now_ms, Ordering::Relaxed);
         }
-        let mut indexing = self.indexing.lock();
         let mut at = position;
         for header in headers {
             if let Some(entries) = indexing.on_batch(at, header, config.index_interval_bytes) {
@@ -325,7 +330,6 @@ impl LogSegment {
             at += u64::from(header.batch_len);
         }
         self.max_timestamp_ms.store(indexing.max_timestamp_ms, Ordering::Release);
-        drop(indexing);
         // ORDER (publication): bytes written, index entries added, then the
         // next offset, then the size readers bound their reads by.
         self.next_offset.store(last.next_offset(), Ordering::Release);
@@ -341,10 +345,10 @@ impl LogSegment {
         }
     }
 
-    /// The time-index entry covering the whole segment (sealing and a
-    /// flush add it), if any record has a timestamp.
-    fn covering_time_entry(&self) -> Option<super::time_index::TimeEntry> {
-        self.indexing.lock().time_entry()
+    /// The indexing rule's state as the segment was opened or created: the
+    /// writer's starting copy when this segment becomes the active one.
+    pub(crate) fn opened_indexing(&self) -> Indexing {
+        self.opened_indexing
     }
 
     /// Makes the log data durable (`fdatasync`); the index is derived data
@@ -355,10 +359,11 @@ impl LogSegment {
 
     /// Makes the log data and both indexes durable, the time index with an
     /// entry covering the whole segment (so recovery from this point knows
-    /// its largest timestamp). Writer only.
-    pub(crate) fn sync(&self) -> Result<()> {
+    /// its largest timestamp). `covering` is that entry, from the writer's
+    /// [`Indexing`] of this segment (`None`: no timestamp yet, or the
+    /// caller no longer holds this segment's state).
+    pub(crate) fn sync(&self, covering: Option<TimeEntry>) -> Result<()> {
         self.log.sync_data().map_err(Error::io("sync segment", &self.log_path))?;
-        let covering = self.covering_time_entry();
         let index = self.index.read();
         let mut times = self.time_index.write();
         if let Some(t) = covering {
@@ -369,22 +374,22 @@ impl LogSegment {
     }
 
     /// Seals the segment (on roll or clean close): trims the indexes to
-    /// their entries, then syncs log and indexes.
-    pub(crate) fn seal(&self) -> Result<()> {
-        self.seal_unsynced()?;
-        self.sync()
+    /// their entries, then syncs log and indexes. `indexing` is the
+    /// writer's state of this (active) segment.
+    pub(crate) fn seal(&self, indexing: &Indexing) -> Result<()> {
+        self.seal_unsynced(indexing)?;
+        self.sync(indexing.time_entry())
     }
 
     /// [`LogSegment::seal`] without the fsyncs, for a segment whose bytes
     /// are all durable already (nothing appended since it was last synced).
-    pub(crate) fn seal_unsynced(&self) -> Result<()> {
+    pub(crate) fn seal_unsynced(&self, indexing: &Indexing) -> Result<()> {
         if self.maps_reads.load(Ordering::Relaxed) {
             // Just the sealed bytes (an active segment maps up to
             // `segment_bytes`, more address space than it may ever fill).
             self.map_log_for_reads(self.size_bytes());
         }
-        let covering = self.covering_time_entry();
-        self.time_index.write().seal(covering)?;
+        self.time_index.write().seal(indexing.time_entry())?;
         self.index.write().trim()
     }
 
@@ -413,7 +418,7 @@ mod tests {
     use crate::format::{encode_batch, BatchMeta, Record};
     use crate::io::StdFileSystem;
 
-    fn append(segment: &LogSegment, n: usize, config: &SegmentConfig) {
+    fn append(segment: &LogSegment, indexing: &mut Indexing, n: usize, config: &SegmentConfig) {
         let records: Vec<_> = (0..n).map(|i| Record::new(vec![i as u8; 50]).timestamp_ms(1)).collect();
         let mut buf = Vec::new();
         let header = encode_batch(
@@ -425,7 +430,7 @@ mod tests {
             LogConfig::default().encode_limits(),
         )
         .unwrap();
-        segment.append_batches(&buf, &[header], config, 0).unwrap();
+        segment.append_batches(indexing, &buf, &[header], config, 0).unwrap();
     }
 
     #[test]
@@ -433,15 +438,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig { index_interval_bytes: 100, ..LogConfig::default() }.segment_config();
         let segment = LogSegment::create(&StdFileSystem, dir.path(), 500, &config).unwrap();
+        let mut indexing = segment.opened_indexing();
         for n in 1..=10 {
-            append(&segment, n, &config);
+            append(&segment, &mut indexing, n, &config);
         }
         assert_eq!(segment.next_offset(), 555);
         let fetched = segment.read(520, u64::MAX, 0, &config).unwrap().unwrap();
         let first = fetched.records().next().unwrap();
         assert_eq!(first.offset, 520);
         assert!(segment.read(555, u64::MAX, 100, &config).unwrap().is_none(), "past the end");
-        segment.seal().unwrap();
+        segment.seal(&indexing).unwrap();
         let size = segment.size_bytes();
         drop(segment);
         let (segment, repair) = LogSegment::open(
@@ -464,7 +470,7 @@ mod tests {
         let config = LogConfig { segment_bytes: 1000, ..LogConfig::default() }.segment_config();
         let segment = LogSegment::create(&StdFileSystem, dir.path(), 0, &config).unwrap();
         assert!(!segment.needs_roll(5000, 0, &config, 0), "an empty segment takes any batch");
-        append(&segment, 5, &config);
+        append(&segment, &mut segment.opened_indexing(), 5, &config);
         assert!(segment.needs_roll(1000, 10, &config, 0));
         assert!(!segment.needs_roll(10, 10, &config, 0));
         assert!(segment.needs_roll(10, 10, &config, config.segment_ms), "old enough to roll by time");

@@ -19,6 +19,7 @@ mod truncate;
 pub(crate) mod verify;
 
 pub use index::{IndexEntry, INDEX_ENTRY_BYTES};
+pub(crate) use indexing::Indexing;
 pub use inspect::{InspectedBatch, SegmentBatches};
 pub(crate) use log_segment::{LogSegment, Recovery, SegmentPoint, SegmentRole};
 pub(crate) use quarantine::{quarantine, Cut};

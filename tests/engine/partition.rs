@@ -218,3 +218,63 @@ fn flush_and_sync_after_close_are_refused() {
     assert_eq!(log.read(0, 1 << 20, ReadBound::LogEnd).unwrap().to_records().len(), 1);
     assert!(log.close().is_ok(), "closing twice does nothing");
 }
+
+/// A truncation to a segment boundary makes a sealed segment, opened from
+/// disk, the active one again: appends after it resume the indexing rule
+/// where that segment left it (its largest timestamp so far). Were they
+/// to start over, records with older timestamps would make the segment's
+/// largest timestamp look old, and time retention would delete records
+/// younger than `retention_ms`.
+#[test]
+fn appends_after_truncating_to_a_segment_boundary_keep_the_segments_largest_timestamp() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(annals::ManualClock::new(20_000));
+    let options = annals::OpenOptions::default().with_clock(clock.clone());
+    let config = LogConfig {
+        segment_bytes: 2048,
+        index_interval_bytes: 256,
+        retention_ms: 5_000,
+        ..LogConfig::default()
+    };
+    let log = PartitionLog::open_with(dir.path(), config.clone(), options.clone()).unwrap();
+    // Old records (expired by time), then young ones from offset 90 on,
+    // with a roll at 95: the segment at 90 is not full.
+    for i in 0..100 {
+        if i == 95 {
+            log.roll().unwrap();
+        }
+        let ts = if i < 90 { 1_000 + i } else { 18_000 + i };
+        log.append(&[Record::new(vec![b'x'; 60]).timestamp_ms(ts)]).unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+    let log = PartitionLog::open_with(dir.path(), config, options).unwrap();
+    assert!(log.segment_count() >= 3);
+    let bases: Vec<u64> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| annals::inspect::parse_file_name(&e.unwrap().file_name().to_string_lossy()))
+        .filter(|(_, kind)| *kind == annals::inspect::SegmentFile::Log)
+        .map(|(base, _)| base)
+        .collect();
+    let mut bases = bases;
+    bases.sort_unstable();
+    let (active_base, reactivated_base) = (bases[bases.len() - 1], bases[bases.len() - 2]);
+    assert_eq!((reactivated_base, active_base), (90, 95), "{bases:?}");
+    log.truncate_to(active_base).unwrap();
+    // Older timestamps than the segment's largest (18,000 and up).
+    for i in 0..5 {
+        log.append(&[Record::new(vec![b'y'; 60]).timestamp_ms(1_000 + i)]).unwrap();
+    }
+    log.roll().unwrap();
+    log.append(&[Record::new("z")]).unwrap();
+    log.enforce_retention().unwrap();
+    assert!(
+        log.log_start_offset() <= reactivated_base,
+        "retention deleted the segment holding records younger than retention_ms (log start {})",
+        log.log_start_offset()
+    );
+    let report =
+        annals::inspect::verify_partition(&annals::io::StdFileSystem, dir.path(), &mut |_| {}).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
