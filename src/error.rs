@@ -94,9 +94,9 @@ pub enum Error {
     Poisoned {
         /// The partition directory.
         dir: PathBuf,
-        /// The first failure: its I/O error kind (`Other` when it was not
-        /// an I/O error) and its message; also [`std::error::Error::source`].
-        cause: std::sync::Arc<io::Error>,
+        /// The first failure (a copy: see `Clone`); also
+        /// [`std::error::Error::source`].
+        cause: std::sync::Arc<Error>,
     },
     /// The disk is full. Nothing was acknowledged; the log is unchanged and
     /// appends work again once space is freed.
@@ -293,6 +293,96 @@ impl Error {
             Error::Io { source, .. } => Some(source.kind()),
             _ => None,
         }
+    }
+}
+
+/// A copy of the same variant and fields. `io::Error` is not `Clone`: an
+/// I/O error is rebuilt from its OS error code, or else its kind and
+/// message. (What a poisoned partition keeps of its first failure.)
+impl Clone for Error {
+    fn clone(&self) -> Error {
+        match self {
+            Error::Io { op, path, source } => Error::Io { op, path: path.clone(), source: copy_io(source) },
+            Error::Corruption { path, position, detail } => {
+                Error::Corruption { path: path.clone(), position: *position, detail: detail.clone() }
+            }
+            Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset } => Error::OffsetOutOfRange {
+                offset: *offset,
+                log_start_offset: *log_start_offset,
+                log_end_offset: *log_end_offset,
+            },
+            Error::Encode(e) => Error::Encode(e.clone()),
+            Error::Closed => Error::Closed,
+            Error::PartitionOffline { topic, partition, cause } => {
+                Error::PartitionOffline { topic: topic.clone(), partition: *partition, cause: cause.clone() }
+            }
+            Error::TopicIncomplete { topic, created, partitions, cause } => Error::TopicIncomplete {
+                topic: topic.clone(),
+                created: *created,
+                partitions: *partitions,
+                cause: cause.clone(),
+            },
+            Error::UnkeyedRecordInCompactedLog { index } => {
+                Error::UnkeyedRecordInCompactedLog { index: *index }
+            }
+            Error::NotCompacted => Error::NotCompacted,
+            Error::CleanerMemoryTooSmall { segment_base_offset, cleaner_memory_bytes } => {
+                Error::CleanerMemoryTooSmall {
+                    segment_base_offset: *segment_base_offset,
+                    cleaner_memory_bytes: *cleaner_memory_bytes,
+                }
+            }
+            Error::InvalidGroupName { group } => Error::InvalidGroupName { group: group.clone() },
+            Error::Poisoned { dir, cause } => Error::Poisoned { dir: dir.clone(), cause: cause.clone() },
+            Error::DiskFull { path } => Error::DiskFull { path: path.clone() },
+            Error::UnexpectedFile { path } => Error::UnexpectedFile { path: path.clone() },
+            Error::UnknownTopic { topic } => Error::UnknownTopic { topic: topic.clone() },
+            Error::TopicExists { topic } => Error::TopicExists { topic: topic.clone() },
+            Error::InvalidTopicName { topic, reason } => {
+                Error::InvalidTopicName { topic: topic.clone(), reason }
+            }
+            Error::PartitionOutOfRange { topic, partition, partitions } => Error::PartitionOutOfRange {
+                topic: topic.clone(),
+                partition: *partition,
+                partitions: *partitions,
+            },
+            Error::InvalidPartitionCount { partitions, max } => {
+                Error::InvalidPartitionCount { partitions: *partitions, max: *max }
+            }
+            Error::StoreLocked { path } => Error::StoreLocked { path: path.clone() },
+            Error::LogLocked { dir } => Error::LogLocked { dir: dir.clone() },
+            Error::InvalidMetadata { path, reason } => {
+                Error::InvalidMetadata { path: path.clone(), reason: reason.clone() }
+            }
+            Error::InvalidConfig { field, reason } => Error::InvalidConfig { field, reason: reason.clone() },
+            Error::StaleLeaderEpoch { epoch, latest } => {
+                Error::StaleLeaderEpoch { epoch: *epoch, latest: *latest }
+            }
+            Error::NonContiguousBatch { expected, found } => {
+                Error::NonContiguousBatch { expected: *expected, found: *found }
+            }
+            Error::OutOfOrderSequence { producer_id, expected, found } => {
+                Error::OutOfOrderSequence { producer_id: *producer_id, expected: *expected, found: *found }
+            }
+            Error::ProducerFenced { producer_id, epoch, current } => {
+                Error::ProducerFenced { producer_id: *producer_id, epoch: *epoch, current: *current }
+            }
+            Error::InvalidBatch { batch, position, problem } => {
+                Error::InvalidBatch { batch: *batch, position: *position, problem: problem.clone() }
+            }
+            Error::InvalidTimestamp { index, timestamp_ms, now_ms } => {
+                Error::InvalidTimestamp { index: *index, timestamp_ms: *timestamp_ms, now_ms: *now_ms }
+            }
+            Error::PreKafkaFormat { path } => Error::PreKafkaFormat { path: path.clone() },
+        }
+    }
+}
+
+/// An `io::Error` again: the same OS error, or the same kind and message.
+fn copy_io(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
     }
 }
 

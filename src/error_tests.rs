@@ -33,7 +33,10 @@ fn every_variant() -> Vec<Error> {
         Error::NotCompacted,
         Error::CleanerMemoryTooSmall { segment_base_offset: 0, cleaner_memory_bytes: 10 },
         Error::InvalidGroupName { group: String::new() },
-        Error::Poisoned { dir: path.clone(), cause: Arc::new(io()) },
+        Error::Poisoned {
+            dir: path.clone(),
+            cause: Arc::new(Error::Io { op: "fsync", path: path.clone(), source: io() }),
+        },
         Error::DiskFull { path: path.clone() },
         Error::UnexpectedFile { path: path.clone() },
         Error::UnknownTopic { topic: "x".into() },
@@ -110,7 +113,23 @@ fn display_never_repeats_the_source() {
         }
     }
     assert_eq!(
-        with_source, 5,
-        "Io, PartitionOffline (its Io and that one's OS error), TopicIncomplete, Poisoned"
+        with_source, 6,
+        "Io, PartitionOffline and Poisoned (each an Io and its OS error), TopicIncomplete"
     );
+}
+
+/// A copy is the same error: the same message and chain, an OS error's
+/// code kept (what a poisoned partition reports of its first failure).
+#[test]
+fn a_copy_is_the_same_error() {
+    for e in every_variant() {
+        let copy = e.clone();
+        assert_eq!(copy.to_string(), e.to_string());
+        assert_eq!(copy.source().map(|s| s.to_string()), e.source().map(|s| s.to_string()));
+        assert_eq!(format!("{copy:?}"), format!("{e:?}"));
+    }
+    let os = Error::Io { op: "write", path: PathBuf::from("/x"), source: io::Error::from_raw_os_error(28) };
+    let Error::Io { source, .. } = os.clone() else { unreachable!() };
+    assert_eq!(source.raw_os_error(), Some(28), "ENOSPC stays ENOSPC");
+    assert_eq!(source.kind(), io::ErrorKind::StorageFull);
 }

@@ -19,18 +19,10 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 
-/// What a poisoned partition keeps of its first failure: the I/O error
-/// kind and the whole message (the error itself is the caller's).
-fn poison_cause(e: &Error) -> std::sync::Arc<std::io::Error> {
-    let kind = match e {
-        Error::Io { source, .. } => source.kind(),
-        _ => std::io::ErrorKind::Other,
-    };
-    let mut message = e.to_string();
-    if let Some(source) = std::error::Error::source(e) {
-        message = format!("{message}: {source}");
-    }
-    std::sync::Arc::new(std::io::Error::new(kind, message))
+/// What a poisoned partition keeps of its first failure: a copy (the
+/// error itself is the caller's).
+fn poison_cause(e: &Error) -> std::sync::Arc<Error> {
+    std::sync::Arc::new(e.clone())
 }
 
 #[derive(Debug)]
@@ -45,7 +37,7 @@ struct SyncState {
     synced_offset: u64,
     in_progress: bool,
     /// Why the partition is poisoned, once it is.
-    poisoned: Option<std::sync::Arc<std::io::Error>>,
+    poisoned: Option<std::sync::Arc<Error>>,
     /// Closed: `sync` and `flush` refuse (close made everything durable).
     closed: bool,
     /// For the interval policy: records appended since the last flush.
