@@ -129,22 +129,26 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Outcome {
         Ok(r) => r,
         Err(e) => return Outcome::Close(format!("malformed {api:?} v{version} request: {e}")),
     };
-    let respond_with = |body: &dyn Body| respond(api, version, correlation_id, body);
+    macro_rules! respond_with {
+        ($body:expr) => {
+            respond(api, version, correlation_id, $body)
+        };
+    }
     // A handler's `Answer`: its response, or the connection closed.
     macro_rules! answer {
         ($e:expr) => {
             match $e {
-                Ok(response) => respond_with(&response),
+                Ok(response) => respond_with!(&response),
                 Err(Close(why)) => Outcome::Close(why),
             }
         };
     }
     use crate::{admin, cluster, configs, groups, offsets};
     match request {
-        RequestKind::ApiVersions(_) => respond_with(&api_versions()),
+        RequestKind::ApiVersions(_) => respond_with!(&api_versions()),
         RequestKind::Metadata(r) => answer!(crate::metadata::handle(shared, r, version).await),
         RequestKind::Produce(r) => match crate::produce::handle(shared, r, version).await {
-            Ok(Some(response)) => respond_with(&response),
+            Ok(Some(response)) => respond_with!(&response),
             Ok(None) => Outcome::NoResponse,
             Err(Close(why)) => Outcome::Close(why),
         },
@@ -154,26 +158,26 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Outcome {
         RequestKind::CreateTopics(r) => answer!(admin::create_topics(shared, r).await),
         RequestKind::DeleteTopics(r) => answer!(admin::delete_topics(shared, r, version).await),
         RequestKind::DeleteRecords(r) => answer!(admin::delete_records(shared, r).await),
-        RequestKind::FindCoordinator(r) => respond_with(&offsets::find_coordinator(shared, &r, version)),
+        RequestKind::FindCoordinator(r) => respond_with!(&offsets::find_coordinator(shared, &r, version)),
         RequestKind::OffsetCommit(r) => answer!(offsets::commit(shared, r).await),
         RequestKind::OffsetFetch(r) => answer!(offsets::fetch(shared, r).await),
         RequestKind::OffsetDelete(r) => answer!(offsets::delete_offsets(shared, r).await),
         RequestKind::DeleteGroups(r) => answer!(offsets::delete_groups(shared, r).await),
         RequestKind::JoinGroup(r) => {
             let client = header.client_id.as_deref().unwrap_or("").to_string();
-            respond_with(&groups::join(shared, r, version, client).await)
+            respond_with!(&groups::join(shared, r, version, client).await)
         }
-        RequestKind::SyncGroup(r) => respond_with(&groups::sync(shared, r).await),
-        RequestKind::Heartbeat(r) => respond_with(&groups::heartbeat(shared, &r)),
-        RequestKind::LeaveGroup(r) => respond_with(&groups::leave(shared, &r, version)),
-        RequestKind::ListGroups(_) => respond_with(&groups::list(shared)),
-        RequestKind::DescribeGroups(r) => respond_with(&groups::describe(shared, &r)),
+        RequestKind::SyncGroup(r) => respond_with!(&groups::sync(shared, r).await),
+        RequestKind::Heartbeat(r) => respond_with!(&groups::heartbeat(shared, &r)),
+        RequestKind::LeaveGroup(r) => respond_with!(&groups::leave(shared, &r, version)),
+        RequestKind::ListGroups(_) => respond_with!(&groups::list(shared)),
+        RequestKind::DescribeGroups(r) => respond_with!(&groups::describe(shared, &r)),
         RequestKind::DescribeConfigs(r) => answer!(configs::describe(shared, r, version).await),
-        RequestKind::DescribeCluster(r) => respond_with(&cluster::describe_cluster(shared, &r)),
+        RequestKind::DescribeCluster(r) => respond_with!(&cluster::describe_cluster(shared, &r)),
         RequestKind::DescribeLogDirs(r) => answer!(cluster::describe_log_dirs(shared, r).await),
         RequestKind::OffsetForLeaderEpoch(r) => answer!(cluster::offset_for_leader_epoch(shared, r).await),
-        RequestKind::SaslHandshake(_) => respond_with(&crate::sasl::handshake()),
-        RequestKind::SaslAuthenticate(_) => respond_with(&crate::sasl::authenticate()),
+        RequestKind::SaslHandshake(_) => respond_with!(&crate::sasl::handshake()),
+        RequestKind::SaslAuthenticate(_) => respond_with!(&crate::sasl::authenticate()),
         // SUPPORTED above let only the APIs matched here through.
         _ => Outcome::Close(format!("{api:?} is not served")),
     }
@@ -189,24 +193,12 @@ fn api_versions() -> ApiVersionsResponse {
     ApiVersionsResponse::default().with_api_keys(keys)
 }
 
-/// A response body (`Encodable` with the version it was asked at).
-trait Body {
-    fn encode_to(&self, out: &mut BytesMut, version: i16) -> Result<(), String>;
-}
-
-impl<T: Encodable> Body for T {
-    fn encode_to(&self, out: &mut BytesMut, version: i16) -> Result<(), String> {
-        self.encode(out, version).map_err(|e| e.to_string())
-    }
-}
-
-fn respond(api: ApiKey, version: i16, correlation_id: i32, body: &dyn Body) -> Outcome {
+fn respond(api: ApiKey, version: i16, correlation_id: i32, body: &impl Encodable) -> Outcome {
     let mut out = BytesMut::new();
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let encoded = header
         .encode(&mut out, api.response_header_version(version))
-        .map_err(|e| e.to_string())
-        .and_then(|()| body.encode_to(&mut out, version));
+        .and_then(|()| body.encode(&mut out, version));
     match encoded {
         Ok(()) => Outcome::Respond(out),
         Err(e) => Outcome::Close(format!("{api:?} v{version} response did not encode: {e}")),

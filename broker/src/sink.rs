@@ -38,12 +38,17 @@ impl Sink {
         Some(base)
     }
 
-    /// The end offset and copies of the last batch restamped at `offset`
-    /// on, as many as fit `max_bytes` (one at least) before the end.
-    fn fetch(&self, topic: &str, partition: u32, offset: u64, max_bytes: usize) -> (u64, Bytes) {
+    /// The end offset, copies of the last batch restamped at `offset` on,
+    /// as many as fit `max_bytes` (one at least) before the end, and the
+    /// offset after them.
+    fn fetch(&self, topic: &str, partition: u32, offset: u64, max_bytes: usize) -> (u64, Bytes, u64) {
         let all = self.partitions.lock();
-        let Some((end, last)) = all.get(&(topic.to_string(), partition)) else { return (0, Bytes::new()) };
-        let Ok(header) = annals::format::BatchHeader::parse(last) else { return (*end, Bytes::new()) };
+        let Some((end, last)) = all.get(&(topic.to_string(), partition)) else {
+            return (0, Bytes::new(), offset);
+        };
+        let Ok(header) = annals::format::BatchHeader::parse(last) else {
+            return (*end, Bytes::new(), offset);
+        };
         let count = u64::from(header.last_offset_delta) + 1;
         let mut out = Vec::new();
         let mut at = offset;
@@ -53,7 +58,7 @@ impl Sink {
             annals::format::set_base_offset(&mut out[start..], at);
             at += count;
         }
-        (*end, Bytes::from(out))
+        (*end, Bytes::from(out), at)
     }
 }
 
@@ -94,26 +99,12 @@ impl DataPath for Sink {
         offset: u64,
         max_bytes: usize,
     ) -> annals::Result<(Bytes, Option<u64>)> {
-        let (end, bytes) = self.fetch(partition.topic(), partition.id(), offset, max_bytes);
-        let next = (!bytes.is_empty()).then_some(end.min(offset + copies_end(&bytes, offset)));
+        let (end, bytes, next) = self.fetch(partition.topic(), partition.id(), offset, max_bytes);
+        let next = (!bytes.is_empty()).then_some(next.min(end));
         Ok((bytes, next))
     }
 
     fn wait(&self, _partition: &Partition, _offset: u64) -> Option<WaitForOffset> {
         None
     }
-}
-
-/// How many offsets past `offset` the restamped copies in `bytes` cover.
-fn copies_end(bytes: &[u8], offset: u64) -> u64 {
-    let mut at = 0;
-    let mut next = offset;
-    while let Ok(header) = annals::format::BatchHeader::parse(&bytes[at..]) {
-        next = header.next_offset();
-        at += header.batch_len as usize;
-        if at >= bytes.len() {
-            break;
-        }
-    }
-    next - offset
 }

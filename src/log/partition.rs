@@ -223,7 +223,8 @@ impl PartitionLog {
     ) -> Result<FetchedRecords> {
         // ORDER: the bound before the log end, so it is never above it.
         let end = self.bound_offset(bound);
-        check_range(offset, self.log_start_offset(), self.log_end_offset())?;
+        let log_end = if bound == ReadBound::LogEnd { end } else { self.log_end_offset() };
+        check_range(offset, self.log_start_offset(), log_end)?;
         if offset >= end {
             return Ok(FetchedRecords::default());
         }

@@ -51,10 +51,9 @@ impl PartitionLog {
         batches: Checked<'_>,
         headers: &mut [BatchHeader],
     ) -> Result<AppendInfo> {
-        let (Some(first), Some(_)) = (headers.first(), headers.last()) else {
+        let Some(first_base) = headers.first().map(|h| h.base_offset) else {
             return Err(EncodeError::Empty.into());
         };
-        let first_base = first.base_offset;
         let mut writer = self.writable()?;
         let end = self.log_end_offset();
         let (bytes, whole): (&[u8], bool) = match batches {

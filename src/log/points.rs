@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::segment::{LogSegment, Recovery, SegmentPoint};
+use crate::segment::{LogSegment, Recovery, SegmentPoint, TimeEntry};
 
 use super::checkpoint::{self, LogPoint};
 use super::extent::{ExtentFile, Loaded};
@@ -132,15 +132,12 @@ impl PartitionLog {
         self.syncer.check(&self.dir)?;
         self.counters.flushing();
         // Snapshot what this flush will cover, then fsync it, then record it.
-        let (active, point, truncations) = self.point_now();
+        let (active, point, truncations, covering) = self.point_now();
         self.sync_to(point.offset)?;
-        // The index entries below the point become durable with it.
-        // With the writer's covering time entry, while `active` is still the
-        // active segment (a roll in between sealed it with its own).
-        let covering = {
-            let writer = self.writer.lock();
-            Arc::ptr_eq(&self.active(), &active).then(|| writer.indexing.time_entry()).flatten()
-        };
+        // The index entries below the point become durable with it, with
+        // the time entry covering them while `active` is still the active
+        // segment (a roll in between sealed it with its own).
+        let covering = covering.filter(|_| Arc::ptr_eq(&self.active(), &active));
         self.counters.fsync(|| active.sync(covering)).map_err(|e| self.write_failed(e))?;
         let mut c = self.checkpoints.lock();
         if c.truncations != truncations {
@@ -157,13 +154,13 @@ impl PartitionLog {
     }
 
     /// The active segment, the point after its last batch (consistent: no
-    /// append is half published under the writer lock) and the truncation
-    /// count.
-    fn point_now(&self) -> (std::sync::Arc<LogSegment>, LogPoint, u64) {
-        let _writer = self.writer.lock();
+    /// append is half published under the writer lock), the truncation
+    /// count, and the time-index entry covering the segment to that point.
+    fn point_now(&self) -> (Arc<LogSegment>, LogPoint, u64, Option<TimeEntry>) {
+        let writer = self.writer.lock();
         let active = self.active();
         let point = end_point(&active);
-        (active, point, self.checkpoints.lock().truncations)
+        (active, point, self.checkpoints.lock().truncations, writer.indexing.time_entry())
     }
 
     /// What a group fsync starting now covers, without the writer lock

@@ -24,7 +24,7 @@
 //! current generation.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError as E;
@@ -51,7 +51,7 @@ const SESSION_SWEEP: Duration = Duration::from_millis(250);
 pub(crate) struct Groups {
     coordinator: Mutex<Coordinator>,
     /// Wakes the driver: a rebalance deadline may have come closer.
-    wake: tokio::sync::Notify,
+    wake: Arc<tokio::sync::Notify>,
     driving: AtomicBool,
 }
 
@@ -59,7 +59,7 @@ impl Groups {
     pub(crate) fn new(initial_rebalance_delay: Duration) -> Groups {
         Groups {
             coordinator: Mutex::new(Coordinator::new(initial_rebalance_delay)),
-            wake: tokio::sync::Notify::new(),
+            wake: Arc::default(),
             driving: AtomicBool::new(false),
         }
     }
@@ -73,27 +73,29 @@ impl Groups {
     /// fuzz target serves streams with).
     fn changed(self: &Arc<Self>) {
         if !self.driving.swap(true, Ordering::AcqRel) {
-            tokio::spawn(self.clone().drive());
+            tokio::spawn(drive(Arc::downgrade(self), self.wake.clone()));
         }
         self.wake.notify_one();
     }
+}
 
-    /// The coordinator's timers: a tick at each rebalance deadline, and
-    /// every [`SESSION_SWEEP`] for sessions that expired. Runs for the
-    /// broker's life.
-    async fn drive(self: Arc<Self>) {
-        loop {
-            let next = {
-                let mut c = self.lock();
-                c.tick(Instant::now());
-                c.next_deadline()
-            };
-            let sweep = Instant::now() + SESSION_SWEEP;
-            let at = next.map_or(sweep, |d| d.min(sweep));
-            tokio::select! {
-                () = tokio::time::sleep_until(at) => {}
-                () = self.wake.notified() => {}
-            }
+/// The coordinator's timers: a tick at each rebalance deadline, and every
+/// [`SESSION_SWEEP`] for sessions that expired. Holds the groups only while
+/// it ticks, and ends once the broker has dropped them.
+async fn drive(groups: Weak<Groups>, wake: Arc<tokio::sync::Notify>) {
+    loop {
+        let Some(next) = groups.upgrade().map(|g| {
+            let mut c = g.lock();
+            c.tick(Instant::now());
+            c.next_deadline()
+        }) else {
+            return;
+        };
+        let sweep = Instant::now() + SESSION_SWEEP;
+        let at = next.map_or(sweep, |d| d.min(sweep));
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => {}
+            () = wake.notified() => {}
         }
     }
 }
@@ -246,5 +248,22 @@ pub(crate) fn leave(shared: &Arc<Shared>, request: &LeaveGroupRequest, version: 
         response.with_members(results)
     } else {
         response.with_error_code(results.first().map_or(0, |r| r.error_code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The driver ends once the broker's groups are gone (it holds them
+    /// only while it ticks), rather than ticking for the runtime's life.
+    #[tokio::test(start_paused = true)]
+    async fn the_driver_ends_with_its_groups() {
+        let groups = Arc::new(Groups::new(INITIAL_REBALANCE_DELAY));
+        let driver = tokio::spawn(drive(Arc::downgrade(&groups), groups.wake.clone()));
+        tokio::time::sleep(SESSION_SWEEP * 3).await;
+        assert!(!driver.is_finished(), "ticks while the groups live");
+        drop(groups);
+        tokio::time::timeout(SESSION_SWEEP * 2, driver).await.expect("the driver ended").unwrap();
     }
 }
