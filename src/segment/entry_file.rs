@@ -189,9 +189,27 @@ impl<const N: usize> EntryFile<N> {
         true
     }
 
-    /// Keeps the first `n` entries.
-    pub(crate) fn truncate(&mut self, n: usize) {
-        self.entries = self.entries.min(n);
+    /// Keeps the first `n` entries and zeroes the dropped ones in the
+    /// mapping, so the bytes past the entries stay zero: a later flush then
+    /// writes zeros there, never an entry a truncation dropped (which an
+    /// open after a crash, counting entries from the file's length, would
+    /// take back as naming a batch that is gone or has changed).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the mapping cannot be made now (a pooled file
+    /// that cannot be reopened); the entries are dropped all the same.
+    pub(crate) fn truncate(&mut self, n: usize) -> Result<()> {
+        if n >= self.entries {
+            return Ok(());
+        }
+        let dropped = n * N..self.entries * N;
+        // First: whatever fails below, no dropped entry is used again.
+        self.entries = n;
+        let mut bytes = self.map.bytes_mut().map_err(Error::io("truncate index", &self.path))?;
+        if let Some(stale) = bytes.get_mut(dropped) {
+            stale.fill(0);
+        }
+        Ok(())
     }
 
     pub(crate) fn path(&self) -> &Path {

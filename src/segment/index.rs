@@ -131,9 +131,9 @@ impl SparseIndex<IndexEntry, INDEX_ENTRY_BYTES> {
     }
 
     /// Drops every entry whose position is `>= position`.
-    pub(crate) fn truncate_to_position(&mut self, position: u64) {
+    pub(crate) fn truncate_to_position(&mut self, position: u64) -> crate::error::Result<()> {
         let keep = self.count_before(|e| e.position >= position);
-        self.keep(keep);
+        self.keep(keep)
     }
 }
 
@@ -220,9 +220,9 @@ mod tests {
         for i in 1..=5u64 {
             index.append(1000 + i, i * 100);
         }
-        index.truncate_to_position(300);
+        index.truncate_to_position(300).unwrap();
         assert_eq!(index.last_entry(), Some(at(1002, 200)));
-        index.clear();
+        index.clear().unwrap();
         assert_eq!(index.entries(), 0);
     }
 

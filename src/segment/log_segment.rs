@@ -177,11 +177,11 @@ impl LogSegment {
         let capacity = config.index_entries_max;
         let mut index =
             OffsetIndex::open(fs, &dir.join(index_file_name(base_offset)), base_offset, capacity, 0)?;
-        index.clear();
+        index.clear()?;
         // One spare time-index slot for the entry sealing adds.
         let mut times =
             TimeIndex::open(fs, &dir.join(time_index_file_name(base_offset)), base_offset, capacity + 1, 0)?;
-        times.clear();
+        times.clear()?;
         let segment =
             LogSegment::new(base_offset, log_path, log, (index, times), SegmentState::empty(base_offset));
         if config.mmap_reads {
@@ -412,13 +412,18 @@ impl LogSegment {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::LogConfig;
     use crate::format::{encode_batch, BatchMeta, Record};
     use crate::io::StdFileSystem;
 
-    fn append(segment: &LogSegment, indexing: &mut Indexing, n: usize, config: &SegmentConfig) {
+    pub(in crate::segment) fn append(
+        segment: &LogSegment,
+        indexing: &mut Indexing,
+        n: usize,
+        config: &SegmentConfig,
+    ) {
         let records: Vec<_> = (0..n).map(|i| Record::new(vec![i as u8; 50]).timestamp_ms(1)).collect();
         let mut buf = Vec::new();
         let header = encode_batch(

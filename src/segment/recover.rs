@@ -83,8 +83,8 @@ impl LogSegment {
             // A recovery point past the end of the file is not ours to trust
             // (the file was cut): scan it all.
             Recovery::Crash { recovery_point: Some(point), .. } if sane && point.position <= file_len => {
-                index.truncate_to_position(point.position);
-                times.truncate_to_offset(point.offset);
+                index.truncate_to_position(point.position)?;
+                times.truncate_to_offset(point.offset)?;
                 let indexing = Indexing::resumed(times.last_entry());
                 ScanStart {
                     offset: point.offset,
@@ -104,8 +104,8 @@ impl LogSegment {
         let interval = config.index_interval_bytes;
         let run = |from: ScanStart, index: &mut OffsetIndex, times: &mut TimeIndex| {
             if from.position == 0 {
-                index.clear();
-                times.clear();
+                index.clear()?;
+                times.clear()?;
             }
             scan(&*log, &log_path, file_len, from, index, times, interval)
         };
@@ -139,8 +139,8 @@ impl LogSegment {
                 repair.quarantined = Some(q);
             }
             // ORDER: the indexes never point past the log, so cut them first.
-            index.truncate_to_position(end.valid_bytes);
-            times.truncate_to_offset(end.next_offset);
+            index.truncate_to_position(end.valid_bytes)?;
+            times.truncate_to_offset(end.next_offset)?;
             log.set_len(end.valid_bytes).map_err(Error::io("truncate torn tail", &log_path))?;
             // ORDER: the cut is made durable before anything is appended
             // after it. Otherwise a later crash could lose the cut but keep

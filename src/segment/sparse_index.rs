@@ -203,19 +203,20 @@ impl<E: SparseEntry, const N: usize> SparseIndex<E, N> {
         Some((lo.checked_sub(1).and_then(at), at(lo)))
     }
 
-    /// Keeps the first `n` entries.
-    pub(super) fn keep(&mut self, n: usize) {
+    /// Keeps the first `n` entries (the dropped ones are zeroed: see
+    /// `EntryFile::truncate`).
+    pub(super) fn keep(&mut self, n: usize) -> Result<()> {
         if n < self.entries() {
             self.last = Last::Unknown;
         }
-        self.file.truncate(n);
+        self.file.truncate(n)
     }
 
     /// Drops every entry.
-    pub(crate) fn clear(&mut self) {
-        self.file.truncate(0);
+    pub(crate) fn clear(&mut self) -> Result<()> {
         self.last = Last::Known(None);
         self.lazy.clear();
+        self.file.truncate(0)
     }
 
     /// Checks that entries increase strictly and lie within `bound`;

@@ -84,9 +84,9 @@ impl SparseIndex<TimeEntry, TIME_INDEX_ENTRY_BYTES> {
     }
 
     /// Drops every entry at or past `offset`.
-    pub(crate) fn truncate_to_offset(&mut self, offset: u64) {
+    pub(crate) fn truncate_to_offset(&mut self, offset: u64) -> crate::error::Result<()> {
         let keep = self.count_before(|e| e.offset >= offset);
-        self.keep(keep);
+        self.keep(keep)
     }
 }
 
@@ -111,7 +111,7 @@ mod tests {
         assert_eq!(index.lookup(11), 105);
         assert_eq!(index.lookup(31), 113);
         assert_eq!(index.lookup(41), 121, "past everything: start after the last entry");
-        index.truncate_to_offset(112);
+        index.truncate_to_offset(112).unwrap();
         assert_eq!(index.last_entry(), Some(TimeEntry { timestamp_ms: 10, offset: 104 }));
         assert!(index.sanity_check(105).is_ok());
         assert!(index.sanity_check(104).is_err());

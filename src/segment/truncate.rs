@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::io::FileSystem;
 
 use super::cursor::{Batch, BatchCursor, Check};
-use super::index::IndexEntry;
+use super::index::{IndexEntry, OffsetIndex};
 use super::indexing::Indexing;
 use super::log_segment::LogSegment;
 use super::scan::ChunkReader;
@@ -52,21 +52,26 @@ impl LogSegment {
         let mut index = self.index.write();
         // An entry at `pos` names the old batch's last offset, which the
         // rewritten batch no longer reaches: it goes too.
-        index.truncate_to_position(pos);
+        index.truncate_to_position(pos)?;
         let mut times = self.time_index.write();
-        times.truncate_to_offset(offset);
+        times.truncate_to_offset(offset)?;
         self.log.set_len(new_size).map_err(Error::io("truncate", &self.log_path))?;
         // ORDER: make the new length durable now, or a crash could bring the
         // truncated batches back (they are still contiguous, so recovery
         // would accept them).
         self.log.sync_data().map_err(Error::io("sync after truncate", &self.log_path))?;
+        // ORDER: and the indexes' cut (the dropped entries zeroed) before
+        // the caller moves the recovery point past it: recovery trusts the
+        // entries below that point, and a dropped entry coming back would
+        // name the rewritten batch's old last offset at its position.
+        index.sync()?;
+        times.sync()?;
         if rewriting {
             // ORDER: gone durably before anything is appended after it, or
             // a later recovery would re-apply it over newer data.
             super::rewrite::remove_intent(fs, &self.log_path)?;
         }
-        let last_entry = index.last_entry().unwrap_or(IndexEntry { offset: self.base_offset, position: 0 });
-        let indexing = self.resumed_indexing(last_entry, times.last_entry(), new_size)?;
+        let indexing = self.resumed_indexing(&mut index, times.last_entry(), new_size)?;
         if let Some(t) = indexing.time_entry().filter(|_| new_size > 0) {
             times.append(t.timestamp_ms, t.offset);
         }
@@ -81,29 +86,80 @@ impl LogSegment {
 
     /// The indexing rule's state after the whole segment.
     fn current_indexing(&self) -> Result<Indexing> {
-        let last_entry = self.index.read().last_entry();
-        let last_entry = last_entry.unwrap_or(IndexEntry { offset: self.base_offset, position: 0 });
         let last_time = self.time_index.read().last_entry();
-        self.resumed_indexing(last_entry, last_time, self.size_bytes())
+        self.resumed_indexing(&mut self.index.write(), last_time, self.size_bytes())
     }
 
     /// The indexing rule's state after the first `size` bytes (as Kafka's
     /// truncation reloads it): the time index's last entry, then the
     /// batches from the last offset-index entry on.
+    ///
+    /// The index is derived data: a last entry that does not name the
+    /// batch at its position is dropped and the walk starts from the entry
+    /// before it (at worst from the segment start), as lookups do.
     fn resumed_indexing(
         &self,
-        last_entry: IndexEntry,
+        index: &mut OffsetIndex,
         last_time: Option<TimeEntry>,
         size: u64,
     ) -> Result<Indexing> {
-        let mut indexing = Indexing::resumed(last_time);
-        indexing.bytes_since_index = size - last_entry.position;
+        let start = IndexEntry { offset: self.base_offset, position: 0 };
         let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
-        let mut cursor = BatchCursor::from_entry(last_entry, self.base_offset, size, Check::Whole);
-        // Bounded: each step advances by one batch.
-        while let Some(b) = cursor.next_batch(&mut reader, &self.log_path)? {
-            indexing.observe(&b.header);
+        // Bounded: each retry drops an entry.
+        loop {
+            let last_entry = index.last_entry().unwrap_or(start);
+            let mut indexing = Indexing::resumed(last_time);
+            indexing.bytes_since_index = size - last_entry.position;
+            let mut cursor = BatchCursor::from_entry(last_entry, self.base_offset, size, Check::Whole);
+            let walked = (|| {
+                // Bounded: each step advances by one batch.
+                while let Some(b) = cursor.next_batch(&mut reader, &self.log_path)? {
+                    indexing.observe(&b.header);
+                }
+                Ok(indexing)
+            })();
+            match walked {
+                Err(Error::Corruption { position, .. })
+                    if position == last_entry.position && !OffsetIndex::is_segment_start(last_entry) =>
+                {
+                    index.truncate_to_position(position)?;
+                }
+                walked => return walked,
+            }
         }
-        Ok(indexing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::log_segment::tests::append;
+    use super::*;
+    use crate::config::LogConfig;
+    use crate::io::StdFileSystem;
+
+    /// An offset-index entry that does not name the batch at its position
+    /// (a crash brought back one a truncation dropped) is dropped when the
+    /// truncation resumes indexing, as a lookup would distrust it; it used
+    /// to fail the truncation with a corruption error.
+    #[test]
+    fn a_last_entry_naming_the_wrong_offset_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { index_interval_bytes: 1 << 20, ..LogConfig::default() }.segment_config();
+        let segment = LogSegment::create(&StdFileSystem, dir.path(), 0, &config).unwrap();
+        let mut indexing = segment.opened_indexing();
+        for n in [3, 2, 4] {
+            append(&segment, &mut indexing, n, &config);
+        }
+        let second = segment.batch_start(3).unwrap().position;
+        assert_eq!(segment.index.read().entries(), 0);
+        // Offset 5 at the second batch, which ends at 4.
+        segment.index.write().append(5, second);
+        let mut scratch = Vec::new();
+        let resumed = segment.truncate_to(&StdFileSystem, 9, &mut scratch).expect("nothing to cut");
+        assert_eq!(resumed, indexing, "as walked from the segment start");
+        assert_eq!(segment.index.read().entries(), 0, "the wrong entry is gone");
+        segment.index.write().append(5, second);
+        segment.truncate_to(&StdFileSystem, 7, &mut scratch).expect("a cut inside the last batch");
+        assert_eq!((segment.next_offset(), segment.index.read().entries()), (7, 0));
     }
 }

@@ -20,3 +20,15 @@ fn regression_ops_model_b877da3a() {
     ];
     run_ops(&data);
 }
+
+/// ops_model crash-43ac4168 (CI's fuzz smoke): appends, a truncation to a
+/// batch boundary, appends and a compaction, then a truncation that failed
+/// with "OffsetMismatch { expected: 4, found: 3 }".
+#[test]
+fn regression_ops_model_43ac4168() {
+    let data = [
+        0x00, 0x02, 0x01, 0x00, 0xfd, 0xfd, 0xfa, 0xfe, 0x02, 0x06, 0x00, 0x00, 0x03, 0x04, 0x00, 0x08, 0x10,
+        0x20, 0x00, 0xfa, 0x00, 0x03, 0x04, 0x6f, 0x63, 0x6b, 0x05,
+    ];
+    run_ops(&data);
+}
