@@ -4,7 +4,7 @@
 //! Nothing here writes, maps or locks; the segments themselves (the types
 //! that write and map files) are private to the crate.
 
-pub use crate::log::verify::{log_bytes, verify_partition, VerifyReport};
+pub use crate::log::verify::{log_bytes, verify_partition, verify_store_partition, VerifyReport};
 pub use crate::segment::index_check::{
     offset_entry_problem, stored_entries, time_entry_problem, BatchSummary,
 };

@@ -14,6 +14,9 @@ pub enum Mutation {
     CutAtFirstBadBatch,
     /// The synced extent is written without its fsync.
     UnsyncedExtent,
+    /// A store's checkpoint table is not persisted when a log start moves
+    /// inside a segment (`delete_records`) before segments are deleted.
+    LazyLogStart,
 }
 
 #[cfg(feature = "mutation-testing")]

@@ -35,7 +35,6 @@ use crate::format::RecordView;
 use crate::segment::clean::{discard_cleaned, swap_in, CleanedWriter};
 use crate::segment::{LogSegment, Recovery, SegmentRole};
 
-use super::checkpoint;
 use super::partition::PartitionLog;
 use super::types::CompactionReport;
 
@@ -217,7 +216,8 @@ impl PartitionLog {
             self.swap_group(w, &group, &pass, report)?;
         }
         self.cleaned_to.fetch_max(map_end, Ordering::SeqCst);
-        checkpoint::write_cleaner_offset(&*self.fs, &self.dir, map_end)?;
+        let sink = self.checkpoints.lock().sink.clone();
+        sink.cleaner_offset(&*self.fs, &self.dir, map_end)?;
         let done = dirty.last().is_none_or(|s| map_end >= s.next_offset());
         if done {
             // The last pass rewrote every sealed segment: its horizons are

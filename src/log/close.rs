@@ -6,6 +6,7 @@ use crate::io::OpenMode;
 use super::open::CLEAN_SHUTDOWN_FILE;
 use super::partition::{PartitionLog, Writer};
 use super::points::end_point;
+use super::sink::CheckpointSink;
 
 impl PartitionLog {
     /// Closes cleanly: seals the active segment's index, syncs, and leaves
@@ -37,10 +38,11 @@ impl PartitionLog {
     }
 
     /// The second: seal and checkpoints, everything but the marker (see
-    /// [`PartitionLog::close_writes`]).
+    /// [`PartitionLog::close_writes`]); a store's table records the points
+    /// and the store writes it once for all its partitions.
     pub(crate) fn close_checkpoints(&self) -> Result<()> {
         let writer = self.writer.lock();
-        self.seal_and_checkpoint(&writer, false).map(drop)
+        self.seal_and_checkpoint(&writer).map(drop)
     }
 
     /// The last: the clean-shutdown marker, synced (with the directory)
@@ -68,16 +70,14 @@ impl PartitionLog {
     }
 
     fn shutdown(&self, writer: &Writer) -> Result<()> {
-        let sync = self.seal_and_checkpoint(writer, true)?;
+        let sync = self.seal_and_checkpoint(writer)?;
         self.write_clean_marker(sync)
     }
 
-    /// Seals the active segment and writes the checkpoints a clean open
+    /// Seals the active segment and records the checkpoints a clean open
     /// relies on; returns whether any of it had to be synced. ORDER: data
     /// and index durable, then the recovery point, before the marker.
-    /// Without `recovery_point` (a store's close) the recovery point is not
-    /// rewritten: see below.
-    fn seal_and_checkpoint(&self, writer: &Writer, recovery_point: bool) -> Result<bool> {
+    fn seal_and_checkpoint(&self, writer: &Writer) -> Result<bool> {
         // A poisoned log must not claim a clean shutdown: its next open
         // has to run recovery.
         self.syncer.check(&self.dir)?;
@@ -92,20 +92,13 @@ impl PartitionLog {
             return Ok(false);
         }
         self.counters.fsync(|| active.seal(&writer.indexing))?;
-        if recovery_point {
-            self.set_recovery_point(writer, end_point(&active))?;
-        } else {
-            // A store's close: the marker makes the next open trust every
-            // segment, so the recovery point is not rewritten (a file
-            // created per partition per close, most of a 10,000-partition
-            // close; should the marker be lost, an older point only means a
-            // longer scan). The synced extent, written in place, is raised,
-            // so damage to these bytes is refused, never cut.
-            self.raise_extent(writer, end_point(&active))?;
-        }
-        self.checkpoint_high_watermark()?;
-        // A store's close rewrites the snapshot in place (see `write_as`).
-        writer.producers.write_as(&*self.fs, &self.dir, active.next_offset(), !recovery_point)?;
+        // A store's partition only records it (in its table's row).
+        self.set_recovery_point(writer, end_point(&active))?;
+        self.record_high_watermark(false)?;
+        // A store's partitions rewrite the snapshot in place (see `write_as`):
+        // a file created per partition per close was most of a store's close.
+        let in_place = matches!(self.checkpoints.lock().sink, CheckpointSink::Table { .. });
+        writer.producers.write_as(&*self.fs, &self.dir, active.next_offset(), in_place)?;
         Ok(true)
     }
 }

@@ -15,7 +15,7 @@ use crate::io::{FileHandle, FileLock, FileSystem, SharedFs, StdFileSystem};
 use crate::segment::{parse_file_name, LogSegment, SegmentFile, SegmentRole};
 
 use super::checkpoint::{
-    self, LogPoint, CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
+    LogPoint, CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
 };
 use super::durability::Syncer;
 use super::epochs::{EpochCache, ReadError as EpochReadError};
@@ -25,6 +25,8 @@ use super::partition::{PartitionLog, SegmentMap, Writer};
 use super::points::{end_point, segment_recovery, Checkpoints};
 use super::producers::ProducerStates;
 use super::segments::Segments;
+use super::sink::CheckpointSink;
+use super::table::CheckpointTable;
 use super::types::RecoveryReport;
 
 /// Empty only while the log is cleanly closed: an empty marker lets the
@@ -177,11 +179,12 @@ impl PartitionLog {
         let dir = dir.as_ref().to_path_buf();
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create log directory", &dir))?;
         let dir_lock = lock_log_dir(&*fs, &dir)?;
-        Self::open_locked(fs, clock, dir, config, dir_lock, true)
+        Self::open_locked(fs, clock, dir, config, (dir_lock, CheckpointSink::Own), true)
     }
 
     /// Opens (creating if needed) the log in `dir` under a lock the caller
-    /// took for it (a store's partitions share the store's).
+    /// took for it (a store's partitions share the store's), keeping its
+    /// checkpoints in `table`.
     ///
     /// # Errors
     /// As [`PartitionLog::open`].
@@ -191,14 +194,17 @@ impl PartitionLog {
         dir: PathBuf,
         config: LogConfig,
         lock: Arc<dyn FileLock>,
+        table: Arc<CheckpointTable>,
     ) -> Result<Self> {
         config.validate()?;
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create log directory", &dir))?;
+        let sink = CheckpointSink::table(table, &dir);
         // The store syncs every marker's removal at once (`Store::open`).
-        Self::open_locked(fs, clock, dir, config, lock, false)
+        Self::open_locked(fs, clock, dir, config, (lock, sink), false)
     }
 
-    /// Opens the log in `dir`, whose lock the caller holds. Without
+    /// Opens the log in `dir`, whose lock the caller holds, with its
+    /// checkpoints in `sink`. Without
     /// `sync_marker`, the caller makes the clean-shutdown marker's removal
     /// durable before anything is appended (one `sync_all` for a store).
     pub(super) fn open_locked(
@@ -206,7 +212,7 @@ impl PartitionLog {
         clock: SharedClock,
         dir: PathBuf,
         config: LogConfig,
-        dir_lock: Arc<dyn FileLock>,
+        (dir_lock, sink): (Arc<dyn FileLock>, CheckpointSink),
         sync_marker: bool,
     ) -> Result<Self> {
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
@@ -221,7 +227,8 @@ impl PartitionLog {
             Some((file, clean)) => (Some(file), clean),
             None => (None, false),
         };
-        let recovery_point = checkpoint::read(&listed, &dir);
+        let loaded = sink.load(&listed, &dir);
+        let recovery_point = loaded.row.recovery_point;
         // Read once: for recovery here, and kept for writing below.
         let extent_read = extent::read_file(&listed, &dir)?;
         let synced_extent = extent_read.as_ref().map_or(Loaded::Missing, extent::ReadExtent::loaded);
@@ -287,13 +294,13 @@ impl PartitionLog {
             }
         }
         let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
-        let high_watermark = checkpoint::read_high_watermark(&listed, &dir)
-            .map_or(super::watermark::FOLLOWS_LOG_END, |hw| hw.min(log_end_offset));
-        let log_start_offset = checkpoint::read_log_start(&listed, &dir);
+        let high_watermark =
+            loaded.row.high_watermark.map_or(super::watermark::FOLLOWS_LOG_END, |hw| hw.min(log_end_offset));
+        let log_start_offset = loaded.row.log_start;
         let epochs = load_epochs(&listed, &dir, &segments, (log_start_offset, log_end_offset))?;
         let mut producers = load_producers(&listed, &dir, &segments, log_end_offset)?;
         producers.expire(clock.now_ms(), config.producer_id_expiration_ms);
-        let cleaned_to = checkpoint::read_cleaner_offset(&listed, &dir);
+        let cleaned_to = loaded.row.cleaner_offset;
         drop(listed);
         // The writer's copy of the active segment's indexing state.
         let indexing = segments.values().next_back().expect("a log always has a segment").opened_indexing();
@@ -309,7 +316,13 @@ impl PartitionLog {
             // Nothing is known durable until the first flush (after an
             // unclean stop the recovered bytes may sit only in the page cache).
             syncer: Syncer::new(0),
-            checkpoints: Mutex::new(Checkpoints { recovery_point, extent: extent_file, truncations: 0 }),
+            checkpoints: Mutex::new(Checkpoints {
+                recovery_point,
+                extent: extent_file,
+                truncations: 0,
+                sink,
+                legacy: loaded.legacy,
+            }),
             cleaner: Mutex::new(()),
             inflater: Mutex::new(crate::format::Inflater::default()),
             cleaned_to: AtomicU64::new(cleaned_to),

@@ -19,9 +19,10 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::segment::{LogSegment, Recovery, SegmentPoint, TimeEntry};
 
-use super::checkpoint::{self, LogPoint};
+use super::checkpoint::LogPoint;
 use super::extent::{ExtentFile, Loaded};
 use super::partition::{PartitionLog, Writer};
+use super::sink::CheckpointSink;
 
 /// The recovery point and the synced extent. Lock order: `writer`, then
 /// this.
@@ -33,6 +34,12 @@ pub(crate) struct Checkpoints {
     pub(super) extent: ExtentFile,
     /// Truncations so far.
     pub(super) truncations: u64,
+    /// Where the recovery point, log start, cleaner offset and high
+    /// watermark are kept (see `sink.rs`).
+    pub(super) sink: CheckpointSink,
+    /// Whether they were read from a partition's own files that a store's
+    /// table now replaces (removed once the table is persisted).
+    pub(super) legacy: bool,
 }
 
 /// The point after the last batch of `segment`.
@@ -144,7 +151,7 @@ impl PartitionLog {
             return Ok(());
         }
         if c.recovery_point.is_none_or(|last| last < point) {
-            checkpoint::write(&*self.fs, &self.dir, point).map_err(|e| self.write_failed(e))?;
+            c.sink.recovery_point(&*self.fs, &self.dir, point, false).map_err(|e| self.write_failed(e))?;
             c.recovery_point = Some(point);
         }
         if point > c.extent.last() {
@@ -213,10 +220,13 @@ impl PartitionLog {
 
     /// Records `point` as the recovery point, and raises the synced extent
     /// to it. Writer only (roll, truncation, close, restart: the bytes it
-    /// covers are already durable): `writer` is the proof.
+    /// covers are already durable): `writer` is the proof. A point below
+    /// the last one (a truncation, a restart) is durable before this
+    /// returns, whatever the sink (see `sink.rs`).
     pub(super) fn set_recovery_point(&self, writer: &Writer, point: LogPoint) -> Result<()> {
         let mut c = self.checkpoints.lock();
-        checkpoint::write(&*self.fs, &self.dir, point)?;
+        let lowered = c.recovery_point.is_some_and(|last| point < last);
+        c.sink.recovery_point(&*self.fs, &self.dir, point, lowered)?;
         c.recovery_point = Some(point);
         drop(c);
         self.raise_extent(writer, point)
@@ -244,6 +254,19 @@ impl PartitionLog {
         c.truncations += 1;
         if to < c.extent.last() {
             c.extent.write(to)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the partition's own checkpoint files once a store's table
+    /// holds what they held (the store persisted it).
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`].
+    pub(crate) fn remove_legacy_checkpoints(&self) -> Result<()> {
+        let mut c = self.checkpoints.lock();
+        if std::mem::take(&mut c.legacy) {
+            CheckpointSink::remove_legacy(&*self.fs, &self.dir)?;
         }
         Ok(())
     }

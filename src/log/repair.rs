@@ -85,16 +85,18 @@ impl PartitionLog {
         _: AcceptDataLoss,
     ) -> Result<RepairReport> {
         let lock = super::open::lock_log_dir(&*fs, dir.as_ref())?;
-        Self::repair_locked(fs, dir, config, lock)
+        Self::repair_locked(fs, dir, config, lock, None)
     }
 
     /// [`PartitionLog::repair`] under a lock the caller holds for `dir`
-    /// (a store's repair holds the store's).
+    /// (a store's repair holds the store's), with the checkpoints in
+    /// `table` when it is a store's partition (the caller persists it).
     pub(crate) fn repair_locked(
         fs: SharedFs,
         dir: impl AsRef<Path>,
         config: LogConfig,
         dir_lock: Arc<dyn crate::io::FileLock>,
+        table: Option<Arc<super::CheckpointTable>>,
     ) -> Result<RepairReport> {
         config.validate()?;
         let dir = dir.as_ref();
@@ -105,13 +107,15 @@ impl PartitionLog {
         // Bounded: each pass removes bytes or lowers the synced extent, and
         // there are at most two passes per segment.
         let passes = 2 * segment_bases(&*fs, dir)?.len() + 2;
+        let sink =
+            table.map_or(super::sink::CheckpointSink::Own, |t| super::sink::CheckpointSink::table(t, dir));
         for _ in 0..passes {
             let (path, position, (first_offset, end_offset)) = match PartitionLog::open_locked(
                 fs.clone(),
                 clock.clone(),
                 dir.to_path_buf(),
                 config.clone(),
-                dir_lock.clone(),
+                (dir_lock.clone(), sink.clone()),
                 true,
             ) {
                 Ok(log) => {

@@ -13,7 +13,6 @@
 
 use crate::error::{Error, Result};
 
-use super::checkpoint;
 use super::partition::{PartitionLog, Writer};
 use super::types::RetentionReport;
 
@@ -144,8 +143,11 @@ impl PartitionLog {
     /// Persists and publishes a higher log start offset.
     pub(super) fn raise_log_start(&self, writer: &mut Writer, offset: u64) -> Result<()> {
         self.counters.changed();
-        // ORDER: durable before any segment is deleted because of it.
-        checkpoint::write_log_start(&*self.fs, &self.dir, offset).map_err(|e| self.write_failed(e))?;
+        // ORDER: durable before any segment is deleted because of it, unless
+        // a segment starts there (its base gives it back; see `sink.rs`).
+        let at_segment_base = self.snapshot().contains_key(&offset);
+        let sink = self.checkpoints.lock().sink.clone();
+        sink.log_start(&*self.fs, &self.dir, offset, at_segment_base).map_err(|e| self.write_failed(e))?;
         self.segments.raise_log_start(writer, offset);
         // The epoch holding the new start now begins there (Kafka's
         // truncateFromStart); a crash before this write leaves an older

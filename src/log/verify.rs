@@ -89,11 +89,40 @@ pub fn verify_partition(
     dir: &Path,
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport> {
+    verify_from(fs, dir, super::checkpoint::read(fs, dir), progress)
+}
+
+/// [`verify_partition`] for partition `name` of the store in `data_dir`,
+/// judged from the recovery point the store's checkpoint table holds for
+/// it (or, without a row, its own file), as the store's next open would.
+///
+/// # Errors
+/// As [`verify_partition`].
+pub fn verify_store_partition(
+    fs: &dyn FileSystem,
+    data_dir: &Path,
+    name: &str,
+    progress: &mut dyn FnMut(u64),
+) -> Result<VerifyReport> {
+    let dir = data_dir.join(name);
+    let rows = super::table::read(fs, data_dir).unwrap_or_default();
+    let recovery_point = match rows.get(name) {
+        Some(row) => row.recovery_point,
+        None => super::checkpoint::read(fs, &dir),
+    };
+    verify_from(fs, &dir, recovery_point, progress)
+}
+
+fn verify_from(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    recovery_point: Option<super::checkpoint::LogPoint>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let mut expected: Option<u64> = None;
     // Judged as the next open would: clean or not, from the same points.
     let clean = super::open::closed_cleanly(fs, dir)?;
-    let recovery_point = super::checkpoint::read(fs, dir);
     let synced = extent::read(fs, dir)?;
     if synced == Loaded::Damaged {
         let detail =

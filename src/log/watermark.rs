@@ -15,7 +15,6 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 
-use super::checkpoint;
 use super::partition::PartitionLog;
 
 /// The `high_watermark` field's value while nobody has set one.
@@ -62,11 +61,19 @@ impl PartitionLog {
     /// # Errors
     /// [`Error::Io`].
     pub fn checkpoint_high_watermark(&self) -> Result<()> {
+        self.record_high_watermark(true)
+    }
+
+    /// Records the high watermark (if one was set) in the checkpoint sink;
+    /// a store's table writes it to its file only with `persist` (close
+    /// leaves that to the store).
+    pub(super) fn record_high_watermark(&self, persist: bool) -> Result<()> {
         let hw = self.high_watermark.load(Ordering::SeqCst);
         if hw == FOLLOWS_LOG_END {
             return Ok(());
         }
-        checkpoint::write_high_watermark(&*self.fs, &self.dir, hw.min(self.log_end_offset()))
+        let sink = self.checkpoints.lock().sink.clone();
+        sink.high_watermark(&*self.fs, &self.dir, hw.min(self.log_end_offset()), persist)
     }
 
     /// The high watermark as the cleaners see it: retention and compaction

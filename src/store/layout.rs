@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::io::{read_small_file, FileLock, SharedFs};
-use crate::log::PartitionLog;
+use crate::log::{CheckpointTable, PartitionLog};
 
 use super::metadata::{self, TopicMetadata, METADATA_BYTES_MAX};
 use super::name::{parse_partition_dir, partition_dir_name, validate_topic_name};
@@ -92,6 +92,7 @@ fn lock_store_file(fs: &dyn crate::io::FileSystem, dir: &Path) -> Result<Box<dyn
 pub(super) fn load_topic_configs(
     fs: &dyn crate::io::FileSystem,
     dir: &Path,
+    table: &CheckpointTable,
 ) -> Result<BTreeMap<String, TopicMetadata>> {
     let topics_dir = dir.join(TOPICS_DIR);
     let names = fs.list_dir(&topics_dir).map_err(Error::io("list topics", &topics_dir))?;
@@ -105,7 +106,7 @@ pub(super) fn load_topic_configs(
         {
             let bytes = read_small_file(fs, &path, METADATA_BYTES_MAX).map_err(Error::io("read", &path))?;
             let config = metadata::decode(&bytes, &path)?;
-            finish_delete(fs, dir, name, config.partitions)?;
+            finish_delete(fs, dir, name, config.partitions, table)?;
         } else if let Some(name) = file.strip_suffix(META_SUFFIX).filter(|n| validate_topic_name(n).is_ok()) {
             let bytes = read_small_file(fs, &path, METADATA_BYTES_MAX).map_err(Error::io("read", &path))?;
             configs.insert(name.to_owned(), metadata::decode_with(&bytes, &path)?);
@@ -148,6 +149,8 @@ pub(super) struct OpenContext<'a> {
     pub clock: &'a SharedClock,
     pub dir: &'a Path,
     pub lock: &'a Arc<StoreLock>,
+    /// The store's checkpoint table.
+    pub table: &'a Arc<CheckpointTable>,
     /// Threads to open partitions on.
     pub threads: usize,
 }
@@ -167,7 +170,8 @@ pub(super) fn open_topic(
         let claim = cx.lock.claim(&path)?;
         // Boxed here: a log is about 1 KiB, and 1,000 of them by value
         // would be copied through the results.
-        PartitionLog::open_claimed(cx.fs.clone(), cx.clock.clone(), path, config.log.clone(), claim)
+        let table = cx.table.clone();
+        PartitionLog::open_claimed(cx.fs.clone(), cx.clock.clone(), path, config.log.clone(), claim, table)
             .map(Arc::new)
     });
     let mut slots = Vec::with_capacity(results.len());
@@ -196,13 +200,16 @@ pub(super) fn open_topic(
     Ok(Topic::new(name.to_owned(), config, passthrough, slots))
 }
 
-/// Removes a deleted topic's partition directories, then its `.deleting`
-/// marker (ORDER: data gone durably before the marker is).
+/// Removes a deleted topic's partition directories and their rows of the
+/// checkpoint table, then its `.deleting` marker (ORDER: data and rows
+/// gone durably before the marker is, so a topic created again under the
+/// name never starts from the old one's log start).
 pub(super) fn finish_delete(
     fs: &dyn crate::io::FileSystem,
     dir: &Path,
     name: &str,
     partitions: u32,
+    table: &CheckpointTable,
 ) -> Result<()> {
     for p in 0..partitions {
         let path = dir.join(partition_dir_name(name, p));
@@ -211,6 +218,8 @@ pub(super) fn finish_delete(
         }
     }
     fs.sync_dir(dir).map_err(Error::io("sync data directory", dir))?;
+    table.remove((0..partitions).map(|p| partition_dir_name(name, p)));
+    table.persist()?;
     let topics_dir = dir.join(TOPICS_DIR);
     let deleting = topics_dir.join(format!("{name}{DELETING_SUFFIX}"));
     fs.remove_file(&deleting).map_err(Error::io("remove delete marker", &deleting))?;

@@ -44,12 +44,16 @@ impl Store {
         }
         let log_dir = dir.join(partition_dir_name(topic, partition));
         let own = crate::log::lock_own_dir(&*fs, &log_dir)?;
-        PartitionLog::repair_locked(
+        let table = std::sync::Arc::new(crate::log::CheckpointTable::open(fs.clone(), dir));
+        let report = PartitionLog::repair_locked(
             fs,
             &log_dir,
             config.log,
             std::sync::Arc::new(RepairLock { _own: own, _store: lock }),
-        )
+            Some(table.clone()),
+        )?;
+        table.persist()?;
+        Ok(report)
     }
 }
 

@@ -20,8 +20,8 @@ use parking_lot::{Mutex, RwLock};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::io::{write_file_atomic, FilePool, SharedFs};
+use crate::log::{CheckpointTable, OpenOptions, PartitionLog};
 use crate::log::{CompactionReport, RetentionReport};
-use crate::log::{OpenOptions, PartitionLog};
 
 use super::layout::{
     check_partition_dirs, finish_delete, load_topic_configs, lock_store, open_topic, OnFailure, OpenContext,
@@ -170,6 +170,8 @@ pub(super) struct StoreInner {
     /// while it looks its topic up).
     closed: std::sync::atomic::AtomicBool,
     maintenance: Maintenance,
+    /// Every partition's offset checkpoints (see `log/table.rs`).
+    checkpoints: Arc<CheckpointTable>,
     /// Committed consumer offsets, rebuilt from the offsets topic at open.
     offsets: Mutex<OffsetTable>,
 }
@@ -245,6 +247,12 @@ impl StoreInner {
         };
         self.each_log(PartitionLog::enforce_retention, drop, report("retention"));
         self.each_log(PartitionLog::maybe_compact, drop, report("compaction"));
+        // The points the pass moved (and the flushes since the last one)
+        // reach the checkpoint table's file.
+        if let Err(e) = self.checkpoints.persist() {
+            tracing::error!(error = %e, "checkpoint table not written");
+            self.metrics.maintenance_error(format!("checkpoints: {e}"));
+        }
         self.metrics.maintenance_run();
     }
 }
@@ -252,6 +260,14 @@ impl StoreInner {
 impl Drop for StoreInner {
     fn drop(&mut self) {
         self.maintenance.stop();
+        // A store dropped without `close`: its partitions close as they are
+        // dropped (those no other handle holds, here), recording their points
+        // in the table, which is then written (best effort: an older table
+        // only costs longer scans).
+        if !*self.admin.get_mut() {
+            drop(std::mem::take(self.topics.get_mut()));
+            let _ = self.checkpoints.persist();
+        }
     }
 }
 
@@ -300,14 +316,21 @@ impl Store {
         let topics_dir = dir.join(TOPICS_DIR);
         crate::io::create_dir_all_durable(&*fs, &topics_dir)
             .map_err(Error::io("create topics directory", &topics_dir))?;
-        let configs = load_topic_configs(&*fs, &dir)?;
+        let table = Arc::new(CheckpointTable::open(fs.clone(), &dir));
+        let configs = load_topic_configs(&*fs, &dir, &table)?;
         check_partition_dirs(&*fs, &dir, &configs)?;
         let mut topics = BTreeMap::new();
         let threads = config.num_recovery_threads_per_data_dir;
-        let cx = OpenContext { fs: &fs, clock: &clock, dir: &dir, lock: &lock, threads };
+        let cx = OpenContext { fs: &fs, clock: &clock, dir: &dir, lock: &lock, table: &table, threads };
         for (name, metadata) in configs {
             let topic = open_topic(&cx, &name, metadata, OnFailure::Offline)?;
             topics.insert(name, topic);
+        }
+        // ORDER: the rows read from partitions' own files (a store written
+        // before the table) are durable in the table before those files go.
+        table.persist()?;
+        for log in topics.values().flat_map(Topic::logs) {
+            log.remove_legacy_checkpoints()?;
         }
         // ORDER: every clean-shutdown marker's removal is durable before
         // the store is handed out (and anything appended).
@@ -334,6 +357,7 @@ impl Store {
             admin: Mutex::new(false),
             closed: std::sync::atomic::AtomicBool::new(false),
             maintenance: Maintenance::default(),
+            checkpoints: table,
             offsets: Mutex::new(OffsetTable::new()),
         };
         let store = Store { inner: Arc::new(inner) };
@@ -495,7 +519,8 @@ impl Store {
             .map_err(Error::io("write topic metadata", &topics_dir.join(&meta)))?;
         let lock = self.inner.lock.lock().clone().ok_or(Error::Closed)?;
         let threads = self.inner.config.num_recovery_threads_per_data_dir;
-        let cx = OpenContext { fs, clock: &self.inner.clock, dir, lock: &lock, threads };
+        let table = &self.inner.checkpoints;
+        let cx = OpenContext { fs, clock: &self.inner.clock, dir, lock: &lock, table, threads };
         let topic = open_topic(&cx, name, metadata, OnFailure::Fail)?;
         fs.sync_dir(dir).map_err(Error::io("sync data directory", dir))?;
         self.inner.topics.write().insert(name.to_owned(), topic.clone());
@@ -576,7 +601,7 @@ impl Store {
         for log in topic.logs() {
             log.close()?;
         }
-        finish_delete(fs, dir, name, topic.partition_count())?;
+        finish_delete(fs, dir, name, topic.partition_count(), &self.inner.checkpoints)?;
         if let Some(lock) = self.inner.lock.lock().as_ref() {
             for p in 0..topic.partition_count() {
                 lock.release(&dir.join(super::name::partition_dir_name(name, p)));
@@ -597,6 +622,11 @@ impl Store {
             if let Err(e) = topic.flush() {
                 first_error.get_or_insert(e);
             }
+        }
+        // The recovery points the flushes moved, so a crash now rescans
+        // only what comes after this call.
+        if let Err(e) = self.inner.checkpoints.persist() {
+            first_error.get_or_insert(e);
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -641,7 +671,14 @@ impl Store {
             FilePool::deferring_syncs(|| logs[i].close_checkpoints())
         });
         let sealed_at = started.elapsed();
+        // The points the partitions recorded as they sealed.
+        let table = self.inner.checkpoints.persist();
         let mut marked = Vec::with_capacity(logs.len());
+        if let Err(e) = table {
+            // Older points only cost the next open longer scans.
+            tracing::error!(error = %e, "checkpoint table not written at close");
+            first_error.get_or_insert(e);
+        }
         for (i, result) in sealed.into_iter().enumerate() {
             match result {
                 Ok(_) if closing[i] => marked.push(logs[i]),

@@ -1,8 +1,11 @@
-//! Crash enumeration of topic metadata changes: creating, filling,
-//! deleting and re-creating topics, killed at every mutating operation.
-//! After recovery the store must open, and each topic must exist exactly
-//! as a state the model allows: created topics with their acknowledged
-//! records, deleted topics gone (or whole, if the delete was in flight).
+//! Crash enumeration of topic metadata and the store's checkpoint table:
+//! creating, filling, deleting and re-creating topics, deleting records
+//! (a log start inside a segment, kept only by the table) and truncating,
+//! killed at every mutating operation. After recovery the store must open,
+//! and each topic must exist exactly as a state the model allows: created
+//! topics with their acknowledged records from their acknowledged log
+//! start, deleted topics gone (or whole, if the delete was in flight), a
+//! topic created again under a deleted one's name starting from zero.
 
 use annals_testkit as common;
 
@@ -14,8 +17,16 @@ use annals::ReadBound;
 use annals::{Durability, LogConfig, Record, Store, StoreConfig, TopicConfig};
 use common::crash::record;
 
-/// Topic name -> records acknowledged (durable) per partition.
-type Model = BTreeMap<String, Vec<Vec<Vec<u8>>>>;
+/// One partition: its log start offset and its records by offset (those
+/// below the start are deleted).
+#[derive(Clone, Debug, Default)]
+struct Log {
+    start: usize,
+    records: Vec<Vec<u8>>,
+}
+
+/// Topic name -> each partition's acknowledged (durable) state.
+type Model = BTreeMap<String, Vec<Log>>;
 
 fn topic_config(partitions: u32) -> TopicConfig {
     TopicConfig {
@@ -69,23 +80,41 @@ fn workload(fs: &SimFs, run: &mut Run) -> annals::Result<()> {
     )?;
     let create = |run: &mut Run, name: &str, partitions: u32| {
         let mut after = run.current.clone();
-        after.insert(name.to_owned(), vec![Vec::new(); partitions as usize]);
+        after.insert(name.to_owned(), vec![Log::default(); partitions as usize]);
         run.step(after, || store.create_topic(name, topic_config(partitions)))
     };
     let append = |run: &mut Run, name: &str, partition: u32, from: u64, n: u64| {
         let records: Vec<Record> = (from..from + n).map(record).collect();
         let mut after = run.current.clone();
-        after.get_mut(name).unwrap()[partition as usize].extend(records.iter().map(value));
+        after.get_mut(name).unwrap()[partition as usize].records.extend(records.iter().map(value));
         // In flight, the records may or may not be there: the durable
         // check below accepts any prefix between the two.
         let topic = store.topic(name)?;
         run.step(after, || topic.append_to(partition, &records))
     };
+    let delete_records = |run: &mut Run, name: &str, partition: u32, before: u64| {
+        let mut after = run.current.clone();
+        after.get_mut(name).unwrap()[partition as usize].start = before as usize;
+        let partition = store.topic(name)?.partition(partition)?;
+        run.step(after, || partition.delete_records_before(before))
+    };
+    let truncate = |run: &mut Run, name: &str, partition: u32, to: u64| {
+        let mut after = run.current.clone();
+        after.get_mut(name).unwrap()[partition as usize].records.truncate(to as usize);
+        let partition = store.topic(name)?.partition(partition)?;
+        run.step(after, || partition.truncate_to(to))
+    };
     create(run, "a", 2)?;
     append(run, "a", 0, 0, 3)?;
     append(run, "a", 1, 3, 2)?;
     create(run, "b", 1)?;
-    append(run, "b", 0, 5, 2)?;
+    append(run, "b", 0, 5, 4)?;
+    append(run, "b", 0, 9, 4)?;
+    // Inside b's first segment: only the checkpoint table keeps it.
+    delete_records(run, "b", 0, 2)?;
+    truncate(run, "b", 0, 6)?;
+    append(run, "b", 0, 13, 2)?;
+    delete_records(run, "a", 0, 2)?;
     let mut after = run.current.clone();
     after.remove("a");
     run.step(after, || store.delete_topic("a"))?;
@@ -95,7 +124,8 @@ fn workload(fs: &SimFs, run: &mut Run) -> annals::Result<()> {
 }
 
 /// Whether the recovered store matches `model`, where `floor` (the state
-/// before the op in flight, if any) gives the records that must be there.
+/// before the op in flight, if any) gives the records that must be there
+/// and the log start offsets that must hold.
 fn matches(store: &Store, model: &Model, floor: &Model) -> bool {
     if store.list_topics() != model.keys().cloned().collect::<Vec<_>>() {
         return false;
@@ -107,17 +137,25 @@ fn matches(store: &Store, model: &Model, floor: &Model) -> bool {
         }
         partitions.iter().enumerate().all(|(p, want)| {
             let partition = topic.partition(p as u32).unwrap();
-            let got: Vec<Vec<u8>> = match partition.read(0, 1 << 20, ReadBound::LogEnd) {
-                Ok(f) if partition.log_end_offset() > 0 => {
+            let start = partition.log_start_offset() as usize;
+            let got: Vec<Vec<u8>> = match partition.read(start as u64, 1 << 20, ReadBound::LogEnd) {
+                Ok(f) if partition.log_end_offset() as usize > start => {
                     f.records().map(|r| r.value.unwrap_or(b"<tombstone>").to_vec()).collect()
                 }
                 Ok(_) => Vec::new(),
                 Err(_) => return false,
             };
-            // Every acknowledged record of the floor state is there, and
-            // nothing beyond what the model allows.
-            let must = floor.get(name).filter(|f| f.len() == partitions.len()).map_or(0, |f| f[p].len());
-            got.len() >= must && got.len() <= want.len() && got[..] == want[..got.len()]
+            // The floor's log start holds and every acknowledged record of
+            // the floor state is there, and nothing beyond what the model
+            // allows.
+            let floor = floor.get(name).filter(|f| f.len() == partitions.len()).map(|f| &f[p]);
+            let (must_start, must_end) = floor.map_or((0, 0), |f| (f.start, f.records.len()));
+            let end = start + got.len();
+            start >= must_start
+                && start <= want.start.max(must_start)
+                && end >= must_end.max(start).min(want.records.len())
+                && end <= want.records.len()
+                && got[..] == want.records[start..end]
         })
     })
 }
@@ -179,5 +217,19 @@ fn topic_metadata_changes_survive_every_crash() {
 fn the_metadata_harness_catches_missing_directory_fsyncs() {
     let (_, _, failures) = enumerate(Some(|fs| fs.ignore_dir_sync(true)));
     eprintln!("metadata negative control (no dir fsync): {} failures", failures.len());
+    assert!(!failures.is_empty());
+}
+
+/// Negative control: a checkpoint table not written when a log start moves
+/// inside a segment (`delete_records`) lets that log start fall back to the
+/// segment's base after a crash, deleted records coming back, and the
+/// harness must see it.
+#[cfg(feature = "mutation-testing")]
+#[test]
+fn the_store_harness_catches_a_log_start_the_table_does_not_keep() {
+    annals::mutation::set(Some(annals::mutation::Mutation::LazyLogStart));
+    let (_, _, failures) = enumerate(None);
+    annals::mutation::set(None);
+    eprintln!("checkpoint table negative control (lazy log start): {} failures", failures.len());
     assert!(!failures.is_empty());
 }

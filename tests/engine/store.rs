@@ -298,3 +298,48 @@ fn background_retention_runs_and_stops_with_the_store() {
     Store::open_with(dir.path(), config, annals::OpenOptions::default().with_fs(fs).with_clock(clock))
         .unwrap();
 }
+
+/// A store keeps every partition's recovery point, log start, cleaner
+/// offset and high watermark in one `checkpoints` file, none in the
+/// partition's directory. A store written before the table (the values in
+/// each partition's own files) opens with those values, moves them into
+/// the table and removes the files.
+#[test]
+fn checkpoints_live_in_one_table_and_the_old_files_move_into_it() {
+    use annals::log::{CHECKPOINTS_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("t-0");
+    {
+        let store = open(dir.path());
+        let topic = store.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
+        let records: Vec<Record> = (0..10u8).map(|i| Record::new(vec![i])).collect();
+        topic.append_to(0, &records).unwrap();
+        topic.partition(0).unwrap().delete_records_before(3).unwrap();
+        store.close().unwrap();
+    }
+    assert!(dir.path().join(CHECKPOINTS_FILE).exists());
+    for name in [RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE] {
+        assert!(!part.join(name).exists(), "{name} in the partition's directory");
+    }
+    assert_eq!(open(dir.path()).topic("t").unwrap().partition(0).unwrap().log_start_offset(), 3);
+
+    // The layout before the table: no table, the partition's own files.
+    fs::remove_file(dir.path().join(CHECKPOINTS_FILE)).unwrap();
+    {
+        let log = annals::PartitionLog::open(&part, annals::LogConfig::default()).unwrap();
+        assert_eq!(log.log_start_offset(), 0, "the log start was only in the table");
+        log.delete_records_before(4).unwrap();
+        log.close().unwrap();
+    }
+    assert!(part.join(LOG_START_OFFSET_FILE).exists(), "a log opened alone keeps its own files");
+    {
+        let store = open(dir.path());
+        assert_eq!(store.topic("t").unwrap().partition(0).unwrap().log_start_offset(), 4);
+        for name in [RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE] {
+            assert!(!part.join(name).exists(), "{name} was not moved into the table");
+        }
+        store.close().unwrap();
+    }
+    assert_eq!(open(dir.path()).topic("t").unwrap().partition(0).unwrap().log_start_offset(), 4);
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use annals::inspect::verify_partition;
+use annals::inspect::verify_store_partition;
 use annals::io::StdFileSystem;
 use annals::{AcceptDataLoss, Store};
 use clap::Args;
@@ -35,9 +35,10 @@ pub struct RepairArgs {
 pub fn run(a: &RepairArgs) -> CliResult<ExitCode> {
     existing_dir(&a.dir)?;
     annals::store::validate_topic_name(&a.topic)?;
-    let partition_dir = a.dir.join(annals::store::partition_dir_name(&a.topic, a.partition));
+    let name = annals::store::partition_dir_name(&a.topic, a.partition);
+    let partition_dir = a.dir.join(&name);
     if !a.accept_data_loss {
-        let report = verify_partition(&StdFileSystem, &partition_dir, &mut |_| {})?;
+        let report = verify_store_partition(&StdFileSystem, &a.dir, &name, &mut |_| {})?;
         for p in &report.problems {
             outln!("DAMAGE {} at position {}: {}", p.path.display(), p.position, p.detail);
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use annals::inspect::{log_bytes, verify_partition, VerifyReport};
+use annals::inspect::{log_bytes, verify_store_partition, VerifyReport};
 use annals::io::StdFileSystem;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -72,7 +72,7 @@ pub fn run(a: &VerifyArgs) -> CliResult<ExitCode> {
     for d in &dirs {
         let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         bar.set_message(name.clone());
-        let r = match verify_partition(&fs, d, &mut |n| bar.inc(n)) {
+        let r = match verify_store_partition(&fs, &a.dir, &name, &mut |n| bar.inc(n)) {
             Ok(r) => r,
             Err(e) => {
                 // One unreadable partition does not stop the check of the rest.

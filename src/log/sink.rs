@@ -1,0 +1,173 @@
+//! Where a log keeps its offset checkpoints (recovery point, log start
+//! offset, cleaner offset, high watermark): its own files, or its row of a
+//! store's table.
+//!
+//! A checkpoint on disk may lag behind the log, never lead it into another
+//! history: recovery starts scanning at the recovery point it reads, and
+//! takes the log start as the larger of the one it reads and the first
+//! segment's base. So in a table, whose file is rewritten whole:
+//!
+//! - a recovery point going up, a cleaner offset and a high watermark move
+//!   in memory and reach the file with the table (an older one costs a
+//!   longer scan or a longer clean);
+//! - a recovery point coming down (a truncation, a restart) is persisted at
+//!   once, before anything is appended after the cut: a point left above
+//!   it would later fall inside new batches and start recovery mid-batch;
+//! - a log start offset is persisted at once unless it is a segment's base
+//!   offset (retention): then deleting the segments below it gives it back
+//!   after a crash, while one inside a segment (`delete_records`, which a
+//!   client is answered for) has only the checkpoint to keep it.
+//!
+//! A log's own files are each rewritten atomically whenever their point
+//! moves, as before the table (`checkpoint.rs`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::io::FileSystem;
+
+use super::checkpoint::{self, LogPoint};
+use super::table::{CheckpointTable, Row};
+
+/// A log's checkpoint sink, chosen at open.
+#[derive(Clone, Debug)]
+pub(crate) enum CheckpointSink {
+    /// A log opened alone: files in its own directory.
+    Own,
+    /// A store's partition: row `key` (its directory's name) of the store's
+    /// table.
+    Table { table: Arc<CheckpointTable>, key: String },
+}
+
+/// The checkpoints a log opens with, and whether they came from files a
+/// table has since replaced (removed once the table holds them).
+pub(crate) struct Loaded {
+    pub row: Row,
+    pub legacy: bool,
+}
+
+impl CheckpointSink {
+    /// The row a store keeps for partition directory `dir`.
+    pub(crate) fn table(table: Arc<CheckpointTable>, dir: &Path) -> Self {
+        let key = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        CheckpointSink::Table { table, key }
+    }
+
+    /// What the log in `dir` opens with. A table without the partition's row
+    /// (a store written before the table, or a new partition) falls back to
+    /// the partition's files, and takes their values as its row.
+    pub(crate) fn load(&self, fs: &dyn FileSystem, dir: &Path) -> Loaded {
+        if let CheckpointSink::Table { table, key } = self {
+            if let Some(row) = table.row(key) {
+                return Loaded { row, legacy: false };
+            }
+        }
+        let row = Row {
+            recovery_point: checkpoint::read(fs, dir),
+            log_start: checkpoint::read_log_start(fs, dir),
+            cleaner_offset: checkpoint::read_cleaner_offset(fs, dir),
+            high_watermark: checkpoint::read_high_watermark(fs, dir),
+        };
+        let legacy = row != Row::default();
+        if let CheckpointSink::Table { table, key } = self {
+            table.update(key, |r| *r = row);
+        }
+        Loaded { row, legacy }
+    }
+
+    /// Records recovery point `point`; `lowered` when it is below the last
+    /// one recorded.
+    pub(crate) fn recovery_point(
+        &self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+        point: LogPoint,
+        lowered: bool,
+    ) -> Result<()> {
+        match self {
+            CheckpointSink::Own => checkpoint::write(fs, dir, point),
+            CheckpointSink::Table { table, key } => {
+                table.update(key, |r| r.recovery_point = Some(point));
+                if lowered {
+                    table.persist()?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Records log start offset `offset`; `at_segment_base` when a segment
+    /// starts there (see the module docs).
+    pub(crate) fn log_start(
+        &self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+        offset: u64,
+        at_segment_base: bool,
+    ) -> Result<()> {
+        match self {
+            CheckpointSink::Own => checkpoint::write_log_start(fs, dir, offset),
+            CheckpointSink::Table { table, key } => {
+                table.update(key, |r| r.log_start = offset);
+                // The negative control's defect (`LazyLogStart`) treats
+                // every log start as a segment base.
+                if at_segment_base || crate::mutation::on(crate::mutation::Mutation::LazyLogStart) {
+                    return Ok(());
+                }
+                table.persist()
+            }
+        }
+    }
+
+    /// Records the first offset not yet cleaned.
+    pub(crate) fn cleaner_offset(&self, fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<()> {
+        match self {
+            CheckpointSink::Own => checkpoint::write_cleaner_offset(fs, dir, offset),
+            CheckpointSink::Table { table, key } => {
+                table.update(key, |r| r.cleaner_offset = offset);
+                Ok(())
+            }
+        }
+    }
+
+    /// Records high watermark `hw`, written through to the table's file
+    /// when `persist` is set (a caller asking for it durably).
+    pub(crate) fn high_watermark(
+        &self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+        hw: u64,
+        persist: bool,
+    ) -> Result<()> {
+        match self {
+            CheckpointSink::Own => checkpoint::write_high_watermark(fs, dir, hw),
+            CheckpointSink::Table { table, key } => {
+                table.update(key, |r| r.high_watermark = Some(hw));
+                if persist {
+                    table.persist()?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes the files a table has replaced (after the table holding
+    /// their values was persisted). A missing file is fine.
+    pub(crate) fn remove_legacy(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+        for name in [
+            checkpoint::RECOVERY_POINT_FILE,
+            checkpoint::LOG_START_OFFSET_FILE,
+            checkpoint::CLEANER_OFFSET_FILE,
+            checkpoint::HIGH_WATERMARK_FILE,
+        ] {
+            let path = dir.join(name);
+            match fs.remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove replaced checkpoint", &path)(e)),
+            }
+        }
+        Ok(())
+    }
+}
