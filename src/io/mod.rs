@@ -223,14 +223,23 @@ pub fn write_file_atomic(fs: &dyn FileSystem, dir: &Path, name: &str, bytes: &[u
 }
 
 /// Rewrites the file at `path` with `bytes` in place (created if missing),
-/// and syncs it: no new inode, unlike [`write_file_atomic`], but a crash
+/// and syncs it when `sync` is set (else the caller does, with a
+/// `sync_all`): no new inode, unlike [`write_file_atomic`], but a crash
 /// during the write may leave a mix of old and new bytes, so only for files
 /// whose readers detect that (a checksum) and can do without them.
-pub(crate) fn write_file_in_place(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_file_in_place(
+    fs: &dyn FileSystem,
+    path: &Path,
+    bytes: &[u8],
+    sync: bool,
+) -> io::Result<()> {
     let file = fs.open(path, OpenMode::Create)?;
     file.write_all_at(bytes, 0)?;
     file.set_len(bytes.len() as u64)?;
-    file.sync_data()
+    if sync {
+        file.sync_data()?;
+    }
+    Ok(())
 }
 
 /// Creates `dir` and any missing parents durably: each directory created is

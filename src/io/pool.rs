@@ -147,23 +147,6 @@ impl FilePool {
         FilePool { shared: Arc::new(shared) }
     }
 
-    /// Runs `work` on this thread with every fsync through a pool (a
-    /// handle's `sync_data`, a mapping's flush, `sync_dir`) returning at
-    /// once without syncing; the caller makes all of it durable afterwards
-    /// with one [`FileSystem::sync_all`]. Other threads still sync. Only
-    /// for work that promises nothing durable before that call: a store's
-    /// clean close, once no writer is left (see `Store::close`).
-    pub fn deferring_syncs<R>(work: impl FnOnce() -> R) -> R {
-        struct Reset(bool);
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                DEFER_SYNCS.with(|d| d.set(self.0));
-            }
-        }
-        let _reset = Reset(DEFER_SYNCS.with(|d| d.replace(true)));
-        work()
-    }
-
     /// Counters and gauges (cheap: atomics only).
     pub fn stats(&self) -> PoolStats {
         let s = &self.shared;
@@ -207,16 +190,7 @@ impl fmt::Debug for FilePool {
     }
 }
 
-thread_local! {
-    /// Set while this thread runs [`FilePool::deferring_syncs`].
-    static DEFER_SYNCS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 impl Shared {
-    fn deferred(&self) -> bool {
-        DEFER_SYNCS.with(std::cell::Cell::get)
-    }
-
     /// Takes one descriptor slot, evicting idle entries while the pool is
     /// full; waits (bounded) while every entry is busy or pinned. A victim's
     /// descriptor and mapping are closed outside the pool's lock, and its
@@ -521,9 +495,6 @@ impl FileSystem for FilePool {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        if self.shared.deferred() {
-            return Ok(());
-        }
         self.shared.inner.sync_dir(dir)
     }
 
@@ -582,9 +553,6 @@ impl FileHandle for PooledFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        if self.entry.shared.deferred() {
-            return Ok(());
-        }
         self.with(|f| f.sync_data())
     }
 
@@ -646,9 +614,6 @@ impl Mapping for PooledMapping {
     }
 
     fn flush(&self) -> io::Result<()> {
-        if self.entry.shared.deferred() {
-            return Ok(());
-        }
         let state = self.entry.open_state(false)?;
         match (&state.map, &state.file) {
             (Some(map), _) => map.flush(),

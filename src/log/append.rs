@@ -12,6 +12,7 @@ use crate::segment::LogSegment;
 use super::checkpoint::LogPoint;
 use super::partition::{PartitionLog, Writer};
 use super::pipeline::Checked;
+use super::points::SyncMode;
 use super::types::AppendInfo;
 
 thread_local! {
@@ -115,7 +116,11 @@ impl PartitionLog {
         self.segments.replace(writer, map);
         writer.indexing = segment.opened_indexing();
         // Everything below the new segment is durable now.
-        self.set_recovery_point(writer, LogPoint { segment: base, position: 0, offset: base })?;
+        self.set_recovery_point(
+            writer,
+            LogPoint { segment: base, position: 0, offset: base },
+            SyncMode::Now,
+        )?;
         // Recovery replays producer state only from here on.
         writer.producers.write(&*self.fs, &self.dir, base)?;
         self.counters.rolled();

@@ -5,7 +5,7 @@ use crate::io::OpenMode;
 
 use super::open::CLEAN_SHUTDOWN_FILE;
 use super::partition::{PartitionLog, Writer};
-use super::points::end_point;
+use super::points::{end_point, SyncMode};
 use super::sink::CheckpointSink;
 
 impl PartitionLog {
@@ -38,11 +38,12 @@ impl PartitionLog {
     }
 
     /// The second: seal and checkpoints, everything but the marker (see
-    /// [`PartitionLog::close_writes`]); a store's table records the points
-    /// and the store writes it once for all its partitions.
-    pub(crate) fn close_checkpoints(&self) -> Result<()> {
+    /// [`PartitionLog::close_writes`]), none of it fsynced: the store syncs
+    /// its file system once for all its partitions, then writes its table
+    /// (where the points are recorded) and the markers.
+    pub(crate) fn close_checkpoints_unsynced(&self) -> Result<()> {
         let writer = self.writer.lock();
-        self.seal_and_checkpoint(&writer).map(drop)
+        self.seal_and_checkpoint(&writer, SyncMode::Deferred).map(drop)
     }
 
     /// The last: the clean-shutdown marker, synced (with the directory)
@@ -70,14 +71,15 @@ impl PartitionLog {
     }
 
     fn shutdown(&self, writer: &Writer) -> Result<()> {
-        let sync = self.seal_and_checkpoint(writer)?;
+        let sync = self.seal_and_checkpoint(writer, SyncMode::Now)?;
         self.write_clean_marker(sync)
     }
 
     /// Seals the active segment and records the checkpoints a clean open
     /// relies on; returns whether any of it had to be synced. ORDER: data
-    /// and index durable, then the recovery point, before the marker.
-    fn seal_and_checkpoint(&self, writer: &Writer) -> Result<bool> {
+    /// and index durable, then the recovery point, before the marker
+    /// (`Deferred`: the caller makes all of it durable before the marker).
+    fn seal_and_checkpoint(&self, writer: &Writer, mode: SyncMode) -> Result<bool> {
         // A poisoned log must not claim a clean shutdown: its next open
         // has to run recovery.
         self.syncer.check(&self.dir)?;
@@ -91,14 +93,19 @@ impl PartitionLog {
             active.seal_unsynced(&writer.indexing)?;
             return Ok(false);
         }
-        self.counters.fsync(|| active.seal(&writer.indexing))?;
+        // Counted as one fsync either way (`Deferred`: the caller's syncfs
+        // does it).
+        self.counters.fsync(|| match mode {
+            SyncMode::Now => active.seal(&writer.indexing),
+            SyncMode::Deferred => active.seal_unsynced(&writer.indexing),
+        })?;
         // A store's partition only records it (in its table's row).
-        self.set_recovery_point(writer, end_point(&active))?;
+        self.set_recovery_point(writer, end_point(&active), mode)?;
         self.record_high_watermark(false)?;
         // A store's partitions rewrite the snapshot in place (see `write_as`):
         // a file created per partition per close was most of a store's close.
         let in_place = matches!(self.checkpoints.lock().sink, CheckpointSink::Table { .. });
-        writer.producers.write_as(&*self.fs, &self.dir, active.next_offset(), in_place)?;
+        writer.producers.write_as(&*self.fs, &self.dir, active.next_offset(), in_place, mode)?;
         Ok(true)
     }
 }

@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::checkpoint::LogPoint as Extent;
+use super::points::SyncMode;
 use crate::error::{Error, Result};
 use crate::format::kv;
 use crate::io::{read_exact_at, FileHandle, FileSystem, OpenMode};
@@ -191,11 +192,17 @@ impl ExtentFile {
     /// # Errors
     /// [`Error::Io`]; a failed fsync must poison the partition.
     pub(crate) fn write(&mut self, extent: Extent) -> Result<()> {
+        self.write_as(extent, SyncMode::Now)
+    }
+
+    /// [`ExtentFile::write`], fsynced only when `mode` says so (see
+    /// [`SyncMode`]).
+    pub(crate) fn write_as(&mut self, extent: Extent, mode: SyncMode) -> Result<()> {
         let sequence = self.sequence + 1;
         let slot = encode(sequence, extent);
         let at = (sequence % 2) * SLOT_BYTES as u64;
         self.file.write_all_at(&slot, at).map_err(Error::io("write synced extent", &self.path))?;
-        if !crate::mutation::on(crate::mutation::Mutation::UnsyncedExtent) {
+        if mode == SyncMode::Now && !crate::mutation::on(crate::mutation::Mutation::UnsyncedExtent) {
             self.file.sync_data().map_err(Error::io("sync synced extent", &self.path))?;
         }
         self.sequence = sequence;

@@ -42,6 +42,16 @@ pub(crate) struct Checkpoints {
     pub(super) legacy: bool,
 }
 
+/// Whether a point (and what it is written with) is fsynced as it is
+/// written, or left to one `sync_all` of the caller: a store's close writes
+/// every partition's seal and points `Deferred`, then syncs the file system
+/// once before anything relies on them (the clean-shutdown markers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SyncMode {
+    Now,
+    Deferred,
+}
+
 /// The point after the last batch of `segment`.
 pub(crate) fn end_point(segment: &LogSegment) -> LogPoint {
     LogPoint { segment: segment.base_offset(), position: segment.size_bytes(), offset: segment.next_offset() }
@@ -223,21 +233,21 @@ impl PartitionLog {
     /// covers are already durable): `writer` is the proof. A point below
     /// the last one (a truncation, a restart) is durable before this
     /// returns, whatever the sink (see `sink.rs`).
-    pub(super) fn set_recovery_point(&self, writer: &Writer, point: LogPoint) -> Result<()> {
+    pub(super) fn set_recovery_point(&self, writer: &Writer, point: LogPoint, mode: SyncMode) -> Result<()> {
         let mut c = self.checkpoints.lock();
         let lowered = c.recovery_point.is_some_and(|last| point < last);
         c.sink.recovery_point(&*self.fs, &self.dir, point, lowered)?;
         c.recovery_point = Some(point);
         drop(c);
-        self.raise_extent(writer, point)
+        self.raise_extent(writer, point, mode)
     }
 
     /// Raises the synced extent to `point` if it is below, its bytes being
-    /// durable. Writer only.
-    pub(super) fn raise_extent(&self, _writer: &Writer, point: LogPoint) -> Result<()> {
+    /// durable (or, `Deferred`, made durable with it). Writer only.
+    pub(super) fn raise_extent(&self, _writer: &Writer, point: LogPoint, mode: SyncMode) -> Result<()> {
         let mut c = self.checkpoints.lock();
         if point > c.extent.last() {
-            c.extent.write(point)?;
+            c.extent.write_as(point, mode)?;
         }
         Ok(())
     }

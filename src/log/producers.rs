@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::format::{kv, BatchHeader};
 use crate::io::{read_small_file, write_file_atomic, FileSystem};
 
+use super::points::SyncMode;
 use super::types::AppendInfo;
 
 /// The snapshot's file name.
@@ -188,7 +189,7 @@ impl ProducerStates {
 
     /// Writes the snapshot of the state as of `offset` (the log end).
     pub(crate) fn write(&self, fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<()> {
-        self.write_as(fs, dir, offset, false)
+        self.write_as(fs, dir, offset, false, SyncMode::Now)
     }
 
     /// [`ProducerStates::write`], rewriting the file in place when
@@ -201,6 +202,7 @@ impl ProducerStates {
         dir: &Path,
         offset: u64,
         in_place: bool,
+        mode: SyncMode,
     ) -> Result<()> {
         let mut ids: Vec<&i64> = self.map.keys().collect();
         ids.sort_unstable();
@@ -226,7 +228,7 @@ impl ProducerStates {
         let bytes = kv::encode(HEADER, &pairs);
         let path = dir.join(PRODUCER_SNAPSHOT_FILE);
         if in_place {
-            return crate::io::write_file_in_place(fs, &path, &bytes)
+            return crate::io::write_file_in_place(fs, &path, &bytes, mode == SyncMode::Now)
                 .map_err(Error::io("write producer snapshot", &path));
         }
         write_file_atomic(fs, dir, PRODUCER_SNAPSHOT_FILE, &bytes)

@@ -11,7 +11,7 @@ use crate::segment::LogSegment;
 use super::checkpoint::LogPoint;
 use super::open::load_producers;
 use super::partition::{check_range, PartitionLog, SegmentMap, Writer};
-use super::points::end_point;
+use super::points::{end_point, SyncMode};
 
 impl PartitionLog {
     /// Drops every record at or above `offset` (across segments); the log end
@@ -64,7 +64,7 @@ impl PartitionLog {
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         let active = map.values().next_back().cloned().expect("a log always has a segment");
         // The cut is durable: the extent goes back up to the new end.
-        self.raise_extent(writer, end_point(&active))?;
+        self.raise_extent(writer, end_point(&active), SyncMode::Now)?;
         self.segments.replace(writer, map);
         self.segments.publish_end(writer, offset);
         self.syncer.lower_synced_offset(offset);
@@ -85,7 +85,7 @@ impl PartitionLog {
             writer.epochs.write(&*self.fs, &self.dir)?;
         }
         // The cut was fsynced: the recovery point is the new end.
-        self.set_recovery_point(writer, end_point(&active))
+        self.set_recovery_point(writer, end_point(&active), SyncMode::Now)
     }
 
     /// Drops every segment and starts an empty one at `offset` (the log
@@ -113,6 +113,6 @@ impl PartitionLog {
         self.segments.replace(writer, map);
         self.fs.sync_dir(&self.dir).map_err(Error::io("sync directory", &self.dir))?;
         self.segments.publish_end(writer, offset);
-        self.set_recovery_point(writer, LogPoint { segment: offset, position: 0, offset })
+        self.set_recovery_point(writer, LogPoint { segment: offset, position: 0, offset }, SyncMode::Now)
     }
 }

@@ -659,26 +659,21 @@ impl Store {
         let threads = self.inner.config.num_recovery_threads_per_data_dir;
         // ORDER: no writer is left (each append in flight finishes), so
         // nothing is acknowledged from here on; every partition seals and
-        // checkpoints with its fsyncs deferred; one syncfs makes all of it
-        // durable; only then the markers go down (unsynced), and a second
-        // syncfs makes them durable. A crash before the first leaves
-        // unclean logs that recover; the markers never precede their data.
+        // records its points without an fsync; one syncfs makes all of it
+        // durable; then the checkpoint table (whose recovery points now
+        // cover durable bytes) is written, the markers go down (unsynced),
+        // and a second syncfs makes them durable. A crash before the first
+        // leaves unclean logs that recover; the markers never precede their
+        // data.
         let closing: Vec<bool> = logs.iter().map(|log| log.close_writes()).collect();
         let sealed = super::parallel::run(logs.len(), threads, |i| {
             if !closing[i] {
                 return Ok(());
             }
-            FilePool::deferring_syncs(|| logs[i].close_checkpoints())
+            logs[i].close_checkpoints_unsynced()
         });
         let sealed_at = started.elapsed();
-        // The points the partitions recorded as they sealed.
-        let table = self.inner.checkpoints.persist();
         let mut marked = Vec::with_capacity(logs.len());
-        if let Err(e) = table {
-            // Older points only cost the next open longer scans.
-            tracing::error!(error = %e, "checkpoint table not written at close");
-            first_error.get_or_insert(e);
-        }
         for (i, result) in sealed.into_iter().enumerate() {
             match result {
                 Ok(_) if closing[i] => marked.push(logs[i]),
@@ -694,9 +689,13 @@ impl Store {
         match self.inner.fs.sync_all(dir) {
             Ok(()) => {
                 synced_at = Some(started.elapsed());
-                let markers = super::parallel::run(marked.len(), threads, |i| {
-                    FilePool::deferring_syncs(|| marked[i].write_clean_marker(false))
-                });
+                if let Err(e) = self.inner.checkpoints.persist() {
+                    // Older points only cost the next open longer scans.
+                    tracing::error!(error = %e, "checkpoint table not written at close");
+                    first_error.get_or_insert(e);
+                }
+                let markers =
+                    super::parallel::run(marked.len(), threads, |i| marked[i].write_clean_marker(false));
                 for e in markers.into_iter().filter_map(Result::err) {
                     first_error.get_or_insert(e);
                 }

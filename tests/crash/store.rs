@@ -120,7 +120,9 @@ fn workload(fs: &SimFs, run: &mut Run) -> annals::Result<()> {
     run.step(after, || store.delete_topic("a"))?;
     create(run, "a", 1)?;
     append(run, "a", 0, 7, 1)?;
-    Ok(())
+    // A clean close: seals and points unsynced, one syncfs, the table, the
+    // markers, a second syncfs (every one of them a crash point).
+    store.close()
 }
 
 /// Whether the recovered store matches `model`, where `floor` (the state
