@@ -624,10 +624,16 @@ impl Store {
             }
         }
         // The recovery points the flushes moved, so a crash now rescans
-        // only what comes after this call.
-        if let Err(e) = self.inner.checkpoints.persist() {
-            first_error.get_or_insert(e);
+        // only what comes after this call. Not while a close runs (it holds
+        // `admin`): its partitions record points before its syncfs makes
+        // their bytes durable, and it writes the table itself after that.
+        let admin = self.inner.admin.lock();
+        if !*admin {
+            if let Err(e) = self.inner.checkpoints.persist() {
+                first_error.get_or_insert(e);
+            }
         }
+        drop(admin);
         first_error.map_or(Ok(()), Err)
     }
 
