@@ -151,8 +151,12 @@ impl Cluster {
         };
         // Small index preallocation: a simulated disk holds it in memory.
         let config = LogConfig { segment_index_bytes: 64 << 10, ..LogConfig::default() };
-        let store = LogStore::<KvConfig>::open_with(fs.clone(), dir.join("raft"), config)
-            .expect("open the node's log");
+        let store = LogStore::<KvConfig>::open_with(
+            dir.join("raft"),
+            config,
+            annals::OpenOptions::default().with_fs(fs.clone()),
+        )
+        .expect("open the node's log");
         let log = store.log().clone();
         let state_machine = KvStateMachine::open(fs, dir.join("sm")).expect("open the state machine");
         let raft = Raft::new(id, self.config.clone(), self.router.clone(), store, state_machine.clone())

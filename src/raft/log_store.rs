@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::config::LogConfig;
 use crate::error::Error;
 use crate::format::{BatchMeta, Record};
-use crate::io::{create_dir_all_durable, SharedFs, StdFileSystem};
+use crate::io::{create_dir_all_durable, SharedFs};
 use crate::log::PartitionLog;
 
 use super::codec;
@@ -104,14 +104,20 @@ where
     /// compacting cleanup policy, or the log's open errors;
     /// [`RaftStoreError::InvalidState`] for a damaged state file.
     pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Self, RaftStoreError> {
-        Self::open_with(Arc::new(StdFileSystem), dir, config)
+        Self::open_with(dir, config, crate::log::OpenOptions::default())
     }
 
-    /// Opens the store in `dir` through `fs`.
+    /// Opens the store in `dir` through the options' file system, its log
+    /// reading time from their clock (as [`PartitionLog::open_with`]).
     ///
     /// # Errors
     /// As [`LogStore::open`].
-    pub fn open_with(fs: SharedFs, dir: impl AsRef<Path>, config: LogConfig) -> Result<Self, RaftStoreError> {
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+        options: crate::log::OpenOptions,
+    ) -> Result<Self, RaftStoreError> {
+        let fs: SharedFs = options.fs().clone();
         if config.cleanup_policy.compacts() {
             let reason = "a raft log is never compacted (openraft purges it)";
             return Err(Error::InvalidConfig { field: "cleanup_policy", reason: reason.into() }.into());
@@ -125,11 +131,7 @@ where
         let committed: Option<Option<LogId<C::NodeId>>> = state::read(&*fs, &dir, COMMITTED)?;
         let purged = state::read(&*fs, &dir, PURGED)?;
         let max_batch_bytes = config.max_batch_bytes;
-        let log = Arc::new(PartitionLog::open_with(
-            dir.join(LOG_DIR),
-            config,
-            crate::log::OpenOptions::default().with_fs(fs.clone()),
-        )?);
+        let log = Arc::new(PartitionLog::open_with(dir.join(LOG_DIR), config, options)?);
         let flushed_bytes = log.size_bytes();
         let store = LogStore {
             log,

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
 use annals::raft::{KvConfig, KvStateMachine, LogStore, RaftStoreError};
-use annals::LogConfig;
 use annals::ReadBound;
+use annals::{LogConfig, OpenOptions};
 use openraft::entry::RaftEntry;
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, Entry, LogId, StorageError, Vote};
@@ -250,7 +250,8 @@ fn crash_anywhere_keeps_every_durable_entry_and_the_vote() {
         purged: Option<u64>,
     }
     fn workload(fs: &SimFs, acked: &mut Acked) -> Result<(), RaftStoreError> {
-        let mut store = Store::open_with(Arc::new(fs.clone()), "/raft", config())?;
+        let mut store =
+            Store::open_with("/raft", config(), OpenOptions::default().with_fs(Arc::new(fs.clone())))?;
         let vote = |acked: &mut Acked, store: &mut Store, v: Vote<u64>| -> Result<(), RaftStoreError> {
             acked.prev_vote = acked.vote.replace(v);
             store.write_vote(&v)?;
@@ -292,8 +293,8 @@ fn crash_anywhere_keeps_every_durable_entry_and_the_vote() {
             images += 1;
             let image = fs.crash_image(mode);
             let at = format!("crash at {crash_at}/{ops} ({mode:?})");
-            let store =
-                Store::open_with(Arc::new(image), "/raft", config()).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let store = Store::open_with("/raft", config(), OpenOptions::default().with_fs(Arc::new(image)))
+                .unwrap_or_else(|e| panic!("{at}: {e}"));
             let vote = store.vote().copied();
             assert!(vote == acked.vote || vote == acked.prev_vote, "{at}: vote {vote:?}");
             let got: Vec<LogId<u64>> = store.entries(..).unwrap().iter().map(|e| e.log_id).collect();
