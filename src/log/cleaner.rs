@@ -227,6 +227,18 @@ impl PartitionLog {
         Ok(done)
     }
 
+    /// A truncation to `offset`: what was cleaned at or above it is gone,
+    /// so the first dirty offset comes down to it, checkpoint too (Kafka's
+    /// `maybeTruncateCheckpoint`); a checkpoint left above would count the
+    /// records appended after the cut as cleaned.
+    pub(super) fn lower_cleaned_to(&self, offset: u64) -> Result<()> {
+        if self.cleaned_to.fetch_min(offset, Ordering::SeqCst) <= offset {
+            return Ok(());
+        }
+        let sink = self.checkpoints.lock().sink.clone();
+        sink.cleaner_offset(&*self.fs, &self.dir, offset)
+    }
+
     /// Whether a sealed segment holds a batch whose delete horizon has
     /// passed. Known after a compaction; after an open, found once by
     /// reading the sealed segments' batches.

@@ -2,7 +2,6 @@
 //! down first, segments past the cut go, the one holding it is cut, and
 //! producer and epoch state follow the new end.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -44,6 +43,9 @@ impl PartitionLog {
             None => LogPoint { segment: offset, position: 0, offset },
         };
         self.lower_extent(writer, lowered)?;
+        // ORDER: a set high watermark above the cut comes down to it, and
+        // durably, before the cut (a lower one is always safe to keep).
+        self.lower_high_watermark(offset)?;
         let mut map = (*segments).clone();
         let doomed: Vec<u64> = map.range(offset..).map(|(&b, _)| b).collect();
         let keep_none = doomed.len() == map.len();
@@ -68,16 +70,12 @@ impl PartitionLog {
         self.segments.replace(writer, map);
         self.segments.publish_end(writer, offset);
         self.syncer.lower_synced_offset(offset);
-        self.cleaned_to.fetch_min(offset, Ordering::SeqCst);
+        self.lower_cleaned_to(offset)?;
         // Producer state as of the new end: the snapshot (if it is not past
         // the cut) and the batches after it, replayed; then a snapshot here.
         writer.producers = load_producers(&*self.fs, &self.dir, &self.snapshot(), offset)?;
         writer.producers.expire(self.clock.now_ms(), self.config.producer_id_expiration_ms);
         writer.producers.write(&*self.fs, &self.dir, offset)?;
-        // A set high watermark above the cut comes down to it.
-        let _ = self.high_watermark.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |hw| {
-            (hw != super::watermark::FOLLOWS_LOG_END && hw > offset).then_some(offset)
-        });
         // Epochs that began at or past the cut are gone with it. (A crash
         // before this write is repaired at open, which drops entries at or
         // past the log end.)

@@ -76,6 +76,21 @@ impl PartitionLog {
         sink.high_watermark(&*self.fs, &self.dir, hw.min(self.log_end_offset()), persist)
     }
 
+    /// A truncation to `offset`: a set high watermark above it comes down
+    /// to it, and so does its checkpoint, durably, before anything is
+    /// appended after the cut (left above, it would after a crash call
+    /// records of the new history committed).
+    pub(super) fn lower_high_watermark(&self, offset: u64) -> Result<()> {
+        let lowered = self.high_watermark.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |hw| {
+            (hw != FOLLOWS_LOG_END && hw > offset).then_some(offset)
+        });
+        if lowered.is_err() {
+            return Ok(());
+        }
+        let sink = self.checkpoints.lock().sink.clone();
+        sink.high_watermark(&*self.fs, &self.dir, offset, true)
+    }
+
     /// The high watermark as the cleaners see it: retention and compaction
     /// act only on segments wholly below it.
     pub(super) fn committed_end(&self) -> u64 {

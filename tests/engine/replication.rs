@@ -403,3 +403,34 @@ fn replica_batches_past_the_relative_offset_range_go_to_separate_segments() {
     drop(follower);
     assert_eq!(open(dir.path()).log_end_offset(), next + 2, "and recovery reads both");
 }
+
+/// A truncation below the checkpointed high watermark lowers the
+/// checkpoint too, before anything is appended after the cut: left above,
+/// it would, after a crash, call records of the new history committed that
+/// no replica has acknowledged (Kafka's follower truncation lowers it).
+/// The same for the cleaner's checkpoint (Kafka's
+/// `maybeTruncateCheckpoint`): records appended after the cut are dirty.
+#[test]
+fn a_truncation_lowers_the_checkpointed_high_watermark_and_cleaner_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = annals::LogConfig { cleanup_policy: annals::CleanupPolicy::Compact, ..Default::default() };
+    let keyed = |n: u64| -> Vec<annals::Record> {
+        (0..n).map(|i| annals::Record::with_key(vec![i as u8 % 3], vec![i as u8])).collect()
+    };
+    let log = annals::PartitionLog::open(dir.path(), config.clone()).unwrap();
+    log.append(&keyed(10)).unwrap();
+    log.set_high_watermark(10).unwrap();
+    log.checkpoint_high_watermark().unwrap();
+    log.roll().unwrap();
+    log.compact().unwrap();
+    log.truncate_to(5).unwrap();
+    assert_eq!(log.high_watermark(), 5);
+    log.append(&keyed(5)).unwrap();
+    log.flush().unwrap();
+    log.abandon();
+    let log = annals::PartitionLog::open(dir.path(), config).unwrap();
+    assert_eq!(log.log_end_offset(), 10);
+    assert_eq!(log.high_watermark(), 5, "offsets 5..10 of the new history are not committed");
+    let cleaner = std::fs::read_to_string(dir.path().join(annals::log::CLEANER_OFFSET_FILE)).unwrap();
+    assert!(cleaner.contains("offset=5\n"), "{cleaner}");
+}
