@@ -82,7 +82,21 @@ fn annals_json(r: &annals::RecordView<'_>) -> Value {
 
 /// Every record of the log in `dir`, as annals reads it.
 fn read_all(dir: &Path) -> Vec<Value> {
-    let log = PartitionLog::open(dir, LogConfig::default()).unwrap();
+    // The oracle tests spawn Python while other tests of this binary run:
+    // a child forked before it execs holds a copy of every descriptor this
+    // process has open, a log's directory lock among them (flock belongs to
+    // the open file, which the copy keeps open), so the lock of a log just
+    // closed can stay held for the moment until that child's exec closes it.
+    let mut tries = 0;
+    let log = loop {
+        match PartitionLog::open(dir, LogConfig::default()) {
+            Err(annals::Error::LogLocked { .. }) if tries < 200 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => break opened.unwrap(),
+        }
+    };
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
