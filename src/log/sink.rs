@@ -85,20 +85,12 @@ impl CheckpointSink {
         point: LogPoint,
         lowered: bool,
     ) -> Result<()> {
-        match self {
-            CheckpointSink::Own => checkpoint::write(fs, dir, point),
-            CheckpointSink::Table { table, key } => {
-                table.update(key, |r| r.recovery_point = Some(point));
-                if lowered {
-                    table.persist()?;
-                }
-                Ok(())
-            }
-        }
+        self.record(|| checkpoint::write(fs, dir, point), |r| r.recovery_point = Some(point), lowered)
     }
 
     /// Records log start offset `offset`; `at_segment_base` when a segment
-    /// starts there (see the module docs).
+    /// starts there (see the module docs). The negative control's defect
+    /// (`LazyLogStart`) treats every log start as a segment base.
     pub(crate) fn log_start(
         &self,
         fs: &dyn FileSystem,
@@ -106,29 +98,17 @@ impl CheckpointSink {
         offset: u64,
         at_segment_base: bool,
     ) -> Result<()> {
-        match self {
-            CheckpointSink::Own => checkpoint::write_log_start(fs, dir, offset),
-            CheckpointSink::Table { table, key } => {
-                table.update(key, |r| r.log_start = offset);
-                // The negative control's defect (`LazyLogStart`) treats
-                // every log start as a segment base.
-                if at_segment_base || crate::mutation::on(crate::mutation::Mutation::LazyLogStart) {
-                    return Ok(());
-                }
-                table.persist()
-            }
-        }
+        let lazy = at_segment_base || crate::mutation::on(crate::mutation::Mutation::LazyLogStart);
+        self.record(|| checkpoint::write_log_start(fs, dir, offset), |r| r.log_start = offset, !lazy)
     }
 
     /// Records the first offset not yet cleaned.
     pub(crate) fn cleaner_offset(&self, fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<()> {
-        match self {
-            CheckpointSink::Own => checkpoint::write_cleaner_offset(fs, dir, offset),
-            CheckpointSink::Table { table, key } => {
-                table.update(key, |r| r.cleaner_offset = offset);
-                Ok(())
-            }
-        }
+        self.record(
+            || checkpoint::write_cleaner_offset(fs, dir, offset),
+            |r| r.cleaner_offset = offset,
+            false,
+        )
     }
 
     /// Records high watermark `hw`, written through to the table's file
@@ -140,10 +120,25 @@ impl CheckpointSink {
         hw: u64,
         persist: bool,
     ) -> Result<()> {
+        self.record(
+            || checkpoint::write_high_watermark(fs, dir, hw),
+            |r| r.high_watermark = Some(hw),
+            persist,
+        )
+    }
+
+    /// One checkpoint moving: its own file rewritten (`own`), or its field
+    /// of the row changed (`row`) and, with `persist`, the table written.
+    fn record(
+        &self,
+        own: impl FnOnce() -> Result<()>,
+        row: impl FnOnce(&mut Row),
+        persist: bool,
+    ) -> Result<()> {
         match self {
-            CheckpointSink::Own => checkpoint::write_high_watermark(fs, dir, hw),
+            CheckpointSink::Own => own(),
             CheckpointSink::Table { table, key } => {
-                table.update(key, |r| r.high_watermark = Some(hw));
+                table.update(key, row);
                 if persist {
                     table.persist()?;
                 }
