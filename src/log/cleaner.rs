@@ -172,7 +172,7 @@ impl PartitionLog {
             false => self.build_map(&dirty, first_dirty)?,
         };
         report.map_memory_bytes = report.map_memory_bytes.max(map.capacity() * (16 + 8 + 1));
-        let truncations = self.truncation_count();
+        let truncations = self.points.truncations();
         let cleanable: Vec<&Arc<LogSegment>> =
             sealed.iter().filter(|s| s.base_offset() < map_end && s.next_offset() > log_start).collect();
         let pass = Pass {
@@ -216,7 +216,7 @@ impl PartitionLog {
             self.swap_group(w, &group, &pass, report)?;
         }
         self.cleaned_to.fetch_max(map_end, Ordering::SeqCst);
-        let sink = self.checkpoints.lock().sink.clone();
+        let sink = self.points.sink();
         sink.cleaner_offset(&*self.fs, &self.dir, map_end)?;
         let done = dirty.last().is_none_or(|s| map_end >= s.next_offset());
         if done {
@@ -235,7 +235,7 @@ impl PartitionLog {
         if self.cleaned_to.fetch_min(offset, Ordering::SeqCst) <= offset {
             return Ok(());
         }
-        let sink = self.checkpoints.lock().sink.clone();
+        let sink = self.points.sink();
         sink.cleaner_offset(&*self.fs, &self.dir, offset)
     }
 
@@ -352,7 +352,7 @@ impl PartitionLog {
         let written = writer.finish(&*self.fs)?;
         let writer = self.writable()?;
         let current = self.snapshot();
-        let unchanged = self.truncation_count() == pass.truncations
+        let unchanged = self.points.truncations() == pass.truncations
             && group.iter().all(|s| current.get(&s.base_offset()).is_some_and(|c| Arc::ptr_eq(c, s)));
         if !unchanged {
             return discard_cleaned(&*self.fs, &self.dir, base);

@@ -24,7 +24,7 @@ impl PartitionLog {
             return Ok(());
         }
         writer.closed = true;
-        self.syncer.close();
+        self.points.syncer().close();
         self.shutdown(&writer)
     }
 
@@ -33,7 +33,7 @@ impl PartitionLog {
     /// the log was closed already.
     pub(crate) fn close_writes(&self) -> bool {
         let mut writer = self.writer.lock();
-        self.syncer.close();
+        self.points.syncer().close();
         !std::mem::replace(&mut writer.closed, true)
     }
 
@@ -82,7 +82,7 @@ impl PartitionLog {
     fn seal_and_checkpoint(&self, writer: &Writer, mode: SyncMode) -> Result<bool> {
         // A poisoned log must not claim a clean shutdown: its next open
         // has to run recovery.
-        self.syncer.check(&self.dir)?;
+        self.points.syncer().check(&self.dir)?;
         let active = self.active();
         if !self.counters.unsynced() {
             // Nothing changed since a clean open or the last flush: every
@@ -104,7 +104,7 @@ impl PartitionLog {
         self.record_high_watermark(false)?;
         // A store's partitions rewrite the snapshot in place (see `write_as`):
         // a file created per partition per close was most of a store's close.
-        let in_place = matches!(self.checkpoints.lock().sink, CheckpointSink::Table { .. });
+        let in_place = matches!(self.points.sink(), CheckpointSink::Table { .. });
         writer.producers.write_as(&*self.fs, &self.dir, active.next_offset(), in_place, mode)?;
         Ok(true)
     }

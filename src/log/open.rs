@@ -17,12 +17,11 @@ use crate::segment::{parse_file_name, LogSegment, SegmentFile, SegmentRole};
 use super::checkpoint::{
     LogPoint, CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
 };
-use super::durability::Syncer;
 use super::epochs::{EpochCache, ReadError as EpochReadError};
 use super::extent::{self, ExtentFile, Loaded, SYNCED_EXTENT_FILE};
 use super::notify::Notifier;
 use super::partition::{PartitionLog, SegmentMap, Writer};
-use super::points::{end_point, segment_recovery, Checkpoints};
+use super::points::{end_point, segment_recovery, DurablePoints};
 use super::producers::ProducerStates;
 use super::segments::Segments;
 use super::sink::CheckpointSink;
@@ -313,16 +312,7 @@ impl PartitionLog {
             writer: Mutex::new(Writer { scratch: Vec::new(), closed: false, producers, epochs, indexing }),
             segments: Segments::new(segments, log_start_offset, log_end_offset),
             notifier: Notifier::default(),
-            // Nothing is known durable until the first flush (after an
-            // unclean stop the recovered bytes may sit only in the page cache).
-            syncer: Syncer::new(0),
-            checkpoints: Mutex::new(Checkpoints {
-                recovery_point,
-                extent: extent_file,
-                truncations: 0,
-                sink,
-                legacy: loaded.legacy,
-            }),
+            points: DurablePoints::new(recovery_point, extent_file, sink, loaded.legacy),
             cleaner: Mutex::new(()),
             inflater: Mutex::new(crate::format::Inflater::default()),
             cleaned_to: AtomicU64::new(cleaned_to),

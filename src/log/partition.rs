@@ -18,10 +18,9 @@ use crate::format::FetchedRecords;
 use crate::io::{FileLock, SharedFs};
 use crate::segment::{Indexing, LogSegment};
 
-use super::durability::Syncer;
 use super::epochs::EpochCache;
 use super::notify::Notifier;
-use super::points::Checkpoints;
+use super::points::DurablePoints;
 use super::producers::ProducerStates;
 use super::segments::Segments;
 use super::types::{ReadBound, RecoveryReport};
@@ -69,8 +68,6 @@ pub struct PartitionLog {
     /// The segments, the log start and end offsets (see `segments.rs`).
     pub(super) segments: Segments,
     pub(super) notifier: Notifier,
-    /// Group commit and poisoning.
-    pub(super) syncer: Syncer,
     /// One compaction at a time.
     pub(super) cleaner: Mutex<()>,
     /// The buffer producers' compressed batches inflate into to be
@@ -81,9 +78,9 @@ pub struct PartitionLog {
     /// The earliest delete horizon the cleaner stamped in a sealed
     /// segment (`i64::MAX`: none; `cleaner::HORIZON_UNKNOWN` after open).
     pub(super) delete_horizon_ms: std::sync::atomic::AtomicI64,
-    /// The recovery point and the synced extent (see `points.rs`).
-    /// Lock order: `writer`, then this.
-    pub(super) checkpoints: Mutex<Checkpoints>,
+    /// Group commit, poisoning, the recovery point and the synced extent
+    /// (see `points.rs`).
+    pub(super) points: DurablePoints,
     /// The high watermark, or `FOLLOWS_LOG_END` (see `watermark.rs`).
     pub(super) high_watermark: AtomicU64,
     pub(super) report: RecoveryReport,
@@ -123,7 +120,7 @@ impl PartitionLog {
         if writer.closed {
             return Err(Error::Closed);
         }
-        self.syncer.check(&self.dir)?;
+        self.points.syncer().check(&self.dir)?;
         Ok(writer)
     }
 
@@ -146,7 +143,7 @@ impl PartitionLog {
     /// kind): poisons the partition, so only a reopen (which reads the
     /// files) serves it again.
     pub(super) fn poison(&self, e: Error) -> Error {
-        if self.syncer.poison(&e) {
+        if self.points.syncer().poison(&e) {
             tracing::error!(dir = %self.dir.display(), error = %e, "partition poisoned: writes fail until it is reopened");
         }
         e
@@ -276,12 +273,12 @@ impl PartitionLog {
     /// it ([`Error::Poisoned`], with the first failure's cause); `None`
     /// while it takes writes. Only a reopen clears it. No I/O.
     pub fn poisoned(&self) -> Option<Error> {
-        self.syncer.check(&self.dir).err()
+        self.points.syncer().check(&self.dir).err()
     }
 
     /// Offsets below this are known durable (fsynced).
     pub fn durable_offset(&self) -> u64 {
-        self.syncer.synced_offset()
+        self.points.syncer().synced_offset()
     }
 
     /// The first offset in the log.

@@ -218,7 +218,7 @@ impl PartitionLog {
             Durability::Always => self.sync_to(info.last_offset + 1)?,
             Durability::Interval { flush_messages, flush_ms } => {
                 let records = info.last_offset + 1 - info.first_offset;
-                if self.syncer.note_appended(records, flush_messages, flush_ms) {
+                if self.points.syncer().note_appended(records, flush_messages, flush_ms) {
                     self.flush_points()?;
                 }
             }

@@ -16,30 +16,74 @@
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use crate::error::Result;
 use crate::segment::{LogSegment, Recovery, SegmentPoint, TimeEntry};
 
 use super::checkpoint::LogPoint;
+use super::durability::Syncer;
 use super::extent::{ExtentFile, Loaded};
 use super::partition::{PartitionLog, Writer};
 use super::sink::CheckpointSink;
 
-/// The recovery point and the synced extent. Lock order: `writer`, then
-/// this.
+/// How the log's appends become durable and what says so after a crash:
+/// group commit and poisoning (`Syncer`, `durability.rs`) and the
+/// checkpoints (Kafka's `recoveryPoint`, its checkpoint files and
+/// `LogDirFailureChannel`). Only this file reaches their fields.
 #[derive(Debug)]
-pub(crate) struct Checkpoints {
+pub(super) struct DurablePoints {
+    syncer: Syncer,
+    /// Lock order: `writer`, then this.
+    checkpoints: Mutex<Checkpoints>,
+}
+
+/// The recovery point and the synced extent.
+#[derive(Debug)]
+struct Checkpoints {
     /// The last recovery point written.
-    pub(super) recovery_point: Option<LogPoint>,
+    recovery_point: Option<LogPoint>,
     /// The synced-extent file and the last extent written to it.
-    pub(super) extent: ExtentFile,
+    extent: ExtentFile,
     /// Truncations so far.
-    pub(super) truncations: u64,
+    truncations: u64,
     /// Where the recovery point, log start, cleaner offset and high
     /// watermark are kept (see `sink.rs`).
-    pub(super) sink: CheckpointSink,
+    sink: CheckpointSink,
     /// Whether they were read from a partition's own files that a store's
     /// table now replaces (removed once the table is persisted).
-    pub(super) legacy: bool,
+    legacy: bool,
+}
+
+impl DurablePoints {
+    /// The points an open loaded: nothing known synced yet (after an
+    /// unclean stop the recovered bytes may sit only in the page cache).
+    pub(super) fn new(
+        recovery_point: Option<LogPoint>,
+        extent: ExtentFile,
+        sink: CheckpointSink,
+        legacy: bool,
+    ) -> DurablePoints {
+        DurablePoints {
+            syncer: Syncer::new(0),
+            checkpoints: Mutex::new(Checkpoints { recovery_point, extent, truncations: 0, sink, legacy }),
+        }
+    }
+
+    /// Group commit and poisoning.
+    pub(super) fn syncer(&self) -> &Syncer {
+        &self.syncer
+    }
+
+    /// Where the checkpoints are kept.
+    pub(super) fn sink(&self) -> CheckpointSink {
+        self.checkpoints.lock().sink.clone()
+    }
+
+    /// Truncations so far (the cleaner refuses to swap across one).
+    pub(super) fn truncations(&self) -> u64 {
+        self.checkpoints.lock().truncations
+    }
 }
 
 /// Whether a point (and what it is written with) is fsynced as it is
@@ -124,7 +168,7 @@ impl PartitionLog {
     /// everything durable); [`crate::Error::Poisoned`] (this failure
     /// poisons too); [`crate::Error::Io`].
     pub fn sync(&self) -> Result<()> {
-        self.syncer.check_open(&self.dir)?;
+        self.points.syncer.check_open(&self.dir)?;
         self.sync_to(self.log_end_offset())
     }
 
@@ -139,14 +183,14 @@ impl PartitionLog {
     /// everything durable); [`crate::Error::Poisoned`] (this failure
     /// poisons too); [`crate::Error::Io`].
     pub fn flush(&self) -> Result<()> {
-        self.syncer.check_open(&self.dir)?;
+        self.points.syncer.check_open(&self.dir)?;
         self.flush_points()
     }
 
     /// [`PartitionLog::flush`] past the closed check: an append's
     /// durability step under the interval policy.
     pub(super) fn flush_points(&self) -> Result<()> {
-        self.syncer.check(&self.dir)?;
+        self.points.syncer.check(&self.dir)?;
         self.counters.flushing();
         // Snapshot what this flush will cover, then fsync it, then record it.
         let (active, point, truncations, covering) = self.point_now();
@@ -156,7 +200,7 @@ impl PartitionLog {
         // segment (a roll in between sealed it with its own).
         let covering = covering.filter(|_| Arc::ptr_eq(&self.active(), &active));
         self.counters.fsync(|| active.sync(covering)).map_err(|e| self.write_failed(e))?;
-        let mut c = self.checkpoints.lock();
+        let mut c = self.points.checkpoints.lock();
         if c.truncations != truncations {
             return Ok(());
         }
@@ -177,7 +221,7 @@ impl PartitionLog {
         let writer = self.writer.lock();
         let active = self.active();
         let point = end_point(&active);
-        (active, point, self.checkpoints.lock().truncations, writer.indexing.time_entry())
+        (active, point, self.points.checkpoints.lock().truncations, writer.indexing.time_entry())
     }
 
     /// What a group fsync starting now covers, without the writer lock
@@ -188,7 +232,7 @@ impl PartitionLog {
     /// later batch published in between), never above. A roll in between
     /// fsynced the batches below the new segment.
     fn synced_point_now(&self) -> (std::sync::Arc<LogSegment>, LogPoint, u64) {
-        let truncations = self.checkpoints.lock().truncations;
+        let truncations = self.points.checkpoints.lock().truncations;
         let end = self.log_end_offset();
         let active = self.active();
         let offset = end.clamp(active.base_offset(), active.next_offset());
@@ -198,11 +242,11 @@ impl PartitionLog {
 
     /// Group commit: returns once offsets below `target` are durable.
     pub(super) fn sync_to(&self, target: u64) -> Result<()> {
-        let synced = self.syncer.sync_to(&self.dir, target, || {
+        let synced = self.points.syncer.sync_to(&self.dir, target, || {
             let (active, point, truncations) = self.synced_point_now();
             // A roll since then fsynced `active` as it sealed it.
             self.counters.fsync(|| active.sync_log())?;
-            let mut c = self.checkpoints.lock();
+            let mut c = self.points.checkpoints.lock();
             if c.truncations != truncations {
                 // A truncation cut below `point`: this fsync vouches for
                 // nothing more (the caller's next round syncs again).
@@ -234,7 +278,7 @@ impl PartitionLog {
     /// the last one (a truncation, a restart) is durable before this
     /// returns, whatever the sink (see `sink.rs`).
     pub(super) fn set_recovery_point(&self, writer: &Writer, point: LogPoint, mode: SyncMode) -> Result<()> {
-        let mut c = self.checkpoints.lock();
+        let mut c = self.points.checkpoints.lock();
         let lowered = c.recovery_point.is_some_and(|last| point < last);
         c.sink.recovery_point(&*self.fs, &self.dir, point, lowered)?;
         c.recovery_point = Some(point);
@@ -245,7 +289,7 @@ impl PartitionLog {
     /// Raises the synced extent to `point` if it is below, its bytes being
     /// durable (or, `Deferred`, made durable with it). Writer only.
     pub(super) fn raise_extent(&self, _writer: &Writer, point: LogPoint, mode: SyncMode) -> Result<()> {
-        let mut c = self.checkpoints.lock();
+        let mut c = self.points.checkpoints.lock();
         if point > c.extent.last() {
             c.extent.write_as(point, mode)?;
         }
@@ -260,7 +304,7 @@ impl PartitionLog {
     /// an extent vouching for bytes that are gone, and recovery would
     /// refuse the log.
     pub(super) fn lower_extent(&self, _writer: &Writer, to: LogPoint) -> Result<()> {
-        let mut c = self.checkpoints.lock();
+        let mut c = self.points.checkpoints.lock();
         c.truncations += 1;
         if to < c.extent.last() {
             c.extent.write(to)?;
@@ -274,15 +318,10 @@ impl PartitionLog {
     /// # Errors
     /// [`crate::Error::Io`].
     pub(crate) fn remove_legacy_checkpoints(&self) -> Result<()> {
-        let mut c = self.checkpoints.lock();
+        let mut c = self.points.checkpoints.lock();
         if std::mem::take(&mut c.legacy) {
             CheckpointSink::remove_legacy(&*self.fs, &self.dir)?;
         }
         Ok(())
-    }
-
-    /// Truncations so far (the cleaner refuses to swap across one).
-    pub(super) fn truncation_count(&self) -> u64 {
-        self.checkpoints.lock().truncations
     }
 }

@@ -146,7 +146,7 @@ impl PartitionLog {
         // ORDER: durable before any segment is deleted because of it, unless
         // a segment starts there (its base gives it back; see `sink.rs`).
         let at_segment_base = self.snapshot().contains_key(&offset);
-        let sink = self.checkpoints.lock().sink.clone();
+        let sink = self.points.sink();
         sink.log_start(&*self.fs, &self.dir, offset, at_segment_base).map_err(|e| self.write_failed(e))?;
         self.segments.raise_log_start(writer, offset);
         // The epoch holding the new start now begins there (Kafka's

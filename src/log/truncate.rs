@@ -69,7 +69,7 @@ impl PartitionLog {
         self.raise_extent(writer, end_point(&active), SyncMode::Now)?;
         self.segments.replace(writer, map);
         self.segments.publish_end(writer, offset);
-        self.syncer.lower_synced_offset(offset);
+        self.points.syncer().lower_synced_offset(offset);
         self.lower_cleaned_to(offset)?;
         // Producer state as of the new end: the snapshot (if it is not past
         // the cut) and the batches after it, replayed; then a snapshot here.

@@ -72,7 +72,7 @@ impl PartitionLog {
         if hw == FOLLOWS_LOG_END {
             return Ok(());
         }
-        let sink = self.checkpoints.lock().sink.clone();
+        let sink = self.points.sink();
         sink.high_watermark(&*self.fs, &self.dir, hw.min(self.log_end_offset()), persist)
     }
 
@@ -87,7 +87,7 @@ impl PartitionLog {
         if lowered.is_err() {
             return Ok(());
         }
-        let sink = self.checkpoints.lock().sink.clone();
+        let sink = self.points.sink();
         sink.high_watermark(&*self.fs, &self.dir, offset, true)
     }
 
