@@ -1,10 +1,17 @@
-//! The crate's error type: one enum, matched by variant, never by string.
+//! The crate's error type: one umbrella enum, matched by variant, never by
+//! string; what only one surface refuses is in that surface's enum
+//! (`surface.rs`), the rest (I/O, damage, a closed or poisoned log, an
+//! offset outside the log, a config out of bounds) is the umbrella's.
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::format::{DecodeError, EncodeError};
+
+mod surface;
+
+pub use surface::{AdminError, AppendError, OpenError};
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -40,55 +47,8 @@ pub enum Error {
         /// The offset the next append gets.
         log_end_offset: u64,
     },
-    /// The records cannot make a batch (none, too large, a negative
-    /// timestamp); nothing was written.
-    Encode(EncodeError),
     /// The log or store was closed.
     Closed,
-    /// A partition whose open failed: the store serves its other
-    /// partitions, and this one reports why until it is repaired and the
-    /// store reopened (Kafka's offline partition, `KAFKA_STORAGE_ERROR`).
-    PartitionOffline {
-        /// The topic.
-        topic: String,
-        /// The partition.
-        partition: u32,
-        /// The error its open failed with.
-        cause: std::sync::Arc<Error>,
-    },
-    /// `create_topic` stopped part way: the topic's metadata is durable,
-    /// `created` of its `partitions` were opened, and the next
-    /// `Store::open` creates the others (the topic then exists in full).
-    TopicIncomplete {
-        /// The topic.
-        topic: String,
-        /// Partitions opened before the failure.
-        created: u32,
-        /// Partitions the topic has.
-        partitions: u32,
-        /// What stopped it.
-        cause: std::sync::Arc<Error>,
-    },
-    /// A record without a key appended to a compacted topic (compaction
-    /// keeps the latest record per key, so a keyless record has no place).
-    UnkeyedRecordInCompactedLog {
-        /// Its position in the appended batch.
-        index: usize,
-    },
-    /// Compaction asked of a log whose cleanup policy is `delete`.
-    NotCompacted,
-    /// The cleaner's memory budget cannot hold the keys of one segment.
-    CleanerMemoryTooSmall {
-        /// The segment that does not fit.
-        segment_base_offset: u64,
-        /// The budget.
-        cleaner_memory_bytes: usize,
-    },
-    /// A consumer group name that is empty or too long.
-    InvalidGroupName {
-        /// The name given.
-        group: String,
-    },
     /// An fsync or write failed earlier; the partition refuses appends and
     /// flushes until it is reopened (which runs recovery).
     Poisoned {
@@ -104,64 +64,6 @@ pub enum Error {
         /// The file being written.
         path: PathBuf,
     },
-    /// A file the engine did not write sits where it keeps its data; it is
-    /// left alone, and nothing is opened over it.
-    UnexpectedFile {
-        /// The file or directory.
-        path: PathBuf,
-    },
-    /// No topic of that name.
-    UnknownTopic {
-        /// The name asked for.
-        topic: String,
-    },
-    /// A topic of that name exists already.
-    TopicExists {
-        /// The name.
-        topic: String,
-    },
-    /// A topic name that is not `[A-Za-z0-9._-]{1,249}`, or is `.` or `..`.
-    InvalidTopicName {
-        /// The name given.
-        topic: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A partition number at or above the topic's partition count.
-    PartitionOutOfRange {
-        /// The topic.
-        topic: String,
-        /// The partition asked for.
-        partition: u32,
-        /// The topic's partition count.
-        partitions: u32,
-    },
-    /// A partition count of 0 or over the limit.
-    InvalidPartitionCount {
-        /// The count given.
-        partitions: u32,
-        /// The largest allowed.
-        max: u32,
-    },
-    /// The data directory is open in another `Store` (this or another process).
-    StoreLocked {
-        /// The lock file.
-        path: PathBuf,
-    },
-    /// The partition directory is open in another log handle (this or
-    /// another process): two writers on one log would overwrite each
-    /// other's acknowledged records.
-    LogLocked {
-        /// The partition (or raft log) directory.
-        dir: PathBuf,
-    },
-    /// A metadata file that does not parse or fails its checksum.
-    InvalidMetadata {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
     /// A configuration value out of bounds.
     InvalidConfig {
         /// The field.
@@ -169,72 +71,12 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
-    /// An append carries a leader epoch below the partition's latest one
-    /// (a deposed leader, or replicated batches out of order).
-    StaleLeaderEpoch {
-        /// The append's epoch.
-        epoch: i32,
-        /// The latest epoch the partition has.
-        latest: i32,
-    },
-    /// A replicated batch does not start at the offset that continues the
-    /// log (leader and follower disagree: find the divergence with
-    /// `end_offset_for_epoch` and truncate first).
-    NonContiguousBatch {
-        /// The offset the log needs next.
-        expected: u64,
-        /// The batch's base offset.
-        found: u64,
-    },
-    /// An idempotent producer's batch does not continue its sequence (a
-    /// batch was lost in between, or a retry older than the last five).
-    OutOfOrderSequence {
-        /// The producer.
-        producer_id: i64,
-        /// The sequence the partition expects next.
-        expected: i32,
-        /// The batch's first sequence.
-        found: i32,
-    },
-    /// An idempotent producer's batch carries an epoch below the producer's
-    /// current one: a newer instance of the producer took over.
-    ProducerFenced {
-        /// The producer.
-        producer_id: i64,
-        /// The batch's producer epoch.
-        epoch: i16,
-        /// The producer's current epoch.
-        current: i16,
-    },
-    /// A batch refused by a pass-through append (a producer's, by
-    /// [`crate::PartitionLog::append_batches`], or a leader's, by
-    /// [`crate::PartitionLog::append_replica`]); nothing was appended.
-    InvalidBatch {
-        /// Which batch of the bytes given (0 for the first).
-        batch: usize,
-        /// The byte, in the bytes given, where the problem lies.
-        position: usize,
-        /// What is wrong (and the Kafka error code for it).
-        problem: crate::format::BatchProblem,
-    },
-    /// Record `index` of an append has a timestamp outside the topic's
-    /// `message_timestamp_before_max_ms` / `after_max_ms` window around
-    /// the log's clock (Kafka's `INVALID_TIMESTAMP`).
-    InvalidTimestamp {
-        /// Position of the record in the append.
-        index: usize,
-        /// Its timestamp.
-        timestamp_ms: i64,
-        /// The log's clock.
-        now_ms: i64,
-    },
-    /// A segment file of the format annals wrote before it stored Kafka's
-    /// RecordBatch v2 (magic 1). This build does not read it, and there is
-    /// no converter (0.x): re-create the data directory.
-    PreKafkaFormat {
-        /// The segment file.
-        path: PathBuf,
-    },
+    /// A log or store that did not open (see [`OpenError`]).
+    Open(OpenError),
+    /// An append refused; nothing was written (see [`AppendError`]).
+    Append(AppendError),
+    /// A topic, partition or group call refused (see [`AdminError`]).
+    Admin(AdminError),
 }
 
 /// What [`Error::Corruption`] found.
@@ -311,69 +153,13 @@ impl Clone for Error {
                 log_start_offset: *log_start_offset,
                 log_end_offset: *log_end_offset,
             },
-            Error::Encode(e) => Error::Encode(e.clone()),
             Error::Closed => Error::Closed,
-            Error::PartitionOffline { topic, partition, cause } => {
-                Error::PartitionOffline { topic: topic.clone(), partition: *partition, cause: cause.clone() }
-            }
-            Error::TopicIncomplete { topic, created, partitions, cause } => Error::TopicIncomplete {
-                topic: topic.clone(),
-                created: *created,
-                partitions: *partitions,
-                cause: cause.clone(),
-            },
-            Error::UnkeyedRecordInCompactedLog { index } => {
-                Error::UnkeyedRecordInCompactedLog { index: *index }
-            }
-            Error::NotCompacted => Error::NotCompacted,
-            Error::CleanerMemoryTooSmall { segment_base_offset, cleaner_memory_bytes } => {
-                Error::CleanerMemoryTooSmall {
-                    segment_base_offset: *segment_base_offset,
-                    cleaner_memory_bytes: *cleaner_memory_bytes,
-                }
-            }
-            Error::InvalidGroupName { group } => Error::InvalidGroupName { group: group.clone() },
             Error::Poisoned { dir, cause } => Error::Poisoned { dir: dir.clone(), cause: cause.clone() },
             Error::DiskFull { path } => Error::DiskFull { path: path.clone() },
-            Error::UnexpectedFile { path } => Error::UnexpectedFile { path: path.clone() },
-            Error::UnknownTopic { topic } => Error::UnknownTopic { topic: topic.clone() },
-            Error::TopicExists { topic } => Error::TopicExists { topic: topic.clone() },
-            Error::InvalidTopicName { topic, reason } => {
-                Error::InvalidTopicName { topic: topic.clone(), reason }
-            }
-            Error::PartitionOutOfRange { topic, partition, partitions } => Error::PartitionOutOfRange {
-                topic: topic.clone(),
-                partition: *partition,
-                partitions: *partitions,
-            },
-            Error::InvalidPartitionCount { partitions, max } => {
-                Error::InvalidPartitionCount { partitions: *partitions, max: *max }
-            }
-            Error::StoreLocked { path } => Error::StoreLocked { path: path.clone() },
-            Error::LogLocked { dir } => Error::LogLocked { dir: dir.clone() },
-            Error::InvalidMetadata { path, reason } => {
-                Error::InvalidMetadata { path: path.clone(), reason: reason.clone() }
-            }
             Error::InvalidConfig { field, reason } => Error::InvalidConfig { field, reason: reason.clone() },
-            Error::StaleLeaderEpoch { epoch, latest } => {
-                Error::StaleLeaderEpoch { epoch: *epoch, latest: *latest }
-            }
-            Error::NonContiguousBatch { expected, found } => {
-                Error::NonContiguousBatch { expected: *expected, found: *found }
-            }
-            Error::OutOfOrderSequence { producer_id, expected, found } => {
-                Error::OutOfOrderSequence { producer_id: *producer_id, expected: *expected, found: *found }
-            }
-            Error::ProducerFenced { producer_id, epoch, current } => {
-                Error::ProducerFenced { producer_id: *producer_id, epoch: *epoch, current: *current }
-            }
-            Error::InvalidBatch { batch, position, problem } => {
-                Error::InvalidBatch { batch: *batch, position: *position, problem: problem.clone() }
-            }
-            Error::InvalidTimestamp { index, timestamp_ms, now_ms } => {
-                Error::InvalidTimestamp { index: *index, timestamp_ms: *timestamp_ms, now_ms: *now_ms }
-            }
-            Error::PreKafkaFormat { path } => Error::PreKafkaFormat { path: path.clone() },
+            Error::Open(e) => Error::Open(e.clone()),
+            Error::Append(e) => Error::Append(e.clone()),
+            Error::Admin(e) => Error::Admin(e.clone()),
         }
     }
 }
@@ -388,7 +174,7 @@ fn copy_io(e: &io::Error) -> io::Error {
 
 impl From<EncodeError> for Error {
     fn from(e: EncodeError) -> Error {
-        Error::Encode(e)
+        Error::Append(AppendError::Encode(e))
     }
 }
 
@@ -431,78 +217,16 @@ impl fmt::Display for Error {
             Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset } => {
                 write!(f, "offset {offset} out of range [{log_start_offset}, {log_end_offset}]")
             }
-            // Transparent: the encode error's own message (it has no source).
-            Error::Encode(e) => write!(f, "{e}"),
             Error::InvalidConfig { field, reason } => write!(f, "invalid config {field}: {reason}"),
             Error::Closed => write!(f, "closed"),
-            // Their causes are `source()`, not repeated here.
-            Error::PartitionOffline { topic, partition, .. } => {
-                write!(f, "partition {topic}-{partition} is offline")
-            }
-            Error::TopicIncomplete { topic, created, partitions, .. } => write!(
-                f,
-                "topic {topic} created with {created} of {partitions} partitions; \
-                 its metadata is durable and the next open creates the rest"
-            ),
-            Error::UnkeyedRecordInCompactedLog { index } => {
-                write!(f, "record {index} has no key: a compacted topic needs one")
-            }
-            Error::NotCompacted => write!(f, "the topic's cleanup policy is delete: nothing to compact"),
-            Error::CleanerMemoryTooSmall { segment_base_offset, cleaner_memory_bytes } => write!(
-                f,
-                "cleaner_memory_bytes {cleaner_memory_bytes} cannot hold the keys of segment {segment_base_offset}"
-            ),
-            Error::InvalidGroupName { group } => write!(f, "invalid consumer group name {group:?}"),
             Error::Poisoned { dir, .. } => {
                 write!(f, "partition {} is poisoned by an earlier failure; reopen it", dir.display())
             }
             Error::DiskFull { path } => write!(f, "disk full writing {}", path.display()),
-            Error::UnexpectedFile { path } => {
-                write!(f, "unexpected file {} in a data directory (left untouched)", path.display())
-            }
-            Error::UnknownTopic { topic } => write!(f, "unknown topic {topic:?}"),
-            Error::TopicExists { topic } => write!(f, "topic {topic:?} exists already"),
-            Error::InvalidTopicName { topic, reason } => write!(f, "invalid topic name {topic:?}: {reason}"),
-            Error::PartitionOutOfRange { topic, partition, partitions } => {
-                write!(f, "partition {partition} out of range: topic {topic:?} has {partitions}")
-            }
-            Error::InvalidPartitionCount { partitions, max } => {
-                write!(f, "invalid partition count {partitions}: must be 1..={max}")
-            }
-            Error::StaleLeaderEpoch { epoch, latest } => {
-                write!(f, "leader epoch {epoch} is below the partition's latest epoch {latest}")
-            }
-            Error::NonContiguousBatch { expected, found } => {
-                write!(f, "replicated batch starts at offset {found}, the log continues at {expected}")
-            }
-            Error::OutOfOrderSequence { producer_id, expected, found } => {
-                write!(f, "producer {producer_id}: batch sequence {found} out of order, expected {expected}")
-            }
-            Error::ProducerFenced { producer_id, epoch, current } => {
-                write!(f, "producer {producer_id}: epoch {epoch} is fenced by epoch {current}")
-            }
-            Error::InvalidBatch { batch, position, problem } => {
-                write!(f, "batch {batch} refused at byte {position}: {problem}")
-            }
-            Error::InvalidTimestamp { index, timestamp_ms, now_ms } => write!(
-                f,
-                "record {index} has timestamp {timestamp_ms}, outside the topic's window around {now_ms}"
-            ),
-            Error::PreKafkaFormat { path } => write!(
-                f,
-                "{} is in annals' pre-Kafka segment format (magic 1); this build stores Kafka's \
-                 RecordBatch v2 and has no converter: re-create the data directory",
-                path.display()
-            ),
-            Error::StoreLocked { path } => {
-                write!(f, "data directory is already open (lock {} is held)", path.display())
-            }
-            Error::LogLocked { dir } => {
-                write!(f, "log directory {} is already open (its .lock is held)", dir.display())
-            }
-            Error::InvalidMetadata { path, reason } => {
-                write!(f, "invalid metadata {}: {reason}", path.display())
-            }
+            // Transparent: each surface's message (and its source below).
+            Error::Open(e) => write!(f, "{e}"),
+            Error::Append(e) => write!(f, "{e}"),
+            Error::Admin(e) => write!(f, "{e}"),
         }
     }
 }
@@ -512,8 +236,10 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::Poisoned { cause, .. } => Some(&**cause),
-            Error::PartitionOffline { cause, .. } => Some(&**cause),
-            Error::TopicIncomplete { cause, .. } => Some(&**cause),
+            // Transparent, as their messages are.
+            Error::Open(e) => std::error::Error::source(e),
+            Error::Append(e) => std::error::Error::source(e),
+            Error::Admin(e) => std::error::Error::source(e),
             // A corruption's detail is part of its message.
             _ => None,
         }

@@ -4,6 +4,7 @@ use std::error::Error as _;
 use std::sync::Arc;
 
 use super::*;
+use crate::error::{AdminError, AppendError, OpenError};
 use crate::format::{BatchProblem, DecodeErrorKind};
 
 /// One of every variant. `covered` has no wildcard arm, so a new
@@ -16,45 +17,49 @@ fn every_variant() -> Vec<Error> {
         Error::Io { op: "write", path: path.clone(), source: io() },
         Error::Corruption { path: path.clone(), position: 9, detail: Corruption::Batch(decode.clone()) },
         Error::OffsetOutOfRange { offset: 9, log_start_offset: 1, log_end_offset: 5 },
-        Error::Encode(EncodeError::Empty),
+        Error::Append(AppendError::Encode(EncodeError::Empty)),
         Error::Closed,
-        Error::PartitionOffline {
+        Error::Admin(AdminError::PartitionOffline {
             topic: "orders".into(),
             partition: 3,
             cause: Arc::new(Error::Io { op: "open", path: path.clone(), source: io() }),
-        },
-        Error::TopicIncomplete {
+        }),
+        Error::Admin(AdminError::TopicIncomplete {
             topic: "orders".into(),
             created: 2,
             partitions: 4,
             cause: Arc::new(Error::DiskFull { path: path.clone() }),
-        },
-        Error::UnkeyedRecordInCompactedLog { index: 2 },
-        Error::NotCompacted,
-        Error::CleanerMemoryTooSmall { segment_base_offset: 0, cleaner_memory_bytes: 10 },
-        Error::InvalidGroupName { group: String::new() },
+        }),
+        Error::Append(AppendError::UnkeyedRecordInCompactedLog { index: 2 }),
+        Error::Admin(AdminError::NotCompacted),
+        Error::Admin(AdminError::CleanerMemoryTooSmall { segment_base_offset: 0, cleaner_memory_bytes: 10 }),
+        Error::Admin(AdminError::InvalidGroupName { group: String::new() }),
         Error::Poisoned {
             dir: path.clone(),
             cause: Arc::new(Error::Io { op: "fsync", path: path.clone(), source: io() }),
         },
         Error::DiskFull { path: path.clone() },
-        Error::UnexpectedFile { path: path.clone() },
-        Error::UnknownTopic { topic: "x".into() },
-        Error::TopicExists { topic: "x".into() },
-        Error::InvalidTopicName { topic: "..".into(), reason: "is . or .." },
-        Error::PartitionOutOfRange { topic: "x".into(), partition: 4, partitions: 4 },
-        Error::InvalidPartitionCount { partitions: 0, max: 10 },
-        Error::StoreLocked { path: path.clone() },
-        Error::LogLocked { dir: path.clone() },
-        Error::InvalidMetadata { path: path.clone(), reason: "bad checksum".into() },
+        Error::Open(OpenError::UnexpectedFile { path: path.clone() }),
+        Error::Admin(AdminError::UnknownTopic { topic: "x".into() }),
+        Error::Admin(AdminError::TopicExists { topic: "x".into() }),
+        Error::Admin(AdminError::InvalidTopicName { topic: "..".into(), reason: "is . or .." }),
+        Error::Admin(AdminError::PartitionOutOfRange { topic: "x".into(), partition: 4, partitions: 4 }),
+        Error::Admin(AdminError::InvalidPartitionCount { partitions: 0, max: 10 }),
+        Error::Open(OpenError::StoreLocked { path: path.clone() }),
+        Error::Open(OpenError::LogLocked { dir: path.clone() }),
+        Error::Open(OpenError::InvalidMetadata { path: path.clone(), reason: "bad checksum".into() }),
         Error::InvalidConfig { field: "segment_bytes", reason: "too small".into() },
-        Error::StaleLeaderEpoch { epoch: 1, latest: 2 },
-        Error::NonContiguousBatch { expected: 5, found: 7 },
-        Error::OutOfOrderSequence { producer_id: 1, expected: 2, found: 4 },
-        Error::ProducerFenced { producer_id: 1, epoch: 0, current: 1 },
-        Error::InvalidBatch { batch: 1, position: 61, problem: BatchProblem::Corrupt(decode) },
-        Error::InvalidTimestamp { index: 0, timestamp_ms: 1, now_ms: 2 },
-        Error::PreKafkaFormat { path },
+        Error::Append(AppendError::StaleLeaderEpoch { epoch: 1, latest: 2 }),
+        Error::Append(AppendError::NonContiguousBatch { expected: 5, found: 7 }),
+        Error::Append(AppendError::OutOfOrderSequence { producer_id: 1, expected: 2, found: 4 }),
+        Error::Append(AppendError::ProducerFenced { producer_id: 1, epoch: 0, current: 1 }),
+        Error::Append(AppendError::InvalidBatch {
+            batch: 1,
+            position: 61,
+            problem: BatchProblem::Corrupt(decode),
+        }),
+        Error::Append(AppendError::InvalidTimestamp { index: 0, timestamp_ms: 1, now_ms: 2 }),
+        Error::Open(OpenError::PreKafkaFormat { path }),
     ];
     for e in &all {
         covered(e);
@@ -67,33 +72,33 @@ fn covered(e: &Error) {
         Error::Io { .. }
         | Error::Corruption { .. }
         | Error::OffsetOutOfRange { .. }
-        | Error::Encode(_)
+        | Error::Append(AppendError::Encode(_))
         | Error::Closed
-        | Error::PartitionOffline { .. }
-        | Error::TopicIncomplete { .. }
-        | Error::UnkeyedRecordInCompactedLog { .. }
-        | Error::NotCompacted
-        | Error::CleanerMemoryTooSmall { .. }
-        | Error::InvalidGroupName { .. }
+        | Error::Admin(AdminError::PartitionOffline { .. })
+        | Error::Admin(AdminError::TopicIncomplete { .. })
+        | Error::Append(AppendError::UnkeyedRecordInCompactedLog { .. })
+        | Error::Admin(AdminError::NotCompacted)
+        | Error::Admin(AdminError::CleanerMemoryTooSmall { .. })
+        | Error::Admin(AdminError::InvalidGroupName { .. })
         | Error::Poisoned { .. }
         | Error::DiskFull { .. }
-        | Error::UnexpectedFile { .. }
-        | Error::UnknownTopic { .. }
-        | Error::TopicExists { .. }
-        | Error::InvalidTopicName { .. }
-        | Error::PartitionOutOfRange { .. }
-        | Error::InvalidPartitionCount { .. }
-        | Error::StoreLocked { .. }
-        | Error::LogLocked { .. }
-        | Error::InvalidMetadata { .. }
+        | Error::Open(OpenError::UnexpectedFile { .. })
+        | Error::Admin(AdminError::UnknownTopic { .. })
+        | Error::Admin(AdminError::TopicExists { .. })
+        | Error::Admin(AdminError::InvalidTopicName { .. })
+        | Error::Admin(AdminError::PartitionOutOfRange { .. })
+        | Error::Admin(AdminError::InvalidPartitionCount { .. })
+        | Error::Open(OpenError::StoreLocked { .. })
+        | Error::Open(OpenError::LogLocked { .. })
+        | Error::Open(OpenError::InvalidMetadata { .. })
         | Error::InvalidConfig { .. }
-        | Error::StaleLeaderEpoch { .. }
-        | Error::NonContiguousBatch { .. }
-        | Error::OutOfOrderSequence { .. }
-        | Error::ProducerFenced { .. }
-        | Error::InvalidBatch { .. }
-        | Error::InvalidTimestamp { .. }
-        | Error::PreKafkaFormat { .. } => {}
+        | Error::Append(AppendError::StaleLeaderEpoch { .. })
+        | Error::Append(AppendError::NonContiguousBatch { .. })
+        | Error::Append(AppendError::OutOfOrderSequence { .. })
+        | Error::Append(AppendError::ProducerFenced { .. })
+        | Error::Append(AppendError::InvalidBatch { .. })
+        | Error::Append(AppendError::InvalidTimestamp { .. })
+        | Error::Open(OpenError::PreKafkaFormat { .. }) => {}
     }
 }
 

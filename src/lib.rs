@@ -24,7 +24,9 @@
 //! - The file-system seam: [`io`] (`FileSystem`, `FileHandle`, whose
 //!   `map` and `map_for_reads` are `unsafe fn`s, `StdFileSystem`,
 //!   `FilePool`; `io::sim` with feature `test-util`).
-//! - Read-only tools: [`inspect`]. Errors: [`Error`] and [`Corruption`].
+//! - Read-only tools: [`inspect`]. Errors: the umbrella [`Error`] (what
+//!   any call can meet, and [`Corruption`]), over one enum per surface:
+//!   [`OpenError`], [`AppendError`], [`AdminError`].
 //!   Time: [`clock`]. With feature `openraft`: `raft`.
 //!
 //! Nothing public can create, map or truncate a segment file.
@@ -71,7 +73,7 @@ pub use config::{CleanupPolicy, CompressionType, Durability, LogConfig, Timestam
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
-pub use error::{Corruption, Error, Result};
+pub use error::{AdminError, AppendError, Corruption, Error, OpenError, Result};
 pub use format::{BatchMeta, BatchProblem, FetchedRecords, Header, Record, RecordView, StoredRecord};
 pub use log::{
     AcceptDataLoss, AppendInfo, CompactionReport, LatencyHistogram, OpenOptions, PartitionLog,

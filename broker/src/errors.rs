@@ -4,24 +4,33 @@ use kafka_protocol::error::ResponseError as E;
 
 /// The Kafka error code for an engine error on a partition.
 pub(crate) fn code(e: &annals::Error) -> i16 {
-    use annals::Error::*;
+    use annals::{AdminError as Admin, AppendError as Append, Error};
     match e {
-        InvalidBatch { problem, .. } => problem.kafka_error_code(),
-        OutOfOrderSequence { .. } => E::OutOfOrderSequenceNumber.code(),
-        ProducerFenced { .. } => E::InvalidProducerEpoch.code(),
-        StaleLeaderEpoch { .. } => E::FencedLeaderEpoch.code(),
-        OffsetOutOfRange { .. } => E::OffsetOutOfRange.code(),
-        UnknownTopic { .. } | PartitionOutOfRange { .. } => E::UnknownTopicOrPartition.code(),
-        InvalidTopicName { .. } => E::InvalidTopicException.code(),
-        TopicExists { .. } => E::TopicAlreadyExists.code(),
-        InvalidPartitionCount { .. } => E::InvalidPartitions.code(),
-        InvalidTimestamp { .. } => E::InvalidTimestamp.code(),
-        UnkeyedRecordInCompactedLog { .. } => E::InvalidRecord.code(),
-        Encode(_) | NonContiguousBatch { .. } => E::CorruptMessage.code(),
-        Io { .. } | DiskFull { .. } | Poisoned { .. } | Corruption { .. } | PartitionOffline { .. } => {
+        Error::Append(e) => match e {
+            Append::InvalidBatch { problem, .. } => problem.kafka_error_code(),
+            Append::OutOfOrderSequence { .. } => E::OutOfOrderSequenceNumber.code(),
+            Append::ProducerFenced { .. } => E::InvalidProducerEpoch.code(),
+            Append::StaleLeaderEpoch { .. } => E::FencedLeaderEpoch.code(),
+            Append::InvalidTimestamp { .. } => E::InvalidTimestamp.code(),
+            Append::UnkeyedRecordInCompactedLog { .. } => E::InvalidRecord.code(),
+            Append::Encode(_) | Append::NonContiguousBatch { .. } => E::CorruptMessage.code(),
+            _ => E::UnknownServerError.code(),
+        },
+        Error::Admin(e) => match e {
+            Admin::UnknownTopic { .. } | Admin::PartitionOutOfRange { .. } => {
+                E::UnknownTopicOrPartition.code()
+            }
+            Admin::InvalidTopicName { .. } => E::InvalidTopicException.code(),
+            Admin::TopicExists { .. } => E::TopicAlreadyExists.code(),
+            Admin::InvalidPartitionCount { .. } => E::InvalidPartitions.code(),
+            Admin::PartitionOffline { .. } => E::KafkaStorageError.code(),
+            _ => E::UnknownServerError.code(),
+        },
+        Error::OffsetOutOfRange { .. } => E::OffsetOutOfRange.code(),
+        Error::Io { .. } | Error::DiskFull { .. } | Error::Poisoned { .. } | Error::Corruption { .. } => {
             E::KafkaStorageError.code()
         }
-        Closed => E::NotLeaderOrFollower.code(),
+        Error::Closed => E::NotLeaderOrFollower.code(),
         _ => E::UnknownServerError.code(),
     }
 }

@@ -68,7 +68,7 @@ fn topic(shared: &Shared, name: Option<String>, create: bool, version: i16) -> M
         MetadataResponseTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
     let topic = match shared.store.topic(&name) {
         Ok(t) => Ok(t),
-        Err(annals::Error::UnknownTopic { .. }) if create && name != INTERNAL => {
+        Err(annals::Error::Admin(annals::AdminError::UnknownTopic { .. })) if create && name != INTERNAL => {
             let config =
                 TopicConfig { partitions: shared.config.default_partitions, log: LogConfig::default() };
             match shared.store.create_topic(&name, config) {
@@ -77,7 +77,9 @@ fn topic(shared: &Shared, name: Option<String>, create: bool, version: i16) -> M
                     Ok(t)
                 }
                 // Created by another request meanwhile.
-                Err(annals::Error::TopicExists { .. }) => shared.store.topic(&name),
+                Err(annals::Error::Admin(annals::AdminError::TopicExists { .. })) => {
+                    shared.store.topic(&name)
+                }
                 Err(e) => Err(e),
             }
         }

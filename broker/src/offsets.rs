@@ -122,7 +122,7 @@ type PendingTopics = Vec<(TopicName, Vec<Pending>)>;
 /// MESSAGE_TOO_LARGE and RECORD_LIST_TOO_LARGE); the rest as elsewhere.
 fn append_error(e: &annals::Error) -> i16 {
     match e {
-        annals::Error::Encode(_) => E::InvalidCommitOffsetSize.code(),
+        annals::Error::Append(annals::AppendError::Encode(_)) => E::InvalidCommitOffsetSize.code(),
         e => crate::errors::code(e),
     }
 }

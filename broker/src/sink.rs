@@ -72,14 +72,14 @@ impl DataPath for Sink {
         match self.append_to(partition.topic(), partition.id(), batches) {
             Some(base) => Ok(AppendInfo { first_offset: base, last_offset: base, max_timestamp_ms: -1 }),
             // CORRUPT_MESSAGE, as the store answers bytes that are no batch.
-            None => Err(annals::Error::InvalidBatch {
+            None => Err(annals::Error::Append(annals::AppendError::InvalidBatch {
                 batch: 0,
                 position: 0,
                 problem: annals::BatchProblem::Corrupt(annals::format::DecodeError {
                     kind: annals::format::DecodeErrorKind::Truncated,
                     position: 0,
                 }),
-            }),
+            })),
         }
     }
 

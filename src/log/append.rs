@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{AppendError, Error, Result};
 use crate::format::batch::compress_batch;
 use crate::format::validate::within_window;
 use crate::format::{encode_batch, BatchMeta, Codec, Record};
@@ -27,7 +27,7 @@ impl PartitionLog {
     /// Appends `records` as one batch; returns the offsets assigned.
     ///
     /// # Errors
-    /// [`Error::Encode`] (no records, a record or the batch too large, a
+    /// [`crate::AppendError::Encode`] (no records, a record or the batch too large, a
     /// negative timestamp; nothing is
     /// written), [`Error::Closed`], or [`Error::Io`].
     pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
@@ -41,7 +41,7 @@ impl PartitionLog {
     pub fn append_with(&self, records: &[Record], meta: BatchMeta) -> Result<AppendInfo> {
         if self.config.cleanup_policy.compacts() {
             if let Some(index) = records.iter().position(|r| r.key.is_none()) {
-                return Err(Error::UnkeyedRecordInCompactedLog { index });
+                return Err(Error::Append(AppendError::UnkeyedRecordInCompactedLog { index }));
             }
         }
         let now_ms = self.clock.now_ms();
@@ -82,7 +82,7 @@ impl PartitionLog {
         for (index, r) in records.iter().enumerate() {
             let Some(ts) = r.timestamp_ms else { continue };
             if !within_window(ts, now_ms, before, after) {
-                return Err(Error::InvalidTimestamp { index, timestamp_ms: ts, now_ms });
+                return Err(Error::Append(AppendError::InvalidTimestamp { index, timestamp_ms: ts, now_ms }));
             }
         }
         Ok(())

@@ -29,7 +29,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{AdminError, Error, Result};
 use crate::format::batch::reencode;
 use crate::format::RecordView;
 use crate::segment::clean::{discard_cleaned, swap_in, CleanedWriter};
@@ -110,11 +110,11 @@ impl PartitionLog {
     /// budget needs. The active segment is never compacted.
     ///
     /// # Errors
-    /// [`Error::NotCompacted`] for a `delete` topic; [`Error::Corruption`];
+    /// [`crate::AdminError::NotCompacted`] for a `delete` topic; [`Error::Corruption`];
     /// [`Error::Io`].
     pub fn compact(&self) -> Result<CompactionReport> {
         if !self.config.cleanup_policy.compacts() {
-            return Err(Error::NotCompacted);
+            return Err(Error::Admin(AdminError::NotCompacted));
         }
         let _one_cleaner = self.cleaner.lock();
         // A closed or poisoned log is not compacted (the swap passes the
@@ -290,7 +290,10 @@ impl PartitionLog {
         if map_end <= first_dirty {
             let segment_base_offset = dirty.first().map_or(first_dirty, |s| s.base_offset());
             let cleaner_memory_bytes = self.config.cleaner_memory_bytes;
-            return Err(Error::CleanerMemoryTooSmall { segment_base_offset, cleaner_memory_bytes });
+            return Err(Error::Admin(AdminError::CleanerMemoryTooSmall {
+                segment_base_offset,
+                cleaner_memory_bytes,
+            }));
         }
         Ok((map, map_end, state))
     }

@@ -29,7 +29,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{AppendError, Error, Result};
 use crate::io::{read_small_file, write_file_atomic, FileSystem};
 
 /// The checkpoint's file name.
@@ -128,12 +128,17 @@ impl EpochCache {
             return Ok(false);
         }
         match self.entries.last() {
-            Some(&(latest, _)) if epoch < latest => Err(Error::StaleLeaderEpoch { epoch, latest }),
+            Some(&(latest, _)) if epoch < latest => {
+                Err(Error::Append(AppendError::StaleLeaderEpoch { epoch, latest }))
+            }
             Some(&(latest, _)) if epoch == latest => Ok(false),
             Some(&(_, start)) if offset <= start => {
                 // A new epoch cannot start at or before the previous one's
                 // first offset (the log below it is never rewritten).
-                Err(Error::StaleLeaderEpoch { epoch, latest: self.latest().unwrap_or(-1) })
+                Err(Error::Append(AppendError::StaleLeaderEpoch {
+                    epoch,
+                    latest: self.latest().unwrap_or(-1),
+                }))
             }
             _ => {
                 self.entries.push((epoch, offset));
@@ -224,7 +229,10 @@ mod tests {
         assert!(!c.assign(-1, 0).unwrap(), "no epoch");
         assert!(c.assign(1, 0).unwrap());
         assert!(!c.assign(1, 5).unwrap(), "same epoch");
-        assert!(matches!(c.assign(0, 6), Err(Error::StaleLeaderEpoch { epoch: 0, latest: 1 })));
+        assert!(matches!(
+            c.assign(0, 6),
+            Err(Error::Append(AppendError::StaleLeaderEpoch { epoch: 0, latest: 1 }))
+        ));
         assert!(c.assign(3, 10).unwrap());
         assert!(c.assign(4, 25).unwrap());
         assert!(!c.truncate_from_end(26), "nothing starts at or past 26");

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::LogConfig;
-use crate::error::{Corruption, Error, Result};
+use crate::error::{Corruption, Error, OpenError, Result};
 use crate::io::{FileHandle, FileLock, FileSystem, SharedFs, StdFileSystem};
 use crate::segment::{parse_file_name, LogSegment, SegmentFile, SegmentRole};
 
@@ -72,7 +72,7 @@ pub(crate) fn lock_log_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Arc<dyn Fi
     match fs.lock_exclusive(&store_lock) {
         Ok(lock) => Ok(Arc::new(Locks { _held: [own, lock] })),
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            Err(Error::LogLocked { dir: dir.to_path_buf() })
+            Err(Error::Open(OpenError::LogLocked { dir: dir.to_path_buf() }))
         }
         Err(e) => Err(Error::io("lock data directory", &store_lock)(e)),
     }
@@ -84,7 +84,7 @@ pub(crate) fn lock_own_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn Fi
     match fs.lock_exclusive(&path) {
         Ok(lock) => Ok(lock),
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            Err(Error::LogLocked { dir: dir.to_path_buf() })
+            Err(Error::Open(OpenError::LogLocked { dir: dir.to_path_buf() }))
         }
         Err(e) => Err(Error::io("lock log directory", &path)(e)),
     }
@@ -360,7 +360,7 @@ impl PartitionLog {
                 || n.ends_with(".tmp")
         };
         if let Some(stray) = names.iter().find(|n| !ours(n)) {
-            return Err(Error::UnexpectedFile { path: dir.join(stray) });
+            return Err(Error::Open(OpenError::UnexpectedFile { path: dir.join(stray) }));
         }
         let parsed: Vec<(u64, SegmentFile)> = names.iter().filter_map(|n| parse_file_name(n)).collect();
         let mut logs: Vec<u64> = parsed.iter().filter(|p| p.1 == SegmentFile::Log).map(|p| p.0).collect();

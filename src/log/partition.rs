@@ -38,7 +38,7 @@ use super::wait::WaitForOffset;
 ///
 /// One handle per directory: the log holds the directory's lock
 /// (`.lock`) while it lives, and a second open fails with
-/// [`Error::LogLocked`].
+/// [`crate::OpenError::LogLocked`].
 ///
 /// # Examples
 ///

@@ -15,7 +15,7 @@
 //! 6. the durability policy.
 
 use crate::config::Durability;
-use crate::error::{Error, Result};
+use crate::error::{AppendError, Error, Result};
 use crate::format::batch::{set_base_offset, set_leader_epoch};
 use crate::format::{BatchHeader, EncodeError};
 use crate::segment::{LogSegment, OFFSET_MAX};
@@ -78,7 +78,10 @@ impl PartitionLog {
             }
             Checked::Placed { bytes } => {
                 if first_base != end {
-                    return Err(Error::NonContiguousBatch { expected: end, found: first_base });
+                    return Err(Error::Append(AppendError::NonContiguousBatch {
+                        expected: end,
+                        found: first_base,
+                    }));
                 }
                 self.check_offset_limit(headers)?;
                 (bytes, false)

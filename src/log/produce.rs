@@ -9,7 +9,7 @@
 //! producer's recompresses the records' bytes (as Kafka's `LogValidator`
 //! does).
 
-use crate::error::{Error, Result};
+use crate::error::{AppendError, Error, Result};
 use crate::format::batch::rewrite_header;
 use crate::format::validate::{rebuild_client_batch, validate_client_batch, Correction};
 use crate::format::{BatchHeader, BatchProblem, EncodeError, Inflater};
@@ -58,10 +58,10 @@ impl PartitionLog {
     /// with a duplicate in a produce).
     ///
     /// # Errors
-    /// [`Error::InvalidBatch`] (batch index, byte, and the Kafka
+    /// [`crate::AppendError::InvalidBatch`] (batch index, byte, and the Kafka
     /// error code through [`crate::format::BatchProblem::kafka_error_code`]);
-    /// [`Error::Encode`] for no batch; [`Error::OutOfOrderSequence`],
-    /// [`Error::ProducerFenced`], [`Error::StaleLeaderEpoch`],
+    /// [`crate::AppendError::Encode`] for no batch; [`crate::AppendError::OutOfOrderSequence`],
+    /// [`crate::AppendError::ProducerFenced`], [`crate::AppendError::StaleLeaderEpoch`],
     /// [`Error::OffsetOutOfRange`] past `i64::MAX`: nothing appended in
     /// any of these. [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`].
     pub fn append_batches(&self, batches: &mut [u8], meta: ProduceMeta) -> Result<AppendInfo> {
@@ -88,8 +88,9 @@ impl PartitionLog {
         let mut at = 0usize;
         while at < batches.len() {
             let batch = headers.len();
-            let refuse =
-                |(position, problem)| Error::InvalidBatch { batch, position: at + position, problem };
+            let refuse = |(position, problem)| {
+                Error::Append(AppendError::InvalidBatch { batch, position: at + position, problem })
+            };
             let valid = validate_client_batch(&batches[at..], &rules, inflater).map_err(refuse)?;
             let mut header = valid.header;
             let (before, rest) = batches.split_at_mut(at);
@@ -102,7 +103,8 @@ impl PartitionLog {
                 let to = recompress.unwrap_or_else(|| self.config.compression_for(header.compression()));
                 let start = out.len();
                 let limits = self.config.encode_limits();
-                let problem = |problem| Error::InvalidBatch { batch, position: at, problem };
+                let problem =
+                    |problem| Error::Append(AppendError::InvalidBatch { batch, position: at, problem });
                 header = rebuild_client_batch(out, bytes, &valid, inflater, to, limits).map_err(problem)?;
                 if out.len() - start > rules.max_batch_bytes {
                     let size = out.len() - start;

@@ -19,7 +19,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{AppendError, Error, Result};
 use crate::format::{kv, BatchHeader};
 use crate::io::{read_small_file, write_file_atomic, FileSystem};
 
@@ -93,17 +93,27 @@ impl ProducerStates {
         }
         let producer_id = h.producer_id;
         if h.base_sequence < 0 || h.producer_epoch < 0 {
-            return Err(Error::OutOfOrderSequence { producer_id, expected: 0, found: h.base_sequence });
+            return Err(Error::Append(AppendError::OutOfOrderSequence {
+                producer_id,
+                expected: 0,
+                found: h.base_sequence,
+            }));
         }
         let Some(entry) = self.map.get(&producer_id) else { return Ok(Check::Append) };
         if h.producer_epoch < entry.epoch {
-            return Err(Error::ProducerFenced { producer_id, epoch: h.producer_epoch, current: entry.epoch });
+            return Err(Error::Append(AppendError::ProducerFenced {
+                producer_id,
+                epoch: h.producer_epoch,
+                current: entry.epoch,
+            }));
         }
         if h.producer_epoch > entry.epoch {
             // A new epoch starts its sequences over.
             return match h.base_sequence {
                 0 => Ok(Check::Append),
-                found => Err(Error::OutOfOrderSequence { producer_id, expected: 0, found }),
+                found => {
+                    Err(Error::Append(AppendError::OutOfOrderSequence { producer_id, expected: 0, found }))
+                }
             };
         }
         let last = batch_last_seq(h);
@@ -116,7 +126,11 @@ impl ProducerStates {
         }
         let expected = entry.batches.back().map_or(h.base_sequence, |b| next_seq(b.last_seq));
         if h.base_sequence != expected {
-            return Err(Error::OutOfOrderSequence { producer_id, expected, found: h.base_sequence });
+            return Err(Error::Append(AppendError::OutOfOrderSequence {
+                producer_id,
+                expected,
+                found: h.base_sequence,
+            }));
         }
         Ok(Check::Append)
     }
@@ -305,17 +319,17 @@ mod tests {
         );
         assert!(matches!(
             s.check(&header(9, 0, 6, 1, 5)),
-            Err(Error::OutOfOrderSequence { expected: 5, found: 6, .. })
+            Err(Error::Append(AppendError::OutOfOrderSequence { expected: 5, found: 6, .. }))
         ));
         assert_eq!(s.check(&header(9, 0, 5, 1, 5)).unwrap(), Check::Append);
         assert!(matches!(
             s.check(&header(9, 1, 4, 1, 5)),
-            Err(Error::OutOfOrderSequence { expected: 0, .. })
+            Err(Error::Append(AppendError::OutOfOrderSequence { expected: 0, .. }))
         ));
         s.update(&header(9, 1, 0, 1, 5));
         assert!(matches!(
             s.check(&header(9, 0, 5, 1, 6)),
-            Err(Error::ProducerFenced { epoch: 0, current: 1, .. })
+            Err(Error::Append(AppendError::ProducerFenced { epoch: 0, current: 1, .. }))
         ));
         for i in 1..10 {
             s.update(&header(9, 1, i, 1, 5 + u64::from(i as u32)));
@@ -324,7 +338,7 @@ mod tests {
         // of sequence, as in Kafka.
         assert!(matches!(
             s.check(&header(9, 1, 4, 1, 0)),
-            Err(Error::OutOfOrderSequence { expected: 10, .. })
+            Err(Error::Append(AppendError::OutOfOrderSequence { expected: 10, .. }))
         ));
         assert!(matches!(s.check(&header(9, 1, 5, 1, 0)), Ok(Check::Duplicate(_))));
         assert_eq!(last_seq(i32::MAX, 2), 0, "sequences wrap");

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::error::{Corruption, Error, Result};
+use crate::error::{AppendError, Corruption, Error, Result};
 use crate::format::{peek_batch_len, EncodeError};
 use crate::segment::cursor::{BatchCursor, Check, Step};
 
@@ -25,8 +25,8 @@ impl PartitionLog {
     /// all of them, after applying the durability policy.
     ///
     /// # Errors
-    /// [`Error::InvalidBatch`] (nothing written); [`Error::NonContiguousBatch`]
-    /// (nothing written); [`Error::Encode`] (too large); [`Error::StaleLeaderEpoch`]
+    /// [`crate::AppendError::InvalidBatch`] (nothing written); [`crate::AppendError::NonContiguousBatch`]
+    /// (nothing written); [`crate::AppendError::Encode`] (too large); [`crate::AppendError::StaleLeaderEpoch`]
     /// for a batch whose epoch is below the log's latest (the batches before
     /// it stay appended); [`Error::Closed`]; [`Error::Io`].
     pub fn append_replica(&self, batches: &[u8]) -> Result<AppendInfo> {
@@ -49,11 +49,15 @@ impl PartitionLog {
                 Step::End => break,
                 Step::Batch(b) => headers.push(b.header),
                 Step::Damaged(Corruption::OffsetMismatch { expected, found }) => {
-                    return Err(Error::NonContiguousBatch { expected, found });
+                    return Err(Error::Append(AppendError::NonContiguousBatch { expected, found }));
                 }
                 Step::Damaged(Corruption::Batch(error)) => {
                     let problem = crate::format::BatchProblem::Corrupt(error);
-                    return Err(Error::InvalidBatch { batch: headers.len(), position: at, problem });
+                    return Err(Error::Append(AppendError::InvalidBatch {
+                        batch: headers.len(),
+                        position: at,
+                        problem,
+                    }));
                 }
                 Step::Damaged(other) => return Err(Error::corruption(&self.dir, at as u64, other)),
             }

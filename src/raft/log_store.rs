@@ -237,7 +237,7 @@ where
     /// [`RaftStoreError::NonContiguous`] (the entries before it are written
     /// and durable, nothing from it on); [`RaftStoreError::TermTooLarge`]
     /// (nothing written); [`RaftStoreError::Log`]
-    /// ([`Error::Encode`] for an entry over `max_record_bytes`,
+    /// ([`crate::AppendError::Encode`] for an entry over `max_record_bytes`,
     /// I/O).
     pub fn append_entries(
         &mut self,

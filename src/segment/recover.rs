@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::config::SegmentConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, OpenError, Result};
 use crate::format::{BatchHeader, BATCH_HEADER_BYTES};
 use crate::io::{read_exact_at, FileHandle, FileSystem, OpenMode};
 
@@ -243,7 +243,7 @@ fn refuse_pre_kafka_format(log: &dyn FileHandle, path: &Path, file_len: u64) -> 
         at += n as u64;
     }
     if crc.finalize() == stored {
-        return Err(Error::PreKafkaFormat { path: path.to_path_buf() });
+        return Err(Error::Open(OpenError::PreKafkaFormat { path: path.to_path_buf() }));
     }
     Ok(())
 }

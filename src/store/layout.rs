@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::clock::SharedClock;
-use crate::error::{Error, Result};
+use crate::error::{AdminError, Error, OpenError, Result};
 use crate::io::{read_small_file, FileLock, SharedFs};
 use crate::log::{CheckpointTable, PartitionLog};
 
@@ -51,12 +51,12 @@ impl Drop for Claim {
 }
 
 impl StoreLock {
-    /// Claims partition directory `dir` ([`Error::LogLocked`] while an
+    /// Claims partition directory `dir` ([`crate::OpenError::LogLocked`] while an
     /// earlier handle to it lives).
     pub(super) fn claim(self: &Arc<Self>, dir: &Path) -> Result<Arc<dyn FileLock>> {
         let mut claimed = self.claimed.lock();
         if claimed.0.contains_key(dir) {
-            return Err(Error::LogLocked { dir: dir.to_path_buf() });
+            return Err(Error::Open(OpenError::LogLocked { dir: dir.to_path_buf() }));
         }
         claimed.1 += 1;
         let id = claimed.1;
@@ -82,7 +82,7 @@ pub(super) fn lock_store(fs: &dyn crate::io::FileSystem, dir: &Path) -> Result<A
 fn lock_store_file(fs: &dyn crate::io::FileSystem, dir: &Path) -> Result<Box<dyn FileLock>> {
     let lock_path = dir.join(LOCK_FILE);
     fs.lock_exclusive(&lock_path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock => Error::StoreLocked { path: lock_path.clone() },
+        std::io::ErrorKind::WouldBlock => Error::Open(OpenError::StoreLocked { path: lock_path.clone() }),
         _ => Error::io("lock data directory", &lock_path)(e),
     })
 }
@@ -111,7 +111,7 @@ pub(super) fn load_topic_configs(
             let bytes = read_small_file(fs, &path, METADATA_BYTES_MAX).map_err(Error::io("read", &path))?;
             configs.insert(name.to_owned(), metadata::decode_with(&bytes, &path)?);
         } else {
-            return Err(Error::UnexpectedFile { path });
+            return Err(Error::Open(OpenError::UnexpectedFile { path }));
         }
     }
     Ok(configs)
@@ -127,7 +127,7 @@ pub(super) fn check_partition_dirs(
     for name in fs.list_dir(dir).map_err(Error::io("list data directory", dir))? {
         if let Some((topic, partition)) = parse_partition_dir(&name) {
             if configs.get(topic).is_none_or(|m| partition >= m.config.partitions) {
-                return Err(Error::UnexpectedFile { path: dir.join(name) });
+                return Err(Error::Open(OpenError::UnexpectedFile { path: dir.join(name) }));
             }
         }
     }
@@ -139,7 +139,7 @@ pub(super) fn check_partition_dirs(
 pub(super) enum OnFailure {
     /// Store open: the partition goes offline with its error.
     Offline,
-    /// Topic creation: the whole call fails ([`Error::TopicIncomplete`]).
+    /// Topic creation: the whole call fails ([`crate::AdminError::TopicIncomplete`]).
     Fail,
 }
 
@@ -190,12 +190,12 @@ pub(super) fn open_topic(
     }
     if let Some(cause) = first_error {
         // The partitions opened are dropped (closed) with `slots`.
-        return Err(Error::TopicIncomplete {
+        return Err(Error::Admin(AdminError::TopicIncomplete {
             topic: name.to_owned(),
             created: slots.len() as u32,
             partitions: config.partitions,
             cause: std::sync::Arc::new(cause),
-        });
+        }));
     }
     Ok(Topic::new(name.to_owned(), config, passthrough, slots))
 }

@@ -44,7 +44,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::{CleanupPolicy, CompressionType, Durability, LogConfig, TimestampType};
-use crate::error::{Error, Result};
+use crate::error::{Error, OpenError, Result};
 use crate::format::kv;
 
 /// Bounds on a metadata file's size when read.
@@ -145,7 +145,7 @@ pub(crate) fn encode_with(metadata: &TopicMetadata) -> Vec<u8> {
 /// Decodes a metadata file read from `path`.
 ///
 /// # Errors
-/// [`Error::InvalidMetadata`] for a bad header, checksum, key or value.
+/// [`crate::OpenError::InvalidMetadata`] for a bad header, checksum, key or value.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<TopicConfig> {
     decode_with(bytes, path).map(|metadata| metadata.config)
 }
@@ -155,7 +155,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<TopicConfig> {
 /// # Errors
 /// As [`decode`].
 pub(crate) fn decode_with(bytes: &[u8], path: &Path) -> Result<TopicMetadata> {
-    let bad = |reason: String| Error::InvalidMetadata { path: path.to_path_buf(), reason };
+    let bad = |reason: String| Error::Open(OpenError::InvalidMetadata { path: path.to_path_buf(), reason });
     let pairs = kv::decode(bytes, HEADER).map_err(bad)?;
     let mut config = TopicConfig::default();
     let mut passthrough = BTreeMap::new();
@@ -329,7 +329,7 @@ mod tests {
     fn unknown_keys_and_garbage_are_refused() {
         let path = Path::new("t.meta");
         let text = kv::encode(HEADER, &[("partitions", "2".into()), ("future_knob", "1".into())]);
-        assert!(matches!(decode(&text, path), Err(Error::InvalidMetadata { .. })));
+        assert!(matches!(decode(&text, path), Err(Error::Open(OpenError::InvalidMetadata { .. }))));
         assert!(decode(b"", path).is_err());
         assert!(decode(&[0xff, 0xfe], path).is_err());
     }

@@ -1,7 +1,7 @@
 //! Topic names, validated like Kafka's so no name can leave the data
 //! directory, and partition directory names `<topic>-<partition>`.
 
-use crate::error::{Error, Result};
+use crate::error::{AdminError, Error, Result};
 
 /// Longest topic name (Kafka's limit: a partition directory name must fit
 /// in 255 bytes with room for `-<partition>`).
@@ -11,7 +11,7 @@ pub const TOPIC_NAME_MAX: usize = 249;
 /// `..`.
 ///
 /// # Errors
-/// [`Error::InvalidTopicName`] saying why.
+/// [`crate::AdminError::InvalidTopicName`] saying why.
 ///
 /// # Examples
 ///
@@ -20,7 +20,7 @@ pub const TOPIC_NAME_MAX: usize = 249;
 /// assert!(annals::validate_topic_name("../etc").is_err());
 /// ```
 pub fn validate_topic_name(name: &str) -> Result<()> {
-    let invalid = |reason| Err(Error::InvalidTopicName { topic: name.to_owned(), reason });
+    let invalid = |reason| Err(Error::Admin(AdminError::InvalidTopicName { topic: name.to_owned(), reason }));
     if name.is_empty() {
         return invalid("empty");
     }

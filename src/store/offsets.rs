@@ -21,7 +21,7 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::error::{Error, Result};
+use crate::error::{AdminError, AppendError, Error, OpenError, Result};
 use crate::format::{EncodeError, Record};
 
 use super::partitioner::partition_for_key;
@@ -230,7 +230,13 @@ fn encode_value(commit: &OffsetCommit, timestamp_ms: i64, index: usize) -> Resul
     // A length over u32 could never pass the record limit; refuse it as
     // the append would.
     let size = METADATA_AT + commit.metadata.len();
-    let too_large = || Error::Encode(EncodeError::RecordTooLarge { index, size, max: u32::MAX as usize });
+    let too_large = || {
+        Error::Append(AppendError::Encode(EncodeError::RecordTooLarge {
+            index,
+            size,
+            max: u32::MAX as usize,
+        }))
+    };
     let metadata_len = u32::try_from(commit.metadata.len()).map_err(|_| too_large())?;
     let mut value = Vec::with_capacity(size);
     value.push(VALUE_V2);
@@ -276,7 +282,7 @@ fn decode_value(value: &[u8]) -> Option<CommittedOffset> {
 
 fn check_group(group: &str) -> Result<()> {
     if group.is_empty() || group.len() > GROUP_NAME_MAX {
-        return Err(Error::InvalidGroupName { group: group.to_owned() });
+        return Err(Error::Admin(AdminError::InvalidGroupName { group: group.to_owned() }));
     }
     Ok(())
 }
@@ -290,9 +296,11 @@ pub(super) fn load(topic: &Topic) -> Result<OffsetTable> {
         while next < partition.log_end_offset() {
             let fetched = partition.read(next, 1 << 20, crate::log::ReadBound::LogEnd)?;
             for r in fetched.records() {
-                let bad = || Error::InvalidMetadata {
-                    path: partition.dir().to_path_buf(),
-                    reason: format!("undecodable consumer offset record at offset {}", r.offset),
+                let bad = || {
+                    Error::Open(OpenError::InvalidMetadata {
+                        path: partition.dir().to_path_buf(),
+                        reason: format!("undecodable consumer offset record at offset {}", r.offset),
+                    })
                 };
                 let key = decode_key(r.key.unwrap_or(&[])).ok_or_else(bad)?;
                 let committed = r.value.map(|v| decode_value(v).ok_or_else(bad)).transpose()?;
@@ -311,7 +319,7 @@ impl ConsumerOffsets {
 
     fn check_target(&self, topic: &str, partition: u32) -> Result<()> {
         if topic == OFFSETS_TOPIC {
-            return Err(Error::UnknownTopic { topic: topic.to_owned() });
+            return Err(Error::Admin(AdminError::UnknownTopic { topic: topic.to_owned() }));
         }
         self.store.topic(topic)?.partition(partition).map(drop)
     }
@@ -321,8 +329,8 @@ impl ConsumerOffsets {
     /// offsets topic's policy makes it.
     ///
     /// # Errors
-    /// [`Error::InvalidGroupName`], [`Error::UnknownTopic`],
-    /// [`Error::PartitionOutOfRange`], or the append's errors.
+    /// [`crate::AdminError::InvalidGroupName`], [`crate::AdminError::UnknownTopic`],
+    /// [`crate::AdminError::PartitionOutOfRange`], or the append's errors.
     pub fn commit(&self, group: &str, topic: &str, partition: u32, offset: u64) -> Result<()> {
         self.commit_many(group, &[OffsetCommit::new(topic, partition, offset)])
     }
@@ -332,7 +340,7 @@ impl ConsumerOffsets {
     /// them are committed or none. A partition named twice keeps its last.
     ///
     /// # Errors
-    /// As [`ConsumerOffsets::commit`], and [`Error::Encode`] when a commit
+    /// As [`ConsumerOffsets::commit`], and [`crate::AppendError::Encode`] when a commit
     /// or the whole batch is over the offsets topic's record or batch size;
     /// nothing is committed on error.
     pub fn commit_many(&self, group: &str, commits: &[OffsetCommit]) -> Result<()> {
@@ -379,7 +387,7 @@ impl ConsumerOffsets {
     /// The committed offset of a group on one partition.
     ///
     /// # Errors
-    /// [`Error::InvalidGroupName`].
+    /// [`crate::AdminError::InvalidGroupName`].
     pub fn fetch(&self, group: &str, topic: &str, partition: u32) -> Result<Option<u64>> {
         Ok(self.fetch_committed(group, topic, partition)?.map(|c| c.offset))
     }
@@ -388,7 +396,7 @@ impl ConsumerOffsets {
     /// epoch, metadata and commit time.
     ///
     /// # Errors
-    /// [`Error::InvalidGroupName`].
+    /// [`crate::AdminError::InvalidGroupName`].
     pub fn fetch_committed(
         &self,
         group: &str,
@@ -428,7 +436,7 @@ impl ConsumerOffsets {
     /// Deletes a group's committed offsets (tombstones, compacted away).
     ///
     /// # Errors
-    /// [`Error::InvalidGroupName`], or the append's errors.
+    /// [`crate::AdminError::InvalidGroupName`], or the append's errors.
     pub fn delete_group(&self, group: &str) -> Result<()> {
         check_group(group)?;
         let keys: Vec<(String, String, u32)> = {
@@ -444,7 +452,7 @@ impl ConsumerOffsets {
     /// skipped. Returns how many were deleted.
     ///
     /// # Errors
-    /// [`Error::InvalidGroupName`], or the append's errors; nothing is
+    /// [`crate::AdminError::InvalidGroupName`], or the append's errors; nothing is
     /// deleted on error.
     pub fn delete_offsets(&self, group: &str, partitions: &[(&str, u32)]) -> Result<usize> {
         check_group(group)?;

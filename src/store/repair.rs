@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{AdminError, Error, Result};
 use crate::io::{read_small_file, SharedFs};
 use crate::log::{AcceptDataLoss, PartitionLog, RepairReport};
 
@@ -19,9 +19,9 @@ impl Store {
     /// store's lock, so the store must not be open.
     ///
     /// # Errors
-    /// [`Error::StoreLocked`] while the store is open; [`Error::UnknownTopic`],
-    /// [`Error::PartitionOutOfRange`], [`Error::InvalidTopicName`];
-    /// [`Error::InvalidMetadata`]; what [`PartitionLog::repair`] returns.
+    /// [`crate::OpenError::StoreLocked`] while the store is open; [`crate::AdminError::UnknownTopic`],
+    /// [`crate::AdminError::PartitionOutOfRange`], [`crate::AdminError::InvalidTopicName`];
+    /// [`crate::OpenError::InvalidMetadata`]; what [`PartitionLog::repair`] returns.
     pub fn repair_partition(
         fs: SharedFs,
         dir: impl AsRef<Path>,
@@ -34,13 +34,17 @@ impl Store {
         let lock = lock_store(&*fs, dir)?;
         let path = dir.join(TOPICS_DIR).join(format!("{topic}{META_SUFFIX}"));
         if !fs.exists(&path).map_err(Error::io("stat", &path))? {
-            return Err(Error::UnknownTopic { topic: topic.to_owned() });
+            return Err(Error::Admin(AdminError::UnknownTopic { topic: topic.to_owned() }));
         }
         let bytes = read_small_file(&*fs, &path, METADATA_BYTES_MAX).map_err(Error::io("read", &path))?;
         let config = metadata::decode(&bytes, &path)?;
         if partition >= config.partitions {
             let partitions = config.partitions;
-            return Err(Error::PartitionOutOfRange { topic: topic.to_owned(), partition, partitions });
+            return Err(Error::Admin(AdminError::PartitionOutOfRange {
+                topic: topic.to_owned(),
+                partition,
+                partitions,
+            }));
         }
         let log_dir = dir.join(partition_dir_name(topic, partition));
         let own = crate::log::lock_own_dir(&*fs, &log_dir)?;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::SharedClock;
-use crate::error::{Error, Result};
+use crate::error::{AdminError, Error, Result};
 use crate::io::{write_file_atomic, FilePool, SharedFs};
 use crate::log::{CheckpointTable, OpenOptions, PartitionLog};
 use crate::log::{CompactionReport, RetentionReport};
@@ -279,8 +279,8 @@ impl Store {
     /// Opens (creating if needed) the store in `dir` on the real file system.
     ///
     /// # Errors
-    /// [`Error::StoreLocked`] when it is open elsewhere;
-    /// [`Error::InvalidMetadata`], [`Error::UnexpectedFile`], or any error of
+    /// [`crate::OpenError::StoreLocked`] when it is open elsewhere;
+    /// [`crate::OpenError::InvalidMetadata`], [`crate::OpenError::UnexpectedFile`], or any error of
     /// opening a partition log.
     pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
         Store::open_with(dir, config, OpenOptions::default())
@@ -363,7 +363,7 @@ impl Store {
         let store = Store { inner: Arc::new(inner) };
         let offsets_topic = match store.topic_internal(OFFSETS_TOPIC) {
             Ok(topic) => topic,
-            Err(Error::UnknownTopic { .. }) => {
+            Err(Error::Admin(AdminError::UnknownTopic { .. })) => {
                 let mut config = store.inner.config.offsets_topic.clone();
                 config.log.cleanup_policy = CleanupPolicy::Compact;
                 store.create_topic_unchecked(OFFSETS_TOPIC, TopicMetadata { config, ..Default::default() })?
@@ -432,15 +432,15 @@ impl Store {
         if self.inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Error::Closed);
         }
-        Err(Error::UnknownTopic { topic: name.to_owned() })
+        Err(Error::Admin(AdminError::UnknownTopic { topic: name.to_owned() }))
     }
 
     /// Creates a topic.
     ///
     /// # Errors
-    /// [`Error::InvalidTopicName`] (also for the reserved
-    /// `__consumer_offsets`), [`Error::InvalidPartitionCount`],
-    /// [`Error::InvalidConfig`], [`Error::TopicExists`], [`Error::Closed`],
+    /// [`crate::AdminError::InvalidTopicName`] (also for the reserved
+    /// `__consumer_offsets`), [`crate::AdminError::InvalidPartitionCount`],
+    /// [`Error::InvalidConfig`], [`crate::AdminError::TopicExists`], [`Error::Closed`],
     /// [`Error::Io`].
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic> {
         self.create_topic_with_passthrough(name, config, BTreeMap::new())
@@ -481,10 +481,10 @@ impl Store {
         passthrough: BTreeMap<String, String>,
     ) -> Result<Topic> {
         if name == OFFSETS_TOPIC {
-            return Err(Error::InvalidTopicName {
+            return Err(Error::Admin(AdminError::InvalidTopicName {
                 topic: name.to_owned(),
                 reason: "reserved for consumer offsets",
-            });
+            }));
         }
         self.create_topic_unchecked(name, TopicMetadata { config, passthrough })
     }
@@ -494,7 +494,10 @@ impl Store {
         let config = &metadata.config;
         let max = self.inner.config.max_partitions;
         if config.partitions == 0 || config.partitions > max {
-            return Err(Error::InvalidPartitionCount { partitions: config.partitions, max });
+            return Err(Error::Admin(AdminError::InvalidPartitionCount {
+                partitions: config.partitions,
+                max,
+            }));
         }
         config.log.validate()?;
         metadata::check_passthrough(&metadata.passthrough)?;
@@ -507,7 +510,7 @@ impl Store {
             return Err(Error::Closed);
         }
         if self.inner.topics.read().contains_key(name) {
-            return Err(Error::TopicExists { topic: name.to_owned() });
+            return Err(Error::Admin(AdminError::TopicExists { topic: name.to_owned() }));
         }
         let (fs, dir) = (&self.inner.fs, &self.inner.dir);
         // ORDER: metadata first (atomic, durable), then the partition logs,
@@ -530,10 +533,10 @@ impl Store {
     /// A handle to a topic.
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`].
+    /// [`crate::AdminError::UnknownTopic`].
     pub fn topic(&self, name: &str) -> Result<Topic> {
         if name == OFFSETS_TOPIC {
-            return Err(Error::UnknownTopic { topic: name.to_owned() });
+            return Err(Error::Admin(AdminError::UnknownTopic { topic: name.to_owned() }));
         }
         self.topic_internal(name)
     }
@@ -547,7 +550,7 @@ impl Store {
     /// A topic's configuration and each partition's offsets and size.
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`].
+    /// [`crate::AdminError::UnknownTopic`].
     pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
         let topic = self.topic(name)?;
         let partitions = topic
@@ -582,7 +585,7 @@ impl Store {
     /// [`Error::Closed`] from then on.
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`], [`Error::Closed`], [`Error::Io`].
+    /// [`crate::AdminError::UnknownTopic`], [`Error::Closed`], [`Error::Io`].
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         let closed = self.inner.admin.lock();
         if *closed {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{AdminError, Error, Result};
 use crate::format::Record;
 use crate::log::{AppendInfo, PartitionLog, ReadBound, WaitForOffset};
 
@@ -91,7 +91,7 @@ impl Topic {
     /// A handle to one partition.
     ///
     /// # Errors
-    /// [`Error::PartitionOutOfRange`]; [`Error::PartitionOffline`] for a
+    /// [`crate::AdminError::PartitionOutOfRange`]; [`crate::AdminError::PartitionOffline`] for a
     /// partition whose open failed.
     pub fn partition(&self, partition: u32) -> Result<Partition> {
         let log = self.log(partition)?.clone();
@@ -115,18 +115,20 @@ impl Topic {
     }
 
     fn log(&self, partition: u32) -> Result<&Arc<PartitionLog>> {
-        let slot = self.inner.logs.get(partition as usize).ok_or_else(|| Error::PartitionOutOfRange {
-            topic: self.inner.name.clone(),
-            partition,
-            partitions: self.partition_count(),
+        let slot = self.inner.logs.get(partition as usize).ok_or_else(|| {
+            Error::Admin(AdminError::PartitionOutOfRange {
+                topic: self.inner.name.clone(),
+                partition,
+                partitions: self.partition_count(),
+            })
         })?;
         match slot {
             PartitionSlot::Online(log) => Ok(log),
-            PartitionSlot::Offline(cause) => Err(Error::PartitionOffline {
+            PartitionSlot::Offline(cause) => Err(Error::Admin(AdminError::PartitionOffline {
                 topic: self.inner.name.clone(),
                 partition,
                 cause: cause.clone(),
-            }),
+            })),
         }
     }
 
@@ -147,7 +149,7 @@ impl Topic {
     /// atomic across partitions).
     ///
     /// # Errors
-    /// As [`PartitionLog::append`]; [`Error::Encode`] for no records.
+    /// As [`PartitionLog::append`]; [`crate::AppendError::Encode`] for no records.
     pub fn append(&self, records: &[Record]) -> Result<Vec<PartitionAppend>> {
         if records.is_empty() {
             return Err(crate::format::EncodeError::Empty.into());
@@ -174,7 +176,7 @@ impl Topic {
     /// Appends records to one given partition, as one batch.
     ///
     /// # Errors
-    /// [`Error::PartitionOutOfRange`]; as [`PartitionLog::append`].
+    /// [`crate::AdminError::PartitionOutOfRange`]; as [`PartitionLog::append`].
     pub fn append_to(&self, partition: u32, records: &[Record]) -> Result<AppendInfo> {
         self.log(partition)?.append(records)
     }

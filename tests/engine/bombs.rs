@@ -13,7 +13,7 @@ use annals::format::MAX_INFLATED_BYTES;
 use annals::format::{
     check_batch, BatchMeta, BatchProblem, Codec, CodecError, DecodeErrorKind, EncodeLimits,
 };
-use annals::{Error, LogConfig, PartitionLog, ProduceMeta, Record};
+use annals::{AppendError, Error, LogConfig, PartitionLog, ProduceMeta, Record};
 
 /// What each bomb inflates to: 32x the pass-through cap (8 MiB, the
 /// default `max_batch_bytes`), 4x the stored-batch cap.
@@ -95,7 +95,7 @@ fn every_codecs_bomb_is_refused_with_a_typed_error_and_bounded_memory() {
         assert!(batch.len() < 2 << 20, "{codec}: a small batch ({} bytes)", batch.len());
         // A producer's: refused, MESSAGE_TOO_LARGE, nothing stored.
         match log.append_batches(batch, ProduceMeta::default()) {
-            Err(Error::InvalidBatch { batch: 0, position: 61, problem }) => {
+            Err(Error::Append(AppendError::InvalidBatch { batch: 0, position: 61, problem })) => {
                 assert_eq!(problem, BatchProblem::InflatesTooLarge { max: cap }, "{codec}");
                 assert_eq!(problem.kafka_error_code(), 10);
             }

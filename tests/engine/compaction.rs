@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use annals::format::Codec;
 use annals::io::StdFileSystem;
-use annals::ReadBound;
+use annals::{AdminError, AppendError, ReadBound};
 use annals::{CleanupPolicy, CompressionType, Error, LogConfig, ManualClock, PartitionLog, Record};
 use proptest::prelude::*;
 
@@ -129,13 +129,13 @@ fn compaction_refuses_delete_topics_and_keyless_records() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(0));
     let log = open(dir.path(), &clock, LogConfig::default());
-    assert!(matches!(log.compact(), Err(Error::NotCompacted)));
+    assert!(matches!(log.compact(), Err(Error::Admin(AdminError::NotCompacted))));
     drop(log);
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), &clock, config(1 << 20));
     assert!(matches!(
         log.append(&[Record::with_key("k", "v"), Record::new("no key")]),
-        Err(Error::UnkeyedRecordInCompactedLog { index: 1 })
+        Err(Error::Append(AppendError::UnkeyedRecordInCompactedLog { index: 1 }))
     ));
     assert_eq!(log.log_end_offset(), 0, "nothing written");
 }

@@ -7,7 +7,7 @@ use annals_testkit as common;
 use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
-use annals::ReadBound;
+use annals::{AppendError, ReadBound};
 use annals::{AppendInfo, BatchMeta, Durability, Error, LogConfig, ManualClock, PartitionLog, Record};
 
 fn config() -> LogConfig {
@@ -43,11 +43,17 @@ fn retries_dedup_and_bad_sequences_are_refused() {
     assert_eq!(log.log_end_offset(), 6, "nothing appended twice");
     assert!(matches!(
         send(&log, 7, 0, 9, 1),
-        Err(Error::OutOfOrderSequence { producer_id: 7, expected: 5, found: 9 })
+        Err(Error::Append(AppendError::OutOfOrderSequence { producer_id: 7, expected: 5, found: 9 }))
     ));
-    assert!(matches!(send(&log, 7, 1, 5, 1), Err(Error::OutOfOrderSequence { expected: 0, found: 5, .. })));
+    assert!(matches!(
+        send(&log, 7, 1, 5, 1),
+        Err(Error::Append(AppendError::OutOfOrderSequence { expected: 0, found: 5, .. }))
+    ));
     send(&log, 7, 1, 0, 1).unwrap(); // a new epoch starts at 0
-    assert!(matches!(send(&log, 7, 0, 5, 1), Err(Error::ProducerFenced { epoch: 0, current: 1, .. })));
+    assert!(matches!(
+        send(&log, 7, 0, 5, 1),
+        Err(Error::Append(AppendError::ProducerFenced { epoch: 0, current: 1, .. }))
+    ));
     // Another producer is independent.
     send(&log, 8, 0, 100, 1).unwrap();
     assert_eq!(log.log_end_offset(), 8);
@@ -153,7 +159,10 @@ fn producer_state_survives_reopen_roll_and_truncation() {
     let again = send(&log, 7, 0, 76, 2).unwrap();
     assert_eq!(again.first_offset, acked[38].first_offset);
     assert_eq!(send(&log, 7, 0, 76, 2).unwrap(), again);
-    assert!(matches!(send(&log, 7, 0, 80, 2), Err(Error::OutOfOrderSequence { expected: 78, .. })));
+    assert!(matches!(
+        send(&log, 7, 0, 80, 2),
+        Err(Error::Append(AppendError::OutOfOrderSequence { expected: 78, .. }))
+    ));
 
     // A damaged snapshot: the state is replayed from every batch.
     log.close().unwrap();

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use annals::io::sim::SimFs;
 use annals::io::{FileSystem, SharedFs};
-use annals::ReadBound;
 use annals::{
     CleanupPolicy, Durability, Error, LogConfig, PartitionLog, Record, Store, StoreConfig, TopicConfig,
 };
+use annals::{OpenError, ReadBound};
 
 fn open_sim(fs: &SimFs, config: LogConfig) -> annals::Result<PartitionLog> {
     PartitionLog::open_with("/log", config, annals::OpenOptions::default().with_fs(Arc::new(fs.clone())))
@@ -30,7 +30,7 @@ fn regression_two_writers_on_one_partition_overwrote_acknowledged_records() {
     let second = PartitionLog::open(dir.path(), LogConfig::default());
     let mut acknowledged = 1;
     match second {
-        Err(Error::LogLocked { dir: locked }) => assert_eq!(locked, dir.path()),
+        Err(Error::Open(OpenError::LogLocked { dir: locked })) => assert_eq!(locked, dir.path()),
         Err(e) => panic!("the second open must say the directory is locked, not {e}"),
         Ok(b) => {
             b.append(&[Record::new("b1")]).unwrap();
@@ -51,10 +51,10 @@ fn regression_two_writers_on_one_partition_overwrote_acknowledged_records() {
 fn regression_the_partition_lock_lasts_as_long_as_the_log() {
     let fs = SimFs::new();
     let a = open_sim(&fs, LogConfig::default()).unwrap();
-    assert!(matches!(open_sim(&fs, LogConfig::default()), Err(Error::LogLocked { .. })));
+    assert!(matches!(open_sim(&fs, LogConfig::default()), Err(Error::Open(OpenError::LogLocked { .. }))));
     a.close().unwrap();
     assert!(
-        matches!(open_sim(&fs, LogConfig::default()), Err(Error::LogLocked { .. })),
+        matches!(open_sim(&fs, LogConfig::default()), Err(Error::Open(OpenError::LogLocked { .. }))),
         "a closed log still serves reads: its lock holds until it is dropped"
     );
     drop(a);
@@ -267,7 +267,9 @@ fn regression_a_huge_base_offset_in_a_file_name_panicked() {
             open_sim(&fs, LogConfig::default()).map(drop)
         }));
         match opened {
-            Ok(Err(Error::UnexpectedFile { path })) => assert_eq!(path.to_str(), Some(name.as_str())),
+            Ok(Err(Error::Open(OpenError::UnexpectedFile { path }))) => {
+                assert_eq!(path.to_str(), Some(name.as_str()))
+            }
             Ok(other) => panic!("base {base}: {other:?}"),
             Err(_) => panic!("base {base}: open panicked"),
         }

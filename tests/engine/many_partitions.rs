@@ -1,7 +1,7 @@
 //! Many partitions on few descriptors, a store that survives one
 //! bad partition, and exact metrics.
 
-use annals::ReadBound;
+use annals::{AdminError, ReadBound};
 use annals::{Durability, Error, LogConfig, PartitionLog, Record, Store, StoreConfig, TopicConfig};
 
 fn config(max_open_files: usize) -> StoreConfig {
@@ -83,12 +83,12 @@ fn a_corrupt_partition_goes_offline_and_the_others_serve() {
     assert!(why.contains("not cut") || why.contains("corrupt"), "{why}");
     assert_eq!(store.metrics().offline_partitions, 1);
     match topic.append_to(1, &[Record::new("no")]) {
-        Err(Error::PartitionOffline { partition: 1, cause, .. }) => {
+        Err(Error::Admin(AdminError::PartitionOffline { partition: 1, cause, .. })) => {
             assert!(matches!(*cause, Error::Corruption { .. }), "{cause:?}")
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(topic.partition(1), Err(Error::PartitionOffline { .. })));
+    assert!(matches!(topic.partition(1), Err(Error::Admin(AdminError::PartitionOffline { .. }))));
     for p in [0, 2] {
         topic.append_to(p, &[Record::new("still serving")]).unwrap();
         let partition = topic.partition(p).unwrap();

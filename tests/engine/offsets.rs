@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
 use annals::store::OffsetCommit;
-use annals::{Error, Store, StoreConfig, TopicConfig};
+use annals::{AdminError, Error, Store, StoreConfig, TopicConfig};
 
 fn small_store_config() -> StoreConfig {
     let mut config = StoreConfig::default();
@@ -75,7 +75,10 @@ fn a_commit_of_many_partitions_keeps_epochs_and_metadata_across_reopen_in_one_ba
     assert_eq!(apart - together, 2 * 61, "{together} bytes together, {apart} apart");
     offsets.delete_group("streamz").unwrap();
     let bad = [OffsetCommit::new("orders", 0, 99), OffsetCommit::new("orders", 3, 1)];
-    assert!(matches!(offsets.commit_many("streams", &bad), Err(Error::PartitionOutOfRange { .. })));
+    assert!(matches!(
+        offsets.commit_many("streams", &bad),
+        Err(Error::Admin(AdminError::PartitionOutOfRange { .. }))
+    ));
     store.close().unwrap();
     drop((offsets, store));
 
@@ -105,14 +108,23 @@ fn bad_commits_are_refused() {
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     store.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
     let offsets = store.offsets();
-    assert!(matches!(offsets.commit("", "t", 0, 1), Err(Error::InvalidGroupName { .. })));
-    assert!(matches!(offsets.commit(&"g".repeat(256), "t", 0, 1), Err(Error::InvalidGroupName { .. })));
-    assert!(matches!(offsets.commit("g", "nope", 0, 1), Err(Error::UnknownTopic { .. })));
-    assert!(matches!(offsets.commit("g", "t", 2, 1), Err(Error::PartitionOutOfRange { .. })));
-    assert!(matches!(offsets.commit("g", annals::OFFSETS_TOPIC, 0, 1), Err(Error::UnknownTopic { .. })));
+    assert!(matches!(offsets.commit("", "t", 0, 1), Err(Error::Admin(AdminError::InvalidGroupName { .. }))));
+    assert!(matches!(
+        offsets.commit(&"g".repeat(256), "t", 0, 1),
+        Err(Error::Admin(AdminError::InvalidGroupName { .. }))
+    ));
+    assert!(matches!(offsets.commit("g", "nope", 0, 1), Err(Error::Admin(AdminError::UnknownTopic { .. }))));
+    assert!(matches!(
+        offsets.commit("g", "t", 2, 1),
+        Err(Error::Admin(AdminError::PartitionOutOfRange { .. }))
+    ));
+    assert!(matches!(
+        offsets.commit("g", annals::OFFSETS_TOPIC, 0, 1),
+        Err(Error::Admin(AdminError::UnknownTopic { .. }))
+    ));
     assert!(matches!(
         store.create_topic(annals::OFFSETS_TOPIC, TopicConfig::default()),
-        Err(Error::InvalidTopicName { .. })
+        Err(Error::Admin(AdminError::InvalidTopicName { .. }))
     ));
     // Like Kafka: past the log end is the consumer's business.
     offsets.commit("g", "t", 1, 1_000_000).unwrap();

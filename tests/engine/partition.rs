@@ -3,7 +3,7 @@
 use annals_testkit as common;
 
 use annals::format::EncodeError;
-use annals::ReadBound;
+use annals::{AppendError, ReadBound};
 use annals::{Error, LogConfig, PartitionLog, Record};
 use common::*;
 
@@ -47,18 +47,21 @@ fn bad_appends_are_refused_and_store_nothing() {
     let config = LogConfig { max_record_bytes: 1000, max_batch_bytes: 4000, ..small_config() };
     let log = PartitionLog::open(dir.path(), config).unwrap();
     append_range(&log, 0, 5, 5);
-    assert!(matches!(log.append(&[]), Err(Error::Encode(EncodeError::Empty))));
+    assert!(matches!(log.append(&[]), Err(Error::Append(AppendError::Encode(EncodeError::Empty)))));
     let big = Record::new(vec![0u8; 2000]);
     assert!(matches!(
         log.append(&[record(5), big]),
-        Err(Error::Encode(EncodeError::RecordTooLarge { index: 1, .. }))
+        Err(Error::Append(AppendError::Encode(EncodeError::RecordTooLarge { index: 1, .. })))
     ));
     let many: Vec<_> = (0..10).map(|_| Record::new(vec![0u8; 900])).collect();
-    assert!(matches!(log.append(&many), Err(Error::Encode(EncodeError::BatchTooLarge { .. }))));
+    assert!(matches!(
+        log.append(&many),
+        Err(Error::Append(AppendError::Encode(EncodeError::BatchTooLarge { .. })))
+    ));
     let neg = Record::new("x").timestamp_ms(-1);
     assert!(matches!(
         log.append(&[neg]),
-        Err(Error::Encode(EncodeError::InvalidTimestamp { index: 0, timestamp_ms: -1 }))
+        Err(Error::Append(AppendError::Encode(EncodeError::InvalidTimestamp { index: 0, timestamp_ms: -1 })))
     ));
     assert_holds(&log, 5);
     append_range(&log, 5, 8, 3);

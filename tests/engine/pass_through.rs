@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use annals::format::{encode_batch, BatchMeta, EncodeLimits};
 use annals::io::StdFileSystem;
-use annals::ReadBound;
+use annals::{AppendError, OpenError, ReadBound};
 use annals::{
     BatchProblem, CleanupPolicy, Error, LogConfig, ManualClock, PartitionLog, ProduceMeta, Record,
     TimestampType,
@@ -179,7 +179,7 @@ fn every_bad_producer_batch_is_refused_with_its_kafka_code_and_nothing_is_append
         let valid = client_batch(&keyed(2), BatchMeta::default());
         let mut request = [valid.clone(), bad].concat();
         match log.append_batches(&mut request, ProduceMeta::default()) {
-            Err(Error::InvalidBatch { batch, position, problem }) => {
+            Err(Error::Append(AppendError::InvalidBatch { batch, position, problem })) => {
                 let first_ok = matches!(problem, BatchProblem::BatchTooLarge { .. }) || batch == 1;
                 assert!(first_ok, "{what}: batch {batch}");
                 if batch == 1 {
@@ -228,10 +228,17 @@ fn a_wrong_max_timestamp_is_corrected_and_the_window_applies_to_both_apis() {
     let h = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap().batches().next().unwrap().0;
     assert_eq!(h.max_timestamp_ms, NOW, "corrected to the largest record timestamp");
     let future = [Record::with_key("k", "v").timestamp_ms(NOW + 120_000)];
-    assert!(matches!(log.append(&future), Err(Error::InvalidTimestamp { index: 0, .. })));
+    assert!(matches!(
+        log.append(&future),
+        Err(Error::Append(AppendError::InvalidTimestamp { index: 0, .. }))
+    ));
     let mut later = client_batch(&future, BatchMeta::default());
     match log.append_batches(&mut later, ProduceMeta::default()) {
-        Err(Error::InvalidBatch { problem: BatchProblem::InvalidTimestamp { .. }, batch: 0, .. }) => {}
+        Err(Error::Append(AppendError::InvalidBatch {
+            problem: BatchProblem::InvalidTimestamp { .. },
+            batch: 0,
+            ..
+        })) => {}
         other => panic!("{other:?}"),
     }
     assert_eq!(log.log_end_offset(), 2);
@@ -270,7 +277,7 @@ fn files_of_the_pre_kafka_format_are_refused_at_open_and_damage_is_not_taken_for
     let seg = dir.path().join("00000000000000000000.log");
     std::fs::write(&seg, pre_kafka_segment()).unwrap();
     match PartitionLog::open(dir.path(), LogConfig::default()) {
-        Err(Error::PreKafkaFormat { path }) => assert_eq!(path, seg),
+        Err(Error::Open(OpenError::PreKafkaFormat { path })) => assert_eq!(path, seg),
         other => panic!("{other:?}"),
     }
     assert_eq!(std::fs::read(&seg).unwrap(), pre_kafka_segment(), "left as it was");
@@ -279,7 +286,7 @@ fn files_of_the_pre_kafka_format_are_refused_at_open_and_damage_is_not_taken_for
     damaged[70] ^= 1;
     std::fs::write(&seg, &damaged).unwrap();
     let err = PartitionLog::open(dir.path(), LogConfig::default()).err();
-    assert!(!matches!(err, Some(Error::PreKafkaFormat { .. })), "{err:?}");
+    assert!(!matches!(err, Some(Error::Open(OpenError::PreKafkaFormat { .. }))), "{err:?}");
 }
 
 /// A batch of sarama 1.22's: it never sets maxTimestamp, so it sends -1.

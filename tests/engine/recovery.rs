@@ -6,8 +6,8 @@ use annals_testkit as common;
 use std::fs;
 use std::path::Path;
 
-use annals::ReadBound;
 use annals::{Corruption, Error, LogConfig, PartitionLog};
+use annals::{OpenError, ReadBound};
 use common::*;
 
 const MARKER: &str = annals::log::CLEAN_SHUTDOWN_FILE;
@@ -288,7 +288,7 @@ fn unexpected_file_in_partition_dir_is_refused_and_kept() {
     let stray = dir.path().join("notes.txt");
     fs::write(&stray, b"mine").unwrap();
     match PartitionLog::open(dir.path(), small_config()) {
-        Err(Error::UnexpectedFile { path }) => assert_eq!(path, stray),
+        Err(Error::Open(OpenError::UnexpectedFile { path })) => assert_eq!(path, stray),
         other => panic!("expected UnexpectedFile, got {other:?}"),
     }
     assert_eq!(fs::read(&stray).unwrap(), b"mine");

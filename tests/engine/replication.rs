@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use annals::io::sim::{CrashMode, SimFs};
-use annals::ReadBound;
+use annals::{AppendError, ReadBound};
 use annals::{BatchMeta, Error, LogConfig, PartitionLog, Record};
 use common::values;
 
@@ -70,16 +70,22 @@ fn replica_appends_keep_offsets_and_epochs_and_refuse_gaps_and_damage() {
     let again = leader.read(10, 1, ReadBound::LogEnd).unwrap();
     assert!(matches!(
         follower.append_replica(again.bytes()),
-        Err(Error::NonContiguousBatch { expected, found: 0 }) if expected == end
+        Err(Error::Append(AppendError::NonContiguousBatch { expected, found: 0 })) if expected == end
     ));
     lead(&leader, 4, "d", 3);
     let next = leader.read(end, 4096, ReadBound::LogEnd).unwrap();
     let mut bad = next.bytes().to_vec();
     let last = bad.len() - 1;
     bad[last] ^= 0x20;
-    assert!(matches!(follower.append_replica(&bad), Err(Error::InvalidBatch { .. })));
-    assert!(matches!(follower.append_replica(&bad[..bad.len() - 3]), Err(Error::InvalidBatch { .. })));
-    assert!(matches!(follower.append_replica(&[]), Err(Error::Encode(annals::format::EncodeError::Empty))));
+    assert!(matches!(follower.append_replica(&bad), Err(Error::Append(AppendError::InvalidBatch { .. }))));
+    assert!(matches!(
+        follower.append_replica(&bad[..bad.len() - 3]),
+        Err(Error::Append(AppendError::InvalidBatch { .. }))
+    ));
+    assert!(matches!(
+        follower.append_replica(&[]),
+        Err(Error::Append(AppendError::Encode(annals::format::EncodeError::Empty)))
+    ));
     assert_eq!(follower.log_end_offset(), end);
     follower.append_replica(next.bytes()).unwrap();
     assert_eq!(values(&follower), values(&leader));
@@ -89,7 +95,7 @@ fn replica_appends_keep_offsets_and_epochs_and_refuse_gaps_and_damage() {
     let stale = BatchMeta { leader_epoch: 3, ..BatchMeta::default() };
     assert!(matches!(
         leader.append_with(&records, stale),
-        Err(Error::StaleLeaderEpoch { epoch: 3, latest: 4 })
+        Err(Error::Append(AppendError::StaleLeaderEpoch { epoch: 3, latest: 4 }))
     ));
     assert_eq!(leader.end_offset_for_epoch(1), Some((1, 35)));
     assert_eq!(leader.end_offset_for_epoch(2), Some((1, 35)), "never-seen epoch: the one below");

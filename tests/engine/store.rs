@@ -2,10 +2,10 @@
 
 use std::fs;
 
-use annals::ReadBound;
 use annals::{
     partition_for_key, Error, Partition, Reader, Record, StartAt, Store, StoreConfig, Topic, TopicConfig,
 };
+use annals::{AdminError, AppendError, OpenError, ReadBound};
 use bytes::Bytes;
 
 fn open(dir: &std::path::Path) -> Store {
@@ -58,14 +58,20 @@ fn second_open_is_refused_while_any_handle_lives() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let topic = store.create_topic("t", TopicConfig::default()).unwrap();
-    assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::StoreLocked { .. })));
+    assert!(matches!(
+        Store::open(dir.path(), StoreConfig::default()),
+        Err(Error::Open(OpenError::StoreLocked { .. }))
+    ));
     drop(store);
     // A topic handle still writes to these files: its partitions share the
     // store's lock, which holds until the last of them is dropped.
-    assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::StoreLocked { .. })));
+    assert!(matches!(
+        Store::open(dir.path(), StoreConfig::default()),
+        Err(Error::Open(OpenError::StoreLocked { .. }))
+    ));
     // Nor can the partition be opened on its own meanwhile.
     let alone = annals::PartitionLog::open(dir.path().join("t-0"), annals::LogConfig::default());
-    assert!(matches!(alone, Err(Error::LogLocked { .. })), "{alone:?}");
+    assert!(matches!(alone, Err(Error::Open(OpenError::LogLocked { .. }))), "{alone:?}");
     topic.append_to(0, &[Record::new("still mine")]).unwrap();
     drop(topic);
     let store = open(dir.path());
@@ -78,28 +84,43 @@ fn bad_names_counts_and_lookups_get_typed_errors() {
     let store = open(dir.path());
     for bad in ["", ".", "..", "../escape", "a/b", "white space", &"x".repeat(250)] {
         assert!(
-            matches!(store.create_topic(bad, TopicConfig::default()), Err(Error::InvalidTopicName { .. })),
+            matches!(
+                store.create_topic(bad, TopicConfig::default()),
+                Err(Error::Admin(AdminError::InvalidTopicName { .. }))
+            ),
             "{bad:?}"
         );
     }
     assert!(matches!(
         store.create_topic("t", TopicConfig::with_partitions(0)),
-        Err(Error::InvalidPartitionCount { partitions: 0, .. })
+        Err(Error::Admin(AdminError::InvalidPartitionCount { partitions: 0, .. }))
     ));
     assert!(matches!(
         store.create_topic("t", TopicConfig::with_partitions(1_000_000)),
-        Err(Error::InvalidPartitionCount { .. })
+        Err(Error::Admin(AdminError::InvalidPartitionCount { .. }))
     ));
     let bad_log =
         TopicConfig { partitions: 1, log: annals::LogConfig { segment_bytes: 1, ..Default::default() } };
     assert!(matches!(store.create_topic("t", bad_log), Err(Error::InvalidConfig { .. })));
     assert!(store.list_topics().is_empty(), "refused creates leave nothing");
     let t = store.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
-    assert!(matches!(store.create_topic("t", TopicConfig::default()), Err(Error::TopicExists { .. })));
-    assert!(matches!(store.topic("nope"), Err(Error::UnknownTopic { .. })));
-    assert!(matches!(t.partition(2), Err(Error::PartitionOutOfRange { partition: 2, partitions: 2, .. })));
-    assert!(matches!(t.append_to(9, &[Record::new("x")]), Err(Error::PartitionOutOfRange { .. })));
-    assert!(matches!(t.append(&[]), Err(Error::Encode(annals::format::EncodeError::Empty))));
+    assert!(matches!(
+        store.create_topic("t", TopicConfig::default()),
+        Err(Error::Admin(AdminError::TopicExists { .. }))
+    ));
+    assert!(matches!(store.topic("nope"), Err(Error::Admin(AdminError::UnknownTopic { .. }))));
+    assert!(matches!(
+        t.partition(2),
+        Err(Error::Admin(AdminError::PartitionOutOfRange { partition: 2, partitions: 2, .. }))
+    ));
+    assert!(matches!(
+        t.append_to(9, &[Record::new("x")]),
+        Err(Error::Admin(AdminError::PartitionOutOfRange { .. }))
+    ));
+    assert!(matches!(
+        t.append(&[]),
+        Err(Error::Append(AppendError::Encode(annals::format::EncodeError::Empty)))
+    ));
     // Nothing escaped the data directory.
     let parent: Vec<_> = fs::read_dir(dir.path().parent().unwrap()).unwrap().collect();
     assert!(parent.iter().all(|e| !e.as_ref().unwrap().file_name().to_string_lossy().contains("escape")));
@@ -213,7 +234,7 @@ fn interrupted_delete_is_finished_and_strays_are_reported() {
     store.create_topic("kept", TopicConfig::default()).unwrap();
     store.delete_topic("gone").unwrap();
     assert!(!dir.path().join("gone-0").exists());
-    assert!(matches!(store.delete_topic("gone"), Err(Error::UnknownTopic { .. })));
+    assert!(matches!(store.delete_topic("gone"), Err(Error::Admin(AdminError::UnknownTopic { .. }))));
     let kept = store.topic("kept").unwrap();
     store
         .create_topic("half", TopicConfig::with_partitions(2))
@@ -233,7 +254,10 @@ fn interrupted_delete_is_finished_and_strays_are_reported() {
     // Data of no topic is reported, not opened over and not deleted.
     fs::create_dir(dir.path().join("orphan-0")).unwrap();
     fs::write(dir.path().join("orphan-0").join("00000000000000000000.log"), b"data").unwrap();
-    assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::UnexpectedFile { .. })));
+    assert!(matches!(
+        Store::open(dir.path(), StoreConfig::default()),
+        Err(Error::Open(OpenError::UnexpectedFile { .. }))
+    ));
     assert!(dir.path().join("orphan-0").join("00000000000000000000.log").exists());
     fs::remove_dir_all(dir.path().join("orphan-0")).unwrap();
 
@@ -242,7 +266,10 @@ fn interrupted_delete_is_finished_and_strays_are_reported() {
     let mut bytes = fs::read(&meta).unwrap();
     bytes[20] ^= 0x04;
     fs::write(&meta, bytes).unwrap();
-    assert!(matches!(Store::open(dir.path(), StoreConfig::default()), Err(Error::InvalidMetadata { .. })));
+    assert!(matches!(
+        Store::open(dir.path(), StoreConfig::default()),
+        Err(Error::Open(OpenError::InvalidMetadata { .. }))
+    ));
 }
 
 #[test]

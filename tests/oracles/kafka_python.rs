@@ -90,7 +90,7 @@ fn read_all(dir: &Path) -> Vec<Value> {
     let mut tries = 0;
     let log = loop {
         match PartitionLog::open(dir, LogConfig::default()) {
-            Err(annals::Error::LogLocked { .. }) if tries < 200 => {
+            Err(annals::Error::Open(annals::OpenError::LogLocked { .. })) if tries < 200 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }

@@ -188,7 +188,7 @@ fn produce(a: &ProduceArgs) -> CliResult {
         Store::open(&a.dir, StoreConfig::default()).map_err(|e| format!("{}: {e}", a.dir.display()))?;
     let topic = match store.topic(&a.topic) {
         Ok(t) => t,
-        Err(annals::Error::UnknownTopic { .. }) => {
+        Err(annals::Error::Admin(annals::AdminError::UnknownTopic { .. })) => {
             let durability = match a.durability {
                 DurabilityArg::None => Durability::None,
                 DurabilityArg::Interval => Durability::Interval { flush_messages: 10_000, flush_ms: 1000 },
