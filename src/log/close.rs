@@ -104,7 +104,7 @@ impl PartitionLog {
         self.record_high_watermark(false)?;
         // A store's partitions rewrite the snapshot in place (see `write_as`):
         // a file created per partition per close was most of a store's close.
-        let in_place = matches!(self.points.sink(), CheckpointSink::Table { .. });
+        let in_place = matches!(self.points.sink(), CheckpointSink::Table { write_through: false, .. });
         writer.producers.write_as(&*self.fs, &self.dir, active.next_offset(), in_place, mode)?;
         Ok(true)
     }

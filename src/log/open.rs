@@ -100,6 +100,17 @@ fn is_store_dir(fs: &dyn FileSystem, dir: &Path) -> bool {
         && fs.exists(&dir.join(LOG_LOCK_FILE)).unwrap_or(false)
 }
 
+/// Where a log opened alone keeps its checkpoints, under the lock
+/// [`lock_log_dir`] took: its own files; or, for a partition of a store's
+/// data directory, its row of the store's table (written through: no store
+/// writes it meanwhile, and the store reads it when it opens next).
+pub(super) fn lone_sink(fs: &SharedFs, dir: &Path) -> CheckpointSink {
+    match dir.parent().filter(|p| is_store_dir(&**fs, p)) {
+        Some(store) => CheckpointSink::table_alone(Arc::new(CheckpointTable::open(fs.clone(), store)), dir),
+        None => CheckpointSink::Own,
+    }
+}
+
 /// Several locks held as one.
 #[derive(Debug)]
 struct Locks {
@@ -178,7 +189,14 @@ impl PartitionLog {
         let dir = dir.as_ref().to_path_buf();
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create log directory", &dir))?;
         let dir_lock = lock_log_dir(&*fs, &dir)?;
-        Self::open_locked(fs, clock, dir, config, (dir_lock, CheckpointSink::Own), true)
+        let sink = lone_sink(&fs, &dir);
+        let log = Self::open_locked(fs, clock, dir, config, (dir_lock, sink.clone()), true)?;
+        // ORDER: the row that replaces a store partition's old files is
+        // durable before they go.
+        if sink.persist_alone()? {
+            log.remove_legacy_checkpoints()?;
+        }
+        Ok(log)
     }
 
     /// Opens (creating if needed) the log in `dir` under a lock the caller

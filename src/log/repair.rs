@@ -107,8 +107,10 @@ impl PartitionLog {
         // Bounded: each pass removes bytes or lowers the synced extent, and
         // there are at most two passes per segment.
         let passes = 2 * segment_bases(&*fs, dir)?.len() + 2;
-        let sink =
-            table.map_or(super::sink::CheckpointSink::Own, |t| super::sink::CheckpointSink::table(t, dir));
+        let sink = match table {
+            Some(t) => super::sink::CheckpointSink::table(t, dir),
+            None => super::open::lone_sink(&fs, dir),
+        };
         for _ in 0..passes {
             let (path, position, (first_offset, end_offset)) = match PartitionLog::open_locked(
                 fs.clone(),

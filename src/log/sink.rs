@@ -33,11 +33,13 @@ use super::table::{CheckpointTable, Row};
 /// A log's checkpoint sink, chosen at open.
 #[derive(Clone, Debug)]
 pub(crate) enum CheckpointSink {
-    /// A log opened alone: files in its own directory.
+    /// A log opened alone outside a store: files in its own directory.
     Own,
     /// A store's partition: row `key` (its directory's name) of the store's
-    /// table.
-    Table { table: Arc<CheckpointTable>, key: String },
+    /// table. `write_through` when the log was opened alone (no store
+    /// writes the table for it): every move is persisted at once, as its
+    /// own files would be.
+    Table { table: Arc<CheckpointTable>, key: String, write_through: bool },
 }
 
 /// The checkpoints a log opens with, and whether they came from files a
@@ -51,14 +53,37 @@ impl CheckpointSink {
     /// The row a store keeps for partition directory `dir`.
     pub(crate) fn table(table: Arc<CheckpointTable>, dir: &Path) -> Self {
         let key = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        CheckpointSink::Table { table, key }
+        CheckpointSink::Table { table, key, write_through: false }
+    }
+
+    /// The row of partition directory `dir` of a store's table, for a log
+    /// opened alone under the store's lock: written through.
+    pub(crate) fn table_alone(table: Arc<CheckpointTable>, dir: &Path) -> Self {
+        match Self::table(table, dir) {
+            CheckpointSink::Table { table, key, .. } => {
+                CheckpointSink::Table { table, key, write_through: true }
+            }
+            own => own,
+        }
+    }
+
+    /// For a log opened alone on a store's table: writes the table (what
+    /// the open moved into its row) and answers true; false otherwise.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub(crate) fn persist_alone(&self) -> Result<bool> {
+        match self {
+            CheckpointSink::Table { table, write_through: true, .. } => table.persist().map(|()| true),
+            _ => Ok(false),
+        }
     }
 
     /// What the log in `dir` opens with. A table without the partition's row
     /// (a store written before the table, or a new partition) falls back to
     /// the partition's files, and takes their values as its row.
     pub(crate) fn load(&self, fs: &dyn FileSystem, dir: &Path) -> Loaded {
-        if let CheckpointSink::Table { table, key } = self {
+        if let CheckpointSink::Table { table, key, .. } = self {
             if let Some(row) = table.row(key) {
                 return Loaded { row, legacy: false };
             }
@@ -70,7 +95,7 @@ impl CheckpointSink {
             high_watermark: checkpoint::read_high_watermark(fs, dir),
         };
         let legacy = row != Row::default();
-        if let CheckpointSink::Table { table, key } = self {
+        if let CheckpointSink::Table { table, key, .. } = self {
             table.update(key, |r| *r = row);
         }
         Loaded { row, legacy }
@@ -128,7 +153,8 @@ impl CheckpointSink {
     }
 
     /// One checkpoint moving: its own file rewritten (`own`), or its field
-    /// of the row changed (`row`) and, with `persist`, the table written.
+    /// of the row changed (`row`) and, with `persist` or when written
+    /// through, the table written.
     fn record(
         &self,
         own: impl FnOnce() -> Result<()>,
@@ -137,9 +163,9 @@ impl CheckpointSink {
     ) -> Result<()> {
         match self {
             CheckpointSink::Own => own(),
-            CheckpointSink::Table { table, key } => {
+            CheckpointSink::Table { table, key, write_through } => {
                 table.update(key, row);
-                if persist {
+                if persist || *write_through {
                     table.persist()?;
                 }
                 Ok(())

@@ -352,13 +352,18 @@ fn checkpoints_live_in_one_table_and_the_old_files_move_into_it() {
     assert_eq!(open(dir.path()).topic("t").unwrap().partition(0).unwrap().log_start_offset(), 3);
 
     // The layout before the table: no table, the partition's own files.
+    // With the store's topics directory out of sight, a log opened alone
+    // writes its own files, as every log did before the table.
     fs::remove_file(dir.path().join(CHECKPOINTS_FILE)).unwrap();
+    let (topics, hidden) = (dir.path().join("topics"), dir.path().join("topics.hidden"));
+    fs::rename(&topics, &hidden).unwrap();
     {
         let log = annals::PartitionLog::open(&part, annals::LogConfig::default()).unwrap();
         assert_eq!(log.log_start_offset(), 0, "the log start was only in the table");
         log.delete_records_before(4).unwrap();
         log.close().unwrap();
     }
+    fs::rename(&hidden, &topics).unwrap();
     assert!(part.join(LOG_START_OFFSET_FILE).exists(), "a log opened alone keeps its own files");
     {
         let store = open(dir.path());
@@ -369,4 +374,42 @@ fn checkpoints_live_in_one_table_and_the_old_files_move_into_it() {
         store.close().unwrap();
     }
     assert_eq!(open(dir.path()).topic("t").unwrap().partition(0).unwrap().log_start_offset(), 4);
+}
+
+/// A store's partition opened alone (`PartitionLog::open` on its directory
+/// while the store is closed) reads and writes its row of the store's
+/// table: the log start `delete_records` moved stays, and what the lone
+/// handle changes is what the store opens with next.
+#[test]
+fn a_store_partition_opened_alone_keeps_its_row_of_the_table() {
+    use annals::log::{LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("t-0");
+    {
+        let store = open(dir.path());
+        let topic = store.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
+        let records: Vec<Record> = (0..10u8).map(|i| Record::new(vec![i])).collect();
+        topic.append_to(0, &records).unwrap();
+        topic.partition(0).unwrap().delete_records_before(3).unwrap();
+        store.close().unwrap();
+    }
+    {
+        let log = annals::PartitionLog::open(&part, annals::LogConfig::default()).unwrap();
+        assert_eq!(log.log_start_offset(), 3, "the log start in the store's table");
+        log.delete_records_before(5).unwrap();
+        log.truncate_to(8).unwrap();
+        log.append(&[Record::new("after")]).unwrap();
+        assert_eq!(log.log_end_offset(), 9);
+        // Not closed: a lone handle's moves are durable as they happen.
+        log.abandon();
+    }
+    for name in [RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE] {
+        assert!(!part.join(name).exists(), "{name}: a store's partition keeps its row, not its own files");
+    }
+    let store = open(dir.path());
+    let p = store.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!((p.log_start_offset(), p.log_end_offset()), (5, 9));
+    let last = p.read(8, 1 << 20, annals::ReadBound::LogEnd).unwrap().to_records();
+    assert_eq!(last[0].value.as_deref(), Some(&b"after"[..]));
 }
