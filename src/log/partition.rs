@@ -276,6 +276,18 @@ impl PartitionLog {
         self.points.syncer().check(&self.dir).err()
     }
 
+    /// This partition's metrics since it was opened.
+    pub fn metrics(&self) -> super::metrics::PartitionMetrics {
+        super::metrics::PartitionMetrics {
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.log_end_offset(),
+            durable_offset: self.durable_offset(),
+            size_bytes: self.size_bytes(),
+            segments: self.segment_count(),
+            ..self.counters.snapshot()
+        }
+    }
+
     /// Offsets below this are known durable (fsynced).
     pub fn durable_offset(&self) -> u64 {
         self.points.syncer().synced_offset()
