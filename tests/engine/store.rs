@@ -335,16 +335,7 @@ fn background_retention_runs_and_stops_with_the_store() {
 fn checkpoints_live_in_one_table_and_the_old_files_move_into_it() {
     use annals::log::{CHECKPOINTS_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 
-    let dir = tempfile::tempdir().unwrap();
-    let part = dir.path().join("t-0");
-    {
-        let store = open(dir.path());
-        let topic = store.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
-        let records: Vec<Record> = (0..10u8).map(|i| Record::new(vec![i])).collect();
-        topic.append_to(0, &records).unwrap();
-        topic.partition(0).unwrap().delete_records_before(3).unwrap();
-        store.close().unwrap();
-    }
+    let (dir, part) = closed_store_with_log_start_3();
     assert!(dir.path().join(CHECKPOINTS_FILE).exists());
     for name in [RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE] {
         assert!(!part.join(name).exists(), "{name} in the partition's directory");
@@ -384,16 +375,7 @@ fn checkpoints_live_in_one_table_and_the_old_files_move_into_it() {
 fn a_store_partition_opened_alone_keeps_its_row_of_the_table() {
     use annals::log::{LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 
-    let dir = tempfile::tempdir().unwrap();
-    let part = dir.path().join("t-0");
-    {
-        let store = open(dir.path());
-        let topic = store.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
-        let records: Vec<Record> = (0..10u8).map(|i| Record::new(vec![i])).collect();
-        topic.append_to(0, &records).unwrap();
-        topic.partition(0).unwrap().delete_records_before(3).unwrap();
-        store.close().unwrap();
-    }
+    let (dir, part) = closed_store_with_log_start_3();
     {
         let log = annals::PartitionLog::open(&part, annals::LogConfig::default()).unwrap();
         assert_eq!(log.log_start_offset(), 3, "the log start in the store's table");
@@ -412,4 +394,19 @@ fn a_store_partition_opened_alone_keeps_its_row_of_the_table() {
     assert_eq!((p.log_start_offset(), p.log_end_offset()), (5, 9));
     let last = p.read(8, 1 << 20, annals::ReadBound::LogEnd).unwrap().to_records();
     assert_eq!(last[0].value.as_deref(), Some(&b"after"[..]));
+}
+
+/// A closed store with topic `t` of one partition: 10 records, the first
+/// 3 deleted (a log start inside the segment). The directory, and the
+/// partition's.
+fn closed_store_with_log_start_3() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let topic = store.create_topic("t", TopicConfig::with_partitions(1)).unwrap();
+    let records: Vec<Record> = (0..10u8).map(|i| Record::new(vec![i])).collect();
+    topic.append_to(0, &records).unwrap();
+    topic.partition(0).unwrap().delete_records_before(3).unwrap();
+    store.close().unwrap();
+    let part = dir.path().join("t-0");
+    (dir, part)
 }
