@@ -307,6 +307,10 @@ pub fn validate_client_batch(
 /// Walks a client batch's records (Kafka's `LogValidator.validateRecord`
 /// for each, and annals' `max_record_bytes`): the largest CreateTime
 /// timestamp, and whether every offset delta is the record's position.
+///
+/// The timestamp window is convex, so the walk keeps only the smallest and
+/// the largest timestamp and checks those two once; a batch they fail is
+/// walked again to name its first record out of the window.
 fn check_client_records(
     batch: &[u8],
     header: BatchHeader,
@@ -315,30 +319,67 @@ fn check_client_records(
 ) -> Result<(i64, bool), (usize, BatchProblem)> {
     inflater.cap = rules.max_batch_bytes.min(super::compression::MAX_INFLATED_BYTES);
     let records = inflater.records(batch, header).map_err(record_problem)?;
-    let (mut max_seen, mut consecutive) = (i64::MIN, true);
+    let (mut min_seen, mut max_seen, mut consecutive) = (i64::MAX, i64::MIN, true);
+    let (max_record_bytes, keys_required) = (rules.max_record_bytes, rules.keys_required);
     check_records_with(records, Checks::Client, record_problem, |index, record, span| {
         let (at, size) = (span.start, span.len());
-        if size > rules.max_record_bytes {
-            return Err((at, BatchProblem::RecordTooLarge { size, max: rules.max_record_bytes }));
+        if size > max_record_bytes {
+            return Err((at, BatchProblem::RecordTooLarge { size, max: max_record_bytes }));
         }
         consecutive &= record.offset == u64::from(index);
-        if rules.keys_required && record.key.is_none() {
+        if keys_required && record.key.is_none() {
             return Err((at, BatchProblem::InvalidRecord("a compacted topic needs a key on every record")));
         }
-        let ts = record.timestamp_ms;
-        if !rules.log_append_time {
-            if ts < 0 {
-                let why = "a negative record timestamp";
-                return Err((at, BatchProblem::TimestampRefused { why, timestamp_ms: ts }));
-            }
-            if !within_window(ts, rules.now_ms, rules.before_max_ms, rules.after_max_ms) {
-                return Err((at, BatchProblem::InvalidTimestamp { timestamp_ms: ts, now_ms: rules.now_ms }));
-            }
-        }
-        max_seen = max_seen.max(ts);
+        min_seen = min_seen.min(record.timestamp_ms);
+        max_seen = max_seen.max(record.timestamp_ms);
         Ok(())
     })?;
+    if !rules.log_append_time {
+        for ts in [min_seen, max_seen] {
+            if !timestamp_ok(ts, rules) {
+                return Err(first_timestamp_refused(batch, header, rules, inflater, ts));
+            }
+        }
+    }
     Ok((max_seen, consecutive))
+}
+
+/// Whether CreateTime timestamp `ts` is one a producer may send.
+fn timestamp_ok(ts: i64, rules: &ClientRules) -> bool {
+    ts >= 0 && within_window(ts, rules.now_ms, rules.before_max_ms, rules.after_max_ms)
+}
+
+/// The first record of a batch (that walked cleanly) whose timestamp
+/// [`timestamp_ok`] refuses, and why; `refused` is one such timestamp.
+fn first_timestamp_refused(
+    batch: &[u8],
+    header: BatchHeader,
+    rules: &ClientRules,
+    inflater: &mut Inflater,
+    refused: i64,
+) -> (usize, BatchProblem) {
+    let found = inflater.records(batch, header).map_err(record_problem).and_then(|records| {
+        check_records_with(records, Checks::Client, record_problem, |_, record, span| {
+            let ts = record.timestamp_ms;
+            if ts < 0 {
+                let why = "a negative record timestamp";
+                return Err((span.start, BatchProblem::TimestampRefused { why, timestamp_ms: ts }));
+            }
+            if !timestamp_ok(ts, rules) {
+                return Err((
+                    span.start,
+                    BatchProblem::InvalidTimestamp { timestamp_ms: ts, now_ms: rules.now_ms },
+                ));
+            }
+            Ok(())
+        })
+    });
+    // Some record holds `refused`: the second walk finds it (the records'
+    // first byte stands in, should it not).
+    found.err().unwrap_or((
+        BATCH_HEADER_BYTES,
+        BatchProblem::InvalidTimestamp { timestamp_ms: refused, now_ms: rules.now_ms },
+    ))
 }
 
 /// What a problem the record walk found answers: a record Kafka's

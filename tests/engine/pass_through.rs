@@ -244,6 +244,31 @@ fn a_wrong_max_timestamp_is_corrected_and_the_window_applies_to_both_apis() {
     assert_eq!(log.log_end_offset(), 2);
 }
 
+/// The refusal names the first record out of the window, with its
+/// timestamp, not the batch's largest (the walk checks the extremes, then
+/// looks for the record).
+#[test]
+fn a_timestamp_refusal_names_the_first_record_out_of_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { message_timestamp_after_max_ms: 60_000, ..LogConfig::default() };
+    let (log, _) = open(dir.path(), config);
+    let times = [NOW, NOW + 120_000, NOW + 200_000, NOW];
+    let records: Vec<Record> = times.iter().map(|&t| Record::with_key("k", "v").timestamp_ms(t)).collect();
+    let mut batch = client_batch(&records, BatchMeta::default());
+    let first = client_batch(&records[..1], BatchMeta::default());
+    // Record 1 starts where record 0 ends: the one-record batch's length.
+    let record_1_at = first.len();
+    match log.append_batches(&mut batch, ProduceMeta::default()) {
+        Err(Error::Append(AppendError::InvalidBatch {
+            problem: BatchProblem::InvalidTimestamp { timestamp_ms, .. },
+            position,
+            ..
+        })) => assert_eq!((timestamp_ms, position), (NOW + 120_000, record_1_at)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(log.log_end_offset(), 0);
+}
+
 /// A segment as annals wrote it before it stored Kafka's format: a 64-byte
 /// little-endian header (magic 1 at byte 20, CRC-32 IEEE of bytes [16,
 /// len)) and one record with value "x".
