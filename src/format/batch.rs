@@ -522,7 +522,10 @@ impl<'a> RecordIter<'a> {
             .map_err(|e| DecodeError::new(e.kind, self.error_at(e.position + self.pos)))?;
         self.pos += used;
         self.left -= 1;
-        self.prev_offset_delta = Some((view.offset - self.bounds.base_offset) as u32);
+        // Only the stored batch's check orders the deltas.
+        if checks == Checks::Full {
+            self.prev_offset_delta = Some((view.offset - self.bounds.base_offset) as u32);
+        }
         Ok(view)
     }
 }

@@ -336,7 +336,9 @@ impl<'a> Cursor<'a> {
 
     #[inline(always)]
     fn bytes(&mut self, len: usize) -> Option<&'a [u8]> {
-        let s = self.buf.get(self.pos..self.pos.checked_add(len)?)?;
+        // `pos` never passes the end, so one comparison bounds the field.
+        let rest = self.buf.get(self.pos..)?;
+        let s = rest.get(..len)?;
         self.pos += len;
         Some(s)
     }
@@ -450,8 +452,9 @@ pub(crate) fn decode_record<'a>(
     let value = cur.field().ok_or_else(|| cur.err("value length"))?;
     let header_count = cur.varint().ok_or_else(|| cur.err("header count"))?;
     let headers_at = cur.pos;
-    // A header takes at least two bytes: the count is bounded by the bytes left.
-    if header_count < 0 || header_count as usize > (body_end - cur.pos) / 2 {
+    // A header takes at least two bytes: the count is bounded by the bytes
+    // left (most records have none: one comparison).
+    if header_count != 0 && (header_count < 0 || header_count as usize > (body_end - cur.pos) / 2) {
         return Err(cur.err("header count negative or past the record"));
     }
     if full {
