@@ -88,7 +88,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// What to do with a request.
 pub(crate) enum Outcome {
-    /// Send this response (header and body, without the size).
+    /// Send this frame: the response's `int32` size, header and body.
     Respond(BytesMut),
     /// Send nothing (Produce with acks=0).
     NoResponse,
@@ -183,6 +183,10 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Outcome {
     }
 }
 
+/// What a response's buffer starts with: most answers fit, larger ones
+/// (fetches) grow it.
+const RESPONSE_PREALLOCATE_BYTES: usize = 1024;
+
 fn api_versions() -> ApiVersionsResponse {
     let keys = SUPPORTED
         .iter()
@@ -193,14 +197,23 @@ fn api_versions() -> ApiVersionsResponse {
     ApiVersionsResponse::default().with_api_keys(keys)
 }
 
+/// A response frame: its size is written in place once the header and
+/// body are encoded behind it (no second buffer to prepend it).
 fn respond(api: ApiKey, version: i16, correlation_id: i32, body: &impl Encodable) -> Outcome {
-    let mut out = BytesMut::new();
+    let mut out = BytesMut::with_capacity(RESPONSE_PREALLOCATE_BYTES);
+    out.extend_from_slice(&[0; 4]);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let encoded = header
         .encode(&mut out, api.response_header_version(version))
         .and_then(|()| body.encode(&mut out, version));
     match encoded {
-        Ok(()) => Outcome::Respond(out),
+        Ok(()) => match i32::try_from(out.len() - 4) {
+            Ok(size) => {
+                out[..4].copy_from_slice(&size.to_be_bytes());
+                Outcome::Respond(out)
+            }
+            Err(_) => Outcome::Close(format!("{api:?} v{version} response over 2 GiB")),
+        },
         Err(e) => Outcome::Close(format!("{api:?} v{version} response did not encode: {e}")),
     }
 }

@@ -18,6 +18,9 @@ use crate::Shared;
 /// (doubling) with them, up to the frame's size.
 const FRAME_PREALLOCATE_BYTES: usize = 64 << 10;
 
+/// The connection's read buffer.
+const READ_BUFFER_BYTES: usize = 8 << 10;
+
 /// Serves `stream` until the client closes it, a limit closes it, or the
 /// broker is `stopping`: then it returns before reading another request,
 /// having answered the one it was serving.
@@ -27,7 +30,10 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite>(
     shared: Arc<Shared>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
-    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (reader, mut writer) = tokio::io::split(stream);
+    // A request's size and a small request arrive in one read; a frame
+    // larger than the buffer is read past it, straight into its own.
+    let mut reader = tokio::io::BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     let config = &shared.config;
     loop {
         let mut size = [0u8; 4];
@@ -64,11 +70,8 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite>(
             }
         }
         match api::handle(&shared, bytes::Bytes::from(frame)).await {
-            Outcome::Respond(response) => {
-                let mut out = Vec::with_capacity(4 + response.len());
-                out.extend_from_slice(&(response.len() as i32).to_be_bytes());
-                out.extend_from_slice(&response);
-                if writer.write_all(&out).await.is_err() {
+            Outcome::Respond(frame) => {
+                if writer.write_all(&frame).await.is_err() {
                     return;
                 }
             }
