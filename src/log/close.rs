@@ -6,7 +6,6 @@ use crate::io::OpenMode;
 use super::open::CLEAN_SHUTDOWN_FILE;
 use super::partition::{PartitionLog, Writer};
 use super::points::{end_point, SyncMode};
-use super::sink::CheckpointSink;
 
 impl PartitionLog {
     /// Closes cleanly: seals the active segment's index, syncs, and leaves
@@ -104,7 +103,7 @@ impl PartitionLog {
         self.record_high_watermark(false)?;
         // A store's partitions rewrite the snapshot in place (see `write_as`):
         // a file created per partition per close was most of a store's close.
-        let in_place = matches!(self.points.sink(), CheckpointSink::Table { write_through: false, .. });
+        let in_place = self.points.in_stores_table();
         writer.producers.write_as(&*self.fs, &self.dir, active.next_offset(), in_place, mode)?;
         Ok(true)
     }

@@ -64,13 +64,14 @@ pub const LOG_LOCK_FILE: &str = ".lock";
 /// covered by the store's lock, which the store's own partitions share
 /// instead of holding a descriptor each (see `store::layout`): it is taken
 /// too, so an open store and a lone open of one of its partitions exclude
-/// each other.
-pub(crate) fn lock_log_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Arc<dyn FileLock>> {
+/// each other. Returns the lock, and the store's data directory when
+/// `dir` is one of its partitions.
+pub(crate) fn lock_log_dir(fs: &dyn FileSystem, dir: &Path) -> Result<(Arc<dyn FileLock>, Option<PathBuf>)> {
     let own = lock_own_dir(fs, dir)?;
-    let Some(store) = dir.parent().filter(|p| is_store_dir(fs, p)) else { return Ok(Arc::from(own)) };
+    let Some(store) = dir.parent().filter(|p| is_store_dir(fs, p)) else { return Ok((Arc::from(own), None)) };
     let store_lock = store.join(LOG_LOCK_FILE);
     match fs.lock_exclusive(&store_lock) {
-        Ok(lock) => Ok(Arc::new(Locks { _held: [own, lock] })),
+        Ok(lock) => Ok((Arc::new(Locks { _held: [own, lock] }), Some(store.to_path_buf()))),
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
             Err(Error::Open(OpenError::LogLocked { dir: dir.to_path_buf() }))
         }
@@ -98,17 +99,6 @@ pub(crate) const STORE_TOPICS_DIR: &str = "topics";
 fn is_store_dir(fs: &dyn FileSystem, dir: &Path) -> bool {
     fs.exists(&dir.join(STORE_TOPICS_DIR)).unwrap_or(false)
         && fs.exists(&dir.join(LOG_LOCK_FILE)).unwrap_or(false)
-}
-
-/// Where a log opened alone keeps its checkpoints, under the lock
-/// [`lock_log_dir`] took: its own files; or, for a partition of a store's
-/// data directory, its row of the store's table (written through: no store
-/// writes it meanwhile, and the store reads it when it opens next).
-pub(super) fn lone_sink(fs: &SharedFs, dir: &Path) -> CheckpointSink {
-    match dir.parent().filter(|p| is_store_dir(&**fs, p)) {
-        Some(store) => CheckpointSink::table_alone(Arc::new(CheckpointTable::open(fs.clone(), store)), dir),
-        None => CheckpointSink::Own,
-    }
 }
 
 /// Several locks held as one.
@@ -188,8 +178,16 @@ impl PartitionLog {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         crate::io::create_dir_all_durable(&*fs, &dir).map_err(Error::io("create log directory", &dir))?;
-        let dir_lock = lock_log_dir(&*fs, &dir)?;
-        let sink = lone_sink(&fs, &dir);
+        let (dir_lock, store) = lock_log_dir(&*fs, &dir)?;
+        // A store's partition opened alone keeps its row of the store's
+        // table, written through (no store writes it meanwhile, and the
+        // store reads it when it opens next); any other log its own files.
+        let sink = match store {
+            Some(store) => {
+                CheckpointSink::table_alone(Arc::new(CheckpointTable::open(fs.clone(), &store)), &dir)
+            }
+            None => CheckpointSink::Own,
+        };
         let log = Self::open_locked(fs, clock, dir, config, (dir_lock, sink.clone()), true)?;
         // ORDER: the row that replaces a store partition's old files is
         // durable before they go.

@@ -80,6 +80,11 @@ impl DurablePoints {
         self.checkpoints.lock().sink.clone()
     }
 
+    /// Whether the checkpoints are a row that a store writes.
+    pub(super) fn in_stores_table(&self) -> bool {
+        self.checkpoints.lock().sink.is_stores_row()
+    }
+
     /// Truncations so far (the cleaner refuses to swap across one).
     pub(super) fn truncations(&self) -> u64 {
         self.checkpoints.lock().truncations

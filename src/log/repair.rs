@@ -84,8 +84,15 @@ impl PartitionLog {
         config: LogConfig,
         _: AcceptDataLoss,
     ) -> Result<RepairReport> {
-        let lock = super::open::lock_log_dir(&*fs, dir.as_ref())?;
-        Self::repair_locked(fs, dir, config, lock, None)
+        let (lock, store) = super::open::lock_log_dir(&*fs, dir.as_ref())?;
+        // A store's partition keeps its checkpoints in the store's table
+        // (the store is closed: its lock is held), written once repaired.
+        let table = store.map(|store| Arc::new(super::CheckpointTable::open(fs.clone(), &store)));
+        let report = Self::repair_locked(fs, dir, config, lock, table.clone())?;
+        if let Some(table) = table {
+            table.persist()?;
+        }
+        Ok(report)
     }
 
     /// [`PartitionLog::repair`] under a lock the caller holds for `dir`
@@ -107,10 +114,8 @@ impl PartitionLog {
         // Bounded: each pass removes bytes or lowers the synced extent, and
         // there are at most two passes per segment.
         let passes = 2 * segment_bases(&*fs, dir)?.len() + 2;
-        let sink = match table {
-            Some(t) => super::sink::CheckpointSink::table(t, dir),
-            None => super::open::lone_sink(&fs, dir),
-        };
+        let sink =
+            table.map_or(super::sink::CheckpointSink::Own, |t| super::sink::CheckpointSink::table(t, dir));
         for _ in 0..passes {
             let (path, position, (first_offset, end_offset)) = match PartitionLog::open_locked(
                 fs.clone(),

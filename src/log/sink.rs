@@ -30,6 +30,11 @@ use crate::io::FileSystem;
 use super::checkpoint::{self, LogPoint};
 use super::table::{CheckpointTable, Row};
 
+/// A partition's row key in a store's table: its directory's name.
+fn row_key(dir: &Path) -> String {
+    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 /// A log's checkpoint sink, chosen at open.
 #[derive(Clone, Debug)]
 pub(crate) enum CheckpointSink {
@@ -52,19 +57,18 @@ pub(crate) struct Loaded {
 impl CheckpointSink {
     /// The row a store keeps for partition directory `dir`.
     pub(crate) fn table(table: Arc<CheckpointTable>, dir: &Path) -> Self {
-        let key = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        CheckpointSink::Table { table, key, write_through: false }
+        CheckpointSink::Table { table, key: row_key(dir), write_through: false }
     }
 
     /// The row of partition directory `dir` of a store's table, for a log
     /// opened alone under the store's lock: written through.
     pub(crate) fn table_alone(table: Arc<CheckpointTable>, dir: &Path) -> Self {
-        match Self::table(table, dir) {
-            CheckpointSink::Table { table, key, .. } => {
-                CheckpointSink::Table { table, key, write_through: true }
-            }
-            own => own,
-        }
+        CheckpointSink::Table { table, key: row_key(dir), write_through: true }
+    }
+
+    /// Whether this is a row that a store writes (not the log itself).
+    pub(crate) fn is_stores_row(&self) -> bool {
+        matches!(self, CheckpointSink::Table { write_through: false, .. })
     }
 
     /// For a log opened alone on a store's table: writes the table (what

@@ -125,7 +125,7 @@ where
         let config = LogConfig { retention_ms: -1, retention_bytes: -1, ..config };
         let dir = dir.as_ref().to_path_buf();
         create_dir_all_durable(&*fs, &dir).map_err(Error::io("create raft directory", &dir))?;
-        let dir_lock = crate::log::lock_log_dir(&*fs, &dir)?;
+        let (dir_lock, _) = crate::log::lock_log_dir(&*fs, &dir)?;
         state::remove_temps(&*fs, &dir, &state::LOG_STORE_FILES)?;
         let vote = state::read(&*fs, &dir, VOTE)?;
         let committed: Option<Option<LogId<C::NodeId>>> = state::read(&*fs, &dir, COMMITTED)?;

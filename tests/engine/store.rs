@@ -367,10 +367,10 @@ fn checkpoints_live_in_one_table_and_the_old_files_move_into_it() {
     assert_eq!(open(dir.path()).topic("t").unwrap().partition(0).unwrap().log_start_offset(), 4);
 }
 
-/// A store's partition opened alone (`PartitionLog::open` on its directory
-/// while the store is closed) reads and writes its row of the store's
-/// table: the log start `delete_records` moved stays, and what the lone
-/// handle changes is what the store opens with next.
+/// A store's partition opened alone (`PartitionLog::open` or `repair` on
+/// its directory while the store is closed) reads and writes its row of
+/// the store's table: the log start `delete_records` moved stays, and what
+/// the lone handle changes is what the store opens with next.
 #[test]
 fn a_store_partition_opened_alone_keeps_its_row_of_the_table() {
     use annals::log::{LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
@@ -386,6 +386,10 @@ fn a_store_partition_opened_alone_keeps_its_row_of_the_table() {
         // Not closed: a lone handle's moves are durable as they happen.
         log.abandon();
     }
+    // A repair of it alone (it closes the log it repaired) keeps the row too.
+    let fs: annals::io::SharedFs = std::sync::Arc::new(annals::io::StdFileSystem);
+    let repaired = annals::PartitionLog::repair(fs, &part, annals::LogConfig::default(), annals::AcceptDataLoss);
+    assert_eq!(repaired.unwrap().log_end_offset, 9);
     for name in [RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE] {
         assert!(!part.join(name).exists(), "{name}: a store's partition keeps its row, not its own files");
     }
