@@ -388,7 +388,8 @@ fn a_store_partition_opened_alone_keeps_its_row_of_the_table() {
     }
     // A repair of it alone (it closes the log it repaired) keeps the row too.
     let fs: annals::io::SharedFs = std::sync::Arc::new(annals::io::StdFileSystem);
-    let repaired = annals::PartitionLog::repair(fs, &part, annals::LogConfig::default(), annals::AcceptDataLoss);
+    let repaired =
+        annals::PartitionLog::repair(fs, &part, annals::LogConfig::default(), annals::AcceptDataLoss);
     assert_eq!(repaired.unwrap().log_end_offset, 9);
     for name in [RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE] {
         assert!(!part.join(name).exists(), "{name}: a store's partition keeps its row, not its own files");
