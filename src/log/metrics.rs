@@ -1,6 +1,6 @@
 //! What a partition log counts as it works, and the snapshot
 //! [`PartitionLog::metrics`](crate::PartitionLog::metrics) reads off it: relaxed atomics on the paths
-//! they count (an append adds three), read without a lock.
+//! they count (an append adds four), read without a lock.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -48,6 +48,7 @@ impl LatencyHistogram {
 #[derive(Debug, Default)]
 pub(crate) struct LogCounters {
     appends: AtomicU64,
+    writes: AtomicU64,
     records: AtomicU64,
     bytes: AtomicU64,
     fsyncs: AtomicU64,
@@ -62,8 +63,15 @@ pub(crate) struct LogCounters {
 }
 
 impl LogCounters {
-    pub(crate) fn appended(&self, records: u64, bytes: u64) {
+    /// One append call written (its batches may share a write with
+    /// others': see `combine.rs`).
+    pub(crate) fn appended(&self) {
         self.appends.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One write of log data: `records` in `bytes`.
+    pub(crate) fn wrote(&self, records: u64, bytes: u64) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
         self.records.fetch_add(records, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.changed();
@@ -127,6 +135,9 @@ pub struct PartitionMetrics {
     pub segments: usize,
     /// Append calls that wrote (batches of records or producer requests).
     pub appends: u64,
+    /// Writes of log data they took: fewer than `appends` when concurrent
+    /// appends were combined into one write, more when one spanned a roll.
+    pub writes: u64,
     /// Records appended.
     pub records_appended: u64,
     /// Bytes appended.
@@ -162,6 +173,7 @@ impl LogCounters {
             size_bytes: 0,
             segments: 0,
             appends: load(&self.appends),
+            writes: load(&self.writes),
             records_appended: load(&self.records),
             bytes_appended: load(&self.bytes),
             fsyncs: load(&self.fsyncs),

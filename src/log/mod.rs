@@ -5,6 +5,7 @@ mod append;
 mod checkpoint;
 mod cleaner;
 mod close;
+mod combine;
 mod durability;
 mod epochs;
 mod extent;

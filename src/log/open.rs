@@ -326,6 +326,7 @@ impl PartitionLog {
             segment_config: config.segment_config(),
             config,
             writer: Mutex::new(Writer { scratch: Vec::new(), closed: false, producers, epochs, indexing }),
+            combiner: super::combine::Combiner::default(),
             segments: Segments::new(segments, log_start_offset, log_end_offset),
             notifier: Notifier::default(),
             points: DurablePoints::new(recovery_point, extent_file, sink, loaded.legacy),

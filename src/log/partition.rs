@@ -65,6 +65,8 @@ pub struct PartitionLog {
     /// Everything only the writer touches; reached through
     /// [`PartitionLog::writable`].
     pub(super) writer: Mutex<Writer>,
+    /// Appends queued while another writes (see `combine.rs`).
+    pub(super) combiner: super::combine::Combiner,
     /// The segments, the log start and end offsets (see `segments.rs`).
     pub(super) segments: Segments,
     pub(super) notifier: Notifier,

@@ -20,8 +20,24 @@ use crate::format::batch::{set_base_offset, set_leader_epoch};
 use crate::format::{BatchHeader, EncodeError};
 use crate::segment::{LogSegment, OFFSET_MAX};
 
+use super::combine::{Arrival, Group, Woken};
 use super::partition::{PartitionLog, Writer};
 use super::types::AppendInfo;
+
+/// Groups one writer's turn writes at most (see `write_turn`).
+const GROUPS_PER_TURN: usize = 8;
+
+/// A group's members placed since its last write: their batches lie back
+/// to back from `start` in the group's bytes.
+#[derive(Debug, Default)]
+struct Run {
+    start: usize,
+    headers: Vec<BatchHeader>,
+    /// Each member's ticket and its first header in `headers`.
+    members: Vec<(u64, usize)>,
+    /// The producer ids with a batch in the run.
+    producers: Vec<i64>,
+}
 
 /// Checked batches, back to back, and how they take their offsets.
 pub(super) enum Checked<'a> {
@@ -45,7 +61,8 @@ pub(super) enum Checked<'a> {
 
 impl PartitionLog {
     /// Appends checked batches (`headers` describes `batches`, in order)
-    /// through the pipeline's steps (see the module docs).
+    /// through the pipeline's steps (see the module docs). Batches to be
+    /// stamped go through the write combiner (`combine.rs`).
     pub(super) fn append_checked(
         &self,
         batches: Checked<'_>,
@@ -54,29 +71,14 @@ impl PartitionLog {
         let Some(first_base) = headers.first().map(|h| h.base_offset) else {
             return Err(EncodeError::Empty.into());
         };
-        let mut writer = self.writable()?;
-        let end = self.log_end_offset();
-        let (bytes, whole): (&[u8], bool) = match batches {
+        match batches {
             Checked::Stamp { bytes, leader_epoch } => {
-                self.place(headers, end, leader_epoch)?;
-                if let Some(info) = writer.producers.check_all(headers)? {
-                    // A retry: already in the log at these offsets, and
-                    // acknowledged as durably as the first append.
-                    drop(writer);
-                    return self.make_durable(info);
-                }
-                let mut at = 0;
-                for h in headers.iter() {
-                    let batch = &mut bytes[at..at + h.batch_len as usize];
-                    set_base_offset(batch, h.base_offset);
-                    if leader_epoch.is_some() {
-                        set_leader_epoch(batch, h.leader_epoch);
-                    }
-                    at += batch.len();
-                }
-                (bytes, true)
+                let written = self.append_combined(bytes, headers, leader_epoch);
+                self.make_durable(written?)
             }
             Checked::Placed { bytes } => {
+                let mut writer = self.writable()?;
+                let end = self.log_end_offset();
                 if first_base != end {
                     return Err(Error::Append(AppendError::NonContiguousBatch {
                         expected: end,
@@ -84,16 +86,216 @@ impl PartitionLog {
                     }));
                 }
                 self.check_offset_limit(headers)?;
-                (bytes, false)
+                let written = self.write_batches_locked(&mut writer, bytes, headers, false);
+                let moved = self.log_end_offset() != end;
+                drop(writer);
+                if moved {
+                    self.notify_appended();
+                }
+                self.counters.appended();
+                self.make_durable(written?)
+            }
+        }
+    }
+
+    /// Appends batches encoded at 0 through the combiner: written now with
+    /// what is queued, or queued for the writer in turn.
+    fn append_combined(
+        &self,
+        bytes: &mut [u8],
+        headers: &mut [BatchHeader],
+        leader_epoch: Option<i32>,
+    ) -> Result<AppendInfo> {
+        let ticket = match self.combiner.arrive(bytes, headers, leader_epoch) {
+            Arrival::Write => return self.write_turn(Some((bytes, headers, leader_epoch))),
+            Arrival::Queued(ticket) => ticket,
+        };
+        // Bounded: each turn written answers the tickets it took, and a
+        // queued append is taken by the first turn after it arrived.
+        loop {
+            match self.combiner.wait(ticket) {
+                Woken::Answer(answer) => return answer,
+                Woken::Write => {
+                    // Its own answer is posted with the others'.
+                    let _ = self.write_turn(None);
+                }
+            }
+        }
+    }
+
+    /// One writer's turn: its own batches (if it arrived to an idle
+    /// combiner), then everything queued when it holds the writer lock;
+    /// the queued answers are posted even if this panics.
+    fn write_turn(&self, own: Option<(&mut [u8], &mut [BatchHeader], Option<i32>)>) -> Result<AppendInfo> {
+        struct Finish<'a>(&'a super::combine::Combiner, Vec<(u64, Result<AppendInfo>)>);
+        impl Drop for Finish<'_> {
+            fn drop(&mut self) {
+                self.0.finish(std::mem::take(&mut self.1));
+            }
+        }
+        let mut finish = Finish(&self.combiner, Vec::new());
+        let mut writer = match self.writable() {
+            Ok(writer) => writer,
+            Err(e) => {
+                let group = self.combiner.take(Group::default());
+                finish.1.extend(group.members.iter().map(|m| (m.ticket, Err(e.clone()))));
+                return Err(e);
             }
         };
-        let written = self.write_batches_locked(&mut writer, bytes, headers, whole);
+        let end = self.log_end_offset();
+        let own = own.map_or(Err(Error::Closed), |(bytes, headers, leader_epoch)| {
+            self.write_stamped(&mut writer, bytes, headers, leader_epoch)
+        });
+        // What arrives while a group is written forms the next one: the
+        // writer stays on while there is any (up to a bound, so that its own
+        // caller is not kept waiting), and each waiting append is answered
+        // without a turn of its own.
+        let mut spare = Group::default();
+        for _ in 0..GROUPS_PER_TURN {
+            let mut group = self.combiner.take(spare);
+            if group.members.is_empty() {
+                break;
+            }
+            self.write_group(&mut writer, &mut group, &mut finish.1);
+            self.combiner.answer(&mut finish.1);
+            group.bytes.clear();
+            group.members.clear();
+            spare = group;
+        }
         let moved = self.log_end_offset() != end;
         drop(writer);
         if moved {
             self.notify_appended();
         }
-        self.make_durable(written?)
+        own
+    }
+
+    /// Places, checks and writes one append's batches (all in one write):
+    /// a producer's retry answers the first append's offsets, unwritten.
+    fn write_stamped(
+        &self,
+        writer: &mut Writer,
+        bytes: &mut [u8],
+        headers: &mut [BatchHeader],
+        leader_epoch: Option<i32>,
+    ) -> Result<AppendInfo> {
+        match self.stamp(writer, bytes, headers, leader_epoch, self.log_end_offset())? {
+            Some(retry) => Ok(retry),
+            None => {
+                let written = self.write_batches_locked(writer, bytes, headers, true)?;
+                self.counters.appended();
+                Ok(written)
+            }
+        }
+    }
+
+    /// Places `headers` at `end` and checks their producers (against the
+    /// producer state as written so far); if they are to be written,
+    /// stamps their base offsets (and leader epoch) into `bytes`. Returns
+    /// a retry's first append, which is not written again.
+    fn stamp(
+        &self,
+        writer: &Writer,
+        bytes: &mut [u8],
+        headers: &mut [BatchHeader],
+        leader_epoch: Option<i32>,
+        end: u64,
+    ) -> Result<Option<AppendInfo>> {
+        self.place(headers, end, leader_epoch)?;
+        if let Some(info) = writer.producers.check_all(headers)? {
+            // A retry: already in the log at these offsets, and
+            // acknowledged as durably as the first append.
+            return Ok(Some(info));
+        }
+        let mut at = 0;
+        for h in headers.iter() {
+            let batch = &mut bytes[at..at + h.batch_len as usize];
+            set_base_offset(batch, h.base_offset);
+            if leader_epoch.is_some() {
+                set_leader_epoch(batch, h.leader_epoch);
+            }
+            at += batch.len();
+        }
+        Ok(None)
+    }
+
+    /// Writes a queued group in arrival order, answering each member.
+    /// Members are placed one after another and written together in runs:
+    /// a run ends before a member that is refused or is a retry (it is
+    /// answered and not written), and before a member whose producer has
+    /// a batch in the run (its sequence is checked against the run as
+    /// written). A failed write answers every member of its run with the
+    /// error; the members after it are placed at the log end as it stands.
+    fn write_group(
+        &self,
+        writer: &mut Writer,
+        group: &mut Group,
+        answers: &mut Vec<(u64, Result<AppendInfo>)>,
+    ) {
+        let mut run = Run::default();
+        let mut at = 0;
+        for member in &mut group.members {
+            let len = member.len;
+            if member.headers.iter().any(|h| h.producer_id >= 0 && run.producers.contains(&h.producer_id)) {
+                self.write_run(writer, &group.bytes, &mut run, answers);
+            }
+            if run.members.is_empty() {
+                run.start = at;
+            }
+            let end = run.headers.last().map_or_else(|| self.log_end_offset(), BatchHeader::next_offset);
+            let bytes = &mut group.bytes[at..at + len];
+            match self.stamp(writer, bytes, &mut member.headers, member.leader_epoch, end) {
+                Ok(None) => {
+                    run.headers.extend_from_slice(&member.headers);
+                    let producers = member.headers.iter().map(|h| h.producer_id);
+                    run.producers.extend(producers.filter(|&id| id >= 0));
+                    run.members.push((member.ticket, run.headers.len() - member.headers.len()));
+                }
+                answer => {
+                    self.write_run(writer, &group.bytes, &mut run, answers);
+                    answers.push((member.ticket, answer.map(|retry| retry.expect("a retry"))));
+                    run.start = at + len;
+                }
+            }
+            at += len;
+        }
+        self.write_run(writer, &group.bytes, &mut run, answers);
+    }
+
+    /// Writes a run of a group in one write (whole), answers its members,
+    /// and empties it.
+    fn write_run(
+        &self,
+        writer: &mut Writer,
+        bytes: &[u8],
+        run: &mut Run,
+        answers: &mut Vec<(u64, Result<AppendInfo>)>,
+    ) {
+        if run.members.is_empty() {
+            return;
+        }
+        let len: usize = run.headers.iter().map(|h| h.batch_len as usize).sum();
+        // A write before this one in the turn may have poisoned the log.
+        let written = self.points.syncer().check(&self.dir).and_then(|()| {
+            self.write_batches_locked(writer, &bytes[run.start..run.start + len], &run.headers, true)
+        });
+        let ends = run.members.iter().skip(1).map(|&(_, first)| first).chain([run.headers.len()]);
+        for (&(ticket, first), end) in run.members.iter().zip(ends) {
+            let answer = written.as_ref().map_err(Clone::clone).map(|_| {
+                let headers = &run.headers[first..end];
+                self.counters.appended();
+                AppendInfo {
+                    first_offset: headers[0].base_offset,
+                    last_offset: headers[headers.len() - 1].last_offset(),
+                    max_timestamp_ms: headers.iter().map(|h| h.max_timestamp_ms).max().unwrap_or(-1),
+                }
+            });
+            answers.push((ticket, answer));
+        }
+        run.start += len;
+        run.headers.clear();
+        run.members.clear();
+        run.producers.clear();
     }
 
     /// Stamps `headers` with base offsets from `end` (and `leader_epoch`),
@@ -174,7 +376,7 @@ impl PartitionLog {
                 .map_err(|e| self.write_failed(e))?;
             let run_last = run.last().expect("a run holds a batch");
             self.segments.publish_end(writer, run_last.next_offset());
-            self.counters.appended(run_last.next_offset() - run[0].base_offset, len as u64);
+            self.counters.wrote(run_last.next_offset() - run[0].base_offset, len as u64);
             for header in run.iter().filter(|h| h.producer_id >= 0) {
                 writer.producers.update(header);
             }

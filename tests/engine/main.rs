@@ -4,6 +4,7 @@
 
 mod architecture;
 mod bombs;
+mod combining;
 mod committed_reads;
 mod compaction;
 mod compression;

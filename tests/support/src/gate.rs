@@ -1,6 +1,7 @@
-//! A file system that can hold one `sync_data` call open: the first fsync
-//! of a file under an armed directory blocks until released, so a test can
-//! see what other threads manage to do while an fsync is in flight.
+//! A file system that can hold one `sync_data` call open, or one write of
+//! log data: the first fsync of a file (or the first write of a segment's
+//! `.log` file) under an armed directory blocks until released, so a test
+//! can see what other threads manage to do while it is in flight.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ use parking_lot::{Condvar, Mutex};
 struct GateState {
     /// Fsyncs of files under this directory block (the first one only).
     armed: Option<PathBuf>,
+    /// Writes of `.log` files are held instead of fsyncs.
+    writes: bool,
     blocked: bool,
     released: bool,
 }
@@ -29,6 +32,13 @@ impl GatedFs {
     pub fn arm(&self, dir: &Path) {
         let mut s = self.state.0.lock();
         *s = GateState { armed: Some(dir.to_path_buf()), ..GateState::default() };
+    }
+
+    /// The next write of a segment's log file under `dir` blocks until
+    /// [`GatedFs::release`].
+    pub fn arm_writes(&self, dir: &Path) {
+        let mut s = self.state.0.lock();
+        *s = GateState { armed: Some(dir.to_path_buf()), writes: true, ..GateState::default() };
     }
 
     /// Waits until an fsync is held (false after `timeout`).
@@ -57,9 +67,14 @@ impl GatedFs {
         self.state.1.notify_all();
     }
 
-    fn hold_if_armed(&self, path: &Path) {
+    fn hold_if_armed(&self, path: &Path, write: bool) {
         let mut s = self.state.0.lock();
-        if s.blocked || !s.armed.as_deref().is_some_and(|d| path.starts_with(d)) {
+        let log_file = path.extension().is_some_and(|e| e == "log");
+        if s.blocked
+            || s.writes != write
+            || (write && !log_file)
+            || !s.armed.as_deref().is_some_and(|d| path.starts_with(d))
+        {
             return;
         }
         s.blocked = true;
@@ -116,6 +131,7 @@ impl FileHandle for GatedFile {
         self.inner.read_at(buf, pos)
     }
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.fs.hold_if_armed(&self.path, true);
         self.inner.write_all_at(buf, pos)
     }
     fn size(&self) -> io::Result<u64> {
@@ -125,7 +141,7 @@ impl FileHandle for GatedFile {
         self.inner.set_len(len)
     }
     fn sync_data(&self) -> io::Result<()> {
-        self.fs.hold_if_armed(&self.path);
+        self.fs.hold_if_armed(&self.path, false);
         self.inner.sync_data()
     }
     unsafe fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>> {
