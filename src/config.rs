@@ -68,6 +68,15 @@ pub struct LogConfig {
     /// record is ever past it, at about 0.7x the throughput of a single
     /// durable producer); `u64::MAX` only at roll, flush and close.
     pub synced_extent_interval_bytes: u64,
+    /// Under `Durability::Always`, the longest an append that starts a
+    /// group fsync waits for the producers the last group fsync released
+    /// to append again (as many appends as it covered), in microseconds,
+    /// so that each fsync carries all of them instead of every producer
+    /// riding every other one (PostgreSQL's `commit_delay`). The wait is
+    /// never longer than the last fsync took, ends as soon as they have
+    /// arrived, and a lone producer never waits. Default 1000; 0: fsync at
+    /// once.
+    pub commit_delay_us: u64,
     /// Read log data by copying from a read-only memory mapping of each
     /// segment instead of a `pread` per read. Default `true`: about twice
     /// as fast for random reads (docs/PERFORMANCE.md), and nothing handed
@@ -76,6 +85,15 @@ pub struct LogConfig {
     /// [`Error::Io`] (as with Lucene's or LMDB's mapped
     /// reads). Set `false` to have such errors returned.
     pub mmap_reads: bool,
+    /// Keep the high watermark at or below the durable offset, so that a
+    /// consumer (any read bounded by the high watermark), retention and
+    /// compaction see only what a power cut cannot take back: a broker
+    /// that acknowledges acks=-1 only once fsynced sets it (Redpanda's
+    /// `write.caching=false`). Records past it become visible as group
+    /// commit, `sync()` or `flush()` make them durable. Default `false`:
+    /// the high watermark follows the log end (or what a replication layer
+    /// sets), as Kafka's does on one node.
+    pub durable_high_watermark: bool,
     /// Forget an idempotent producer whose last batch's timestamp is more
     /// than this before now (Kafka's `producer.id.expiration.ms`): its
     /// next batch then starts a fresh sequence. Checked by
@@ -283,7 +301,9 @@ impl Default for LogConfig {
             cleaner_memory_bytes: 16 << 20,
             durability: Durability::None,
             synced_extent_interval_bytes: 1 << 20,
+            commit_delay_us: 1000,
             mmap_reads: true,
+            durable_high_watermark: false,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
             message_timestamp_type: TimestampType::CreateTime,
             message_timestamp_before_max_ms: i64::MAX,

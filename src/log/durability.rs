@@ -7,13 +7,22 @@
 //! fsync in flight and wait, or start the next one. N concurrent durable
 //! producers therefore share fsyncs instead of paying one each.
 //!
+//! Filling each fsync: when an fsync ends, the appends it covered return,
+//! and their producers append again while the next fsync would already be
+//! running; left alone, each producer then rides every other fsync. So the
+//! appender that starts the next fsync first waits for as many appends as
+//! the last one covered to arrive, for at most as long as the last fsync
+//! took and never longer than `LogConfig::commit_delay_us` (PostgreSQL's
+//! `commit_delay`, bounded by what the disk takes anyway). A lone producer
+//! never waits: its own append is the one the last fsync covered.
+//!
 //! Poisoning: after a failed fsync the kernel may have dropped the dirty
 //! pages ("fsyncgate"), so retrying could report success for lost data. The
 //! first failure poisons the partition: that append and every later append
 //! or flush fail; only reopening (which runs recovery) clears it.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -29,6 +38,9 @@ fn poison_cause(e: &Error) -> std::sync::Arc<Error> {
 pub(crate) struct Syncer {
     state: Mutex<SyncState>,
     synced: Condvar,
+    /// The gathering fsync starter waits on this alone, woken once when
+    /// the arrivals it waits for are all in (not at each one).
+    gathered: Condvar,
 }
 
 #[derive(Debug)]
@@ -43,6 +55,14 @@ struct SyncState {
     /// For the interval policy: records appended since the last flush.
     unflushed_records: u64,
     last_flush: Instant,
+    /// Appends that asked for an fsync since the last one began (written:
+    /// the next fsync covers them).
+    arrived: u64,
+    /// How many the last gathering fsync covered, and how long it took.
+    last_group: u64,
+    last_fsync: Duration,
+    /// An fsync's starter waits for arrivals (they wake it).
+    gathering: bool,
 }
 
 impl Syncer {
@@ -55,8 +75,13 @@ impl Syncer {
                 closed: false,
                 unflushed_records: 0,
                 last_flush: Instant::now(),
+                arrived: 0,
+                last_group: 0,
+                last_fsync: Duration::ZERO,
+                gathering: false,
             }),
             synced: Condvar::new(),
+            gathered: Condvar::new(),
         }
     }
 
@@ -116,6 +141,25 @@ impl Syncer {
         state.synced_offset = state.synced_offset.min(offset);
     }
 
+    /// An append's durability step under `Durability::Always`: returns
+    /// once every offset below `target` (its last offset + 1; its bytes are
+    /// written) is durable, through [`Syncer::sync_to`], an fsync it starts
+    /// gathering first for up to `max_delay` (see the module docs).
+    pub(crate) fn sync_appended(
+        &self,
+        dir: &Path,
+        target: u64,
+        max_delay: Duration,
+        flush: impl Fn() -> Result<u64>,
+    ) -> Result<()> {
+        let mut state = self.state.lock();
+        state.arrived += 1;
+        if state.gathering && state.arrived >= state.last_group {
+            self.gathered.notify_one();
+        }
+        self.sync_locked(state, dir, target, Some(max_delay), flush)
+    }
+
     /// Returns once every offset below `target` is durable, running (or
     /// joining) a group fsync. `flush` fsyncs and returns the offset it
     /// covers: the log end offset it read before starting.
@@ -124,7 +168,19 @@ impl Syncer {
     /// [`Error::Poisoned`] if the partition is (or becomes) poisoned; the
     /// fsync's own error for the caller whose fsync failed.
     pub(crate) fn sync_to(&self, dir: &Path, target: u64, flush: impl Fn() -> Result<u64>) -> Result<()> {
-        let mut state = self.state.lock();
+        self.sync_locked(self.state.lock(), dir, target, None, flush)
+    }
+
+    /// [`Syncer::sync_to`] with the state locked; an fsync this call starts
+    /// gathers arrivals first when `gather` is given.
+    fn sync_locked(
+        &self,
+        mut state: parking_lot::MutexGuard<'_, SyncState>,
+        dir: &Path,
+        target: u64,
+        gather: Option<Duration>,
+        flush: impl Fn() -> Result<u64>,
+    ) -> Result<()> {
         // Bounded: each pass either returns, waits for an fsync in flight to
         // finish, or runs one fsync that covers at least what was written
         // before `target` was published.
@@ -140,7 +196,18 @@ impl Syncer {
                 continue;
             }
             state.in_progress = true;
+            if let Some(max_delay) = gather {
+                // Bounded by the deadline; arrivals wake it early.
+                let deadline = Instant::now() + state.last_fsync.min(max_delay);
+                state.gathering = true;
+                while state.arrived < state.last_group
+                    && !self.gathered.wait_until(&mut state, deadline).timed_out()
+                {}
+                state.gathering = false;
+            }
+            let group = std::mem::take(&mut state.arrived);
             let unflushed_before = state.unflushed_records;
+            let started = Instant::now();
             let result = parking_lot::MutexGuard::unlocked(&mut state, &flush);
             state.in_progress = false;
             self.synced.notify_all();
@@ -149,6 +216,9 @@ impl Syncer {
                     state.synced_offset = state.synced_offset.max(covered);
                     state.unflushed_records -= unflushed_before.min(state.unflushed_records);
                     state.last_flush = Instant::now();
+                    if gather.is_some() {
+                        (state.last_group, state.last_fsync) = (group, started.elapsed());
+                    }
                 }
                 Err(e) => {
                     state.poisoned.get_or_insert_with(|| poison_cause(&e));
@@ -156,5 +226,53 @@ impl Syncer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::thread;
+
+    #[test]
+    fn an_fsync_after_a_group_gathers_as_many_appends_before_it_starts() {
+        let syncer = Syncer::new(0);
+        let (end, flushes) = (AtomicU64::new(0), AtomicU64::new(0));
+        let flush = || {
+            flushes.fetch_add(1, Ordering::SeqCst);
+            let covered = end.load(Ordering::SeqCst);
+            thread::sleep(Duration::from_millis(150));
+            Ok(covered)
+        };
+        let dir = Path::new("p");
+        let delay = Duration::from_secs(10);
+        // An append `n` is written (the log end moves), then asks.
+        let append = |n: u64| {
+            end.fetch_max(n, Ordering::SeqCst);
+            syncer.sync_appended(dir, n, delay, flush)
+        };
+        thread::scope(|s| {
+            // Two appends arrive while the first fsync runs: the second
+            // fsync covers both, so the last group was two.
+            let first = s.spawn(|| append(1));
+            thread::sleep(Duration::from_millis(50));
+            let (second, third) = (s.spawn(|| append(2)), s.spawn(|| append(3)));
+            for h in [first, second, third] {
+                h.join().unwrap().unwrap();
+            }
+        });
+        assert_eq!(flushes.load(Ordering::SeqCst), 2);
+        thread::scope(|s| {
+            // The next starter waits for a second append (up to the last
+            // fsync's 150 ms) instead of leaving it to an fsync of its own.
+            let lone = s.spawn(|| append(4));
+            thread::sleep(Duration::from_millis(60));
+            assert_eq!(flushes.load(Ordering::SeqCst), 2, "the starter gathers");
+            append(5).unwrap();
+            lone.join().unwrap().unwrap();
+        });
+        assert_eq!(flushes.load(Ordering::SeqCst), 3, "one fsync covered both");
+        assert_eq!(syncer.synced_offset(), 5);
     }
 }

@@ -420,7 +420,7 @@ impl PartitionLog {
     pub(super) fn make_durable(&self, info: AppendInfo) -> Result<AppendInfo> {
         match self.config.durability {
             Durability::None => {}
-            Durability::Always => self.sync_to(info.last_offset + 1)?,
+            Durability::Always => self.sync_appended(info.last_offset + 1)?,
             Durability::Interval { flush_messages, flush_ms } => {
                 let records = info.last_offset + 1 - info.first_offset;
                 if self.points.syncer().note_appended(records, flush_messages, flush_ms) {

@@ -56,16 +56,18 @@ struct Checkpoints {
 }
 
 impl DurablePoints {
-    /// The points an open loaded: nothing known synced yet (after an
-    /// unclean stop the recovered bytes may sit only in the page cache).
+    /// The points an open loaded, with every offset below `synced` known
+    /// durable: the log end after a clean close, nothing after an unclean
+    /// stop (the recovered bytes may sit only in the page cache).
     pub(super) fn new(
         recovery_point: Option<LogPoint>,
         extent: ExtentFile,
         sink: CheckpointSink,
         legacy: bool,
+        synced: u64,
     ) -> DurablePoints {
         DurablePoints {
-            syncer: Syncer::new(0),
+            syncer: Syncer::new(synced),
             checkpoints: Mutex::new(Checkpoints { recovery_point, extent, truncations: 0, sink, legacy }),
         }
     }
@@ -247,7 +249,18 @@ impl PartitionLog {
 
     /// Group commit: returns once offsets below `target` are durable.
     pub(super) fn sync_to(&self, target: u64) -> Result<()> {
-        let synced = self.points.syncer.sync_to(&self.dir, target, || {
+        self.group_sync(target, None)
+    }
+
+    /// An append's group commit (`Durability::Always`): as
+    /// [`PartitionLog::sync_to`], an fsync it starts first gathering the
+    /// appends of the producers the last one released (see `durability.rs`).
+    pub(super) fn sync_appended(&self, target: u64) -> Result<()> {
+        self.group_sync(target, Some(std::time::Duration::from_micros(self.config.commit_delay_us)))
+    }
+
+    fn group_sync(&self, target: u64, gather: Option<std::time::Duration>) -> Result<()> {
+        let flush = || {
             let (active, point, truncations) = self.synced_point_now();
             // A roll since then fsynced `active` as it sealed it.
             self.counters.fsync(|| active.sync_log())?;
@@ -271,7 +284,11 @@ impl PartitionLog {
             // Every offset below it is in bytes this fsync (or a roll's)
             // covered.
             Ok(point.offset)
-        });
+        };
+        let synced = match gather {
+            Some(max_delay) => self.points.syncer.sync_appended(&self.dir, target, max_delay, flush),
+            None => self.points.syncer.sync_to(&self.dir, target, flush),
+        };
         // Durable-only readers wait for this, not for appends.
         self.notify_appended();
         synced
