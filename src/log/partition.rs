@@ -278,6 +278,11 @@ impl PartitionLog {
         self.points.syncer().check(&self.dir).err()
     }
 
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
     /// This partition's metrics since it was opened.
     pub fn metrics(&self) -> super::metrics::PartitionMetrics {
         super::metrics::PartitionMetrics {

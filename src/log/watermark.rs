@@ -22,9 +22,13 @@ pub(super) const FOLLOWS_LOG_END: u64 = u64::MAX;
 
 impl PartitionLog {
     /// The high watermark: records below it are committed. The log end
-    /// offset until a replication layer sets one.
+    /// offset until a replication layer sets one; never above the durable
+    /// offset under `LogConfig::durable_high_watermark`.
     pub fn high_watermark(&self) -> u64 {
-        self.high_watermark.load(Ordering::SeqCst).min(self.log_end_offset())
+        // ORDER: the durable offset before the log end, so that neither
+        // bound is read above the other.
+        let durable = if self.config.durable_high_watermark { self.durable_offset() } else { u64::MAX };
+        self.high_watermark.load(Ordering::SeqCst).min(durable).min(self.log_end_offset())
     }
 
     /// Raises the high watermark to `offset` (a lower value changes

@@ -127,6 +127,7 @@ pub(crate) fn encode_with(metadata: &TopicMetadata) -> Vec<u8> {
         ("min_cleanable_dirty_percent", l.min_cleanable_dirty_percent.to_string()),
         ("cleaner_memory_bytes", l.cleaner_memory_bytes.to_string()),
         ("mmap_reads", u8::from(l.mmap_reads).to_string()),
+        ("durable_high_watermark", u8::from(l.durable_high_watermark).to_string()),
         ("producer_id_expiration_ms", l.producer_id_expiration_ms.to_string()),
         ("message_timestamp_type", l.message_timestamp_type.name().to_string()),
         ("message_timestamp_before_max_ms", l.message_timestamp_before_max_ms.to_string()),
@@ -230,11 +231,15 @@ pub(crate) fn decode_with(bytes: &[u8], path: &Path) -> Result<TopicMetadata> {
             "cleaner_memory_bytes" => {
                 config.log.cleaner_memory_bytes = usize::try_from(n).map_err(|_| too_big())?
             }
-            "mmap_reads" => {
-                config.log.mmap_reads = match n {
+            "mmap_reads" | "durable_high_watermark" => {
+                let flag = match n {
                     0 => false,
                     1 => true,
                     _ => return Err(too_big()),
+                };
+                match key {
+                    "mmap_reads" => config.log.mmap_reads = flag,
+                    _ => config.log.durable_high_watermark = flag,
                 }
             }
             _ => return Err(bad(format!("unknown key {key:?} (written by a newer annals?)"))),
@@ -257,7 +262,12 @@ mod tests {
         let path = Path::new("t.meta");
         assert_eq!(decode(&bytes, path).unwrap(), config);
         let pread = TopicConfig {
-            log: LogConfig { mmap_reads: false, producer_id_expiration_ms: -1, ..config.log.clone() },
+            log: LogConfig {
+                mmap_reads: false,
+                producer_id_expiration_ms: -1,
+                durable_high_watermark: true,
+                ..config.log.clone()
+            },
             ..config.clone()
         };
         assert_eq!(decode(&encode(&pread), path).unwrap(), pread);
