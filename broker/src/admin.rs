@@ -48,7 +48,7 @@ pub(crate) async fn create_topics(
                     },
                 };
                 let configs = t.configs.iter().map(|c| (&*c.name, c.value.as_deref()));
-                let parsed = match crate::topic_configs::parse(configs) {
+                let parsed = match crate::topic_configs::parse(&shared.config.topic_defaults(), configs) {
                     Ok(parsed) => parsed,
                     Err(e) => return fail(ResponseError::InvalidConfig.code(), e),
                 };

@@ -48,23 +48,27 @@ pub(crate) async fn describe(
                 // Null or empty: every config, as Kafka's ConfigHelper reads it.
                 let keys = r.configuration_keys.as_ref().filter(|keys| !keys.is_empty());
                 let wanted = |name: &str| keys.is_none_or(|keys| keys.iter().any(|k| &**k == name));
-                let configs =
-                    crate::topic_configs::describe(&topic.config().log, topic.passthrough_configs())
-                        .into_iter()
-                        .filter(|d| wanted(d.name))
-                        .map(|d| {
-                            let source = if d.default { DEFAULT_CONFIG } else { DYNAMIC_TOPIC_CONFIG };
-                            let config = DescribeConfigsResourceResult::default()
-                                .with_name(StrBytes::from_static_str(d.name))
-                                .with_value(Some(StrBytes::from_string(d.value)))
-                                .with_config_source(source);
-                            if version >= 3 {
-                                config.with_config_type(d.kind as i8)
-                            } else {
-                                config
-                            }
-                        })
-                        .collect();
+                let defaults = shared.config.topic_defaults();
+                let configs = crate::topic_configs::describe(
+                    &topic.config().log,
+                    topic.passthrough_configs(),
+                    &defaults,
+                )
+                .into_iter()
+                .filter(|d| wanted(d.name))
+                .map(|d| {
+                    let source = if d.default { DEFAULT_CONFIG } else { DYNAMIC_TOPIC_CONFIG };
+                    let config = DescribeConfigsResourceResult::default()
+                        .with_name(StrBytes::from_static_str(d.name))
+                        .with_value(Some(StrBytes::from_string(d.value)))
+                        .with_config_source(source);
+                    if version >= 3 {
+                        config.with_config_type(d.kind as i8)
+                    } else {
+                        config
+                    }
+                })
+                .collect();
                 result.with_configs(configs)
             })
             .collect::<Vec<_>>()

@@ -152,16 +152,19 @@ fn partition(
     if let Some(e) = data.offline(&partition) {
         return response.with_error_code(crate::errors::code(&e));
     }
-    let (start, end) = data.offsets(&partition);
+    let (start, end, log_end) = data.offsets(&partition);
     let response = response
         .with_high_watermark(end as i64)
         .with_last_stable_offset(end as i64)
         .with_log_start_offset(start_of(start));
-    let Some(offset) = u64::try_from(p.fetch_offset).ok().filter(|&o| o >= start && o <= end) else {
+    // In range up to the log end, as Kafka's: a consumer at or past the
+    // high watermark (which may wait below the log end for an fsync) gets
+    // nothing yet, not an error that would reset its position.
+    let Some(offset) = u64::try_from(p.fetch_offset).ok().filter(|&o| o >= start && o <= log_end) else {
         return response.with_error_code(ResponseError::OffsetOutOfRange.code());
     };
-    read.waits.extend(data.wait(&partition, end));
-    if offset == end {
+    read.waits.extend(data.wait(&partition, offset.max(end)));
+    if offset >= end {
         return response.with_records(Some(bytes::Bytes::new()));
     }
     let limit = partition_max.min(budget.left);

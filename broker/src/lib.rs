@@ -14,6 +14,7 @@ mod cluster;
 mod configs;
 mod connection;
 mod consumer_protocol;
+mod durable;
 mod errors;
 mod fetch;
 mod groups;
@@ -82,6 +83,28 @@ pub struct BrokerConfig {
     /// fsyncs and their p99, open files, maintenance errors); `None`: never.
     /// Default 60 s (`--metrics-log-interval-ms`, 0 turns it off).
     pub metrics_log_interval: Option<Duration>,
+    /// acks=-1 is answered only once its batches are fsynced (group
+    /// commit), and the high watermark of such a topic follows the durable
+    /// offset, so no consumer reads what a power cut can take back. The
+    /// default for topics created without `write.caching` (Redpanda's
+    /// topic config; `true` is Kafka's page-cache acknowledgement). Default
+    /// `true` (`--acks-all-durable`).
+    pub acks_all_durable: bool,
+    /// On a topic whose high watermark follows the durable offset, the
+    /// longest records may wait to be fsynced (and so be seen by
+    /// consumers) when no acks=-1 produce fsyncs them: acks=1 and acks=0
+    /// records (Redpanda's `raft_replica_max_flush_delay_ms`). Default
+    /// 100 ms.
+    pub max_flush_delay: Duration,
+}
+
+impl BrokerConfig {
+    /// What a topic created with no configs gets: annals' defaults, with
+    /// the high watermark following the durable offset under
+    /// [`BrokerConfig::acks_all_durable`].
+    pub fn topic_defaults(&self) -> annals::LogConfig {
+        annals::LogConfig { durable_high_watermark: self.acks_all_durable, ..annals::LogConfig::default() }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -100,6 +123,8 @@ impl Default for BrokerConfig {
             request_read_timeout: Duration::from_secs(30),
             shutdown_drain_timeout: Duration::from_secs(30),
             group_initial_rebalance_delay: groups::INITIAL_REBALANCE_DELAY,
+            acks_all_durable: true,
+            max_flush_delay: Duration::from_millis(100),
         }
     }
 }
@@ -248,6 +273,7 @@ impl Broker {
                 }
             })
         });
+        let flusher = tokio::spawn(durable::flush_every(self.shared.clone()));
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -297,6 +323,7 @@ impl Broker {
         if let Some(metrics) = metrics {
             metrics.abort();
         }
+        flusher.abort();
         let store = self.shared.store.clone();
         tokio::task::spawn_blocking(move || store.close()).await??;
         tracing::info!("store closed cleanly");

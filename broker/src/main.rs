@@ -43,6 +43,17 @@ struct Args {
     /// answered before their connections are dropped (milliseconds).
     #[arg(long, default_value_t = 30_000)]
     shutdown_drain_timeout_ms: u64,
+    /// Answer acks=-1 only once its batches are fsynced, with the high
+    /// watermark following the durable offset: the default of topics
+    /// created without `write.caching`. `false` gives Kafka's page-cache
+    /// acknowledgement.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    acks_all_durable: bool,
+    /// On such topics, the longest acks=1 and acks=0 records wait to be
+    /// fsynced and seen by consumers (milliseconds; Redpanda's
+    /// `raft_replica_max_flush_delay_ms`).
+    #[arg(long, default_value_t = 100)]
+    max_flush_delay_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +85,8 @@ fn main() -> ExitCode {
         metrics_log_interval: (args.metrics_log_interval_ms > 0)
             .then(|| std::time::Duration::from_millis(args.metrics_log_interval_ms)),
         shutdown_drain_timeout: std::time::Duration::from_millis(args.shutdown_drain_timeout_ms),
+        acks_all_durable: args.acks_all_durable,
+        max_flush_delay: std::time::Duration::from_millis(args.max_flush_delay_ms.max(1)),
         ..BrokerConfig::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

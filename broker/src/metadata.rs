@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use annals::{LogConfig, TopicConfig};
+use annals::TopicConfig;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -69,8 +69,10 @@ fn topic(shared: &Shared, name: Option<String>, create: bool, version: i16) -> M
     let topic = match shared.store.topic(&name) {
         Ok(t) => Ok(t),
         Err(annals::Error::Admin(annals::AdminError::UnknownTopic { .. })) if create && name != INTERNAL => {
-            let config =
-                TopicConfig { partitions: shared.config.default_partitions, log: LogConfig::default() };
+            let config = TopicConfig {
+                partitions: shared.config.default_partitions,
+                log: shared.config.topic_defaults(),
+            };
             match shared.store.create_topic(&name, config) {
                 Ok(t) => {
                     tracing::info!(topic = %name, partitions = shared.config.default_partitions, "topic auto-created");

@@ -2,8 +2,12 @@
 //! producer built them, compressed or not) go to the engine's
 //! pass-through append, which validates them in full, stamps offsets and
 //! the leader epoch and writes them as they are. One node holds the only
-//! replica: acks=1 and acks=-1 both answer once the leader has appended
-//! (and fsynced, per the topic's durability); acks=0 answers nothing, and
+//! replica: acks=1 answers once the leader has appended (and fsynced, per
+//! the topic's durability); acks=-1 too on a `write.caching=true` topic,
+//! and otherwise (the default, `durable.rs`) once every partition appended
+//! is fsynced: all of the request's partitions are appended first, then
+//! made durable, so their fsyncs do not wait on the next append. acks=0
+//! answers nothing, and
 //! a failed acks=0 produce closes the connection, as Kafka's does: there
 //! is no response to carry the error, and the producer's reconnect
 //! refreshes its metadata. `log_append_time_ms` is the time the log
@@ -66,16 +70,21 @@ fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResp
     // Fields a version has: the log start offset from v5, messages from v8.
     let start = |p: &annals::Partition| if version >= 5 { data.offsets(p).0 as i64 } else { -1 };
     let bad_acks = !matches!(request.acks, -1..=1);
-    let topics = request
+    // Appended partitions an acks=-1 answer waits to make durable: where
+    // their answer is (topic, partition), and the partition.
+    let mut to_sync: Vec<(usize, usize, annals::Partition)> = Vec::new();
+    let mut topics: Vec<TopicProduceResponse> = request
         .topic_data
         .into_iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(ti, t)| {
             let name = t.name.0.to_string();
             let topic = shared.store.topic(&name);
             let partitions = t
                 .partition_data
                 .into_iter()
-                .map(|p| {
+                .enumerate()
+                .map(|(pi, p)| {
                     let response =
                         PartitionProduceResponse::default().with_index(p.index).with_base_offset(-1);
                     if bad_acks {
@@ -89,10 +98,15 @@ fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResp
                         return response.with_error_code(ResponseError::CorruptMessage.code());
                     };
                     match data.append(&partition, &records, ProduceMeta::leader_epoch(LEADER_EPOCH)) {
-                        Ok(info) => response
-                            .with_base_offset(info.first_offset as i64)
-                            .with_log_append_time_ms(append_time(&topic, &info))
-                            .with_log_start_offset(start(&partition)),
+                        Ok(info) => {
+                            if request.acks == -1 && crate::durable::acks_all_durable(&partition) {
+                                to_sync.push((ti, pi, partition.clone()));
+                            }
+                            response
+                                .with_base_offset(info.first_offset as i64)
+                                .with_log_append_time_ms(append_time(&topic, &info))
+                                .with_log_start_offset(start(&partition))
+                        }
                         Err(e) => {
                             tracing::info!(topic = %name, partition = p.index, error = %e, "produce refused");
                             let message = (version >= 8).then(|| crate::errors::message(&e));
@@ -107,6 +121,18 @@ fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResp
             TopicProduceResponse::default().with_name(t.name).with_partition_responses(partitions)
         })
         .collect();
+    for (ti, pi, partition) in to_sync {
+        if let Err(e) = crate::durable::sync(&partition) {
+            tracing::warn!(topic = partition.topic(), partition = partition.id(), error = %e, "acks=-1 fsync failed");
+            let message = (version >= 8).then(|| crate::errors::message(&e));
+            let answer = &mut topics[ti].partition_responses[pi];
+            *answer = PartitionProduceResponse::default()
+                .with_index(answer.index)
+                .with_base_offset(-1)
+                .with_error_code(crate::errors::code(&e))
+                .with_error_message(message);
+        }
+    }
     ProduceResponse::default().with_responses(topics)
 }
 

@@ -83,10 +83,10 @@ impl DataPath for Sink {
         }
     }
 
-    fn offsets(&self, partition: &Partition) -> (u64, u64) {
+    fn offsets(&self, partition: &Partition) -> (u64, u64, u64) {
         let end =
             self.partitions.lock().get(&(partition.topic().to_string(), partition.id())).map_or(0, |e| e.0);
-        (0, end)
+        (0, end, end)
     }
 
     fn offline(&self, _partition: &Partition) -> Option<annals::Error> {

@@ -11,8 +11,8 @@ pub(crate) trait DataPath: Send + Sync {
     /// Appends a producer's batches (validated and stamped by the engine's
     /// pass-through append).
     fn append(&self, partition: &Partition, batches: &[u8], meta: ProduceMeta) -> annals::Result<AppendInfo>;
-    /// The log start offset and the high watermark.
-    fn offsets(&self, partition: &Partition) -> (u64, u64);
+    /// The log start offset, the high watermark and the log end offset.
+    fn offsets(&self, partition: &Partition) -> (u64, u64, u64);
     /// Why the partition is offline, if it is (a poisoned log).
     fn offline(&self, partition: &Partition) -> Option<annals::Error>;
     /// Whole batches from the one holding `offset`, up to about
@@ -40,8 +40,10 @@ impl DataPath for Stored {
         partition.append_batches(&mut batches, meta)
     }
 
-    fn offsets(&self, partition: &Partition) -> (u64, u64) {
-        (partition.log_start_offset(), partition.high_watermark())
+    fn offsets(&self, partition: &Partition) -> (u64, u64, u64) {
+        // ORDER: the high watermark before the log end (never above it).
+        let (start, high_watermark) = (partition.log_start_offset(), partition.high_watermark());
+        (start, high_watermark, partition.log_end_offset())
     }
 
     fn offline(&self, partition: &Partition) -> Option<annals::Error> {

@@ -93,3 +93,32 @@ impl Wake for Wakes {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
+
+#[test]
+fn a_durable_high_watermark_follows_the_fsyncs_and_survives_a_clean_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = annals::LogConfig { durable_high_watermark: true, ..annals::LogConfig::default() };
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let topic = store.create_topic("t", TopicConfig { partitions: 1, log }).unwrap();
+    let p = topic.partition(0).unwrap();
+    p.append(&batch(3, "a")).unwrap();
+    assert_eq!((p.log_end_offset(), p.high_watermark()), (3, 0), "nothing fsynced yet");
+    assert!(p.read(0, 1 << 20, annals::ReadBound::HighWatermark).unwrap().to_records().is_empty());
+    let waiter = {
+        let p = p.clone();
+        std::thread::spawn(move || p.wait_for(0, annals::ReadBound::HighWatermark, Duration::from_secs(10)))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    p.sync().unwrap();
+    assert!(waiter.join().unwrap(), "an fsync wakes a reader waiting on the high watermark");
+    assert_eq!(p.high_watermark(), 3);
+    p.append(&batch(2, "b")).unwrap();
+    assert_eq!(p.high_watermark(), 3);
+    drop((p, topic));
+    store.close().unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let p = store.topic("t").unwrap().partition(0).unwrap();
+    assert!(p.config().durable_high_watermark, "kept in the topic's metadata");
+    assert_eq!(p.high_watermark(), 5, "a clean close made all of it durable");
+}

@@ -173,6 +173,13 @@ const CONFIGS: &[Entry] = &[
     log("segment.ms", Kind::Long, "604800000", "segment_ms", set_segment_ms, |l| l.segment_ms.to_string()),
     // One replica: there is no other to elect.
     kept("unclean.leader.election.enable", Kind::Boolean, "false", |v| boolean(v).map(drop)),
+    // Redpanda's: `true` acknowledges acks=-1 from the page cache, as
+    // Kafka's single node does; `false` (the broker's default under
+    // `--acks-all-durable`) only once fsynced, and the high watermark
+    // follows the durable offset (`durable.rs`).
+    log("write.caching", Kind::Boolean, "false", "durable_high_watermark", set_write_caching, |l| {
+        (!l.durable_high_watermark).to_string()
+    }),
 ];
 
 const fn log(
@@ -202,11 +209,13 @@ pub(crate) struct Parsed {
     pub(crate) passthrough: BTreeMap<String, String>,
 }
 
-/// Takes CreateTopics' configs on top of annals' defaults.
+/// Takes CreateTopics' configs on top of the broker's topic defaults
+/// (`base`).
 ///
 /// # Errors
 /// Kafka's INVALID_CONFIG message naming the first config refused.
 pub(crate) fn parse<'a>(
+    base: &LogConfig,
     configs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
 ) -> Result<Parsed, String> {
     let mut given = BTreeMap::new();
@@ -226,7 +235,7 @@ pub(crate) fn parse<'a>(
     if !nulls.is_empty() {
         return Err(format!("Null value not supported for topic configs: {}", nulls.join(",")));
     }
-    let mut log = LogConfig::default();
+    let mut log = base.clone();
     let mut passthrough = BTreeMap::new();
     let invalid = |name: &str, value: &str, why: String| {
         format!("Invalid value {value} for configuration {name}: {why}")
@@ -279,15 +288,20 @@ pub(crate) struct Described {
 }
 
 /// Every topic config of a topic with `log` and `passthrough`, by name.
-pub(crate) fn describe(log: &LogConfig, passthrough: &BTreeMap<String, String>) -> Vec<Described> {
-    let defaults = LogConfig::default();
+/// A topic's configs as DescribeConfigs lists them; `defaults` are the
+/// broker's topic defaults (what counts as not set).
+pub(crate) fn describe(
+    log: &LogConfig,
+    passthrough: &BTreeMap<String, String>,
+    defaults: &LogConfig,
+) -> Vec<Described> {
     CONFIGS
         .iter()
         .map(|e| {
             let (value, default) = match &e.how {
                 How::Log { show, .. } => {
                     let value = show(log);
-                    let default = value == show(&defaults);
+                    let default = value == show(defaults);
                     (value, default)
                 }
                 How::Kept { .. } => match passthrough.get(e.name) {
@@ -329,10 +343,10 @@ mod tests {
     #[test]
     fn kafkas_defaults_are_taken_and_described_as_given() {
         let defaults: Vec<(&str, &str)> = kafka_defaults().collect();
-        let parsed = parse(pairs(&defaults)).unwrap();
+        let parsed = parse(&LogConfig::default(), pairs(&defaults)).unwrap();
         assert_eq!(parsed.log.max_batch_bytes, 1_048_588);
         assert_eq!(parsed.log.durability, Durability::None);
-        let described = describe(&parsed.log, &parsed.passthrough);
+        let described = describe(&parsed.log, &parsed.passthrough, &LogConfig::default());
         for (d, (name, default)) in described.iter().zip(&defaults) {
             assert_eq!(d.name, *name);
             // gzip's -1 is zlib's default level, stored as 6.
@@ -343,7 +357,8 @@ mod tests {
 
     #[test]
     fn flush_configs_set_the_durability_policy() {
-        let case = |configs: &[(&str, &str)]| parse(pairs(configs)).unwrap().log.durability;
+        let case =
+            |configs: &[(&str, &str)]| parse(&LogConfig::default(), pairs(configs)).unwrap().log.durability;
         assert_eq!(case(&[("flush.messages", "1")]), Durability::Always);
         assert_eq!(case(&[("flush.ms", "0"), ("flush.messages", "100")]), Durability::Always);
         assert_eq!(
@@ -355,7 +370,9 @@ mod tests {
             Durability::Interval { flush_messages: i64::MAX as u64, flush_ms: 1000 }
         );
         assert_eq!(case(&[("flush.messages", LONG_MAX)]), Durability::None);
-        assert!(parse(pairs(&[("flush.messages", "0")])).unwrap_err().contains("flush.messages"));
+        assert!(parse(&LogConfig::default(), pairs(&[("flush.messages", "0")]))
+            .unwrap_err()
+            .contains("flush.messages"));
     }
 
     #[test]
@@ -376,20 +393,24 @@ mod tests {
             ("message.format.version", "three"),
             ("preallocate", "yes"),
         ] {
-            let refused =
-                parse(pairs(&[(name, value)])).err().unwrap_or_else(|| panic!("{name}={value} taken"));
+            let refused = parse(&LogConfig::default(), pairs(&[(name, value)]))
+                .err()
+                .unwrap_or_else(|| panic!("{name}={value} taken"));
             assert!(refused.contains(name), "{refused}");
         }
-        let null = parse([("retention.ms", None)]).unwrap_err();
+        let null = parse(&LogConfig::default(), [("retention.ms", None)]).unwrap_err();
         assert_eq!(null, "Null value not supported for topic configs: retention.ms");
     }
 
     #[test]
     fn the_deprecated_timestamp_difference_sets_the_bounds_left_at_default() {
-        let parsed = parse(pairs(&[
-            ("message.timestamp.difference.max.ms", "60000"),
-            ("message.timestamp.after.max.ms", "1000"),
-        ]))
+        let parsed = parse(
+            &LogConfig::default(),
+            pairs(&[
+                ("message.timestamp.difference.max.ms", "60000"),
+                ("message.timestamp.after.max.ms", "1000"),
+            ]),
+        )
         .unwrap();
         assert_eq!(
             (parsed.log.message_timestamp_before_max_ms, parsed.log.message_timestamp_after_max_ms),

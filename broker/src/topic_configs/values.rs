@@ -231,3 +231,8 @@ pub(super) fn set_segment_ms(l: &mut LogConfig, v: &str) -> Result<(), String> {
     l.segment_ms = long(v, 1)?;
     Ok(())
 }
+
+pub(super) fn set_write_caching(l: &mut LogConfig, v: &str) -> Result<(), String> {
+    l.durable_high_watermark = !boolean(v)?;
+    Ok(())
+}

@@ -54,8 +54,18 @@ fn a_failed_acks_0_produce_closes_the_connection_and_a_good_one_does_not() {
     send_request(&mut s, ApiKey::Produce, 9, &bad);
     assert!(closed_within(&mut s, Duration::from_secs(5)), "the failed acks=0 produce closed the connection");
     let mut s = connect(addr);
-    let response: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &fetch("t", 0)).unwrap();
-    assert_eq!(response.responses[0].partitions[0].high_watermark, 2, "the good produce was appended");
+    // acks=0 records are fsynced in the background (within the broker's
+    // max flush delay), and the high watermark follows them there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let high_watermark = loop {
+        let response: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &fetch("t", 0)).unwrap();
+        let hw = response.responses[0].partitions[0].high_watermark;
+        if hw == 2 || std::time::Instant::now() > deadline {
+            break hw;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(high_watermark, 2, "the good produce was appended");
 }
 
 fn metadata(s: &mut TcpStream, topic: &str) -> MetadataResponse {
@@ -111,7 +121,11 @@ fn a_poisoned_partition_is_listed_without_a_leader_and_its_replica_offline() {
     assert_eq!(response.responses[0].partitions[0].high_watermark, 1, "partition 0 reads on");
 }
 
-fn create_topic(s: &mut TcpStream, topic: &str, configs: &[(&str, &str)]) -> (i16, Option<String>) {
+pub(super) fn create_topic(
+    s: &mut TcpStream,
+    topic: &str,
+    configs: &[(&str, &str)],
+) -> (i16, Option<String>) {
     let configs = configs
         .iter()
         .map(|(k, v)| {

@@ -8,5 +8,6 @@ mod common;
 
 mod data_path;
 mod groups;
+mod power_cut;
 mod protocol;
 mod shutdown;

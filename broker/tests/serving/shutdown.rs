@@ -12,7 +12,7 @@ use common::*;
 use kafka_protocol::messages::*;
 
 /// A broker that stops when `stop` is sent; `done` reports `serve`'s result.
-fn start_stoppable(
+pub(super) fn start_stoppable(
     dir: &std::path::Path,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, std::sync::mpsc::Receiver<Result<(), String>>) {
     let config = BrokerConfig {
