@@ -18,14 +18,7 @@ cargo build --release -q -p annals-broker
 input=target/durable-acks-input.txt
 per=$((records / producers))
 if [ ! -s "$input" ] || [ "$(wc -l <"$input")" -ne "$per" ]; then
-  python3 - "$input" "$per" <<'PY'
-import random, string, sys
-random.seed(7)
-letters = string.ascii_letters
-with open(sys.argv[1], "w") as f:
-    for i in range(int(sys.argv[2])):
-        f.write("".join(random.choice(letters) for _ in range(100)) + "\n")
-PY
+  python3 broker/benches/bench_input.py "$input" "$per"
 fi
 
 port=19193

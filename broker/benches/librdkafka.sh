@@ -22,14 +22,7 @@ cp target/discard-sink/release/annals-broker target/release/annals-broker-sink
 
 input=target/librdkafka-bench-input.txt
 if [ ! -s "$input" ]; then
-  python3 - "$input" "$records" <<'PY'
-import random, string, sys
-random.seed(7)
-letters = string.ascii_letters
-with open(sys.argv[1], "w") as f:
-    for i in range(int(sys.argv[2])):
-        f.write("".join(random.choice(letters) for _ in range(100)) + "\n")
-PY
+  python3 broker/benches/bench_input.py "$input" "$records"
 fi
 
 port=19192
