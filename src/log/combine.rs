@@ -43,6 +43,8 @@ struct Queue {
     group: Group,
     /// Answers to queued appends, by ticket, until each takes its own.
     answers: Vec<(u64, Result<AppendInfo>)>,
+    /// Tickets the writer took and has not answered yet.
+    taken: Vec<u64>,
     next_ticket: u64,
 }
 
@@ -127,6 +129,7 @@ impl Combiner {
     pub(super) fn take(&self, spare: Group) -> Group {
         let mut queue = self.queue.lock();
         let taken = std::mem::replace(&mut queue.group, spare);
+        queue.taken.extend(taken.members.iter().map(|m| m.ticket));
         if !taken.members.is_empty() {
             self.turn.notify_all(); // arrivals held back by a full group
         }
@@ -139,17 +142,29 @@ impl Combiner {
             return;
         }
         let mut queue = self.queue.lock();
+        queue.taken.retain(|t| !answers.iter().any(|(a, _)| a == t));
         queue.answers.append(answers);
         self.turn.notify_all();
     }
 
-    /// The writer posts the answers to what it took and leaves.
-    pub(super) fn finish(&self, answers: Vec<(u64, Result<AppendInfo>)>) {
+    /// The writer posts the answers to what it took and leaves. Anything
+    /// it took and did not answer (it panicked on the way) is answered
+    /// with an error, so that no queued append waits for it forever.
+    pub(super) fn finish(&self, mut answers: Vec<(u64, Result<AppendInfo>)>) {
         let mut queue = self.queue.lock();
+        queue.taken.retain(|t| !answers.iter().any(|(a, _)| a == t));
+        let lost = std::mem::take(&mut queue.taken).into_iter().map(|ticket| (ticket, Err(writer_stopped())));
+        answers.extend(lost);
         queue.writing = false;
         queue.answers.extend(answers);
         self.turn.notify_all();
     }
+}
+
+/// The answer of an append whose writer stopped before answering it.
+fn writer_stopped() -> crate::Error {
+    let source = std::io::Error::other("the thread writing it stopped (panicked) before it was written");
+    crate::Error::Io { op: "combined append", path: std::path::PathBuf::new(), source }
 }
 
 #[cfg(test)]
@@ -185,5 +200,18 @@ mod tests {
         assert_eq!(c.arrive(b"c", &[], None), Arrival::Queued(1));
         assert!(matches!(c.wait(0), Woken::Write));
         assert_eq!(c.take(Group::default()).bytes, b"bc");
+    }
+
+    #[test]
+    fn what_a_writer_took_and_did_not_answer_is_answered_with_an_error() {
+        let c = Combiner::default();
+        assert_eq!(c.arrive(b"a", &[], None), Arrival::Write);
+        assert_eq!(c.arrive(b"b", &[], None), Arrival::Queued(0));
+        assert_eq!(c.arrive(b"c", &[], None), Arrival::Queued(1));
+        c.take(Group::default());
+        let info = AppendInfo { first_offset: 1, last_offset: 1, max_timestamp_ms: -1 };
+        c.finish(vec![(0, Ok(info))]); // as a panicking writer's guard would
+        assert!(matches!(c.wait(0), Woken::Answer(Ok(_))));
+        assert!(matches!(c.wait(1), Woken::Answer(Err(crate::Error::Io { .. }))));
     }
 }

@@ -334,7 +334,12 @@ impl PartitionLog {
                 extent_file,
                 sink,
                 loaded.legacy,
-                if clean { log_end_offset } else { 0 },
+                // After an unclean stop, what the recovery point vouches for.
+                if clean {
+                    log_end_offset
+                } else {
+                    recovery_point.map_or(0, |p| p.offset.min(log_end_offset))
+                },
             ),
             cleaner: Mutex::new(()),
             inflater: Mutex::new(crate::format::Inflater::default()),

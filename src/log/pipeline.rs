@@ -239,6 +239,12 @@ impl PartitionLog {
             if member.headers.iter().any(|h| h.producer_id >= 0 && run.producers.contains(&h.producer_id)) {
                 self.write_run(writer, &group.bytes, &mut run, answers);
             }
+            // A run is of one leader epoch: a stale epoch is refused in its
+            // write, and must fail no other member.
+            let epoch = member.leader_epoch.or(member.headers.first().map(|h| h.leader_epoch));
+            if run.headers.last().is_some_and(|h| Some(h.leader_epoch) != epoch) {
+                self.write_run(writer, &group.bytes, &mut run, answers);
+            }
             if run.members.is_empty() {
                 run.start = at;
             }

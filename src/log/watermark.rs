@@ -27,7 +27,12 @@ impl PartitionLog {
     pub fn high_watermark(&self) -> u64 {
         // ORDER: the durable offset before the log end, so that neither
         // bound is read above the other.
-        let durable = if self.config.durable_high_watermark { self.durable_offset() } else { u64::MAX };
+        let durable = if self.config.durable_high_watermark {
+            // Never below the log start: nothing there to wait for.
+            self.durable_offset().max(self.log_start_offset())
+        } else {
+            u64::MAX
+        };
         self.high_watermark.load(Ordering::SeqCst).min(durable).min(self.log_end_offset())
     }
 

@@ -127,7 +127,6 @@ pub(crate) fn encode_with(metadata: &TopicMetadata) -> Vec<u8> {
         ("min_cleanable_dirty_percent", l.min_cleanable_dirty_percent.to_string()),
         ("cleaner_memory_bytes", l.cleaner_memory_bytes.to_string()),
         ("mmap_reads", u8::from(l.mmap_reads).to_string()),
-        ("durable_high_watermark", u8::from(l.durable_high_watermark).to_string()),
         ("producer_id_expiration_ms", l.producer_id_expiration_ms.to_string()),
         ("message_timestamp_type", l.message_timestamp_type.name().to_string()),
         ("message_timestamp_before_max_ms", l.message_timestamp_before_max_ms.to_string()),
@@ -137,6 +136,11 @@ pub(crate) fn encode_with(metadata: &TopicMetadata) -> Vec<u8> {
         ("compression_lz4_level", l.compression_lz4_level.to_string()),
         ("compression_zstd_level", l.compression_zstd_level.to_string()),
     ];
+    if l.durable_high_watermark {
+        // Only when set, so a topic without it stays readable by a build
+        // that predates the key.
+        pairs.push(("durable_high_watermark", "1".to_string()));
+    }
     pairs.extend(l.durability.to_pairs());
     let keys: Vec<String> = metadata.passthrough.keys().map(|name| format!("{PASSTHROUGH}{name}")).collect();
     pairs.extend(keys.iter().map(String::as_str).zip(metadata.passthrough.values().cloned()));

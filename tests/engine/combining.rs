@@ -152,3 +152,26 @@ fn many_producers_on_one_partition_get_dense_offsets_that_hold_their_records() {
         }
     }
 }
+
+#[test]
+fn a_stale_leader_epoch_queued_with_others_fails_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, gate) = gated_log(dir.path());
+    let epoch = |e: i32| BatchMeta { leader_epoch: e, ..BatchMeta::default() };
+    log.append_with(&[Record::new("epoch 3")], epoch(3)).unwrap();
+    gate.arm_writes(dir.path());
+    let first = arrive(&log, move |log| log.append_with(&[Record::new("held")], epoch(3)));
+    assert!(gate.wait_blocked(Duration::from_secs(10)));
+    let newer = arrive(&log, move |log| log.append_with(&[Record::new("epoch 5")], epoch(5)));
+    let stale = arrive(&log, move |log| log.append_with(&[Record::new("epoch 4")], epoch(4)));
+    let same = arrive(&log, move |log| log.append_with(&[Record::new("epoch 5 again")], epoch(5)));
+    gate.release();
+    first.join().unwrap().unwrap();
+    assert_eq!(newer.join().unwrap().unwrap().first_offset, 2);
+    assert!(matches!(
+        stale.join().unwrap(),
+        Err(Error::Append(AppendError::StaleLeaderEpoch { epoch: 4, latest: 5 }))
+    ));
+    assert_eq!(same.join().unwrap().unwrap().first_offset, 3, "a stale member fails no one else");
+    assert_eq!(log.log_end_offset(), 4);
+}
