@@ -76,8 +76,8 @@ pub struct ReadmeDoctests;
 pub use error::{AdminError, AppendError, Corruption, Error, OpenError, Result};
 pub use format::{BatchMeta, BatchProblem, FetchedRecords, Header, Record, RecordView, StoredRecord};
 pub use log::{
-    AcceptDataLoss, AppendInfo, CompactionReport, LatencyHistogram, OpenOptions, PartitionLog,
-    PartitionMetrics, ProduceMeta, RecoveryReport, RepairReport, RetentionReport, WaitForOffset,
+    AcceptDataLoss, AppendInfo, CompactionReport, Completion, LatencyHistogram, OpenOptions, PartitionLog,
+    PartitionMetrics, ProduceMeta, RecoveryReport, RepairReport, RetentionReport, WaitForOffset, Written,
 };
 pub use store::{
     murmur2, partition_for_key, validate_topic_name, ConsumerOffsets, Partition, PartitionAppend,

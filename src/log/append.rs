@@ -13,7 +13,7 @@ use super::checkpoint::LogPoint;
 use super::partition::{PartitionLog, Writer};
 use super::pipeline::Checked;
 use super::points::SyncMode;
-use super::types::AppendInfo;
+use super::types::{AppendInfo, Completion};
 
 thread_local! {
     /// Per-thread encode buffer: steady-state appends allocate nothing.
@@ -64,6 +64,7 @@ impl PartitionLog {
             }
             let result =
                 self.append_checked(Checked::Stamp { bytes: buf, leader_epoch: None }, &mut [encoded]);
+            let result = result.and_then(|written| self.complete(written, Completion::Policy));
             if buf.capacity() > ENCODE_BUFFER_KEEP_BYTES {
                 *buf = Vec::new(); // do not pin a rare huge batch's memory per thread
             }

@@ -43,5 +43,7 @@ pub use producers::PRODUCER_SNAPSHOT_FILE;
 pub use repair::{AcceptDataLoss, RepairReport};
 pub(crate) use table::CheckpointTable;
 pub use table::CHECKPOINTS_FILE;
-pub use types::{AppendInfo, CompactionReport, ReadBound, RecoveryReport, RetentionReport};
+pub use types::{
+    AppendInfo, CompactionReport, Completion, ReadBound, RecoveryReport, RetentionReport, Written,
+};
 pub use wait::WaitForOffset;

@@ -22,7 +22,7 @@ use crate::segment::{LogSegment, OFFSET_MAX};
 
 use super::combine::{Arrival, Group, Woken};
 use super::partition::{PartitionLog, Writer};
-use super::types::AppendInfo;
+use super::types::{AppendInfo, Completion, Written};
 
 /// Groups one writer's turn writes at most (see `write_turn`).
 const GROUPS_PER_TURN: usize = 8;
@@ -61,20 +61,20 @@ pub(super) enum Checked<'a> {
 
 impl PartitionLog {
     /// Appends checked batches (`headers` describes `batches`, in order)
-    /// through the pipeline's steps (see the module docs). Batches to be
-    /// stamped go through the write combiner (`combine.rs`).
+    /// through the pipeline's steps (see the module docs), up to the
+    /// durability policy, which the caller applies ([`Written`]). Batches
+    /// to be stamped go through the write combiner (`combine.rs`).
     pub(super) fn append_checked(
         &self,
         batches: Checked<'_>,
         headers: &mut [BatchHeader],
-    ) -> Result<AppendInfo> {
+    ) -> Result<Written> {
         let Some(first_base) = headers.first().map(|h| h.base_offset) else {
             return Err(EncodeError::Empty.into());
         };
         match batches {
             Checked::Stamp { bytes, leader_epoch } => {
-                let written = self.append_combined(bytes, headers, leader_epoch);
-                self.make_durable(written?)
+                self.append_combined(bytes, headers, leader_epoch).map(Written)
             }
             Checked::Placed { bytes } => {
                 let mut writer = self.writable()?;
@@ -93,7 +93,7 @@ impl PartitionLog {
                     self.notify_appended();
                 }
                 self.counters.appended();
-                self.make_durable(written?)
+                written.map(Written)
             }
         }
     }
@@ -422,8 +422,32 @@ impl PartitionLog {
         headers.len()
     }
 
+    /// Completes an append that was written: applies the durability
+    /// policy (what [`PartitionLog::append`] and
+    /// [`PartitionLog::append_batches`] do before they return), and with
+    /// [`Completion::Durable`] returns only once its records are durable
+    /// (group commit, gathering as `Durability::Always` does).
+    ///
+    /// A broker that keeps several requests of a connection in flight
+    /// appends them in order with [`PartitionLog::append_batches_written`]
+    /// and completes each on its own, so their fsyncs overlap the next
+    /// appends.
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`] of the fsync
+    /// (which poisons the log): the records were written but are not known
+    /// durable.
+    pub fn complete(&self, written: Written, completion: Completion) -> Result<AppendInfo> {
+        let info = self.make_durable(written.0)?;
+        if completion == Completion::Durable && self.durable_offset() <= info.last_offset {
+            self.points.syncer().check_open(&self.dir)?;
+            self.sync_appended(info.last_offset + 1)?;
+        }
+        Ok(info)
+    }
+
     /// Applies the durability policy to an append that was written.
-    pub(super) fn make_durable(&self, info: AppendInfo) -> Result<AppendInfo> {
+    fn make_durable(&self, info: AppendInfo) -> Result<AppendInfo> {
         match self.config.durability {
             Durability::None => {}
             Durability::Always => self.sync_appended(info.last_offset + 1)?,

@@ -16,7 +16,7 @@ use crate::format::{BatchHeader, BatchProblem, EncodeError, Inflater};
 
 use super::partition::PartitionLog;
 use super::pipeline::Checked;
-use super::types::AppendInfo;
+use super::types::{AppendInfo, Completion, Written};
 
 /// What the broker stamps on a produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +65,21 @@ impl PartitionLog {
     /// [`Error::OffsetOutOfRange`] past `i64::MAX`: nothing appended in
     /// any of these. [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`].
     pub fn append_batches(&self, batches: &mut [u8], meta: ProduceMeta) -> Result<AppendInfo> {
+        let written = self.append_batches_written(batches, meta)?;
+        self.complete(written, Completion::Policy)
+    }
+
+    /// [`PartitionLog::append_batches`] up to its durability policy: the
+    /// batches are validated, stamped and written (readable up to the high
+    /// watermark), and [`PartitionLog::complete`] applies the policy (under
+    /// `Durability::Always`, the fsync). Appends are ordered by this call,
+    /// so a broker can keep a connection's requests in order here and let
+    /// their fsyncs overlap.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::append_batches`] before its fsync: nothing
+    /// appended.
+    pub fn append_batches_written(&self, batches: &mut [u8], meta: ProduceMeta) -> Result<Written> {
         let now_ms = self.clock.now_ms();
         let rules = self.config.client_rules(now_ms);
         let target = self.config.compression();

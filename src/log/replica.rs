@@ -12,7 +12,7 @@ use super::epochs::EpochCache;
 use super::partition::PartitionLog;
 use super::pipeline::Checked;
 use super::producers::ProducerStates;
-use super::types::AppendInfo;
+use super::types::{AppendInfo, Completion};
 use super::watermark::FOLLOWS_LOG_END;
 
 impl PartitionLog {
@@ -62,7 +62,8 @@ impl PartitionLog {
                 Step::Damaged(other) => return Err(Error::corruption(&self.dir, at as u64, other)),
             }
         }
-        self.append_checked(Checked::Placed { bytes: batches }, &mut headers)
+        let written = self.append_checked(Checked::Placed { bytes: batches }, &mut headers)?;
+        self.complete(written, Completion::Policy)
     }
 
     /// Drops every record and starts the log over, empty, at `offset`

@@ -30,6 +30,32 @@ pub struct AppendInfo {
     pub max_timestamp_ms: i64,
 }
 
+/// An append written to the log (in the page cache, and readable up to
+/// the high watermark) whose durability policy is not applied yet:
+/// [`crate::PartitionLog::append_batches_written`] returns it, and
+/// [`crate::PartitionLog::complete`] takes it. Dropping it leaves the
+/// records in the log, durable only as later fsyncs make them.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "an append is acknowledged only once `complete` has applied its durability"]
+pub struct Written(pub(super) AppendInfo);
+
+impl Written {
+    /// Where the append landed.
+    pub fn info(&self) -> &AppendInfo {
+        &self.0
+    }
+}
+
+/// How [`crate::PartitionLog::complete`] completes a written append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// The log's durability policy, as `append_batches` applies it.
+    Policy,
+    /// The policy, then, if its records are not durable yet, a group
+    /// commit fsync: what a broker's durable acks=-1 answer waits for.
+    Durable,
+}
+
 /// What opening the log found and repaired.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {

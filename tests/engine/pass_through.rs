@@ -415,3 +415,40 @@ fn a_base_timestamp_past_every_record_is_taken_and_rebuilt() {
     assert_eq!((h.base_timestamp_ms, h.max_timestamp_ms), (NOW - 1, NOW - 1));
     assert!(fetched.records().all(|r| r.timestamp_ms == NOW - 1));
 }
+
+/// A written append is readable at once and durable only as completed:
+/// under `Durability::Always` its fsync is `complete`'s, not the write's;
+/// `Completion::Durable` fsyncs whatever the policy; one fsync completes
+/// several written appends.
+#[test]
+fn a_written_append_is_made_durable_by_its_completion() {
+    let dir = tempfile::tempdir().unwrap();
+    let always = LogConfig { durability: annals::Durability::Always, ..LogConfig::default() };
+    let (log, _) = open(&dir.path().join("always"), always);
+    let meta = ProduceMeta::leader_epoch(0);
+    let first = log.append_batches_written(&mut client_batch(&keyed(3), BatchMeta::default()), meta).unwrap();
+    let second =
+        log.append_batches_written(&mut client_batch(&keyed(2), BatchMeta::default()), meta).unwrap();
+    assert_eq!((first.info().first_offset, second.info().last_offset), (0, 4));
+    assert_eq!(log.durable_offset(), 0, "written, not yet fsynced");
+    assert_eq!(log.metrics().fsyncs, 0);
+    let fetched = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap();
+    assert_eq!(fetched.next_offset(), Some(5), "readable once written");
+    let info = log.complete(second, annals::Completion::Policy).unwrap();
+    assert_eq!(info.last_offset, 4);
+    assert_eq!(log.durable_offset(), 5);
+    let fsyncs = log.metrics().fsyncs;
+    log.complete(first, annals::Completion::Policy).unwrap();
+    assert_eq!(log.metrics().fsyncs, fsyncs, "the later append's fsync covered the earlier one");
+
+    // No fsync in the policy: `Durable` is what makes it durable.
+    let (log, _) = open(&dir.path().join("none"), LogConfig::default());
+    let written =
+        log.append_batches_written(&mut client_batch(&keyed(2), BatchMeta::default()), meta).unwrap();
+    log.complete(written, annals::Completion::Policy).unwrap();
+    assert_eq!(log.durable_offset(), 0);
+    let written =
+        log.append_batches_written(&mut client_batch(&keyed(2), BatchMeta::default()), meta).unwrap();
+    log.complete(written, annals::Completion::Durable).unwrap();
+    assert_eq!(log.durable_offset(), 4);
+}
