@@ -2,6 +2,8 @@
 //! version, the handler, and the response frame. What ApiVersions
 //! advertises is [`SUPPORTED`], exactly what the handlers implement.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -96,38 +98,58 @@ pub(crate) enum Outcome {
     Close(String),
 }
 
-pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Outcome {
+/// A request after its ordered step: its outcome, or the wait that will
+/// give it, which may overlap the next requests' ordered steps.
+pub(crate) enum Handled {
+    /// Answered in the ordered step.
+    Done(Outcome),
+    /// What is left is a wait: a produce's fsyncs, a fetch's long poll.
+    Waiting(Pin<Box<dyn Future<Output = Outcome> + Send>>),
+}
+
+impl From<Outcome> for Handled {
+    fn from(outcome: Outcome) -> Self {
+        Handled::Done(outcome)
+    }
+}
+
+/// A request's ordered step (see `connection.rs`): parsing, and every
+/// effect later requests of the connection must see (a produce's appends,
+/// a commit, a join), run in arrival order; then the wait it leaves, if
+/// any. Only Produce (its completions) and Fetch (a read and its long
+/// poll, which orders nothing) leave one.
+pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Handled {
     if frame.len() < 8 {
-        return Outcome::Close("a frame shorter than a request header".into());
+        return Outcome::Close("a frame shorter than a request header".into()).into();
     }
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let Ok(api) = ApiKey::try_from(key) else {
-        return Outcome::Close(format!("unknown API key {key}"));
+        return Outcome::Close(format!("unknown API key {key}")).into();
     };
     let Some(&(_, min, max)) = SUPPORTED.iter().find(|(k, _, _)| *k == api) else {
-        return Outcome::Close(format!("{api:?} is not served"));
+        return Outcome::Close(format!("{api:?} is not served")).into();
     };
     if !(min..=max).contains(&version) {
         if api == ApiKey::ApiVersions {
             // Kafka's answer to a newer client: UNSUPPORTED_VERSION in a v0
             // response that lists what is served, so it retries lower.
             let body = api_versions().with_error_code(ResponseError::UnsupportedVersion.code());
-            return respond(api, 0, correlation_id, &body);
+            return respond(api, 0, correlation_id, &body).into();
         }
-        return Outcome::Close(format!("{api:?} v{version} is not served (v{min} to v{max})"));
+        return Outcome::Close(format!("{api:?} v{version} is not served (v{min} to v{max})")).into();
     }
     let header = match decode_request_header_from_buffer(&mut frame) {
         Ok(h) => h,
-        Err(e) => return Outcome::Close(format!("malformed {api:?} v{version} header: {e}")),
+        Err(e) => return Outcome::Close(format!("malformed {api:?} v{version} header: {e}")).into(),
     };
     tracing::debug!(?api, version, correlation_id, client = ?header.client_id, "request");
     // The body, by the API's schema at this version: kafka-protocol's one
     // decoder per message (bounded: see vendor/kafka-protocol/PATCHED.md).
     let request = match RequestKind::decode(api, &mut frame, version) {
         Ok(r) => r,
-        Err(e) => return Outcome::Close(format!("malformed {api:?} v{version} request: {e}")),
+        Err(e) => return Outcome::Close(format!("malformed {api:?} v{version} request: {e}")).into(),
     };
     macro_rules! respond_with {
         ($body:expr) => {
@@ -144,15 +166,29 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Outcome {
         };
     }
     use crate::{admin, cluster, configs, groups, offsets};
-    match request {
+    let outcome = match request {
         RequestKind::ApiVersions(_) => respond_with!(&api_versions()),
         RequestKind::Metadata(r) => answer!(crate::metadata::handle(shared, r, version).await),
-        RequestKind::Produce(r) => match crate::produce::handle(shared, r, version).await {
-            Ok(Some(response)) => respond_with!(&response),
-            Ok(None) => Outcome::NoResponse,
-            Err(Close(why)) => Outcome::Close(why),
-        },
-        RequestKind::Fetch(r) => answer!(crate::fetch::handle(shared, r, version).await),
+        RequestKind::Produce(r) => {
+            let produced = match crate::produce::write(shared, r, version).await {
+                Ok(produced) => produced,
+                Err(Close(why)) => return Outcome::Close(why).into(),
+            };
+            let shared = shared.clone();
+            return Handled::Waiting(Box::pin(async move {
+                match crate::produce::complete(&shared, produced).await {
+                    Ok(Some(response)) => respond_with!(&response),
+                    Ok(None) => Outcome::NoResponse,
+                    Err(Close(why)) => Outcome::Close(why),
+                }
+            }));
+        }
+        RequestKind::Fetch(r) => {
+            let shared = shared.clone();
+            return Handled::Waiting(Box::pin(async move {
+                answer!(crate::fetch::handle(&shared, r, version).await)
+            }));
+        }
         RequestKind::ListOffsets(r) => answer!(crate::list_offsets::handle(shared, r, version).await),
         RequestKind::InitProducerId(r) => answer!(crate::producer_ids::handle(shared, r).await),
         RequestKind::CreateTopics(r) => answer!(admin::create_topics(shared, r).await),
@@ -180,7 +216,8 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Outcome {
         RequestKind::SaslAuthenticate(_) => respond_with!(&crate::sasl::authenticate()),
         // SUPPORTED above let only the APIs matched here through.
         _ => Outcome::Close(format!("{api:?} is not served")),
-    }
+    };
+    Handled::Done(outcome)
 }
 
 /// What a response's buffer starts with: most answers fit, larger ones
@@ -234,6 +271,7 @@ mod tests {
             config: crate::BrokerConfig::default(),
             host: "127.0.0.1".into(),
             port: 9092,
+            request_bytes: crate::connection::RequestBytes::new(1 << 20),
         })
     }
 

@@ -96,6 +96,16 @@ pub struct BrokerConfig {
     /// records (Redpanda's `raft_replica_max_flush_delay_ms`). Default
     /// 100 ms.
     pub max_flush_delay: Duration,
+    /// Requests of one connection read ahead of the response being sent
+    /// (see `connection.rs`): each one's ordered step (appends, commits)
+    /// runs in arrival order, their waits (fsyncs, long polls) overlap,
+    /// responses go in order. 1 is Kafka's one request at a time. Default
+    /// 16 (`--max-in-flight-requests-per-connection`).
+    pub max_in_flight_requests_per_connection: usize,
+    /// Bytes of requests read and not yet answered, across connections
+    /// (`queued.max.request.bytes`); a larger frame waits for all of it.
+    /// Default 512 MiB.
+    pub queued_max_request_bytes: usize,
 }
 
 impl BrokerConfig {
@@ -125,6 +135,8 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay: groups::INITIAL_REBALANCE_DELAY,
             acks_all_durable: true,
             max_flush_delay: Duration::from_millis(100),
+            max_in_flight_requests_per_connection: 16,
+            queued_max_request_bytes: 512 << 20,
         }
     }
 }
@@ -153,6 +165,8 @@ pub(crate) struct Shared {
     /// This node as clients reach it.
     pub host: String,
     pub port: u16,
+    /// What `queued_max_request_bytes` has left.
+    pub request_bytes: connection::RequestBytes,
 }
 
 /// Partition `index` of `topic` (a lookup's result): the one lookup behind
@@ -228,7 +242,9 @@ impl Broker {
         let (host, port) = config.advertised.clone().unwrap_or((bound.ip().to_string(), bound.port()));
         tracing::info!(dir = %config.dir.display(), listen = %bound, advertised = %format!("{host}:{port}"), "annals-broker started");
         let groups = Arc::new(groups::Groups::new(config.group_initial_rebalance_delay));
-        let shared = Shared { store, producer_ids, groups, data: data_path(), config, host, port };
+        let request_bytes = connection::RequestBytes::new(config.queued_max_request_bytes);
+        let shared =
+            Shared { store, producer_ids, groups, data: data_path(), config, host, port, request_bytes };
         let (stopping, _) = tokio::sync::watch::channel(false);
         Ok(Broker { shared: Arc::new(shared), listener, stopping })
     }

@@ -54,6 +54,15 @@ struct Args {
     /// `raft_replica_max_flush_delay_ms`).
     #[arg(long, default_value_t = 100)]
     max_flush_delay_ms: u64,
+    /// Requests of one connection read ahead while earlier ones wait
+    /// (fsyncs, long polls); responses stay in order. 1: Kafka's one
+    /// request at a time.
+    #[arg(long, default_value_t = 16)]
+    max_in_flight_requests_per_connection: usize,
+    /// Bytes of requests read and not yet answered, across connections
+    /// (Kafka's `queued.max.request.bytes`).
+    #[arg(long, default_value_t = 512 << 20)]
+    queued_max_request_bytes: usize,
 }
 
 fn main() -> ExitCode {
@@ -87,6 +96,8 @@ fn main() -> ExitCode {
         shutdown_drain_timeout: std::time::Duration::from_millis(args.shutdown_drain_timeout_ms),
         acks_all_durable: args.acks_all_durable,
         max_flush_delay: std::time::Duration::from_millis(args.max_flush_delay_ms.max(1)),
+        max_in_flight_requests_per_connection: args.max_in_flight_requests_per_connection.max(1),
+        queued_max_request_bytes: args.queued_max_request_bytes,
         ..BrokerConfig::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

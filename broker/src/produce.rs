@@ -15,25 +15,80 @@
 
 use std::sync::Arc;
 
-use annals::ProduceMeta;
+use annals::{Completion, ProduceMeta};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use crate::api::{blocking, Answer, Close};
+use crate::storage::Appended;
 use crate::Shared;
 
 /// The leader epoch stamped on every batch and advertised in metadata
 /// (one node, never a new leader).
 pub(crate) const LEADER_EPOCH: i32 = 0;
 
-pub(crate) async fn handle(
-    shared: &Arc<Shared>,
-    request: ProduceRequest,
+/// A Produce whose batches are written (in the order the connection's
+/// requests arrived), waiting for their completions: the durability
+/// policy of each partition, and the fsync of a durable acks=-1.
+pub(crate) struct Produced {
+    response: ProduceResponse,
+    pending: Vec<Pending>,
+    acks: i16,
     version: i16,
-) -> Answer<Option<ProduceResponse>> {
+}
+
+/// One partition's written batches and how they are to be completed.
+struct Pending {
+    /// Where its answer is: (topic, partition) in the response.
+    at: (usize, usize),
+    partition: annals::Partition,
+    appended: Appended,
+    completion: Completion,
+}
+
+/// The ordered step: validates and writes every partition's batches.
+/// What completes without waiting (no fsync in the policy, no durable
+/// acks=-1) is completed here.
+pub(crate) async fn write(shared: &Arc<Shared>, request: ProduceRequest, version: i16) -> Answer<Produced> {
     let acks = request.acks;
-    let response = blocking(shared, ApiKey::Produce, move |shared| answer(shared, request, version)).await?;
+    let (response, pending) =
+        blocking(shared, ApiKey::Produce, move |shared| answer(shared, request, version)).await?;
+    Ok(Produced { response, pending, acks, version })
+}
+
+/// The waiting step: completes the written partitions, all at once (one
+/// blocking task each, so that their fsyncs overlap), and answers; `None`
+/// for acks=0.
+pub(crate) async fn complete(shared: &Arc<Shared>, produced: Produced) -> Answer<Option<ProduceResponse>> {
+    let Produced { mut response, pending, acks, version } = produced;
+    let completions = pending.into_iter().map(|p| {
+        let shared = shared.clone();
+        async move {
+            let Pending { at, partition, appended, completion } = p;
+            let done = blocking(&shared, ApiKey::Produce, move |shared| {
+                let done = shared.data.complete(&partition, appended, completion);
+                (done, partition)
+            });
+            (at, done.await)
+        }
+    });
+    // Spawned, so that every partition's completion runs at once.
+    let tasks: Vec<_> = completions.map(tokio::spawn).collect();
+    for task in tasks {
+        let (at, done) = task.await.map_err(|e| Close(format!("a produce completion failed: {e}")))?;
+        let (done, partition) = done?;
+        if let Err(e) = done {
+            tracing::warn!(topic = partition.topic(), partition = partition.id(), error = %e, "produce completion (fsync) failed");
+            let message = (version >= 8).then(|| crate::errors::message(&e));
+            let answer = &mut response.responses[at.0].partition_responses[at.1];
+            *answer = PartitionProduceResponse::default()
+                .with_index(answer.index)
+                .with_base_offset(-1)
+                .with_error_code(crate::errors::code(&e))
+                .with_error_message(message);
+        }
+    }
     if acks != 0 {
         return Ok(Some(response));
     }
@@ -65,15 +120,13 @@ fn failures(response: &ProduceResponse) -> Option<String> {
     }
 }
 
-fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResponse {
+fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> (ProduceResponse, Vec<Pending>) {
     let data = &*shared.data;
     // Fields a version has: the log start offset from v5, messages from v8.
     let start = |p: &annals::Partition| if version >= 5 { data.offsets(p).0 as i64 } else { -1 };
     let bad_acks = !matches!(request.acks, -1..=1);
-    // Appended partitions an acks=-1 answer waits to make durable: where
-    // their answer is (topic, partition), and the partition.
-    let mut to_sync: Vec<(usize, usize, annals::Partition)> = Vec::new();
-    let mut topics: Vec<TopicProduceResponse> = request
+    let mut pending: Vec<Pending> = Vec::new();
+    let topics: Vec<TopicProduceResponse> = request
         .topic_data
         .into_iter()
         .enumerate()
@@ -98,42 +151,53 @@ fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> ProduceResp
                         return response.with_error_code(ResponseError::CorruptMessage.code());
                     };
                     match data.append(&partition, &records, ProduceMeta::leader_epoch(LEADER_EPOCH)) {
-                        Ok(info) => {
-                            if request.acks == -1 && crate::durable::acks_all_durable(&partition) {
-                                to_sync.push((ti, pi, partition.clone()));
-                            }
-                            response
+                        Ok(appended) => {
+                            let info = *appended.info();
+                            let completion =
+                                if request.acks == -1 && crate::durable::acks_all_durable(&partition) {
+                                    Completion::Durable
+                                } else {
+                                    Completion::Policy
+                                };
+                            let waits = completion == Completion::Durable
+                                || partition.config().durability != annals::Durability::None;
+                            let response = response
                                 .with_base_offset(info.first_offset as i64)
                                 .with_log_append_time_ms(append_time(&topic, &info))
-                                .with_log_start_offset(start(&partition))
-                        }
-                        Err(e) => {
-                            tracing::info!(topic = %name, partition = p.index, error = %e, "produce refused");
-                            let message = (version >= 8).then(|| crate::errors::message(&e));
+                                .with_log_start_offset(start(&partition));
+                            if waits {
+                                pending.push(Pending { at: (ti, pi), partition, appended, completion });
+                            } else if let Err(e) = data.complete(&partition, appended, completion) {
+                                return refused(&name, &partition, version, &e, response, start(&partition));
+                            }
                             response
-                                .with_error_code(crate::errors::code(&e))
-                                .with_error_message(message)
-                                .with_log_start_offset(start(&partition))
                         }
+                        Err(e) => refused(&name, &partition, version, &e, response, start(&partition)),
                     }
                 })
                 .collect();
             TopicProduceResponse::default().with_name(t.name).with_partition_responses(partitions)
         })
         .collect();
-    for (ti, pi, partition) in to_sync {
-        if let Err(e) = crate::durable::sync(&partition) {
-            tracing::warn!(topic = partition.topic(), partition = partition.id(), error = %e, "acks=-1 fsync failed");
-            let message = (version >= 8).then(|| crate::errors::message(&e));
-            let answer = &mut topics[ti].partition_responses[pi];
-            *answer = PartitionProduceResponse::default()
-                .with_index(answer.index)
-                .with_base_offset(-1)
-                .with_error_code(crate::errors::code(&e))
-                .with_error_message(message);
-        }
-    }
-    ProduceResponse::default().with_responses(topics)
+    (ProduceResponse::default().with_responses(topics), pending)
+}
+
+/// A partition's answer to an append that failed.
+fn refused(
+    topic: &str,
+    partition: &annals::Partition,
+    version: i16,
+    e: &annals::Error,
+    response: PartitionProduceResponse,
+    log_start_offset: i64,
+) -> PartitionProduceResponse {
+    tracing::info!(topic, partition = partition.id(), error = %e, "produce refused");
+    let message = (version >= 8).then(|| crate::errors::message(e));
+    response
+        .with_base_offset(-1)
+        .with_error_code(crate::errors::code(e))
+        .with_error_message(message)
+        .with_log_start_offset(log_start_offset)
 }
 
 /// Kafka's `log_append_time_ms`: on a LogAppendTime topic the time the log

@@ -7,11 +7,11 @@
 
 use std::collections::HashMap;
 
-use annals::{AppendInfo, Partition, ProduceMeta, WaitForOffset};
+use annals::{AppendInfo, Completion, Partition, ProduceMeta, WaitForOffset};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::storage::DataPath;
+use crate::storage::{Appended, DataPath};
 
 /// Per partition: the next offset and the last batch.
 #[derive(Default)]
@@ -63,14 +63,13 @@ impl Sink {
 }
 
 impl DataPath for Sink {
-    fn append(
-        &self,
-        partition: &Partition,
-        batches: &[u8],
-        _meta: ProduceMeta,
-    ) -> annals::Result<AppendInfo> {
+    fn append(&self, partition: &Partition, batches: &[u8], _meta: ProduceMeta) -> annals::Result<Appended> {
         match self.append_to(partition.topic(), partition.id(), batches) {
-            Some(base) => Ok(AppendInfo { first_offset: base, last_offset: base, max_timestamp_ms: -1 }),
+            Some(base) => Ok(Appended::Discarded(AppendInfo {
+                first_offset: base,
+                last_offset: base,
+                max_timestamp_ms: -1,
+            })),
             // CORRUPT_MESSAGE, as the store answers bytes that are no batch.
             None => Err(annals::Error::Append(annals::AppendError::InvalidBatch {
                 batch: 0,
@@ -81,6 +80,10 @@ impl DataPath for Sink {
                 }),
             })),
         }
+    }
+
+    fn complete(&self, _: &Partition, appended: Appended, _: Completion) -> annals::Result<AppendInfo> {
+        Ok(*appended.info())
     }
 
     fn offsets(&self, partition: &Partition) -> (u64, u64, u64) {

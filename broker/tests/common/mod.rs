@@ -81,11 +81,22 @@ pub fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
 
 /// Sends `request` (correlation id 7) without waiting for its answer.
 pub fn send_request<Q: Encodable + HeaderVersion>(s: &mut TcpStream, key: ApiKey, version: i16, request: &Q) {
+    send_request_as(s, 7, key, version, request);
+}
+
+/// Sends `request` with `correlation_id`, without waiting for its answer.
+pub fn send_request_as<Q: Encodable + HeaderVersion>(
+    s: &mut TcpStream,
+    correlation_id: i32,
+    key: ApiKey,
+    version: i16,
+    request: &Q,
+) {
     let mut buf = BytesMut::new();
     let header = RequestHeader::default()
         .with_request_api_key(key as i16)
         .with_request_api_version(version)
-        .with_correlation_id(7)
+        .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_static_str("protocol-test")));
     encode_request_header_into_buffer(&mut buf, &header).unwrap();
     request.encode(&mut buf, version).unwrap();
@@ -103,6 +114,13 @@ pub fn call<Q: Encodable + HeaderVersion, R: Decodable + HeaderVersion>(
     let header = ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
     assert_eq!(header.correlation_id, 7);
     Some(R::decode(&mut frame, version).unwrap())
+}
+
+/// The next response: its correlation id and body (of `key` at `version`).
+pub fn read_response<R: Decodable>(s: &mut TcpStream, key: ApiKey, version: i16) -> (i32, R) {
+    let mut frame = read_frame(s).expect("a response");
+    let header = ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
+    (header.correlation_id, R::decode(&mut frame, version).unwrap())
 }
 
 pub fn closed(s: &mut TcpStream) -> bool {
