@@ -174,14 +174,24 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Handled {
                 Ok(produced) => produced,
                 Err(Close(why)) => return Outcome::Close(why).into(),
             };
+            // A failed acks=0 produce closes the connection before any
+            // later request of it runs.
+            if let Some(why) = produced.failed_unanswered() {
+                return Outcome::Close(format!("an acks=0 produce failed ({why})")).into();
+            }
+            let produced_waits = produced.waits();
             let shared = shared.clone();
-            return Handled::Waiting(Box::pin(async move {
+            let completed = async move {
                 match crate::produce::complete(&shared, produced).await {
                     Ok(Some(response)) => respond_with!(&response),
                     Ok(None) => Outcome::NoResponse,
                     Err(Close(why)) => Outcome::Close(why),
                 }
-            }));
+            };
+            if !produced_waits {
+                return completed.await.into();
+            }
+            return Handled::Waiting(Box::pin(completed));
         }
         RequestKind::Fetch(r) => {
             let shared = shared.clone();

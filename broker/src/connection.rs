@@ -37,15 +37,29 @@ const READ_BUFFER_BYTES: usize = 8 << 10;
 /// A request read and past its ordered step, in arrival order, with what
 /// it holds of the read-ahead bounds until its response is sent.
 struct InFlight {
-    answer: Answer,
+    response: Response,
     _slot: OwnedSemaphorePermit,
     _bytes: OwnedSemaphorePermit,
 }
 
-enum Answer {
+enum Response {
     Done(Outcome),
-    Waiting(JoinHandle<Outcome>),
+    Waiting(Wait),
 }
+
+/// A request's wait, running as a task of its own; aborted when dropped
+/// (its connection closed or was dropped at the drain timeout), so no
+/// wait outlives its connection.
+struct Wait(JoinHandle<Outcome>);
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Most requests a connection reads ahead, whatever the config says.
+const MAX_IN_FLIGHT: usize = 1024;
 
 /// Serves `stream` until the client closes it, a limit closes it, or the
 /// broker is `stopping`: then it reads no further request and returns once
@@ -83,7 +97,8 @@ async fn read_requests<R: AsyncRead>(
     let reader = tokio::io::BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     tokio::pin!(reader);
     let config = &shared.config;
-    let slots = Arc::new(Semaphore::new(config.max_in_flight_requests_per_connection.max(1)));
+    let slots =
+        Arc::new(Semaphore::new(config.max_in_flight_requests_per_connection.clamp(1, MAX_IN_FLIGHT)));
     loop {
         let next = async {
             // A slot first: the read-ahead bound holds before anything is read.
@@ -112,10 +127,19 @@ async fn read_requests<R: AsyncRead>(
             tracing::warn!(%peer, size, max = config.socket_request_max_bytes, "request frame size refused; closing");
             return;
         };
-        let Some(bytes) = shared.request_bytes.acquire(size).await else { return };
+        // The budget is taken for the size claimed (as Kafka's memory pool
+        // does): a client that claims much and sends little holds it until
+        // `request_read_timeout` drops it.
+        let bytes = tokio::select! {
+            bytes = shared.request_bytes.acquire(size) => match bytes {
+                Some(bytes) => bytes,
+                None => return,
+            },
+            _ = stopping.wait_for(|&stop| stop) => return,
+        };
         // The frame's memory follows the bytes that arrive, not the size
         // claimed: a client that claims 100 MiB and sends 4 bytes costs
-        // 64 KiB, not 100 MiB per connection.
+        // 64 KiB of memory.
         let mut frame = Vec::with_capacity(size.min(FRAME_PREALLOCATE_BYTES));
         let mut body = (&mut reader).take(size as u64);
         match tokio::time::timeout(config.request_read_timeout, body.read_to_end(&mut frame)).await {
@@ -126,14 +150,14 @@ async fn read_requests<R: AsyncRead>(
                 return;
             }
         }
-        let (answer, last) = match api::handle(shared, bytes::Bytes::from(frame)).await {
+        let (response, last) = match api::handle(shared, bytes::Bytes::from(frame)).await {
             Handled::Done(outcome) => {
                 let last = matches!(outcome, Outcome::Close(_));
-                (Answer::Done(outcome), last)
+                (Response::Done(outcome), last)
             }
-            Handled::Waiting(wait) => (Answer::Waiting(tokio::spawn(wait)), false),
+            Handled::Waiting(wait) => (Response::Waiting(Wait(tokio::spawn(wait))), false),
         };
-        if queue.send(InFlight { answer, _slot: slot, _bytes: bytes }).is_err() || last {
+        if queue.send(InFlight { response, _slot: slot, _bytes: bytes }).is_err() || last {
             return; // the writer closed the connection, or this request does
         }
     }
@@ -142,7 +166,8 @@ async fn read_requests<R: AsyncRead>(
 /// Sends each request's response in the order they were read, awaiting
 /// its wait when it has one; returns when the reader is done and every
 /// response is sent, or when the connection is to be closed (then the
-/// waits not yet answered are aborted).
+/// waits not yet answered are aborted, as they are when the connection
+/// is dropped).
 async fn write_responses<W: AsyncWrite>(
     writer: W,
     mut answers: mpsc::UnboundedReceiver<InFlight>,
@@ -150,9 +175,9 @@ async fn write_responses<W: AsyncWrite>(
 ) {
     tokio::pin!(writer);
     while let Some(in_flight) = answers.recv().await {
-        let outcome = match in_flight.answer {
-            Answer::Done(outcome) => outcome,
-            Answer::Waiting(task) => match task.await {
+        let outcome = match in_flight.response {
+            Response::Done(outcome) => outcome,
+            Response::Waiting(mut wait) => match (&mut wait.0).await {
                 Ok(outcome) => outcome,
                 Err(e) => Outcome::Close(format!("a request's wait failed: {e}")),
             },
@@ -170,12 +195,8 @@ async fn write_responses<W: AsyncWrite>(
             }
         }
     }
-    answers.close();
-    while let Ok(in_flight) = answers.try_recv() {
-        if let Answer::Waiting(task) = in_flight.answer {
-            task.abort();
-        }
-    }
+    // The waits still queued are aborted as they are dropped, with the
+    // channel.
 }
 
 /// The broker-wide budget of request bytes read and not yet answered

@@ -40,11 +40,17 @@ pub(crate) struct Produced {
 
 /// One partition's written batches and how they are to be completed.
 struct Pending {
-    /// Where its answer is: (topic, partition) in the response.
-    at: (usize, usize),
+    at: At,
     partition: annals::Partition,
     appended: Appended,
     completion: Completion,
+}
+
+/// Where a partition's answer is in the response.
+#[derive(Clone, Copy)]
+struct At {
+    topic: usize,
+    partition: usize,
 }
 
 /// The ordered step: validates and writes every partition's batches.
@@ -57,36 +63,61 @@ pub(crate) async fn write(shared: &Arc<Shared>, request: ProduceRequest, version
     Ok(Produced { response, pending, acks, version })
 }
 
-/// The waiting step: completes the written partitions, all at once (one
-/// blocking task each, so that their fsyncs overlap), and answers; `None`
-/// for acks=0.
+/// At most this many tasks complete one produce's partitions at once.
+const COMPLETION_TASKS: usize = 8;
+
+impl Produced {
+    /// Whether completing it waits (an fsync): if not, it is answered in
+    /// the ordered step.
+    pub(crate) fn waits(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// A failed acks=0 produce: why, for the connection's close (Kafka
+    /// reads nothing more from that connection).
+    pub(crate) fn failed_unanswered(&self) -> Option<String> {
+        (self.acks == 0).then(|| failures(&self.response)).flatten()
+    }
+}
+
+/// The waiting step: completes the written partitions, their fsyncs
+/// overlapping (up to [`COMPLETION_TASKS`] blocking tasks, each
+/// partition's appends in order in one of them), and answers; `None` for
+/// acks=0.
 pub(crate) async fn complete(shared: &Arc<Shared>, produced: Produced) -> Answer<Option<ProduceResponse>> {
     let Produced { mut response, pending, acks, version } = produced;
-    let completions = pending.into_iter().map(|p| {
-        let shared = shared.clone();
-        async move {
-            let Pending { at, partition, appended, completion } = p;
-            let done = blocking(&shared, ApiKey::Produce, move |shared| {
-                let done = shared.data.complete(&partition, appended, completion);
-                (done, partition)
-            });
-            (at, done.await)
-        }
-    });
-    // Spawned, so that every partition's completion runs at once.
-    let tasks: Vec<_> = completions.map(tokio::spawn).collect();
+    let mut chunks: Vec<Vec<Pending>> =
+        (0..COMPLETION_TASKS.min(pending.len())).map(|_| Vec::new()).collect();
+    for p in pending {
+        let chunk = (p.partition.id() as usize + p.partition.topic().len()) % chunks.len();
+        chunks[chunk].push(p);
+    }
+    let tasks: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                blocking(&shared, ApiKey::Produce, move |shared| {
+                    chunk
+                        .into_iter()
+                        .map(|p| {
+                            (p.at, shared.data.complete(&p.partition, p.appended, p.completion), p.partition)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+            })
+        })
+        .collect();
     for task in tasks {
-        let (at, done) = task.await.map_err(|e| Close(format!("a produce completion failed: {e}")))?;
-        let (done, partition) = done?;
-        if let Err(e) = done {
-            tracing::warn!(topic = partition.topic(), partition = partition.id(), error = %e, "produce completion (fsync) failed");
-            let message = (version >= 8).then(|| crate::errors::message(&e));
-            let answer = &mut response.responses[at.0].partition_responses[at.1];
-            *answer = PartitionProduceResponse::default()
-                .with_index(answer.index)
-                .with_base_offset(-1)
-                .with_error_code(crate::errors::code(&e))
-                .with_error_message(message);
+        let done = task.await.map_err(|e| Close(format!("a produce completion failed: {e}")))??;
+        for (at, done, partition) in done {
+            if let Err(e) = done {
+                let log_start = if version >= 5 { shared.data.offsets(&partition).0 as i64 } else { -1 };
+                let answer = &mut response.responses[at.topic].partition_responses[at.partition];
+                let fresh = PartitionProduceResponse::default().with_index(answer.index);
+                *answer = refused(partition.topic(), &partition, version, &e, fresh, log_start);
+            }
         }
     }
     if acks != 0 {
@@ -161,16 +192,21 @@ fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> (ProduceRes
                                 };
                             let waits = completion == Completion::Durable
                                 || partition.config().durability != annals::Durability::None;
-                            let response = response
-                                .with_base_offset(info.first_offset as i64)
-                                .with_log_append_time_ms(append_time(&topic, &info))
-                                .with_log_start_offset(start(&partition));
                             if waits {
-                                pending.push(Pending { at: (ti, pi), partition, appended, completion });
+                                let at = At { topic: ti, partition: pi };
+                                pending.push(Pending {
+                                    at,
+                                    partition: partition.clone(),
+                                    appended,
+                                    completion,
+                                });
                             } else if let Err(e) = data.complete(&partition, appended, completion) {
                                 return refused(&name, &partition, version, &e, response, start(&partition));
                             }
                             response
+                                .with_base_offset(info.first_offset as i64)
+                                .with_log_append_time_ms(append_time(&topic, &info))
+                                .with_log_start_offset(start(&partition))
                         }
                         Err(e) => refused(&name, &partition, version, &e, response, start(&partition)),
                     }

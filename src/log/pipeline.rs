@@ -441,7 +441,7 @@ impl PartitionLog {
         let info = self.make_durable(written.0)?;
         if completion == Completion::Durable && self.durable_offset() <= info.last_offset {
             self.points.syncer().check_open(&self.dir)?;
-            self.sync_appended(info.last_offset + 1)?;
+            self.sync_appended(durable_target(self, &info))?;
         }
         Ok(info)
     }
@@ -450,7 +450,7 @@ impl PartitionLog {
     fn make_durable(&self, info: AppendInfo) -> Result<AppendInfo> {
         match self.config.durability {
             Durability::None => {}
-            Durability::Always => self.sync_appended(info.last_offset + 1)?,
+            Durability::Always => self.sync_appended(durable_target(self, &info))?,
             Durability::Interval { flush_messages, flush_ms } => {
                 let records = info.last_offset + 1 - info.first_offset;
                 if self.points.syncer().note_appended(records, flush_messages, flush_ms) {
@@ -460,4 +460,12 @@ impl PartitionLog {
         }
         Ok(info)
     }
+}
+
+/// What an append's fsync waits for: the offset after its last record, or
+/// the log end if a truncation since the write cut below that (no fsync
+/// can cover offsets that are gone; waiting for them would fsync until
+/// later appends passed them).
+fn durable_target(log: &PartitionLog, info: &AppendInfo) -> u64 {
+    (info.last_offset + 1).min(log.log_end_offset())
 }
