@@ -25,9 +25,17 @@ from confluent_kafka.admin import AdminClient, NewTopic
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 RECORDS = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
 BATCH = int(sys.argv[3]) if len(sys.argv) > 3 else 16
-PORT = 19194
 IN_FLIGHT = int(os.environ.get("INFLIGHT", "5"))
 BROKER = "target/release/annals-broker"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORT = free_port()
 
 
 def wait_port():

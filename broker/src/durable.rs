@@ -18,9 +18,9 @@ pub(crate) fn acks_all_durable(partition: &Partition) -> bool {
     partition.config().durable_high_watermark
 }
 
-/// Makes the appended batches of an acks=-1 produce durable: one group
-/// fsync per partition, shared with concurrent producers (a partition
-/// under `flush.messages=1` was fsynced by its append already).
+/// The flusher's fsync of a partition whose durable offset is behind its
+/// log end (an acks=-1 produce waits through `Completion::Durable`
+/// instead, which gathers with concurrent producers).
 pub(crate) fn sync(partition: &Partition) -> annals::Result<()> {
     if partition.durable_offset() >= partition.log_end_offset() {
         return Ok(());

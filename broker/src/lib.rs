@@ -201,7 +201,8 @@ pub(crate) const NODE_ID: i32 = 0;
 pub struct Broker {
     shared: Arc<Shared>,
     listener: TcpListener,
-    /// Raised once at shutdown: connections stop before their next request.
+    /// Raised once at shutdown: connections read no further request and
+    /// answer the ones read.
     stopping: tokio::sync::watch::Sender<bool>,
 }
 
@@ -251,8 +252,11 @@ impl Broker {
 
     /// Serves one connection on `stream`, any byte stream that carries
     /// Kafka's framing (the listener's TCP connections are served the same
-    /// way), until the client closes it or a limit does: how a fuzz target
-    /// or a test drives the broker without sockets. `peer` names it in logs.
+    /// way: its requests pipelined, their waits spawned on the caller's
+    /// runtime), until the client closes it, a limit does or the broker
+    /// stops, and returns once the requests read are answered: how a fuzz
+    /// target or a test drives the broker without sockets. `peer` names it
+    /// in logs.
     pub async fn serve_stream<S>(&self, stream: S, peer: SocketAddr)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
@@ -269,7 +273,7 @@ impl Broker {
     }
 
     /// Serves connections until `shutdown` completes; then stops accepting,
-    /// lets each connection finish the request it is serving (up to
+    /// lets each connection answer the requests it has read (up to
     /// [`BrokerConfig::shutdown_drain_timeout`]) and closes it, and closes
     /// the store cleanly.
     ///

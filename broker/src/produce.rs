@@ -5,12 +5,13 @@
 //! replica: acks=1 answers once the leader has appended (and fsynced, per
 //! the topic's durability); acks=-1 too on a `write.caching=true` topic,
 //! and otherwise (the default, `durable.rs`) once every partition appended
-//! is fsynced: all of the request's partitions are appended first, then
-//! made durable, so their fsyncs do not wait on the next append. acks=0
-//! answers nothing, and
-//! a failed acks=0 produce closes the connection, as Kafka's does: there
-//! is no response to carry the error, and the producer's reconnect
-//! refreshes its metadata. `log_append_time_ms` is the time the log
+//! is fsynced. Two steps (`connection.rs`): [`write`] appends all of the
+//! request's partitions in the connection's arrival order; [`complete`]
+//! makes them durable together, its fsyncs overlapping the connection's
+//! next requests. acks=0 answers nothing, and a failed acks=0 produce
+//! closes the connection before any later request of it runs, as Kafka's
+//! does: there is no response to carry the error, and the producer's
+//! reconnect refreshes its metadata. `log_append_time_ms` is the time the log
 //! stamped on a LogAppendTime topic, -1 on a CreateTime one (Kafka's).
 
 use std::sync::Arc;
@@ -81,16 +82,16 @@ impl Produced {
 }
 
 /// The waiting step: completes the written partitions, their fsyncs
-/// overlapping (up to [`COMPLETION_TASKS`] blocking tasks, each
-/// partition's appends in order in one of them), and answers; `None` for
-/// acks=0.
+/// overlapping (up to [`COMPLETION_TASKS`] blocking tasks; the order of
+/// completions does not matter, a later fsync covering an earlier
+/// append), and answers; `None` for acks=0.
 pub(crate) async fn complete(shared: &Arc<Shared>, produced: Produced) -> Answer<Option<ProduceResponse>> {
     let Produced { mut response, pending, acks, version } = produced;
     let mut chunks: Vec<Vec<Pending>> =
         (0..COMPLETION_TASKS.min(pending.len())).map(|_| Vec::new()).collect();
-    for p in pending {
-        let chunk = (p.partition.id() as usize + p.partition.topic().len()) % chunks.len();
-        chunks[chunk].push(p);
+    let n = chunks.len();
+    for (i, p) in pending.into_iter().enumerate() {
+        chunks[i % n].push(p);
     }
     let tasks: Vec<_> = chunks
         .into_iter()
@@ -190,9 +191,7 @@ fn answer(shared: &Shared, request: ProduceRequest, version: i16) -> (ProduceRes
                                 } else {
                                     Completion::Policy
                                 };
-                            let waits = completion == Completion::Durable
-                                || partition.config().durability != annals::Durability::None;
-                            if waits {
+                            if partition.completion_waits(completion) {
                                 let at = At { topic: ti, partition: pi };
                                 pending.push(Pending {
                                     at,

@@ -446,6 +446,13 @@ impl PartitionLog {
         Ok(info)
     }
 
+    /// Whether [`PartitionLog::complete`] with `completion` may fsync (and
+    /// so is worth running where a wait does not hold anything up); when
+    /// not, it returns at once.
+    pub fn completion_waits(&self, completion: Completion) -> bool {
+        completion == Completion::Durable || self.config.durability != Durability::None
+    }
+
     /// Applies the durability policy to an append that was written.
     fn make_durable(&self, info: AppendInfo) -> Result<AppendInfo> {
         match self.config.durability {

@@ -118,3 +118,28 @@ fn pipelined_produces_append_in_arrival_order() {
         (0..REQUESTS).flat_map(|i| (0..RECORDS).map(move |r| format!("{i}.{r}"))).collect();
     assert_eq!(values, expected);
 }
+
+/// A failed acks=0 produce closes the connection before the requests read
+/// behind it run, also when another of its partitions waits for an fsync:
+/// a good produce pipelined after it is never appended.
+#[test]
+fn a_failed_acks_0_produce_stops_the_requests_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = broker(dir.path(), 16);
+    let mut s = connect(addr);
+    // The high watermark at the log end, whatever is fsynced.
+    assert_eq!(create_topic(&mut s, "z", &[("write.caching", "true")]).0, 0);
+    assert_eq!(create_topic(&mut s, "w", &[("flush.messages", "1")]).0, 0);
+    let mut bad = batch(2);
+    bad[30] ^= 0xff; // the CRC-32C no longer matches
+    let mut failed = produce("z", bad).with_acks(0);
+    // A partition that is appended and waits for its fsync.
+    failed.topic_data.extend(produce("w", batch(1)).topic_data);
+    send_request_as(&mut s, 1, ApiKey::Produce, 9, &failed);
+    send_request_as(&mut s, 2, ApiKey::Produce, 9, &produce("z", batch(3)).with_acks(1));
+    assert!(closed(&mut s), "no answer to the good produce: the connection closed");
+    let mut t = connect(addr);
+    let response: FetchResponse = call(&mut t, ApiKey::Fetch, 12, &fetch("z", 0)).unwrap();
+    let p = &response.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.high_watermark), (0, 0), "nothing appended after the failed acks=0");
+}

@@ -1,5 +1,5 @@
 //! How the broker stops (SIGTERM in the binary, a future here): it stops
-//! accepting, lets each connection finish the request it is serving, then
+//! accepting, lets each connection answer the requests it has read, then
 //! closes the store cleanly.
 
 use crate::common;
