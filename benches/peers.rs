@@ -8,6 +8,13 @@
 //! - `annals` (default contract: each append is in the page cache when it
 //!   returns, so `kill -9` loses nothing acknowledged), 1 producer, and 4
 //!   producer threads on the one partition (write combining);
+//! - `annals, write buffer`: the same with `write_buffer_bytes` at 64 KiB
+//!   (the raw limit's write size) and at 1 MiB, 1 producer, the buffer
+//!   written out at the end of each round (`write_buffered`, as seglog's
+//!   round ends with its flush; a process crash loses what the buffer
+//!   holds);
+//! - `raw 1 MiB writes`: the raw limit with 1 MiB writes, beside the 1 MiB
+//!   buffer;
 //! - `raw one write per batch`: the batch framed (`len | crc32 | value` per
 //!   record) and written with one `write()`, the same contract;
 //! - `raw 64 KiB writes`: framed into a buffer written every 64 KiB, the
@@ -116,20 +123,42 @@ struct Sides {
     values: Vec<Vec<u8>>,
     annals: FreshLog,
     annals_threads: FreshLog,
+    annals_buffered: FreshLog,
+    annals_buffered_large: FreshLog,
+    raw_large: RawWriter,
     raw_per_batch: RawWriter,
     raw_limit: RawWriter,
     commitlog: CommitlogSide,
     seglog: SeglogSide,
 }
 
-const NAMES: [&str; 6] = [
+const NAMES: [&str; 9] = [
     "annals, 1 producer",
     "annals, 4 producer threads",
     "raw one write per batch",
     "raw 64 KiB writes",
     "commitlog",
     "seglog",
+    "annals, 64 KiB write buffer, 1 producer",
+    "annals, 1 MiB write buffer, 1 producer",
+    "raw 1 MiB writes",
 ];
+
+/// The buffered sides' `write_buffer_bytes`.
+const WRITE_BUFFER_BYTES: usize = 64 << 10;
+const LARGE_WRITE_BYTES: usize = 1 << 20;
+
+fn buffered(dir: PathBuf, bytes: usize) -> FreshLog {
+    FreshLog::with_config(
+        dir,
+        annals::LogConfig { write_buffer_bytes: bytes, ..annals::LogConfig::default() },
+    )
+}
+
+fn buffered_round(side: &mut FreshLog, records: &[Record]) -> Duration {
+    let appends: Duration = (0..BATCHES_PER_ROUND).map(|_| side.append(records)).sum();
+    appends + side.timed(|log| log.write_buffered().unwrap())
+}
 
 impl Sides {
     fn new(dir: &Path) -> Self {
@@ -140,6 +169,9 @@ impl Sides {
             values,
             annals: FreshLog::new(dir.join("annals")),
             annals_threads: FreshLog::new(dir.join("annals-threads")),
+            annals_buffered: buffered(dir.join("annals-buffered"), WRITE_BUFFER_BYTES),
+            annals_buffered_large: buffered(dir.join("annals-buffered-large"), LARGE_WRITE_BYTES),
+            raw_large: RawWriter::new(dir.join("raw-large.bin"), LARGE_WRITE_BYTES),
             raw_per_batch: RawWriter::new(dir.join("raw-per-batch.bin"), 0),
             raw_limit: RawWriter::new(dir.join("raw-limit.bin"), RAW_IO_BYTES),
             commitlog: CommitlogSide::new(dir.join("commitlog")),
@@ -178,6 +210,9 @@ impl Sides {
                 }
                 start.elapsed()
             }
+            6 => buffered_round(&mut self.annals_buffered, records),
+            7 => buffered_round(&mut self.annals_buffered_large, records),
+            8 => (0..BATCHES_PER_ROUND).map(|_| self.raw_large.append(records)).sum(),
             _ => {
                 if self.seglog.full() {
                     self.seglog.reset();
@@ -220,6 +255,18 @@ fn peers(c: &mut Criterion) {
         ratio(0, 3),
         ratio(0, 4),
         ratio(0, 5)
+    );
+    eprintln!(
+        "peers ratio, 64 KiB write buffer, 1 producer: annals / raw 64 KiB = {:.2}x, / seglog = {:.2}x, / annals unbuffered = {:.2}x",
+        ratio(6, 3),
+        ratio(6, 5),
+        ratio(6, 0)
+    );
+    eprintln!(
+        "peers ratio, 1 MiB write buffer, 1 producer: annals / raw 64 KiB = {:.2}x, / raw 1 MiB = {:.2}x, / seglog = {:.2}x",
+        ratio(7, 3),
+        ratio(7, 8),
+        ratio(7, 5)
     );
     eprintln!(
         "peers ratio, {THREADS} producer threads: annals / raw 64 KiB = {:.2}x, / raw one write per batch = {:.2}x",

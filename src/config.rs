@@ -94,6 +94,26 @@ pub struct LogConfig {
     /// the high watermark follows the log end (or what a replication layer
     /// sets), as Kafka's does on one node.
     pub durable_high_watermark: bool,
+    /// Buffer appends in memory and write them to the segment file in
+    /// writes of up to this many bytes. Default 0: off, and every append
+    /// is in the page cache when it returns, so a process crash (`kill
+    /// -9`) loses nothing acknowledged. When on, an append returns once
+    /// its batches are in the buffer; the buffer is written when the next
+    /// append would overflow it (an append of at least this size is
+    /// written at once), after `write_buffer_max_delay_ms`, and before any
+    /// read of the segment, any fsync (so `Durability::Always` and
+    /// `Interval` lose nothing they acknowledge), a roll, a truncation and
+    /// close. **The loss window:** a process crash loses the appends
+    /// acknowledged within the last `write_buffer_max_delay_ms` that are
+    /// still buffered, never more than this many bytes of them and always
+    /// whole batches at the log end: the log recovers to a consistent
+    /// prefix. A power cut loses what it loses without the buffer (what no
+    /// fsync covered). At most 256 MiB.
+    pub write_buffer_bytes: usize,
+    /// With the write buffer on, the longest an appended batch stays in
+    /// it before it is written (one timer thread for the process writes
+    /// buffers out on their delay). Default 10; at least 1.
+    pub write_buffer_max_delay_ms: u64,
     /// Forget an idempotent producer whose last batch's timestamp is more
     /// than this before now (Kafka's `producer.id.expiration.ms`): its
     /// next batch then starts a fresh sequence. Checked by
@@ -281,6 +301,9 @@ impl Durability {
 pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
 const WEEK_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
+/// The largest `write_buffer_bytes`.
+pub const WRITE_BUFFER_BYTES_MAX: usize = 256 << 20;
+
 /// The largest `max_batch_bytes`.
 pub const MAX_BATCH_BYTES_LIMIT: usize = 1 << 30;
 
@@ -304,6 +327,8 @@ impl Default for LogConfig {
             commit_delay_us: 1000,
             mmap_reads: true,
             durable_high_watermark: false,
+            write_buffer_bytes: 0,
+            write_buffer_max_delay_ms: 10,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
             message_timestamp_type: TimestampType::CreateTime,
             message_timestamp_before_max_ms: i64::MAX,
@@ -397,6 +422,12 @@ impl LogConfig {
         if self.cleaner_memory_bytes < 64 << 10 {
             return Err(Error::config("cleaner_memory_bytes", "must be at least 64 KiB"));
         }
+        if self.write_buffer_bytes > WRITE_BUFFER_BYTES_MAX {
+            return Err(Error::config("write_buffer_bytes", format!("more than {WRITE_BUFFER_BYTES_MAX}")));
+        }
+        if self.write_buffer_max_delay_ms == 0 {
+            return Err(Error::config("write_buffer_max_delay_ms", "must be at least 1"));
+        }
         if let Durability::Interval { flush_messages, flush_ms } = self.durability {
             if flush_messages == 0 || flush_ms == 0 {
                 return Err(Error::config("durability", "flush_messages and flush_ms must be at least 1"));
@@ -457,6 +488,8 @@ impl LogConfig {
             index_entries_max: self.index_entries_max(),
             max_batch_bytes: self.max_batch_bytes,
             mmap_reads: self.mmap_reads,
+            write_buffer_bytes: self.write_buffer_bytes,
+            write_buffer_max_delay: std::time::Duration::from_millis(self.write_buffer_max_delay_ms),
         }
     }
 }
@@ -478,6 +511,10 @@ pub(crate) struct SegmentConfig {
     pub max_batch_bytes: usize,
     /// Serve reads of sealed segments from a read-only mapping.
     pub mmap_reads: bool,
+    /// The active segment's write buffer (0: none).
+    pub write_buffer_bytes: usize,
+    /// How long a byte may stay in it.
+    pub write_buffer_max_delay: std::time::Duration,
 }
 
 #[cfg(test)]

@@ -89,6 +89,18 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Writes the write buffer (`LogConfig::write_buffer_bytes`) to the
+    /// segment file, without an fsync: what a process crash would lose is
+    /// then in the page cache, as every append is without the buffer (a
+    /// `BufWriter::flush`, where [`PartitionLog::flush`] is its `sync`).
+    /// Does nothing without a buffer.
+    ///
+    /// # Errors
+    /// [`Error::Io`] of the write (which poisons the log).
+    pub fn write_buffered(&self) -> Result<()> {
+        self.active().write_buffered().map_err(|e| self.poison(e))
+    }
+
     /// Seals the active segment and starts a new one at the log end offset.
     /// Does nothing when the active segment is empty.
     ///

@@ -62,11 +62,14 @@ impl PartitionLog {
     }
 
     /// Drops the handle as a killed process would leave the log: no seal,
-    /// no checkpoint, no clean-shutdown marker; open files and the
-    /// directory lock are released. For crash tests.
+    /// no checkpoint, no clean-shutdown marker, the write buffer's bytes
+    /// never written; open files and the directory lock are released. For
+    /// crash tests.
     #[cfg(any(test, feature = "test-util"))]
     pub fn abandon(self) {
-        self.writer.lock().closed = true;
+        let mut writer = self.writer.lock();
+        self.active().discard_buffered();
+        writer.closed = true;
     }
 
     fn shutdown(&self, writer: &Writer) -> Result<()> {

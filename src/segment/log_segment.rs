@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
@@ -17,6 +17,7 @@ use super::indexing::Indexing;
 use super::quarantine::Quarantine;
 use super::scan::ChunkReader;
 use super::time_index::{TimeEntry, TimeIndex};
+use super::write_buffer::WriteBuffer;
 use super::{index_file_name, log_file_name, time_index_file_name};
 
 /// A batch boundary in a segment: the first `position` bytes, ending at
@@ -163,6 +164,12 @@ pub struct LogSegment {
     /// What time-based roll counts from: the first append's clock time, or
     /// for a segment opened from disk its first batch's timestamp (-1: empty).
     pub(super) roll_base_ms: AtomicI64,
+    /// The write buffer (`LogConfig::write_buffer_bytes`), set when the
+    /// segment becomes active with one configured. Bytes below the size
+    /// but past its `written()` are not in the file yet: every read and
+    /// fsync goes through [`LogSegment::readable_size`] or
+    /// [`LogSegment::write_buffered`] first.
+    buffer: OnceLock<Arc<WriteBuffer>>,
 }
 
 impl LogSegment {
@@ -187,6 +194,7 @@ impl LogSegment {
         if config.mmap_reads {
             segment.map_reads(config.segment_bytes);
         }
+        segment.buffer_appends(config);
         Ok(segment)
     }
 
@@ -210,6 +218,7 @@ impl LogSegment {
             max_timestamp_ms: AtomicI64::new(indexing.max_timestamp_ms),
             roll_base_ms: AtomicI64::new(roll_base_ms),
             maps_reads: AtomicBool::new(false),
+            buffer: OnceLock::new(),
         }
     }
 
@@ -247,9 +256,62 @@ impl LogSegment {
         self.next_offset.load(Ordering::Acquire)
     }
 
-    /// Bytes of log data.
+    /// Bytes of log data (some may still be in the write buffer).
     pub fn size_bytes(&self) -> u64 {
         self.size.load(Ordering::Acquire)
+    }
+
+    /// The size a read of the file may go up to: the write buffer, if it
+    /// holds any of those bytes, is written out first (a read never sees
+    /// less than what was published, nor a file shorter than the size).
+    ///
+    /// # Errors
+    /// [`Error::Io`] of writing the buffer out.
+    pub(super) fn readable_size(&self) -> Result<u64> {
+        let size = self.size_bytes();
+        match self.buffer.get() {
+            Some(buffer) if buffer.written() < size => buffer.write_out().map(|()| size),
+            _ => Ok(size),
+        }
+    }
+
+    /// Writes the write buffer out (if there is one): before an fsync,
+    /// a seal and a truncation.
+    ///
+    /// # Errors
+    /// [`Error::Io`] of the write (or of an earlier one that failed).
+    pub(crate) fn write_buffered(&self) -> Result<()> {
+        self.buffer.get().map_or(Ok(()), |buffer| buffer.write_out())
+    }
+
+    /// Forgets what the write buffer holds, as a killed process would.
+    pub(crate) fn discard_buffered(&self) {
+        if let Some(buffer) = self.buffer.get() {
+            buffer.discard();
+        }
+    }
+
+    /// Gives the segment a write buffer when `config` asks for one (it
+    /// is, or becomes, the active segment).
+    fn buffer_appends(&self, config: &SegmentConfig) {
+        if config.write_buffer_bytes > 0 {
+            self.buffer.get_or_init(|| {
+                Arc::new(WriteBuffer::new(
+                    self.log.clone(),
+                    &self.log_path,
+                    config.write_buffer_bytes,
+                    config.write_buffer_max_delay,
+                    self.size_bytes(),
+                ))
+            });
+        }
+    }
+
+    /// After a truncation to `len` bytes (with the buffer written out).
+    pub(super) fn buffer_truncated(&self, len: u64) {
+        if let Some(buffer) = self.buffer.get() {
+            buffer.truncated(len);
+        }
     }
 
     /// The log file's path.
@@ -264,7 +326,7 @@ impl LogSegment {
     /// # Errors
     /// [`Error::Corruption`] for a damaged batch on the way.
     pub fn batch_start(&self, offset: u64) -> Result<SegmentPoint> {
-        let size = self.size_bytes();
+        let size = self.readable_size()?;
         let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
         Ok(match self.find_batch(offset, size, &mut reader)? {
             Some(b) => SegmentPoint { position: b.position, offset: b.header.base_offset },
@@ -300,7 +362,7 @@ impl LogSegment {
 
     /// Appends `bytes`, the encoded, checked batches `headers` describe
     /// back to back, with a single positional write (as Kafka appends a
-    /// producer's record set). `indexing` is the writer's state of the
+    /// producer's record set), or into the write buffer when there is one. `indexing` is the writer's state of the
     /// indexing rule for this (active) segment: holding it `&mut` is what
     /// makes the caller the writer.
     ///
@@ -318,7 +380,10 @@ impl LogSegment {
         let Some(last) = headers.last() else { return Ok(()) };
         debug_assert_eq!(headers[0].base_offset, self.next_offset(), "append must be contiguous");
         debug_assert_eq!(headers.iter().map(|h| h.batch_len as usize).sum::<usize>(), bytes.len());
-        self.log.write_all_at(bytes, position).map_err(Error::io("append", &self.log_path))?;
+        match self.buffer.get() {
+            Some(buffer) => buffer.append(bytes, position)?,
+            None => self.log.write_all_at(bytes, position).map_err(Error::io("append", &self.log_path))?,
+        }
         if position == 0 {
             self.roll_base_ms.store(now_ms, Ordering::Relaxed);
         }
@@ -354,6 +419,7 @@ impl LogSegment {
     /// Makes the log data durable (`fdatasync`); the index is derived data
     /// and recovery rebuilds it.
     pub fn sync_log(&self) -> Result<()> {
+        self.write_buffered()?;
         self.log.sync_data().map_err(Error::io("sync segment", &self.log_path))
     }
 
@@ -363,6 +429,7 @@ impl LogSegment {
     /// [`Indexing`] of this segment (`None`: no timestamp yet, or the
     /// caller no longer holds this segment's state).
     pub(crate) fn sync(&self, covering: Option<TimeEntry>) -> Result<()> {
+        self.write_buffered()?;
         self.log.sync_data().map_err(Error::io("sync segment", &self.log_path))?;
         let index = self.index.read();
         let mut times = self.time_index.write();
@@ -384,6 +451,8 @@ impl LogSegment {
     /// [`LogSegment::seal`] without the fsyncs, for a segment whose bytes
     /// are all durable already (nothing appended since it was last synced).
     pub(crate) fn seal_unsynced(&self, indexing: &Indexing) -> Result<()> {
+        // Sealed segments are never buffered: their bytes are all in the file.
+        self.write_buffered()?;
         if self.maps_reads.load(Ordering::Relaxed) {
             // Just the sealed bytes (an active segment maps up to
             // `segment_bytes`, more address space than it may ever fill).
@@ -397,12 +466,14 @@ impl LogSegment {
     pub(crate) fn activate(&self, config: &SegmentConfig) {
         self.index.write().reserve(config.index_entries_max);
         self.time_index.write().reserve(config.index_entries_max + 1);
+        self.buffer_appends(config);
     }
 
     /// Removes the segment's files. Readers still holding the segment keep
     /// reading the unlinked files through their open handles (log data is
     /// read, never mapped; an unlinked index stays mapped until dropped).
     pub(crate) fn delete(&self, fs: &dyn FileSystem) -> Result<()> {
+        self.discard_buffered();
         let index_path = self.index.read().path().to_path_buf();
         let time_path = self.time_index.read().path().to_path_buf();
         fs.remove_file(&index_path).map_err(Error::io("remove index", &index_path))?;

@@ -157,7 +157,7 @@ impl LogSegment {
         // read of the span to the next entry plus `max_bytes` covers the
         // walk and the data. Either way `take` reads the rest of a larger
         // batch, and each byte is copied once.
-        let size = self.size_bytes();
+        let size = self.readable_size()?;
         let interval = config.index_interval_bytes as usize;
         let start = self.walk_start(offset, size);
         let window = match start {
@@ -227,7 +227,7 @@ impl LogSegment {
         &self,
         mut f: impl FnMut(&BatchHeader, &[u8], RecordIter<'_>) -> Result<()>,
     ) -> Result<()> {
-        let size = self.size_bytes();
+        let size = self.readable_size()?;
         let mut reader = ChunkReader::new(&*self.log, &self.log_path, size);
         let mut inflater = Inflater::default();
         // The CRC here, the records below: a compressed batch inflates once.
@@ -262,7 +262,7 @@ impl LogSegment {
             return Ok(None);
         }
         let start = self.time_index.read().lookup(target_ms).max(from_offset);
-        let size = self.size_bytes();
+        let size = self.readable_size()?;
         // The target is usually within an index interval of where the
         // search starts: read about that much at a time, not a scan chunk.
         let window = (config.index_interval_bytes as usize).saturating_add(READ_SLACK_BYTES);

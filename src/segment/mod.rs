@@ -17,6 +17,7 @@ mod sparse_index;
 mod time_index;
 mod truncate;
 pub(crate) mod verify;
+mod write_buffer;
 
 pub use index::{IndexEntry, INDEX_ENTRY_BYTES};
 pub(crate) use indexing::Indexing;

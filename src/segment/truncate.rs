@@ -26,6 +26,8 @@ impl LogSegment {
         offset: u64,
         scratch: &mut Vec<u8>,
     ) -> Result<Indexing> {
+        // The cut and the walks below work on the file.
+        self.write_buffered()?;
         if offset >= self.next_offset() {
             return self.current_indexing();
         }
@@ -76,6 +78,7 @@ impl LogSegment {
             times.append(t.timestamp_ms, t.offset);
         }
         self.max_timestamp_ms.store(indexing.max_timestamp_ms, Ordering::Release);
+        self.buffer_truncated(new_size);
         self.next_offset.store(offset, Ordering::Release);
         self.size.store(new_size, Ordering::Release);
         if new_size == 0 {

@@ -141,6 +141,11 @@ pub(crate) fn encode_with(metadata: &TopicMetadata) -> Vec<u8> {
         // that predates the key.
         pairs.push(("durable_high_watermark", "1".to_string()));
     }
+    if l.write_buffer_bytes > 0 {
+        // The same: only when on.
+        pairs.push(("write_buffer_bytes", l.write_buffer_bytes.to_string()));
+        pairs.push(("write_buffer_max_delay_ms", l.write_buffer_max_delay_ms.to_string()));
+    }
     pairs.extend(l.durability.to_pairs());
     let keys: Vec<String> = metadata.passthrough.keys().map(|name| format!("{PASSTHROUGH}{name}")).collect();
     pairs.extend(keys.iter().map(String::as_str).zip(metadata.passthrough.values().cloned()));
@@ -235,6 +240,10 @@ pub(crate) fn decode_with(bytes: &[u8], path: &Path) -> Result<TopicMetadata> {
             "cleaner_memory_bytes" => {
                 config.log.cleaner_memory_bytes = usize::try_from(n).map_err(|_| too_big())?
             }
+            "write_buffer_bytes" => {
+                config.log.write_buffer_bytes = usize::try_from(n).map_err(|_| too_big())?
+            }
+            "write_buffer_max_delay_ms" => config.log.write_buffer_max_delay_ms = n,
             "mmap_reads" | "durable_high_watermark" => {
                 let flag = match n {
                     0 => false,
@@ -270,6 +279,8 @@ mod tests {
                 mmap_reads: false,
                 producer_id_expiration_ms: -1,
                 durable_high_watermark: true,
+                write_buffer_bytes: 1 << 16,
+                write_buffer_max_delay_ms: 7,
                 ..config.log.clone()
             },
             ..config.clone()

@@ -87,6 +87,24 @@ fn compressed_appends_rolls_and_truncations_survive_every_crash() {
     }
 }
 
+/// The workloads with the write buffer on (300 bytes: a few batches, so
+/// some appends write the buffer out and others only fill it): `Always`
+/// and `Interval` write it before each fsync, flush, roll, truncation and
+/// close write it, and a crash loses only what no fsync covered.
+#[test]
+fn buffered_appends_rolls_truncations_and_closes_survive_every_crash() {
+    common::crash::WRITE_BUFFER_BYTES.with(|b| b.set(300));
+    for (name, workload, policy) in [
+        ("buffered always", always_appends as Workload, Durability::Always),
+        ("buffered none+flush", none_appends_with_flush, Durability::None),
+        ("buffered interval", interval_appends, INTERVAL),
+        ("buffered roll+truncate", roll_and_truncate, Durability::Always),
+        ("buffered close+reopen", close_and_reopen, Durability::None),
+    ] {
+        assert_clean(&run(name, workload, policy));
+    }
+}
+
 #[test]
 fn close_and_reopen_survive_every_crash() {
     assert_clean(&run("close+reopen", close_and_reopen, Durability::None));

@@ -24,3 +24,4 @@ mod retention;
 mod store;
 mod truncate_fully;
 mod verify;
+mod write_buffer;

@@ -63,6 +63,11 @@ pub struct ProduceArgs {
     /// uppercase letters, as Kafka's producer perf test sends.
     #[arg(long, default_value = "none", value_parser = parse_codec)]
     compression: Codec,
+    /// The topic's `write_buffer_bytes` if it is created (0: off): appends
+    /// are buffered in memory and written in writes of up to this many
+    /// bytes; a process crash loses what the buffer holds.
+    #[arg(long, default_value_t = 0)]
+    write_buffer_bytes: usize,
     /// Producer threads.
     #[arg(long, default_value_t = 1)]
     producers: usize,
@@ -195,7 +200,8 @@ fn produce(a: &ProduceArgs) -> CliResult {
                 DurabilityArg::Always => Durability::Always,
             };
             let compression_type = CompressionType::Codec(a.compression);
-            let log = LogConfig { durability, compression_type, ..LogConfig::default() };
+            let write_buffer_bytes = a.write_buffer_bytes;
+            let log = LogConfig { durability, compression_type, write_buffer_bytes, ..LogConfig::default() };
             store.create_topic(&a.topic, TopicConfig { partitions: a.partitions, log })?
         }
         Err(e) => return Err(e.into()),

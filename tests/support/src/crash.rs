@@ -165,6 +165,11 @@ thread_local! {
     /// default unless a test sets another).
     pub static EXTENT_INTERVAL: std::cell::Cell<u64> =
         std::cell::Cell::new(LogConfig::default().synced_extent_interval_bytes);
+    /// `write_buffer_bytes` of [`config`] on this thread (0, off, unless a
+    /// test sets another). Its delay is an hour: the timer thread never
+    /// writes a buffer during an enumeration, so every run of a workload
+    /// does the same I/O.
+    pub static WRITE_BUFFER_BYTES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 pub fn config(durability: Durability) -> LogConfig {
@@ -174,6 +179,8 @@ pub fn config(durability: Durability) -> LogConfig {
         segment_index_bytes: 256,
         durability,
         synced_extent_interval_bytes: EXTENT_INTERVAL.with(|i| i.get()),
+        write_buffer_bytes: WRITE_BUFFER_BYTES.with(|b| b.get()),
+        write_buffer_max_delay_ms: 3_600_000,
         ..LogConfig::default()
     }
 }
