@@ -108,11 +108,14 @@ pub struct LogConfig {
     /// still buffered, never more than this many bytes of them and always
     /// whole batches at the log end: the log recovers to a consistent
     /// prefix. A power cut loses what it loses without the buffer (what no
-    /// fsync covered). At most 256 MiB.
+    /// fsync covered). Memory: each partition being appended to holds this
+    /// much (given back once it has been idle a whole delay, and at each
+    /// roll). At most 256 MiB.
     pub write_buffer_bytes: usize,
-    /// With the write buffer on, the longest an appended batch stays in
-    /// it before it is written (one timer thread for the process writes
-    /// buffers out on their delay). Default 10; at least 1.
+    /// With the write buffer on, how long an appended batch may stay in it
+    /// before it is written. One timer thread for the process writes due
+    /// buffers in turn, so this is its aim, not a hard bound: a slow disk
+    /// delays the others. Default 10; at least 1.
     pub write_buffer_max_delay_ms: u64,
     /// Forget an idempotent producer whose last batch's timestamp is more
     /// than this before now (Kafka's `producer.id.expiration.ms`): its

@@ -118,8 +118,12 @@ impl Drop for PartitionLog {
         if !writer.closed {
             writer.closed = true;
             let writer = self.writer.lock();
-            // Best effort; on failure the next open recovers by scanning.
-            let _ = self.shutdown(&writer);
+            // Best effort; on failure the next open recovers by scanning,
+            // and nothing still buffered may be written after the
+            // directory lock is released (as a killed process would).
+            if self.shutdown(&writer).is_err() {
+                self.active().discard_buffered();
+            }
         }
     }
 }

@@ -132,6 +132,8 @@ impl PartitionLog {
     /// Refusals (bad offsets, corruption found) change nothing either.
     pub(super) fn write_failed(&self, e: Error) -> Error {
         match e {
+            // Acknowledged appends that never reached the file.
+            e if crate::segment::is_buffered_write(&e) => self.poison(e),
             Error::Io { source, path, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
                 tracing::warn!(dir = %self.dir.display(), path = %path.display(), "disk full: the write was refused");
                 Error::DiskFull { path }
@@ -169,7 +171,8 @@ impl PartitionLog {
     ///
     /// # Errors
     /// [`Error::OffsetOutOfRange`] outside `[log_start_offset,
-    /// log_end_offset]`; [`Error::Corruption`] for damaged bytes.
+    /// log_end_offset]`; [`Error::Corruption`] for damaged bytes;
+    /// [`Error::Io`] of writing the write buffer out (which poisons the log).
     pub fn read(&self, offset: u64, max_bytes: usize, bound: ReadBound) -> Result<FetchedRecords> {
         self.in_live_segments(|segments| self.read_in(segments, offset, max_bytes, bound))
     }
@@ -199,6 +202,9 @@ impl PartitionLog {
                     drop(no_truncation);
                     tries += 1;
                 }
+                // A read that wrote the buffer out and failed poisons, as an
+                // append would.
+                Err(e) if crate::segment::is_buffered_write(&e) => return Err(self.poison(e)),
                 result => return result,
             }
         }

@@ -138,8 +138,10 @@ impl SegmentRepair {
 /// Only the partition's writer (holding its writer lock) calls the `&self`
 /// methods that change the segment (`append`, `truncate_to`, `seal`,
 /// `activate`). It publishes an append by storing `next_offset` and then
-/// `size` with `Release` after the bytes are written; readers load `size`
-/// with `Acquire` and never read past it, so they never see a partial batch.
+/// `size` with `Release` after the bytes are written (or buffered: a read
+/// then writes the buffer out first, [`LogSegment::readable_size`]); readers
+/// load `size` with `Acquire` and never read past it, so they never see a
+/// partial batch.
 #[derive(Debug)]
 pub struct LogSegment {
     pub(super) base_offset: u64,
@@ -165,11 +167,12 @@ pub struct LogSegment {
     /// for a segment opened from disk its first batch's timestamp (-1: empty).
     pub(super) roll_base_ms: AtomicI64,
     /// The write buffer (`LogConfig::write_buffer_bytes`), set when the
-    /// segment becomes active with one configured. Bytes below the size
-    /// but past its `written()` are not in the file yet: every read and
-    /// fsync goes through [`LogSegment::readable_size`] or
+    /// segment is created, opened or made active again with one configured
+    /// (it stays, empty and with its memory released, once sealed). Bytes
+    /// below the size but past its `written()` are not in the file yet:
+    /// every read and fsync goes through [`LogSegment::readable_size`] or
     /// [`LogSegment::write_buffered`] first.
-    buffer: OnceLock<Arc<WriteBuffer>>,
+    pub(super) buffer: OnceLock<Arc<WriteBuffer>>,
 }
 
 impl LogSegment {
@@ -261,59 +264,6 @@ impl LogSegment {
         self.size.load(Ordering::Acquire)
     }
 
-    /// The size a read of the file may go up to: the write buffer, if it
-    /// holds any of those bytes, is written out first (a read never sees
-    /// less than what was published, nor a file shorter than the size).
-    ///
-    /// # Errors
-    /// [`Error::Io`] of writing the buffer out.
-    pub(super) fn readable_size(&self) -> Result<u64> {
-        let size = self.size_bytes();
-        match self.buffer.get() {
-            Some(buffer) if buffer.written() < size => buffer.write_out().map(|()| size),
-            _ => Ok(size),
-        }
-    }
-
-    /// Writes the write buffer out (if there is one): before an fsync,
-    /// a seal and a truncation.
-    ///
-    /// # Errors
-    /// [`Error::Io`] of the write (or of an earlier one that failed).
-    pub(crate) fn write_buffered(&self) -> Result<()> {
-        self.buffer.get().map_or(Ok(()), |buffer| buffer.write_out())
-    }
-
-    /// Forgets what the write buffer holds, as a killed process would.
-    pub(crate) fn discard_buffered(&self) {
-        if let Some(buffer) = self.buffer.get() {
-            buffer.discard();
-        }
-    }
-
-    /// Gives the segment a write buffer when `config` asks for one (it
-    /// is, or becomes, the active segment).
-    fn buffer_appends(&self, config: &SegmentConfig) {
-        if config.write_buffer_bytes > 0 {
-            self.buffer.get_or_init(|| {
-                Arc::new(WriteBuffer::new(
-                    self.log.clone(),
-                    &self.log_path,
-                    config.write_buffer_bytes,
-                    config.write_buffer_max_delay,
-                    self.size_bytes(),
-                ))
-            });
-        }
-    }
-
-    /// After a truncation to `len` bytes (with the buffer written out).
-    pub(super) fn buffer_truncated(&self, len: u64) {
-        if let Some(buffer) = self.buffer.get() {
-            buffer.truncated(len);
-        }
-    }
-
     /// The log file's path.
     pub fn log_path(&self) -> &Path {
         &self.log_path
@@ -366,8 +316,10 @@ impl LogSegment {
     /// indexing rule for this (active) segment: holding it `&mut` is what
     /// makes the caller the writer.
     ///
-    /// On a write error nothing changes: bytes past `size` are never read and
-    /// the next append overwrites them.
+    /// On a failed write of these bytes nothing changes: bytes past `size`
+    /// are never read and the next append overwrites them. A failed write
+    /// of earlier, buffered bytes is an error that poisons the partition
+    /// (`write_buffer::is_buffered_write`).
     pub(crate) fn append_batches(
         &self,
         indexing: &mut Indexing,
@@ -451,8 +403,12 @@ impl LogSegment {
     /// [`LogSegment::seal`] without the fsyncs, for a segment whose bytes
     /// are all durable already (nothing appended since it was last synced).
     pub(crate) fn seal_unsynced(&self, indexing: &Indexing) -> Result<()> {
-        // Sealed segments are never buffered: their bytes are all in the file.
+        // A sealed segment's bytes are all in its file, and it holds no
+        // buffer memory.
         self.write_buffered()?;
+        if let Some(buffer) = self.buffer.get() {
+            buffer.release();
+        }
         if self.maps_reads.load(Ordering::Relaxed) {
             // Just the sealed bytes (an active segment maps up to
             // `segment_bytes`, more address space than it may ever fill).

@@ -27,6 +27,7 @@ pub(crate) use quarantine::{quarantine, Cut};
 pub use quarantine::{quarantine_file_name, Quarantine};
 pub use sparse_index::SparseEntry;
 pub use time_index::{TimeEntry, TIME_INDEX_ENTRY_BYTES};
+pub(crate) use write_buffer::is_buffered_write;
 
 /// Finishes a truncation inside a batch that a crash interrupted (see
 /// `rewrite.rs`); call before opening the segment. Returns whether there

@@ -176,6 +176,9 @@ impl LogSegment {
                 end.valid_bytes
             });
         }
+        if active {
+            segment.buffer_appends(config);
+        }
         Ok((segment, repair))
     }
 }

@@ -16,6 +16,14 @@
 //! Only the partition's writer appends (holding its writer lock); readers,
 //! the syncer and the timer write the buffer out. Every write of buffered
 //! bytes happens under `pending`, in file order.
+//!
+//! The delay is the timer's aim, not a hard bound: one thread writes every
+//! due buffer of the process in turn, so a slow disk delays the others,
+//! and if the thread cannot be started buffers are written only when full
+//! and by reads, fsyncs, rolls and closes (logged as an error).
+//!
+//! Memory: a buffer holds its capacity while it is in use; the timer's
+//! write-out of an idle buffer and a seal release it.
 
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
@@ -25,8 +33,22 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::config::SegmentConfig;
 use crate::error::{Error, Result};
 use crate::io::FileHandle;
+
+use super::log_segment::LogSegment;
+
+/// The `op` of a failed write of buffered bytes.
+const BUFFERED_WRITE: &str = "write buffered appends";
+
+/// Whether `e` is a failed write of buffered bytes: those appends were
+/// acknowledged, so whatever the cause (a full disk too) the log is out of
+/// step with its file and the partition must poison (never `DiskFull`,
+/// which promises nothing changed).
+pub(crate) fn is_buffered_write(e: &Error) -> bool {
+    matches!(e, Error::Io { op: BUFFERED_WRITE, .. })
+}
 
 /// A segment file's write buffer (see the module docs).
 #[derive(Debug)]
@@ -49,8 +71,9 @@ struct Pending {
     since: Option<Instant>,
     /// Whether the timer holds an entry for this buffer.
     scheduled: bool,
-    /// The first failed write: every later append, read and fsync fails
-    /// with it (the partition is poisoned; only a reopen serves it again).
+    /// The first failed write: every later append, read and fsync of this
+    /// segment fails with it, and the partition poisons itself on the
+    /// first of them (see [`is_buffered_write`]).
     failed: Option<Error>,
 }
 
@@ -134,15 +157,7 @@ impl WriteBuffer {
         }
         let at = self.written();
         if let Err(source) = self.file.write_all_at(&pending.bytes, at) {
-            // These bytes were acknowledged: whatever the cause (a full
-            // disk included), the log is out of step with its file, so
-            // the error is one that poisons (never `DiskFull`, which
-            // promises nothing changed). The cause stays its source.
-            let e = Error::Io {
-                op: "write buffered appends",
-                path: self.path.clone(),
-                source: std::io::Error::other(source),
-            };
+            let e = Error::Io { op: BUFFERED_WRITE, path: self.path.clone(), source };
             pending.failed = Some(e.clone());
             return Err(e);
         }
@@ -152,8 +167,17 @@ impl WriteBuffer {
         Ok(())
     }
 
+    /// Gives the buffer's memory back (nothing may be pending): a sealed
+    /// segment is never appended to again.
+    pub(crate) fn release(&self) {
+        let mut pending = self.pending.lock();
+        debug_assert!(pending.bytes.is_empty(), "written out before release");
+        pending.bytes = Vec::new();
+    }
+
     /// Forgets what is pending, as a killed process would (a crash test's
-    /// abandon), or for a segment whose files are being deleted.
+    /// abandon, a close that failed), or for a segment whose files are
+    /// being deleted.
     pub(crate) fn discard(&self) {
         let mut pending = self.pending.lock();
         pending.bytes = Vec::new();
@@ -177,13 +201,74 @@ impl WriteBuffer {
             Some(at) if at > now && pending.failed.is_none() => Some(at),
             _ => {
                 pending.scheduled = false;
-                if let Err(e) = self.write_out_locked(&mut pending) {
+                match self.write_out_locked(&mut pending) {
+                    // Idle a whole delay: its memory goes back until the
+                    // next append.
+                    Ok(()) => pending.bytes = Vec::new(),
                     // Kept in `failed`: the next append, read or fsync
                     // returns it and poisons the partition.
-                    tracing::error!(segment = %self.path.display(), error = %e, "writing a write buffer out on its delay failed");
+                    Err(e) => {
+                        tracing::error!(segment = %self.path.display(), error = %e, "writing a write buffer out on its delay failed")
+                    }
                 }
                 None
             }
+        }
+    }
+}
+
+/// The segment's side of its buffer (`LogSegment::buffer`).
+impl LogSegment {
+    /// The size a read of the file may go up to: the write buffer, if it
+    /// holds any of those bytes, is written out first (a read never sees
+    /// less than what was published, nor a file shorter than the size).
+    ///
+    /// # Errors
+    /// [`Error::Io`] of writing the buffer out.
+    pub(super) fn readable_size(&self) -> Result<u64> {
+        let size = self.size_bytes();
+        match self.buffer.get() {
+            Some(buffer) if buffer.written() < size => buffer.write_out().map(|()| size),
+            _ => Ok(size),
+        }
+    }
+
+    /// Writes the write buffer out (if there is one): before an fsync,
+    /// a seal and a truncation.
+    ///
+    /// # Errors
+    /// [`Error::Io`] of the write (or of an earlier one that failed).
+    pub(crate) fn write_buffered(&self) -> Result<()> {
+        self.buffer.get().map_or(Ok(()), |buffer| buffer.write_out())
+    }
+
+    /// Forgets what the write buffer holds, as a killed process would.
+    pub(crate) fn discard_buffered(&self) {
+        if let Some(buffer) = self.buffer.get() {
+            buffer.discard();
+        }
+    }
+
+    /// Gives the segment a write buffer when `config` asks for one (it
+    /// is, or becomes, the active segment).
+    pub(super) fn buffer_appends(&self, config: &SegmentConfig) {
+        if config.write_buffer_bytes > 0 {
+            self.buffer.get_or_init(|| {
+                Arc::new(WriteBuffer::new(
+                    self.log.clone(),
+                    &self.log_path,
+                    config.write_buffer_bytes,
+                    config.write_buffer_max_delay,
+                    self.size_bytes(),
+                ))
+            });
+        }
+    }
+
+    /// After a truncation to `len` bytes (with the buffer written out).
+    pub(super) fn buffer_truncated(&self, len: u64) {
+        if let Some(buffer) = self.buffer.get() {
+            buffer.truncated(len);
         }
     }
 }
@@ -312,6 +397,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(b.written(), 3);
+        assert_eq!(b.pending.lock().bytes.capacity(), 0, "an idle buffer's memory goes back");
         // A refill is scheduled again.
         b.append(b"de", 3).unwrap();
         while file_len(&path) < 5 {
@@ -321,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_out_fails_every_later_call_and_never_reads_as_disk_full() {
+    fn a_failed_write_out_fails_every_later_call_with_an_error_that_poisons() {
         let fs = crate::io::sim::SimFs::new();
         let path = Path::new("/p.log");
         let file = fs.open(path, OpenMode::Create).unwrap();
@@ -329,13 +415,7 @@ mod tests {
         fs.set_capacity(Some(2));
         b.append(b"abc", 0).unwrap(); // buffered: not yet written
         let e = b.write_out().unwrap_err();
-        let full = |e: &Error| {
-            matches!(e, Error::Io { op: "write buffered appends", source, .. }
-            if source.kind() == std::io::ErrorKind::Other
-                && source.get_ref().and_then(|s| s.downcast_ref::<std::io::Error>()).map(std::io::Error::kind)
-                    == Some(std::io::ErrorKind::StorageFull))
-        };
-        assert!(full(&e), "{e:?}");
+        assert!(is_buffered_write(&e) && e.io_kind() == Some(std::io::ErrorKind::StorageFull), "{e:?}");
         fs.set_capacity(None);
         assert!(b.write_out().is_err() && b.append(b"d", 3).is_err(), "the failure sticks");
     }

@@ -72,6 +72,42 @@ fn flush_roll_truncation_and_close_write_the_buffer() {
     assert_holds(&log, 210);
 }
 
+/// The active segment of a reopened log buffers too (a segment that does
+/// not roll by time: the test stream's timestamps would roll it).
+#[test]
+fn a_reopened_log_buffers_its_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        LogConfig { segment_ms: i64::MAX, segment_bytes: 1 << 20, ..buffered(1 << 16, Durability::None) };
+    let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    append_range(&log, 0, 10, 5);
+    log.close().unwrap();
+    drop(log);
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    append_range(&log, 10, 20, 5);
+    assert_eq!(log.segment_count(), 1);
+    assert!(file_bytes(dir.path()) < log.size_bytes(), "the appends after the reopen are buffered");
+    assert_holds(&log, 20);
+}
+
+/// A read that writes the buffer out and fails (a full disk) poisons the
+/// partition as a failed append would: those appends were acknowledged.
+#[test]
+fn a_failed_write_out_by_a_read_poisons_the_partition() {
+    use annals::io::sim::SimFs;
+    let fs = SimFs::new();
+    let options = annals::OpenOptions::default().with_fs(std::sync::Arc::new(fs.clone()));
+    let log = PartitionLog::open_with("/p", buffered(1 << 16, Durability::None), options).unwrap();
+    append_range(&log, 0, 10, 5);
+    fs.set_capacity(Some(0));
+    let e = log.read(0, 1 << 20, ReadBound::LogEnd).unwrap_err();
+    assert_eq!(e.io_kind(), Some(std::io::ErrorKind::StorageFull), "{e:?}");
+    assert!(log.poisoned().is_some(), "the read poisoned the partition");
+    fs.set_capacity(None);
+    assert!(matches!(log.append(&[record(10)]), Err(annals::Error::Poisoned { .. })));
+    log.abandon();
+}
+
 /// Under `Always` each append's fsync first writes the buffer, so a killed
 /// process (the buffer never written) loses nothing acknowledged.
 #[test]
@@ -143,7 +179,9 @@ fn child_config(durability: Durability) -> LogConfig {
 /// Not a test on its own: the process [`kill_9`] starts and kills. With
 /// `ANNALS_WRITE_BUFFER_CHILD=always|none:DIR` it appends batches of 10 of
 /// the test stream to the log in DIR and prints `acked LAST` after each
-/// append returns; without it, it returns at once.
+/// append returns; under `none` it stops after `CHILD_IDLE_AFTER` records
+/// and prints `idle` (so what its buffer holds when killed does not depend
+/// on when the kill lands). Without the variable it returns at once.
 #[test]
 fn write_buffer_kill_child() {
     let Ok(arg) = std::env::var(CHILD) else { return };
@@ -156,13 +194,23 @@ fn write_buffer_kill_child() {
         let records: Vec<_> = (from..from + CHILD_BATCH).map(record).collect();
         let info = log.append(&records).unwrap();
         std::io::Write::write_all(&mut out, format!("acked {}\n", info.last_offset).as_bytes()).unwrap();
+        if durability == Durability::None && info.last_offset + 1 == CHILD_IDLE_AFTER {
+            std::io::Write::write_all(&mut out, b"idle\n").unwrap();
+            std::io::Write::flush(&mut out).unwrap();
+            // Bounded: the parent kills it now.
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            return;
+        }
         std::io::Write::flush(&mut out).unwrap();
     }
 }
 
+/// Records the `none` child appends before it idles.
+const CHILD_IDLE_AFTER: u64 = 6_000;
+
 /// Runs the child on a fresh log, kills it with SIGKILL once `acked`
-/// records are acknowledged, and returns the log's directory and the last
-/// offset it acknowledged.
+/// records are acknowledged (or it idles), and returns the log's directory
+/// and the last offset it acknowledged.
 fn kill_9(durability: &str, acked: u64) -> (tempfile::TempDir, u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -177,12 +225,13 @@ fn kill_9(durability: &str, acked: u64) -> (tempfile::TempDir, u64) {
     // Bounded: the child prints a line per append, and ends (its loop, or
     // the kill) with end of file.
     for line in lines.by_ref() {
-        if let Some(offset) = line.unwrap().strip_prefix("acked ") {
+        let line = line.unwrap();
+        if let Some(offset) = line.strip_prefix("acked ") {
             last = Some(offset.parse::<u64>().unwrap());
-            if last >= Some(acked) {
-                child.kill().unwrap(); // SIGKILL
-                break;
-            }
+        }
+        if last >= Some(acked) || line == "idle" {
+            child.kill().unwrap(); // SIGKILL
+            break;
         }
     }
     // What it printed before it died was acknowledged too.
