@@ -79,11 +79,9 @@ fn compressed_appends_rolls_and_truncations_survive_every_crash() {
         (annals::format::Codec::Lz4, always_appends as Workload, "always lz4"),
         (annals::format::Codec::Zstd, roll_and_truncate as Workload, "roll+truncate zstd"),
     ] {
-        let compressed = annals::LogConfig {
-            compression_type: annals::CompressionType::Codec(codec),
-            ..config(Durability::Always)
-        };
-        assert_clean(&run_with(name, workload, &compressed));
+        // The workloads open their logs with `config`: set for this thread.
+        common::crash::COMPRESSION.with(|c| c.set(annals::CompressionType::Codec(codec)));
+        assert_clean(&run(name, workload, Durability::Always));
     }
 }
 

@@ -170,6 +170,10 @@ thread_local! {
     /// writes a buffer during an enumeration, so every run of a workload
     /// does the same I/O.
     pub static WRITE_BUFFER_BYTES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// `compression_type` of [`config`] on this thread (the default,
+    /// `producer`, unless a test sets a codec).
+    pub static COMPRESSION: std::cell::Cell<annals::CompressionType> =
+        const { std::cell::Cell::new(annals::CompressionType::Producer) };
 }
 
 pub fn config(durability: Durability) -> LogConfig {
@@ -181,6 +185,7 @@ pub fn config(durability: Durability) -> LogConfig {
         synced_extent_interval_bytes: EXTENT_INTERVAL.with(|i| i.get()),
         write_buffer_bytes: WRITE_BUFFER_BYTES.with(|b| b.get()),
         write_buffer_max_delay_ms: 3_600_000,
+        compression_type: COMPRESSION.with(|c| c.get()),
         ..LogConfig::default()
     }
 }
