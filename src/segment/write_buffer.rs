@@ -337,7 +337,7 @@ fn run_timer() {
                 TIMER.wake.wait_until(&mut due, at);
             }
             Some(_) => {
-                let first = due.pop().expect("peeked");
+                let Some(first) = due.pop() else { continue };
                 drop(due);
                 let again = first.buffer.upgrade().and_then(|b| b.write_if_due(now).map(|at| (at, b)));
                 due = TIMER.due.lock();
