@@ -233,10 +233,48 @@ pub(crate) fn record_len(body: usize) -> usize {
 }
 
 /// Appends one record; `body` is `body_len(record, ..)`, computed by the caller
-/// (who also checks it against the record size limit). The record's bytes
-/// are sized once and written in place.
+/// (who also checks it against the record size limit). The common record
+/// (a key of at most `SMALL_KEY` bytes, a value, no headers) takes two
+/// appends: its fields up to the value's bytes, put together on the stack,
+/// then the value; any other is sized once and written in place.
 #[inline]
 pub(crate) fn put_record(
+    out: &mut Vec<u8>,
+    record: &Record,
+    body: usize,
+    timestamp_delta: i64,
+    offset_delta: u32,
+) {
+    let key = record.key.as_deref();
+    match (key.map_or(0, <[u8]>::len), record.value.as_deref()) {
+        (k, Some(value)) if k <= SMALL_KEY && record.headers.is_empty() => {
+            let start = out.len();
+            let mut head = [0u8; HEAD_MAX];
+            let mut at = varint::write_varint(&mut head, 0, body as i32);
+            at += 1; // attributes: 0, unused
+            at = varint::write_varlong(&mut head, at, timestamp_delta);
+            at = varint::write_varint(&mut head, at, offset_delta as i32);
+            at = write_field(&mut head, at, key);
+            at = varint::write_varint(&mut head, at, value.len() as i32);
+            out.extend_from_slice(&head[..at]);
+            out.extend_from_slice(value);
+            out.push(0); // no headers
+            debug_assert_eq!(out.len() - start, record_len(body), "record size precomputed wrongly");
+        }
+        _ => put_record_in_place(out, record, body, timestamp_delta, offset_delta),
+    }
+}
+
+/// Keys up to this long go through `put_record`'s stack prefix.
+const SMALL_KEY: usize = 32;
+
+/// The longest such prefix: length, attributes, both deltas, the key's
+/// length and bytes, the value's length.
+const HEAD_MAX: usize =
+    3 * varint::MAX_VARINT_LEN + 1 + varint::MAX_VARLONG_LEN + varint::MAX_VARINT_LEN + SMALL_KEY;
+
+/// [`put_record`] for any record: sized once, written in place.
+fn put_record_in_place(
     out: &mut Vec<u8>,
     record: &Record,
     body: usize,
