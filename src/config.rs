@@ -115,7 +115,7 @@ pub struct LogConfig {
     /// With the write buffer on, how long an appended batch may stay in it
     /// before it is written. One timer thread for the process writes due
     /// buffers in turn, so this is its aim, not a hard bound: a slow disk
-    /// delays the others. Default 10; at least 1.
+    /// delays the others. Default 10; 1 to a day.
     pub write_buffer_max_delay_ms: u64,
     /// Forget an idempotent producer whose last batch's timestamp is more
     /// than this before now (Kafka's `producer.id.expiration.ms`): its
@@ -306,6 +306,9 @@ const WEEK_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 /// The largest `write_buffer_bytes`.
 pub const WRITE_BUFFER_BYTES_MAX: usize = 256 << 20;
+/// The largest `write_buffer_max_delay_ms` (a day; a deadline past what a
+/// clock can hold would overflow).
+pub const WRITE_BUFFER_MAX_DELAY_MS_MAX: u64 = 24 * 60 * 60 * 1000;
 
 /// The largest `max_batch_bytes`.
 pub const MAX_BATCH_BYTES_LIMIT: usize = 1 << 30;
@@ -428,8 +431,11 @@ impl LogConfig {
         if self.write_buffer_bytes > WRITE_BUFFER_BYTES_MAX {
             return Err(Error::config("write_buffer_bytes", format!("more than {WRITE_BUFFER_BYTES_MAX}")));
         }
-        if self.write_buffer_max_delay_ms == 0 {
-            return Err(Error::config("write_buffer_max_delay_ms", "must be at least 1"));
+        if !(1..=WRITE_BUFFER_MAX_DELAY_MS_MAX).contains(&self.write_buffer_max_delay_ms) {
+            return Err(Error::config(
+                "write_buffer_max_delay_ms",
+                format!("not in [1, {WRITE_BUFFER_MAX_DELAY_MS_MAX}]"),
+            ));
         }
         if let Durability::Interval { flush_messages, flush_ms } = self.durability {
             if flush_messages == 0 || flush_ms == 0 {

@@ -270,8 +270,7 @@ const SMALL_KEY: usize = 32;
 
 /// The longest such prefix: length, attributes, both deltas, the key's
 /// length and bytes, the value's length.
-const HEAD_MAX: usize =
-    3 * varint::MAX_VARINT_LEN + 1 + varint::MAX_VARLONG_LEN + varint::MAX_VARINT_LEN + SMALL_KEY;
+const HEAD_MAX: usize = 4 * varint::MAX_VARINT_LEN + 1 + varint::MAX_VARLONG_LEN + SMALL_KEY;
 
 /// [`put_record`] for any record: sized once, written in place.
 fn put_record_in_place(

@@ -98,7 +98,7 @@ impl PartitionLog {
     /// # Errors
     /// [`Error::Io`] of the write (which poisons the log).
     pub fn write_buffered(&self) -> Result<()> {
-        self.active().write_buffered().map_err(|e| self.poison(e))
+        self.active().write_buffered().map_err(|e| self.write_failed(e))
     }
 
     /// Seals the active segment and starts a new one at the log end offset.

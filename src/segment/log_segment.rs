@@ -312,9 +312,10 @@ impl LogSegment {
 
     /// Appends `bytes`, the encoded, checked batches `headers` describe
     /// back to back, with a single positional write (as Kafka appends a
-    /// producer's record set), or into the write buffer when there is one. `indexing` is the writer's state of the
-    /// indexing rule for this (active) segment: holding it `&mut` is what
-    /// makes the caller the writer.
+    /// producer's record set), or into the write buffer when there is one.
+    /// `indexing` is the writer's state of the indexing rule for this
+    /// (active) segment: holding it `&mut` is what makes the caller the
+    /// writer.
     ///
     /// On a failed write of these bytes nothing changes: bytes past `size`
     /// are never read and the next append overwrites them. A failed write

@@ -22,8 +22,8 @@
 //! and if the thread cannot be started buffers are written only when full
 //! and by reads, fsyncs, rolls and closes (logged as an error).
 //!
-//! Memory: a buffer holds its capacity while it is in use; the timer's
-//! write-out of an idle buffer and a seal release it.
+//! Memory: a buffer holds its capacity while it is in use; the timer
+//! releases it once no append came for a whole delay, and a seal does.
 
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
@@ -71,6 +71,8 @@ struct Pending {
     since: Option<Instant>,
     /// Whether the timer holds an entry for this buffer.
     scheduled: bool,
+    /// Whether an append came since the timer's last visit.
+    appended: bool,
     /// The first failed write: every later append, read and fsync of this
     /// segment fails with it, and the partition poisons itself on the
     /// first of them (see [`is_buffered_write`]).
@@ -137,6 +139,7 @@ impl WriteBuffer {
             }
         }
         pending.bytes.extend_from_slice(bytes);
+        pending.appended = true;
         Ok(())
     }
 
@@ -193,27 +196,29 @@ impl WriteBuffer {
     }
 
     /// The timer's call: writes the buffer out if its oldest byte is due at
-    /// `now`; returns when to come back (bytes are pending, not yet due).
+    /// `now`, and gives its memory back once no append came for a whole
+    /// delay; returns when to come back.
     fn write_if_due(&self, now: Instant) -> Option<Instant> {
         let mut pending = self.pending.lock();
-        let due = pending.since.map(|since| since + self.max_delay);
-        match due {
-            Some(at) if at > now && pending.failed.is_none() => Some(at),
-            _ => {
+        if let Some(at) = pending.since.map(|since| since + self.max_delay) {
+            if at > now && pending.failed.is_none() {
+                return Some(at);
+            }
+            if let Err(e) = self.write_out_locked(&mut pending) {
+                // Kept in `failed`: the next append, read or fsync returns
+                // it and poisons the partition.
+                tracing::error!(segment = %self.path.display(), error = %e, "writing a write buffer out on its delay failed");
                 pending.scheduled = false;
-                match self.write_out_locked(&mut pending) {
-                    // Idle a whole delay: its memory goes back until the
-                    // next append.
-                    Ok(()) => pending.bytes = Vec::new(),
-                    // Kept in `failed`: the next append, read or fsync
-                    // returns it and poisons the partition.
-                    Err(e) => {
-                        tracing::error!(segment = %self.path.display(), error = %e, "writing a write buffer out on its delay failed")
-                    }
-                }
-                None
+                return None;
             }
         }
+        if std::mem::take(&mut pending.appended) {
+            // Still in use: back in a delay to see whether it idles.
+            return Some(now + self.max_delay);
+        }
+        pending.bytes = Vec::new();
+        pending.scheduled = false;
+        None
     }
 }
 
@@ -397,7 +402,11 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(b.written(), 3);
-        assert_eq!(b.pending.lock().bytes.capacity(), 0, "an idle buffer's memory goes back");
+        // Its memory goes back once it idles a whole delay.
+        while b.pending.lock().bytes.capacity() > 0 {
+            assert!(Instant::now() < deadline, "an idle buffer kept its memory");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         // A refill is scheduled again.
         b.append(b"de", 3).unwrap();
         while file_len(&path) < 5 {

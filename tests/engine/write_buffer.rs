@@ -220,7 +220,16 @@ fn kill_9(durability: &str, acked: u64) -> (tempfile::TempDir, u64) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed if this test panics before it kills it.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = Killed(child);
     let mut last = None;
     // Bounded: the child prints a line per append, and ends (its loop, or
     // the kill) with end of file.
@@ -230,7 +239,7 @@ fn kill_9(durability: &str, acked: u64) -> (tempfile::TempDir, u64) {
             last = Some(offset.parse::<u64>().unwrap());
         }
         if last >= Some(acked) || line == "idle" {
-            child.kill().unwrap(); // SIGKILL
+            child.0.kill().unwrap(); // SIGKILL
             break;
         }
     }
@@ -240,7 +249,7 @@ fn kill_9(durability: &str, acked: u64) -> (tempfile::TempDir, u64) {
             last = Some(offset.parse::<u64>().unwrap());
         }
     }
-    child.wait().unwrap();
+    child.0.wait().unwrap();
     (dir, last.expect("the child acknowledged appends"))
 }
 
