@@ -62,8 +62,10 @@ impl PartitionLog {
             if let Some(c) = self.config.compression().filter(|c| c.codec != Codec::None) {
                 compress_batch(buf, 0, &mut encoded, c)?;
             }
-            let result =
-                self.append_checked(Checked::Stamp { bytes: buf, leader_epoch: None }, &mut [encoded]);
+            let result = self.append_checked(
+                Checked::Stamp { bytes: buf, leader_epoch: None, completes: true },
+                &mut [encoded],
+            );
             let result = result.and_then(|written| self.complete(written, Completion::Policy));
             if buf.capacity() > ENCODE_BUFFER_KEEP_BYTES {
                 *buf = Vec::new(); // do not pin a rare huge batch's memory per thread

@@ -12,6 +12,20 @@
 //! own batches from where they lie (no copy), then the queue. Any other
 //! copies its batches into the queue and waits, either for its answer or
 //! for no writer to be left, when it writes the queue (its own among it).
+//! Each waiter parks on its own and is woken alone: by its answer, or, the
+//! first of a queue a writer leaves behind, to write it.
+//!
+//! Group commit (`Durability::Always`, for appends whose callers complete
+//! them at once): the writer answers those only after one fsync for all
+//! it wrote, which first gathers arrivals ([`Combiner::gather`]); it stays
+//! the writer meanwhile, so what arrives during the fsync queues and forms
+//! the next group at once. Each such append then sleeps once, for its
+//! answer, not once for its write and again for its fsync. A broker's
+//! appends that complete later (`append_batches_written`) are answered
+//! when written, and make their own group commits (`durability.rs`).
+
+use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -26,13 +40,18 @@ use super::types::AppendInfo;
 /// overshoot by its own size).
 pub(super) const GROUP_MAX_BYTES: usize = 1 << 20;
 
+/// An answer to a queued append, by ticket.
+pub(super) type Answer = (u64, Result<AppendInfo>);
+
 /// The queue and its turns (see the module docs).
 #[derive(Debug, Default)]
 pub(super) struct Combiner {
     queue: Mutex<Queue>,
-    /// Signalled when a writer finishes: answers are posted, and the
-    /// queue may need a writer.
-    turn: Condvar,
+    /// Arrivals held back by a full group wait on this.
+    room: Condvar,
+    /// A writer gathering arrivals for its fsync waits on this alone,
+    /// woken once, when they are all in (not at each one).
+    gathered: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -42,10 +61,19 @@ struct Queue {
     /// What waits for the next write.
     group: Group,
     /// Answers to queued appends, by ticket, until each takes its own.
-    answers: Vec<(u64, Result<AppendInfo>)>,
-    /// Tickets the writer took and has not answered yet.
-    taken: Vec<u64>,
+    answers: Vec<Answer>,
+    /// The appends the writer took and has not answered yet: each one's
+    /// ticket and the thread to wake with its answer.
+    taken: Vec<(u64, Thread)>,
     next_ticket: u64,
+    /// Arrivals waiting for room in a full group.
+    held: usize,
+    /// A gathering writer waits until the group holds this many.
+    gathering: Option<usize>,
+    /// How many appends the last turn that fsynced covered, and how long
+    /// its fsync took (what the next one gathers for, and how long).
+    last_group: usize,
+    last_fsync: Duration,
 }
 
 /// Appends queued for one write, in arrival order: their batches back to
@@ -66,6 +94,11 @@ pub(super) struct Member {
     pub(super) leader_epoch: Option<i32>,
     /// Its bytes in [`Group::bytes`].
     pub(super) len: usize,
+    /// Answered only once its records are durable: the writer fsyncs for
+    /// it (see [`Combiner::gather`]).
+    pub(super) sync: bool,
+    /// The thread waiting for its answer.
+    thread: Thread,
 }
 
 /// What an arriving append does.
@@ -87,31 +120,47 @@ pub(super) enum Woken {
 }
 
 impl Combiner {
-    /// An append with these checked batches arrives.
-    pub(super) fn arrive(&self, bytes: &[u8], headers: &[BatchHeader], leader_epoch: Option<i32>) -> Arrival {
+    /// An append with these checked batches arrives; `sync`: it is to be
+    /// answered only once durable.
+    pub(super) fn arrive(
+        &self,
+        bytes: &[u8],
+        headers: &[BatchHeader],
+        leader_epoch: Option<i32>,
+        sync: bool,
+    ) -> Arrival {
         let mut queue = self.queue.lock();
         if !queue.writing && queue.group.members.is_empty() {
             queue.writing = true;
             return Arrival::Write;
         }
-        // Bounded: each wait follows a writer taking the group.
+        // Bounded: each wait follows a writer taking the group, or leaving.
         while queue.writing && queue.group.bytes.len() >= GROUP_MAX_BYTES {
-            self.turn.wait(&mut queue);
+            queue.held += 1;
+            self.room.wait(&mut queue);
+            queue.held -= 1;
         }
         let ticket = queue.next_ticket;
         queue.next_ticket += 1;
         queue.group.bytes.extend_from_slice(bytes);
-        let member = Member { ticket, headers: headers.to_vec(), leader_epoch, len: bytes.len() };
+        let thread = std::thread::current();
+        let member =
+            Member { ticket, headers: headers.to_vec(), leader_epoch, len: bytes.len(), sync, thread };
         queue.group.members.push(member);
+        if queue.gathering.is_some_and(|want| queue.group.members.len() >= want) {
+            self.gathered.notify_one();
+        }
         Arrival::Queued(ticket)
     }
 
-    /// Waits until `ticket` has its answer, or no writer is left.
+    /// Waits until `ticket` has its answer, or no writer is left. Each
+    /// waiter parks on its own and is woken alone: by its answer, or to
+    /// take over the queue a writer left (see [`Combiner::finish`]).
     pub(super) fn wait(&self, ticket: u64) -> Woken {
-        let mut queue = self.queue.lock();
-        // Bounded: a writer answers what it took; the queue gets a writer
-        // whenever none is left.
+        // Bounded: a writer answers what it took; a writer that leaves a
+        // queue wakes one of its members, who writes it.
         loop {
+            let mut queue = self.queue.lock();
             if let Some(i) = queue.answers.iter().position(|(t, _)| *t == ticket) {
                 return Woken::Answer(queue.answers.swap_remove(i).1);
             }
@@ -119,7 +168,10 @@ impl Combiner {
                 queue.writing = true;
                 return Woken::Write;
             }
-            self.turn.wait(&mut queue);
+            drop(queue);
+            // An unpark that came before this returns it at once; a stray
+            // one only makes it look again.
+            std::thread::park();
         }
     }
 
@@ -129,35 +181,79 @@ impl Combiner {
     pub(super) fn take(&self, spare: Group) -> Group {
         let mut queue = self.queue.lock();
         let taken = std::mem::replace(&mut queue.group, spare);
-        queue.taken.extend(taken.members.iter().map(|m| m.ticket));
-        if !taken.members.is_empty() {
-            self.turn.notify_all(); // arrivals held back by a full group
+        let threads = taken.members.iter().map(|m| (m.ticket, m.thread.clone()));
+        queue.taken.extend(threads);
+        if queue.held > 0 && !taken.members.is_empty() {
+            self.room.notify_all();
         }
         taken
     }
 
+    /// The writer, having written appends to be answered once durable
+    /// (`have` of them, its own among them), waits for more to queue
+    /// before its fsync: as many as the last fsync covered, for at most as
+    /// long as that fsync took and never past `max_delay` (PostgreSQL's
+    /// `commit_delay`). Those released by the last fsync append again
+    /// meanwhile; left alone, they would ride every other fsync. A lone
+    /// producer never waits: it is the one the last fsync covered.
+    /// Returns whether anything is queued (for the writer to take).
+    pub(super) fn gather(&self, have: usize, max_delay: Duration) -> bool {
+        let mut queue = self.queue.lock();
+        let want = queue.last_group.saturating_sub(have);
+        if want > 0 && queue.group.members.len() < want {
+            let deadline = Instant::now() + queue.last_fsync.min(max_delay);
+            queue.gathering = Some(want);
+            // Bounded by the deadline; the arrival that completes it wakes it.
+            while queue.group.members.len() < want
+                && !self.gathered.wait_until(&mut queue, deadline).timed_out()
+            {}
+            queue.gathering = None;
+        }
+        !queue.group.members.is_empty()
+    }
+
+    /// The writer's fsync for `appends` appends took `took`: what the next
+    /// one gathers for.
+    pub(super) fn synced(&self, appends: usize, took: Duration) {
+        let mut queue = self.queue.lock();
+        (queue.last_group, queue.last_fsync) = (appends, took);
+    }
+
     /// The writer posts the answers so far (and stays the writer).
-    pub(super) fn answer(&self, answers: &mut Vec<(u64, Result<AppendInfo>)>) {
+    pub(super) fn answer(&self, answers: &mut Vec<Answer>) {
         if answers.is_empty() {
             return;
         }
         let mut queue = self.queue.lock();
-        queue.taken.retain(|t| !answers.iter().any(|(a, _)| a == t));
-        queue.answers.append(answers);
-        self.turn.notify_all();
+        post(&mut queue, answers.drain(..));
     }
 
     /// The writer posts the answers to what it took and leaves. Anything
     /// it took and did not answer (it panicked on the way) is answered
-    /// with an error, so that no queued append waits for it forever.
-    pub(super) fn finish(&self, mut answers: Vec<(u64, Result<AppendInfo>)>) {
+    /// with an error, so that no queued append waits forever. What queued
+    /// meanwhile gets a writer: the first of it is woken to write it.
+    pub(super) fn finish(&self, answers: Vec<Answer>) {
         let mut queue = self.queue.lock();
-        queue.taken.retain(|t| !answers.iter().any(|(a, _)| a == t));
-        let lost = std::mem::take(&mut queue.taken).into_iter().map(|ticket| (ticket, Err(writer_stopped())));
-        answers.extend(lost);
+        post(&mut queue, answers);
+        let lost: Vec<_> = queue.taken.iter().map(|(ticket, _)| (*ticket, Err(writer_stopped()))).collect();
+        post(&mut queue, lost);
         queue.writing = false;
-        queue.answers.extend(answers);
-        self.turn.notify_all();
+        if let Some(next) = queue.group.members.first() {
+            next.thread.unpark();
+        }
+        if queue.held > 0 {
+            self.room.notify_all();
+        }
+    }
+}
+
+/// Posts `answers` and wakes each one's thread.
+fn post(queue: &mut Queue, answers: impl IntoIterator<Item = Answer>) {
+    for (ticket, answer) in answers {
+        if let Some(i) = queue.taken.iter().position(|(t, _)| *t == ticket) {
+            queue.taken.swap_remove(i).1.unpark();
+        }
+        queue.answers.push((ticket, answer));
     }
 }
 
@@ -174,9 +270,9 @@ mod tests {
     #[test]
     fn the_first_arrival_writes_and_later_ones_queue_in_order() {
         let c = Combiner::default();
-        assert_eq!(c.arrive(b"a", &[], None), Arrival::Write);
-        assert_eq!(c.arrive(b"bb", &[], None), Arrival::Queued(0));
-        assert_eq!(c.arrive(b"ccc", &[], Some(3)), Arrival::Queued(1));
+        assert_eq!(c.arrive(b"a", &[], None, false), Arrival::Write);
+        assert_eq!(c.arrive(b"bb", &[], None, false), Arrival::Queued(0));
+        assert_eq!(c.arrive(b"ccc", &[], Some(3), false), Arrival::Queued(1));
         let group = c.take(Group::default());
         assert_eq!(group.bytes, b"bbccc");
         let lens: Vec<_> = group.members.iter().map(|m| (m.ticket, m.len, m.leader_epoch)).collect();
@@ -186,28 +282,56 @@ mod tests {
         assert!(matches!(c.wait(1), Woken::Answer(Ok(i)) if i == info));
         assert!(matches!(c.wait(0), Woken::Answer(Err(crate::Error::Closed))));
         // Nothing queued, no writer: the next arrival writes.
-        assert_eq!(c.arrive(b"d", &[], None), Arrival::Write);
+        assert_eq!(c.arrive(b"d", &[], None, false), Arrival::Write);
     }
 
     #[test]
     fn a_queue_left_without_a_writer_is_written_by_a_member() {
         let c = Combiner::default();
-        assert_eq!(c.arrive(b"a", &[], None), Arrival::Write);
-        assert_eq!(c.arrive(b"b", &[], None), Arrival::Queued(0));
+        assert_eq!(c.arrive(b"a", &[], None, false), Arrival::Write);
+        assert_eq!(c.arrive(b"b", &[], None, false), Arrival::Queued(0));
         c.finish(Vec::new()); // the writer left before taking the queue
                               // A new arrival queues behind it, in order, and either member may
                               // write the queue once no writer is left.
-        assert_eq!(c.arrive(b"c", &[], None), Arrival::Queued(1));
+        assert_eq!(c.arrive(b"c", &[], None, false), Arrival::Queued(1));
         assert!(matches!(c.wait(0), Woken::Write));
         assert_eq!(c.take(Group::default()).bytes, b"bc");
     }
 
     #[test]
+    fn a_writer_gathers_as_many_as_the_last_fsync_covered_within_its_time() {
+        use std::thread;
+        let c = Combiner::default();
+        let long = Duration::from_secs(20);
+        c.synced(3, long);
+        assert_eq!(c.arrive(b"a", &[], None, true), Arrival::Write);
+        // As many as the last group already: no wait.
+        let started = Instant::now();
+        assert!(!c.gather(3, long));
+        assert!(started.elapsed() < long / 2);
+        // One short: woken by the arrival that completes it.
+        thread::scope(|s| {
+            s.spawn(|| {
+                thread::sleep(Duration::from_millis(100));
+                c.arrive(b"b", &[], None, true)
+            });
+            let started = Instant::now();
+            assert!(c.gather(2, long));
+            assert!(started.elapsed() < long / 2);
+        });
+        // Nothing comes: it waits `max_delay`, then goes on.
+        c.take(Group::default());
+        let started = Instant::now();
+        assert!(!c.gather(1, Duration::from_millis(50)));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
     fn what_a_writer_took_and_did_not_answer_is_answered_with_an_error() {
         let c = Combiner::default();
-        assert_eq!(c.arrive(b"a", &[], None), Arrival::Write);
-        assert_eq!(c.arrive(b"b", &[], None), Arrival::Queued(0));
-        assert_eq!(c.arrive(b"c", &[], None), Arrival::Queued(1));
+        assert_eq!(c.arrive(b"a", &[], None, false), Arrival::Write);
+        assert_eq!(c.arrive(b"b", &[], None, false), Arrival::Queued(0));
+        assert_eq!(c.arrive(b"c", &[], None, false), Arrival::Queued(1));
         c.take(Group::default());
         let info = AppendInfo { first_offset: 1, last_offset: 1, max_timestamp_ms: -1 };
         c.finish(vec![(0, Ok(info))]); // as a panicking writer's guard would

@@ -14,7 +14,10 @@
 //! the last one covered to arrive, for at most as long as the last fsync
 //! took and never longer than `LogConfig::commit_delay_us` (PostgreSQL's
 //! `commit_delay`, bounded by what the disk takes anyway). A lone producer
-//! never waits: its own append is the one the last fsync covered.
+//! never waits: its own append is the one the last fsync covered. (The
+//! record API's and `append_batches`' appends under `Always` gather the
+//! same way in the write combiner, `combine.rs`, whose writer fsyncs for
+//! them; this gathering serves appends completed later, as a broker's.)
 //!
 //! Poisoning: after a failed fsync the kernel may have dropped the dirty
 //! pages ("fsyncgate"), so retrying could report success for lost data. The

@@ -20,12 +20,21 @@ use crate::format::batch::{set_base_offset, set_leader_epoch};
 use crate::format::{BatchHeader, EncodeError};
 use crate::segment::{LogSegment, OFFSET_MAX};
 
-use super::combine::{Arrival, Group, Woken};
+use super::combine::{Answer, Arrival, Group, Woken};
 use super::partition::{PartitionLog, Writer};
 use super::types::{AppendInfo, Completion, Written};
 
 /// Groups one writer's turn writes at most (see `write_turn`).
 const GROUPS_PER_TURN: usize = 8;
+
+/// An append's own batches, written by it if it finds no writer.
+struct Own<'a> {
+    bytes: &'a mut [u8],
+    headers: &'a mut [BatchHeader],
+    leader_epoch: Option<i32>,
+    /// Answered only once durable (see [`Checked::Stamp`]).
+    sync: bool,
+}
 
 /// A group's members placed since its last write: their batches lie back
 /// to back from `start` in the group's bytes.
@@ -49,6 +58,11 @@ pub(super) enum Checked<'a> {
         bytes: &'a mut [u8],
         /// The leader epoch to stamp (`None`: as encoded).
         leader_epoch: Option<i32>,
+        /// The caller applies the durability policy at once (it does not
+        /// take a [`Written`] to complete later): under
+        /// `Durability::Always` the writer fsyncs for it before it answers,
+        /// so that it waits once, not for its write and then its fsync.
+        completes: bool,
     },
     /// A leader's batches at its offsets (a follower's append): the first
     /// must start at the log end. Written in as many segments as they
@@ -73,8 +87,9 @@ impl PartitionLog {
             return Err(EncodeError::Empty.into());
         };
         match batches {
-            Checked::Stamp { bytes, leader_epoch } => {
-                self.append_combined(bytes, headers, leader_epoch).map(Written)
+            Checked::Stamp { bytes, leader_epoch, completes } => {
+                let sync = completes && self.config.durability == Durability::Always;
+                self.append_combined(Own { bytes, headers, leader_epoch, sync }).map(Written)
             }
             Checked::Placed { bytes } => {
                 let mut writer = self.writable()?;
@@ -100,14 +115,9 @@ impl PartitionLog {
 
     /// Appends batches encoded at 0 through the combiner: written now with
     /// what is queued, or queued for the writer in turn.
-    fn append_combined(
-        &self,
-        bytes: &mut [u8],
-        headers: &mut [BatchHeader],
-        leader_epoch: Option<i32>,
-    ) -> Result<AppendInfo> {
-        let ticket = match self.combiner.arrive(bytes, headers, leader_epoch) {
-            Arrival::Write => return self.write_turn(Some((bytes, headers, leader_epoch))),
+    fn append_combined(&self, own: Own<'_>) -> Result<AppendInfo> {
+        let ticket = match self.combiner.arrive(own.bytes, own.headers, own.leader_epoch, own.sync) {
+            Arrival::Write => return self.write_turn(Some(own)),
             Arrival::Queued(ticket) => ticket,
         };
         // Bounded: each turn written answers the tickets it took, and a
@@ -124,40 +134,90 @@ impl PartitionLog {
     }
 
     /// One writer's turn: its own batches (if it arrived to an idle
-    /// combiner), then everything queued when it holds the writer lock;
-    /// the queued answers are posted even if this panics.
-    fn write_turn(&self, own: Option<(&mut [u8], &mut [BatchHeader], Option<i32>)>) -> Result<AppendInfo> {
-        struct Finish<'a>(&'a super::combine::Combiner, Vec<(u64, Result<AppendInfo>)>);
+    /// combiner), then everything queued when it holds the writer lock.
+    /// Appends to be answered once durable (`Own::sync`, `Member::sync`)
+    /// are answered after one fsync for all of them, which first gathers
+    /// more (`Combiner::gather`); the others as soon as they are written.
+    /// What queues during the fsync forms the next group, written by one
+    /// of its members once this turn ends. The queued answers are posted
+    /// even if this panics.
+    fn write_turn(&self, own: Option<Own<'_>>) -> Result<AppendInfo> {
+        struct Finish<'a>(&'a super::combine::Combiner, Vec<Answer>);
         impl Drop for Finish<'_> {
             fn drop(&mut self) {
                 self.0.finish(std::mem::take(&mut self.1));
             }
         }
         let mut finish = Finish(&self.combiner, Vec::new());
+        let own_sync = own.as_ref().is_some_and(|own| own.sync);
+        let own = self.write_groups(own, &mut finish.1, GROUPS_PER_TURN);
+        let own_synced = own_sync && own.is_ok();
+        if !own_synced && finish.1.is_empty() {
+            return own;
+        }
+        let max_delay = std::time::Duration::from_micros(self.config.commit_delay_us);
+        if self.combiner.gather(finish.1.len() + usize::from(own_synced), max_delay) {
+            let _ = self.write_groups(None, &mut finish.1, 1);
+        }
+        let own_info = own.as_ref().ok().filter(|_| own_synced);
+        let written = finish.1.iter().filter_map(|(_, answer)| answer.as_ref().ok());
+        let Some(last) = written.chain(own_info).map(|info| info.last_offset).max() else {
+            return own;
+        };
+        let started = std::time::Instant::now();
+        let synced = self.sync_to((last + 1).min(self.log_end_offset()));
+        self.combiner.synced(finish.1.len() + usize::from(own_synced), started.elapsed());
+        // A member's completion finds its records durable, or, if this
+        // fsync failed, the log poisoned (`make_durable`).
+        match synced {
+            Err(e) if own_synced => Err(e),
+            _ => own,
+        }
+    }
+
+    /// Writes `own` (if any), then up to `groups` of what queues, under
+    /// the writer lock. Answers to appends to be answered once durable,
+    /// when written, go to `durable`; the others are posted at once.
+    fn write_groups(
+        &self,
+        own: Option<Own<'_>>,
+        durable: &mut Vec<Answer>,
+        groups: usize,
+    ) -> Result<AppendInfo> {
+        let mut answers = Vec::new();
         let mut writer = match self.writable() {
             Ok(writer) => writer,
             Err(e) => {
                 let group = self.combiner.take(Group::default());
-                finish.1.extend(group.members.iter().map(|m| (m.ticket, Err(e.clone()))));
+                answers.extend(group.members.iter().map(|m| (m.ticket, Err(e.clone()))));
+                self.combiner.answer(&mut answers);
                 return Err(e);
             }
         };
         let end = self.log_end_offset();
-        let own = own.map_or(Err(Error::Closed), |(bytes, headers, leader_epoch)| {
-            self.write_stamped(&mut writer, bytes, headers, leader_epoch)
+        let own = own.map_or(Err(Error::Closed), |own| {
+            self.write_stamped(&mut writer, own.bytes, own.headers, own.leader_epoch)
         });
         // What arrives while a group is written forms the next one: the
         // writer stays on while there is any (up to a bound, so that its own
         // caller is not kept waiting), and each waiting append is answered
         // without a turn of its own.
         let mut spare = Group::default();
-        for _ in 0..GROUPS_PER_TURN {
+        for _ in 0..groups {
             let mut group = self.combiner.take(spare);
             if group.members.is_empty() {
                 break;
             }
-            self.write_group(&mut writer, &mut group, &mut finish.1);
-            self.combiner.answer(&mut finish.1);
+            self.write_group(&mut writer, &mut group, &mut answers);
+            // Tickets rise in arrival order.
+            let syncs = |ticket: &u64| {
+                group.members.binary_search_by_key(ticket, |m| m.ticket).is_ok_and(|i| group.members[i].sync)
+            };
+            let (to_sync, now): (Vec<_>, Vec<_>) =
+                answers.drain(..).partition(|(ticket, answer)| answer.is_ok() && syncs(ticket));
+            durable.extend(to_sync);
+            answers = now;
+            self.combiner.answer(&mut answers);
             group.bytes.clear();
             group.members.clear();
             spare = group;
@@ -226,12 +286,7 @@ impl PartitionLog {
     /// a batch in the run (its sequence is checked against the run as
     /// written). A failed write answers every member of its run with the
     /// error; the members after it are placed at the log end as it stands.
-    fn write_group(
-        &self,
-        writer: &mut Writer,
-        group: &mut Group,
-        answers: &mut Vec<(u64, Result<AppendInfo>)>,
-    ) {
+    fn write_group(&self, writer: &mut Writer, group: &mut Group, answers: &mut Vec<Answer>) {
         let mut run = Run::default();
         let mut at = 0;
         for member in &mut group.members {
@@ -270,13 +325,7 @@ impl PartitionLog {
 
     /// Writes a run of a group in one write (whole), answers its members,
     /// and empties it.
-    fn write_run(
-        &self,
-        writer: &mut Writer,
-        bytes: &[u8],
-        run: &mut Run,
-        answers: &mut Vec<(u64, Result<AppendInfo>)>,
-    ) {
+    fn write_run(&self, writer: &mut Writer, bytes: &[u8], run: &mut Run, answers: &mut Vec<Answer>) {
         if run.members.is_empty() {
             return;
         }
@@ -457,6 +506,8 @@ impl PartitionLog {
     fn make_durable(&self, info: AppendInfo) -> Result<AppendInfo> {
         match self.config.durability {
             Durability::None => {}
+            // An append the combiner's writer fsynced for is durable already.
+            Durability::Always if self.durable_offset() > info.last_offset => {}
             Durability::Always => self.sync_appended(durable_target(self, &info))?,
             Durability::Interval { flush_messages, flush_ms } => {
                 let records = info.last_offset + 1 - info.first_offset;

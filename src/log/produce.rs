@@ -65,7 +65,7 @@ impl PartitionLog {
     /// [`Error::OffsetOutOfRange`] past `i64::MAX`: nothing appended in
     /// any of these. [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`].
     pub fn append_batches(&self, batches: &mut [u8], meta: ProduceMeta) -> Result<AppendInfo> {
-        let written = self.append_batches_written(batches, meta)?;
+        let written = self.append_client_batches(batches, meta, true)?;
         self.complete(written, Completion::Policy)
     }
 
@@ -80,6 +80,17 @@ impl PartitionLog {
     /// As [`PartitionLog::append_batches`] before its fsync: nothing
     /// appended.
     pub fn append_batches_written(&self, batches: &mut [u8], meta: ProduceMeta) -> Result<Written> {
+        self.append_client_batches(batches, meta, false)
+    }
+
+    /// Validates and appends a client's batches; `completes`: the caller
+    /// completes them at once (see `Checked::Stamp`).
+    fn append_client_batches(
+        &self,
+        batches: &mut [u8],
+        meta: ProduceMeta,
+        completes: bool,
+    ) -> Result<Written> {
         let now_ms = self.clock.now_ms();
         let rules = self.config.client_rules(now_ms);
         let target = self.config.compression();
@@ -148,6 +159,6 @@ impl PartitionLog {
             None => batches,
         };
         let leader_epoch = Some(meta.leader_epoch);
-        self.append_checked(Checked::Stamp { bytes: to_write, leader_epoch }, &mut headers)
+        self.append_checked(Checked::Stamp { bytes: to_write, leader_epoch, completes }, &mut headers)
     }
 }

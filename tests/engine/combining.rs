@@ -10,15 +10,20 @@ use std::time::Duration;
 
 use annals::io::SharedFs;
 use annals::{
-    AppendError, AppendInfo, BatchMeta, Error, LogConfig, OpenOptions, PartitionLog, ReadBound, Record,
+    AppendError, AppendInfo, BatchMeta, Durability, Error, LogConfig, OpenOptions, PartitionLog, ReadBound,
+    Record,
 };
 
 /// A log on a file system whose next log write can be held.
 fn gated_log(dir: &std::path::Path) -> (Arc<PartitionLog>, common::gate::GatedFs) {
+    gated_log_with(dir, LogConfig::default())
+}
+
+fn gated_log_with(dir: &std::path::Path, config: LogConfig) -> (Arc<PartitionLog>, common::gate::GatedFs) {
     let gate = common::gate::GatedFs::default();
     let fs: SharedFs = Arc::new(gate.clone());
     let options = OpenOptions::default().with_fs(fs);
-    let log = PartitionLog::open_with(dir, LogConfig::default(), options).unwrap();
+    let log = PartitionLog::open_with(dir, config, options).unwrap();
     (Arc::new(log), gate)
 }
 
@@ -174,4 +179,60 @@ fn a_stale_leader_epoch_queued_with_others_fails_only_itself() {
     ));
     assert_eq!(same.join().unwrap().unwrap().first_offset, 3, "a stale member fails no one else");
     assert_eq!(log.log_end_offset(), 4);
+}
+
+/// An append under `Durability::Always` that checks it is durable once answered.
+fn durable(value: &'static str) -> impl FnOnce(&PartitionLog) -> annals::Result<AppendInfo> {
+    move |log| {
+        let info = log.append(&[Record::new(value)])?;
+        assert!(log.durable_offset() > info.last_offset, "{value} was answered before it was durable");
+        Ok(info)
+    }
+}
+
+#[test]
+fn under_always_appends_queued_during_an_fsync_take_one_write_and_one_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { durability: Durability::Always, ..LogConfig::default() };
+    let (log, gate) = gated_log_with(dir.path(), config);
+    log.append(&[Record::new("before")]).unwrap();
+    let before = log.metrics();
+    gate.arm(dir.path());
+    let first = arrive(&log, durable("first"));
+    assert!(gate.wait_blocked(Duration::from_secs(10)), "the first append's fsync is held");
+    let queued: Vec<_> = ["a", "b", "c"].into_iter().map(|v| arrive(&log, durable(v))).collect();
+    // They form the next group while the fsync runs: not yet written, so
+    // each waits once (for its answer), not for a write and then an fsync.
+    assert_eq!(log.log_end_offset(), 2, "queued behind the fsync in flight");
+    gate.release();
+    assert_eq!(first.join().unwrap().unwrap().first_offset, 1);
+    let offsets: Vec<u64> = queued.into_iter().map(|h| h.join().unwrap().unwrap().first_offset).collect();
+    assert_eq!(offsets, [2, 3, 4]);
+    let after = log.metrics();
+    assert_eq!(after.writes - before.writes, 2, "the first append's write, and one for the three");
+    assert_eq!(after.fsyncs - before.fsyncs, 2, "the first append's fsync, and one for the three");
+    assert_eq!(log.durable_offset(), 5);
+}
+
+#[test]
+fn under_always_a_failed_group_fsync_fails_every_append_it_was_to_cover() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { durability: Durability::Always, ..LogConfig::default() };
+    let (log, gate) = gated_log_with(dir.path(), config);
+    log.append(&[Record::new("before")]).unwrap();
+    gate.arm_writes(dir.path());
+    let first = arrive(&log, durable("first"));
+    assert!(gate.wait_blocked(Duration::from_secs(10)), "the first append's write is held");
+    // Queued behind the write: its writer writes them too, and one fsync
+    // is to cover all three; it fails.
+    let queued: Vec<_> = ["a", "b"].into_iter().map(|v| arrive(&log, durable(v))).collect();
+    gate.fail_next_sync();
+    gate.release();
+    assert!(matches!(first.join().unwrap(), Err(Error::Io { .. })));
+    for handle in queued {
+        let answer = handle.join().unwrap();
+        assert!(matches!(answer, Err(Error::Poisoned { .. })), "{answer:?}");
+    }
+    assert_eq!(log.durable_offset(), 1, "nothing after the failed fsync is known durable");
+    assert!(matches!(log.append(&[Record::new("after")]), Err(Error::Poisoned { .. })));
 }

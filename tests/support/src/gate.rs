@@ -19,6 +19,10 @@ struct GateState {
     writes: bool,
     blocked: bool,
     released: bool,
+    /// The held call fails with an I/O error once released.
+    fail: bool,
+    /// The next fsync of any file fails (not held).
+    fail_next_sync: bool,
 }
 
 /// The real file system, with one fsync that can be held (see the module).
@@ -61,13 +65,30 @@ impl GatedFs {
 
     /// Lets the held fsync (and any later one) through.
     pub fn release(&self) {
+        self.release_with(false);
+    }
+
+    /// Lets the held call go on and fail with an I/O error (a disk that
+    /// says no); later ones go through.
+    pub fn release_failing(&self) {
+        self.release_with(true);
+    }
+
+    /// The next fsync (of any file) fails with an I/O error, at once.
+    pub fn fail_next_sync(&self) {
+        self.state.0.lock().fail_next_sync = true;
+    }
+
+    fn release_with(&self, fail: bool) {
         let mut s = self.state.0.lock();
         s.released = true;
+        s.fail = fail;
         s.armed = None;
         self.state.1.notify_all();
     }
 
-    fn hold_if_armed(&self, path: &Path, write: bool) {
+    /// Holds the call if it is the armed one; its error, if it is to fail.
+    fn hold_if_armed(&self, path: &Path, write: bool) -> io::Result<()> {
         let mut s = self.state.0.lock();
         let log_file = path.extension().is_some_and(|e| e == "log");
         if s.blocked
@@ -75,13 +96,17 @@ impl GatedFs {
             || (write && !log_file)
             || !s.armed.as_deref().is_some_and(|d| path.starts_with(d))
         {
-            return;
+            return Ok(());
         }
         s.blocked = true;
         self.state.1.notify_all();
         // Bounded: a test that forgets to release fails after a minute.
         let deadline = Instant::now() + Duration::from_secs(60);
         while !s.released && !self.state.1.wait_until(&mut s, deadline).timed_out() {}
+        match std::mem::take(&mut s.fail) {
+            true => Err(io::Error::other("the gate failed this call")),
+            false => Ok(()),
+        }
     }
 }
 
@@ -131,7 +156,7 @@ impl FileHandle for GatedFile {
         self.inner.read_at(buf, pos)
     }
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
-        self.fs.hold_if_armed(&self.path, true);
+        self.fs.hold_if_armed(&self.path, true)?;
         self.inner.write_all_at(buf, pos)
     }
     fn size(&self) -> io::Result<u64> {
@@ -141,7 +166,10 @@ impl FileHandle for GatedFile {
         self.inner.set_len(len)
     }
     fn sync_data(&self) -> io::Result<()> {
-        self.fs.hold_if_armed(&self.path, false);
+        self.fs.hold_if_armed(&self.path, false)?;
+        if std::mem::take(&mut self.fs.state.0.lock().fail_next_sync) {
+            return Err(io::Error::other("the gate failed this fsync"));
+        }
         self.inner.sync_data()
     }
     unsafe fn map(&self, len: usize) -> io::Result<Box<dyn Mapping>> {
