@@ -181,6 +181,14 @@ fn a_stale_leader_epoch_queued_with_others_fails_only_itself() {
     assert_eq!(log.log_end_offset(), 4);
 }
 
+/// A gated `Durability::Always` log holding one record.
+fn always_log(dir: &std::path::Path) -> (Arc<PartitionLog>, common::gate::GatedFs) {
+    let config = LogConfig { durability: Durability::Always, ..LogConfig::default() };
+    let (log, gate) = gated_log_with(dir, config);
+    log.append(&[Record::new("before")]).unwrap();
+    (log, gate)
+}
+
 /// An append under `Durability::Always` that checks it is durable once answered.
 fn durable(value: &'static str) -> impl FnOnce(&PartitionLog) -> annals::Result<AppendInfo> {
     move |log| {
@@ -193,9 +201,7 @@ fn durable(value: &'static str) -> impl FnOnce(&PartitionLog) -> annals::Result<
 #[test]
 fn under_always_appends_queued_during_an_fsync_take_one_write_and_one_fsync() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { durability: Durability::Always, ..LogConfig::default() };
-    let (log, gate) = gated_log_with(dir.path(), config);
-    log.append(&[Record::new("before")]).unwrap();
+    let (log, gate) = always_log(dir.path());
     let before = log.metrics();
     gate.arm(dir.path());
     let first = arrive(&log, durable("first"));
@@ -217,9 +223,7 @@ fn under_always_appends_queued_during_an_fsync_take_one_write_and_one_fsync() {
 #[test]
 fn under_always_a_failed_group_fsync_fails_every_append_it_was_to_cover() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { durability: Durability::Always, ..LogConfig::default() };
-    let (log, gate) = gated_log_with(dir.path(), config);
-    log.append(&[Record::new("before")]).unwrap();
+    let (log, gate) = always_log(dir.path());
     gate.arm_writes(dir.path());
     let first = arrive(&log, durable("first"));
     assert!(gate.wait_blocked(Duration::from_secs(10)), "the first append's write is held");
