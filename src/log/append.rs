@@ -11,7 +11,7 @@ use crate::segment::LogSegment;
 
 use super::checkpoint::LogPoint;
 use super::partition::{PartitionLog, Writer};
-use super::pipeline::Checked;
+use super::pipeline::{Checked, Completes};
 use super::points::SyncMode;
 use super::types::{AppendInfo, Completion};
 
@@ -63,7 +63,7 @@ impl PartitionLog {
                 compress_batch(buf, 0, &mut encoded, c)?;
             }
             let result = self.append_checked(
-                Checked::Stamp { bytes: buf, leader_epoch: None, completes: true },
+                Checked::Stamp { bytes: buf, leader_epoch: None, completes: Completes::AtOnce },
                 &mut [encoded],
             );
             let result = result.and_then(|written| self.complete(written, Completion::Policy));

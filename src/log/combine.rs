@@ -5,8 +5,9 @@
 //!
 //! The contract is unchanged: offsets are assigned in arrival order (the
 //! queue's order), and each caller returns once its own batches are
-//! written, with its own answer (a producer refused, a retry's first
-//! offsets), so one caller's refusal never fails another's append.
+//! written (under group commit, below, once its fsync ran), with its own
+//! answer (a producer refused, a retry's first offsets), so one caller's
+//! refusal never fails another's append.
 //!
 //! Turns: the append that finds no writer and an empty queue writes its
 //! own batches from where they lie (no copy), then the queue. Any other
@@ -94,8 +95,8 @@ pub(super) struct Member {
     pub(super) leader_epoch: Option<i32>,
     /// Its bytes in [`Group::bytes`].
     pub(super) len: usize,
-    /// Answered only once its records are durable: the writer fsyncs for
-    /// it (see [`Combiner::gather`]).
+    /// Answered after the writer's fsync for it (see [`Combiner::gather`]);
+    /// if that failed, its completion finds the log poisoned.
     pub(super) sync: bool,
     /// The thread waiting for its answer.
     thread: Thread,
@@ -121,7 +122,7 @@ pub(super) enum Woken {
 
 impl Combiner {
     /// An append with these checked batches arrives; `sync`: it is to be
-    /// answered only once durable.
+    /// answered after the writer's fsync for it ([`Member::sync`]).
     pub(super) fn arrive(
         &self,
         bytes: &[u8],
@@ -203,8 +204,10 @@ impl Combiner {
         if want > 0 && queue.group.members.len() < want {
             let deadline = Instant::now() + queue.last_fsync.min(max_delay);
             queue.gathering = Some(want);
-            // Bounded by the deadline; the arrival that completes it wakes it.
+            // Bounded by the deadline; the arrival that completes it wakes
+            // it. A full group takes no more (arrivals wait for room).
             while queue.group.members.len() < want
+                && queue.group.bytes.len() < GROUP_MAX_BYTES
                 && !self.gathered.wait_until(&mut queue, deadline).timed_out()
             {}
             queue.gathering = None;
@@ -212,8 +215,9 @@ impl Combiner {
         !queue.group.members.is_empty()
     }
 
-    /// The writer's fsync for `appends` appends took `took`: what the next
-    /// one gathers for.
+    /// The writer waited `took` for the fsync of `appends` appends (its own
+    /// fsync, or one in flight it joined, failed or not): what the next
+    /// turn gathers for, and for how long at most.
     pub(super) fn synced(&self, appends: usize, took: Duration) {
         let mut queue = self.queue.lock();
         (queue.last_group, queue.last_fsync) = (appends, took);
@@ -324,6 +328,11 @@ mod tests {
         let started = Instant::now();
         assert!(!c.gather(1, Duration::from_millis(50)));
         assert!(started.elapsed() >= Duration::from_millis(50));
+        // Nor longer than the last fsync took, whatever `max_delay`.
+        c.synced(3, Duration::from_millis(50));
+        let started = Instant::now();
+        assert!(!c.gather(1, long));
+        assert!((Duration::from_millis(50)..long / 2).contains(&started.elapsed()));
     }
 
     #[test]

@@ -145,13 +145,14 @@ impl Syncer {
     }
 
     /// An append's durability step under `Durability::Always`: returns
-    /// once every offset below `target` (its last offset + 1; its bytes are
-    /// written) is durable, through [`Syncer::sync_to`], an fsync it starts
-    /// gathering first for up to `max_delay` (see the module docs).
+    /// once every offset below `target()` (its last offset + 1, or the log
+    /// end if a truncation cut below that; its bytes are written) is
+    /// durable, through [`Syncer::sync_to`], an fsync it starts gathering
+    /// first for up to `max_delay` (see the module docs).
     pub(crate) fn sync_appended(
         &self,
         dir: &Path,
-        target: u64,
+        target: impl Fn() -> u64,
         max_delay: Duration,
         flush: impl Fn() -> Result<u64>,
     ) -> Result<()> {
@@ -163,14 +164,21 @@ impl Syncer {
         self.sync_locked(state, dir, target, Some(max_delay), flush)
     }
 
-    /// Returns once every offset below `target` is durable, running (or
-    /// joining) a group fsync. `flush` fsyncs and returns the offset it
-    /// covers: the log end offset it read before starting.
+    /// Returns once every offset below `target()` is durable, running (or
+    /// joining) a group fsync. `target` is asked at each pass: a truncation
+    /// meanwhile may lower it to the log end (no fsync can cover offsets
+    /// that are gone). `flush` fsyncs and returns the offset it covers: the
+    /// log end offset it read before starting.
     ///
     /// # Errors
     /// [`Error::Poisoned`] if the partition is (or becomes) poisoned; the
     /// fsync's own error for the caller whose fsync failed.
-    pub(crate) fn sync_to(&self, dir: &Path, target: u64, flush: impl Fn() -> Result<u64>) -> Result<()> {
+    pub(crate) fn sync_to(
+        &self,
+        dir: &Path,
+        target: impl Fn() -> u64,
+        flush: impl Fn() -> Result<u64>,
+    ) -> Result<()> {
         self.sync_locked(self.state.lock(), dir, target, None, flush)
     }
 
@@ -180,7 +188,7 @@ impl Syncer {
         &self,
         mut state: parking_lot::MutexGuard<'_, SyncState>,
         dir: &Path,
-        target: u64,
+        target: impl Fn() -> u64,
         gather: Option<Duration>,
         flush: impl Fn() -> Result<u64>,
     ) -> Result<()> {
@@ -191,7 +199,7 @@ impl Syncer {
             if let Some(cause) = &state.poisoned {
                 return Err(Error::Poisoned { dir: dir.to_path_buf(), cause: cause.clone() });
             }
-            if state.synced_offset >= target {
+            if state.synced_offset >= target() {
                 return Ok(());
             }
             if state.in_progress {
@@ -253,7 +261,7 @@ mod tests {
         // An append `n` is written (the log end moves), then asks.
         let append = |n: u64| {
             end.fetch_max(n, Ordering::SeqCst);
-            syncer.sync_appended(dir, n, delay, flush)
+            syncer.sync_appended(dir, || n, delay, flush)
         };
         thread::scope(|s| {
             // Two appends arrive while the first fsync runs: the second

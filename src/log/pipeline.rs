@@ -12,7 +12,9 @@
 //! 4. one write per segment (a new leader epoch noted durably first; a
 //!    roll when the active segment cannot take them);
 //! 5. waiters woken, after the writer lock is released;
-//! 6. the durability policy.
+//! 6. the durability policy (under `Durability::Always`, for appends
+//!    whose callers complete at once, the combiner's writer runs the group
+//!    fsync before it answers them: see `write_turn`).
 
 use crate::config::Durability;
 use crate::error::{AppendError, Error, Result};
@@ -24,7 +26,8 @@ use super::combine::{Answer, Arrival, Group, Woken};
 use super::partition::{PartitionLog, Writer};
 use super::types::{AppendInfo, Completion, Written};
 
-/// Groups one writer's turn writes at most (see `write_turn`).
+/// Groups one writer's turn writes at most before its fsync, if any (see
+/// `write_turn`; the group gathered for the fsync is one more).
 const GROUPS_PER_TURN: usize = 8;
 
 /// An append's own batches, written by it if it finds no writer.
@@ -32,7 +35,7 @@ struct Own<'a> {
     bytes: &'a mut [u8],
     headers: &'a mut [BatchHeader],
     leader_epoch: Option<i32>,
-    /// Answered only once durable (see [`Checked::Stamp`]).
+    /// Answered after the writer's fsync for it (see [`Checked::Stamp`]).
     sync: bool,
 }
 
@@ -48,6 +51,15 @@ struct Run {
     producers: Vec<i64>,
 }
 
+/// When the caller of a stamped append applies its durability policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Completes {
+    /// As soon as it has the [`Written`] (the record API, `append_batches`).
+    AtOnce,
+    /// Later, as a broker does (`append_batches_written`).
+    Later,
+}
+
 /// Checked batches, back to back, and how they take their offsets.
 pub(super) enum Checked<'a> {
     /// Encoded at base offset 0 (the record API's batch, a producer's
@@ -58,11 +70,13 @@ pub(super) enum Checked<'a> {
         bytes: &'a mut [u8],
         /// The leader epoch to stamp (`None`: as encoded).
         leader_epoch: Option<i32>,
-        /// The caller applies the durability policy at once (it does not
-        /// take a [`Written`] to complete later): under
+        /// When the caller applies the durability policy. At once (it
+        /// completes the [`Written`] as soon as it has it): under
         /// `Durability::Always` the writer fsyncs for it before it answers,
-        /// so that it waits once, not for its write and then its fsync.
-        completes: bool,
+        /// so that it waits once, not for its write and then its fsync. Its
+        /// `complete` must follow at once: that is where an append whose
+        /// fsync failed finds the log poisoned.
+        completes: Completes,
     },
     /// A leader's batches at its offsets (a follower's append): the first
     /// must start at the log end. Written in as many segments as they
@@ -88,7 +102,7 @@ impl PartitionLog {
         };
         match batches {
             Checked::Stamp { bytes, leader_epoch, completes } => {
-                let sync = completes && self.config.durability == Durability::Always;
+                let sync = completes == Completes::AtOnce && self.config.durability == Durability::Always;
                 self.append_combined(Own { bytes, headers, leader_epoch, sync }).map(Written)
             }
             Checked::Placed { bytes } => {
@@ -151,26 +165,27 @@ impl PartitionLog {
         let mut finish = Finish(&self.combiner, Vec::new());
         let own_sync = own.as_ref().is_some_and(|own| own.sync);
         let own = self.write_groups(own, &mut finish.1, GROUPS_PER_TURN);
-        let own_synced = own_sync && own.is_ok();
-        if !own_synced && finish.1.is_empty() {
+        // Its own append was written and waits for this turn's fsync.
+        let own_waits = own_sync && own.is_ok();
+        if !own_waits && finish.1.is_empty() {
             return own;
         }
         let max_delay = std::time::Duration::from_micros(self.config.commit_delay_us);
-        if self.combiner.gather(finish.1.len() + usize::from(own_synced), max_delay) {
+        if self.combiner.gather(finish.1.len() + usize::from(own_waits), max_delay) {
             let _ = self.write_groups(None, &mut finish.1, 1);
         }
-        let own_info = own.as_ref().ok().filter(|_| own_synced);
+        let own_info = own.as_ref().ok().filter(|_| own_waits);
         let written = finish.1.iter().filter_map(|(_, answer)| answer.as_ref().ok());
         let Some(last) = written.chain(own_info).map(|info| info.last_offset).max() else {
             return own;
         };
         let started = std::time::Instant::now();
-        let synced = self.sync_to((last + 1).min(self.log_end_offset()));
-        self.combiner.synced(finish.1.len() + usize::from(own_synced), started.elapsed());
+        let synced = self.sync_to(last + 1);
+        self.combiner.synced(finish.1.len() + usize::from(own_waits), started.elapsed());
         // A member's completion finds its records durable, or, if this
         // fsync failed, the log poisoned (`make_durable`).
         match synced {
-            Err(e) if own_synced => Err(e),
+            Err(e) if own_waits => Err(e),
             _ => own,
         }
     }
@@ -490,7 +505,7 @@ impl PartitionLog {
         let info = self.make_durable(written.0)?;
         if completion == Completion::Durable && self.durable_offset() <= info.last_offset {
             self.points.syncer().check_open(&self.dir)?;
-            self.sync_appended(durable_target(self, &info))?;
+            self.sync_appended(info.last_offset + 1)?;
         }
         Ok(info)
     }
@@ -508,7 +523,7 @@ impl PartitionLog {
             Durability::None => {}
             // An append the combiner's writer fsynced for is durable already.
             Durability::Always if self.durable_offset() > info.last_offset => {}
-            Durability::Always => self.sync_appended(durable_target(self, &info))?,
+            Durability::Always => self.sync_appended(info.last_offset + 1)?,
             Durability::Interval { flush_messages, flush_ms } => {
                 let records = info.last_offset + 1 - info.first_offset;
                 if self.points.syncer().note_appended(records, flush_messages, flush_ms) {
@@ -518,12 +533,4 @@ impl PartitionLog {
         }
         Ok(info)
     }
-}
-
-/// What an append's fsync waits for: the offset after its last record, or
-/// the log end if a truncation since the write cut below that (no fsync
-/// can cover offsets that are gone; waiting for them would fsync until
-/// later appends passed them).
-fn durable_target(log: &PartitionLog, info: &AppendInfo) -> u64 {
-    (info.last_offset + 1).min(log.log_end_offset())
 }

@@ -247,7 +247,8 @@ impl PartitionLog {
         (active, point, truncations)
     }
 
-    /// Group commit: returns once offsets below `target` are durable.
+    /// Group commit: returns once offsets below `target` (or the log end,
+    /// if a truncation cut below it) are durable.
     pub(super) fn sync_to(&self, target: u64) -> Result<()> {
         self.group_sync(target, None)
     }
@@ -285,6 +286,10 @@ impl PartitionLog {
             // covered.
             Ok(point.offset)
         };
+        // What it waits for: `target`, or the log end if a truncation cut
+        // below it (asked at each pass; waiting for offsets that are gone
+        // would fsync until later appends passed them).
+        let target = || target.min(self.log_end_offset());
         let synced = match gather {
             Some(max_delay) => self.points.syncer.sync_appended(&self.dir, target, max_delay, flush),
             None => self.points.syncer.sync_to(&self.dir, target, flush),

@@ -15,7 +15,7 @@ use crate::format::validate::{rebuild_client_batch, validate_client_batch, Corre
 use crate::format::{BatchHeader, BatchProblem, EncodeError, Inflater};
 
 use super::partition::PartitionLog;
-use super::pipeline::Checked;
+use super::pipeline::{Checked, Completes};
 use super::types::{AppendInfo, Completion, Written};
 
 /// What the broker stamps on a produce.
@@ -65,7 +65,7 @@ impl PartitionLog {
     /// [`Error::OffsetOutOfRange`] past `i64::MAX`: nothing appended in
     /// any of these. [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`].
     pub fn append_batches(&self, batches: &mut [u8], meta: ProduceMeta) -> Result<AppendInfo> {
-        let written = self.append_client_batches(batches, meta, true)?;
+        let written = self.append_client_batches(batches, meta, Completes::AtOnce)?;
         self.complete(written, Completion::Policy)
     }
 
@@ -80,16 +80,16 @@ impl PartitionLog {
     /// As [`PartitionLog::append_batches`] before its fsync: nothing
     /// appended.
     pub fn append_batches_written(&self, batches: &mut [u8], meta: ProduceMeta) -> Result<Written> {
-        self.append_client_batches(batches, meta, false)
+        self.append_client_batches(batches, meta, Completes::Later)
     }
 
-    /// Validates and appends a client's batches; `completes`: the caller
-    /// completes them at once (see `Checked::Stamp`).
+    /// Validates and appends a client's batches, to be completed as
+    /// `completes` says (see `Checked::Stamp`).
     fn append_client_batches(
         &self,
         batches: &mut [u8],
         meta: ProduceMeta,
-        completes: bool,
+        completes: Completes,
     ) -> Result<Written> {
         let now_ms = self.clock.now_ms();
         let rules = self.config.client_rules(now_ms);

@@ -240,3 +240,23 @@ fn under_always_a_failed_group_fsync_fails_every_append_it_was_to_cover() {
     assert_eq!(log.durable_offset(), 1, "nothing after the failed fsync is known durable");
     assert!(matches!(log.append(&[Record::new("after")]), Err(Error::Poisoned { .. })));
 }
+
+#[test]
+fn under_always_a_truncation_during_the_group_fsync_does_not_hold_the_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, gate) = always_log(dir.path());
+    gate.arm(dir.path());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let appender = log.clone();
+    thread::spawn(move || tx.send(appender.append(&[Record::new("cut")])));
+    assert!(gate.wait_blocked(Duration::from_secs(10)), "the append's fsync is held");
+    // A follower's truncation cuts the record its fsync is for: the fsync
+    // can then cover only the log end, and the append must not wait for
+    // more (nothing else can be written while its writer holds the turn).
+    log.truncate_to(1).unwrap();
+    gate.release();
+    let answer = rx.recv_timeout(Duration::from_secs(20)).expect("the append returns");
+    assert_eq!(answer.unwrap().first_offset, 1);
+    assert_eq!(log.append(&[Record::new("next")]).unwrap().first_offset, 1, "the partition takes appends");
+    assert_eq!(value_at(&log, 1), b"next");
+}
