@@ -26,13 +26,14 @@
 //! when written, and make their own group commits (`durability.rs`).
 
 use std::thread::Thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::Result;
 use crate::format::BatchHeader;
 
+use super::durability::LastGroup;
 use super::types::AppendInfo;
 
 /// Queued bytes past this make an arrival wait for the group in flight
@@ -69,12 +70,20 @@ struct Queue {
     next_ticket: u64,
     /// Arrivals waiting for room in a full group.
     held: usize,
-    /// A gathering writer waits until the group holds this many.
+    /// A gathering writer, with this many appends of its own to fsync,
+    /// waits until the group fills what the last fsync covered.
     gathering: Option<usize>,
-    /// How many appends the last turn that fsynced covered, and how long
-    /// its fsync took (what the next one gathers for, and how long).
-    last_group: usize,
-    last_fsync: Duration,
+    /// What the last turn that fsynced covered and took.
+    last: LastGroup,
+}
+
+impl Queue {
+    /// Whether `have` appends and the group queued fill what the last
+    /// fsync covered, or the group is full (arrivals wait for room).
+    fn filled(&self, have: usize) -> bool {
+        self.last.filled_by((have + self.group.members.len()) as u64)
+            || self.group.bytes.len() >= GROUP_MAX_BYTES
+    }
 }
 
 /// Appends queued for one write, in arrival order: their batches back to
@@ -148,7 +157,7 @@ impl Combiner {
         let member =
             Member { ticket, headers: headers.to_vec(), leader_epoch, len: bytes.len(), sync, thread };
         queue.group.members.push(member);
-        if queue.gathering.is_some_and(|want| queue.group.members.len() >= want) {
+        if queue.gathering.is_some_and(|have| queue.filled(have)) {
             self.gathered.notify_one();
         }
         Arrival::Queued(ticket)
@@ -190,26 +199,18 @@ impl Combiner {
         taken
     }
 
-    /// The writer, having written appends to be answered once durable
-    /// (`have` of them, its own among them), waits for more to queue
-    /// before its fsync: as many as the last fsync covered, for at most as
-    /// long as that fsync took and never past `max_delay` (PostgreSQL's
-    /// `commit_delay`). Those released by the last fsync append again
-    /// meanwhile; left alone, they would ride every other fsync. A lone
-    /// producer never waits: it is the one the last fsync covered.
-    /// Returns whether anything is queued (for the writer to take).
+    /// The writer, having written `have` appends to be answered after its
+    /// fsync (its own among them), waits for more to queue before the
+    /// fsync, as the syncer's fsync starter does (`durability.rs`, "Filling
+    /// each fsync"; [`LastGroup`]), bounded by `max_delay`. Returns
+    /// whether anything is queued (for the writer to take).
     pub(super) fn gather(&self, have: usize, max_delay: Duration) -> bool {
         let mut queue = self.queue.lock();
-        let want = queue.last_group.saturating_sub(have);
-        if want > 0 && queue.group.members.len() < want {
-            let deadline = Instant::now() + queue.last_fsync.min(max_delay);
-            queue.gathering = Some(want);
-            // Bounded by the deadline; the arrival that completes it wakes
-            // it. A full group takes no more (arrivals wait for room).
-            while queue.group.members.len() < want
-                && queue.group.bytes.len() < GROUP_MAX_BYTES
-                && !self.gathered.wait_until(&mut queue, deadline).timed_out()
-            {}
+        if !queue.filled(have) {
+            let deadline = queue.last.deadline(max_delay);
+            queue.gathering = Some(have);
+            // Bounded by the deadline; the arrival that fills it wakes it.
+            while !queue.filled(have) && !self.gathered.wait_until(&mut queue, deadline).timed_out() {}
             queue.gathering = None;
         }
         !queue.group.members.is_empty()
@@ -220,7 +221,7 @@ impl Combiner {
     /// turn gathers for, and for how long at most.
     pub(super) fn synced(&self, appends: usize, took: Duration) {
         let mut queue = self.queue.lock();
-        (queue.last_group, queue.last_fsync) = (appends, took);
+        queue.last = LastGroup { appends: appends as u64, took };
     }
 
     /// The writer posts the answers so far (and stays the writer).
@@ -270,6 +271,7 @@ fn writer_stopped() -> crate::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn the_first_arrival_writes_and_later_ones_queue_in_order() {

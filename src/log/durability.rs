@@ -37,6 +37,31 @@ fn poison_cause(e: &Error) -> std::sync::Arc<Error> {
     std::sync::Arc::new(e.clone())
 }
 
+/// What the last gathering fsync covered and how long it took: what the
+/// next one's starter gathers for, and for how long at most (see the
+/// module docs). The syncer and the write combiner (`combine.rs`) each
+/// keep one for their own fsyncs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct LastGroup {
+    /// The appends it covered.
+    pub(super) appends: u64,
+    /// How long its fsync took.
+    pub(super) took: Duration,
+}
+
+impl LastGroup {
+    /// Whether `have` appends fill the next group.
+    pub(super) fn filled_by(&self, have: u64) -> bool {
+        have >= self.appends
+    }
+
+    /// Until when the next fsync's starter, starting now, gathers: as long
+    /// as the last fsync took, never past `max_delay`.
+    pub(super) fn deadline(&self, max_delay: Duration) -> Instant {
+        Instant::now() + self.took.min(max_delay)
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Syncer {
     state: Mutex<SyncState>,
@@ -61,9 +86,8 @@ struct SyncState {
     /// Appends that asked for an fsync since the last one began (written:
     /// the next fsync covers them).
     arrived: u64,
-    /// How many the last gathering fsync covered, and how long it took.
-    last_group: u64,
-    last_fsync: Duration,
+    /// What the last gathering fsync covered and took.
+    last: LastGroup,
     /// An fsync's starter waits for arrivals (they wake it).
     gathering: bool,
 }
@@ -79,8 +103,7 @@ impl Syncer {
                 unflushed_records: 0,
                 last_flush: Instant::now(),
                 arrived: 0,
-                last_group: 0,
-                last_fsync: Duration::ZERO,
+                last: LastGroup::default(),
                 gathering: false,
             }),
             synced: Condvar::new(),
@@ -158,7 +181,7 @@ impl Syncer {
     ) -> Result<()> {
         let mut state = self.state.lock();
         state.arrived += 1;
-        if state.gathering && state.arrived >= state.last_group {
+        if state.gathering && state.last.filled_by(state.arrived) {
             self.gathered.notify_one();
         }
         self.sync_locked(state, dir, target, Some(max_delay), flush)
@@ -209,9 +232,9 @@ impl Syncer {
             state.in_progress = true;
             if let Some(max_delay) = gather {
                 // Bounded by the deadline; arrivals wake it early.
-                let deadline = Instant::now() + state.last_fsync.min(max_delay);
+                let deadline = state.last.deadline(max_delay);
                 state.gathering = true;
-                while state.arrived < state.last_group
+                while !state.last.filled_by(state.arrived)
                     && !self.gathered.wait_until(&mut state, deadline).timed_out()
                 {}
                 state.gathering = false;
@@ -228,7 +251,7 @@ impl Syncer {
                     state.unflushed_records -= unflushed_before.min(state.unflushed_records);
                     state.last_flush = Instant::now();
                     if gather.is_some() {
-                        (state.last_group, state.last_fsync) = (group, started.elapsed());
+                        state.last = LastGroup { appends: group, took: started.elapsed() };
                     }
                 }
                 Err(e) => {
