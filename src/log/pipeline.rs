@@ -224,14 +224,17 @@ impl PartitionLog {
                 break;
             }
             self.write_group(&mut writer, &mut group, &mut answers);
-            // Tickets rise in arrival order.
-            let syncs = |ticket: &u64| {
-                group.members.binary_search_by_key(ticket, |m| m.ticket).is_ok_and(|i| group.members[i].sync)
-            };
-            let (to_sync, now): (Vec<_>, Vec<_>) =
-                answers.drain(..).partition(|(ticket, answer)| answer.is_ok() && syncs(ticket));
-            durable.extend(to_sync);
-            answers = now;
+            if group.members.iter().any(|m| m.sync) {
+                // Tickets rise in arrival order.
+                let syncs = |ticket: &u64| {
+                    let found = group.members.binary_search_by_key(ticket, |m| m.ticket);
+                    found.is_ok_and(|i| group.members[i].sync)
+                };
+                let (to_sync, now): (Vec<_>, Vec<_>) =
+                    answers.drain(..).partition(|(ticket, answer)| answer.is_ok() && syncs(ticket));
+                durable.extend(to_sync);
+                answers = now;
+            }
             self.combiner.answer(&mut answers);
             group.bytes.clear();
             group.members.clear();
