@@ -12,6 +12,7 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseHeader};
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
 
+use crate::frame::Frame;
 use crate::Shared;
 
 /// The APIs served and their version ranges. Produce from v3 (the first
@@ -91,7 +92,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// What to do with a request.
 pub(crate) enum Outcome {
     /// Send this frame: the response's `int32` size, header and body.
-    Respond(BytesMut),
+    Respond(Frame),
     /// Send nothing (Produce with acks=0).
     NoResponse,
     /// Close the connection, as Kafka does with a request it cannot parse.
@@ -196,7 +197,10 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Handled {
         RequestKind::Fetch(r) => {
             let shared = shared.clone();
             return Handled::Waiting(Box::pin(async move {
-                answer!(crate::fetch::handle(&shared, r, version).await)
+                match crate::fetch::handle(&shared, r, version).await {
+                    Ok(response) => respond_fetch(version, correlation_id, response),
+                    Err(Close(why)) => Outcome::Close(why),
+                }
             }));
         }
         RequestKind::ListOffsets(r) => answer!(crate::list_offsets::handle(shared, r, version).await),
@@ -257,11 +261,26 @@ fn respond(api: ApiKey, version: i16, correlation_id: i32, body: &impl Encodable
         Ok(()) => match i32::try_from(out.len() - 4) {
             Ok(size) => {
                 out[..4].copy_from_slice(&size.to_be_bytes());
-                Outcome::Respond(out)
+                Outcome::Respond(out.into())
             }
             Err(_) => Outcome::Close(format!("{api:?} v{version} response over 2 GiB")),
         },
         Err(e) => Outcome::Close(format!("{api:?} v{version} response did not encode: {e}")),
+    }
+}
+
+/// A Fetch response's frame, its large record sets sent as they were read
+/// (`fetch_frame.rs`).
+fn respond_fetch(
+    version: i16,
+    correlation_id: i32,
+    body: kafka_protocol::messages::FetchResponse,
+) -> Outcome {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = ApiKey::Fetch.response_header_version(version);
+    match crate::fetch_frame::fetch_frame(&header, header_version, body, version) {
+        Ok(frame) => Outcome::Respond(frame),
+        Err(why) => Outcome::Close(format!("Fetch v{version}: {why}")),
     }
 }
 

@@ -183,8 +183,9 @@ async fn write_responses<W: AsyncWrite>(
             },
         };
         match outcome {
-            Outcome::Respond(frame) => {
-                if writer.write_all(&frame).await.is_err() {
+            Outcome::Respond(mut frame) => {
+                // Vectored: a fetch's record sets are pieces of their own.
+                if writer.write_all_buf(&mut frame).await.is_err() {
                     break;
                 }
             }

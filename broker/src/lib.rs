@@ -17,6 +17,8 @@ mod consumer_protocol;
 mod durable;
 mod errors;
 mod fetch;
+mod fetch_frame;
+mod frame;
 mod groups;
 mod list_offsets;
 mod metadata;
