@@ -465,6 +465,12 @@ pub struct RecordIter<'a> {
 }
 
 impl<'a> RecordIter<'a> {
+    /// The bytes the records left to walk take, at most: no one record of
+    /// them is larger.
+    pub(crate) fn bytes_left(&self) -> usize {
+        self.bytes.len().saturating_sub(self.pos)
+    }
+
     /// Records of the uncompressed `batch`, whose header is `header`; none
     /// for a compressed batch (use [`Inflater::records`]).
     pub fn new(batch: &'a [u8], header: BatchHeader) -> Self {

@@ -305,11 +305,11 @@ fn bad_record(pos: usize, what: &'static str) -> DecodeError {
     DecodeError::new(DecodeErrorKind::BadRecord(what), pos)
 }
 
-/// A varint of three bytes or more at `pos` (out of line: by value, so a
-/// cursor calling it stays in registers).
+/// A varint of three bytes or more at `pos`, zigzag-encoded (out of line:
+/// by value, so a cursor calling it stays in registers).
 #[inline(never)]
-fn varint_long(buf: &[u8], pos: usize) -> Option<(i32, usize)> {
-    varint::get_varint(buf.get(pos..)?)
+fn varint_long(buf: &[u8], pos: usize) -> Option<(u32, usize)> {
+    varint::get_varint_raw(buf.get(pos..)?)
 }
 
 /// A varlong of two bytes or more at `pos` (see `varint_long`).
@@ -340,22 +340,40 @@ impl<'a> Cursor<'a> {
     /// names what failed.
     #[inline(always)]
     fn varint(&mut self) -> Option<i32> {
-        let zigzag = |raw: u32| ((raw >> 1) as i32) ^ -((raw & 1) as i32);
+        let raw = self.varint_raw()?;
+        Some(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+    }
+
+    /// A varint as its zigzag-encoded `u32` (see [`Cursor::varint`]).
+    #[inline(always)]
+    fn varint_raw(&mut self) -> Option<u32> {
         let b0 = *self.buf.get(self.pos)?;
         if b0 < 0x80 {
             self.pos += 1;
-            return Some(zigzag(u32::from(b0)));
+            return Some(u32::from(b0));
         }
         match self.buf.get(self.pos + 1) {
             Some(&b1) if b1 < 0x80 => {
                 self.pos += 2;
-                Some(zigzag(u32::from(b0 & 0x7f) | (u32::from(b1) << 7)))
+                Some(u32::from(b0 & 0x7f) | (u32::from(b1) << 7))
             }
             _ => {
-                let (v, n) = varint_long(self.buf, self.pos)?;
+                let (raw, n) = varint_long(self.buf, self.pos)?;
                 self.pos += n;
-                Some(v)
+                Some(raw)
             }
+        }
+    }
+
+    /// A length varint: `Some(Some(len))`, `Some(None)` for -1 (null), and
+    /// `None` for any other negative length (odd when zigzag-encoded,
+    /// which is all the sign test costs) or a varint past the end.
+    #[inline(always)]
+    fn length(&mut self) -> Option<Option<usize>> {
+        match self.varint_raw()? {
+            1 => Some(None),
+            raw if raw & 1 != 0 => None,
+            raw => Some(Some((raw >> 1) as usize)),
         }
     }
 
@@ -384,10 +402,9 @@ impl<'a> Cursor<'a> {
     /// other negative length or one past the end.
     #[inline(always)]
     fn field(&mut self) -> Option<Option<&'a [u8]>> {
-        match self.varint()? {
-            -1 => Some(None),
-            n if n < 0 => None,
-            n => self.bytes(n as usize).map(Some),
+        match self.length()? {
+            None => Some(None),
+            Some(n) => self.bytes(n).map(Some),
         }
     }
 
@@ -452,10 +469,11 @@ pub(crate) fn decode_record<'a>(
     let full = checks != Checks::Framing;
     let stored = checks == Checks::Full;
     let mut cur = Cursor { buf, pos: 0 };
-    let body_len = cur.varint().ok_or_else(|| cur.err("record length"))?;
-    let body_end = usize::try_from(body_len)
-        .ok()
-        .and_then(|l| l.checked_add(cur.pos))
+    // Lengths are read zigzag-encoded: odd is negative.
+    let body_len = cur.varint_raw().ok_or_else(|| cur.err("record length"))?;
+    let body_end = Some(body_len)
+        .filter(|raw| raw & 1 == 0)
+        .map(|raw| (raw >> 1) as usize + cur.pos)
         .filter(|&end| end <= buf.len())
         .ok_or_else(|| cur.err("record length negative or past batch end"))?;
     // From here on the cursor cannot read past this record.
@@ -487,11 +505,12 @@ pub(crate) fn decode_record<'a>(
     };
     let key = cur.field().ok_or_else(|| cur.err("key length"))?;
     let value = cur.field().ok_or_else(|| cur.err("value length"))?;
-    let header_count = cur.varint().ok_or_else(|| cur.err("header count"))?;
+    let header_raw = cur.varint_raw().ok_or_else(|| cur.err("header count"))?;
     let headers_at = cur.pos;
     // A header takes at least two bytes: the count is bounded by the bytes
     // left (most records have none: one comparison).
-    if header_count != 0 && (header_count < 0 || header_count as usize > (body_end - cur.pos) / 2) {
+    let header_count = (header_raw >> 1) as usize;
+    if header_raw != 0 && (header_raw & 1 != 0 || header_count > (body_end - cur.pos) / 2) {
         return Err(cur.err("header count negative or past the record"));
     }
     if full {

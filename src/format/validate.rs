@@ -319,21 +319,16 @@ fn check_client_records(
 ) -> Result<(i64, bool), (usize, BatchProblem)> {
     inflater.cap = rules.max_batch_bytes.min(super::compression::MAX_INFLATED_BYTES);
     let records = inflater.records(batch, header).map_err(record_problem)?;
-    let (mut min_seen, mut max_seen, mut consecutive) = (i64::MAX, i64::MIN, true);
-    let (max_record_bytes, keys_required) = (rules.max_record_bytes, rules.keys_required);
-    check_records_with(records, Checks::Client, record_problem, |index, record, span| {
-        let (at, size) = (span.start, span.len());
-        if size > max_record_bytes {
-            return Err((at, BatchProblem::RecordTooLarge { size, max: max_record_bytes }));
-        }
-        consecutive &= record.offset == u64::from(index);
-        if keys_required && record.key.is_none() {
-            return Err((at, BatchProblem::InvalidRecord("a compacted topic needs a key on every record")));
-        }
-        min_seen = min_seen.min(record.timestamp_ms);
-        max_seen = max_seen.max(record.timestamp_ms);
-        Ok(())
-    })?;
+    // When all the records fit `max_record_bytes`, each does, and the walk
+    // need not measure them; most topics need no keys. Each case is a walk
+    // of its own, with no test for what it need not check.
+    let (min_seen, max_seen, consecutive) =
+        match (records.bytes_left() > rules.max_record_bytes, rules.keys_required) {
+            (false, false) => walk_client_records::<false, false>(records, rules.max_record_bytes),
+            (true, false) => walk_client_records::<true, false>(records, rules.max_record_bytes),
+            (false, true) => walk_client_records::<false, true>(records, rules.max_record_bytes),
+            (true, true) => walk_client_records::<true, true>(records, rules.max_record_bytes),
+        }?;
     if !rules.log_append_time {
         for ts in [min_seen, max_seen] {
             if !timestamp_ok(ts, rules) {
@@ -342,6 +337,31 @@ fn check_client_records(
         }
     }
     Ok((max_seen, consecutive))
+}
+
+/// The smallest and the largest timestamp of `records`, and whether every
+/// offset delta is the record's position; checking each record's size
+/// against `max_record_bytes` if `SIZED`, and that it has a key if `KEYED`.
+#[inline(always)]
+fn walk_client_records<const SIZED: bool, const KEYED: bool>(
+    records: super::batch::RecordIter<'_>,
+    max_record_bytes: usize,
+) -> Result<(i64, i64, bool), (usize, BatchProblem)> {
+    let (mut min_seen, mut max_seen, mut consecutive) = (i64::MAX, i64::MIN, true);
+    check_records_with(records, Checks::Client, record_problem, |index, record, span| {
+        let (at, size) = (span.start, span.len());
+        if SIZED && size > max_record_bytes {
+            return Err((at, BatchProblem::RecordTooLarge { size, max: max_record_bytes }));
+        }
+        consecutive &= record.offset == u64::from(index);
+        if KEYED && record.key.is_none() {
+            return Err((at, BatchProblem::InvalidRecord("a compacted topic needs a key on every record")));
+        }
+        min_seen = min_seen.min(record.timestamp_ms);
+        max_seen = max_seen.max(record.timestamp_ms);
+        Ok(())
+    })?;
+    Ok((min_seen, max_seen, consecutive))
 }
 
 /// Whether CreateTime timestamp `ts` is one a producer may send.

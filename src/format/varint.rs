@@ -123,15 +123,23 @@ fn get_unsigned(buf: &[u8], max_len: usize, bits: u32) -> Option<(u64, usize)> {
 /// or `None` when `buf` ends inside it or it does not fit an `i32`.
 #[inline]
 pub fn get_varint(buf: &[u8]) -> Option<(i32, usize)> {
+    let (raw, n) = get_varint_raw(buf)?;
+    Some((((raw >> 1) as i32) ^ -((raw & 1) as i32), n))
+}
+
+/// Reads a varint from the front of `buf` as its zigzag-encoded `u32`:
+/// odd for a negative value, else the value times two (a length's sign is
+/// its low bit).
+#[inline]
+pub(crate) fn get_varint_raw(buf: &[u8]) -> Option<(u32, usize)> {
     // Fast path: one byte, the common case for deltas and short lengths.
     if let Some(&b) = buf.first() {
         if b < 0x80 {
-            return Some(((i32::from(b >> 1)) ^ -(i32::from(b & 1)), 1));
+            return Some((u32::from(b), 1));
         }
     }
     let (raw, n) = get_unsigned(buf, MAX_VARINT_LEN, 32)?;
-    let raw = raw as u32;
-    Some((((raw >> 1) as i32) ^ -((raw & 1) as i32), n))
+    Some((raw as u32, n))
 }
 
 /// Reads a varlong from the front of `buf` (see [`get_varint`]).
