@@ -162,3 +162,62 @@ fn crc32c_is_castagnoli() {
     assert_eq!(crc32c(b"123456789"), 0xE306_9283);
     assert_eq!(crc32c(b""), 0);
 }
+
+/// A one-record batch whose record is `record` (its length varint and
+/// body, as given), with the batch's length and CRC made to match.
+fn batch_of_raw_record(record: &[u8]) -> Vec<u8> {
+    let mut batch = encode(&[Record::with_key("k", "v").timestamp_ms(5000)]);
+    batch.truncate(BATCH_HEADER_BYTES);
+    batch.extend_from_slice(record);
+    let length = (batch.len() - LOG_OVERHEAD) as u32;
+    batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+    let crc = compute_crc(&batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+#[test]
+fn a_negative_field_length_is_null_and_a_negative_count_or_record_length_is_refused_as_kafka_reads_them() {
+    // Zigzag varints, one byte each: 0 -> 0, -1 -> 1, 1 -> 2, -2 -> 3, ...
+    // A record: attributes, timestamp delta, offset delta, key, value,
+    // header count and headers.
+    let record = |key: &[u8], value: &[u8], headers: &[u8]| {
+        let body = [&[0u8, 0, 0][..], key, value, headers].concat();
+        [&[(body.len() * 2) as u8][..], &body].concat()
+    };
+    // Kafka's DefaultRecord.readFrom: a key or value (or header value) of
+    // negative length is null, whatever the length.
+    let read = |record: &[u8]| {
+        let batch = batch_of_raw_record(record);
+        let header = check_batch(&batch).unwrap();
+        let r = RecordIter::new(&batch, header).next().unwrap();
+        let headers: Vec<_> = r.headers().map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec))).collect();
+        (r.key.map(<[u8]>::to_vec), r.value.map(<[u8]>::to_vec), headers)
+    };
+    let v = Some(b"v".to_vec());
+    let none = Vec::new();
+    assert_eq!(read(&record(&[1], &[2, b'v'], &[0])), (None, v.clone(), none.clone()), "key length -1");
+    assert_eq!(read(&record(&[3], &[2, b'v'], &[0])), (None, v.clone(), none.clone()), "key length -2");
+    assert_eq!(read(&record(&[127], &[2, b'v'], &[0])), (None, v.clone(), none.clone()), "key length -64");
+    assert_eq!(read(&record(&[2, b'k'], &[9], &[0])), (Some(b"k".to_vec()), None, none), "value length -5");
+    let null_header = vec![("h".to_string(), None)];
+    assert_eq!(
+        read(&record(&[1], &[2, b'v'], &[2, 2, b'h', 5])),
+        (None, v, null_header),
+        "header value length -3"
+    );
+    let refused = [
+        // Each would be a well-formed record were the sign ignored.
+        ("header count -1", record(&[2, b'k'], &[2, b'v'], &[1])),
+        ("header count -2", record(&[2, b'k'], &[2, b'v'], &[3])),
+        ("header key length -1", record(&[1], &[2, b'v'], &[2, 1, 1])),
+        ("record length -1", vec![1, 0, 0, 0, 1, 1, 0]),
+        ("record length -7", vec![13, 0, 0, 0, 1, 1, 0]),
+        ("record length -4, two bytes", vec![0x87, 0x00, 0, 0, 0, 1, 1, 0]),
+    ];
+    for (what, record) in refused {
+        let batch = batch_of_raw_record(&record);
+        let e = check_batch(&batch).expect_err(what);
+        assert!(matches!(e.kind, DecodeErrorKind::BadRecord(_)), "{what}: {e:?}");
+    }
+}

@@ -365,14 +365,14 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// A length varint: `Some(Some(len))`, `Some(None)` for -1 (null), and
-    /// `None` for any other negative length (odd when zigzag-encoded,
-    /// which is all the sign test costs) or a varint past the end.
+    /// A field's length varint: `Some(Some(len))`, or `Some(None)` (null)
+    /// for any negative length, as Kafka's `DefaultRecord.readFrom` reads a
+    /// key's, a value's and a header value's (a negative is odd when
+    /// zigzag-encoded: the sign test is one bit); `None` past the end.
     #[inline(always)]
     fn length(&mut self) -> Option<Option<usize>> {
         match self.varint_raw()? {
-            1 => Some(None),
-            raw if raw & 1 != 0 => None,
+            raw if raw & 1 != 0 => Some(None),
             raw => Some(Some((raw >> 1) as usize)),
         }
     }
@@ -398,8 +398,8 @@ impl<'a> Cursor<'a> {
         Some(s)
     }
 
-    /// A length-prefixed field: `Some(None)` for -1 (null), `None` for any
-    /// other negative length or one past the end.
+    /// A length-prefixed field: `Some(None)` for a negative length (null),
+    /// `None` for one past the end.
     #[inline(always)]
     fn field(&mut self) -> Option<Option<&'a [u8]>> {
         match self.length()? {
