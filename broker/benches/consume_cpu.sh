@@ -23,6 +23,8 @@ input=target/librdkafka-bench-input.txt
 [ -s "$input" ] || python3 broker/benches/bench_input.py "$input" "$records"
 port=19292
 now() { date +%s.%N; }
+# A round that fails leaves no broker or perf behind.
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 
 run_one() {
   local bin=$1 dir pid perfpid t0 t1 got
@@ -30,6 +32,7 @@ run_one() {
   "$bin" --dir "$dir" --listen "127.0.0.1:$port" 2>/dev/null &
   pid=$!
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+  kill -0 "$pid" 2>/dev/null || { echo "$bin did not start" >&2; exit 1; }
   kcat -b "127.0.0.1:$port" -L -t bench >/dev/null 2>&1  # creates the topic
   kcat -b "127.0.0.1:$port" -t bench -P -p 0 -l "$input" -X acks=1 -X linger.ms=5 \
     -X batch.num.messages=10000 -X queue.buffering.max.messages=1000000

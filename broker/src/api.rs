@@ -235,8 +235,8 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Handled {
 }
 
 /// What a response's buffer starts with: most answers fit, larger ones
-/// (fetches) grow it.
-const RESPONSE_PREALLOCATE_BYTES: usize = 1024;
+/// grow it (a fetch's large record sets are pieces of their own).
+pub(crate) const RESPONSE_PREALLOCATE_BYTES: usize = 1024;
 
 fn api_versions() -> ApiVersionsResponse {
     let keys = SUPPORTED
@@ -276,9 +276,7 @@ fn respond_fetch(
     correlation_id: i32,
     body: kafka_protocol::messages::FetchResponse,
 ) -> Outcome {
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let header_version = ApiKey::Fetch.response_header_version(version);
-    match crate::fetch_frame::fetch_frame(&header, header_version, body, version) {
+    match crate::fetch_frame::fetch_frame(correlation_id, version, body) {
         Ok(frame) => Outcome::Respond(frame),
         Err(why) => Outcome::Close(format!("Fetch v{version}: {why}")),
     }

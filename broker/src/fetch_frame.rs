@@ -15,7 +15,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchResponse, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, FetchResponse, ResponseHeader};
 use kafka_protocol::protocol::Encodable;
 
 use crate::frame::Frame;
@@ -32,13 +32,16 @@ const FLEXIBLE: i16 = 12;
 /// sets of at least [`SPLICE_MIN_BYTES`] as pieces of their own unless a
 /// tagged field is set.
 pub(crate) fn fetch_frame(
-    header: &ResponseHeader,
-    header_version: i16,
-    mut response: FetchResponse,
+    correlation_id: i32,
     version: i16,
+    mut response: FetchResponse,
 ) -> Result<Frame, String> {
-    let mut out = Pieces { head: BytesMut::with_capacity(1024), pieces: Vec::new(), size: 0 };
-    header.encode(&mut out.head, header_version).map_err(failed)?;
+    let mut head = BytesMut::with_capacity(crate::api::RESPONSE_PREALLOCATE_BYTES);
+    // The size, written in place when the frame is finished.
+    head.extend_from_slice(&[0; 4]);
+    let mut out = Pieces { first: None, head, pieces: Vec::new(), size: 0 };
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header.encode(&mut out.head, ApiKey::Fetch.response_header_version(version)).map_err(failed)?;
     if !untagged(&response, version) {
         response.encode(&mut out.head, version).map_err(failed)?;
         return out.finish();
@@ -71,9 +74,13 @@ pub(crate) fn fetch_frame(
 
 /// A frame being built: the pieces so far, and the bytes after them.
 struct Pieces {
-    head: BytesMut,
+    /// The first piece, with the hole for the frame's size, once a record
+    /// set follows it (else it is `head`).
+    first: Option<BytesMut>,
+    /// The pieces after `first`.
     pieces: Vec<Bytes>,
-    /// The bytes in `pieces`.
+    head: BytesMut,
+    /// The bytes in `first` and `pieces`.
     size: usize,
 }
 
@@ -85,24 +92,32 @@ impl Pieces {
         }
         // `split` hands over what is written and keeps the rest of the
         // buffer's capacity for what follows: nothing is copied.
-        let written = self.head.split().freeze();
+        let written = self.head.split();
         self.size += written.len() + records.len();
-        self.pieces.extend([written, records]);
+        match self.first {
+            None => self.first = Some(written),
+            Some(_) => self.pieces.push(written.freeze()),
+        }
+        self.pieces.push(records);
     }
 
-    /// The frame: the `int32` size of all the pieces, then the pieces.
-    fn finish(mut self) -> Result<Frame, String> {
-        let size = self.size + self.head.len();
-        let size =
-            i32::try_from(size).map_err(|_| format!("a fetch response of {size} bytes, over 2 GiB"))?;
-        self.pieces.push(self.head.freeze());
-        let size = Bytes::copy_from_slice(&size.to_be_bytes());
-        Ok(Frame::from_pieces(std::iter::once(size).chain(self.pieces)))
+    /// The frame: its size (what follows the `int32`) in place, then the
+    /// pieces.
+    fn finish(self) -> Result<Frame, String> {
+        let Pieces { first, pieces, head, size } = self;
+        let size = size + head.len() - 4;
+        let size = i32::try_from(size).map_err(|_| format!("a response of {size} bytes, over 2 GiB"))?;
+        let (mut first, rest) = match first {
+            Some(first) => (first, Some(head.freeze())),
+            None => (head, None),
+        };
+        first[..4].copy_from_slice(&size.to_be_bytes());
+        Ok(Frame::from_pieces(std::iter::once(first.freeze()).chain(pieces).chain(rest)))
     }
 }
 
 fn failed(e: impl std::fmt::Display) -> String {
-    format!("a Fetch response did not encode: {e}")
+    format!("the response did not encode: {e}")
 }
 
 /// Writes `message` without its last field, which is encoded empty as
@@ -114,13 +129,15 @@ fn encode_before_last(
     empty: &[u8],
 ) -> Result<(), String> {
     message.encode(head, version).map_err(failed)?;
+    // A layout check, not a proof: tagged fields ending in these bytes
+    // would pass it, which is why `untagged` is checked first.
     let tail = empty.len() + usize::from(version >= FLEXIBLE);
     let ends_as_expected = head.len() >= tail
         && head[head.len() - tail..].starts_with(empty)
         && (version < FLEXIBLE || head[head.len() - 1] == 0);
     if !ends_as_expected {
         // kafka-protocol's layout is not the one this module expects.
-        return Err(format!("a Fetch v{version} message did not end with its empty last field"));
+        return Err("a message did not end with its empty last field".into());
     }
     head.truncate(head.len() - tail);
     Ok(())
@@ -145,7 +162,8 @@ fn null_bytes(flexible: bool) -> &'static [u8] {
 }
 
 /// The length of an array or of bytes: `int32`, or the compact
-/// `unsigned varint` length + 1. Both sizes fit: the frame's size is
+/// `unsigned varint` length + 1 (written here: kafka-protocol's type
+/// encoders are behind a trait it does not export). Both sizes fit: the frame's size is
 /// checked to fit an `int32` when it is finished.
 fn put_length(head: &mut BytesMut, flexible: bool, len: usize) {
     if flexible {

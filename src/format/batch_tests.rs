@@ -207,13 +207,14 @@ fn a_negative_field_length_is_null_and_a_negative_count_or_record_length_is_refu
         "header value length -3"
     );
     let refused = [
-        // Each would be a well-formed record were the sign ignored.
+        // Each but the record length -1 (an empty body) would be a
+        // well-formed record were the sign ignored.
         ("header count -1", record(&[2, b'k'], &[2, b'v'], &[1])),
-        ("header count -2", record(&[2, b'k'], &[2, b'v'], &[3])),
+        ("header count -2", record(&[2, b'k'], &[2, b'v'], &[3, 2, b'h', 1])),
         ("header key length -1", record(&[1], &[2, b'v'], &[2, 1, 1])),
         ("record length -1", vec![1, 0, 0, 0, 1, 1, 0]),
         ("record length -7", vec![13, 0, 0, 0, 1, 1, 0]),
-        ("record length -4, two bytes", vec![0x87, 0x00, 0, 0, 0, 1, 1, 0]),
+        ("record length -7, two bytes", vec![0x8d, 0x00, 0, 0, 0, 1, 1, 0]),
     ];
     for (what, record) in refused {
         let batch = batch_of_raw_record(&record);

@@ -7,13 +7,13 @@
 //! attributes: int8          0 (unused by Kafka)
 //! timestampDelta: varlong   timestamp - the batch's baseTimestamp
 //! offsetDelta: varint       offset - the batch's baseOffset
-//! keyLength: varint         -1 for a null key
+//! keyLength: varint         -1 for a null key (any negative is read as null)
 //! key: bytes
-//! valueLength: varint       -1 for a null value (a tombstone)
+//! valueLength: varint       -1 for a null value, a tombstone (read as the key's)
 //! value: bytes
-//! headersCount: varint
-//! headers: { headerKeyLength: varint | headerKey: UTF-8
-//!          | headerValueLength: varint (-1 for null) | headerValue: bytes }
+//! headersCount: varint      not negative
+//! headers: { headerKeyLength: varint (not negative) | headerKey: UTF-8
+//!          | headerValueLength: varint (-1 for null, read as the key's) | headerValue: bytes }
 //! ```
 //!
 //! `varint` and `varlong` are Kafka's zigzag varints (`varint.rs`). In a
@@ -340,8 +340,7 @@ impl<'a> Cursor<'a> {
     /// names what failed.
     #[inline(always)]
     fn varint(&mut self) -> Option<i32> {
-        let raw = self.varint_raw()?;
-        Some(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+        self.varint_raw().map(varint::unzigzag32)
     }
 
     /// A varint as its zigzag-encoded `u32` (see [`Cursor::varint`]).

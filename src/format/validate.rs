@@ -321,7 +321,8 @@ fn check_client_records(
     let records = inflater.records(batch, header).map_err(record_problem)?;
     // When all the records fit `max_record_bytes`, each does, and the walk
     // need not measure them; most topics need no keys. Each case is a walk
-    // of its own, with no test for what it need not check.
+    // of its own, with no test for what it need not check (two const
+    // bools: a const generic cannot be an enum on stable Rust).
     let (min_seen, max_seen, consecutive) =
         match (records.bytes_left() > rules.max_record_bytes, rules.keys_required) {
             (false, false) => walk_client_records::<false, false>(records, rules.max_record_bytes),

@@ -16,6 +16,12 @@ fn zigzag32(value: i32) -> u32 {
     ((value << 1) ^ (value >> 31)) as u32
 }
 
+/// The `i32` a zigzag-encoded `raw` holds.
+#[inline]
+pub(crate) fn unzigzag32(raw: u32) -> i32 {
+    ((raw >> 1) as i32) ^ -((raw & 1) as i32)
+}
+
 #[inline]
 fn zigzag64(value: i64) -> u64 {
     ((value << 1) ^ (value >> 63)) as u64
@@ -124,7 +130,7 @@ fn get_unsigned(buf: &[u8], max_len: usize, bits: u32) -> Option<(u64, usize)> {
 #[inline]
 pub fn get_varint(buf: &[u8]) -> Option<(i32, usize)> {
     let (raw, n) = get_varint_raw(buf)?;
-    Some((((raw >> 1) as i32) ^ -((raw & 1) as i32), n))
+    Some((unzigzag32(raw), n))
 }
 
 /// Reads a varint from the front of `buf` as its zigzag-encoded `u32`:
