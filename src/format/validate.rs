@@ -329,15 +329,24 @@ fn check_client_records(
             (true, false) => walk_client_records::<true, false>(records, rules.max_record_bytes),
             (false, true) => walk_client_records::<false, true>(records, rules.max_record_bytes),
             (true, true) => walk_client_records::<true, true>(records, rules.max_record_bytes),
-        }?;
+        }
+        .map_err(|e| in_batch(e, header))?;
     if !rules.log_append_time {
         for ts in [min_seen, max_seen] {
             if !timestamp_ok(ts, rules) {
-                return Err(first_timestamp_refused(batch, header, rules, inflater, ts));
+                return Err(in_batch(first_timestamp_refused(batch, header, rules, inflater, ts), header));
             }
         }
     }
     Ok((max_seen, consecutive))
+}
+
+/// A problem found at `at` in the records, placed in the batch: a
+/// compressed batch's inflated records have no position in it, and a
+/// problem there is placed at the compressed stream's first byte, as
+/// `RecordIter` places what it cannot decode.
+fn in_batch((at, problem): (usize, BatchProblem), header: BatchHeader) -> (usize, BatchProblem) {
+    (if header.is_compressed() { BATCH_HEADER_BYTES } else { at }, problem)
 }
 
 /// The smallest and the largest timestamp of `records`, and whether every

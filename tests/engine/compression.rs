@@ -175,3 +175,42 @@ fn a_producers_compressed_batch_is_stored_as_sent_and_log_append_time_leaves_its
     assert!(stored.bytes().len() * 3 < sent, "{} of {sent}", stored.bytes().len());
     assert_eq!(stored.records().count(), 10);
 }
+
+#[test]
+fn a_refused_record_in_a_producers_compressed_batch_is_placed_at_the_compressed_stream() {
+    use annals::{AppendError, BatchProblem, CleanupPolicy, Error};
+    let dir = tempfile::tempdir().unwrap();
+    // The producer's batch: a keyed record, then an unkeyed 300-byte one.
+    let producer = open(&dir.path().join("producer"), config(Codec::Gzip));
+    producer.append(&[Record::with_key("k", "v").timestamp_ms(NOW), Record::new(vec![7u8; 300])]).unwrap();
+    let sent = producer.read(0, 1 << 20, ReadBound::LogEnd).unwrap().bytes().to_vec();
+    let compacted = LogConfig { cleanup_policy: CleanupPolicy::Compact, ..LogConfig::default() };
+    let small_records = LogConfig { max_record_bytes: 280, ..LogConfig::default() };
+    for (what, config) in [("keyless", compacted), ("too large", small_records)] {
+        let log = open(
+            &dir.path().join(what.replace(' ', "-")),
+            LogConfig { compression_type: CompressionType::Producer, ..config },
+        );
+        log.append(&batch(0)).unwrap();
+        // A valid batch before it: positions are in the request.
+        let mut valid = Vec::new();
+        let limits = EncodeLimits { max_record_bytes: 1 << 20, max_batch_bytes: 8 << 20 };
+        encode_batch(&mut valid, 0, BatchMeta::default(), &batch(1), NOW, limits).unwrap();
+        let mut request = [valid.clone(), sent.clone()].concat();
+        match log.append_batches(&mut request, ProduceMeta::default()) {
+            Err(Error::Append(AppendError::InvalidBatch { batch: 1, position, problem })) => {
+                let expected = matches!(
+                    (&problem, what),
+                    (BatchProblem::InvalidRecord(_), "keyless")
+                        | (BatchProblem::RecordTooLarge { .. }, "too large")
+                );
+                assert!(expected, "{what}: {problem:?}");
+                // The inflated records have no byte in the batch: the
+                // stream's first byte stands for them.
+                assert_eq!(position, valid.len() + 61, "{what}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert_eq!(log.log_end_offset(), 10, "{what}: nothing appended");
+    }
+}
