@@ -464,6 +464,17 @@ pub struct RecordIter<'a> {
     inflated: bool,
 }
 
+/// Where byte `pos` of a batch's records lies in the batch: there when they
+/// are read in place, else (`inflated`: they have no byte in the batch) at
+/// the compressed stream's first byte.
+pub(crate) fn position_in_batch(pos: usize, inflated: bool) -> usize {
+    if inflated {
+        BATCH_HEADER_BYTES
+    } else {
+        pos
+    }
+}
+
 impl<'a> RecordIter<'a> {
     /// The bytes the records left to walk take, at most: no one record of
     /// them is larger.
@@ -494,11 +505,7 @@ impl<'a> RecordIter<'a> {
 
     /// Where an error at `pos` of the records' bytes lies in the batch.
     fn error_at(&self, pos: usize) -> usize {
-        if self.inflated {
-            BATCH_HEADER_BYTES
-        } else {
-            pos
-        }
+        position_in_batch(pos, self.inflated)
     }
 
     /// Skips the records below `offset` reading only their first fields

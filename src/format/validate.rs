@@ -341,12 +341,10 @@ fn check_client_records(
     Ok((max_seen, consecutive))
 }
 
-/// A problem found at `at` in the records, placed in the batch: a
-/// compressed batch's inflated records have no position in it, and a
-/// problem there is placed at the compressed stream's first byte, as
+/// A problem found at `at` in the records, placed in the batch as
 /// `RecordIter` places what it cannot decode.
 fn in_batch((at, problem): (usize, BatchProblem), header: BatchHeader) -> (usize, BatchProblem) {
-    (if header.is_compressed() { BATCH_HEADER_BYTES } else { at }, problem)
+    (super::batch::position_in_batch(at, header.is_compressed()), problem)
 }
 
 /// The smallest and the largest timestamp of `records`, and whether every

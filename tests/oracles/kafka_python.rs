@@ -323,3 +323,62 @@ fn recompressed(python: &Path, from: Codec, to: Codec) {
         assert_eq!(g["offset"], d["offset"]);
     }
 }
+
+/// A producer's batch of one record whose bytes after the length are
+/// `body` (attributes on), its length and CRC-32C made to match.
+fn batch_with_record_body(body: &[u8]) -> Vec<u8> {
+    let limits = annals::format::EncodeLimits { max_record_bytes: 1 << 20, max_batch_bytes: 8 << 20 };
+    let mut batch = Vec::new();
+    let one = [Record::with_key("k", "v").timestamp_ms(1_700_000_000_000)];
+    annals::format::encode_batch(
+        &mut batch,
+        0,
+        annals::BatchMeta::default(),
+        &one,
+        1_700_000_000_000,
+        limits,
+    )
+    .unwrap();
+    batch.truncate(61);
+    // The record's length, a one-byte zigzag varint, then its body.
+    batch.push((body.len() * 2) as u8);
+    batch.extend_from_slice(body);
+    let length = (batch.len() - 12) as u32;
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+/// (d): lengths below -1 (zigzag 3 is -2, 9 is -5, 5 is -3) for a key, a
+/// value and a header value, which Kafka's readers take as null: appended
+/// pass-through, then decoded by kafka-python from the log file.
+#[test]
+fn negative_field_lengths_read_as_null_as_kafka_python_reads_them() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path().join("p-0"), LogConfig::default()).unwrap();
+    // attributes, timestamp delta, offset delta, key, value, headers
+    let bodies: [&[u8]; 3] =
+        [&[0, 0, 0, 3, 2, b'v', 0], &[0, 0, 0, 2, b'k', 9, 0], &[0, 0, 0, 3, 2, b'v', 2, 2, b'h', 5]];
+    for body in bodies {
+        let mut batch = batch_with_record_body(body);
+        log.append_batches(&mut batch, ProduceMeta::default()).unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+    let from_oracle: Vec<Value> = oracle(&python, "decode", dir.path())
+        .into_iter()
+        .map(|mut r| {
+            let fields = r.as_object_mut().unwrap();
+            fields.remove("file");
+            fields.remove("codec");
+            r
+        })
+        .collect();
+    let from_annals = read_all(&dir.path().join("p-0"));
+    assert_eq!(from_annals, from_oracle);
+    let nulls: Vec<_> = from_annals.iter().map(|r| (r["key"].is_null(), r["value"].is_null())).collect();
+    assert_eq!(nulls, [(true, false), (false, true), (true, false)]);
+    assert_eq!(from_annals[2]["headers"], serde_json::json!([["h", null]]));
+}
